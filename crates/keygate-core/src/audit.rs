@@ -1,0 +1,335 @@
+//! The audit log: append-only events, each holding the SHA-256 of its canonical encoding and
+//! of the event before it, so that a changed, removed or reordered entry breaks the chain.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::Timestamp;
+
+/// What happened. Stored as its string form so the chain stays verifiable across versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    OwnerBootstrap,
+    ProjectCreate,
+    KeyCreate,
+    KeyUpdate,
+    KeyRotate,
+    KeyRevoke,
+    KeyDelete,
+    TokenCreate,
+    AdminAuthFailed,
+    AccessDenied,
+    KeyInQuery,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OwnerBootstrap => "owner.bootstrap",
+            Self::ProjectCreate => "project.create",
+            Self::KeyCreate => "key.create",
+            Self::KeyUpdate => "key.update",
+            Self::KeyRotate => "key.rotate",
+            Self::KeyRevoke => "key.revoke",
+            Self::KeyDelete => "key.delete",
+            Self::TokenCreate => "token.create",
+            Self::AdminAuthFailed => "admin.auth_failed",
+            Self::AccessDenied => "access.denied",
+            Self::KeyInQuery => "key.in_query",
+        }
+    }
+}
+
+/// How the action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Denied,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Denied => "denied",
+        }
+    }
+}
+
+/// An event before the store gives it a sequence number and a place in the chain.
+/// `details` is JSON that never holds key material.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditDraft {
+    pub actor: String,
+    pub action: AuditAction,
+    pub outcome: Outcome,
+    pub org_id: Option<String>,
+    pub project_id: Option<String>,
+    pub target: Option<String>,
+    pub details: serde_json::Value,
+    pub client_ip: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl AuditDraft {
+    pub fn new(actor: impl Into<String>, action: AuditAction) -> Self {
+        Self {
+            actor: actor.into(),
+            action,
+            outcome: Outcome::Success,
+            org_id: None,
+            project_id: None,
+            target: None,
+            details: serde_json::Value::Object(serde_json::Map::new()),
+            client_ip: None,
+            request_id: None,
+        }
+    }
+
+    /// Seals the draft as entry `seq` after `prev_hash`.
+    pub fn seal(&self, seq: i64, ts: Timestamp, prev_hash: [u8; 32]) -> AuditEvent {
+        let mut event = AuditEvent {
+            seq,
+            ts,
+            actor: self.actor.clone(),
+            action: self.action.as_str().to_owned(),
+            outcome: self.outcome.as_str().to_owned(),
+            org_id: self.org_id.clone(),
+            project_id: self.project_id.clone(),
+            target: self.target.clone(),
+            details: self.details.to_string(),
+            client_ip: self.client_ip.clone(),
+            request_id: self.request_id.clone(),
+            prev_hash: hex::encode(prev_hash),
+            hash: String::new(),
+        };
+        event.hash = hex::encode(event.compute_hash());
+        event
+    }
+}
+
+/// A stored audit event. Text fields are kept exactly as hashed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub ts: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub outcome: String,
+    pub org_id: Option<String>,
+    pub project_id: Option<String>,
+    pub target: Option<String>,
+    /// JSON text, hashed byte for byte.
+    pub details: String,
+    pub client_ip: Option<String>,
+    pub request_id: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+const DOMAIN: &[u8] = b"keygate-audit-v1";
+
+impl AuditEvent {
+    /// SHA-256 over a length-prefixed encoding of every field and the previous hash.
+    pub fn compute_hash(&self) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(DOMAIN);
+        hasher.update(self.seq.to_be_bytes());
+        hasher.update(self.ts.as_millis().to_be_bytes());
+        for field in [
+            Some(self.actor.as_str()),
+            Some(self.action.as_str()),
+            Some(self.outcome.as_str()),
+            self.org_id.as_deref(),
+            self.project_id.as_deref(),
+            self.target.as_deref(),
+            Some(self.details.as_str()),
+            self.client_ip.as_deref(),
+            self.request_id.as_deref(),
+            Some(self.prev_hash.as_str()),
+        ] {
+            match field {
+                // A distinct marker keeps `None` apart from `Some("")`.
+                None => hasher.update(u32::MAX.to_be_bytes()),
+                Some(text) => {
+                    let len = u32::try_from(text.len()).unwrap_or(u32::MAX - 1);
+                    hasher.update(len.to_be_bytes());
+                    hasher.update(text.as_bytes());
+                }
+            }
+        }
+        hasher.finalize().into()
+    }
+}
+
+/// The newest entry of the chain, kept beside it so that removing the tail is detected too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChainHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl ChainHead {
+    pub fn genesis() -> Self {
+        Self {
+            seq: 0,
+            hash: hex::encode([0u8; 32]),
+        }
+    }
+
+    pub fn hash_bytes(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        if hex::decode_to_slice(&self.hash, &mut out).is_err() {
+            // A corrupt head can never match a real chain; all-ones marks it.
+            out = [0xFF; 32];
+        }
+        out
+    }
+}
+
+/// Where and how the chain is broken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum ChainBreak {
+    #[error("entry {found} follows entry {after}: entries were removed or reordered")]
+    Gap { after: i64, found: i64 },
+    #[error("entry {seq} does not link to the entry before it")]
+    Unlinked { seq: i64 },
+    #[error("entry {seq} was changed after it was written")]
+    Altered { seq: i64 },
+    #[error("the log ends at entry {last} but its head says {head}: entries were removed")]
+    Truncated { last: i64, head: i64 },
+}
+
+/// Checks a chain one entry at a time, so it can run over pages of any size.
+#[derive(Debug)]
+pub struct ChainVerifier {
+    last: ChainHead,
+    checked: u64,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self {
+            last: ChainHead::genesis(),
+            checked: 0,
+        }
+    }
+}
+
+impl ChainVerifier {
+    pub fn push(&mut self, event: &AuditEvent) -> Result<(), ChainBreak> {
+        if event.seq != self.last.seq + 1 {
+            return Err(ChainBreak::Gap {
+                after: self.last.seq,
+                found: event.seq,
+            });
+        }
+        if event.prev_hash != self.last.hash {
+            return Err(ChainBreak::Unlinked { seq: event.seq });
+        }
+        if hex::encode(event.compute_hash()) != event.hash {
+            return Err(ChainBreak::Altered { seq: event.seq });
+        }
+        self.last = ChainHead {
+            seq: event.seq,
+            hash: event.hash.clone(),
+        };
+        self.checked += 1;
+        Ok(())
+    }
+
+    /// Ends the check against the stored head; returns how many entries were verified.
+    pub fn finish(self, head: &ChainHead) -> Result<(u64, ChainHead), ChainBreak> {
+        if self.last.seq != head.seq {
+            return Err(ChainBreak::Truncated {
+                last: self.last.seq,
+                head: head.seq,
+            });
+        }
+        if self.last.hash != head.hash {
+            return Err(ChainBreak::Altered { seq: head.seq });
+        }
+        Ok((self.checked, self.last))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: i64) -> (Vec<AuditEvent>, ChainHead) {
+        let mut head = ChainHead::genesis();
+        let mut events = Vec::new();
+        for seq in 1..=n {
+            let mut draft = AuditDraft::new("key_test", AuditAction::KeyCreate);
+            draft.target = Some(format!("key_{seq}"));
+            let event = draft.seal(seq, Timestamp::from_millis(seq * 1000), head.hash_bytes());
+            head = ChainHead {
+                seq,
+                hash: event.hash.clone(),
+            };
+            events.push(event);
+        }
+        (events, head)
+    }
+
+    fn verify(events: &[AuditEvent], head: &ChainHead) -> Result<u64, ChainBreak> {
+        let mut verifier = ChainVerifier::default();
+        for event in events {
+            verifier.push(event)?;
+        }
+        verifier.finish(head).map(|(n, _)| n)
+    }
+
+    #[test]
+    fn intact_chain_verifies() {
+        let (events, head) = chain(5);
+        assert_eq!(verify(&events, &head), Ok(5));
+        assert_eq!(verify(&[], &ChainHead::genesis()), Ok(0));
+    }
+
+    #[test]
+    fn changed_field_is_detected() {
+        let (mut events, head) = chain(5);
+        events[2].details = r#"{"x":1}"#.into();
+        assert_eq!(verify(&events, &head), Err(ChainBreak::Altered { seq: 3 }));
+    }
+
+    #[test]
+    fn none_differs_from_empty() {
+        let (mut events, head) = chain(2);
+        events[0].client_ip = Some(String::new());
+        assert_eq!(verify(&events, &head), Err(ChainBreak::Altered { seq: 1 }));
+    }
+
+    #[test]
+    fn removed_entry_is_detected() {
+        let (mut events, head) = chain(5);
+        events.remove(1);
+        assert_eq!(verify(&events, &head), Err(ChainBreak::Gap { after: 1, found: 3 }));
+    }
+
+    #[test]
+    fn removed_tail_is_detected() {
+        let (mut events, head) = chain(5);
+        events.pop();
+        assert_eq!(
+            verify(&events, &head),
+            Err(ChainBreak::Truncated { last: 4, head: 5 })
+        );
+    }
+
+    #[test]
+    fn reordered_entries_are_detected() {
+        let (mut events, head) = chain(5);
+        events.swap(1, 2);
+        // Renumbering to hide the swap breaks the links instead.
+        events[1].seq = 2;
+        events[2].seq = 3;
+        assert!(matches!(
+            verify(&events, &head),
+            Err(ChainBreak::Unlinked { seq: 2 } | ChainBreak::Altered { seq: 2 })
+        ));
+    }
+}

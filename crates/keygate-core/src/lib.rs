@@ -1,0 +1,26 @@
+//! Domain types and rules of keygate: the API key format, identifiers, scopes, roles, key
+//! records and their verification rules, and the hash-chained audit log.
+//!
+//! Architecture invariant: this crate does no I/O. It reads the clock only through [`Clock`]
+//! and randomness only through the OS CSPRNG when a key is generated.
+
+mod base62;
+pub mod audit;
+pub mod clock;
+pub mod error;
+pub mod ids;
+pub mod key;
+pub mod record;
+pub mod role;
+pub mod scope;
+pub mod time;
+
+pub use audit::{AuditAction, AuditDraft, AuditEvent, ChainBreak, ChainHead, Outcome};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::ValidationError;
+pub use ids::{KeyId, OrgId, ProjectId};
+pub use key::{ApiKey, KeyEnv, KeyFormatError, KeyHint};
+pub use record::{KeyKind, KeyRecord, KeyRejection, KeySecret, KeyStatus, Metadata};
+pub use role::{Binding, Permission, Principal, Role};
+pub use scope::Scope;
+pub use time::Timestamp;

@@ -1,0 +1,407 @@
+//! Stored keys and the rules that decide whether a presented secret is accepted.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::{KeyEnv, KeyHint, KeyId, OrgId, ProjectId, Role, Scope, Timestamp, ValidationError};
+
+/// What a key is for: calling APIs, or administering keygate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyKind {
+    Api,
+    Admin,
+}
+
+impl KeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "api" => Some(Self::Api),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// The lifecycle state of a key at a given instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    Active,
+    Expired,
+    Revoked,
+    Deleted,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        match text {
+            "active" => Ok(Self::Active),
+            "expired" => Ok(Self::Expired),
+            "revoked" => Ok(Self::Revoked),
+            "deleted" => Ok(Self::Deleted),
+            _ => Err(ValidationError::new(
+                "status",
+                "one of active, expired, revoked, deleted",
+            )),
+        }
+    }
+}
+
+/// Free-form metadata: a JSON object of bounded size and depth.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Metadata(serde_json::Map<String, serde_json::Value>);
+
+const MAX_METADATA_BYTES: usize = 8 * 1024;
+const MAX_METADATA_DEPTH: usize = 8;
+
+impl Metadata {
+    pub fn parse(value: serde_json::Value) -> Result<Self, ValidationError> {
+        const EXPECTED: &str = "a JSON object of at most 8 KiB and 8 levels";
+        let serde_json::Value::Object(map) = value else {
+            return Err(ValidationError::new("metadata", EXPECTED));
+        };
+        let size = serde_json::to_vec(&map).map(|v| v.len()).unwrap_or(usize::MAX);
+        let depth = map.values().map(depth_of).max().unwrap_or(0) + 1;
+        if size > MAX_METADATA_BYTES || depth > MAX_METADATA_DEPTH {
+            return Err(ValidationError::new("metadata", EXPECTED));
+        }
+        Ok(Self(map))
+    }
+
+    pub fn as_map(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.0
+    }
+
+    pub fn to_json_text(&self) -> String {
+        serde_json::Value::Object(self.0.clone()).to_string()
+    }
+}
+
+fn depth_of(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Array(items) => 1 + items.iter().map(depth_of).max().unwrap_or(0),
+        serde_json::Value::Object(map) => 1 + map.values().map(depth_of).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Checks a human-chosen name or reason: non-empty, bounded, no control characters.
+pub fn check_text(
+    field: &'static str,
+    text: &str,
+    max_chars: usize,
+) -> Result<(), ValidationError> {
+    let ok = !text.trim().is_empty()
+        && text.chars().count() <= max_chars
+        && !text.chars().any(char::is_control);
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            field,
+            "non-empty text without control characters, within the length limit",
+        ))
+    }
+}
+
+/// Longest key name, in characters.
+pub const MAX_NAME_CHARS: usize = 128;
+/// Longest revocation reason, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+/// Most entries in an IP allow-list.
+pub const MAX_IP_RULES: usize = 100;
+
+/// Validates an IP allow-list: CIDR blocks or single addresses, IPv4 or IPv6.
+pub fn parse_ip_allow(items: &[String]) -> Result<Vec<IpNet>, ValidationError> {
+    const EXPECTED: &str = "at most 100 CIDR blocks or IP addresses, e.g. 10.0.0.0/8 or ::1";
+    if items.len() > MAX_IP_RULES {
+        return Err(ValidationError::new("ip_allow", EXPECTED));
+    }
+    items
+        .iter()
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| ValidationError::new("ip_allow", EXPECTED))
+        })
+        .collect()
+}
+
+/// A key as stored: everything but its secret, which exists only as digests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyRecord {
+    pub id: KeyId,
+    pub kind: KeyKind,
+    pub org_id: OrgId,
+    /// Always set for API keys; `None` for an organisation-wide admin token.
+    pub project_id: Option<ProjectId>,
+    pub name: String,
+    pub env: KeyEnv,
+    /// Set for admin tokens only.
+    pub role: Option<Role>,
+    pub scopes: Vec<Scope>,
+    pub expires_at: Option<Timestamp>,
+    pub ip_allow: Vec<IpNet>,
+    pub metadata: Metadata,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub revoked_reason: Option<String>,
+    pub deleted_at: Option<Timestamp>,
+    pub rotate_every: Option<Duration>,
+    pub rotated_at: Option<Timestamp>,
+    /// How many times the key was rotated; the secret of generation `n` replaced `n - 1`.
+    pub generation: i64,
+    pub hint: KeyHint,
+}
+
+/// One secret of a key, stored as its digest. After a rotation the old secret keeps working
+/// until `grace_until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySecret {
+    pub digest: Vec<u8>,
+    pub key_id: KeyId,
+    pub generation: i64,
+    pub created_at: Timestamp,
+    /// Set once the secret is superseded: it is accepted strictly before this instant.
+    pub grace_until: Option<Timestamp>,
+}
+
+/// Why a presented key is refused. Each maps to a stable error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KeyRejection {
+    #[error("the key is not well-formed")]
+    Malformed,
+    #[error("the key is not valid")]
+    Invalid,
+    #[error("the key has expired")]
+    Expired,
+    #[error("the key was revoked")]
+    Revoked,
+    #[error("the key was rotated and its grace period is over")]
+    Rotated,
+    #[error("the request comes from an address the key does not allow")]
+    IpNotAllowed,
+    #[error("the key lacks the requested permission")]
+    PermissionDenied,
+}
+
+impl KeyRejection {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Malformed => "key_malformed",
+            Self::Invalid => "key_invalid",
+            Self::Expired => "key_expired",
+            Self::Revoked => "key_revoked",
+            Self::Rotated => "key_rotated",
+            Self::IpNotAllowed => "ip_not_allowed",
+            Self::PermissionDenied => "permission_denied",
+        }
+    }
+}
+
+impl KeyRecord {
+    pub fn status(&self, now: Timestamp) -> KeyStatus {
+        if self.deleted_at.is_some() {
+            KeyStatus::Deleted
+        } else if self.revoked_at.is_some() {
+            KeyStatus::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+
+    /// Decides whether `secret` (a secret of this key) is accepted at `now`.
+    pub fn check(&self, secret: &KeySecret, now: Timestamp) -> Result<(), KeyRejection> {
+        if secret.key_id != self.id {
+            return Err(KeyRejection::Invalid);
+        }
+        match self.status(now) {
+            KeyStatus::Deleted => return Err(KeyRejection::Invalid),
+            KeyStatus::Revoked => return Err(KeyRejection::Revoked),
+            KeyStatus::Expired => return Err(KeyRejection::Expired),
+            KeyStatus::Active => {}
+        }
+        match secret.grace_until {
+            Some(until) if now >= until => Err(KeyRejection::Rotated),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a request from `ip` is allowed. An empty allow-list allows any address; a
+    /// non-empty one refuses a request whose address is unknown.
+    pub fn allows_ip(&self, ip: Option<IpAddr>) -> bool {
+        if self.ip_allow.is_empty() {
+            return true;
+        }
+        let Some(ip) = ip else { return false };
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            IpAddr::V4(_) => ip,
+        };
+        self.ip_allow.iter().any(|net| net.contains(&ip))
+    }
+
+    /// When the rotation policy next asks for a rotation, if the key has one.
+    pub fn rotation_due_at(&self) -> Option<Timestamp> {
+        let every = self.rotate_every?;
+        Some(self.rotated_at.unwrap_or(self.created_at).saturating_add(every))
+    }
+
+    /// Whether the key can still change state (rotate, update, revoke).
+    pub fn is_mutable(&self) -> bool {
+        self.deleted_at.is_none() && self.revoked_at.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(now: Timestamp) -> KeyRecord {
+        KeyRecord {
+            id: KeyId::generate(),
+            kind: KeyKind::Api,
+            org_id: OrgId::generate(),
+            project_id: Some(ProjectId::generate()),
+            name: "test".into(),
+            env: KeyEnv::Live,
+            role: None,
+            scopes: vec![],
+            expires_at: None,
+            ip_allow: vec![],
+            metadata: Metadata::default(),
+            created_at: now,
+            updated_at: now,
+            last_used_at: None,
+            revoked_at: None,
+            revoked_reason: None,
+            deleted_at: None,
+            rotate_every: None,
+            rotated_at: None,
+            generation: 0,
+            hint: KeyHint::from_stored("kg_live_abcd…wxyz".into()),
+        }
+    }
+
+    fn secret(key: &KeyRecord, grace_until: Option<Timestamp>) -> KeySecret {
+        KeySecret {
+            digest: vec![0; 32],
+            key_id: key.id.clone(),
+            generation: 0,
+            created_at: key.created_at,
+            grace_until,
+        }
+    }
+
+    #[test]
+    fn lifecycle_rejections_in_priority_order() {
+        let now = Timestamp::from_millis(1_000_000);
+        let mut key = record(now);
+        let current = secret(&key, None);
+        assert_eq!(key.check(&current, now), Ok(()));
+
+        key.expires_at = Some(now);
+        assert_eq!(key.check(&current, now), Err(KeyRejection::Expired));
+        key.revoked_at = Some(now);
+        assert_eq!(key.check(&current, now), Err(KeyRejection::Revoked));
+        key.deleted_at = Some(now);
+        assert_eq!(key.check(&current, now), Err(KeyRejection::Invalid));
+    }
+
+    #[test]
+    fn grace_period_is_half_open() {
+        let now = Timestamp::from_millis(1_000_000);
+        let key = record(now);
+        let old = secret(&key, Some(Timestamp::from_millis(1_000_500)));
+        assert_eq!(key.check(&old, Timestamp::from_millis(1_000_499)), Ok(()));
+        assert_eq!(
+            key.check(&old, Timestamp::from_millis(1_000_500)),
+            Err(KeyRejection::Rotated)
+        );
+    }
+
+    #[test]
+    fn foreign_secret_is_invalid() {
+        let now = Timestamp::from_millis(0);
+        let key = record(now);
+        let other = record(now);
+        assert_eq!(key.check(&secret(&other, None), now), Err(KeyRejection::Invalid));
+    }
+
+    #[test]
+    fn ip_allow_list_matches_prefixes() {
+        let mut key = record(Timestamp::from_millis(0));
+        assert!(key.allows_ip(None));
+        key.ip_allow = parse_ip_allow(&["10.1.0.0/16".into(), "2001:db8::/32".into()]).unwrap();
+        assert!(key.allows_ip(Some("10.1.255.255".parse().unwrap())));
+        assert!(!key.allows_ip(Some("10.2.0.0".parse().unwrap())));
+        assert!(key.allows_ip(Some("::ffff:10.1.0.1".parse().unwrap())));
+        assert!(key.allows_ip(Some("2001:db8:ffff::1".parse().unwrap())));
+        assert!(!key.allows_ip(Some("2001:db9::1".parse().unwrap())));
+        assert!(!key.allows_ip(None));
+    }
+
+    #[test]
+    fn ip_allow_rejects_garbage() {
+        assert!(parse_ip_allow(&["10.0.0.0/33".into()]).is_err());
+        assert!(parse_ip_allow(&["example.com".into()]).is_err());
+        assert_eq!(
+            parse_ip_allow(&["10.1.2.3/8".into()]).unwrap()[0].to_string(),
+            "10.0.0.0/8"
+        );
+    }
+
+    #[test]
+    fn metadata_is_bounded() {
+        assert!(Metadata::parse(serde_json::json!({"team": "billing"})).is_ok());
+        assert!(Metadata::parse(serde_json::json!([1, 2])).is_err());
+        let deep = serde_json::json!({"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{}}}}}}}}});
+        assert!(Metadata::parse(deep).is_err());
+        let big = serde_json::json!({"blob": "x".repeat(9000)});
+        assert!(Metadata::parse(big).is_err());
+    }
+
+    #[test]
+    fn rotation_due_from_last_rotation() {
+        let mut key = record(Timestamp::from_millis(0));
+        assert_eq!(key.rotation_due_at(), None);
+        key.rotate_every = Some(Duration::from_secs(10));
+        assert_eq!(key.rotation_due_at(), Some(Timestamp::from_millis(10_000)));
+        key.rotated_at = Some(Timestamp::from_millis(5_000));
+        assert_eq!(key.rotation_due_at(), Some(Timestamp::from_millis(15_000)));
+    }
+
+    #[test]
+    fn text_checks() {
+        assert!(check_text("name", "prod backend", MAX_NAME_CHARS).is_ok());
+        assert!(check_text("name", "  ", MAX_NAME_CHARS).is_err());
+        assert!(check_text("name", "a\nb", MAX_NAME_CHARS).is_err());
+        assert!(check_text("name", &"x".repeat(129), MAX_NAME_CHARS).is_err());
+    }
+}

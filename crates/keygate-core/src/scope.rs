@@ -1,0 +1,141 @@
+//! Scopes: what a key may do, as permission patterns such as `chat:write`, `models:gpt-4o*`
+//! or `GET /proxy/payments/*`. A `*` matches any run of characters.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ValidationError;
+
+const MAX_SCOPE_LEN: usize = 200;
+/// Most scopes one key may carry.
+pub const MAX_SCOPES: usize = 100;
+
+/// One validated scope pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Scope(String);
+
+impl Scope {
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        let printable = text.bytes().all(|c| c.is_ascii_graphic() || c == b' ');
+        let trimmed = !text.starts_with(' ') && !text.ends_with(' ') && !text.contains("  ");
+        if text.is_empty() || text.len() > MAX_SCOPE_LEN || !printable || !trimmed {
+            return Err(ValidationError::new(
+                "scopes",
+                "each scope is 1-200 printable ASCII characters, single spaces inside",
+            ));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this pattern grants `permission`.
+    pub fn grants(&self, permission: &str) -> bool {
+        glob_match(self.0.as_bytes(), permission.as_bytes())
+    }
+
+    /// Validates a list of scopes: bounded, no duplicates.
+    pub fn parse_list(items: &[String]) -> Result<Vec<Self>, ValidationError> {
+        if items.len() > MAX_SCOPES {
+            return Err(ValidationError::new("scopes", "at most 100 scopes"));
+        }
+        let mut scopes: Vec<Self> = Vec::with_capacity(items.len());
+        for item in items {
+            let scope = Self::parse(item)?;
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        Ok(scopes)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for Scope {
+    type Error = ValidationError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Scope> for String {
+    fn from(value: Scope) -> String {
+        value.0
+    }
+}
+
+/// Whether any scope in `scopes` grants `permission`.
+pub fn any_grants(scopes: &[Scope], permission: &str) -> bool {
+    scopes.iter().any(|scope| scope.grants(permission))
+}
+
+/// Glob matching where `*` matches any sequence; linear time with single backtracking.
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((star_p, star_t)) = star {
+            p = star_p + 1;
+            t = star_t + 1;
+            star = Some((star_p, star_t + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(text: &str) -> Scope {
+        Scope::parse(text).unwrap()
+    }
+
+    #[test]
+    fn exact_and_wildcard_matching() {
+        assert!(scope("chat:write").grants("chat:write"));
+        assert!(!scope("chat:write").grants("chat:read"));
+        assert!(scope("chat:*").grants("chat:read"));
+        assert!(scope("*").grants("anything at all"));
+        assert!(scope("GET /proxy/pay/*").grants("GET /proxy/pay/v1/charges"));
+        assert!(!scope("GET /proxy/pay/*").grants("POST /proxy/pay/v1/charges"));
+        assert!(scope("models:gpt-4o*").grants("models:gpt-4o-mini"));
+        assert!(scope("a*b*c").grants("aXXbYYc"));
+        assert!(!scope("a*b*c").grants("aXXbYY"));
+        assert!(!scope("chat").grants("chat:write"));
+    }
+
+    #[test]
+    fn rejects_bad_scopes() {
+        assert!(Scope::parse("").is_err());
+        assert!(Scope::parse(" lead").is_err());
+        assert!(Scope::parse("tab\there").is_err());
+        assert!(Scope::parse(&"x".repeat(201)).is_err());
+        assert!(Scope::parse("GET /proxy/x/*").is_ok());
+    }
+
+    #[test]
+    fn list_deduplicates_and_bounds() {
+        let items = vec!["a".to_owned(), "a".to_owned(), "b".to_owned()];
+        assert_eq!(Scope::parse_list(&items).unwrap().len(), 2);
+        let many: Vec<String> = (0..101).map(|i| format!("s{i}")).collect();
+        assert!(Scope::parse_list(&many).is_err());
+    }
+}

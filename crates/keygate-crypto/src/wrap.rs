@@ -1,0 +1,138 @@
+//! AES-256-GCM key wrapping under the master key. The associated data names what the wrapped
+//! key is for, so a wrapped key copied to another purpose fails to unwrap.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use zeroize::Zeroizing;
+
+use crate::{CryptoError, KekId, MasterKey};
+
+const FORMAT_VERSION: u8 = 1;
+const NONCE_LEN: usize = 12;
+
+/// A key sealed by a KEK: `version ‖ nonce ‖ ciphertext ‖ tag`, base64 for storage, with the
+/// id of the KEK that sealed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    pub kek_id: KekId,
+    pub sealed: String,
+}
+
+impl MasterKey {
+    /// Seals `plaintext` for the purpose named by `aad`.
+    pub fn wrap(&self, plaintext: &[u8], aad: &[u8]) -> Result<WrappedKey, CryptoError> {
+        let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*self.expose()));
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(|_| CryptoError::Random)?;
+        let ciphertext = cipher
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .map_err(|_| CryptoError::Random)?;
+        let mut blob = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
+        blob.push(FORMAT_VERSION);
+        blob.extend_from_slice(&nonce);
+        blob.extend_from_slice(&ciphertext);
+        Ok(WrappedKey {
+            kek_id: self.id().clone(),
+            sealed: STANDARD.encode(blob),
+        })
+    }
+
+    /// Opens a wrapped key. Fails if it was sealed by another KEK, altered, or for another
+    /// purpose.
+    pub fn unwrap_key(
+        &self,
+        wrapped: &WrappedKey,
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if &wrapped.kek_id != self.id() {
+            return Err(CryptoError::KekMismatch {
+                expected: wrapped.kek_id.to_string(),
+                actual: self.id().to_string(),
+            });
+        }
+        let blob = STANDARD
+            .decode(&wrapped.sealed)
+            .map_err(|_| CryptoError::WrappedMalformed)?;
+        let (version, rest) = blob.split_first().ok_or(CryptoError::WrappedMalformed)?;
+        if *version != FORMAT_VERSION || rest.len() < NONCE_LEN + 16 {
+            return Err(CryptoError::WrappedMalformed);
+        }
+        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+        let nonce = Nonce::try_from(nonce).map_err(|_| CryptoError::WrappedMalformed)?;
+        let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*self.expose()));
+        cipher
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: ciphertext,
+                    aad,
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| CryptoError::UnwrapFailed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn wrong_kek_is_named_not_guessed() {
+        let a = MasterKey::generate().unwrap();
+        let b = MasterKey::generate().unwrap();
+        let wrapped = a.wrap(b"secret", b"purpose").unwrap();
+        let err = b.unwrap_key(&wrapped, b"purpose").unwrap_err();
+        assert!(matches!(err, CryptoError::KekMismatch { .. }));
+        assert!(err.to_string().contains(a.id().as_str()));
+    }
+
+    #[test]
+    fn other_purpose_fails() {
+        let kek = MasterKey::generate().unwrap();
+        let wrapped = kek.wrap(b"secret", b"digest-key").unwrap();
+        assert!(matches!(
+            kek.unwrap_key(&wrapped, b"other"),
+            Err(CryptoError::UnwrapFailed)
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(plain in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let kek = MasterKey::generate().unwrap();
+            let wrapped = kek.wrap(&plain, b"aad").unwrap();
+            let opened = kek.unwrap_key(&wrapped, b"aad").unwrap();
+            prop_assert_eq!(opened.as_slice(), plain.as_slice());
+        }
+
+        #[test]
+        fn any_flipped_bit_fails(bit in 0usize..(8 * (1 + 12 + 32 + 16))) {
+            let kek = MasterKey::generate().unwrap();
+            let wrapped = kek.wrap(&[7u8; 32], b"aad").unwrap();
+            let mut blob = STANDARD.decode(&wrapped.sealed).unwrap();
+            blob[bit / 8] ^= 1 << (bit % 8);
+            let tampered = WrappedKey { kek_id: wrapped.kek_id.clone(), sealed: STANDARD.encode(blob) };
+            prop_assert!(kek.unwrap_key(&tampered, b"aad").is_err());
+        }
+
+        #[test]
+        fn truncation_fails(cut in 1usize..61) {
+            let kek = MasterKey::generate().unwrap();
+            let wrapped = kek.wrap(&[7u8; 32], b"aad").unwrap();
+            let mut blob = STANDARD.decode(&wrapped.sealed).unwrap();
+            blob.truncate(blob.len() - cut);
+            let tampered = WrappedKey { kek_id: wrapped.kek_id.clone(), sealed: STANDARD.encode(blob) };
+            prop_assert!(kek.unwrap_key(&tampered, b"aad").is_err());
+        }
+    }
+}
