@@ -279,6 +279,61 @@ impl KeyRecord {
     }
 }
 
+/// A change to a key's settings. `None` leaves a field as it is; for optional fields,
+/// `Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyPatch {
+    pub name: Option<String>,
+    pub scopes: Option<Vec<Scope>>,
+    pub expires_at: Option<Option<Timestamp>>,
+    pub metadata: Option<Metadata>,
+    pub ip_allow: Option<Vec<IpNet>>,
+    pub rotate_every: Option<Option<Duration>>,
+}
+
+impl KeyPatch {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl KeyRecord {
+    /// Applies a validated patch.
+    pub fn apply(&mut self, patch: &KeyPatch, now: Timestamp) {
+        if let Some(name) = &patch.name {
+            self.name.clone_from(name);
+        }
+        if let Some(scopes) = &patch.scopes {
+            self.scopes.clone_from(scopes);
+        }
+        if let Some(expires_at) = patch.expires_at {
+            self.expires_at = expires_at;
+        }
+        if let Some(metadata) = &patch.metadata {
+            self.metadata = metadata.clone();
+        }
+        if let Some(ip_allow) = &patch.ip_allow {
+            self.ip_allow.clone_from(ip_allow);
+        }
+        if let Some(rotate_every) = patch.rotate_every {
+            self.rotate_every = rotate_every;
+        }
+        self.updated_at = now;
+    }
+
+    /// Turns the record into a tombstone: the id and digests stay so the key can never verify
+    /// again, everything descriptive goes.
+    pub fn tombstone(&mut self, now: Timestamp) {
+        self.name = String::new();
+        self.scopes.clear();
+        self.ip_allow.clear();
+        self.metadata = Metadata::default();
+        self.rotate_every = None;
+        self.deleted_at = Some(now);
+        self.updated_at = now;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,39 @@
+//! Store errors: typed, and free of stored values.
+
+use keygate_core::KeyStatus;
+
+/// A change the current state does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    #[error("keygate was already bootstrapped: the first owner exists")]
+    AlreadyBootstrapped,
+    #[error("a {entity} with that name already exists")]
+    DuplicateName { entity: &'static str },
+    #[error("the key is {status} and can no longer change", status = .0.as_str())]
+    KeyNotMutable(KeyStatus),
+    #[error("the idempotency key was already used for a different request")]
+    IdempotencyKeyReused,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{entity} not found")]
+    NotFound { entity: &'static str },
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+    #[error("the database URL must start with sqlite: or postgres://")]
+    UnsupportedUrl,
+    #[error("a stored {column} value is corrupt")]
+    Corrupt { column: &'static str },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Whether the database refused a row for a unique constraint.
+    pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+        matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+    }
+}

@@ -1,0 +1,147 @@
+//! keygate's storage: one [`Store`] trait with a SQLite implementation (the zero-config
+//! default) and a PostgreSQL implementation (for many nodes). Both run the same SQL, through
+//! one implementation written once (see `sql.rs`), over their own migrations.
+//!
+//! Architecture invariants: the store never sees a plaintext API key, only digests; every
+//! admin change is written in the same transaction as its audit event.
+
+mod error;
+mod model;
+mod postgres;
+mod rows;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use keygate_core::{
+    AuditDraft, AuditEvent, ChainHead, KeyId, KeyPatch, KeyRecord, KeySecret, OrgId, ProjectId,
+    Timestamp,
+};
+
+pub use error::{Conflict, StoreError};
+pub use model::{
+    AuditFilter, Bootstrap, IdempotencyEntry, KeyFilter, Org, Project, RotateOutcome, Rotation,
+};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Everything keygate keeps. Mutating methods take the audit event that records them and
+/// write both in one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    fn backend(&self) -> Backend;
+
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// A stored setting (e.g. the wrapped digest key).
+    async fn setting(&self, name: &str) -> Result<Option<String>, StoreError>;
+
+    /// Stores `value` under `name` unless a value is there; returns the value that is stored
+    /// afterwards, so that racing nodes all agree on the first one written.
+    async fn init_setting(
+        &self,
+        name: &str,
+        value: &str,
+        now: Timestamp,
+    ) -> Result<String, StoreError>;
+
+    /// Whether the first owner was ever created.
+    async fn is_bootstrapped(&self) -> Result<bool, StoreError>;
+
+    /// Creates the first organisation, project and owner token, once. A second call fails
+    /// with [`Conflict::AlreadyBootstrapped`] and changes nothing.
+    async fn bootstrap(&self, bootstrap: &Bootstrap, audit: &AuditDraft) -> Result<(), StoreError>;
+
+    async fn org_by_name(&self, name: &str) -> Result<Option<Org>, StoreError>;
+
+    async fn create_project(&self, project: &Project, audit: &AuditDraft)
+    -> Result<(), StoreError>;
+    async fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError>;
+    async fn project_by_name(
+        &self,
+        org: &OrgId,
+        name: &str,
+    ) -> Result<Option<Project>, StoreError>;
+    async fn list_projects(&self, org: &OrgId) -> Result<Vec<Project>, StoreError>;
+
+    /// Inserts a new key with its first secret.
+    async fn create_key(
+        &self,
+        key: &KeyRecord,
+        secret: &KeySecret,
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError>;
+    async fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
+    /// The key and secret behind a digest: the lookup of every verification.
+    async fn key_by_digest(
+        &self,
+        digest: &[u8],
+    ) -> Result<Option<(KeyRecord, KeySecret)>, StoreError>;
+    async fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Keys with a rotation policy whose next rotation is due at or before `by`.
+    async fn keys_due_for_rotation(
+        &self,
+        filter: &KeyFilter,
+        by: Timestamp,
+    ) -> Result<Vec<KeyRecord>, StoreError>;
+    async fn update_key(
+        &self,
+        id: &KeyId,
+        patch: &KeyPatch,
+        now: Timestamp,
+        audit: &AuditDraft,
+    ) -> Result<KeyRecord, StoreError>;
+    async fn rotate_key(
+        &self,
+        rotation: &Rotation,
+        audit: &AuditDraft,
+    ) -> Result<RotateOutcome, StoreError>;
+    async fn revoke_key(
+        &self,
+        id: &KeyId,
+        reason: &str,
+        now: Timestamp,
+        audit: &AuditDraft,
+    ) -> Result<KeyRecord, StoreError>;
+    async fn delete_key(
+        &self,
+        id: &KeyId,
+        now: Timestamp,
+        audit: &AuditDraft,
+    ) -> Result<KeyRecord, StoreError>;
+    /// Records last-use times in one batch; a later time never goes backwards.
+    async fn touch_keys(&self, uses: &[(KeyId, Timestamp)]) -> Result<(), StoreError>;
+
+    /// Appends an event that accompanies no other change (a failed login, a refused access).
+    async fn append_audit(&self, audit: &AuditDraft, now: Timestamp) -> Result<(), StoreError>;
+    /// Events newest first.
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Events in chain order with `seq > after`, for verification.
+    async fn audit_chain_page(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+    async fn audit_head(&self) -> Result<ChainHead, StoreError>;
+}
+
+/// Opens the store named by `url` (`sqlite://PATH` or `postgres://…`) and applies migrations.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}

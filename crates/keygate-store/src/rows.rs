@@ -1,0 +1,232 @@
+//! Rows as both databases return them, and their conversion to and from domain types.
+//! Conversion lives here once, so the two backends cannot drift apart.
+
+use std::time::Duration;
+
+use ipnet::IpNet;
+use keygate_core::{
+    AuditEvent, KeyEnv, KeyHint, KeyId, KeyKind, KeyRecord, KeySecret, Metadata, OrgId,
+    ProjectId, Role, Scope, Timestamp,
+};
+
+use crate::{Org, Project, StoreError};
+
+fn corrupt(column: &'static str) -> impl Fn() -> StoreError {
+    move || StoreError::Corrupt { column }
+}
+
+fn ts(millis: i64) -> Timestamp {
+    Timestamp::from_millis(millis)
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct OrgRow {
+    id: String,
+    name: String,
+    created_at: i64,
+}
+
+impl TryFrom<OrgRow> for Org {
+    type Error = StoreError;
+    fn try_from(row: OrgRow) -> Result<Self, StoreError> {
+        Ok(Org {
+            id: OrgId::parse(&row.id).map_err(|_| corrupt("orgs.id")())?,
+            name: row.name,
+            created_at: ts(row.created_at),
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ProjectRow {
+    id: String,
+    org_id: String,
+    name: String,
+    created_at: i64,
+}
+
+impl TryFrom<ProjectRow> for Project {
+    type Error = StoreError;
+    fn try_from(row: ProjectRow) -> Result<Self, StoreError> {
+        Ok(Project {
+            id: ProjectId::parse(&row.id).map_err(|_| corrupt("projects.id")())?,
+            org_id: OrgId::parse(&row.org_id).map_err(|_| corrupt("projects.org_id")())?,
+            name: row.name,
+            created_at: ts(row.created_at),
+        })
+    }
+}
+
+/// The columns of `api_keys`, in the order of [`KEY_COLUMNS`].
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct KeyRow {
+    pub id: String,
+    pub kind: String,
+    pub org_id: String,
+    pub project_id: Option<String>,
+    pub name: String,
+    pub env: String,
+    pub role: Option<String>,
+    pub scopes: String,
+    pub expires_at: Option<i64>,
+    pub ip_allow: String,
+    pub metadata: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub revoked_reason: Option<String>,
+    pub deleted_at: Option<i64>,
+    pub rotate_every_ms: Option<i64>,
+    pub rotated_at: Option<i64>,
+    pub generation: i64,
+    pub hint: String,
+}
+
+impl TryFrom<KeyRow> for KeyRecord {
+    type Error = StoreError;
+    fn try_from(row: KeyRow) -> Result<Self, StoreError> {
+        let scopes: Vec<Scope> =
+            serde_json::from_str(&row.scopes).map_err(|_| corrupt("api_keys.scopes")())?;
+        let ip_allow: Vec<IpNet> =
+            serde_json::from_str(&row.ip_allow).map_err(|_| corrupt("api_keys.ip_allow")())?;
+        let metadata: serde_json::Value =
+            serde_json::from_str(&row.metadata).map_err(|_| corrupt("api_keys.metadata")())?;
+        Ok(KeyRecord {
+            id: KeyId::parse(&row.id).map_err(|_| corrupt("api_keys.id")())?,
+            kind: KeyKind::parse(&row.kind).ok_or_else(corrupt("api_keys.kind"))?,
+            org_id: OrgId::parse(&row.org_id).map_err(|_| corrupt("api_keys.org_id")())?,
+            project_id: row
+                .project_id
+                .map(|p| ProjectId::parse(&p))
+                .transpose()
+                .map_err(|_| corrupt("api_keys.project_id")())?,
+            name: row.name,
+            env: row.env.parse::<KeyEnv>().map_err(|_| corrupt("api_keys.env")())?,
+            role: row
+                .role
+                .map(|r| r.parse::<Role>())
+                .transpose()
+                .map_err(|_| corrupt("api_keys.role")())?,
+            scopes,
+            expires_at: row.expires_at.map(ts),
+            ip_allow,
+            metadata: Metadata::parse(metadata).map_err(|_| corrupt("api_keys.metadata")())?,
+            created_at: ts(row.created_at),
+            updated_at: ts(row.updated_at),
+            last_used_at: row.last_used_at.map(ts),
+            revoked_at: row.revoked_at.map(ts),
+            revoked_reason: row.revoked_reason,
+            deleted_at: row.deleted_at.map(ts),
+            rotate_every: row
+                .rotate_every_ms
+                .map(|ms| u64::try_from(ms).map(Duration::from_millis))
+                .transpose()
+                .map_err(|_| corrupt("api_keys.rotate_every_ms")())?,
+            rotated_at: row.rotated_at.map(ts),
+            generation: row.generation,
+            hint: KeyHint::from_stored(row.hint),
+        })
+    }
+}
+
+impl KeyRow {
+    pub(crate) fn from_record(key: &KeyRecord) -> Self {
+        let strings = |items: Vec<String>| serde_json::Value::from(items).to_string();
+        Self {
+            id: key.id.to_string(),
+            kind: key.kind.as_str().to_owned(),
+            org_id: key.org_id.to_string(),
+            project_id: key.project_id.as_ref().map(ToString::to_string),
+            name: key.name.clone(),
+            env: key.env.as_str().to_owned(),
+            role: key.role.map(|r| r.as_str().to_owned()),
+            scopes: strings(key.scopes.iter().map(|s| s.as_str().to_owned()).collect()),
+            expires_at: key.expires_at.map(Timestamp::as_millis),
+            ip_allow: strings(key.ip_allow.iter().map(ToString::to_string).collect()),
+            metadata: key.metadata.to_json_text(),
+            created_at: key.created_at.as_millis(),
+            updated_at: key.updated_at.as_millis(),
+            last_used_at: key.last_used_at.map(Timestamp::as_millis),
+            revoked_at: key.revoked_at.map(Timestamp::as_millis),
+            revoked_reason: key.revoked_reason.clone(),
+            deleted_at: key.deleted_at.map(Timestamp::as_millis),
+            rotate_every_ms: key
+                .rotate_every
+                .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            rotated_at: key.rotated_at.map(Timestamp::as_millis),
+            generation: key.generation,
+            hint: key.hint.as_str().to_owned(),
+        }
+    }
+}
+
+/// A key row joined with one of its secrets.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct KeyWithSecretRow {
+    #[sqlx(flatten)]
+    pub key: KeyRow,
+    pub s_digest: Vec<u8>,
+    pub s_generation: i64,
+    pub s_created_at: i64,
+    pub s_grace_until: Option<i64>,
+}
+
+impl TryFrom<KeyWithSecretRow> for (KeyRecord, KeySecret) {
+    type Error = StoreError;
+    fn try_from(row: KeyWithSecretRow) -> Result<Self, StoreError> {
+        let key = KeyRecord::try_from(row.key)?;
+        let secret = KeySecret {
+            digest: row.s_digest,
+            key_id: key.id.clone(),
+            generation: row.s_generation,
+            created_at: ts(row.s_created_at),
+            grace_until: row.s_grace_until.map(ts),
+        };
+        Ok((key, secret))
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct AuditRow {
+    seq: i64,
+    ts: i64,
+    actor: String,
+    action: String,
+    outcome: String,
+    org_id: Option<String>,
+    project_id: Option<String>,
+    target: Option<String>,
+    details: String,
+    client_ip: Option<String>,
+    request_id: Option<String>,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<AuditRow> for AuditEvent {
+    fn from(row: AuditRow) -> Self {
+        AuditEvent {
+            seq: row.seq,
+            ts: ts(row.ts),
+            actor: row.actor,
+            action: row.action,
+            outcome: row.outcome,
+            org_id: row.org_id,
+            project_id: row.project_id,
+            target: row.target,
+            details: row.details,
+            client_ip: row.client_ip,
+            request_id: row.request_id,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
+        }
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct IdempotencyRow {
+    pub fingerprint: String,
+    pub response: String,
+    pub created_at: i64,
+}

@@ -1,0 +1,705 @@
+//! The one SQL implementation of [`Store`](crate::Store), expanded for each backend.
+//!
+//! Both backends accept the same SQL (`$n` placeholders, integer instants, TEXT JSON), so
+//! the implementation is written once as a macro over the concrete pool type. A macro rather
+//! than a generic `impl<DB: Database>` keeps each expansion on concrete sqlx types, where
+//! errors are readable and no trait-bound lattice is needed. The only dialect differences are
+//! passed in: how a write transaction begins and how a row is locked for update.
+
+/// The columns of `api_keys`, in [`crate::rows::KeyRow`] order.
+macro_rules! key_columns {
+    () => {
+        "id, kind, org_id, project_id, name, env, role, scopes, expires_at, ip_allow, metadata, \
+         created_at, updated_at, last_used_at, revoked_at, revoked_reason, deleted_at, \
+         rotate_every_ms, rotated_at, generation, hint"
+    };
+}
+
+/// The same columns qualified by the alias `k`, for joins.
+macro_rules! key_columns_k {
+    () => {
+        "k.id, k.kind, k.org_id, k.project_id, k.name, k.env, k.role, k.scopes, k.expires_at, \
+         k.ip_allow, k.metadata, k.created_at, k.updated_at, k.last_used_at, k.revoked_at, \
+         k.revoked_reason, k.deleted_at, k.rotate_every_ms, k.rotated_at, k.generation, k.hint"
+    };
+}
+
+/// The filter shared by key listings: `$1` org, `$2` kind, `$3` project, `$4` env,
+/// `$5` cursor, `$6` status, `$7` now.
+macro_rules! key_filter {
+    () => {
+        " WHERE org_id = $1 AND kind = $2 AND ($3 IS NULL OR project_id = $3) \
+          AND ($4 IS NULL OR env = $4) AND ($5 IS NULL OR id > $5) AND ( \
+             ($6 IS NULL AND deleted_at IS NULL) \
+          OR ($6 = 'active' AND deleted_at IS NULL AND revoked_at IS NULL \
+              AND (expires_at IS NULL OR expires_at > $7)) \
+          OR ($6 = 'revoked' AND deleted_at IS NULL AND revoked_at IS NOT NULL) \
+          OR ($6 = 'expired' AND deleted_at IS NULL AND revoked_at IS NULL AND expires_at <= $7) \
+          OR ($6 = 'deleted' AND deleted_at IS NOT NULL)) "
+    };
+}
+
+macro_rules! impl_sql_store {
+    (
+        store: $store:ty,
+        db: $db:ty,
+        backend: $backend:expr,
+        begin_write: $begin:literal,
+        for_update: $for_update:literal $(,)?
+    ) => {
+        type Tx = sqlx::Transaction<'static, $db>;
+
+        impl $store {
+            async fn begin_write(&self) -> Result<Tx, StoreError> {
+                Ok(self.writer().begin_with($begin).await?)
+            }
+
+            async fn append_audit_tx(
+                tx: &mut Tx,
+                audit: &AuditDraft,
+                now: Timestamp,
+            ) -> Result<(), StoreError> {
+                let (seq, hash): (i64, String) = sqlx::query_as(concat!(
+                    "SELECT seq, hash FROM audit_head WHERE id = 1",
+                    $for_update
+                ))
+                .fetch_one(&mut **tx)
+                .await?;
+                let head = ChainHead { seq, hash };
+                let event = audit.seal(head.seq + 1, now, head.hash_bytes());
+                sqlx::query(
+                    "INSERT INTO audit_events (seq, ts, actor, action, outcome, org_id, \
+                     project_id, target, details, client_ip, request_id, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                )
+                .bind(event.seq)
+                .bind(event.ts.as_millis())
+                .bind(&event.actor)
+                .bind(&event.action)
+                .bind(&event.outcome)
+                .bind(&event.org_id)
+                .bind(&event.project_id)
+                .bind(&event.target)
+                .bind(&event.details)
+                .bind(&event.client_ip)
+                .bind(&event.request_id)
+                .bind(&event.prev_hash)
+                .bind(&event.hash)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+                    .bind(event.seq)
+                    .bind(&event.hash)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn insert_key_tx(
+                tx: &mut Tx,
+                key: &KeyRecord,
+                secret: &KeySecret,
+            ) -> Result<(), StoreError> {
+                let row = KeyRow::from_record(key);
+                sqlx::query(concat!(
+                    "INSERT INTO api_keys (",
+                    $crate::sql::key_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+                     $15, $16, $17, $18, $19, $20, $21)"
+                ))
+                .bind(row.id)
+                .bind(row.kind)
+                .bind(row.org_id)
+                .bind(row.project_id)
+                .bind(row.name)
+                .bind(row.env)
+                .bind(row.role)
+                .bind(row.scopes)
+                .bind(row.expires_at)
+                .bind(row.ip_allow)
+                .bind(row.metadata)
+                .bind(row.created_at)
+                .bind(row.updated_at)
+                .bind(row.last_used_at)
+                .bind(row.revoked_at)
+                .bind(row.revoked_reason)
+                .bind(row.deleted_at)
+                .bind(row.rotate_every_ms)
+                .bind(row.rotated_at)
+                .bind(row.generation)
+                .bind(row.hint)
+                .execute(&mut **tx)
+                .await?;
+                Self::insert_secret_tx(tx, secret).await
+            }
+
+            async fn insert_secret_tx(tx: &mut Tx, secret: &KeySecret) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO key_secrets (digest, key_id, generation, created_at, grace_until) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&secret.digest)
+                .bind(secret.key_id.as_str())
+                .bind(secret.generation)
+                .bind(secret.created_at.as_millis())
+                .bind(secret.grace_until.map(Timestamp::as_millis))
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            /// Reads a key for change, locking its row until the transaction ends.
+            /// A deleted key is not found.
+            async fn locked_key(tx: &mut Tx, id: &KeyId) -> Result<KeyRecord, StoreError> {
+                let row: Option<KeyRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::key_columns!(),
+                    " FROM api_keys WHERE id = $1",
+                    $for_update
+                ))
+                .bind(id.as_str())
+                .fetch_optional(&mut **tx)
+                .await?;
+                let key = KeyRecord::try_from(row.ok_or(StoreError::NotFound { entity: "key" })?)?;
+                if key.deleted_at.is_some() {
+                    return Err(StoreError::NotFound { entity: "key" });
+                }
+                Ok(key)
+            }
+
+            /// Writes back every mutable column of a key.
+            async fn write_key_tx(tx: &mut Tx, key: &KeyRecord) -> Result<(), StoreError> {
+                let row = KeyRow::from_record(key);
+                sqlx::query(
+                    "UPDATE api_keys SET name = $2, scopes = $3, expires_at = $4, ip_allow = $5, \
+                     metadata = $6, updated_at = $7, revoked_at = $8, revoked_reason = $9, \
+                     deleted_at = $10, rotate_every_ms = $11, rotated_at = $12, generation = $13, \
+                     hint = $14 WHERE id = $1",
+                )
+                .bind(row.id)
+                .bind(row.name)
+                .bind(row.scopes)
+                .bind(row.expires_at)
+                .bind(row.ip_allow)
+                .bind(row.metadata)
+                .bind(row.updated_at)
+                .bind(row.revoked_at)
+                .bind(row.revoked_reason)
+                .bind(row.deleted_at)
+                .bind(row.rotate_every_ms)
+                .bind(row.rotated_at)
+                .bind(row.generation)
+                .bind(row.hint)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn idempotency_entry(
+                executor: &mut <$db as sqlx::Database>::Connection,
+                scope: &str,
+                key: &str,
+                now: Timestamp,
+            ) -> Result<Option<IdempotencyEntry>, StoreError> {
+                let row: Option<IdempotencyRow> = sqlx::query_as(
+                    "SELECT fingerprint, response, created_at FROM idempotency \
+                     WHERE scope = $1 AND idem_key = $2 AND created_at > $3",
+                )
+                .bind(scope)
+                .bind(key)
+                .bind(now.as_millis() - IDEMPOTENCY_TTL_MS)
+                .fetch_optional(executor)
+                .await?;
+                Ok(row.map(|row| IdempotencyEntry {
+                    scope: scope.to_owned(),
+                    key: key.to_owned(),
+                    fingerprint: row.fingerprint,
+                    response: row.response,
+                    created_at: Timestamp::from_millis(row.created_at),
+                }))
+            }
+
+            /// The stored answer to a repeated request, or a conflict if the body differs.
+            fn replay(
+                stored: IdempotencyEntry,
+                asked: &IdempotencyEntry,
+            ) -> Result<RotateOutcome, StoreError> {
+                if stored.fingerprint == asked.fingerprint {
+                    Ok(RotateOutcome::Replayed(stored))
+                } else {
+                    Err(Conflict::IdempotencyKeyReused.into())
+                }
+            }
+
+            async fn rotate_tx(
+                tx: &mut Tx,
+                rotation: &Rotation,
+                audit: &AuditDraft,
+            ) -> Result<KeyRecord, StoreError> {
+                let mut key = Self::locked_key(tx, &rotation.key_id).await?;
+                if !key.is_mutable() {
+                    return Err(Conflict::KeyNotMutable(key.status(rotation.now)).into());
+                }
+                // Shortens, never lengthens, the grace of secrets already rotated out.
+                sqlx::query(
+                    "UPDATE key_secrets SET grace_until = $2 \
+                     WHERE key_id = $1 AND (grace_until IS NULL OR grace_until > $2)",
+                )
+                .bind(key.id.as_str())
+                .bind(rotation.grace_until.as_millis())
+                .execute(&mut **tx)
+                .await?;
+                key.generation += 1;
+                key.rotated_at = Some(rotation.now);
+                key.updated_at = rotation.now;
+                key.hint = rotation.new_hint.clone();
+                let secret = KeySecret {
+                    digest: rotation.new_digest.clone(),
+                    key_id: key.id.clone(),
+                    generation: key.generation,
+                    created_at: rotation.now,
+                    grace_until: None,
+                };
+                Self::insert_secret_tx(tx, &secret).await?;
+                Self::write_key_tx(tx, &key).await?;
+                Self::append_audit_tx(tx, audit, rotation.now).await?;
+                if let Some(entry) = &rotation.idempotency {
+                    sqlx::query(
+                        "DELETE FROM idempotency WHERE scope = $1 AND idem_key = $2",
+                    )
+                    .bind(&entry.scope)
+                    .bind(&entry.key)
+                    .execute(&mut **tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO idempotency (scope, idem_key, fingerprint, response, \
+                         created_at) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&entry.scope)
+                    .bind(&entry.key)
+                    .bind(&entry.fingerprint)
+                    .bind(&entry.response)
+                    .bind(entry.created_at.as_millis())
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(key)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl Store for $store {
+            fn backend(&self) -> Backend {
+                $backend
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(self.reader()).await?;
+                Ok(())
+            }
+
+            async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(self.reader())
+                    .await?)
+            }
+
+            async fn init_setting(
+                &self,
+                name: &str,
+                value: &str,
+                now: Timestamp,
+            ) -> Result<String, StoreError> {
+                sqlx::query(
+                    "INSERT INTO settings (name, value, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(name)
+                .bind(value)
+                .bind(now.as_millis())
+                .execute(self.writer())
+                .await?;
+                Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(self.writer())
+                    .await?)
+            }
+
+            async fn is_bootstrapped(&self) -> Result<bool, StoreError> {
+                Ok(self.setting("bootstrapped_by").await?.is_some())
+            }
+
+            async fn bootstrap(
+                &self,
+                bootstrap: &Bootstrap,
+                audit: &AuditDraft,
+            ) -> Result<(), StoreError> {
+                let now = bootstrap.owner.created_at;
+                let mut tx = self.begin_write().await?;
+                let marked = sqlx::query(
+                    "INSERT INTO settings (name, value, created_at) VALUES ('bootstrapped_by', $1, $2)",
+                )
+                .bind(bootstrap.owner.id.as_str())
+                .bind(now.as_millis())
+                .execute(&mut *tx)
+                .await;
+                match marked {
+                    Err(err) if StoreError::is_unique_violation(&err) => {
+                        return Err(Conflict::AlreadyBootstrapped.into());
+                    }
+                    other => other?,
+                };
+                let org = &bootstrap.org;
+                sqlx::query("INSERT INTO orgs (id, name, created_at) VALUES ($1, $2, $3)")
+                    .bind(org.id.as_str())
+                    .bind(&org.name)
+                    .bind(org.created_at.as_millis())
+                    .execute(&mut *tx)
+                    .await?;
+                let project = &bootstrap.project;
+                sqlx::query(
+                    "INSERT INTO projects (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(project.id.as_str())
+                .bind(project.org_id.as_str())
+                .bind(&project.name)
+                .bind(project.created_at.as_millis())
+                .execute(&mut *tx)
+                .await?;
+                Self::insert_key_tx(&mut tx, &bootstrap.owner, &bootstrap.owner_secret).await?;
+                Self::append_audit_tx(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn org_by_name(&self, name: &str) -> Result<Option<Org>, StoreError> {
+                let row: Option<OrgRow> =
+                    sqlx::query_as("SELECT id, name, created_at FROM orgs WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(self.reader())
+                        .await?;
+                row.map(Org::try_from).transpose()
+            }
+
+            async fn create_project(
+                &self,
+                project: &Project,
+                audit: &AuditDraft,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO projects (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(project.id.as_str())
+                .bind(project.org_id.as_str())
+                .bind(&project.name)
+                .bind(project.created_at.as_millis())
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Err(err) if StoreError::is_unique_violation(&err) => {
+                        return Err(Conflict::DuplicateName { entity: "project" }.into());
+                    }
+                    other => other?,
+                };
+                Self::append_audit_tx(&mut tx, audit, project.created_at).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
+                let row: Option<ProjectRow> = sqlx::query_as(
+                    "SELECT id, org_id, name, created_at FROM projects WHERE id = $1",
+                )
+                .bind(id.as_str())
+                .fetch_optional(self.reader())
+                .await?;
+                row.map(Project::try_from).transpose()
+            }
+
+            async fn project_by_name(
+                &self,
+                org: &OrgId,
+                name: &str,
+            ) -> Result<Option<Project>, StoreError> {
+                let row: Option<ProjectRow> = sqlx::query_as(
+                    "SELECT id, org_id, name, created_at FROM projects \
+                     WHERE org_id = $1 AND name = $2",
+                )
+                .bind(org.as_str())
+                .bind(name)
+                .fetch_optional(self.reader())
+                .await?;
+                row.map(Project::try_from).transpose()
+            }
+
+            async fn list_projects(&self, org: &OrgId) -> Result<Vec<Project>, StoreError> {
+                let rows: Vec<ProjectRow> = sqlx::query_as(
+                    "SELECT id, org_id, name, created_at FROM projects \
+                     WHERE org_id = $1 ORDER BY name",
+                )
+                .bind(org.as_str())
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter().map(Project::try_from).collect()
+            }
+
+            async fn create_key(
+                &self,
+                key: &KeyRecord,
+                secret: &KeySecret,
+                audit: &AuditDraft,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                Self::insert_key_tx(&mut tx, key, secret).await?;
+                Self::append_audit_tx(&mut tx, audit, key.created_at).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+                let row: Option<KeyRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::key_columns!(),
+                    " FROM api_keys WHERE id = $1"
+                ))
+                .bind(id.as_str())
+                .fetch_optional(self.reader())
+                .await?;
+                row.map(KeyRecord::try_from).transpose()
+            }
+
+            async fn key_by_digest(
+                &self,
+                digest: &[u8],
+            ) -> Result<Option<(KeyRecord, KeySecret)>, StoreError> {
+                let row: Option<KeyWithSecretRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::key_columns_k!(),
+                    ", s.digest AS s_digest, s.generation AS s_generation, \
+                     s.created_at AS s_created_at, s.grace_until AS s_grace_until \
+                     FROM key_secrets s JOIN api_keys k ON k.id = s.key_id WHERE s.digest = $1"
+                ))
+                .bind(digest)
+                .fetch_optional(self.reader())
+                .await?;
+                row.map(<(KeyRecord, KeySecret)>::try_from).transpose()
+            }
+
+            async fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
+                let rows: Vec<KeyRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::key_columns!(),
+                    " FROM api_keys",
+                    $crate::sql::key_filter!(),
+                    "ORDER BY id LIMIT $8"
+                ))
+                .bind(filter.org_id.as_str())
+                .bind(filter.kind.as_str())
+                .bind(filter.project_id.as_ref().map(ProjectId::as_str))
+                .bind(filter.env.map(KeyEnv::as_str))
+                .bind(filter.after.as_ref().map(KeyId::as_str))
+                .bind(filter.status.map(KeyStatus::as_str))
+                .bind(filter.now.as_millis())
+                .bind(i64::from(filter.limit))
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter().map(KeyRecord::try_from).collect()
+            }
+
+            async fn keys_due_for_rotation(
+                &self,
+                filter: &KeyFilter,
+                by: Timestamp,
+            ) -> Result<Vec<KeyRecord>, StoreError> {
+                let rows: Vec<KeyRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::key_columns!(),
+                    " FROM api_keys",
+                    $crate::sql::key_filter!(),
+                    "AND rotate_every_ms IS NOT NULL AND revoked_at IS NULL \
+                     AND COALESCE(rotated_at, created_at) + rotate_every_ms <= $9 \
+                     ORDER BY id LIMIT $8"
+                ))
+                .bind(filter.org_id.as_str())
+                .bind(filter.kind.as_str())
+                .bind(filter.project_id.as_ref().map(ProjectId::as_str))
+                .bind(filter.env.map(KeyEnv::as_str))
+                .bind(filter.after.as_ref().map(KeyId::as_str))
+                .bind(filter.status.map(KeyStatus::as_str))
+                .bind(filter.now.as_millis())
+                .bind(i64::from(filter.limit))
+                .bind(by.as_millis())
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter().map(KeyRecord::try_from).collect()
+            }
+
+            async fn update_key(
+                &self,
+                id: &KeyId,
+                patch: &KeyPatch,
+                now: Timestamp,
+                audit: &AuditDraft,
+            ) -> Result<KeyRecord, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let mut key = Self::locked_key(&mut tx, id).await?;
+                if !key.is_mutable() {
+                    return Err(Conflict::KeyNotMutable(key.status(now)).into());
+                }
+                key.apply(patch, now);
+                Self::write_key_tx(&mut tx, &key).await?;
+                Self::append_audit_tx(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(key)
+            }
+
+            async fn rotate_key(
+                &self,
+                rotation: &Rotation,
+                audit: &AuditDraft,
+            ) -> Result<RotateOutcome, StoreError> {
+                let mut tx = self.begin_write().await?;
+                if let Some(asked) = &rotation.idempotency {
+                    let stored =
+                        Self::idempotency_entry(&mut *tx, &asked.scope, &asked.key, rotation.now)
+                            .await?;
+                    if let Some(stored) = stored {
+                        return Self::replay(stored, asked);
+                    }
+                }
+                match Self::rotate_tx(&mut tx, rotation, audit).await {
+                    Ok(key) => {
+                        tx.commit().await?;
+                        Ok(RotateOutcome::Rotated(key))
+                    }
+                    // A concurrent retry with the same idempotency key won the race.
+                    Err(StoreError::Database(err)) if StoreError::is_unique_violation(&err) => {
+                        drop(tx);
+                        let asked = rotation
+                            .idempotency
+                            .as_ref()
+                            .ok_or(StoreError::Database(err))?;
+                        let mut conn = self.writer().acquire().await?;
+                        match Self::idempotency_entry(&mut conn, &asked.scope, &asked.key, rotation.now)
+                            .await?
+                        {
+                            Some(stored) => Self::replay(stored, asked),
+                            None => Err(Conflict::IdempotencyKeyReused.into()),
+                        }
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+
+            async fn revoke_key(
+                &self,
+                id: &KeyId,
+                reason: &str,
+                now: Timestamp,
+                audit: &AuditDraft,
+            ) -> Result<KeyRecord, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let mut key = Self::locked_key(&mut tx, id).await?;
+                if key.revoked_at.is_some() {
+                    return Err(Conflict::KeyNotMutable(KeyStatus::Revoked).into());
+                }
+                key.revoked_at = Some(now);
+                key.revoked_reason = Some(reason.to_owned());
+                key.updated_at = now;
+                Self::write_key_tx(&mut tx, &key).await?;
+                Self::append_audit_tx(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(key)
+            }
+
+            async fn delete_key(
+                &self,
+                id: &KeyId,
+                now: Timestamp,
+                audit: &AuditDraft,
+            ) -> Result<KeyRecord, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let mut key = Self::locked_key(&mut tx, id).await?;
+                key.tombstone(now);
+                Self::write_key_tx(&mut tx, &key).await?;
+                Self::append_audit_tx(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(key)
+            }
+
+            async fn touch_keys(&self, uses: &[(KeyId, Timestamp)]) -> Result<(), StoreError> {
+                if uses.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.begin_write().await?;
+                for (id, at) in uses {
+                    sqlx::query(
+                        "UPDATE api_keys SET last_used_at = $2 \
+                         WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+                    )
+                    .bind(id.as_str())
+                    .bind(at.as_millis())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn append_audit(
+                &self,
+                audit: &AuditDraft,
+                now: Timestamp,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                Self::append_audit_tx(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+                let rows: Vec<AuditRow> = sqlx::query_as(
+                    "SELECT * FROM audit_events \
+                     WHERE (org_id = $1 OR (org_id IS NULL AND $2 IS NULL)) \
+                     AND ($2 IS NULL OR project_id = $2) AND ($3 IS NULL OR action = $3) \
+                     AND ($4 IS NULL OR seq < $4) ORDER BY seq DESC LIMIT $5",
+                )
+                .bind(filter.org_id.as_str())
+                .bind(filter.project_id.as_ref().map(ProjectId::as_str))
+                .bind(filter.action.as_deref())
+                .bind(filter.before)
+                .bind(i64::from(filter.limit))
+                .fetch_all(self.reader())
+                .await?;
+                Ok(rows.into_iter().map(AuditEvent::from).collect())
+            }
+
+            async fn audit_chain_page(
+                &self,
+                after: i64,
+                limit: u32,
+            ) -> Result<Vec<AuditEvent>, StoreError> {
+                let rows: Vec<AuditRow> = sqlx::query_as(
+                    "SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                )
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(self.reader())
+                .await?;
+                Ok(rows.into_iter().map(AuditEvent::from).collect())
+            }
+
+            async fn audit_head(&self) -> Result<ChainHead, StoreError> {
+                let (seq, hash): (i64, String) =
+                    sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                        .fetch_one(self.reader())
+                        .await?;
+                Ok(ChainHead { seq, hash })
+            }
+        }
+    };
+}
+
+pub(crate) use {impl_sql_store, key_columns, key_columns_k, key_filter};

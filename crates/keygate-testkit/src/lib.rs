@@ -1,0 +1,19 @@
+//! Test support for keygate: isolated stores on SQLite and on the machine's PostgreSQL, and
+//! fixtures that build valid domain values.
+//!
+//! PostgreSQL tests use `KEYGATE_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`); each store gets its own schema, dropped when the
+//! store is dropped. A test that needs PostgreSQL fails, never skips, when it is unreachable.
+
+#![allow(
+    clippy::panic,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test support: a broken fixture should stop the test loudly"
+)]
+
+mod fixtures;
+mod store;
+
+pub use fixtures::{audit, new_key, KeyFixture};
+pub use store::{postgres_base_url, Db, TestStore};
