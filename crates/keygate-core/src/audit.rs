@@ -307,7 +307,10 @@ mod tests {
     fn removed_entry_is_detected() {
         let (mut events, head) = chain(5);
         events.remove(1);
-        assert_eq!(verify(&events, &head), Err(ChainBreak::Gap { after: 1, found: 3 }));
+        assert_eq!(
+            verify(&events, &head),
+            Err(ChainBreak::Gap { after: 1, found: 3 })
+        );
     }
 
     #[test]

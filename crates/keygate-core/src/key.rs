@@ -191,7 +191,10 @@ mod tests {
         assert!(text[8..].bytes().all(|c| c.is_ascii_alphanumeric()));
         let test_key = fresh(KeyEnv::Test);
         assert!(test_key.expose().starts_with("kg_test_"));
-        assert_eq!(ApiKey::parse(test_key.expose()).unwrap().env(), KeyEnv::Test);
+        assert_eq!(
+            ApiKey::parse(test_key.expose()).unwrap().env(),
+            KeyEnv::Test
+        );
     }
 
     #[test]
@@ -212,7 +215,10 @@ mod tests {
         let key = fresh(KeyEnv::Live);
         let hint = key.hint();
         let text = key.expose();
-        assert_eq!(hint.as_str(), format!("{}…{}", &text[..12], &text[text.len() - 4..]));
+        assert_eq!(
+            hint.as_str(),
+            format!("{}…{}", &text[..12], &text[text.len() - 4..])
+        );
     }
 
     #[test]
@@ -220,7 +226,10 @@ mod tests {
         let key = fresh(KeyEnv::Live);
         let text = key.expose();
         assert_eq!(ApiKey::parse("").unwrap_err(), KeyFormatError::BadPrefix);
-        assert_eq!(ApiKey::parse("sk-abc").unwrap_err(), KeyFormatError::BadPrefix);
+        assert_eq!(
+            ApiKey::parse("sk-abc").unwrap_err(),
+            KeyFormatError::BadPrefix
+        );
         assert_eq!(
             ApiKey::parse(&text.replace("kg_live_", "kg_prod_")).unwrap_err(),
             KeyFormatError::UnknownEnv
@@ -231,7 +240,10 @@ mod tests {
         ));
         let mut bad_char = text.to_owned();
         bad_char.replace_range(20..21, "-");
-        assert_eq!(ApiKey::parse(&bad_char).unwrap_err(), KeyFormatError::BadCharacter);
+        assert_eq!(
+            ApiKey::parse(&bad_char).unwrap_err(),
+            KeyFormatError::BadCharacter
+        );
         assert!(ApiKey::parse(&"k".repeat(10_000)).is_err());
     }
 
@@ -239,7 +251,10 @@ mod tests {
     fn env_switch_breaks_checksum() {
         let key = fresh(KeyEnv::Live);
         let swapped = key.expose().replacen("kg_live_", "kg_test_", 1);
-        assert_eq!(ApiKey::parse(&swapped).unwrap_err(), KeyFormatError::ChecksumMismatch);
+        assert_eq!(
+            ApiKey::parse(&swapped).unwrap_err(),
+            KeyFormatError::ChecksumMismatch
+        );
     }
 
     const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

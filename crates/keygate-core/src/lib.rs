@@ -4,8 +4,8 @@
 //! Architecture invariant: this crate does no I/O. It reads the clock only through [`Clock`]
 //! and randomness only through the OS CSPRNG when a key is generated.
 
-mod base62;
 pub mod audit;
+mod base62;
 pub mod clock;
 pub mod error;
 pub mod ids;

@@ -81,7 +81,9 @@ impl Metadata {
         let serde_json::Value::Object(map) = value else {
             return Err(ValidationError::new("metadata", EXPECTED));
         };
-        let size = serde_json::to_vec(&map).map(|v| v.len()).unwrap_or(usize::MAX);
+        let size = serde_json::to_vec(&map)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
         let depth = map.values().map(depth_of).max().unwrap_or(0) + 1;
         if size > MAX_METADATA_BYTES || depth > MAX_METADATA_DEPTH {
             return Err(ValidationError::new("metadata", EXPECTED));
@@ -270,7 +272,11 @@ impl KeyRecord {
     /// When the rotation policy next asks for a rotation, if the key has one.
     pub fn rotation_due_at(&self) -> Option<Timestamp> {
         let every = self.rotate_every?;
-        Some(self.rotated_at.unwrap_or(self.created_at).saturating_add(every))
+        Some(
+            self.rotated_at
+                .unwrap_or(self.created_at)
+                .saturating_add(every),
+        )
     }
 
     /// Whether the key can still change state (rotate, update, revoke).
@@ -406,7 +412,10 @@ mod tests {
         let now = Timestamp::from_millis(0);
         let key = record(now);
         let other = record(now);
-        assert_eq!(key.check(&secret(&other, None), now), Err(KeyRejection::Invalid));
+        assert_eq!(
+            key.check(&secret(&other, None), now),
+            Err(KeyRejection::Invalid)
+        );
     }
 
     #[test]

@@ -123,9 +123,10 @@ impl Binding {
     pub fn covers(&self, org: &OrgId, project: Option<&ProjectId>) -> bool {
         match self {
             Self::Org(own) => own == org,
-            Self::Project { org: own, project: own_project } => {
-                own == org && project == Some(own_project)
-            }
+            Self::Project {
+                org: own,
+                project: own_project,
+            } => own == org && project == Some(own_project),
         }
     }
 

@@ -77,6 +77,9 @@ mod tests {
     #[test]
     fn saturating_add_never_overflows() {
         let late = Timestamp::from_millis(i64::MAX - 1);
-        assert_eq!(late.saturating_add(Duration::from_secs(10)).as_millis(), i64::MAX);
+        assert_eq!(
+            late.saturating_add(Duration::from_secs(10)).as_millis(),
+            i64::MAX
+        );
     }
 }

@@ -112,7 +112,9 @@ mod tests {
             .unwrap()
             .wrap(&new_kek)
             .unwrap();
-        let after = DigestKey::unwrap(&new_kek, &rewrapped).unwrap().digest("kg_live_abc");
+        let after = DigestKey::unwrap(&new_kek, &rewrapped)
+            .unwrap()
+            .digest("kg_live_abc");
         assert!(before.ct_eq(&after));
     }
 }

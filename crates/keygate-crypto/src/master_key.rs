@@ -152,7 +152,10 @@ mod tests {
         MasterKey::load_or_create(&path).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let err = MasterKey::load_or_create(&path).unwrap_err();
-        assert!(matches!(err, CryptoError::MasterKeyPermissions { mode: 0o644, .. }));
+        assert!(matches!(
+            err,
+            CryptoError::MasterKeyPermissions { mode: 0o644, .. }
+        ));
         assert!(err.to_string().contains("chmod 600"));
     }
 

@@ -1,1 +1,15 @@
-//! placeholder
+//! keygate's server: the domain operations ([`service`]) and the HTTP layer that exposes
+//! them ([`http`]): the admin API, the verify API and the operations endpoints.
+//!
+//! Architecture invariant: only the `http` module knows HTTP status codes; the service layer
+//! returns typed errors.
+
+mod cache;
+mod error;
+pub mod http;
+mod last_used;
+pub mod service;
+
+pub use error::ServiceError;
+pub use http::{AppState, ServerSettings, router, run};
+pub use service::Keygate;

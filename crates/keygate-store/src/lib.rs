@@ -67,11 +67,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn create_project(&self, project: &Project, audit: &AuditDraft)
     -> Result<(), StoreError>;
     async fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError>;
-    async fn project_by_name(
-        &self,
-        org: &OrgId,
-        name: &str,
-    ) -> Result<Option<Project>, StoreError>;
+    async fn project_by_name(&self, org: &OrgId, name: &str)
+    -> Result<Option<Project>, StoreError>;
     async fn list_projects(&self, org: &OrgId) -> Result<Vec<Project>, StoreError>;
 
     /// Inserts a new key with its first secret.
@@ -87,6 +84,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         digest: &[u8],
     ) -> Result<Option<(KeyRecord, KeySecret)>, StoreError>;
+    /// Every secret of a key that is current or still in its grace period at `now`.
+    async fn live_secrets(&self, id: &KeyId, now: Timestamp) -> Result<Vec<KeySecret>, StoreError>;
     async fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError>;
     /// Keys with a rotation policy whose next rotation is due at or before `by`.
     async fn keys_due_for_rotation(
@@ -127,11 +126,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Events newest first.
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
     /// Events in chain order with `seq > after`, for verification.
-    async fn audit_chain_page(
-        &self,
-        after: i64,
-        limit: u32,
-    ) -> Result<Vec<AuditEvent>, StoreError>;
+    async fn audit_chain_page(&self, after: i64, limit: u32)
+    -> Result<Vec<AuditEvent>, StoreError>;
     async fn audit_head(&self) -> Result<ChainHead, StoreError>;
 }
 

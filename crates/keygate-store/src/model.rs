@@ -80,7 +80,7 @@ pub struct Rotation {
 
 #[derive(Debug, Clone)]
 pub enum RotateOutcome {
-    Rotated(KeyRecord),
+    Rotated(Box<KeyRecord>),
     /// The same idempotency key was used before: here is the stored response.
     Replayed(IdempotencyEntry),
 }

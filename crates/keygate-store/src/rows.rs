@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use keygate_core::{
-    AuditEvent, KeyEnv, KeyHint, KeyId, KeyKind, KeyRecord, KeySecret, Metadata, OrgId,
-    ProjectId, Role, Scope, Timestamp,
+    AuditEvent, KeyEnv, KeyHint, KeyId, KeyKind, KeyRecord, KeySecret, Metadata, OrgId, ProjectId,
+    Role, Scope, Timestamp,
 };
 
 use crate::{Org, Project, StoreError};
@@ -102,7 +102,10 @@ impl TryFrom<KeyRow> for KeyRecord {
                 .transpose()
                 .map_err(|_| corrupt("api_keys.project_id")())?,
             name: row.name,
-            env: row.env.parse::<KeyEnv>().map_err(|_| corrupt("api_keys.env")())?,
+            env: row
+                .env
+                .parse::<KeyEnv>()
+                .map_err(|_| corrupt("api_keys.env")())?,
             role: row
                 .role
                 .map(|r| r.parse::<Role>())

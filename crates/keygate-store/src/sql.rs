@@ -487,6 +487,32 @@ macro_rules! impl_sql_store {
                 row.map(<(KeyRecord, KeySecret)>::try_from).transpose()
             }
 
+            async fn live_secrets(
+                &self,
+                id: &KeyId,
+                now: Timestamp,
+            ) -> Result<Vec<KeySecret>, StoreError> {
+                let rows: Vec<(Vec<u8>, i64, i64, Option<i64>)> = sqlx::query_as(
+                    "SELECT digest, generation, created_at, grace_until FROM key_secrets \
+                     WHERE key_id = $1 AND (grace_until IS NULL OR grace_until > $2) \
+                     ORDER BY generation DESC",
+                )
+                .bind(id.as_str())
+                .bind(now.as_millis())
+                .fetch_all(self.reader())
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(digest, generation, created_at, grace_until)| KeySecret {
+                        digest,
+                        key_id: id.clone(),
+                        generation,
+                        created_at: Timestamp::from_millis(created_at),
+                        grace_until: grace_until.map(Timestamp::from_millis),
+                    })
+                    .collect())
+            }
+
             async fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
                 let rows: Vec<KeyRow> = sqlx::query_as(concat!(
                     "SELECT ",
@@ -572,7 +598,7 @@ macro_rules! impl_sql_store {
                 match Self::rotate_tx(&mut tx, rotation, audit).await {
                     Ok(key) => {
                         tx.commit().await?;
-                        Ok(RotateOutcome::Rotated(key))
+                        Ok(RotateOutcome::Rotated(Box::new(key)))
                     }
                     // A concurrent retry with the same idempotency key won the race.
                     Err(StoreError::Database(err)) if StoreError::is_unique_violation(&err) => {

@@ -1,11 +1,17 @@
 //! The store conformance suite: every case runs against SQLite and against PostgreSQL.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a failed step should fail the test"
+)]
 
 use std::time::Duration;
 
 use keygate_core::audit::ChainVerifier;
 use keygate_core::{
-    AuditAction, ChainBreak, KeyEnv, KeyHint, KeyId, KeyKind, KeyPatch, KeyStatus, Metadata,
-    OrgId, ProjectId, Role, Scope, Timestamp,
+    AuditAction, ChainBreak, KeyEnv, KeyHint, KeyId, KeyKind, KeyPatch, KeyStatus, Metadata, OrgId,
+    ProjectId, Role, Scope, Timestamp,
 };
 use keygate_crypto::DigestKey;
 use keygate_store::{
@@ -109,13 +115,15 @@ async fn bootstrap_happens_once(db: Db) {
         owner: again.record.clone(),
         owner_secret: again.secret,
     };
-    let err = w
-        .db
-        .store
-        .bootstrap(&second, &audit(AuditAction::OwnerBootstrap))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(Conflict::AlreadyBootstrapped)));
+    let err =
+        w.db.store
+            .bootstrap(&second, &audit(AuditAction::OwnerBootstrap))
+            .await
+            .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::Conflict(Conflict::AlreadyBootstrapped)
+    ));
     assert!(w.db.store.org_by_name("other").await.unwrap().is_none());
     assert!(w.db.store.key(&again.record.id).await.unwrap().is_none());
     assert_eq!(w.db.store.audit_head().await.unwrap(), head);
@@ -123,10 +131,21 @@ async fn bootstrap_happens_once(db: Db) {
 
 async fn settings_keep_the_first_value(db: Db) {
     let w = world(db).await;
-    let first = w.db.store.init_setting("digest_key", "a", T0).await.unwrap();
-    let second = w.db.store.init_setting("digest_key", "b", T0).await.unwrap();
+    let first =
+        w.db.store
+            .init_setting("digest_key", "a", T0)
+            .await
+            .unwrap();
+    let second =
+        w.db.store
+            .init_setting("digest_key", "b", T0)
+            .await
+            .unwrap();
     assert_eq!((first.as_str(), second.as_str()), ("a", "a"));
-    assert_eq!(w.db.store.setting("digest_key").await.unwrap().as_deref(), Some("a"));
+    assert_eq!(
+        w.db.store.setting("digest_key").await.unwrap().as_deref(),
+        Some("a")
+    );
     assert_eq!(w.db.store.setting("missing").await.unwrap(), None);
 }
 
@@ -142,21 +161,37 @@ async fn keys_round_trip_every_field(db: Db) {
     let mut fx = new_key(&w.digest_key, &w.org.id, &w.project.id, at(0));
     fx.record.name = "billing backend ✓".into();
     fx.record.env = KeyEnv::Test;
-    fx.record.scopes = vec![Scope::parse("chat:*").unwrap(), Scope::parse("GET /x/*").unwrap()];
+    fx.record.scopes = vec![
+        Scope::parse("chat:*").unwrap(),
+        Scope::parse("GET /x/*").unwrap(),
+    ];
     fx.record.expires_at = Some(at(3600));
     fx.record.ip_allow = keygate_core::record::parse_ip_allow(&["10.0.0.0/8".into()]).unwrap();
     fx.record.metadata = Metadata::parse(serde_json::json!({"team": "billing", "n": 3})).unwrap();
     fx.record.rotate_every = Some(Duration::from_secs(86_400));
-    w.db
-        .store
+    w.db.store
         .create_key(&fx.record, &fx.secret, &audit(AuditAction::KeyCreate))
         .await
         .unwrap();
-    assert_eq!(w.db.store.key(&fx.record.id).await.unwrap(), Some(fx.record.clone()));
-    let (record, secret) = w.db.store.key_by_digest(&fx.secret.digest).await.unwrap().unwrap();
+    assert_eq!(
+        w.db.store.key(&fx.record.id).await.unwrap(),
+        Some(fx.record.clone())
+    );
+    let (record, secret) =
+        w.db.store
+            .key_by_digest(&fx.secret.digest)
+            .await
+            .unwrap()
+            .unwrap();
     assert_eq!(record, fx.record);
     assert_eq!(secret, fx.secret);
-    assert!(w.db.store.key_by_digest(&[0u8; 32]).await.unwrap().is_none());
+    assert!(
+        w.db.store
+            .key_by_digest(&[0u8; 32])
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn listing_filters_and_paginates(db: Db) {
@@ -167,8 +202,7 @@ async fn listing_filters_and_paginates(db: Db) {
         name: "other".into(),
         created_at: T0,
     };
-    w.db
-        .store
+    w.db.store
         .create_project(&other, &audit(AuditAction::ProjectCreate))
         .await
         .unwrap();
@@ -182,20 +216,17 @@ async fn listing_filters_and_paginates(db: Db) {
         if i == 2 {
             fx.record.expires_at = Some(at(0));
         }
-        w.db
-            .store
+        w.db.store
             .create_key(&fx.record, &fx.secret, &audit(AuditAction::KeyCreate))
             .await
             .unwrap();
         ids.push(fx.record.id);
     }
-    w.db
-        .store
+    w.db.store
         .revoke_key(&ids[3], "leaked", at(0), &audit(AuditAction::KeyRevoke))
         .await
         .unwrap();
-    w.db
-        .store
+    w.db.store
         .delete_key(&ids[4], at(0), &audit(AuditAction::KeyDelete))
         .await
         .unwrap();
@@ -212,7 +243,11 @@ async fn listing_filters_and_paginates(db: Db) {
                 .collect::<Vec<KeyId>>()
         }
     };
-    assert_eq!(list(filter(&w)).await.len(), 6, "deleted keys are hidden by default");
+    assert_eq!(
+        list(filter(&w)).await.len(),
+        6,
+        "deleted keys are hidden by default"
+    );
     let in_project = KeyFilter {
         project_id: Some(other.id.clone()),
         ..filter(&w)
@@ -308,12 +343,25 @@ async fn update_applies_patch_and_refuses_revoked(db: Db) {
         StoreError::Conflict(Conflict::KeyNotMutable(KeyStatus::Revoked))
     ));
     let err = store
-        .revoke_key(&fx.record.id, "again", at(8), &audit(AuditAction::KeyRevoke))
+        .revoke_key(
+            &fx.record.id,
+            "again",
+            at(8),
+            &audit(AuditAction::KeyRevoke),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(Conflict::KeyNotMutable(_))));
+    assert!(matches!(
+        err,
+        StoreError::Conflict(Conflict::KeyNotMutable(_))
+    ));
     let missing = store
-        .update_key(&KeyId::generate(), &patch, at(8), &audit(AuditAction::KeyUpdate))
+        .update_key(
+            &KeyId::generate(),
+            &patch,
+            at(8),
+            &audit(AuditAction::KeyUpdate),
+        )
         .await
         .unwrap_err();
     assert!(matches!(missing, StoreError::NotFound { entity: "key" }));
@@ -348,13 +396,30 @@ async fn rotation_keeps_old_secret_for_grace(db: Db) {
     let RotateOutcome::Rotated(rotated) = outcome else {
         panic!("expected a rotation");
     };
-    assert_eq!(rotated.id, fx.record.id, "the key id is stable across rotation");
+    assert_eq!(
+        rotated.id, fx.record.id,
+        "the key id is stable across rotation"
+    );
     assert_eq!(rotated.generation, 1);
     assert_eq!(rotated.rotated_at, Some(at(10)));
-    let (_, old) = store.key_by_digest(&fx.secret.digest).await.unwrap().unwrap();
+    let (_, old) = store
+        .key_by_digest(&fx.secret.digest)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(old.grace_until, Some(at(60)));
     let (_, new) = store.key_by_digest(&[1; 32]).await.unwrap().unwrap();
     assert_eq!((new.generation, new.grace_until), (1, None));
+    let live = store.live_secrets(&fx.record.id, at(59)).await.unwrap();
+    assert_eq!(
+        live.iter().map(|s| s.generation).collect::<Vec<_>>(),
+        vec![1, 0]
+    );
+    let live = store.live_secrets(&fx.record.id, at(60)).await.unwrap();
+    assert_eq!(
+        live.iter().map(|s| s.generation).collect::<Vec<_>>(),
+        vec![1]
+    );
 
     // A second rotation with no grace cuts every earlier secret off at once.
     store
@@ -364,7 +429,11 @@ async fn rotation_keeps_old_secret_for_grace(db: Db) {
         )
         .await
         .unwrap();
-    let (_, first) = store.key_by_digest(&fx.secret.digest).await.unwrap().unwrap();
+    let (_, first) = store
+        .key_by_digest(&fx.secret.digest)
+        .await
+        .unwrap()
+        .unwrap();
     let (_, second) = store.key_by_digest(&[1; 32]).await.unwrap().unwrap();
     assert_eq!(first.grace_until, Some(at(20)));
     assert_eq!(second.grace_until, Some(at(20)));
@@ -388,7 +457,10 @@ async fn rotation_is_idempotent(db: Db) {
     let mut first = rotation(&fx.record.id, vec![3; 32], at(10), at(10));
     first.idempotency = Some(entry.clone());
     assert!(matches!(
-        store.rotate_key(&first, &audit(AuditAction::KeyRotate)).await.unwrap(),
+        store
+            .rotate_key(&first, &audit(AuditAction::KeyRotate))
+            .await
+            .unwrap(),
         RotateOutcome::Rotated(_)
     ));
     let head = store.audit_head().await.unwrap();
@@ -398,12 +470,19 @@ async fn rotation_is_idempotent(db: Db) {
         created_at: at(11),
         ..entry.clone()
     });
-    match store.rotate_key(&retry, &audit(AuditAction::KeyRotate)).await.unwrap() {
+    match store
+        .rotate_key(&retry, &audit(AuditAction::KeyRotate))
+        .await
+        .unwrap()
+    {
         RotateOutcome::Replayed(stored) => assert_eq!(stored.response, "sealed-response"),
         RotateOutcome::Rotated(_) => panic!("a retry must not rotate again"),
     }
     assert!(store.key_by_digest(&[4; 32]).await.unwrap().is_none());
-    assert_eq!(store.key(&fx.record.id).await.unwrap().unwrap().generation, 1);
+    assert_eq!(
+        store.key(&fx.record.id).await.unwrap().unwrap().generation,
+        1
+    );
     assert_eq!(store.audit_head().await.unwrap(), head);
 
     let mut reused = retry.clone();
@@ -411,8 +490,14 @@ async fn rotation_is_idempotent(db: Db) {
         fingerprint: "body-b".into(),
         ..entry.clone()
     });
-    let err = store.rotate_key(&reused, &audit(AuditAction::KeyRotate)).await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(Conflict::IdempotencyKeyReused)));
+    let err = store
+        .rotate_key(&reused, &audit(AuditAction::KeyRotate))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::Conflict(Conflict::IdempotencyKeyReused)
+    ));
 
     // After a day the idempotency key may be used again.
     let mut later = rotation(&fx.record.id, vec![5; 32], at(90_000), at(90_000));
@@ -421,7 +506,10 @@ async fn rotation_is_idempotent(db: Db) {
         ..entry
     });
     assert!(matches!(
-        store.rotate_key(&later, &audit(AuditAction::KeyRotate)).await.unwrap(),
+        store
+            .rotate_key(&later, &audit(AuditAction::KeyRotate))
+            .await
+            .unwrap(),
         RotateOutcome::Rotated(_)
     ));
 }
@@ -440,7 +528,11 @@ async fn delete_leaves_a_tombstone(db: Db) {
         .await
         .unwrap();
     assert_eq!(deleted.deleted_at, Some(at(1)));
-    let (tomb, _) = store.key_by_digest(&fx.secret.digest).await.unwrap().unwrap();
+    let (tomb, _) = store
+        .key_by_digest(&fx.secret.digest)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(tomb.status(at(2)), KeyStatus::Deleted);
     assert!(tomb.metadata.as_map().is_empty() && tomb.name.is_empty());
     let again = store
@@ -462,7 +554,10 @@ async fn last_use_never_goes_back(db: Db) {
     store.touch_keys(&[(id.clone(), at(50))]).await.unwrap();
     store.touch_keys(&[(id.clone(), at(40))]).await.unwrap();
     store.touch_keys(&[]).await.unwrap();
-    assert_eq!(store.key(&id).await.unwrap().unwrap().last_used_at, Some(at(50)));
+    assert_eq!(
+        store.key(&id).await.unwrap().unwrap().last_used_at,
+        Some(at(50))
+    );
 }
 
 async fn rotation_policy_lists_due_keys(db: Db) {
@@ -479,8 +574,12 @@ async fn rotation_policy_lists_due_keys(db: Db) {
             .await
             .unwrap();
     }
-    let ids = |keys: Vec<keygate_core::KeyRecord>| keys.into_iter().map(|k| k.id).collect::<Vec<_>>();
-    let listed = store.keys_due_for_rotation(&filter(&w), at(100)).await.unwrap();
+    let ids =
+        |keys: Vec<keygate_core::KeyRecord>| keys.into_iter().map(|k| k.id).collect::<Vec<_>>();
+    let listed = store
+        .keys_due_for_rotation(&filter(&w), at(100))
+        .await
+        .unwrap();
     assert_eq!(ids(listed), vec![due.record.id.clone()]);
     store
         .rotate_key(
@@ -489,10 +588,20 @@ async fn rotation_policy_lists_due_keys(db: Db) {
         )
         .await
         .unwrap();
-    let listed = store.keys_due_for_rotation(&filter(&w), at(200)).await.unwrap();
+    let listed = store
+        .keys_due_for_rotation(&filter(&w), at(200))
+        .await
+        .unwrap();
     assert!(listed.is_empty(), "a rotation restarts the clock");
-    let listed = store.keys_due_for_rotation(&filter(&w), at(1000)).await.unwrap();
-    assert_eq!(listed.len(), 2, "rotated at 150 every 100 s, and the 1000 s key");
+    let listed = store
+        .keys_due_for_rotation(&filter(&w), at(1000))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.len(),
+        2,
+        "rotated at 150 every 100 s, and the 1000 s key"
+    );
 }
 
 async fn projects_are_unique_per_org(db: Db) {
@@ -501,20 +610,29 @@ async fn projects_are_unique_per_org(db: Db) {
         id: ProjectId::generate(),
         ..w.project.clone()
     };
-    let err = w
-        .db
-        .store
-        .create_project(&duplicate, &audit(AuditAction::ProjectCreate))
-        .await
-        .unwrap_err();
+    let err =
+        w.db.store
+            .create_project(&duplicate, &audit(AuditAction::ProjectCreate))
+            .await
+            .unwrap_err();
     assert!(matches!(
         err,
         StoreError::Conflict(Conflict::DuplicateName { entity: "project" })
     ));
-    let found = w.db.store.project_by_name(&w.org.id, "default").await.unwrap();
+    let found =
+        w.db.store
+            .project_by_name(&w.org.id, "default")
+            .await
+            .unwrap();
     assert_eq!(found, Some(w.project.clone()));
-    assert_eq!(w.db.store.list_projects(&w.org.id).await.unwrap(), vec![w.project.clone()]);
-    assert_eq!(w.db.store.project(&w.project.id).await.unwrap(), Some(w.project.clone()));
+    assert_eq!(
+        w.db.store.list_projects(&w.org.id).await.unwrap(),
+        vec![w.project.clone()]
+    );
+    assert_eq!(
+        w.db.store.project(&w.project.id).await.unwrap(),
+        Some(w.project.clone())
+    );
 }
 
 async fn audit_chain_detects_tampering(db: Db) {
@@ -526,37 +644,41 @@ async fn audit_chain_detects_tampering(db: Db) {
         w.db.store.append_audit(&draft, at(i)).await.unwrap();
     }
     assert_eq!(verify_chain(&w).await, Ok(6));
-    let listed = w
-        .db
-        .store
-        .list_audit(&AuditFilter {
-            org_id: w.org.id.clone(),
-            project_id: None,
-            action: Some("key.update".into()),
-            before: None,
-            limit: 2,
-        })
-        .await
-        .unwrap();
+    let listed =
+        w.db.store
+            .list_audit(&AuditFilter {
+                org_id: w.org.id.clone(),
+                project_id: None,
+                action: Some("key.update".into()),
+                before: None,
+                limit: 2,
+            })
+            .await
+            .unwrap();
     assert_eq!(listed.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![6, 5]);
 
-    w.db
-        .tamper("UPDATE audit_events SET target = 'key_x' WHERE seq = 3")
+    w.db.tamper("UPDATE audit_events SET target = 'key_x' WHERE seq = 3")
         .await
         .unwrap();
     assert_eq!(verify_chain(&w).await, Err(ChainBreak::Altered { seq: 3 }));
-    w.db
-        .tamper("UPDATE audit_events SET target = 'key_1' WHERE seq = 3")
+    w.db.tamper("UPDATE audit_events SET target = 'key_1' WHERE seq = 3")
         .await
         .unwrap();
     assert_eq!(verify_chain(&w).await, Ok(6));
-    w.db.tamper("DELETE FROM audit_events WHERE seq = 6").await.unwrap();
+    w.db.tamper("DELETE FROM audit_events WHERE seq = 6")
+        .await
+        .unwrap();
     assert_eq!(
         verify_chain(&w).await,
         Err(ChainBreak::Truncated { last: 5, head: 6 })
     );
-    w.db.tamper("DELETE FROM audit_events WHERE seq = 2").await.unwrap();
-    assert_eq!(verify_chain(&w).await, Err(ChainBreak::Gap { after: 1, found: 3 }));
+    w.db.tamper("DELETE FROM audit_events WHERE seq = 2")
+        .await
+        .unwrap();
+    assert_eq!(
+        verify_chain(&w).await,
+        Err(ChainBreak::Gap { after: 1, found: 3 })
+    );
 }
 
 async fn concurrent_appends_keep_one_chain(db: Db) {
@@ -565,7 +687,9 @@ async fn concurrent_appends_keep_one_chain(db: Db) {
     for i in 0..16u64 {
         let store = w.db.store.clone();
         tasks.push(tokio::spawn(async move {
-            store.append_audit(&audit(AuditAction::AccessDenied), at(i)).await
+            store
+                .append_audit(&audit(AuditAction::AccessDenied), at(i))
+                .await
         }));
     }
     for task in tasks {

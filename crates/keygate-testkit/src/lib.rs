@@ -15,5 +15,5 @@
 mod fixtures;
 mod store;
 
-pub use fixtures::{audit, new_key, KeyFixture};
-pub use store::{postgres_base_url, Db, TestStore};
+pub use fixtures::{KeyFixture, audit, new_key};
+pub use store::{Db, TestStore, postgres_base_url};

@@ -96,7 +96,9 @@ impl Drop for TestStore {
                 .build()
                 .ok()?;
             runtime.block_on(async {
-                let mut conn = sqlx::PgConnection::connect(&postgres_base_url()).await.ok()?;
+                let mut conn = sqlx::PgConnection::connect(&postgres_base_url())
+                    .await
+                    .ok()?;
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DROP SCHEMA IF EXISTS {schema} CASCADE"
                 )))

@@ -1,0 +1,120 @@
+//! The verification cache: the hot path of every authenticated request reads only memory.
+//!
+//! Two maps: digest → key id (immutable once known; `None` caches an unknown digest for a
+//! minute), and key id → the key with its live secrets. A change to a key invalidates its
+//! entry by id, so revoke, rotate, update and delete take effect at once on this node.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use keygate_core::{KeyId, KeyRecord, KeySecret};
+use moka::Expiry;
+use moka::sync::Cache;
+
+/// A key and its secrets that are current or in their grace period.
+#[derive(Debug)]
+pub struct CachedKey {
+    pub record: KeyRecord,
+    pub secrets: Vec<KeySecret>,
+}
+
+/// How long a known key stays cached without a change notice. It bounds staleness when a
+/// change is made on another node that does not fan out invalidations.
+const KEY_TTL: Duration = Duration::from_secs(30);
+const KNOWN_DIGEST_TTL: Duration = Duration::from_secs(3600);
+const UNKNOWN_DIGEST_TTL: Duration = Duration::from_secs(60);
+
+struct DigestExpiry;
+
+impl Expiry<[u8; 32], Option<KeyId>> for DigestExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &[u8; 32],
+        value: &Option<KeyId>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(if value.is_some() {
+            KNOWN_DIGEST_TTL
+        } else {
+            UNKNOWN_DIGEST_TTL
+        })
+    }
+}
+
+pub struct VerifyCache {
+    digests: Cache<[u8; 32], Option<KeyId>>,
+    keys: Cache<KeyId, Arc<CachedKey>>,
+    /// Bumped by every invalidation, so a load that raced one is not cached.
+    epoch: AtomicU64,
+}
+
+impl std::fmt::Debug for VerifyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyCache")
+            .field("digests", &self.digests.entry_count())
+            .field("keys", &self.keys.entry_count())
+            .finish()
+    }
+}
+
+impl VerifyCache {
+    pub fn new(capacity: u64) -> Self {
+        Self {
+            digests: Cache::builder()
+                .max_capacity(capacity * 2)
+                .expire_after(DigestExpiry)
+                .build(),
+            keys: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(KEY_TTL)
+                .build(),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(None)` for a digest known to be unknown.
+    pub fn key_id(&self, digest: &[u8; 32]) -> Option<Option<KeyId>> {
+        self.digests.get(digest)
+    }
+
+    pub fn key(&self, id: &KeyId) -> Option<Arc<CachedKey>> {
+        self.keys.get(id)
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    pub fn remember_digest(&self, digest: [u8; 32], id: Option<KeyId>) {
+        self.digests.insert(digest, id);
+    }
+
+    /// Caches a key loaded when the epoch was `loaded_at`, unless an invalidation happened since.
+    pub fn remember_key(&self, key: Arc<CachedKey>, loaded_at: u64) {
+        if self.epoch() == loaded_at {
+            self.keys.insert(key.record.id.clone(), key);
+        }
+    }
+
+    pub fn invalidate(&self, id: &KeyId) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.keys.invalidate(id);
+    }
+}
+
+/// Tells caches that a key changed. Local for one node; a later multi-node implementation
+/// also publishes the notice to the other nodes.
+pub trait Invalidation: Send + Sync + std::fmt::Debug {
+    fn key_changed(&self, id: &KeyId);
+}
+
+/// Invalidation on this node only.
+#[derive(Debug, Clone)]
+pub struct LocalInvalidation(pub Arc<VerifyCache>);
+
+impl Invalidation for LocalInvalidation {
+    fn key_changed(&self, id: &KeyId) {
+        self.0.invalidate(id);
+    }
+}

@@ -1,0 +1,47 @@
+//! The service layer's error: what went wrong, as data. `http::error` turns it into a response.
+
+use keygate_core::{KeyRejection, Permission, ValidationError};
+use keygate_crypto::CryptoError;
+use keygate_store::{Conflict, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error("the caller may not {permission:?} here")]
+    Forbidden { permission: Permission },
+    #[error("{entity} not found")]
+    NotFound { entity: &'static str },
+    #[error(transparent)]
+    Conflict(Conflict),
+    #[error("the pagination cursor is not one this server issued")]
+    BadCursor,
+    #[error("authentication failed: {0}")]
+    Unauthenticated(KeyRejection),
+    #[error("no credentials: send an admin token as `Authorization: Bearer <token>`")]
+    MissingCredentials,
+    #[error("a keygate key was sent in the query string")]
+    KeyInQuery,
+    #[error("the OS random number generator failed")]
+    Random,
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("storage error: {0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound { entity } => Self::NotFound { entity },
+            StoreError::Conflict(conflict) => Self::Conflict(conflict),
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl From<getrandom::Error> for ServiceError {
+    fn from(_: getrandom::Error) -> Self {
+        Self::Random
+    }
+}

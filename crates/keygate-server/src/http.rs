@@ -1,0 +1,60 @@
+//! The HTTP layer: routes, extractors, the error body, OpenAPI, and the server loop.
+//!
+//! Handlers are thin: they extract, call one [`Keygate`](crate::Keygate) operation, and map
+//! the result. Logging happens in middleware, which never records a query string or a
+//! credential header.
+
+mod dto;
+mod error;
+mod extract;
+mod middleware;
+mod openapi;
+mod routes;
+mod serve;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Keygate;
+
+pub use error::ApiError;
+pub use openapi::openapi;
+pub use routes::router;
+pub use serve::run;
+
+/// Limits and timings of the HTTP server, resolved from configuration.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Largest accepted request body.
+    pub body_limit: usize,
+    /// Longest a request may take before it is answered with 408.
+    pub request_timeout: Duration,
+    /// How often last-use times are written to the store.
+    pub last_used_flush: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            body_limit: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            last_used_flush: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub keygate: Arc<Keygate>,
+    pub settings: Arc<ServerSettings>,
+}
+
+impl AppState {
+    pub fn new(keygate: Arc<Keygate>, settings: ServerSettings) -> Self {
+        Self {
+            keygate,
+            settings: Arc::new(settings),
+        }
+    }
+}

@@ -1,0 +1,536 @@
+//! Request and response bodies of the API, with their OpenAPI schemas.
+
+use std::time::Duration;
+
+use keygate_core::{
+    AuditEvent, KeyEnv, KeyPatch, KeyRecord, KeyStatus, Metadata, Role, Scope, Timestamp,
+    ValidationError,
+};
+use keygate_store::Project;
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::ApiError;
+use crate::service::{AuditReport, CreateKey, CreateToken, KeyQuery};
+
+/// `null` clears a field; an absent field leaves it as it is.
+fn double_option<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+fn parse_time(field: &'static str, text: &str) -> Result<Timestamp, ApiError> {
+    Timestamp::parse_rfc3339(text).ok_or_else(|| {
+        ValidationError::new(field, "an RFC 3339 time, e.g. 2030-01-31T00:00:00Z").into()
+    })
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(err: ValidationError) -> Self {
+        ApiError::validation(err.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvParam {
+    #[default]
+    Live,
+    Test,
+}
+
+impl From<EnvParam> for KeyEnv {
+    fn from(env: EnvParam) -> Self {
+        match env {
+            EnvParam::Live => KeyEnv::Live,
+            EnvParam::Test => KeyEnv::Test,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusParam {
+    Active,
+    Expired,
+    Revoked,
+    Deleted,
+}
+
+impl From<StatusParam> for KeyStatus {
+    fn from(status: StatusParam) -> Self {
+        match status {
+            StatusParam::Active => KeyStatus::Active,
+            StatusParam::Expired => KeyStatus::Expired,
+            StatusParam::Revoked => KeyStatus::Revoked,
+            StatusParam::Deleted => KeyStatus::Deleted,
+        }
+    }
+}
+
+/// A new API key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyBody {
+    /// Project id (`proj_…`) or name.
+    pub project: String,
+    pub name: String,
+    #[serde(default)]
+    pub env: EnvParam,
+    /// Permission patterns, e.g. `chat:write`, `models:gpt-4o*`. `*` matches anything.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// RFC 3339; the key stops working at this instant.
+    pub expires_at: Option<String>,
+    /// CIDR blocks or addresses the key may be used from.
+    #[serde(default)]
+    pub ip_allow: Vec<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+    /// Rotation policy: the key is listed as due this long after its last rotation.
+    pub rotate_every_seconds: Option<u64>,
+}
+
+impl CreateKeyBody {
+    pub fn into_input(self) -> Result<CreateKey, ApiError> {
+        Ok(CreateKey {
+            project: self.project,
+            name: self.name,
+            env: self.env.into(),
+            scopes: self.scopes,
+            expires_at: self
+                .expires_at
+                .as_deref()
+                .map(|t| parse_time("expires_at", t))
+                .transpose()?,
+            ip_allow: self.ip_allow,
+            metadata: self.metadata,
+            rotate_every: self.rotate_every_seconds.map(Duration::from_secs),
+        })
+    }
+}
+
+/// A change to a key: absent fields stay, `null` clears `expires_at` and
+/// `rotate_every_seconds`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKeyBody {
+    pub name: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub expires_at: Option<Option<String>>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+    pub ip_allow: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u64>)]
+    pub rotate_every_seconds: Option<Option<u64>>,
+}
+
+impl UpdateKeyBody {
+    pub fn into_patch(self) -> Result<KeyPatch, ApiError> {
+        Ok(KeyPatch {
+            name: self.name,
+            scopes: self.scopes.map(|s| Scope::parse_list(&s)).transpose()?,
+            expires_at: self
+                .expires_at
+                .map(|v| v.map(|t| parse_time("expires_at", &t)).transpose())
+                .transpose()?,
+            metadata: self.metadata.map(Metadata::parse).transpose()?,
+            ip_allow: self
+                .ip_allow
+                .map(|ips| keygate_core::record::parse_ip_allow(&ips))
+                .transpose()?,
+            rotate_every: self
+                .rotate_every_seconds
+                .map(|v| v.map(Duration::from_secs)),
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    /// How long the current secret keeps working after the rotation (default 0, at most
+    /// 30 days).
+    #[serde(default)]
+    pub grace_period_seconds: u64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeBody {
+    /// Why the key is revoked; kept in the key and the audit log.
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListKeysParams {
+    /// Project id or name.
+    pub project: Option<String>,
+    pub env: Option<EnvParam>,
+    /// Without it, every key that is not deleted.
+    pub status: Option<StatusParam>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1-200, default 50.
+    pub limit: Option<u32>,
+}
+
+impl From<ListKeysParams> for KeyQuery {
+    fn from(p: ListKeysParams) -> Self {
+        KeyQuery {
+            project: p.project,
+            env: p.env.map(Into::into),
+            status: p.status.map(Into::into),
+            cursor: p.cursor,
+            limit: p.limit,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DueParams {
+    pub project: Option<String>,
+    /// Also list keys due within this many seconds (default 0: due now).
+    #[serde(default)]
+    pub within_seconds: u64,
+}
+
+/// A key as the API shows it. The secret is never part of it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyView {
+    pub id: String,
+    pub project_id: Option<String>,
+    pub name: String,
+    pub env: EnvParam,
+    pub status: StatusParam,
+    /// Display form, e.g. `kg_live_AbCd…wXyZ`.
+    pub hint: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<String>,
+    pub ip_allow: Vec<String>,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub revoked_reason: Option<String>,
+    pub rotate_every_seconds: Option<u64>,
+    pub rotated_at: Option<String>,
+    pub rotation_due_at: Option<String>,
+    /// Number of rotations so far.
+    pub generation: i64,
+}
+
+fn status_param(status: KeyStatus) -> StatusParam {
+    match status {
+        KeyStatus::Active => StatusParam::Active,
+        KeyStatus::Expired => StatusParam::Expired,
+        KeyStatus::Revoked => StatusParam::Revoked,
+        KeyStatus::Deleted => StatusParam::Deleted,
+    }
+}
+
+fn env_param(env: KeyEnv) -> EnvParam {
+    match env {
+        KeyEnv::Live => EnvParam::Live,
+        KeyEnv::Test => EnvParam::Test,
+    }
+}
+
+impl KeyView {
+    pub fn new(key: &KeyRecord, now: Timestamp) -> Self {
+        Self {
+            id: key.id.to_string(),
+            project_id: key.project_id.as_ref().map(ToString::to_string),
+            name: key.name.clone(),
+            env: env_param(key.env),
+            status: status_param(key.status(now)),
+            hint: key.hint.to_string(),
+            scopes: key.scopes.iter().map(ToString::to_string).collect(),
+            expires_at: key.expires_at.map(Timestamp::to_rfc3339),
+            ip_allow: key.ip_allow.iter().map(ToString::to_string).collect(),
+            metadata: serde_json::Value::Object(key.metadata.as_map().clone()),
+            created_at: key.created_at.to_rfc3339(),
+            updated_at: key.updated_at.to_rfc3339(),
+            last_used_at: key.last_used_at.map(Timestamp::to_rfc3339),
+            revoked_at: key.revoked_at.map(Timestamp::to_rfc3339),
+            revoked_reason: key.revoked_reason.clone(),
+            rotate_every_seconds: key.rotate_every.map(|d| d.as_secs()),
+            rotated_at: key.rotated_at.map(Timestamp::to_rfc3339),
+            rotation_due_at: key.rotation_due_at().map(Timestamp::to_rfc3339),
+            generation: key.generation,
+        }
+    }
+}
+
+/// A key with its secret: returned once, by create and rotate.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyWithSecret {
+    /// The full key. Store it now: keygate keeps only a digest and cannot show it again.
+    pub secret: String,
+    pub key: KeyView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyList {
+    pub data: Vec<KeyView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProjectBody {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectView {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+impl From<&Project> for ProjectView {
+    fn from(p: &Project) -> Self {
+        Self {
+            id: p.id.to_string(),
+            name: p.name.clone(),
+            created_at: p.created_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectList {
+    pub data: Vec<ProjectView>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleParam {
+    Owner,
+    Admin,
+    Operator,
+    Auditor,
+    Viewer,
+}
+
+impl From<RoleParam> for Role {
+    fn from(role: RoleParam) -> Self {
+        match role {
+            RoleParam::Owner => Role::Owner,
+            RoleParam::Admin => Role::Admin,
+            RoleParam::Operator => Role::Operator,
+            RoleParam::Auditor => Role::Auditor,
+            RoleParam::Viewer => Role::Viewer,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenBody {
+    pub role: RoleParam,
+    /// Bind the token to one project (id or name); without it, to the organisation.
+    pub project: Option<String>,
+    pub name: Option<String>,
+    pub expires_at: Option<String>,
+}
+
+impl CreateTokenBody {
+    pub fn into_input(self) -> Result<CreateToken, ApiError> {
+        Ok(CreateToken {
+            role: self.role.into(),
+            project: self.project,
+            name: self.name.unwrap_or_else(|| "admin token".to_owned()),
+            expires_at: self
+                .expires_at
+                .as_deref()
+                .map(|t| parse_time("expires_at", t))
+                .transpose()?,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    pub id: String,
+    pub role: RoleParam,
+    pub project_id: Option<String>,
+    pub name: String,
+    pub hint: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+}
+
+impl TokenView {
+    pub fn new(key: &KeyRecord) -> Self {
+        let role = match key.role {
+            Some(Role::Owner) => RoleParam::Owner,
+            Some(Role::Admin) => RoleParam::Admin,
+            Some(Role::Operator) => RoleParam::Operator,
+            Some(Role::Auditor) => RoleParam::Auditor,
+            Some(Role::Viewer) | None => RoleParam::Viewer,
+        };
+        Self {
+            id: key.id.to_string(),
+            role,
+            project_id: key.project_id.as_ref().map(ToString::to_string),
+            name: key.name.clone(),
+            hint: key.hint.to_string(),
+            created_at: key.created_at.to_rfc3339(),
+            expires_at: key.expires_at.map(Timestamp::to_rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenWithSecret {
+    /// The admin token. Store it now: it is shown only once.
+    pub secret: String,
+    pub token: TokenView,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Only events with this action, e.g. `key.revoke`.
+    pub action: Option<String>,
+    /// `next_cursor` of the previous page: events older than this sequence number.
+    pub cursor: Option<i64>,
+    /// 1-500, default 50.
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventView {
+    pub seq: i64,
+    pub ts: String,
+    pub actor: String,
+    pub action: String,
+    pub outcome: String,
+    pub org_id: Option<String>,
+    pub project_id: Option<String>,
+    pub target: Option<String>,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    pub client_ip: Option<String>,
+    pub request_id: Option<String>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<AuditEvent> for AuditEventView {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            seq: e.seq,
+            ts: e.ts.to_rfc3339(),
+            actor: e.actor,
+            action: e.action,
+            outcome: e.outcome,
+            org_id: e.org_id,
+            project_id: e.project_id,
+            target: e.target,
+            details: serde_json::from_str(&e.details).unwrap_or(serde_json::Value::Null),
+            client_ip: e.client_ip,
+            request_id: e.request_id,
+            prev_hash: e.prev_hash,
+            hash: e.hash,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditList {
+    pub data: Vec<AuditEventView>,
+    pub next_cursor: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditVerifyView {
+    /// Whether every entry is intact, in order, and the chain reaches the stored head.
+    pub ok: bool,
+    pub entries: u64,
+    pub head_seq: i64,
+    pub head_hash: String,
+    /// Where the chain breaks, when it does.
+    pub error: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub break_at: Option<serde_json::Value>,
+}
+
+impl From<AuditReport> for AuditVerifyView {
+    fn from(r: AuditReport) -> Self {
+        Self {
+            ok: r.ok,
+            entries: r.entries,
+            head_seq: r.head.seq,
+            head_hash: r.head.hash,
+            error: r.error.as_ref().map(ToString::to_string),
+            break_at: r.error.and_then(|e| serde_json::to_value(e).ok()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    /// The API key to check.
+    pub key: String,
+    /// A permission the key must grant, e.g. `chat:write`.
+    pub permission: Option<String>,
+    /// The end client's address, checked against the key's IP allow-list.
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyResponse {
+    pub valid: bool,
+    /// `valid`, or why not: `key_malformed`, `key_invalid`, `key_expired`, `key_revoked`,
+    /// `key_rotated`, `ip_not_allowed`, `permission_denied`.
+    pub code: String,
+    pub key_id: Option<String>,
+    pub project: Option<String>,
+    pub name: Option<String>,
+    pub env: Option<EnvParam>,
+    pub scopes: Option<Vec<String>>,
+    pub expires_at: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+    /// Rate-limit state of the key; `null` while the key has no limits.
+    #[schema(value_type = Option<Object>)]
+    pub ratelimit: Option<serde_json::Value>,
+}
+
+impl VerifyResponse {
+    pub fn new(valid: bool, code: &str, key: Option<&KeyRecord>) -> Self {
+        Self {
+            valid,
+            code: code.to_owned(),
+            key_id: key.map(|k| k.id.to_string()),
+            project: key.and_then(|k| k.project_id.as_ref().map(ToString::to_string)),
+            name: key.map(|k| k.name.clone()),
+            env: key.map(|k| env_param(k.env)),
+            scopes: key.map(|k| k.scopes.iter().map(ToString::to_string).collect()),
+            expires_at: key.and_then(|k| k.expires_at.map(Timestamp::to_rfc3339)),
+            metadata: key.map(|k| serde_json::Value::Object(k.metadata.as_map().clone())),
+            ratelimit: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}

@@ -1,0 +1,69 @@
+//! Request middleware of our own: refusing keys in query strings.
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use percent_encoding::percent_decode_str;
+
+use super::AppState;
+use super::extract::RequestMeta;
+use crate::ServiceError;
+
+const KEY_PREFIXES: [&str; 2] = ["kg_live_", "kg_test_"];
+
+/// Finds something shaped like a keygate key in a (percent-decoded) query string.
+pub(crate) fn key_in_query(query: &str) -> Option<String> {
+    let decoded = percent_decode_str(&query.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned();
+    KEY_PREFIXES.iter().find_map(|prefix| {
+        let start = decoded.find(prefix)?;
+        let candidate: String = decoded[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(keygate_core::key::MAX_KEY_LEN)
+            .collect();
+        Some(candidate)
+    })
+}
+
+/// Refuses any request that carries a keygate key in its query string, and records the
+/// likely leak in the audit log. The key is never logged.
+pub(crate) async fn reject_key_in_query(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(candidate) = request.uri().query().and_then(key_in_query) else {
+        return next.run(request).await;
+    };
+    let (parts, _body) = request.into_parts();
+    let meta = RequestMeta::from_parts(&parts);
+    let path = parts.uri.path().to_owned();
+    if let Err(err) = state
+        .keygate
+        .record_key_in_query(&candidate, &path, meta.ip_text(), meta.request_id)
+        .await
+    {
+        return err.into_response();
+    }
+    ServiceError::KeyInQuery.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_plain_and_encoded_keys() {
+        assert_eq!(
+            key_in_query("a=1&key=kg_live_abc123&b=2").as_deref(),
+            Some("kg_live_abc123")
+        );
+        assert_eq!(
+            key_in_query("k=kg%5Ftest%5Fxyz").as_deref(),
+            Some("kg_test_xyz")
+        );
+        assert_eq!(key_in_query("limit=10&cursor=abc"), None);
+    }
+}

@@ -1,0 +1,48 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::dto;
+use super::error::{ErrorBody, ErrorDetail};
+use super::routes;
+
+struct AdminTokenAuth;
+
+impl Modify for AdminTokenAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "keygate", description = "API key management and secure API gateway"),
+    paths(
+        routes::keys::create, routes::keys::list, routes::keys::due, routes::keys::show,
+        routes::keys::update, routes::keys::rotate, routes::keys::revoke, routes::keys::delete,
+        routes::projects::list, routes::projects::create,
+        routes::tokens::create,
+        routes::audit::list, routes::audit::verify,
+        routes::verify::verify,
+        routes::ops::healthz, routes::ops::readyz,
+    ),
+    components(schemas(
+        ErrorBody, ErrorDetail, dto::KeyView, dto::KeyWithSecret, dto::KeyList,
+        dto::CreateKeyBody, dto::UpdateKeyBody, dto::RotateBody, dto::RevokeBody,
+        dto::ProjectView, dto::ProjectList, dto::CreateProjectBody, dto::CreateTokenBody,
+        dto::TokenView, dto::TokenWithSecret, dto::AuditEventView, dto::AuditList,
+        dto::AuditVerifyView, dto::VerifyBody, dto::VerifyResponse, dto::Health,
+    )),
+    modifiers(&AdminTokenAuth),
+)]
+struct ApiDoc;
+
+/// The OpenAPI document of this server.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

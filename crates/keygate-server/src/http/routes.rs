@@ -1,0 +1,91 @@
+//! The route table and the middleware stack around it.
+
+pub(super) mod audit;
+pub(super) mod keys;
+pub(super) mod ops;
+pub(super) mod projects;
+pub(super) mod tokens;
+pub(super) mod verify;
+
+use axum::Router;
+use axum::http::{HeaderName, Request, StatusCode, header};
+use axum::routing::{get, post};
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use super::{ApiError, AppState, middleware};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole HTTP API. Tests call it directly with `oneshot`; `run` serves it.
+pub fn router(state: AppState) -> Router {
+    let admin = Router::new()
+        .route("/projects", get(projects::list).post(projects::create))
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/due", get(keys::due))
+        .route(
+            "/keys/{id}",
+            get(keys::show).patch(keys::update).delete(keys::delete),
+        )
+        .route("/keys/{id}/rotate", post(keys::rotate))
+        .route("/keys/{id}/revoke", post(keys::revoke))
+        .route("/tokens", post(tokens::create))
+        .route("/audit", get(audit::list))
+        .route("/audit/verify", get(audit::verify));
+
+    let timeout = state.settings.request_timeout;
+    Router::new()
+        .nest("/admin/v1", admin)
+        .route("/v1/keys/verify", post(verify::verify))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/openapi.json", get(ops::openapi_json))
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::reject_key_in_query,
+        ))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    header::AUTHORIZATION,
+                    HeaderName::from_static("x-api-key"),
+                ]))
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|request: &Request<_>| {
+                            // Only the path: a query string may carry what must not be logged.
+                            let id = request
+                                .headers()
+                                .get(REQUEST_ID)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("");
+                            tracing::info_span!(
+                                "request",
+                                method = %request.method(),
+                                path = %request.uri().path(),
+                                request_id = %id,
+                            )
+                        })
+                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    timeout,
+                )),
+        )
+        .with_state(state)
+}

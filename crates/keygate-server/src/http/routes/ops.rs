@@ -1,0 +1,40 @@
+//! Operations endpoints: liveness, readiness, the OpenAPI document.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use crate::http::dto::Health;
+use crate::http::error::ErrorBody;
+use crate::http::{ApiError, AppState};
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".to_owned(),
+    })
+}
+
+/// The store answers: the node can serve.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    state.keygate.store().ping().await.map_err(|err| {
+        tracing::warn!(error = %err, "readiness check failed");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the store is unreachable",
+        )
+    })?;
+    Ok(Json(Health {
+        status: "ready".to_owned(),
+    }))
+}
+
+/// This API, described in OpenAPI 3.
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(crate::http::openapi())
+}

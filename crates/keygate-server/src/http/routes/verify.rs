@@ -1,0 +1,44 @@
+//! `POST /v1/keys/verify`: for services that check keys themselves.
+
+use std::net::IpAddr;
+
+use axum::Json;
+use axum::extract::State;
+
+use crate::http::dto::{VerifyBody, VerifyResponse};
+use crate::http::error::ErrorBody;
+use crate::http::extract::ApiJson;
+use crate::http::{ApiError, AppState};
+use crate::service::{VerifyOutcome, VerifyQuery};
+
+/// Verify an API key, optionally for a permission and a client address. Answers 200 with
+/// `valid: false` and a stable code for a refused key.
+#[utoipa::path(post, path = "/v1/keys/verify", tag = "verify",
+    request_body = VerifyBody,
+    responses((status = 200, body = VerifyResponse), (status = 400, body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+pub async fn verify(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<VerifyBody>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    let ip = body
+        .ip
+        .as_deref()
+        .map(str::parse::<IpAddr>)
+        .transpose()
+        .map_err(|_| ApiError::validation("ip: an IPv4 or IPv6 address"))?;
+    let outcome = state
+        .keygate
+        .verify(VerifyQuery {
+            key: &body.key,
+            permission: body.permission.as_deref(),
+            ip,
+        })
+        .await?;
+    Ok(Json(match outcome {
+        VerifyOutcome::Valid(key) => VerifyResponse::new(true, "valid", Some(&key.record)),
+        VerifyOutcome::Invalid(rejection, key) => {
+            VerifyResponse::new(false, rejection.code(), key.as_ref().map(|k| &k.record))
+        }
+    }))
+}

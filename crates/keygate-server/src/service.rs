@@ -1,0 +1,102 @@
+//! The domain operations of keygate, free of HTTP: the admin API's handlers and the CLI's
+//! local commands both call these.
+
+mod audit;
+mod bootstrap;
+mod caller;
+mod keyring;
+mod keys;
+mod projects;
+mod tokens;
+mod verify;
+
+use std::sync::Arc;
+
+use keygate_core::Clock;
+use keygate_crypto::{DigestKey, MasterKey};
+use keygate_store::Store;
+
+use crate::ServiceError;
+use crate::cache::{Invalidation, LocalInvalidation, VerifyCache};
+use crate::last_used::LastUsed;
+
+pub use audit::{AuditQuery, AuditReport, verify_audit_chain};
+pub use bootstrap::ensure_owner;
+pub use caller::{Actor, Caller};
+pub use keys::{CreateKey, KeyPage, KeyQuery, Rotated};
+pub use tokens::CreateToken;
+pub use verify::{VerifyOutcome, VerifyQuery};
+
+/// How many keys the verification cache holds.
+const CACHE_CAPACITY: u64 = 100_000;
+
+/// Everything the operations need: the store, the keys that protect it, the clock and the
+/// caches of the hot path.
+#[derive(Debug)]
+pub struct Keygate {
+    store: Arc<dyn Store>,
+    digest_key: DigestKey,
+    master_key: MasterKey,
+    clock: Arc<dyn Clock>,
+    cache: Arc<VerifyCache>,
+    invalidation: Arc<dyn Invalidation>,
+    last_used: Arc<LastUsed>,
+}
+
+impl Keygate {
+    /// Opens keygate on a migrated store: loads (or, on a new store, creates) the digest key
+    /// sealed by `master_key`. A master key other than the one the store was sealed with is
+    /// refused, naming both key ids, and nothing is overwritten.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        master_key: MasterKey,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ServiceError> {
+        let digest_key = keyring::open_digest_key(store.as_ref(), &master_key, clock.now()).await?;
+        let cache = Arc::new(VerifyCache::new(CACHE_CAPACITY));
+        Ok(Self {
+            store,
+            digest_key,
+            master_key,
+            clock,
+            invalidation: Arc::new(LocalInvalidation(cache.clone())),
+            cache,
+            last_used: Arc::new(LastUsed::default()),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn last_used(&self) -> &Arc<LastUsed> {
+        &self.last_used
+    }
+}
+
+impl Keygate {
+    /// Checks a permission; a refusal is written to the audit log before it is returned.
+    pub(crate) async fn authorize(
+        &self,
+        caller: &Caller,
+        permission: keygate_core::Permission,
+        project: Option<&keygate_core::ProjectId>,
+        target: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        match caller::require(caller, permission, project) {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                let mut draft = caller.audit(keygate_core::AuditAction::AccessDenied, project);
+                draft.outcome = keygate_core::Outcome::Denied;
+                draft.target = target.map(str::to_owned);
+                draft.details = serde_json::json!({ "permission": format!("{permission:?}") });
+                self.store.append_audit(&draft, self.clock.now()).await?;
+                Err(err)
+            }
+        }
+    }
+}

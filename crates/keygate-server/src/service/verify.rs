@@ -1,0 +1,209 @@
+//! Verification: the hot path. A cache hit costs a parse, an HMAC and two map lookups.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use keygate_core::scope::any_grants;
+use keygate_core::{
+    ApiKey, AuditAction, AuditDraft, Binding, KeyKind, KeyRejection, KeyStatus, Outcome, Principal,
+};
+use keygate_crypto::KeyDigest;
+
+use super::Keygate;
+use crate::ServiceError;
+use crate::cache::CachedKey;
+
+/// A verification request from a service that is not behind the gateway.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyQuery<'a> {
+    pub key: &'a str,
+    /// A permission the key must grant through one of its scopes.
+    pub permission: Option<&'a str>,
+    /// The address of the end client, checked against the key's allow-list.
+    pub ip: Option<IpAddr>,
+}
+
+/// The verdict, with the key when it is known (even if refused, to help debugging).
+#[derive(Debug, Clone)]
+pub enum VerifyOutcome {
+    Valid(Arc<CachedKey>),
+    Invalid(KeyRejection, Option<Arc<CachedKey>>),
+}
+
+impl Keygate {
+    /// Verifies an API key. Storage trouble on a cache miss is an error, never a pass.
+    pub async fn verify(&self, query: VerifyQuery<'_>) -> Result<VerifyOutcome, ServiceError> {
+        let cached = match self.authenticate(query.key, KeyKind::Api).await? {
+            Ok(cached) => cached,
+            Err((rejection, cached)) => return Ok(VerifyOutcome::Invalid(rejection, cached)),
+        };
+        if !cached.record.allows_ip(query.ip) {
+            return Ok(VerifyOutcome::Invalid(
+                KeyRejection::IpNotAllowed,
+                Some(cached),
+            ));
+        }
+        if let Some(permission) = query.permission
+            && !any_grants(&cached.record.scopes, permission)
+        {
+            return Ok(VerifyOutcome::Invalid(
+                KeyRejection::PermissionDenied,
+                Some(cached),
+            ));
+        }
+        self.last_used.record(&cached.record.id, self.clock.now());
+        Ok(VerifyOutcome::Valid(cached))
+    }
+
+    /// Authenticates an admin token and returns its principal.
+    pub async fn authenticate_admin(
+        &self,
+        token: &str,
+    ) -> Result<Result<Principal, (KeyRejection, Option<Arc<CachedKey>>)>, ServiceError> {
+        let cached = match self.authenticate(token, KeyKind::Admin).await? {
+            Ok(cached) => cached,
+            Err(failure) => return Ok(Err(failure)),
+        };
+        let record = &cached.record;
+        let Some(role) = record.role else {
+            return Ok(Err((KeyRejection::Invalid, None)));
+        };
+        let binding = match &record.project_id {
+            Some(project) => Binding::Project {
+                org: record.org_id.clone(),
+                project: project.clone(),
+            },
+            None => Binding::Org(record.org_id.clone()),
+        };
+        self.last_used.record(&record.id, self.clock.now());
+        Ok(Ok(Principal {
+            token_id: record.id.clone(),
+            role,
+            binding,
+        }))
+    }
+
+    /// Parses, digests and checks a key of the given kind. A key of the other kind is
+    /// simply invalid here, so that API keys and admin tokens never stand in for each other.
+    async fn authenticate(
+        &self,
+        text: &str,
+        kind: KeyKind,
+    ) -> Result<Result<Arc<CachedKey>, (KeyRejection, Option<Arc<CachedKey>>)>, ServiceError> {
+        let Ok(key) = ApiKey::parse(text) else {
+            return Ok(Err((KeyRejection::Malformed, None)));
+        };
+        let digest = self.digest_key.digest(key.expose());
+        let Some(cached) = self.cached_key(&digest).await? else {
+            return Ok(Err((KeyRejection::Invalid, None)));
+        };
+        if cached.record.kind != kind {
+            return Ok(Err((KeyRejection::Invalid, None)));
+        }
+        let now = self.clock.now();
+        let rejection = match cached.record.status(now) {
+            KeyStatus::Deleted => Some(KeyRejection::Invalid),
+            KeyStatus::Revoked => Some(KeyRejection::Revoked),
+            KeyStatus::Expired => Some(KeyRejection::Expired),
+            KeyStatus::Active => {
+                let secret = cached
+                    .secrets
+                    .iter()
+                    .find(|s| KeyDigest::from_slice(&s.digest).is_some_and(|d| d.ct_eq(&digest)));
+                match secret {
+                    None => Some(KeyRejection::Rotated),
+                    Some(secret) => cached.record.check(secret, now).err(),
+                }
+            }
+        };
+        Ok(match rejection {
+            None => Ok(cached),
+            Some(KeyRejection::Invalid) => Err((KeyRejection::Invalid, None)),
+            Some(rejection) => Err((rejection, Some(cached))),
+        })
+    }
+
+    /// The key behind a digest, from memory when possible.
+    async fn cached_key(&self, digest: &KeyDigest) -> Result<Option<Arc<CachedKey>>, ServiceError> {
+        let bytes = *digest.as_bytes();
+        let id = match self.cache.key_id(&bytes) {
+            Some(None) => return Ok(None),
+            Some(Some(id)) => id,
+            None => match self.store.key_by_digest(&bytes).await? {
+                None => {
+                    self.cache.remember_digest(bytes, None);
+                    return Ok(None);
+                }
+                Some((record, _)) => {
+                    self.cache.remember_digest(bytes, Some(record.id.clone()));
+                    record.id
+                }
+            },
+        };
+        if let Some(cached) = self.cache.key(&id) {
+            return Ok(Some(cached));
+        }
+        let epoch = self.cache.epoch();
+        let Some(record) = self.store.key(&id).await? else {
+            return Ok(None);
+        };
+        let secrets = self.store.live_secrets(&id, self.clock.now()).await?;
+        let cached = Arc::new(CachedKey { record, secrets });
+        self.cache.remember_key(cached.clone(), epoch);
+        Ok(Some(cached))
+    }
+
+    /// Records a failed admin authentication in the audit log. Only the outcome and, for a
+    /// known token, its id are kept: never the presented text.
+    pub async fn record_auth_failure(
+        &self,
+        rejection: Option<KeyRejection>,
+        known: Option<&CachedKey>,
+        client_ip: Option<String>,
+        request_id: Option<String>,
+    ) -> Result<(), ServiceError> {
+        let mut draft = AuditDraft::new("anonymous", AuditAction::AdminAuthFailed);
+        draft.outcome = Outcome::Denied;
+        draft.client_ip = client_ip;
+        draft.request_id = request_id;
+        if let Some(known) = known {
+            draft.org_id = Some(known.record.org_id.to_string());
+            draft.target = Some(known.record.id.to_string());
+        }
+        draft.details = serde_json::json!({
+            "code": rejection.map_or("missing_credentials", KeyRejection::code),
+        });
+        self.store.append_audit(&draft, self.clock.now()).await?;
+        Ok(())
+    }
+
+    /// Records a keygate key seen in a URL query string: a likely leak into logs and
+    /// browser history. Names the key (by id) when it is one of ours.
+    pub async fn record_key_in_query(
+        &self,
+        candidate: &str,
+        path: &str,
+        client_ip: Option<String>,
+        request_id: Option<String>,
+    ) -> Result<(), ServiceError> {
+        let known = match ApiKey::parse(candidate) {
+            Ok(key) => {
+                self.cached_key(&self.digest_key.digest(key.expose()))
+                    .await?
+            }
+            Err(_) => None,
+        };
+        let mut draft = AuditDraft::new("anonymous", AuditAction::KeyInQuery);
+        draft.outcome = Outcome::Denied;
+        draft.client_ip = client_ip;
+        draft.request_id = request_id;
+        if let Some(known) = &known {
+            draft.org_id = Some(known.record.org_id.to_string());
+            draft.project_id = known.record.project_id.as_ref().map(ToString::to_string);
+            draft.target = Some(known.record.id.to_string());
+        }
+        draft.details = serde_json::json!({ "path": path, "known_key": known.is_some() });
+        self.store.append_audit(&draft, self.clock.now()).await?;
+        Ok(())
+    }
+}
