@@ -1,5 +1,5 @@
-//! Test support for keygate: isolated stores on SQLite and on the machine's PostgreSQL, and
-//! fixtures that build valid domain values.
+//! Test support for keygate: isolated stores on SQLite and on the machine's PostgreSQL,
+//! fixtures that build valid domain values, and a real server on `127.0.0.1:0`.
 //!
 //! PostgreSQL tests use `KEYGATE_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`); each store gets its own schema, dropped when the
@@ -13,7 +13,9 @@
 )]
 
 mod fixtures;
+mod server;
 mod store;
 
 pub use fixtures::{KeyFixture, audit, new_key};
+pub use server::TestServer;
 pub use store::{Db, TestStore, postgres_base_url};

@@ -1,0 +1,86 @@
+//! A real keygate server on `127.0.0.1:0`, over a store of its own.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use keygate_core::{Clock, SystemClock};
+use keygate_crypto::MasterKey;
+use keygate_server::service::ensure_owner;
+use keygate_server::{AppState, Keygate, ServerSettings};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::{Db, TestStore};
+
+/// A running server. `stop` shuts it down gracefully; dropping it aborts it.
+#[derive(Debug)]
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub base_url: String,
+    /// The owner token printed at first start.
+    pub owner_token: String,
+    pub keygate: Arc<Keygate>,
+    pub store: TestStore,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    pub async fn start(db: Db) -> anyhow::Result<Self> {
+        Self::start_with(db, Arc::new(SystemClock), ServerSettings::default()).await
+    }
+
+    pub async fn start_with(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        settings: ServerSettings,
+    ) -> anyhow::Result<Self> {
+        let store = TestStore::new(db).await?;
+        let master_key = MasterKey::load_or_create(&store.dir.path().join("master.key"))?;
+        let keygate = Arc::new(Keygate::open(store.store.clone(), master_key, clock).await?);
+        let owner = ensure_owner(&keygate)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("a fresh store must print an owner token"))?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let state = AppState::new(keygate.clone(), settings);
+        let handle = tokio::spawn(keygate_server::run(listener, state, async {
+            let _ = rx.await;
+        }));
+        Ok(Self {
+            addr,
+            base_url: format!("http://{addr}"),
+            owner_token: owner.expose().to_owned(),
+            keygate,
+            store,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    /// Shuts down gracefully and waits until batched writes are flushed. The store stays
+    /// open for inspection.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+    }
+}
