@@ -21,7 +21,7 @@ use crate::cache::{Invalidation, LocalInvalidation, VerifyCache};
 use crate::last_used::LastUsed;
 
 pub use audit::{AuditQuery, AuditReport, verify_audit_chain};
-pub use bootstrap::ensure_owner;
+pub use bootstrap::{bootstrap, ensure_owner};
 pub use caller::{Actor, Caller};
 pub use keys::{CreateKey, KeyPage, KeyQuery, Rotated};
 pub use tokens::CreateToken;

@@ -1,5 +1,6 @@
 //! Test support for keygate: isolated stores on SQLite and on the machine's PostgreSQL,
-//! fixtures that build valid domain values, and a real server on `127.0.0.1:0`.
+//! fixtures that build valid domain values, a real server on `127.0.0.1:0`, and an HTTP client
+//! for black-box tests of its API.
 //!
 //! PostgreSQL tests use `KEYGATE_TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`); each store gets its own schema, dropped when the
@@ -13,9 +14,11 @@
 )]
 
 mod fixtures;
+mod http_client;
 mod server;
 mod store;
 
 pub use fixtures::{KeyFixture, audit, new_key};
+pub use http_client::{Api, Call, CreatedKey, Exchange, IssuedToken, Method, Reply};
 pub use server::TestServer;
 pub use store::{Db, TestStore, postgres_base_url};

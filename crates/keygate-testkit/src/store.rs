@@ -82,6 +82,55 @@ impl TestStore {
         };
         Ok(done)
     }
+
+    /// Every row of every table, one line each as `table: text of the row` (SQLite quotes
+    /// each value, PostgreSQL prints the row as a record; blobs come out as hex).
+    pub async fn dump_rows(&self) -> anyhow::Result<Vec<String>> {
+        let mut lines = Vec::new();
+        if self.url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await?;
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+            )
+            .fetch_all(&mut conn)
+            .await?;
+            for table in tables {
+                let columns: Vec<String> =
+                    sqlx::query_scalar("SELECT name FROM pragma_table_info($1)")
+                        .bind(&table)
+                        .fetch_all(&mut conn)
+                        .await?;
+                let row_text = columns
+                    .iter()
+                    .map(|c| format!("quote(\"{c}\")"))
+                    .collect::<Vec<_>>()
+                    .join(" || ' ' || ");
+                let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT {row_text} FROM \"{table}\""
+                )))
+                .fetch_all(&mut conn)
+                .await?;
+                lines.extend(rows.into_iter().map(|row| format!("{table}: {row}")));
+            }
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await?;
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT table_name::text FROM information_schema.tables \
+                 WHERE table_schema = current_schema() ORDER BY table_name",
+            )
+            .fetch_all(&mut conn)
+            .await?;
+            for table in tables {
+                let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT r::text FROM \"{table}\" r"
+                )))
+                .fetch_all(&mut conn)
+                .await?;
+                lines.extend(rows.into_iter().map(|row| format!("{table}: {row}")));
+            }
+        }
+        Ok(lines)
+    }
 }
 
 impl Drop for TestStore {

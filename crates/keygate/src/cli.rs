@@ -1,0 +1,353 @@
+//! The command line, as clap types. `keygate --help` is generated from these doc comments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// keygate: API key management and a secure API gateway, in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "keygate", version, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (TOML). Every value can also come from a KEYGATE_* variable.
+    #[arg(long, global = true, env = "KEYGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage API keys through the admin API.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Manage projects through the admin API.
+    #[command(subcommand)]
+    Projects(ProjectsCommand),
+    /// Work on the store directly (on the server's machine): admin tokens.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Read and verify the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// Where the store is, for commands that open it directly.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StoreArgs {
+    /// Directory for the SQLite file and the local master key.
+    #[arg(long, env = "KEYGATE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `sqlite://PATH` or `postgres://…`; defaults to a SQLite file in the data directory.
+    #[arg(long, env = "KEYGATE_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// The local master key file (created 0600 on first start).
+    #[arg(long, env = "KEYGATE_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KEYGATE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// How to reach the admin API.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Base URL of the keygate server.
+    #[arg(
+        long,
+        global = true,
+        env = "KEYGATE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// Admin token. Prefer the KEYGATE_TOKEN variable: arguments show up in process lists.
+    #[arg(long, global = true, env = "KEYGATE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EnvArg {
+    Live,
+    Test,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StatusArg {
+    Active,
+    Expired,
+    Revoked,
+    Deleted,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Owner,
+    Admin,
+    Operator,
+    Auditor,
+    Viewer,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key. Its secret is printed once.
+    Create(CreateKeyArgs),
+    /// List keys.
+    List(ListKeysArgs),
+    /// Show one key.
+    Show(KeyIdArgs),
+    /// Change a key's settings.
+    Update(UpdateKeyArgs),
+    /// Issue a new secret for a key; the old one keeps working for the grace period.
+    Rotate(RotateArgs),
+    /// Revoke a key at once.
+    Revoke(RevokeArgs),
+    /// Delete a key; it can never verify again.
+    Delete(KeyIdArgs),
+    /// Keys whose rotation policy says they are due.
+    Due(DueArgs),
+    /// Verify a key read from standard input, as a service would (no admin token needed).
+    /// Exits 0 for a valid key and 4 for a refused one.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateKeyArgs {
+    /// Project id or name.
+    #[arg(long, default_value = "default")]
+    pub project: String,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, value_enum, default_value = "live")]
+    pub env: EnvArg,
+    /// A permission pattern such as `chat:write`; repeat for more.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    /// Lifetime, e.g. `30d` or `12h`.
+    #[arg(long, value_name = "DURATION", conflicts_with = "expires_at")]
+    pub expires_in: Option<humantime::Duration>,
+    /// Expiry as an RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub expires_at: Option<String>,
+    /// An allowed client network (CIDR or address); repeat for more.
+    #[arg(long = "ip", value_name = "CIDR")]
+    pub ip_allow: Vec<String>,
+    /// Metadata as a JSON object.
+    #[arg(long, value_name = "JSON")]
+    pub metadata: Option<String>,
+    /// Rotation policy, e.g. `90d`.
+    #[arg(long, value_name = "DURATION")]
+    pub rotate_every: Option<humantime::Duration>,
+    /// Print only the secret (for scripts).
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListKeysArgs {
+    #[arg(long)]
+    pub project: Option<String>,
+    #[arg(long, value_enum)]
+    pub env: Option<EnvArg>,
+    #[arg(long, value_enum)]
+    pub status: Option<StatusArg>,
+    /// Page size (1-200).
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Continue after a previous page.
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Follow cursors and print every page.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyIdArgs {
+    /// Key id (`key_…`).
+    pub id: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateKeyArgs {
+    pub id: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Replace the scopes; repeat for more.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    /// Remove every scope.
+    #[arg(long, conflicts_with = "scopes")]
+    pub clear_scopes: bool,
+    #[arg(long, value_name = "DURATION", conflicts_with_all = ["expires_at", "no_expiry"])]
+    pub expires_in: Option<humantime::Duration>,
+    #[arg(long, value_name = "TIME", conflicts_with = "no_expiry")]
+    pub expires_at: Option<String>,
+    /// Remove the expiry.
+    #[arg(long)]
+    pub no_expiry: bool,
+    /// Replace the IP allow-list; repeat for more.
+    #[arg(long = "ip", value_name = "CIDR")]
+    pub ip_allow: Vec<String>,
+    /// Remove the IP allow-list.
+    #[arg(long, conflicts_with = "ip_allow")]
+    pub clear_ips: bool,
+    #[arg(long, value_name = "JSON")]
+    pub metadata: Option<String>,
+    #[arg(long, value_name = "DURATION", conflicts_with = "no_rotation")]
+    pub rotate_every: Option<humantime::Duration>,
+    /// Remove the rotation policy.
+    #[arg(long)]
+    pub no_rotation: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    pub id: String,
+    /// How long the current secret keeps working, e.g. `1h` (default: none).
+    #[arg(long, value_name = "DURATION")]
+    pub grace: Option<humantime::Duration>,
+    /// Makes a retried rotation return the first result instead of rotating again.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    /// Print only the new secret (for scripts).
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    pub id: String,
+    /// Why: kept with the key and in the audit log.
+    #[arg(long)]
+    pub reason: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DueArgs {
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Also list keys due within this long, e.g. `7d`.
+    #[arg(long, value_name = "DURATION")]
+    pub within: Option<humantime::Duration>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A permission the key must grant, e.g. `invoices:read`.
+    #[arg(long)]
+    pub permission: Option<String>,
+    /// The end client's address, checked against the key's IP allow-list.
+    #[arg(long)]
+    pub ip: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectsCommand {
+    /// List projects.
+    List(ApiOnly),
+    /// Create a project.
+    Create(CreateProjectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApiOnly {
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateProjectArgs {
+    pub name: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Admin tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Issue an admin token directly on the store (local access is trust). Prints the token
+    /// alone on standard output.
+    Create(CreateTokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateTokenArgs {
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+    /// Bind the token to one project (id or name); without it, to the organisation.
+    #[arg(long)]
+    pub project: Option<String>,
+    #[arg(long, default_value = "cli token")]
+    pub name: String,
+    /// Lifetime, e.g. `8h`.
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<humantime::Duration>,
+    /// Print JSON with the token's details.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit events, newest first, through the admin API.
+    List(AuditListArgs),
+    /// Verify the hash chain offline, on the store itself.
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditListArgs {
+    /// Only this action, e.g. `key.revoke`.
+    #[arg(long)]
+    pub action: Option<String>,
+    #[arg(long)]
+    pub limit: Option<u32>,
+    #[arg(long)]
+    pub cursor: Option<i64>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}

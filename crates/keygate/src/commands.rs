@@ -1,0 +1,80 @@
+//! One module per command group; `dispatch` routes a parsed command line to it.
+
+mod admin;
+mod audit;
+mod keys;
+mod projects;
+mod serve;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use keygate_core::SystemClock;
+use keygate_crypto::MasterKey;
+use keygate_server::Keygate;
+use keygate_store::Store;
+
+use crate::CliError;
+use crate::cli::{Cli, Command, StoreArgs};
+use crate::config::{Settings, Sources, resolve};
+
+pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
+    let config = cli.config.as_deref();
+    match cli.command {
+        Command::Serve(args) => serve::serve(config, args).await,
+        Command::Keys(command) => keys::run(command).await,
+        Command::Projects(command) => projects::run(command).await,
+        Command::Admin(command) => admin::run(config, command).await,
+        Command::Audit(command) => audit::run(config, command).await,
+    }
+}
+
+impl From<crate::config::ConfigError> for CliError {
+    fn from(err: crate::config::ConfigError) -> Self {
+        CliError::Invalid(err.to_string())
+    }
+}
+
+/// The file behind a `sqlite:` URL, if it is one.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    Some(PathBuf::from(path))
+}
+
+/// Settings for a command that works on an existing store, never creating one.
+fn local_settings(config: Option<&Path>, store: &StoreArgs) -> Result<Settings, CliError> {
+    let settings = resolve(&Sources::from_process(config)?, store, None)?;
+    if let Some(path) = sqlite_path(&settings.database_url)
+        && !path.exists()
+    {
+        return Err(CliError::Invalid(format!(
+            "no keygate store at {}: run this where `keygate serve` runs, or pass --data-dir / \
+             --database-url",
+            path.display()
+        )));
+    }
+    Ok(settings)
+}
+
+async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, CliError> {
+    keygate_store::connect(&settings.database_url)
+        .await
+        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot open the store: {e}")))
+}
+
+/// Opens keygate on an existing store with its existing master key.
+async fn open_local(settings: &Settings) -> Result<Keygate, CliError> {
+    if !settings.master_key_file.exists() {
+        return Err(CliError::Invalid(format!(
+            "no master key at {}: point --data-dir or --master-key-file at the server's",
+            settings.master_key_file.display()
+        )));
+    }
+    let master_key = MasterKey::load(&settings.master_key_file)
+        .map_err(|e| CliError::Other(anyhow::anyhow!(e)))?;
+    let store = open_store(settings).await?;
+    Keygate::open(store, master_key, Arc::new(SystemClock))
+        .await
+        .map_err(|e| CliError::Other(anyhow::anyhow!(e)))
+}

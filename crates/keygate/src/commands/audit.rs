@@ -1,0 +1,70 @@
+//! `keygate audit …`: list through the API; verify offline on the store.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::{local_settings, open_store};
+use crate::CliError;
+use crate::cli::{AuditCommand, AuditListArgs, AuditVerifyArgs};
+use crate::client::AdminClient;
+use crate::output::{self, out};
+
+pub async fn run(config: Option<&Path>, command: AuditCommand) -> Result<(), CliError> {
+    match command {
+        AuditCommand::List(args) => list(args).await,
+        AuditCommand::Verify(args) => verify(config, args).await,
+    }
+}
+
+async fn list(args: AuditListArgs) -> Result<(), CliError> {
+    let client = AdminClient::new(&args.api)?;
+    let mut query = Vec::new();
+    if let Some(action) = &args.action {
+        query.push(("action", action.clone()));
+    }
+    if let Some(limit) = args.limit {
+        query.push(("limit", limit.to_string()));
+    }
+    if let Some(cursor) = args.cursor {
+        query.push(("cursor", cursor.to_string()));
+    }
+    let page = client.get("/admin/v1/audit", &query).await?;
+    if args.api.json {
+        output::json(&page);
+    } else {
+        let events = page["data"].as_array().cloned().unwrap_or_default();
+        output::rows(
+            &events,
+            &[
+                ("SEQ", "seq"),
+                ("TIME", "ts"),
+                ("ACTION", "action"),
+                ("OUTCOME", "outcome"),
+                ("ACTOR", "actor"),
+                ("TARGET", "target"),
+            ],
+        );
+    }
+    Ok(())
+}
+
+async fn verify(config: Option<&Path>, args: AuditVerifyArgs) -> Result<(), CliError> {
+    let settings = local_settings(config, &args.store)?;
+    let store = open_store(&settings).await?;
+    let report = keygate_server::service::verify_audit_chain(store.as_ref())
+        .await
+        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot read the audit log: {e}")))?;
+    if args.json {
+        output::json(&json!(report));
+    } else if report.ok {
+        out(&format!(
+            "audit log intact: {} entries, head {} at entry {}",
+            report.entries, report.head.hash, report.head.seq
+        ));
+    }
+    match report.error {
+        None => Ok(()),
+        Some(err) => Err(CliError::Tampered(err.to_string())),
+    }
+}

@@ -1,0 +1,123 @@
+//! `keygate serve`.
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use keygate_core::SystemClock;
+use keygate_crypto::MasterKey;
+use keygate_server::service::ensure_owner;
+use keygate_server::{AppState, Keygate};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use super::sqlite_path;
+use crate::CliError;
+use crate::cli::ServeArgs;
+use crate::config::{LogFormat, Sources, resolve};
+use crate::output::note;
+
+pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliError> {
+    let settings = resolve(
+        &Sources::from_process(config)?,
+        &args.store,
+        args.listen.as_deref(),
+    )?;
+    init_logging(settings.log_format);
+
+    for dir in [
+        Some(settings.data_dir.as_path()),
+        settings.master_key_file.parent(),
+        sqlite_path(&settings.database_url)
+            .as_deref()
+            .and_then(Path::parent),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|d| !d.as_os_str().is_empty())
+    {
+        private_dir(dir)?;
+    }
+    let master_key = MasterKey::load_or_create(&settings.master_key_file)
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    let store = keygate_store::connect(&settings.database_url)
+        .await
+        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot open the store: {e}")))?;
+    let keygate = Keygate::open(store, master_key, Arc::new(SystemClock))
+        .await
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    let keygate = Arc::new(keygate);
+    if let Some(token) = ensure_owner(&keygate)
+        .await
+        .map_err(|e| CliError::Other(e.into()))?
+    {
+        note(&format!(
+            "\nkeygate: first start. The owner admin token is shown once, here:\n\n    {}\n\n\
+             Store it in your secret manager, then `export KEYGATE_TOKEN=...` to use the CLI.\n",
+            token.expose()
+        ));
+    }
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    tracing::info!(
+        addr = %listener.local_addr().map_err(anyhow::Error::from)?,
+        store = ?keygate.store().backend(),
+        "keygate is listening"
+    );
+    keygate_server::run(listener, AppState::new(keygate, settings.server), shutdown())
+        .await
+        .context("server failed")?;
+    tracing::info!("keygate stopped");
+    Ok(())
+}
+
+/// Creates `dir` readable by its owner only, if it does not exist yet.
+fn private_dir(dir: &Path) -> Result<(), CliError> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down: finishing requests and flushing writes");
+}

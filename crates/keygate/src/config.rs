@@ -1,0 +1,191 @@
+//! Configuration in layers: the TOML file, then `KEYGATE_*` variables, then command-line
+//! flags, resolved into settings that the rest of the code trusts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use keygate_server::ServerSettings;
+use serde::Deserialize;
+
+use crate::cli::StoreArgs;
+
+/// Keys the file and the environment may set. Anything else in the file is an error.
+const KEYS: [&str; 7] = [
+    "listen",
+    "data_dir",
+    "database_url",
+    "master_key_file",
+    "log_format",
+    "body_limit_bytes",
+    "request_timeout_seconds",
+];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    master_key_file: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    body_limit_bytes: Option<usize>,
+    request_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Resolved settings: every value present and checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub master_key_file: PathBuf,
+    pub log_format: LogFormat,
+    pub server: ServerSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("listen: `{0}` is not an address such as 127.0.0.1:8080")]
+    BadListen(String),
+    #[error("body_limit_bytes: between 1 KiB and 16 MiB")]
+    BadBodyLimit,
+    #[error("request_timeout_seconds: between 1 and 3600")]
+    BadTimeout,
+}
+
+/// The sources of configuration, so tests can supply them without the process environment.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub figment: Figment,
+}
+
+impl Sources {
+    /// The file (if given) and the process's `KEYGATE_*` variables.
+    pub fn from_process(config: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = config {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.to_owned()));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        Ok(Self {
+            figment: figment.merge(Env::prefixed("KEYGATE_").only(&KEYS)),
+        })
+    }
+}
+
+/// Resolves settings: flags (already merged with their variables by clap) win over the file.
+pub fn resolve(
+    sources: &Sources,
+    store: &StoreArgs,
+    listen: Option<&str>,
+) -> Result<Settings, ConfigError> {
+    let raw: RawConfig = sources.figment.extract().map_err(Box::new)?;
+    let listen_text = listen
+        .map(str::to_owned)
+        .or(raw.listen)
+        .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+    let listen: SocketAddr = listen_text
+        .parse()
+        .map_err(|_| ConfigError::BadListen(listen_text.clone()))?;
+    let data_dir = store
+        .data_dir
+        .clone()
+        .or(raw.data_dir)
+        .unwrap_or_else(|| PathBuf::from("keygate-data"));
+    let database_url = store
+        .database_url
+        .clone()
+        .or(raw.database_url)
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("keygate.db").display()));
+    let master_key_file = store
+        .master_key_file
+        .clone()
+        .or(raw.master_key_file)
+        .unwrap_or_else(|| data_dir.join("master.key"));
+    let body_limit = raw.body_limit_bytes.unwrap_or(64 * 1024);
+    if !(1024..=16 * 1024 * 1024).contains(&body_limit) {
+        return Err(ConfigError::BadBodyLimit);
+    }
+    let timeout = raw.request_timeout_seconds.unwrap_or(30);
+    if !(1..=3600).contains(&timeout) {
+        return Err(ConfigError::BadTimeout);
+    }
+    Ok(Settings {
+        listen,
+        data_dir,
+        database_url,
+        master_key_file,
+        log_format: raw.log_format.unwrap_or_default(),
+        server: ServerSettings {
+            body_limit,
+            request_timeout: Duration::from_secs(timeout),
+            ..ServerSettings::default()
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(toml: &str) -> Sources {
+        Sources {
+            figment: Figment::new().merge(Toml::string(toml)),
+        }
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let settings = resolve(&sources(""), &StoreArgs::default(), None).unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.database_url, "sqlite://keygate-data/keygate.db");
+        assert_eq!(settings.master_key_file, PathBuf::from("keygate-data/master.key"));
+        assert_eq!(settings.server.body_limit, 65_536);
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file = sources("listen = \"0.0.0.0:9000\"\ndata_dir = \"/srv/kg\"\n");
+        let from_file = resolve(&file, &StoreArgs::default(), None).unwrap();
+        assert_eq!(from_file.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(from_file.master_key_file, PathBuf::from("/srv/kg/master.key"));
+        let flags = StoreArgs {
+            database_url: Some("postgres://db/keygate".into()),
+            ..StoreArgs::default()
+        };
+        let from_flags = resolve(&file, &flags, Some("127.0.0.1:1")).unwrap();
+        assert_eq!(from_flags.listen.to_string(), "127.0.0.1:1");
+        assert_eq!(from_flags.database_url, "postgres://db/keygate");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let err = resolve(&sources("lisen = \"x\""), &StoreArgs::default(), None).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+        assert!(matches!(
+            resolve(&sources("listen = \"nowhere\""), &StoreArgs::default(), None),
+            Err(ConfigError::BadListen(_))
+        ));
+        assert!(matches!(
+            resolve(&sources("body_limit_bytes = 10"), &StoreArgs::default(), None),
+            Err(ConfigError::BadBodyLimit)
+        ));
+    }
+}

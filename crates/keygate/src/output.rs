@@ -1,0 +1,107 @@
+//! What the CLI prints: tables for people, JSON for scripts, errors on standard error.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{ContentArrangement, Table};
+use serde_json::Value;
+
+use crate::CliError;
+
+/// Writes to standard output; a closed pipe (e.g. `| head`) is not an error worth reporting.
+pub fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}");
+}
+
+/// Writes a note to standard error.
+pub fn note(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{text}");
+}
+
+pub fn json(value: &Value) {
+    out(&serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
+}
+
+/// Reports a failure and turns it into the process exit code.
+pub fn fail(err: &CliError) -> ExitCode {
+    note(&format!("error: {err}"));
+    ExitCode::from(err.exit_code())
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) if items.is_empty() => "-".to_owned(),
+        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(", "),
+        Value::Object(map) if map.is_empty() => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.iter().copied());
+    table
+}
+
+/// Rows of `items`, one column per field.
+pub fn rows(items: &[Value], columns: &[(&str, &str)]) {
+    if items.is_empty() {
+        note("(none)");
+        return;
+    }
+    let headers: Vec<&str> = columns.iter().map(|(h, _)| *h).collect();
+    let mut t = table(&headers);
+    for item in items {
+        t.add_row(columns.iter().map(|(_, field)| text(&item[*field])));
+    }
+    out(&t.to_string());
+}
+
+/// One object as field / value lines.
+pub fn record(item: &Value, fields: &[&str]) {
+    let mut t = table(&["field", "value"]);
+    for field in fields {
+        t.add_row([(*field).to_owned(), text(&item[*field])]);
+    }
+    out(&t.to_string());
+}
+
+pub const KEY_COLUMNS: [(&str, &str); 7] = [
+    ("ID", "id"),
+    ("NAME", "name"),
+    ("ENV", "env"),
+    ("STATUS", "status"),
+    ("HINT", "hint"),
+    ("EXPIRES", "expires_at"),
+    ("LAST USED", "last_used_at"),
+];
+
+pub const KEY_FIELDS: [&str; 19] = [
+    "id",
+    "project_id",
+    "name",
+    "env",
+    "status",
+    "hint",
+    "scopes",
+    "expires_at",
+    "ip_allow",
+    "metadata",
+    "created_at",
+    "updated_at",
+    "last_used_at",
+    "revoked_at",
+    "revoked_reason",
+    "rotate_every_seconds",
+    "rotated_at",
+    "rotation_due_at",
+    "generation",
+];
