@@ -89,14 +89,26 @@ impl Keygate {
     ) -> Result<(), ServiceError> {
         match caller::require(caller, permission, project) {
             Ok(()) => Ok(()),
-            Err(err) => {
-                let mut draft = caller.audit(keygate_core::AuditAction::AccessDenied, project);
-                draft.outcome = keygate_core::Outcome::Denied;
-                draft.target = target.map(str::to_owned);
-                draft.details = serde_json::json!({ "permission": format!("{permission:?}") });
-                self.store.append_audit(&draft, self.clock.now()).await?;
-                Err(err)
-            }
+            Err(_) => Err(self.deny(caller, permission, project, target).await),
+        }
+    }
+
+    /// Writes a refusal to the audit log and returns the error to report: `Forbidden`, or
+    /// the store's error if the refusal could not be recorded.
+    pub(crate) async fn deny(
+        &self,
+        caller: &Caller,
+        permission: keygate_core::Permission,
+        project: Option<&keygate_core::ProjectId>,
+        target: Option<&str>,
+    ) -> ServiceError {
+        let mut draft = caller.audit(keygate_core::AuditAction::AccessDenied, project);
+        draft.outcome = keygate_core::Outcome::Denied;
+        draft.target = target.map(str::to_owned);
+        draft.details = serde_json::json!({ "permission": format!("{permission:?}") });
+        match self.store.append_audit(&draft, self.clock.now()).await {
+            Ok(()) => ServiceError::Forbidden { permission },
+            Err(err) => err.into(),
         }
     }
 }

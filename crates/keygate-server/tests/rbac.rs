@@ -146,7 +146,11 @@ async fn every_role_on_every_route(db: Db) {
                 reply.text
             );
             if let Some((id, before)) = &target {
-                assert_eq!(&api.get_key(owner, id).await, before, "{what} changed the key");
+                assert_eq!(
+                    &api.get_key(owner, id).await,
+                    before,
+                    "{what} changed the key"
+                );
             }
             denials.push((request_id, token.id.clone(), target.map(|(id, _)| id), what));
         }
@@ -174,7 +178,8 @@ async fn project_bound_principal_is_confined(db: Db) {
     let owner = server.owner_token.as_str();
     let alpha = api.create_project(owner, "alpha").await;
     let beta = api.create_project(owner, "beta").await;
-    let policy = |project: &str| json!({"project": project, "name": "k", "rotate_every_seconds": 60});
+    let policy =
+        |project: &str| json!({"project": project, "name": "k", "rotate_every_seconds": 60});
     let ka = api.create_key(owner, policy("alpha")).await;
     let kb = api.create_key(owner, policy("beta")).await;
     let bound = api.create_token(owner, "admin", Some("alpha")).await;
@@ -185,9 +190,17 @@ async fn project_bound_principal_is_confined(db: Db) {
     let key_path = format!("/admin/v1/keys/{}", kb.id);
     let attempts = [
         (Method::GET, key_path.clone(), None),
-        (Method::PATCH, key_path.clone(), Some(json!({"name": "taken"}))),
+        (
+            Method::PATCH,
+            key_path.clone(),
+            Some(json!({"name": "taken"})),
+        ),
         (Method::POST, format!("{key_path}/rotate"), Some(json!({}))),
-        (Method::POST, format!("{key_path}/revoke"), Some(json!({"reason": "x"}))),
+        (
+            Method::POST,
+            format!("{key_path}/revoke"),
+            Some(json!({"reason": "x"})),
+        ),
         (Method::DELETE, key_path.clone(), None),
     ];
     for (i, (method, path, body)) in attempts.into_iter().enumerate() {
@@ -199,7 +212,11 @@ async fn project_bound_principal_is_confined(db: Db) {
             call = call.json(&body);
         }
         let reply = call.send().await;
-        assert_eq!((reply.status, reply.code()), (404, "not_found"), "{method} {path}");
+        assert_eq!(
+            (reply.status, reply.code()),
+            (404, "not_found"),
+            "{method} {path}"
+        );
     }
     assert_eq!(api.get_key(owner, &kb.id).await, kb_before);
     assert_eq!(api.verify_code(&kb.secret).await, "valid");
@@ -247,9 +264,19 @@ async fn project_bound_principal_is_confined(db: Db) {
         .await
         .expect(200);
     assert_eq!(ids(&due.body), vec![ka.id.clone()]);
-    let everything = api.get("/admin/v1/keys").token(owner).send().await.expect(200);
+    let everything = api
+        .get("/admin/v1/keys")
+        .token(owner)
+        .send()
+        .await
+        .expect(200);
     assert_eq!(ids(&everything.body).len(), 2, "the owner sees both");
-    let projects = api.get("/admin/v1/projects").token(t).send().await.expect(200);
+    let projects = api
+        .get("/admin/v1/projects")
+        .token(t)
+        .send()
+        .await
+        .expect(200);
     let names: Vec<&str> = projects.body["data"]
         .as_array()
         .unwrap()
@@ -282,7 +309,10 @@ async fn project_bound_principal_is_confined(db: Db) {
     // Its audit view is its own project's.
     let seen = api.audit_events(t).await;
     assert!(!seen.is_empty());
-    assert!(seen.iter().all(|e| e["project_id"] == alpha.as_str()), "{seen:?}");
+    assert!(
+        seen.iter().all(|e| e["project_id"] == alpha.as_str()),
+        "{seen:?}"
+    );
     assert!(seen.iter().any(|e| e["target"] == ka.id.as_str()));
 }
 
@@ -324,7 +354,9 @@ async fn tokens_never_escalate(db: Db) {
     }
     assert!(
         !events.iter().any(|e| e["action"] == "token.create"
-            && e["request_id"].as_str().is_some_and(|r| r.starts_with("escalate-"))),
+            && e["request_id"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("escalate-"))),
         "a refused token was issued"
     );
 
@@ -380,7 +412,12 @@ async fn key_routes_cannot_reach_admin_tokens(db: Db) {
                 .expect_error(404, "not_found");
         }
     }
-    let listed = api.get("/admin/v1/keys").token(owner).send().await.expect(200);
+    let listed = api
+        .get("/admin/v1/keys")
+        .token(owner)
+        .send()
+        .await
+        .expect(200);
     assert_eq!(listed.body["data"], json!([]));
     for token in [owner, admin.secret.as_str()] {
         api.get("/admin/v1/projects")

@@ -156,7 +156,10 @@ mod tests {
         let settings = resolve(&sources(""), &StoreArgs::default(), None).unwrap();
         assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(settings.database_url, "sqlite://keygate-data/keygate.db");
-        assert_eq!(settings.master_key_file, PathBuf::from("keygate-data/master.key"));
+        assert_eq!(
+            settings.master_key_file,
+            PathBuf::from("keygate-data/master.key")
+        );
         assert_eq!(settings.server.body_limit, 65_536);
     }
 
@@ -165,7 +168,10 @@ mod tests {
         let file = sources("listen = \"0.0.0.0:9000\"\ndata_dir = \"/srv/kg\"\n");
         let from_file = resolve(&file, &StoreArgs::default(), None).unwrap();
         assert_eq!(from_file.listen.to_string(), "0.0.0.0:9000");
-        assert_eq!(from_file.master_key_file, PathBuf::from("/srv/kg/master.key"));
+        assert_eq!(
+            from_file.master_key_file,
+            PathBuf::from("/srv/kg/master.key")
+        );
         let flags = StoreArgs {
             database_url: Some("postgres://db/keygate".into()),
             ..StoreArgs::default()
@@ -180,11 +186,19 @@ mod tests {
         let err = resolve(&sources("lisen = \"x\""), &StoreArgs::default(), None).unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
         assert!(matches!(
-            resolve(&sources("listen = \"nowhere\""), &StoreArgs::default(), None),
+            resolve(
+                &sources("listen = \"nowhere\""),
+                &StoreArgs::default(),
+                None
+            ),
             Err(ConfigError::BadListen(_))
         ));
         assert!(matches!(
-            resolve(&sources("body_limit_bytes = 10"), &StoreArgs::default(), None),
+            resolve(
+                &sources("body_limit_bytes = 10"),
+                &StoreArgs::default(),
+                None
+            ),
             Err(ConfigError::BadBodyLimit)
         ));
     }

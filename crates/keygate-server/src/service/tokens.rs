@@ -52,9 +52,11 @@ impl Keygate {
             Actor::Local { .. } => true,
         };
         if !grants {
-            return Err(ServiceError::Forbidden {
-                permission: Permission::TokensWrite,
-            });
+            // An escalation attempt is a refusal like any other: it goes on the record.
+            let project = project.as_ref().map(|p| &p.id);
+            return Err(self
+                .deny(caller, Permission::TokensWrite, project, None)
+                .await);
         }
         check_text("name", &input.name, MAX_NAME_CHARS)?;
         let now = self.clock.now();

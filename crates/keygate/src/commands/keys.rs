@@ -123,8 +123,9 @@ fn status_text(status: StatusArg) -> &'static str {
 }
 
 fn parse_metadata(text: &str) -> Result<Value, CliError> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|_| CliError::Invalid("--metadata: a JSON object, e.g. '{\"team\":\"x\"}'".into()))?;
+    let value: Value = serde_json::from_str(text).map_err(|_| {
+        CliError::Invalid("--metadata: a JSON object, e.g. '{\"team\":\"x\"}'".into())
+    })?;
     if value.is_object() {
         Ok(value)
     } else {
@@ -179,7 +180,12 @@ async fn create(args: CreateKeyArgs) -> Result<(), CliError> {
         body.insert("expires_at".into(), json!(expiry_from_now(ttl.into())?));
     }
     let reply = client
-        .call(Method::POST, "/admin/v1/keys", Some(&Value::Object(body)), &[])
+        .call(
+            Method::POST,
+            "/admin/v1/keys",
+            Some(&Value::Object(body)),
+            &[],
+        )
         .await?;
     show_secret(&args.api, args.quiet, &reply.body);
     Ok(())

@@ -66,9 +66,13 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
         store = ?keygate.store().backend(),
         "keygate is listening"
     );
-    keygate_server::run(listener, AppState::new(keygate, settings.server), shutdown())
-        .await
-        .context("server failed")?;
+    keygate_server::run(
+        listener,
+        AppState::new(keygate, settings.server),
+        shutdown(),
+    )
+    .await
+    .context("server failed")?;
     tracing::info!("keygate stopped");
     Ok(())
 }
@@ -88,8 +92,8 @@ fn private_dir(dir: &Path) -> Result<(), CliError> {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

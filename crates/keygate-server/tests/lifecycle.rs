@@ -1,0 +1,524 @@
+//! The key lifecycle through the admin API, part one: create (the secret shown once), show,
+//! list with filters and pagination, update with its effect visible at once in verification,
+//! and IP allow-lists; on SQLite and PostgreSQL.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a failed step should fail the test"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keygate_core::{ManualClock, Timestamp};
+use keygate_server::ServerSettings;
+use keygate_testkit::{Api, Db, TestServer};
+use serde_json::{Value, json};
+
+const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+
+fn at(secs: u64) -> String {
+    T0.saturating_add(Duration::from_secs(secs)).to_rfc3339()
+}
+
+async fn start(db: Db) -> (TestServer, ManualClock) {
+    let clock = ManualClock::starting_at(T0);
+    let server = TestServer::start_with(db, Arc::new(clock.clone()), ServerSettings::default())
+        .await
+        .unwrap();
+    (server, clock)
+}
+
+async fn project_id(api: &Api, token: &str, name: &str) -> String {
+    let projects = api.get("/admin/v1/projects").token(token).send().await;
+    projects.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .unwrap()
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn create_shows_the_secret_once(db: Db) {
+    let (server, _clock) = start(db).await;
+    let api = server.api();
+    let owner = server.owner_token.as_str();
+    let reply = api
+        .post("/admin/v1/keys")
+        .token(owner)
+        .json(&json!({
+            "project": "default", "name": "billing", "env": "test",
+            "scopes": ["chat:*", "models:gpt-4o*"], "expires_at": at(86_400),
+            "ip_allow": ["10.0.0.0/8"], "metadata": {"team": "billing", "tier": 2},
+            "rotate_every_seconds": 3600,
+        }))
+        .send()
+        .await
+        .expect(201);
+    let secret = reply.body["secret"].as_str().unwrap().to_owned();
+    let view = reply.body["key"].clone();
+    assert!(
+        secret.starts_with("kg_test_") && secret.len() == 57,
+        "{secret}"
+    );
+    assert_eq!(
+        reply.text.matches(&secret[8..]).count(),
+        1,
+        "{}",
+        reply.text
+    );
+    let expected = json!({
+        "id": view["id"], "project_id": project_id(&api, owner, "default").await,
+        "name": "billing", "env": "test", "status": "active",
+        "hint": format!("{}…{}", &secret[..12], &secret[53..]),
+        "scopes": ["chat:*", "models:gpt-4o*"], "expires_at": at(86_400),
+        "ip_allow": ["10.0.0.0/8"], "metadata": {"team": "billing", "tier": 2},
+        "created_at": at(0), "updated_at": at(0), "last_used_at": null,
+        "revoked_at": null, "revoked_reason": null, "rotate_every_seconds": 3600,
+        "rotated_at": null, "rotation_due_at": at(3600), "generation": 0,
+    });
+    assert_eq!(view, expected);
+    let id = view["id"].as_str().unwrap();
+
+    // Never again: not in the key, not in a list, not in any filter of it.
+    let shown = api
+        .get(&format!("/admin/v1/keys/{id}"))
+        .token(owner)
+        .send()
+        .await;
+    assert_eq!(shown.expect(200).body, expected);
+    for path in [
+        "/admin/v1/keys",
+        "/admin/v1/keys?env=test",
+        "/admin/v1/keys/due?within_seconds=7200",
+    ] {
+        let listed = api.get(path).token(owner).send().await.expect(200);
+        assert_eq!(ids(&listed.body), vec![id.to_owned()], "{path}");
+        assert!(
+            !listed.text.contains(&secret[8..]),
+            "{path}: {}",
+            listed.text
+        );
+    }
+
+    let verdict = api
+        .verify(&secret, Some("chat:write"), Some("10.9.8.7"))
+        .await;
+    assert_eq!(
+        verdict,
+        json!({
+            "valid": true, "code": "valid", "key_id": id, "project": expected["project_id"],
+            "name": "billing", "env": "test", "scopes": ["chat:*", "models:gpt-4o*"],
+            "expires_at": at(86_400), "metadata": {"team": "billing", "tier": 2},
+            "ratelimit": null,
+        })
+    );
+    assert_eq!(
+        api.verify(&secret, Some("models:gpt-3.5"), Some("10.9.8.7"))
+            .await["code"],
+        "permission_denied"
+    );
+}
+
+async fn list_filters_and_pages(db: Db) {
+    let (server, clock) = start(db).await;
+    let api = server.api();
+    let owner = server.owner_token.as_str();
+    api.create_project(owner, "other").await;
+    let make = |project: &str, env: &str, extra: Value| {
+        let mut body = json!({"project": project, "name": "k", "env": env});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        api.create_key(owner, body)
+    };
+    let k1 = make("default", "live", json!({})).await.id;
+    let k2 = make("default", "live", json!({})).await.id;
+    let k3 = make("default", "test", json!({})).await.id;
+    let k4 = make("other", "live", json!({})).await.id;
+    let k5 = make("default", "live", json!({})).await.id;
+    let k6 = make("default", "live", json!({"expires_at": at(3600)}))
+        .await
+        .id;
+    let k7 = make("other", "test", json!({})).await.id;
+    api.post(&format!("/admin/v1/keys/{k5}/revoke"))
+        .token(owner)
+        .json(&json!({"reason": "test"}))
+        .send()
+        .await
+        .expect(200);
+    api.delete(&format!("/admin/v1/keys/{k7}"))
+        .token(owner)
+        .send()
+        .await
+        .expect(204);
+    clock.advance(Duration::from_secs(7200));
+
+    let default_id = project_id(&api, owner, "default").await;
+    let list = |query: String| {
+        let api = api.clone();
+        async move {
+            let reply = api
+                .get(&format!("/admin/v1/keys?{query}"))
+                .token(owner)
+                .send()
+                .await
+                .expect(200);
+            assert_eq!(reply.body["next_cursor"], Value::Null, "{query}");
+            ids(&reply.body)
+        }
+    };
+    let sorted = |keys: &[&String]| {
+        let mut keys: Vec<String> = keys.iter().map(|k| (*k).clone()).collect();
+        keys.sort();
+        keys
+    };
+    let cases: Vec<(String, Vec<String>)> = vec![
+        (String::new(), sorted(&[&k1, &k2, &k3, &k4, &k5, &k6])),
+        ("project=other".into(), sorted(&[&k4])),
+        (
+            format!("project={default_id}"),
+            sorted(&[&k1, &k2, &k3, &k5, &k6]),
+        ),
+        ("env=test".into(), sorted(&[&k3])),
+        ("env=live".into(), sorted(&[&k1, &k2, &k4, &k5, &k6])),
+        ("status=active".into(), sorted(&[&k1, &k2, &k3, &k4])),
+        ("status=revoked".into(), sorted(&[&k5])),
+        ("status=expired".into(), sorted(&[&k6])),
+        ("status=deleted".into(), sorted(&[&k7])),
+        (
+            "project=default&env=live&status=active".into(),
+            sorted(&[&k1, &k2]),
+        ),
+        (
+            "project=other&status=deleted&env=test".into(),
+            sorted(&[&k7]),
+        ),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(list(query.clone()).await, expected, "{query}");
+    }
+    let expired = api
+        .get(&format!("/admin/v1/keys/{k6}"))
+        .token(owner)
+        .send()
+        .await;
+    assert_eq!(expired.body["status"], "expired");
+
+    // Pages: every key exactly once, in id order, and no cursor after the last page.
+    let all = sorted(&[&k1, &k2, &k3, &k4, &k5, &k6]);
+    for (filter, limit, expected, sizes) in [
+        ("", 2, all.clone(), vec![2, 2, 2]),
+        ("", 4, all.clone(), vec![4, 2]),
+        ("", 6, all.clone(), vec![6]),
+        ("", 200, all.clone(), vec![6]),
+        (
+            "status=active&",
+            3,
+            sorted(&[&k1, &k2, &k3, &k4]),
+            vec![3, 1],
+        ),
+        ("env=test&", 1, sorted(&[&k3]), vec![1]),
+    ] {
+        let mut seen = Vec::new();
+        let mut page_sizes = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let after = cursor
+                .as_ref()
+                .map(|c| format!("&cursor={c}"))
+                .unwrap_or_default();
+            let reply = api
+                .get(&format!("/admin/v1/keys?{filter}limit={limit}{after}"))
+                .token(owner)
+                .send()
+                .await
+                .expect(200);
+            let page = ids(&reply.body);
+            page_sizes.push(page.len());
+            seen.extend(page);
+            match reply.body["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+            assert!(page_sizes.len() < 10, "pagination does not end");
+        }
+        assert_eq!(seen, expected, "{filter}limit={limit}");
+        assert_eq!(page_sizes, sizes, "{filter}limit={limit}");
+    }
+}
+
+async fn updates_take_effect_at_once(db: Db) {
+    let (server, clock) = start(db).await;
+    let api = server.api();
+    let owner = server.owner_token.as_str();
+    let key = api
+        .create_key(
+            owner,
+            json!({"project": "default", "name": "svc", "scopes": ["chat:write", "embeddings:read"],
+                   "metadata": {"a": 1}}),
+        )
+        .await;
+    let path = format!("/admin/v1/keys/{}", key.id);
+    let patch = |body: Value| {
+        let api = api.clone();
+        let path = path.clone();
+        async move {
+            api.patch(&path)
+                .token(owner)
+                .json(&body)
+                .send()
+                .await
+                .expect(200)
+                .body
+        }
+    };
+    // Warm the verification cache, so that staleness would show.
+    assert_eq!(
+        api.verify(&key.secret, Some("embeddings:read"), None).await["valid"],
+        true
+    );
+
+    clock.advance(Duration::from_secs(10));
+    let view = patch(json!({"scopes": ["chat:write"]})).await;
+    assert_eq!(view["scopes"], json!(["chat:write"]));
+    assert_eq!(view["updated_at"], at(10));
+    let denied = api.verify(&key.secret, Some("embeddings:read"), None).await;
+    assert_eq!(denied["code"], "permission_denied", "{denied}");
+    assert_eq!(
+        api.verify(&key.secret, Some("chat:write"), None).await["valid"],
+        true
+    );
+
+    let view = patch(json!({"name": "svc-2", "metadata": {"team": "x"}})).await;
+    assert_eq!(
+        (view["name"].clone(), view["scopes"].clone()),
+        (json!("svc-2"), json!(["chat:write"]))
+    );
+    let verdict = api.verify(&key.secret, None, None).await;
+    assert_eq!(verdict["name"], "svc-2");
+    assert_eq!(verdict["metadata"], json!({"team": "x"}));
+
+    let view = patch(json!({"expires_at": at(3600)})).await;
+    assert_eq!(view["expires_at"], at(3600));
+    assert_eq!(
+        api.verify(&key.secret, None, None).await["expires_at"],
+        at(3600)
+    );
+    clock.advance(Duration::from_secs(3590));
+    assert_eq!(api.verify_code(&key.secret).await, "key_expired");
+    let view = patch(json!({"expires_at": null})).await;
+    assert_eq!(
+        (view["expires_at"].clone(), view["status"].clone()),
+        (Value::Null, json!("active"))
+    );
+    assert_eq!(api.verify_code(&key.secret).await, "valid");
+
+    patch(json!({"ip_allow": ["192.0.2.0/24"]})).await;
+    assert_eq!(
+        api.verify(&key.secret, None, Some("192.0.2.5")).await["code"],
+        "valid"
+    );
+    assert_eq!(
+        api.verify(&key.secret, None, Some("198.51.100.1")).await["code"],
+        "ip_not_allowed"
+    );
+    assert_eq!(
+        api.verify(&key.secret, None, None).await["code"],
+        "ip_not_allowed"
+    );
+    let view = patch(json!({"ip_allow": []})).await;
+    assert_eq!(view["ip_allow"], json!([]));
+    assert_eq!(api.verify(&key.secret, None, None).await["code"], "valid");
+
+    let created = clock_secs(&view["created_at"]);
+    let view = patch(json!({"rotate_every_seconds": 600})).await;
+    assert_eq!(view["rotate_every_seconds"], 600);
+    assert_eq!(clock_secs(&view["rotation_due_at"]), created + 600);
+    let view = patch(json!({"rotate_every_seconds": null})).await;
+    assert_eq!(
+        (
+            view["rotate_every_seconds"].clone(),
+            view["rotation_due_at"].clone()
+        ),
+        (Value::Null, Value::Null)
+    );
+    // Fields that a patch leaves out stay as they were.
+    assert_eq!(view["name"], "svc-2");
+    assert_eq!(view["metadata"], json!({"team": "x"}));
+    assert_eq!(view["scopes"], json!(["chat:write"]));
+    assert_eq!(api.get_key(owner, &key.id).await, view);
+
+    let events = api.audit_events(owner).await;
+    let fields: Vec<Value> = events
+        .iter()
+        .filter(|e| e["action"] == "key.update" && e["target"] == key.id.as_str())
+        .map(|e| e["details"]["fields"].clone())
+        .collect();
+    assert_eq!(fields.len(), 8, "{fields:?}");
+    assert_eq!(fields[1], json!(["name", "metadata"]));
+}
+
+fn clock_secs(value: &Value) -> i64 {
+    Timestamp::parse_rfc3339(value.as_str().unwrap())
+        .unwrap()
+        .as_millis()
+        / 1000
+}
+
+async fn ip_allow_list_edges(db: Db) {
+    let (server, _clock) = start(db).await;
+    let api = server.api();
+    let owner = server.owner_token.as_str();
+    let key = api
+        .create_key(
+            owner,
+            json!({"project": "default", "name": "ips",
+                   "ip_allow": ["10.1.0.0/16", "2001:db8::/32", "192.0.2.7", "::1", "172.16.9.9/12"]}),
+        )
+        .await;
+    assert_eq!(
+        key.view["ip_allow"],
+        json!([
+            "10.1.0.0/16",
+            "2001:db8::/32",
+            "192.0.2.7/32",
+            "::1/128",
+            "172.16.0.0/12"
+        ])
+    );
+    let allowed = [
+        "10.1.0.0",
+        "10.1.255.255",
+        "::ffff:10.1.0.1",
+        "2001:db8::",
+        "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff",
+        "192.0.2.7",
+        "::ffff:192.0.2.7",
+        "::1",
+        "172.31.255.255",
+        "172.16.0.0",
+    ];
+    let refused = [
+        "10.0.255.255",
+        "10.2.0.0",
+        "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff",
+        "2001:db9::",
+        "192.0.2.6",
+        "192.0.2.8",
+        "::2",
+        "::",
+        "127.0.0.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "172.32.0.0",
+        "172.15.255.255",
+        "::ffff:10.2.0.1",
+        "64:ff9b::a01:1",
+    ];
+    for ip in allowed {
+        assert_eq!(
+            api.verify(&key.secret, None, Some(ip)).await["code"],
+            "valid",
+            "{ip}"
+        );
+    }
+    for ip in refused {
+        let verdict = api.verify(&key.secret, None, Some(ip)).await;
+        assert_eq!(verdict["code"], "ip_not_allowed", "{ip}");
+        assert_eq!(verdict["valid"], false, "{ip}");
+    }
+    assert_eq!(
+        api.verify(&key.secret, None, None).await["code"],
+        "ip_not_allowed"
+    );
+    for bad in ["not-an-ip", "10.1.0.1/32", "10.1.0", "fe80::1%eth0", ""] {
+        api.post("/v1/keys/verify")
+            .json(&json!({"key": key.secret, "ip": bad}))
+            .send()
+            .await
+            .expect_error(400, "validation_failed");
+    }
+
+    // A rule written in IPv4-mapped IPv6 form means the IPv4 addresses it maps.
+    let mapped = api
+        .create_key(
+            owner,
+            json!({"project": "default", "name": "mapped",
+                                   "ip_allow": ["::ffff:198.51.100.0/120"]}),
+        )
+        .await;
+    for ip in ["198.51.100.9", "::ffff:198.51.100.9"] {
+        assert_eq!(
+            api.verify(&mapped.secret, None, Some(ip)).await["code"],
+            "valid",
+            "{ip}"
+        );
+    }
+    for ip in ["198.51.101.1", "::ffff:198.51.101.1", "::c633:6409"] {
+        assert_eq!(
+            api.verify(&mapped.secret, None, Some(ip)).await["code"],
+            "ip_not_allowed",
+            "{ip}"
+        );
+    }
+
+    // An allow-list of everything still needs an address to check.
+    let open = api
+        .create_key(
+            owner,
+            json!({"project": "default", "name": "open",
+                                   "ip_allow": ["0.0.0.0/0", "::/0"]}),
+        )
+        .await;
+    for ip in ["1.2.3.4", "2001:db8::1", "::ffff:1.2.3.4"] {
+        assert_eq!(
+            api.verify(&open.secret, None, Some(ip)).await["code"],
+            "valid",
+            "{ip}"
+        );
+    }
+    assert_eq!(
+        api.verify(&open.secret, None, None).await["code"],
+        "ip_not_allowed"
+    );
+}
+
+macro_rules! on_both_databases {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(keygate_testkit::Db::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(keygate_testkit::Db::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_databases!(
+    create_shows_the_secret_once,
+    list_filters_and_pages,
+    updates_take_effect_at_once,
+    ip_allow_list_edges,
+);

@@ -1,0 +1,358 @@
+//! The binary end to end: exit codes, JSON output, start-up refusals, and a search for leaked
+//! secrets in everything the processes wrote.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a failed step should fail the test"
+)]
+
+#[path = "support/process.rs"]
+mod process;
+
+use std::os::unix::fs::PermissionsExt;
+
+use process::{ServerProcess, run_cli, text};
+use serde_json::Value;
+use sqlx::Connection;
+
+fn json(output: &std::process::Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!(
+            "not JSON:\n{}\nstderr:\n{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        )
+    })
+}
+
+fn code(output: &std::process::Output) -> i32 {
+    output.status.code().expect("exit code")
+}
+
+#[test]
+fn exit_codes_tell_failures_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let owner = server.owner_token();
+
+    let no_token = server.cli(&["keys", "list"], None, None);
+    assert_eq!(code(&no_token), 2, "{}", text(&no_token.stderr));
+    assert!(text(&no_token.stderr).contains("KEYGATE_TOKEN"));
+
+    let bad = server.cli(&["keys", "list"], Some("kg_live_nope"), None);
+    assert_eq!(code(&bad), 4);
+    assert!(text(&bad.stderr).contains("key_malformed"));
+
+    let missing = server.cli(&["keys", "show", "key_0000"], Some(&owner), None);
+    assert_eq!(code(&missing), 3, "{}", text(&missing.stderr));
+
+    let created = server.cli(
+        &["keys", "create", "--name", "ci", "--scope", "a:b", "--json"],
+        Some(&owner),
+        None,
+    );
+    assert_eq!(code(&created), 0, "{}", text(&created.stderr));
+    let created = json(&created);
+    let id = created["key"]["id"].as_str().unwrap().to_owned();
+    assert!(created["secret"].as_str().unwrap().starts_with("kg_live_"));
+    assert_eq!(created["key"]["scopes"][0], "a:b");
+
+    let first = server.cli(
+        &["keys", "revoke", &id, "--reason", "x"],
+        Some(&owner),
+        None,
+    );
+    assert_eq!(code(&first), 0);
+    let again = server.cli(
+        &["keys", "revoke", &id, "--reason", "x"],
+        Some(&owner),
+        None,
+    );
+    assert_eq!(code(&again), 5);
+    assert!(text(&again.stderr).contains("key_not_mutable"));
+
+    let bad_metadata = server.cli(
+        &["keys", "create", "--name", "m", "--metadata", "[1]"],
+        Some(&owner),
+        None,
+    );
+    assert_eq!(code(&bad_metadata), 2);
+
+    let refused = server.cli(&["keys", "verify"], None, Some("kg_live_garbage\n"));
+    assert_eq!(code(&refused), 4);
+    assert!(text(&refused.stdout).contains("refused: key_malformed"));
+
+    let down = run_cli(
+        dir.path(),
+        &["keys", "list"],
+        &[("KEYGATE_URL", "http://127.0.0.1:9")],
+        Some(&owner),
+        None,
+    );
+    assert_eq!(code(&down), 6, "{}", text(&down.stderr));
+}
+
+#[test]
+fn project_bound_viewer_is_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let viewer = run_cli(
+        dir.path(),
+        &[
+            "admin",
+            "token",
+            "create",
+            "--role",
+            "viewer",
+            "--project",
+            "default",
+        ],
+        &[],
+        None,
+        None,
+    );
+    assert_eq!(code(&viewer), 0, "{}", text(&viewer.stderr));
+    let viewer = text(&viewer.stdout).trim().to_owned();
+    let listed = server.cli(&["keys", "list", "--json"], Some(&viewer), None);
+    assert_eq!(code(&listed), 0);
+    let create = server.cli(&["keys", "create", "--name", "x"], Some(&viewer), None);
+    assert_eq!(code(&create), 4);
+    assert!(text(&create.stderr).contains("forbidden"));
+    let unknown_project = run_cli(
+        dir.path(),
+        &[
+            "admin",
+            "token",
+            "create",
+            "--role",
+            "viewer",
+            "--project",
+            "nope",
+        ],
+        &[],
+        None,
+        None,
+    );
+    assert_eq!(code(&unknown_project), 3);
+}
+
+#[test]
+fn start_up_refuses_unsafe_or_foreign_master_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(dir.path(), &[]);
+    let owner = server.owner_token();
+    assert!(server.stop().success());
+    let key_file = dir.path().join("keygate-data/master.key");
+    let db_file = dir.path().join("keygate-data/keygate.db");
+
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let open = run_cli(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[],
+        None,
+        None,
+    );
+    assert_eq!(code(&open), 2);
+    assert!(
+        text(&open.stderr).contains("chmod 600"),
+        "{}",
+        text(&open.stderr)
+    );
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // Another master key: refused, naming both key ids, and nothing is re-sealed.
+    let original = std::fs::read(&key_file).unwrap();
+    let before = std::fs::read(&db_file).unwrap();
+    std::fs::remove_file(&key_file).unwrap();
+    let foreign = run_cli(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[],
+        None,
+        None,
+    );
+    assert_eq!(code(&foreign), 2, "{}", text(&foreign.stderr));
+    assert!(text(&foreign.stderr).contains("sealed with master key local:"));
+    std::fs::write(&key_file, original).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut again = ServerProcess::start(dir.path(), &[]);
+    let still_works = again.cli(&["keys", "list"], Some(&owner), None);
+    assert_eq!(
+        code(&still_works),
+        0,
+        "the original key still opens the store"
+    );
+    assert!(again.stop().success());
+    assert!(!before.is_empty());
+}
+
+#[test]
+fn config_file_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keygate.toml");
+    std::fs::write(&config, "lisen = \"127.0.0.1:1\"\n").unwrap();
+    let out = run_cli(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "serve"],
+        &[],
+        None,
+        None,
+    );
+    assert_eq!(code(&out), 2);
+    assert!(text(&out.stderr).contains("lisen"), "{}", text(&out.stderr));
+    let missing = run_cli(
+        dir.path(),
+        &["--config", "nope.toml", "serve"],
+        &[],
+        None,
+        None,
+    );
+    assert_eq!(code(&missing), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_audit_verify_detects_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(dir.path(), &[]);
+    let owner = server.owner_token();
+    for name in ["a", "b", "c"] {
+        let out = server.cli(&["keys", "create", "--name", name], Some(&owner), None);
+        assert_eq!(code(&out), 0);
+    }
+    assert!(server.stop().success());
+    let ok = run_cli(dir.path(), &["audit", "verify", "--json"], &[], None, None);
+    assert_eq!(code(&ok), 0, "{}", text(&ok.stderr));
+    assert_eq!(json(&ok)["entries"], 4);
+
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("keygate-data/keygate.db").display()
+    );
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE audit_events SET actor = 'someone else' WHERE seq = 2")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let broken = run_cli(dir.path(), &["audit", "verify"], &[], None, None);
+    assert_eq!(code(&broken), 7, "{}", text(&broken.stderr));
+    assert!(text(&broken.stderr).contains("entry 2 was changed"));
+
+    let nowhere = tempfile::tempdir().unwrap();
+    let none = run_cli(nowhere.path(), &["audit", "verify"], &[], None, None);
+    assert_eq!(code(&none), 2);
+    assert!(text(&none.stderr).contains("no keygate store"));
+}
+
+/// Runs a full scenario, then searches every log line, CLI output and database byte for every
+/// secret that was issued.
+#[test]
+fn secrets_never_leak_into_logs_or_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(dir.path(), &[]);
+    let owner = server.owner_token();
+    let mut outputs = Vec::new();
+    let mut issued = vec![owner.clone()];
+
+    let token = run_cli(
+        dir.path(),
+        &["admin", "token", "create", "--role", "admin"],
+        &[],
+        None,
+        None,
+    );
+    let admin = text(&token.stdout).trim().to_owned();
+    issued.push(admin.clone());
+    outputs.push(text(&token.stderr));
+
+    let created = server.cli(
+        &["keys", "create", "--name", "leak-check", "--json"],
+        Some(&admin),
+        None,
+    );
+    let created = json(&created);
+    let key = created["secret"].as_str().unwrap().to_owned();
+    let id = created["key"]["id"].as_str().unwrap().to_owned();
+    issued.push(key.clone());
+
+    let verified = server.cli(&["keys", "verify"], None, Some(&key));
+    outputs.push(text(&verified.stdout) + &text(&verified.stderr));
+    let rotated = server.cli(
+        &[
+            "keys",
+            "rotate",
+            &id,
+            "--grace",
+            "1m",
+            "--idempotency-key",
+            "r1",
+            "--quiet",
+        ],
+        Some(&admin),
+        None,
+    );
+    let new_key = text(&rotated.stdout).trim().to_owned();
+    assert!(new_key.starts_with("kg_live_"), "{}", text(&rotated.stderr));
+    issued.push(new_key.clone());
+    let replay = server.cli(
+        &[
+            "keys",
+            "rotate",
+            &id,
+            "--grace",
+            "1m",
+            "--idempotency-key",
+            "r1",
+            "--quiet",
+        ],
+        Some(&admin),
+        None,
+    );
+    assert_eq!(text(&replay.stdout).trim(), new_key, "an idempotent retry");
+
+    for args in [
+        vec!["keys", "show", id.as_str()],
+        vec!["keys", "list", "--json"],
+        vec!["keys", "update", id.as_str(), "--name", "renamed"],
+        vec!["keys", "revoke", id.as_str(), "--reason", "leak test"],
+        vec!["audit", "list", "--json"],
+    ] {
+        let out = server.cli(&args, Some(&admin), None);
+        assert_eq!(code(&out), 0, "{args:?}: {}", text(&out.stderr));
+        outputs.push(text(&out.stdout) + &text(&out.stderr));
+    }
+    // Failed authentication and a key in a URL must not echo the key either.
+    let wrong = server.cli(&["keys", "list"], Some(&key), None);
+    outputs.push(text(&wrong.stdout) + &text(&wrong.stderr));
+    let leak_url = format!("{}/healthz?api_key={}", server.url, new_key);
+    let in_query = std::process::Command::new("curl")
+        .args(["-s", &leak_url])
+        .output()
+        .unwrap();
+    assert!(text(&in_query.stdout).contains("key_in_query"));
+    outputs.push(text(&in_query.stdout));
+
+    assert!(server.stop().success());
+    let log = server.log();
+    assert!(log.contains("DEBUG"), "the log ran at debug level");
+    for secret in &issued {
+        let in_log = log.matches(secret.as_str()).count();
+        let allowed = usize::from(*secret == owner);
+        assert_eq!(in_log, allowed, "a secret appears in the server log");
+        for output in &outputs {
+            assert!(
+                !output.contains(secret.as_str()),
+                "a secret leaked into CLI output"
+            );
+        }
+        for file in ["keygate.db", "keygate.db-wal"] {
+            let path = dir.path().join("keygate-data").join(file);
+            if let Ok(bytes) = std::fs::read(&path) {
+                let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+                assert!(!found, "a secret is stored in {file}");
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! A `keygate serve` process in a directory of its own, for tests that drive the binary.
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each using a part of it"
+)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_keygate"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A running server; killed on drop unless stopped.
+pub struct ServerProcess {
+    pub dir: PathBuf,
+    pub url: String,
+    pub port: u16,
+    child: Option<Child>,
+    stderr_path: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `keygate serve` in `dir` with extra environment, and waits until it is ready.
+    pub fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let stderr_path = dir.join(format!("serve-{port}.log"));
+        let stderr = std::fs::File::create(&stderr_path).expect("log file");
+        let mut command = Command::new(binary());
+        command
+            .arg("serve")
+            .current_dir(dir)
+            .env_remove("KEYGATE_TOKEN")
+            .env("KEYGATE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "debug,sqlx=debug,hyper=info")
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("start keygate serve");
+        let server = Self {
+            dir: dir.to_owned(),
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            child: Some(child),
+            stderr_path,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("keygate did not start; its log:\n{}", self.log());
+    }
+
+    /// Everything the server wrote to standard error so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// The owner token printed at first start.
+    pub fn owner_token(&self) -> String {
+        let log = self.log();
+        log.lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("kg_live_"))
+            .unwrap_or_else(|| panic!("no owner token in the log:\n{log}"))
+            .to_owned()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().expect("wait for keygate")
+    }
+
+    /// Runs a `keygate` command against this server.
+    pub fn cli(&self, args: &[&str], token: Option<&str>, stdin: Option<&str>) -> Output {
+        run_cli(&self.dir, args, &[("KEYGATE_URL", &self.url)], token, stdin)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs `keygate ARGS` in `dir`.
+pub fn run_cli(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    token: Option<&str>,
+    stdin: Option<&str>,
+) -> Output {
+    use std::io::Write;
+    let mut command = Command::new(binary());
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("KEYGATE_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    if let Some(token) = token {
+        command.env("KEYGATE_TOKEN", token);
+    }
+    let mut child = command.spawn().expect("run keygate");
+    if let Some(mut pipe) = child.stdin.take() {
+        if let Some(input) = stdin {
+            pipe.write_all(input.as_bytes()).expect("stdin");
+        }
+    }
+    child.wait_with_output().expect("keygate output")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
