@@ -145,10 +145,21 @@ pub fn parse_ip_allow(items: &[String]) -> Result<Vec<IpNet>, ValidationError> {
         .map(|item| {
             item.parse::<IpNet>()
                 .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
-                .map(|net| net.trunc())
+                .map(|net| unmap_ipv4(net.trunc()))
                 .map_err(|_| ValidationError::new("ip_allow", EXPECTED))
         })
         .collect()
+}
+
+/// Turns a rule in IPv4-mapped IPv6 form (`::ffff:10.0.0.0/104`) into the IPv4 block it
+/// means. [`KeyRecord::allows_ip`] checks a mapped client address as IPv4, so a rule left in
+/// mapped form could never match anything.
+fn unmap_ipv4(net: IpNet) -> IpNet {
+    let IpNet::V6(v6) = net else { return net };
+    match (v6.addr().to_ipv4_mapped(), v6.prefix_len().checked_sub(96)) {
+        (Some(v4), Some(prefix)) => ipnet::Ipv4Net::new(v4, prefix).map_or(net, IpNet::V4),
+        _ => net,
+    }
 }
 
 /// A key as stored: everything but its secret, which exists only as digests.
@@ -429,6 +440,18 @@ mod tests {
         assert!(key.allows_ip(Some("2001:db8:ffff::1".parse().unwrap())));
         assert!(!key.allows_ip(Some("2001:db9::1".parse().unwrap())));
         assert!(!key.allows_ip(None));
+    }
+
+    #[test]
+    fn ip_allow_rules_in_mapped_form_mean_ipv4() {
+        let mut key = record(Timestamp::from_millis(0));
+        key.ip_allow =
+            parse_ip_allow(&["::ffff:10.1.0.0/112".into(), "::ffff:0:0/95".into()]).unwrap();
+        assert_eq!(key.ip_allow[0].to_string(), "10.1.0.0/16");
+        assert!(key.ip_allow[1].to_string().starts_with("::"));
+        assert!(key.allows_ip(Some("10.1.2.3".parse().unwrap())));
+        assert!(key.allows_ip(Some("::ffff:10.1.2.3".parse().unwrap())));
+        assert!(!key.allows_ip(Some("10.2.0.1".parse().unwrap())));
     }
 
     #[test]

@@ -1,1 +1,74 @@
-fn main() {}
+//! The cost of a verification on the hot path: parse, checksum, HMAC digest and a cache hit.
+//! Run with `cargo bench -p keygate-server --bench verify`; results go in docs/BENCHMARKS.md.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark set-up")]
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use keygate_core::{ApiKey, KeyEnv, SystemClock};
+use keygate_crypto::{DigestKey, MasterKey};
+use keygate_server::Keygate;
+use keygate_server::service::{Caller, CreateKey, VerifyOutcome, VerifyQuery, ensure_owner};
+use keygate_testkit::{Db, TestStore};
+
+fn verify(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (keygate, key, _store) = runtime.block_on(async {
+        let store = TestStore::new(Db::Sqlite).await.unwrap();
+        let master = MasterKey::load_or_create(&store.dir.path().join("master.key")).unwrap();
+        let keygate = Keygate::open(store.store.clone(), master, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        ensure_owner(&keygate).await.unwrap();
+        let org = keygate.default_org().await.unwrap();
+        let (key, _) = keygate
+            .create_key(
+                &Caller::local(org),
+                CreateKey {
+                    project: "default".into(),
+                    name: "bench".into(),
+                    env: KeyEnv::Live,
+                    scopes: vec!["chat:*".into()],
+                    expires_at: None,
+                    ip_allow: vec![],
+                    metadata: None,
+                    rotate_every: None,
+                },
+            )
+            .await
+            .unwrap();
+        (keygate, key.expose().to_owned(), store)
+    });
+    let query = VerifyQuery {
+        key: &key,
+        permission: Some("chat:write"),
+        ip: None,
+    };
+    // Warm the cache: the benchmark measures the steady state of a busy key.
+    let warm = runtime.block_on(keygate.verify(query)).unwrap();
+    assert!(matches!(warm, VerifyOutcome::Valid(_)));
+
+    c.bench_function("verify/cache_hit", |b| {
+        b.iter(|| runtime.block_on(keygate.verify(black_box(query))).unwrap())
+    });
+
+    let digest_key = DigestKey::generate().unwrap();
+    c.bench_function("verify/parse_and_digest", |b| {
+        b.iter(|| {
+            let parsed = ApiKey::parse(black_box(&key)).unwrap();
+            digest_key.digest(parsed.expose())
+        })
+    });
+
+    let garbage = "kg_live_".to_owned() + &"x".repeat(49);
+    c.bench_function("verify/reject_bad_checksum", |b| {
+        b.iter(|| ApiKey::parse(black_box(&garbage)).is_err())
+    });
+}
+
+criterion_group!(benches, verify);
+criterion_main!(benches);

@@ -459,6 +459,7 @@ async fn ip_allow_list_edges(db: Db) {
                                    "ip_allow": ["::ffff:198.51.100.0/120"]}),
         )
         .await;
+    assert_eq!(mapped.view["ip_allow"], json!(["198.51.100.0/24"]));
     for ip in ["198.51.100.9", "::ffff:198.51.100.9"] {
         assert_eq!(
             api.verify(&mapped.secret, None, Some(ip)).await["code"],

@@ -264,11 +264,16 @@ macro_rules! impl_sql_store {
                 Self::write_key_tx(tx, &key).await?;
                 Self::append_audit_tx(tx, audit, rotation.now).await?;
                 if let Some(entry) = &rotation.idempotency {
+                    // Only an expired entry makes way. A live one means a concurrent retry
+                    // committed first: the INSERT below then fails on the primary key, and
+                    // `rotate_key` answers with that retry's stored result.
                     sqlx::query(
-                        "DELETE FROM idempotency WHERE scope = $1 AND idem_key = $2",
+                        "DELETE FROM idempotency WHERE scope = $1 AND idem_key = $2 \
+                         AND created_at <= $3",
                     )
                     .bind(&entry.scope)
                     .bind(&entry.key)
+                    .bind(rotation.now.as_millis() - IDEMPOTENCY_TTL_MS)
                     .execute(&mut **tx)
                     .await?;
                     sqlx::query(

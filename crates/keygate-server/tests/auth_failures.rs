@@ -1,0 +1,175 @@
+//! Failed admin authentication: every way of presenting a wrong, missing, unknown, revoked or
+//! expired credential is refused with its stable code and recorded as `admin.auth_failed`,
+//! without the presented text, and the request has no effect.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a failed step should fail the test"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keygate_core::{ApiKey, AuditAction, KeyEnv, KeyId, ManualClock, Timestamp};
+use keygate_server::ServerSettings;
+use keygate_testkit::{Db, TestServer, audit};
+use serde_json::json;
+
+const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+
+/// Changes the character at `pos` to another letter: a typo.
+fn flip(key: &str, pos: usize) -> String {
+    let mut bytes = key.as_bytes().to_vec();
+    bytes[pos] = if bytes[pos] == b'a' { b'b' } else { b'a' };
+    String::from_utf8(bytes).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_admin_authentication_is_refused_and_recorded() {
+    let clock = ManualClock::starting_at(T0);
+    let server = TestServer::start_with(
+        Db::Sqlite,
+        Arc::new(clock.clone()),
+        ServerSettings::default(),
+    )
+    .await
+    .unwrap();
+    let api = server.api();
+    let owner = server.owner_token.as_str();
+    let api_key = api
+        .create_key(owner, json!({"project": "default", "name": "not an admin"}))
+        .await;
+    let revoked = api.create_token(owner, "admin", None).await;
+    let revoke_draft = audit(AuditAction::KeyRevoke);
+    server
+        .store
+        .store
+        .revoke_key(
+            &KeyId::parse(&revoked.id).unwrap(),
+            "test",
+            T0,
+            &revoke_draft,
+        )
+        .await
+        .unwrap();
+    let expiring = api
+        .post("/admin/v1/tokens")
+        .token(owner)
+        .json(&json!({"role": "admin", "expires_at": T0.saturating_add(Duration::from_secs(60)).to_rfc3339()}))
+        .send()
+        .await
+        .expect(201);
+    let expiring_id = expiring.body["token"]["id"].as_str().unwrap().to_owned();
+    let expiring = expiring.body["secret"].as_str().unwrap().to_owned();
+    api.get("/admin/v1/projects")
+        .token(&expiring)
+        .send()
+        .await
+        .expect(200);
+    clock.advance(Duration::from_secs(60));
+    let unknown = ApiKey::generate(KeyEnv::Live).unwrap();
+
+    // (header, value, code, the token id the failure names)
+    let cases: Vec<(&str, String, &str, Option<&str>)> = vec![
+        ("", String::new(), "unauthenticated", None),
+        (
+            "authorization",
+            "Basic b3duZXI6cGFzcw==".into(),
+            "unauthenticated",
+            None,
+        ),
+        ("authorization", "Bearer".into(), "unauthenticated", None),
+        (
+            "authorization",
+            "Bearer garbage".into(),
+            "key_malformed",
+            None,
+        ),
+        (
+            "authorization",
+            format!("Bearer {}", flip(owner, 30)),
+            "key_malformed",
+            None,
+        ),
+        ("x-api-key", flip(owner, 30), "key_malformed", None),
+        (
+            "authorization",
+            format!("Bearer {}", unknown.expose()),
+            "key_invalid",
+            None,
+        ),
+        (
+            "authorization",
+            format!("Bearer {}", api_key.secret),
+            "key_invalid",
+            None,
+        ),
+        ("x-api-key", api_key.secret.clone(), "key_invalid", None),
+        (
+            "authorization",
+            format!("Bearer {}", revoked.secret),
+            "key_revoked",
+            Some(&revoked.id),
+        ),
+        (
+            "authorization",
+            format!("Bearer {expiring}"),
+            "key_expired",
+            Some(&expiring_id),
+        ),
+    ];
+    let head_before = server.store.store.audit_head().await.unwrap().seq;
+    for (i, (header, value, code, _)) in cases.iter().enumerate() {
+        let mut call = api
+            .post("/admin/v1/projects")
+            .request_id(&format!("auth-{i}"))
+            .json(&json!({"name": format!("p{i}")}));
+        if !header.is_empty() {
+            call = call.header(header, value);
+        }
+        let reply = call.send().await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (401, *code),
+            "case {i}: {}",
+            reply.text
+        );
+        assert_eq!(reply.header("www-authenticate"), Some("Bearer"), "case {i}");
+    }
+    // One event per failure and nothing else: no project was created.
+    let head_after = server.store.store.audit_head().await.unwrap().seq;
+    assert_eq!(
+        head_after - head_before,
+        i64::try_from(cases.len()).unwrap()
+    );
+    let projects = api.get("/admin/v1/projects").token(owner).send().await;
+    assert_eq!(projects.body["data"].as_array().unwrap().len(), 1);
+
+    let events = api.audit_events(owner).await;
+    for (i, (_, value, code, target)) in cases.iter().enumerate() {
+        let event = events
+            .iter()
+            .find(|e| e["request_id"] == format!("auth-{i}"))
+            .unwrap_or_else(|| panic!("case {i} was not recorded"));
+        assert_eq!(event["action"], "admin.auth_failed", "case {i}");
+        assert_eq!(
+            (event["actor"].clone(), event["outcome"].clone()),
+            (json!("anonymous"), json!("denied"))
+        );
+        assert_eq!(event["client_ip"], "127.0.0.1");
+        let recorded = if *code == "unauthenticated" {
+            "missing_credentials"
+        } else {
+            code
+        };
+        assert_eq!(event["details"]["code"], recorded, "case {i}");
+        assert_eq!(event["target"].as_str(), *target, "case {i}");
+        let credential = value
+            .trim_start_matches("Bearer ")
+            .trim_start_matches("Basic ");
+        if credential.len() > 8 {
+            assert!(!event.to_string().contains(credential), "case {i}: {event}");
+        }
+    }
+}

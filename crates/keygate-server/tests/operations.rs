@@ -1,0 +1,204 @@
+//! Operations endpoints and the shape of the HTTP surface: health and readiness, the OpenAPI
+//! document against the route table, unknown routes and wrong methods.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a failed step should fail the test"
+)]
+
+use std::collections::BTreeSet;
+
+use keygate_core::KeyId;
+use keygate_testkit::{Db, Method, TestServer};
+use serde_json::{Value, json};
+
+/// The route table as written in `routes.rs`: (full path, lower-case method).
+fn routes_in_source() -> BTreeSet<(String, String)> {
+    let source = include_str!("../src/http/routes.rs");
+    let start = source.find("pub fn router").unwrap();
+    let body = &source[start..];
+    let admin_end = body.find("let timeout").unwrap();
+    let mut routes = BTreeSet::new();
+    for (prefix, block) in [("/admin/v1", &body[..admin_end]), ("", &body[admin_end..])] {
+        for chunk in block.split(".route(").skip(1) {
+            let path = chunk.split('"').nth(1).unwrap();
+            let handlers = &chunk[..chunk.find("\n        .").unwrap_or(chunk.len())];
+            for method in ["get", "post", "patch", "delete", "put"] {
+                let called = handlers.match_indices(&format!("{method}(")).any(|(i, _)| {
+                    !handlers[..i].ends_with(|c: char| c.is_alphanumeric() || c == ':' || c == '_')
+                });
+                if called {
+                    routes.insert((format!("{prefix}{path}"), method.to_owned()));
+                }
+            }
+        }
+    }
+    routes
+}
+
+fn documented(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut ops = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "patch", "delete", "put"].contains(&method.as_str()) {
+                ops.insert((path.clone(), method.clone()));
+            }
+        }
+    }
+    ops
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_documents_every_admin_route() {
+    let server = TestServer::start(Db::Sqlite).await.unwrap();
+    let api = server.api();
+    let reply = api.get("/openapi.json").send().await.expect(200);
+    let doc = reply.body;
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3."),
+        "{}",
+        doc["openapi"]
+    );
+
+    let source = routes_in_source();
+    let admin = |set: &BTreeSet<(String, String)>| -> BTreeSet<(String, String)> {
+        set.iter()
+            .filter(|(p, _)| p.starts_with("/admin/"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        admin(&source).len(),
+        13,
+        "the route table parser lost routes: {source:?}"
+    );
+    let ops = documented(&doc);
+    assert_eq!(
+        admin(&ops),
+        admin(&source),
+        "documented admin routes differ from routes.rs"
+    );
+    // Everything documented outside the admin API exists too.
+    let others: BTreeSet<_> = ops.difference(&source).collect();
+    assert!(others.is_empty(), "documented but not routed: {others:?}");
+    for route in ["/v1/keys/verify", "/healthz", "/readyz"] {
+        assert!(
+            ops.iter().any(|(p, _)| p == route),
+            "{route} is not documented"
+        );
+    }
+
+    // Every admin operation says how to authenticate and what a refusal looks like.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["admin_token"]["scheme"],
+        "bearer"
+    );
+    for (path, method) in admin(&ops) {
+        let op = &doc["paths"][&path][&method];
+        assert_eq!(
+            op["security"],
+            json!([{"admin_token": []}]),
+            "{method} {path}"
+        );
+        assert!(op["responses"]["401"].is_object(), "{method} {path}");
+    }
+
+    // The document matches what the server answers: documented operations exist (an anonymous
+    // call is refused, never "no such route"), and other methods on those paths are 405.
+    let id = KeyId::generate();
+    let paths: BTreeSet<&String> = ops.iter().map(|(p, _)| p).collect();
+    for path in paths {
+        let concrete = path.replace("{id}", id.as_str());
+        for method in [
+            Method::GET,
+            Method::POST,
+            Method::PATCH,
+            Method::DELETE,
+            Method::PUT,
+        ] {
+            let reply = api.request(method.clone(), &concrete).send().await;
+            let name = method.as_str().to_lowercase();
+            if ops.contains(&(path.clone(), name)) {
+                assert!(
+                    ![404, 405].contains(&reply.status),
+                    "{method} {path}: {}",
+                    reply.text
+                );
+                if path.starts_with("/admin/") {
+                    reply.expect_error(401, "unauthenticated");
+                }
+            } else {
+                reply.expect_error(405, "method_not_allowed");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_errors() {
+    for db in [Db::Sqlite, Db::Postgres] {
+        let server = TestServer::start(db).await.unwrap();
+        let api = server.api();
+        let health = api.get("/healthz").send().await.expect(200);
+        assert_eq!(health.body, json!({"status": "ok"}));
+        let generated = health.header("x-request-id").unwrap();
+        assert_eq!(
+            generated.len(),
+            36,
+            "a request id is made when none is sent"
+        );
+        let ready = api.get("/readyz").send().await.expect(200);
+        assert_eq!(ready.body, json!({"status": "ready"}));
+    }
+    let server = TestServer::start(Db::Sqlite).await.unwrap();
+    let api = server.api();
+    let owner = server.owner_token.as_str();
+
+    for path in [
+        "/nope",
+        "/admin/v1/nope",
+        "/admin/v2/keys",
+        "/v1/keys",
+        "/healthz/extra",
+    ] {
+        for token in [None, Some(owner)] {
+            let mut call = api.get(path);
+            if let Some(token) = token {
+                call = call.token(token);
+            }
+            let reply = call.send().await;
+            assert_eq!(
+                reply.body,
+                json!({"error": {"code": "not_found", "message": "route not found"}}),
+                "{path}"
+            );
+            assert_eq!(reply.status, 404, "{path}");
+            assert_eq!(reply.header("content-type"), Some("application/json"));
+        }
+    }
+    for (method, path) in [
+        (Method::DELETE, "/healthz"),
+        (Method::POST, "/readyz"),
+        (Method::GET, "/v1/keys/verify"),
+        (Method::PUT, "/admin/v1/keys"),
+        (Method::DELETE, "/admin/v1/projects"),
+        (Method::GET, "/admin/v1/tokens"),
+        (Method::POST, "/admin/v1/audit"),
+        (Method::PATCH, "/admin/v1/keys/due"),
+    ] {
+        let reply = api.request(method.clone(), path).token(owner).send().await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (405, "method_not_allowed"),
+            "{method} {path}"
+        );
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+    }
+
+    let refused = api.get("/admin/v1/keys").send().await;
+    refused.clone().expect_error(401, "unauthenticated");
+    assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
+    let echoed = api.get("/healthz").request_id("trace-me-42").send().await;
+    assert_eq!(echoed.header("x-request-id"), Some("trace-me-42"));
+}
