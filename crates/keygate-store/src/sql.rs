@@ -219,6 +219,22 @@ macro_rules! impl_sql_store {
                 }))
             }
 
+            /// Binds `$1`-`$8` of `key_filter!` and the page limit.
+            fn bind_key_filter<'q>(
+                query: sqlx::query::QueryAs<'q, $db, KeyRow, <$db as sqlx::Database>::Arguments>,
+                filter: &'q KeyFilter,
+            ) -> sqlx::query::QueryAs<'q, $db, KeyRow, <$db as sqlx::Database>::Arguments> {
+                query
+                    .bind(filter.org_id.as_str())
+                    .bind(filter.kind.as_str())
+                    .bind(filter.project_id.as_ref().map(ProjectId::as_str))
+                    .bind(filter.env.map(KeyEnv::as_str))
+                    .bind(filter.after.as_ref().map(KeyId::as_str))
+                    .bind(filter.status.map(KeyStatus::as_str))
+                    .bind(filter.now.as_millis())
+                    .bind(i64::from(filter.limit))
+            }
+
             /// The stored answer to a repeated request, or a conflict if the body differs.
             fn replay(
                 stored: IdempotencyEntry,
@@ -519,22 +535,15 @@ macro_rules! impl_sql_store {
             }
 
             async fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError> {
-                let rows: Vec<KeyRow> = sqlx::query_as(concat!(
+                let query = sqlx::query_as(concat!(
                     "SELECT ",
                     $crate::sql::key_columns!(),
                     " FROM api_keys",
                     $crate::sql::key_filter!(),
                     "ORDER BY id LIMIT $8"
-                ))
-                .bind(filter.org_id.as_str())
-                .bind(filter.kind.as_str())
-                .bind(filter.project_id.as_ref().map(ProjectId::as_str))
-                .bind(filter.env.map(KeyEnv::as_str))
-                .bind(filter.after.as_ref().map(KeyId::as_str))
-                .bind(filter.status.map(KeyStatus::as_str))
-                .bind(filter.now.as_millis())
-                .bind(i64::from(filter.limit))
-                .fetch_all(self.reader())
+                ));
+                let rows: Vec<KeyRow> = Self::bind_key_filter(query, filter)
+                    .fetch_all(self.reader())
                 .await?;
                 rows.into_iter().map(KeyRecord::try_from).collect()
             }
@@ -544,7 +553,7 @@ macro_rules! impl_sql_store {
                 filter: &KeyFilter,
                 by: Timestamp,
             ) -> Result<Vec<KeyRecord>, StoreError> {
-                let rows: Vec<KeyRow> = sqlx::query_as(concat!(
+                let query = sqlx::query_as(concat!(
                     "SELECT ",
                     $crate::sql::key_columns!(),
                     " FROM api_keys",
@@ -552,16 +561,9 @@ macro_rules! impl_sql_store {
                     "AND rotate_every_ms IS NOT NULL AND revoked_at IS NULL \
                      AND COALESCE(rotated_at, created_at) + rotate_every_ms <= $9 \
                      ORDER BY id LIMIT $8"
-                ))
-                .bind(filter.org_id.as_str())
-                .bind(filter.kind.as_str())
-                .bind(filter.project_id.as_ref().map(ProjectId::as_str))
-                .bind(filter.env.map(KeyEnv::as_str))
-                .bind(filter.after.as_ref().map(KeyId::as_str))
-                .bind(filter.status.map(KeyStatus::as_str))
-                .bind(filter.now.as_millis())
-                .bind(i64::from(filter.limit))
-                .bind(by.as_millis())
+                ));
+                let rows: Vec<KeyRow> = Self::bind_key_filter(query, filter)
+                    .bind(by.as_millis())
                 .fetch_all(self.reader())
                 .await?;
                 rows.into_iter().map(KeyRecord::try_from).collect()
