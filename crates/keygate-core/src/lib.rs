@@ -20,7 +20,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ValidationError;
 pub use ids::{KeyId, OrgId, ProjectId};
 pub use key::{ApiKey, KeyEnv, KeyFormatError, KeyHint};
-pub use record::{KeyKind, KeyPatch, KeyRecord, KeyRejection, KeySecret, KeyStatus, Metadata};
+pub use record::{
+    KeyKind, KeyPatch, KeyRecord, KeyRejection, KeySecret, KeySpec, KeyStatus, Metadata,
+};
 pub use role::{Binding, Permission, Principal, Role};
 pub use scope::Scope;
 pub use time::Timestamp;

@@ -296,6 +296,87 @@ impl KeyRecord {
     }
 }
 
+/// The chosen settings of a new key; [`KeyRecord::issue`] adds the lifecycle fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeySpec {
+    pub kind: KeyKind,
+    pub org_id: OrgId,
+    pub project_id: Option<ProjectId>,
+    pub name: String,
+    pub env: KeyEnv,
+    pub role: Option<Role>,
+    pub scopes: Vec<Scope>,
+    pub expires_at: Option<Timestamp>,
+    pub ip_allow: Vec<IpNet>,
+    pub metadata: Metadata,
+    pub rotate_every: Option<Duration>,
+}
+
+impl KeySpec {
+    /// An API key of `project` with no scopes, expiry or restrictions yet.
+    pub fn api(org_id: OrgId, project_id: ProjectId, name: String, env: KeyEnv) -> Self {
+        Self {
+            kind: KeyKind::Api,
+            org_id,
+            project_id: Some(project_id),
+            name,
+            env,
+            role: None,
+            scopes: Vec::new(),
+            expires_at: None,
+            ip_allow: Vec::new(),
+            metadata: Metadata::default(),
+            rotate_every: None,
+        }
+    }
+
+    /// An admin token with `role` on `binding`.
+    pub fn admin(binding: &crate::Binding, role: Role, name: String) -> Self {
+        Self {
+            kind: KeyKind::Admin,
+            org_id: binding.org().clone(),
+            project_id: binding.project().cloned(),
+            name,
+            env: KeyEnv::Live,
+            role: Some(role),
+            scopes: Vec::new(),
+            expires_at: None,
+            ip_allow: Vec::new(),
+            metadata: Metadata::default(),
+            rotate_every: None,
+        }
+    }
+}
+
+impl KeyRecord {
+    /// A new key with a fresh id, created at `now`, whose first secret has `hint`.
+    pub fn issue(spec: KeySpec, hint: KeyHint, now: Timestamp) -> Self {
+        Self {
+            id: KeyId::generate(),
+            kind: spec.kind,
+            org_id: spec.org_id,
+            project_id: spec.project_id,
+            name: spec.name,
+            env: spec.env,
+            role: spec.role,
+            scopes: spec.scopes,
+            expires_at: spec.expires_at,
+            ip_allow: spec.ip_allow,
+            metadata: spec.metadata,
+            created_at: now,
+            updated_at: now,
+            last_used_at: None,
+            revoked_at: None,
+            revoked_reason: None,
+            deleted_at: None,
+            rotate_every: spec.rotate_every,
+            rotated_at: None,
+            generation: 0,
+            hint,
+        }
+    }
+}
+
 /// A change to a key's settings. `None` leaves a field as it is; for optional fields,
 /// `Some(None)` clears it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -356,29 +437,28 @@ mod tests {
     use super::*;
 
     fn record(now: Timestamp) -> KeyRecord {
-        KeyRecord {
-            id: KeyId::generate(),
-            kind: KeyKind::Api,
-            org_id: OrgId::generate(),
-            project_id: Some(ProjectId::generate()),
-            name: "test".into(),
-            env: KeyEnv::Live,
-            role: None,
-            scopes: vec![],
-            expires_at: None,
-            ip_allow: vec![],
-            metadata: Metadata::default(),
-            created_at: now,
-            updated_at: now,
-            last_used_at: None,
-            revoked_at: None,
-            revoked_reason: None,
-            deleted_at: None,
-            rotate_every: None,
-            rotated_at: None,
-            generation: 0,
-            hint: KeyHint::from_stored("kg_live_abcd…wxyz".into()),
-        }
+        let spec = KeySpec::api(
+            OrgId::generate(),
+            ProjectId::generate(),
+            "test".into(),
+            KeyEnv::Live,
+        );
+        KeyRecord::issue(spec, KeyHint::from_stored("kg_live_abcd…wxyz".into()), now)
+    }
+
+    #[test]
+    fn admin_spec_follows_its_binding() {
+        let org = OrgId::generate();
+        let org_wide = KeySpec::admin(&crate::Binding::Org(org.clone()), Role::Auditor, "a".into());
+        assert_eq!((org_wide.kind, org_wide.project_id), (KeyKind::Admin, None));
+        let project = ProjectId::generate();
+        let bound = crate::Binding::Project {
+            org,
+            project: project.clone(),
+        };
+        let spec = KeySpec::admin(&bound, Role::Viewer, "v".into());
+        assert_eq!(spec.project_id, Some(project));
+        assert_eq!(spec.role, Some(Role::Viewer));
     }
 
     fn secret(key: &KeyRecord, grace_until: Option<Timestamp>) -> KeySecret {
