@@ -56,7 +56,10 @@ async fn failed_admin_authentication_is_refused_and_recorded() {
     let expiring = api
         .post("/admin/v1/tokens")
         .token(owner)
-        .json(&json!({"role": "admin", "expires_at": T0.saturating_add(Duration::from_secs(60)).to_rfc3339()}))
+        .json(&json!({
+            "role": "admin",
+            "expires_at": T0.saturating_add(Duration::from_secs(60)).to_rfc3339(),
+        }))
         .send()
         .await
         .expect(201);
@@ -172,4 +175,16 @@ async fn failed_admin_authentication_is_refused_and_recorded() {
             assert!(!event.to_string().contains(credential), "case {i}: {event}");
         }
     }
+
+    // The same header names work with a good token.
+    api.get("/admin/v1/projects")
+        .header("x-api-key", owner)
+        .send()
+        .await
+        .expect(200);
+    api.get("/admin/v1/projects")
+        .header("authorization", &format!("bearer {owner}"))
+        .send()
+        .await
+        .expect(200);
 }

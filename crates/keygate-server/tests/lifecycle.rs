@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keygate_core::{ManualClock, Timestamp};
+use keygate_core::{KeyId, ManualClock, Timestamp};
 use keygate_server::ServerSettings;
 use keygate_testkit::{Api, Db, TestServer};
 use serde_json::{Value, json};
@@ -24,7 +24,12 @@ fn at(secs: u64) -> String {
 
 async fn start(db: Db) -> (TestServer, ManualClock) {
     let clock = ManualClock::starting_at(T0);
-    let server = TestServer::start_with(db, Arc::new(clock.clone()), ServerSettings::default())
+    // Last-use times reach the store only at shutdown, so views compare equal across calls.
+    let settings = ServerSettings {
+        last_used_flush: Duration::from_secs(3600),
+        ..ServerSettings::default()
+    };
+    let server = TestServer::start_with(db, Arc::new(clock.clone()), settings)
         .await
         .unwrap();
     (server, clock)
@@ -51,7 +56,7 @@ fn ids(list: &Value) -> Vec<String> {
 }
 
 async fn create_shows_the_secret_once(db: Db) {
-    let (server, _clock) = start(db).await;
+    let (mut server, _clock) = start(db).await;
     let api = server.api();
     let owner = server.owner_token.as_str();
     let reply = api
@@ -129,6 +134,11 @@ async fn create_shows_the_secret_once(db: Db) {
             .await["code"],
         "permission_denied"
     );
+
+    // Use is recorded off the request path and reaches the store by shutdown at the latest.
+    server.stop().await.unwrap();
+    let stored = server.store.store.key(&KeyId::parse(id).unwrap()).await;
+    assert_eq!(stored.unwrap().unwrap().last_used_at, Some(T0));
 }
 
 async fn list_filters_and_pages(db: Db) {
@@ -385,7 +395,8 @@ async fn ip_allow_list_edges(db: Db) {
         .create_key(
             owner,
             json!({"project": "default", "name": "ips",
-                   "ip_allow": ["10.1.0.0/16", "2001:db8::/32", "192.0.2.7", "::1", "172.16.9.9/12"]}),
+                   "ip_allow": ["10.1.0.0/16", "2001:db8::/32", "192.0.2.7", "::1",
+                                "172.16.9.9/12"]}),
         )
         .await;
     assert_eq!(

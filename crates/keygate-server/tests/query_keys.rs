@@ -166,6 +166,26 @@ async fn keys_in_query_strings_are_refused_and_recorded() {
         }
     }
 
+    // A key in the path as well as the query: the recorded path withholds it.
+    api.get(&format!("/admin/v1/keys/{secret}?key={secret}"))
+        .request_id("query-and-path")
+        .send()
+        .await
+        .expect_error(400, "key_in_query");
+    let events = api.audit_events(owner).await;
+    let event = events
+        .iter()
+        .find(|e| e["request_id"] == "query-and-path")
+        .unwrap();
+    assert_eq!(event["target"], key.id.as_str());
+    assert!(!event.to_string().contains(&secret[8..]), "{event}");
+    assert!(
+        event["details"]["path"]
+            .as_str()
+            .unwrap()
+            .contains("withheld")
+    );
+
     // A query without a key passes through untouched.
     api.get("/admin/v1/keys?limit=5&env=live")
         .token(owner)

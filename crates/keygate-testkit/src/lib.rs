@@ -3,8 +3,9 @@
 //! for black-box tests of its API.
 //!
 //! PostgreSQL tests use `KEYGATE_TEST_POSTGRES_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/test`); each store gets its own schema, dropped when the
-//! store is dropped. A test that needs PostgreSQL fails, never skips, when it is unreachable.
+//! `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`); each store gets its own schema,
+//! dropped when the store is dropped. A test that needs PostgreSQL fails, never skips, when it
+//! is unreachable.
 
 #![allow(
     clippy::panic,

@@ -13,10 +13,12 @@ pub enum Db {
     Postgres,
 }
 
-/// The PostgreSQL server tests use.
+/// The PostgreSQL server tests use. The default is the local server without TLS: negotiating
+/// TLS (and loading the platform's roots) costs about 100 ms per connection, and tests open
+/// many.
 pub fn postgres_base_url() -> String {
     std::env::var("KEYGATE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".to_owned())
 }
 
 /// A store of its own: a fresh SQLite file, or a fresh PostgreSQL schema.

@@ -27,6 +27,17 @@ pub(crate) fn key_in_query(query: &str) -> Option<String> {
     })
 }
 
+/// The request path as it may be logged or recorded: withheld when it holds something shaped
+/// like a keygate key (a secret pasted where a key id belongs). Cheap for ordinary paths.
+pub(crate) fn loggable_path(path: &str) -> &str {
+    let suspicious = path.contains("kg_") || path.contains('%');
+    if suspicious && key_in_query(path).is_some() {
+        "[withheld: the path holds a keygate key]"
+    } else {
+        path
+    }
+}
+
 /// Refuses any request that carries a keygate key in its query string, and records the
 /// likely leak in the audit log. The key is never logged.
 pub(crate) async fn reject_key_in_query(
@@ -39,7 +50,7 @@ pub(crate) async fn reject_key_in_query(
     };
     let (parts, _body) = request.into_parts();
     let meta = RequestMeta::from_parts(&parts);
-    let path = parts.uri.path().to_owned();
+    let path = loggable_path(parts.uri.path()).to_owned();
     if let Err(err) = state
         .keygate
         .record_key_in_query(&candidate, &path, meta.ip_text(), meta.request_id)
@@ -65,5 +76,16 @@ mod tests {
             Some("kg_test_xyz")
         );
         assert_eq!(key_in_query("limit=10&cursor=abc"), None);
+    }
+
+    #[test]
+    fn paths_with_keys_are_withheld() {
+        assert_eq!(
+            loggable_path("/admin/v1/keys/key_0123"),
+            "/admin/v1/keys/key_0123"
+        );
+        assert!(!loggable_path("/admin/v1/keys/kg_live_abc123").contains("abc123"));
+        assert!(!loggable_path("/x/kg%5Ftest%5Fabc123").contains("abc123"));
+        assert!(!loggable_path("/x/%6Bg_live_abc123").contains("abc123"));
     }
 }

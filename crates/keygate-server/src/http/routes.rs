@@ -66,7 +66,8 @@ pub fn router(state: AppState) -> Router {
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(|request: &Request<_>| {
-                            // Only the path: a query string may carry what must not be logged.
+                            // Only the path, and not even that when it holds a key: a URL
+                            // may carry what must not be logged.
                             let id = request
                                 .headers()
                                 .get(REQUEST_ID)
@@ -75,7 +76,7 @@ pub fn router(state: AppState) -> Router {
                             tracing::info_span!(
                                 "request",
                                 method = %request.method(),
-                                path = %request.uri().path(),
+                                path = %middleware::loggable_path(request.uri().path()),
                                 request_id = %id,
                             )
                         })

@@ -133,10 +133,8 @@ pub fn run_cli(
         command.env("KEYGATE_TOKEN", token);
     }
     let mut child = command.spawn().expect("run keygate");
-    if let Some(mut pipe) = child.stdin.take() {
-        if let Some(input) = stdin {
-            pipe.write_all(input.as_bytes()).expect("stdin");
-        }
+    if let (Some(mut pipe), Some(input)) = (child.stdin.take(), stdin) {
+        pipe.write_all(input.as_bytes()).expect("stdin");
     }
     child.wait_with_output().expect("keygate output")
 }
