@@ -80,6 +80,7 @@ fn cases() -> Vec<Case> {
             case(Method::POST, "/admin/v1/tokens", MANAGERS),
             json!({"role": "viewer"}),
         ),
+        case(Method::GET, "/admin/v1/tokens", MANAGERS),
         case(Method::GET, "/admin/v1/audit", AUDITORS),
         case(Method::GET, "/admin/v1/audit/verify", AUDITORS),
     ]
@@ -155,8 +156,9 @@ async fn every_role_on_every_route(db: Db) {
             denials.push((request_id, token.id.clone(), target.map(|(id, _)| id), what));
         }
     }
-    // projects POST 3, keys POST 2, PATCH 2, DELETE 3, rotate 2, revoke 2, tokens 3, audit 2 + 2.
-    assert_eq!(denials.len(), 21, "denied calls");
+    // projects POST 3, keys POST 2, PATCH 2, DELETE 3, rotate 2, revoke 2, tokens POST 3 and
+    // GET 3, audit 2 + 2.
+    assert_eq!(denials.len(), 24, "denied calls");
 
     let events = api.audit_events(owner).await;
     for (request_id, actor, target, what) in denials {

@@ -1,8 +1,8 @@
 //! Valid domain values for tests.
 
 use keygate_core::{
-    ApiKey, AuditAction, AuditDraft, KeyEnv, KeyHint, KeyId, KeyKind, KeyRecord, KeySecret,
-    Metadata, OrgId, ProjectId, Timestamp,
+    ApiKey, AuditAction, AuditDraft, KeyEnv, KeyRecord, KeySecret, KeySpec, OrgId, ProjectId,
+    Timestamp,
 };
 use keygate_crypto::DigestKey;
 
@@ -22,29 +22,8 @@ pub fn new_key(
     now: Timestamp,
 ) -> KeyFixture {
     let key = ApiKey::generate(KeyEnv::Live).expect("OS randomness");
-    let record = KeyRecord {
-        id: KeyId::generate(),
-        kind: KeyKind::Api,
-        org_id: org.clone(),
-        project_id: Some(project.clone()),
-        name: "fixture".into(),
-        env: KeyEnv::Live,
-        role: None,
-        scopes: vec![],
-        expires_at: None,
-        ip_allow: vec![],
-        metadata: Metadata::default(),
-        created_at: now,
-        updated_at: now,
-        last_used_at: None,
-        revoked_at: None,
-        revoked_reason: None,
-        deleted_at: None,
-        rotate_every: None,
-        rotated_at: None,
-        generation: 0,
-        hint: KeyHint::from_stored(key.hint().to_string()),
-    };
+    let spec = KeySpec::api(org.clone(), project.clone(), "fixture".into(), KeyEnv::Live);
+    let record = KeyRecord::issue(spec, key.hint(), now);
     let secret = KeySecret {
         digest: digest_key.digest(key.expose()).as_bytes().to_vec(),
         key_id: record.id.clone(),

@@ -302,6 +302,29 @@ pub enum TokenCommand {
     /// Issue an admin token directly on the store (local access is trust). Prints the token
     /// alone on standard output.
     Create(CreateTokenArgs),
+    /// List admin tokens (never their secrets).
+    List(LocalListArgs),
+    /// Revoke an admin token, e.g. a lost or leaked owner token. A running server honours it
+    /// within 30 seconds (at once when revoked through the API).
+    Revoke(RevokeTokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LocalListArgs {
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeTokenArgs {
+    /// Token id (`key_…`).
+    pub id: String,
+    #[arg(long)]
+    pub reason: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]

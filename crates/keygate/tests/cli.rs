@@ -356,3 +356,72 @@ fn secrets_never_leak_into_logs_or_the_database() {
         }
     }
 }
+
+#[test]
+fn local_token_list_and_revoke_recover_from_a_leaked_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let created = run_cli(
+        dir.path(),
+        &["admin", "token", "create", "--role", "owner", "--json"],
+        &[],
+        None,
+        None,
+    );
+    assert_eq!(code(&created), 0, "{}", text(&created.stderr));
+    let created = json(&created);
+    let leaked = created["secret"].as_str().unwrap().to_owned();
+    let id = created["token"]["id"].as_str().unwrap().to_owned();
+
+    let listed = run_cli(
+        dir.path(),
+        &["admin", "token", "list", "--json"],
+        &[],
+        None,
+        None,
+    );
+    assert_eq!(code(&listed), 0);
+    let listed_text = text(&listed.stdout);
+    assert!(listed_text.contains(&id));
+    assert!(
+        !listed_text.contains(&leaked),
+        "a listing never shows secrets"
+    );
+    assert_eq!(json(&listed)["data"].as_array().unwrap().len(), 2);
+
+    let revoked = run_cli(
+        dir.path(),
+        &[
+            "admin",
+            "token",
+            "revoke",
+            &id,
+            "--reason",
+            "leaked in a chat",
+        ],
+        &[],
+        None,
+        None,
+    );
+    assert_eq!(code(&revoked), 0, "{}", text(&revoked.stderr));
+    let refused = server.cli(&["keys", "list"], Some(&leaked), None);
+    assert_eq!(code(&refused), 4);
+    assert!(text(&refused.stderr).contains("key_revoked"));
+
+    let again = run_cli(
+        dir.path(),
+        &["admin", "token", "revoke", &id, "--reason", "twice"],
+        &[],
+        None,
+        None,
+    );
+    assert_eq!(code(&again), 5, "{}", text(&again.stderr));
+    let unknown = run_cli(
+        dir.path(),
+        &["admin", "token", "revoke", "key_nope", "--reason", "x"],
+        &[],
+        None,
+        None,
+    );
+    assert_eq!(code(&unknown), 3);
+}

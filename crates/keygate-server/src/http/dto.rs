@@ -362,19 +362,30 @@ impl CreateTokenBody {
     }
 }
 
+/// An admin token as the API shows it. The secret is never part of it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenView {
     pub id: String,
     pub role: RoleParam,
+    /// The project the token is bound to; absent for an organisation-wide token.
     pub project_id: Option<String>,
     pub name: String,
+    pub status: StatusParam,
     pub hint: String,
     pub created_at: String,
     pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub revoked_reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenList {
+    pub data: Vec<TokenView>,
 }
 
 impl TokenView {
-    pub fn new(key: &KeyRecord) -> Self {
+    pub fn new(key: &KeyRecord, now: Timestamp) -> Self {
         let role = match key.role {
             Some(Role::Owner) => RoleParam::Owner,
             Some(Role::Admin) => RoleParam::Admin,
@@ -387,9 +398,13 @@ impl TokenView {
             role,
             project_id: key.project_id.as_ref().map(ToString::to_string),
             name: key.name.clone(),
+            status: status_param(key.status(now)),
             hint: key.hint.to_string(),
             created_at: key.created_at.to_rfc3339(),
             expires_at: key.expires_at.map(Timestamp::to_rfc3339),
+            last_used_at: key.last_used_at.map(Timestamp::to_rfc3339),
+            revoked_at: key.revoked_at.map(Timestamp::to_rfc3339),
+            revoked_reason: key.revoked_reason.clone(),
         }
     }
 }

@@ -33,7 +33,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/keys/{id}/rotate", post(keys::rotate))
         .route("/keys/{id}/revoke", post(keys::revoke))
-        .route("/tokens", post(tokens::create))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route("/audit", get(audit::list))
         .route("/audit/verify", get(audit::verify));
 

@@ -1,8 +1,7 @@
 //! The first start: an organisation, a project and a one-time owner token.
 
 use keygate_core::{
-    ApiKey, AuditAction, AuditDraft, KeyEnv, KeyId, KeyKind, KeyRecord, Metadata, OrgId, ProjectId,
-    Role,
+    ApiKey, AuditAction, AuditDraft, Binding, KeyEnv, KeyRecord, KeySpec, OrgId, ProjectId, Role,
 };
 use keygate_store::{Bootstrap, Conflict, Org, Project};
 
@@ -41,29 +40,12 @@ pub async fn bootstrap(keygate: &Keygate) -> Result<ApiKey, ServiceError> {
         created_at: now,
     };
     let key = ApiKey::generate(KeyEnv::Live)?;
-    let owner = KeyRecord {
-        id: KeyId::generate(),
-        kind: KeyKind::Admin,
-        org_id: org.id.clone(),
-        project_id: None,
-        name: "bootstrap owner".to_owned(),
-        env: KeyEnv::Live,
-        role: Some(Role::Owner),
-        scopes: vec![],
-        expires_at: None,
-        ip_allow: vec![],
-        metadata: Metadata::default(),
-        created_at: now,
-        updated_at: now,
-        last_used_at: None,
-        revoked_at: None,
-        revoked_reason: None,
-        deleted_at: None,
-        rotate_every: None,
-        rotated_at: None,
-        generation: 0,
-        hint: key.hint(),
-    };
+    let spec = KeySpec::admin(
+        &Binding::Org(org.id.clone()),
+        Role::Owner,
+        "bootstrap owner".to_owned(),
+    );
+    let owner = KeyRecord::issue(spec, key.hint(), now);
     let owner_secret = keygate.first_secret(&key, &owner);
     let mut audit = AuditDraft::new("system", AuditAction::OwnerBootstrap);
     audit.org_id = Some(org.id.to_string());

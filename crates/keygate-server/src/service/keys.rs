@@ -6,8 +6,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keygate_core::record::{MAX_NAME_CHARS, MAX_REASON_CHARS, check_text, parse_ip_allow};
 use keygate_core::{
-    ApiKey, AuditAction, KeyEnv, KeyId, KeyKind, KeyPatch, KeyRecord, KeySecret, KeyStatus,
-    Metadata, Permission, Scope, Timestamp, ValidationError,
+    ApiKey, AuditAction, KeyEnv, KeyId, KeyKind, KeyPatch, KeyRecord, KeySecret, KeySpec,
+    KeyStatus, Metadata, Permission, Scope, Timestamp, ValidationError,
 };
 use keygate_crypto::{KekId, WrappedKey};
 use keygate_store::{IdempotencyEntry, KeyFilter, Project, RotateOutcome, Rotation};
@@ -171,29 +171,20 @@ impl Keygate {
             .unwrap_or_default();
 
         let key = ApiKey::generate(input.env)?;
-        let record = KeyRecord {
-            id: KeyId::generate(),
-            kind: KeyKind::Api,
-            org_id: project.org_id.clone(),
-            project_id: Some(project.id.clone()),
-            name: input.name,
-            env: input.env,
-            role: None,
+        let spec = KeySpec {
             scopes: record_scopes,
             expires_at: input.expires_at,
             ip_allow,
             metadata,
-            created_at: now,
-            updated_at: now,
-            last_used_at: None,
-            revoked_at: None,
-            revoked_reason: None,
-            deleted_at: None,
             rotate_every: input.rotate_every,
-            rotated_at: None,
-            generation: 0,
-            hint: key.hint(),
+            ..KeySpec::api(
+                project.org_id.clone(),
+                project.id.clone(),
+                input.name,
+                input.env,
+            )
         };
+        let record = KeyRecord::issue(spec, key.hint(), now);
         let secret = self.first_secret(&key, &record);
         let mut audit = caller.audit(AuditAction::KeyCreate, Some(&project.id));
         audit.target = Some(record.id.to_string());
