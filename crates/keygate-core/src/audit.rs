@@ -201,13 +201,52 @@ pub enum ChainBreak {
     Altered { seq: i64 },
     #[error("the log ends at entry {last} but its head says {head}: entries were removed")]
     Truncated { last: i64, head: i64 },
+    #[error(
+        "entry {seq} differs from the anchor saved earlier: the log was rewritten from there on"
+    )]
+    AnchorMismatch { seq: i64 },
+    #[error("the log ends at entry {last}, before the anchor saved earlier at entry {anchor}")]
+    AnchorMissing { last: i64, anchor: i64 },
+}
+
+impl std::str::FromStr for ChainHead {
+    type Err = crate::ValidationError;
+
+    /// Parses an anchor written as `SEQ:HASH`, as `keygate audit verify` prints it.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        const EXPECTED: &str = "SEQ:HASH, e.g. 42:9f86d0…, as printed by `keygate audit verify`";
+        let (seq, hash) = text
+            .split_once(':')
+            .ok_or(crate::ValidationError::new("anchor", EXPECTED))?;
+        let seq: i64 = seq
+            .parse()
+            .map_err(|_| crate::ValidationError::new("anchor", EXPECTED))?;
+        let hex_ok = hash.len() == 64 && hash.bytes().all(|c| c.is_ascii_hexdigit());
+        if seq < 1 || !hex_ok {
+            return Err(crate::ValidationError::new("anchor", EXPECTED));
+        }
+        Ok(Self {
+            seq,
+            hash: hash.to_ascii_lowercase(),
+        })
+    }
+}
+
+impl std::fmt::Display for ChainHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
 }
 
 /// Checks a chain one entry at a time, so it can run over pages of any size.
+///
+/// The chain alone cannot reveal a rewrite by someone who recomputes every hash and the head;
+/// an anchor (an earlier head saved outside the database) can.
 #[derive(Debug)]
 pub struct ChainVerifier {
     last: ChainHead,
     checked: u64,
+    anchor: Option<ChainHead>,
 }
 
 impl Default for ChainVerifier {
@@ -215,11 +254,20 @@ impl Default for ChainVerifier {
         Self {
             last: ChainHead::genesis(),
             checked: 0,
+            anchor: None,
         }
     }
 }
 
 impl ChainVerifier {
+    /// A verifier that also checks the chain still holds `anchor`.
+    pub fn with_anchor(anchor: ChainHead) -> Self {
+        Self {
+            anchor: Some(anchor),
+            ..Self::default()
+        }
+    }
+
     pub fn push(&mut self, event: &AuditEvent) -> Result<(), ChainBreak> {
         if event.seq != self.last.seq + 1 {
             return Err(ChainBreak::Gap {
@@ -233,6 +281,12 @@ impl ChainVerifier {
         if hex::encode(event.compute_hash()) != event.hash {
             return Err(ChainBreak::Altered { seq: event.seq });
         }
+        if let Some(anchor) = &self.anchor
+            && anchor.seq == event.seq
+            && anchor.hash != event.hash
+        {
+            return Err(ChainBreak::AnchorMismatch { seq: event.seq });
+        }
         self.last = ChainHead {
             seq: event.seq,
             hash: event.hash.clone(),
@@ -243,6 +297,14 @@ impl ChainVerifier {
 
     /// Ends the check against the stored head; returns how many entries were verified.
     pub fn finish(self, head: &ChainHead) -> Result<(u64, ChainHead), ChainBreak> {
+        if let Some(anchor) = &self.anchor
+            && anchor.seq > self.last.seq
+        {
+            return Err(ChainBreak::AnchorMissing {
+                last: self.last.seq,
+                anchor: anchor.seq,
+            });
+        }
         if self.last.seq != head.seq {
             return Err(ChainBreak::Truncated {
                 last: self.last.seq,
@@ -323,6 +385,56 @@ mod tests {
             verify(&events, &head),
             Err(ChainBreak::Truncated { last: 4, head: 5 })
         );
+    }
+
+    #[test]
+    fn a_recomputed_chain_is_caught_by_an_anchor() {
+        let (events, head) = chain(5);
+        let anchor: ChainHead = format!("3:{}", events[2].hash).parse().unwrap();
+        let mut verifier = ChainVerifier::with_anchor(anchor.clone());
+        for event in &events {
+            verifier.push(event).unwrap();
+        }
+        assert!(verifier.finish(&head).is_ok());
+
+        // Rewrite entry 3 and every hash after it, head included: the chain checks out,
+        // the anchor does not.
+        let mut forged = events[..2].to_vec();
+        let mut prev = ChainHead {
+            seq: 2,
+            hash: events[1].hash.clone(),
+        };
+        for seq in 3..=5 {
+            let mut draft = AuditDraft::new("attacker", AuditAction::KeyCreate);
+            draft.target = Some(format!("key_{seq}"));
+            let event = draft.seal(seq, Timestamp::from_millis(seq * 1000), prev.hash_bytes());
+            prev = ChainHead {
+                seq,
+                hash: event.hash.clone(),
+            };
+            forged.push(event);
+        }
+        assert_eq!(verify(&forged, &prev), Ok(5));
+        let mut verifier = ChainVerifier::with_anchor(anchor);
+        let result = forged.iter().try_for_each(|e| verifier.push(e));
+        assert_eq!(result, Err(ChainBreak::AnchorMismatch { seq: 3 }));
+
+        let beyond: ChainHead = format!("9:{}", events[2].hash).parse().unwrap();
+        let mut verifier = ChainVerifier::with_anchor(beyond);
+        events.iter().for_each(|e| verifier.push(e).unwrap());
+        assert_eq!(
+            verifier.finish(&head),
+            Err(ChainBreak::AnchorMissing { last: 5, anchor: 9 })
+        );
+    }
+
+    #[test]
+    fn anchors_parse_strictly() {
+        assert!("0:abc".parse::<ChainHead>().is_err());
+        assert!("x:00".parse::<ChainHead>().is_err());
+        let hash = "A".repeat(64);
+        let anchor: ChainHead = format!("7:{hash}").parse().unwrap();
+        assert_eq!(anchor.to_string(), format!("7:{}", "a".repeat(64)));
     }
 
     #[test]

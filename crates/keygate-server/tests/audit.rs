@@ -496,3 +496,41 @@ on_both_databases!(
     audit_list_filters_and_pages,
     tampering_is_detected,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_checks_an_anchor_saved_earlier() {
+    let server = TestServer::start(Db::Sqlite).await.unwrap();
+    let api = server.api();
+    let owner = &server.owner_token;
+    let first = api.audit_verify(owner).await;
+    let anchor = format!(
+        "{}:{}",
+        first["head_seq"],
+        first["head_hash"].as_str().unwrap()
+    );
+    api.create_project(owner, "later").await;
+
+    let held = api
+        .get(&format!("/admin/v1/audit/verify?anchor={anchor}"))
+        .token(owner)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(held.body["ok"], true, "{}", held.text);
+
+    let forged = format!("1:{}", "ab".repeat(32));
+    let broken = api
+        .get(&format!("/admin/v1/audit/verify?anchor={forged}"))
+        .token(owner)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(broken.body["ok"], false);
+    assert_eq!(broken.body["break_at"]["reason"], "anchor_mismatch");
+
+    api.get("/admin/v1/audit/verify?anchor=yesterday")
+        .token(owner)
+        .send()
+        .await
+        .expect_error(400, "validation_failed");
+}

@@ -202,3 +202,36 @@ async fn health_readiness_and_errors() {
     let echoed = api.get("/healthz").request_id("trace-me-42").send().await;
     assert_eq!(echoed.header("x-request-id"), Some("trace-me-42"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_request_ids_are_replaced_everywhere() {
+    let server = TestServer::start(Db::Sqlite).await.unwrap();
+    let api = server.api();
+    let owner = &server.owner_token;
+    let long = "r".repeat(200);
+    for sent in [long.as_str(), "has space", ""] {
+        let reply = api
+            .post("/admin/v1/projects")
+            .token(owner)
+            .header("x-request-id", sent)
+            .json(&serde_json::json!({"name": format!("p{}", sent.len())}))
+            .send()
+            .await
+            .expect(201);
+        let echoed = reply.header("x-request-id").unwrap().to_owned();
+        assert_ne!(echoed, sent);
+        assert_eq!(echoed.len(), 36, "a generated UUID: {echoed}");
+        let events = api.audit_events(owner).await;
+        let event = events
+            .iter()
+            .find(|e| e["action"] == "project.create" && e["request_id"] == echoed.as_str());
+        assert!(event.is_some(), "the audit event carries the generated id");
+    }
+    let kept = api
+        .get("/healthz")
+        .header("x-request-id", "trace-123")
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(kept.header("x-request-id"), Some("trace-123"));
+}

@@ -87,7 +87,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every secret of a key that is current or still in its grace period at `now`.
     async fn live_secrets(&self, id: &KeyId, now: Timestamp) -> Result<Vec<KeySecret>, StoreError>;
     async fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<KeyRecord>, StoreError>;
-    /// Keys with a rotation policy whose next rotation is due at or before `by`.
+    /// Live keys (not revoked, deleted or expired at `filter.now`) with a rotation policy
+    /// whose next rotation is due at or before `by`.
     async fn keys_due_for_rotation(
         &self,
         filter: &KeyFilter,

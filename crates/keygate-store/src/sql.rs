@@ -559,6 +559,7 @@ macro_rules! impl_sql_store {
                     " FROM api_keys",
                     $crate::sql::key_filter!(),
                     "AND rotate_every_ms IS NOT NULL AND revoked_at IS NULL \
+                     AND (expires_at IS NULL OR expires_at > $7) \
                      AND COALESCE(rotated_at, created_at) + rotate_every_ms <= $9 \
                      ORDER BY id LIMIT $8"
                 ));

@@ -568,7 +568,10 @@ async fn rotation_policy_lists_due_keys(db: Db) {
     let mut later = new_key(&w.digest_key, &w.org.id, &w.project.id, at(0));
     later.record.rotate_every = Some(Duration::from_secs(1000));
     let none = new_key(&w.digest_key, &w.org.id, &w.project.id, at(0));
-    for fx in [&due, &later, &none] {
+    let mut expired = new_key(&w.digest_key, &w.org.id, &w.project.id, at(0));
+    expired.record.rotate_every = Some(Duration::from_secs(100));
+    expired.record.expires_at = Some(at(0));
+    for fx in [&due, &later, &none, &expired] {
         store
             .create_key(&fx.record, &fx.secret, &audit(AuditAction::KeyCreate))
             .await

@@ -369,6 +369,10 @@ pub struct AuditListArgs {
 
 #[derive(Debug, Args)]
 pub struct AuditVerifyArgs {
+    /// An earlier head (`SEQ:HASH`, as printed by this command) kept outside the database:
+    /// the log must still hold it. This catches a rewrite that recomputed every hash.
+    #[arg(long, value_name = "SEQ:HASH")]
+    pub anchor: Option<String>,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

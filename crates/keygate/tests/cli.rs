@@ -224,7 +224,53 @@ async fn offline_audit_verify_detects_tampering() {
     assert!(server.stop().success());
     let ok = run_cli(dir.path(), &["audit", "verify", "--json"], &[], None, None);
     assert_eq!(code(&ok), 0, "{}", text(&ok.stderr));
-    assert_eq!(json(&ok)["entries"], 4);
+    let report = json(&ok);
+    assert_eq!(report["entries"], 4);
+    let anchor = format!(
+        "{}:{}",
+        report["head"]["seq"],
+        report["head"]["hash"].as_str().unwrap()
+    );
+    let human = run_cli(dir.path(), &["audit", "verify"], &[], None, None);
+    assert!(
+        text(&human.stdout).contains(&anchor),
+        "the anchor is printed to keep"
+    );
+    let anchored = run_cli(
+        dir.path(),
+        &["audit", "verify", "--anchor", &anchor],
+        &[],
+        None,
+        None,
+    );
+    assert_eq!(code(&anchored), 0, "{}", text(&anchored.stderr));
+    let forged = format!("3:{}", "0".repeat(64));
+    let mismatch = run_cli(
+        dir.path(),
+        &["audit", "verify", "--anchor", &forged],
+        &[],
+        None,
+        None,
+    );
+    assert_eq!(code(&mismatch), 7);
+    assert!(text(&mismatch.stderr).contains("differs from the anchor"));
+    let beyond = format!("9:{}", "0".repeat(64));
+    let missing = run_cli(
+        dir.path(),
+        &["audit", "verify", "--anchor", &beyond],
+        &[],
+        None,
+        None,
+    );
+    assert_eq!(code(&missing), 7);
+    let garbage = run_cli(
+        dir.path(),
+        &["audit", "verify", "--anchor", "soon"],
+        &[],
+        None,
+        None,
+    );
+    assert_eq!(code(&garbage), 2);
 
     let url = format!(
         "sqlite://{}",

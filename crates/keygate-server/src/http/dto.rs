@@ -472,6 +472,14 @@ pub struct AuditList {
     pub next_cursor: Option<i64>,
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditVerifyParams {
+    /// An earlier head, `SEQ:HASH`, saved outside the database: the chain must still hold it.
+    pub anchor: Option<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditVerifyView {
     /// Whether every entry is intact, in order, and the chain reaches the stored head.

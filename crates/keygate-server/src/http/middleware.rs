@@ -61,6 +61,27 @@ pub(crate) async fn reject_key_in_query(
     ServiceError::KeyInQuery.into_response()
 }
 
+/// Longest request id accepted from a client.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Removes a client's `x-request-id` that is empty, too long or not visible ASCII, so that a
+/// fresh one is generated: request ids end up in logs and the audit log.
+pub(crate) fn drop_unusable_request_id<B>(
+    mut request: axum::http::Request<B>,
+) -> axum::http::Request<B> {
+    let usable = request
+        .headers()
+        .get("x-request-id")
+        .map(|v| v.as_bytes())
+        .is_none_or(|v| {
+            !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.iter().all(u8::is_ascii_graphic)
+        });
+    if !usable {
+        request.headers_mut().remove("x-request-id");
+    }
+    request
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(
             ServiceBuilder::new()
+                .map_request(middleware::drop_unusable_request_id)
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     header::AUTHORIZATION,
                     HeaderName::from_static("x-api-key"),

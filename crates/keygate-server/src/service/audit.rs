@@ -28,11 +28,15 @@ pub struct AuditReport {
     pub error: Option<ChainBreak>,
 }
 
-/// Walks the chain from the first entry to the stored head; works on the store directly, so
-/// the CLI can verify a database offline.
-pub async fn verify_audit_chain(store: &dyn Store) -> Result<AuditReport, StoreError> {
+/// Walks the chain from the first entry to the stored head, and checks it still holds
+/// `anchor` (a head saved earlier, outside the database). Works on the store directly, so the
+/// CLI can verify a database offline.
+pub async fn verify_audit_chain(
+    store: &dyn Store,
+    anchor: Option<ChainHead>,
+) -> Result<AuditReport, StoreError> {
     let head = store.audit_head().await?;
-    let mut verifier = ChainVerifier::default();
+    let mut verifier = anchor.map_or_else(ChainVerifier::default, ChainVerifier::with_anchor);
     let mut after = 0;
     let mut checked = 0u64;
     loop {
@@ -101,9 +105,13 @@ impl Keygate {
         Ok((events, next))
     }
 
-    pub async fn verify_audit(&self, caller: &Caller) -> Result<AuditReport, ServiceError> {
+    pub async fn verify_audit(
+        &self,
+        caller: &Caller,
+        anchor: Option<ChainHead>,
+    ) -> Result<AuditReport, ServiceError> {
         self.authorize(caller, Permission::AuditRead, caller.bound_project(), None)
             .await?;
-        Ok(verify_audit_chain(self.store.as_ref()).await?)
+        Ok(verify_audit_chain(self.store.as_ref(), anchor).await?)
     }
 }

@@ -3,7 +3,9 @@
 use axum::Json;
 use axum::extract::State;
 
-use crate::http::dto::{AuditEventView, AuditList, AuditParams, AuditVerifyView};
+use crate::http::dto::{
+    AuditEventView, AuditList, AuditParams, AuditVerifyParams, AuditVerifyView,
+};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AdminCaller, ApiQuery};
 use crate::http::{ApiError, AppState};
@@ -36,15 +38,23 @@ pub async fn list(
     }))
 }
 
-/// Check the hash chain from the first entry to the stored head.
-#[utoipa::path(get, path = "/admin/v1/audit/verify", tag = "audit",
+/// Check the hash chain from the first entry to the stored head, and optionally that it still
+/// holds an anchor saved earlier (`SEQ:HASH`).
+#[utoipa::path(get, path = "/admin/v1/audit/verify", tag = "audit", params(AuditVerifyParams),
     responses((status = 200, body = AuditVerifyView), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody)),
     security(("admin_token" = [])))]
 pub async fn verify(
     State(state): State<AppState>,
     AdminCaller(caller): AdminCaller,
+    ApiQuery(params): ApiQuery<AuditVerifyParams>,
 ) -> Result<Json<AuditVerifyView>, ApiError> {
-    let report = state.keygate.verify_audit(&caller).await?;
+    let anchor = params
+        .anchor
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e: keygate_core::ValidationError| ApiError::validation(e.to_string()))?;
+    let report = state.keygate.verify_audit(&caller, anchor).await?;
     Ok(Json(report.into()))
 }
