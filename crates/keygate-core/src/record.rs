@@ -290,6 +290,17 @@ impl KeyRecord {
         )
     }
 
+    /// Where an admin token's role applies: its project, or its whole organisation.
+    pub fn binding(&self) -> crate::Binding {
+        match &self.project_id {
+            Some(project) => crate::Binding::Project {
+                org: self.org_id.clone(),
+                project: project.clone(),
+            },
+            None => crate::Binding::Org(self.org_id.clone()),
+        }
+    }
+
     /// Whether the key can still change state (rotate, update, revoke).
     pub fn is_mutable(&self) -> bool {
         self.deleted_at.is_none() && self.revoked_at.is_none()

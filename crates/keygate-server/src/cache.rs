@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use keygate_core::{KeyId, KeyRecord, KeySecret};
+use keygate_crypto::KeyDigest;
 use moka::Expiry;
 use moka::sync::Cache;
 
@@ -17,6 +18,31 @@ use moka::sync::Cache;
 pub struct CachedKey {
     pub record: KeyRecord,
     pub secrets: Vec<KeySecret>,
+    loaded_at: Instant,
+}
+
+/// How soon a cached key may be reloaded because it did not know a presented digest.
+const RELOAD_AFTER: Duration = Duration::from_secs(1);
+
+impl CachedKey {
+    pub fn new(record: KeyRecord, secrets: Vec<KeySecret>) -> Self {
+        Self {
+            record,
+            secrets,
+            loaded_at: Instant::now(),
+        }
+    }
+
+    /// The live secret with this digest, compared in constant time.
+    pub fn secret(&self, digest: &KeyDigest) -> Option<&KeySecret> {
+        self.secrets
+            .iter()
+            .find(|s| KeyDigest::from_slice(&s.digest).is_some_and(|d| d.ct_eq(digest)))
+    }
+
+    pub fn may_reload(&self) -> bool {
+        self.loaded_at.elapsed() >= RELOAD_AFTER
+    }
 }
 
 /// How long a known key stays cached without a change notice. It bounds staleness when a
@@ -90,10 +116,13 @@ impl VerifyCache {
         self.digests.insert(digest, id);
     }
 
-    /// Caches a key loaded when the epoch was `loaded_at`, unless an invalidation happened since.
+    /// Caches a key loaded when the epoch was `loaded_at`. If an invalidation happened since
+    /// (even between this check and the insert), the entry is dropped again.
     pub fn remember_key(&self, key: Arc<CachedKey>, loaded_at: u64) {
-        if self.epoch() == loaded_at {
-            self.keys.insert(key.record.id.clone(), key);
+        let id = key.record.id.clone();
+        self.keys.insert(id.clone(), key);
+        if self.epoch() != loaded_at {
+            self.keys.invalidate(&id);
         }
     }
 
@@ -107,6 +136,25 @@ impl VerifyCache {
 /// also publishes the notice to the other nodes.
 pub trait Invalidation: Send + Sync + std::fmt::Debug {
     fn key_changed(&self, id: &KeyId);
+}
+
+/// Announces a key change when dropped: after the store call that made it, and also when the
+/// request is cancelled mid-way, after the change may already have committed.
+pub(crate) struct InvalidateOnDrop<'a> {
+    invalidation: &'a dyn Invalidation,
+    id: &'a KeyId,
+}
+
+impl<'a> InvalidateOnDrop<'a> {
+    pub(crate) fn new(invalidation: &'a dyn Invalidation, id: &'a KeyId) -> Self {
+        Self { invalidation, id }
+    }
+}
+
+impl Drop for InvalidateOnDrop<'_> {
+    fn drop(&mut self) {
+        self.invalidation.key_changed(self.id);
+    }
 }
 
 /// Invalidation on this node only.

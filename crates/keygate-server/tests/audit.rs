@@ -427,7 +427,12 @@ async fn tampering_is_detected(db: Db) {
     six_entries(&server).await;
     let api = server.api();
     let owner = server.owner_token.as_str();
-    let events = server.store.store.audit_chain_page(0, 100).await.unwrap();
+    let events = server
+        .store
+        .store
+        .audit_chain_page(0, i64::MAX, 100)
+        .await
+        .unwrap();
     let head = server.store.store.audit_head().await.unwrap();
     assert_eq!(events.len(), 6);
     // Puts the log back as it was written, so each case starts from an intact chain.
@@ -533,4 +538,32 @@ async fn verify_checks_an_anchor_saved_earlier() {
         .send()
         .await
         .expect_error(400, "validation_failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_while_events_are_appended_is_not_a_false_alarm() {
+    let server = TestServer::start(Db::Postgres).await.unwrap();
+    let store = server.store.store.clone();
+    let writer = tokio::spawn({
+        let store = store.clone();
+        async move {
+            for i in 0..300 {
+                let draft = keygate_testkit::audit(keygate_core::AuditAction::AccessDenied);
+                store
+                    .append_audit(&draft, keygate_core::Timestamp::from_millis(i))
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    let mut checks = 0;
+    while !writer.is_finished() {
+        let report = keygate_server::service::verify_audit_chain(store.as_ref(), None)
+            .await
+            .unwrap();
+        assert!(report.ok, "{:?}", report.error);
+        checks += 1;
+    }
+    writer.await.unwrap();
+    assert!(checks > 1, "the check ran while the log grew");
 }

@@ -126,9 +126,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn append_audit(&self, audit: &AuditDraft, now: Timestamp) -> Result<(), StoreError>;
     /// Events newest first.
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
-    /// Events in chain order with `seq > after`, for verification.
-    async fn audit_chain_page(&self, after: i64, limit: u32)
-    -> Result<Vec<AuditEvent>, StoreError>;
+    /// Events in chain order with `after < seq <= upto`, for verification up to a head read
+    /// before: entries appended meanwhile are left for the next check.
+    async fn audit_chain_page(
+        &self,
+        after: i64,
+        upto: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
     async fn audit_head(&self) -> Result<ChainHead, StoreError>;
 }
 

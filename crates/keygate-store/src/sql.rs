@@ -279,19 +279,15 @@ macro_rules! impl_sql_store {
                 Self::insert_secret_tx(tx, &secret).await?;
                 Self::write_key_tx(tx, &key).await?;
                 Self::append_audit_tx(tx, audit, rotation.now).await?;
-                if let Some(entry) = &rotation.idempotency {
-                    // Only an expired entry makes way. A live one means a concurrent retry
-                    // committed first: the INSERT below then fails on the primary key, and
-                    // `rotate_key` answers with that retry's stored result.
-                    sqlx::query(
-                        "DELETE FROM idempotency WHERE scope = $1 AND idem_key = $2 \
-                         AND created_at <= $3",
-                    )
-                    .bind(&entry.scope)
-                    .bind(&entry.key)
+                // Expired entries go, all of them: each holds a sealed secret that must not
+                // outlive its day. A live entry for this request means a concurrent retry
+                // committed first: the INSERT below then fails on the primary key, and
+                // `rotate_key` answers with that retry's stored result.
+                sqlx::query("DELETE FROM idempotency WHERE created_at <= $1")
                     .bind(rotation.now.as_millis() - IDEMPOTENCY_TTL_MS)
                     .execute(&mut **tx)
                     .await?;
+                if let Some(entry) = &rotation.idempotency {
                     sqlx::query(
                         "INSERT INTO idempotency (scope, idem_key, fingerprint, response, \
                          created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -667,8 +663,11 @@ macro_rules! impl_sql_store {
                 if uses.is_empty() {
                     return Ok(());
                 }
+                // One order for every node, so that two batches never wait on each other.
+                let mut uses = uses.to_vec();
+                uses.sort_by(|a, b| a.0.cmp(&b.0));
                 let mut tx = self.begin_write().await?;
-                for (id, at) in uses {
+                for (id, at) in &uses {
                     sqlx::query(
                         "UPDATE api_keys SET last_used_at = $2 \
                          WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
@@ -713,12 +712,14 @@ macro_rules! impl_sql_store {
             async fn audit_chain_page(
                 &self,
                 after: i64,
+                upto: i64,
                 limit: u32,
             ) -> Result<Vec<AuditEvent>, StoreError> {
                 let rows: Vec<AuditRow> = sqlx::query_as(
-                    "SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    "SELECT * FROM audit_events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
                 )
                 .bind(after)
+                .bind(upto)
                 .bind(i64::from(limit))
                 .fetch_all(self.reader())
                 .await?;

@@ -86,7 +86,11 @@ async fn verify_chain(w: &World) -> Result<u64, ChainBreak> {
     let mut verifier = ChainVerifier::default();
     let mut after = 0;
     loop {
-        let page = w.db.store.audit_chain_page(after, 3).await.unwrap();
+        let page =
+            w.db.store
+                .audit_chain_page(after, i64::MAX, 3)
+                .await
+                .unwrap();
         if page.is_empty() {
             break;
         }
@@ -499,6 +503,18 @@ async fn rotation_is_idempotent(db: Db) {
         StoreError::Conflict(Conflict::IdempotencyKeyReused)
     ));
 
+    // Another request's entry, which nothing will ever ask for again.
+    let mut other = rotation(&fx.record.id, vec![6; 32], at(20), at(20));
+    other.idempotency = Some(IdempotencyEntry {
+        key: "retry-2".into(),
+        created_at: at(20),
+        ..entry.clone()
+    });
+    store
+        .rotate_key(&other, &audit(AuditAction::KeyRotate))
+        .await
+        .unwrap();
+
     // After a day the idempotency key may be used again.
     let mut later = rotation(&fx.record.id, vec![5; 32], at(90_000), at(90_000));
     later.idempotency = Some(IdempotencyEntry {
@@ -512,6 +528,12 @@ async fn rotation_is_idempotent(db: Db) {
             .unwrap(),
         RotateOutcome::Rotated(_)
     ));
+    // And every expired entry, with the sealed secret it held, is gone.
+    let stale = format!(
+        "DELETE FROM idempotency WHERE created_at < {}",
+        at(90_000).as_millis()
+    );
+    assert_eq!(w.db.tamper(&stale).await.unwrap(), 0);
 }
 
 async fn delete_leaves_a_tombstone(db: Db) {

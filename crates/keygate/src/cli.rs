@@ -41,7 +41,12 @@ pub struct StoreArgs {
     #[arg(long, env = "KEYGATE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// `sqlite://PATH` or `postgres://…`; defaults to a SQLite file in the data directory.
-    #[arg(long, env = "KEYGATE_DATABASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        env = "KEYGATE_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// The local master key file (created 0600 on first start).
     #[arg(long, env = "KEYGATE_MASTER_KEY_FILE", value_name = "FILE")]

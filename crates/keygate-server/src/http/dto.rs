@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use keygate_core::{
-    AuditEvent, KeyEnv, KeyPatch, KeyRecord, KeyStatus, Metadata, Role, Scope, Timestamp,
+    AuditEvent, KeyEnv, KeyId, KeyPatch, KeyRecord, KeyStatus, Metadata, Role, Scope, Timestamp,
     ValidationError,
 };
 use keygate_store::Project;
@@ -537,17 +537,32 @@ pub struct VerifyResponse {
 }
 
 impl VerifyResponse {
-    pub fn new(valid: bool, code: &str, key: Option<&KeyRecord>) -> Self {
+    pub fn valid(key: &KeyRecord) -> Self {
         Self {
-            valid,
+            valid: true,
+            code: "valid".to_owned(),
+            key_id: Some(key.id.to_string()),
+            project: key.project_id.as_ref().map(ToString::to_string),
+            name: Some(key.name.clone()),
+            env: Some(env_param(key.env)),
+            scopes: Some(key.scopes.iter().map(ToString::to_string).collect()),
+            expires_at: key.expires_at.map(Timestamp::to_rfc3339),
+            metadata: Some(serde_json::Value::Object(key.metadata.as_map().clone())),
+            ratelimit: None,
+        }
+    }
+
+    pub fn refused(code: &str, key_id: Option<&KeyId>) -> Self {
+        Self {
+            valid: false,
             code: code.to_owned(),
-            key_id: key.map(|k| k.id.to_string()),
-            project: key.and_then(|k| k.project_id.as_ref().map(ToString::to_string)),
-            name: key.map(|k| k.name.clone()),
-            env: key.map(|k| env_param(k.env)),
-            scopes: key.map(|k| k.scopes.iter().map(ToString::to_string).collect()),
-            expires_at: key.and_then(|k| k.expires_at.map(Timestamp::to_rfc3339)),
-            metadata: key.map(|k| serde_json::Value::Object(k.metadata.as_map().clone())),
+            key_id: key_id.map(ToString::to_string),
+            project: None,
+            name: None,
+            env: None,
+            scopes: None,
+            expires_at: None,
+            metadata: None,
             ratelimit: None,
         }
     }

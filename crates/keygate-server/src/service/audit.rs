@@ -40,7 +40,7 @@ pub async fn verify_audit_chain(
     let mut after = 0;
     let mut checked = 0u64;
     loop {
-        let page = store.audit_chain_page(after, PAGE).await?;
+        let page = store.audit_chain_page(after, head.seq, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
         for event in &page {

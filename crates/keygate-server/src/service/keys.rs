@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Caller, Keygate};
 use crate::ServiceError;
+use crate::cache::InvalidateOnDrop;
 
 /// Shortest and longest rotation policy.
 const MIN_ROTATE_EVERY: Duration = Duration::from_secs(60);
@@ -301,9 +302,8 @@ impl Keygate {
         let mut audit = caller.audit(AuditAction::KeyUpdate, key.project_id.as_ref());
         audit.target = Some(id.to_string());
         audit.details = serde_json::json!({ "fields": changed_fields(&patch) });
-        let updated = self.store.update_key(id, &patch, now, &audit).await?;
-        self.invalidation.key_changed(id);
-        Ok(updated)
+        let _invalidate = InvalidateOnDrop::new(self.invalidation.as_ref(), id);
+        Ok(self.store.update_key(id, &patch, now, &audit).await?)
     }
 
     /// Issues a new secret for the same key id. The previous secret keeps working for
@@ -351,15 +351,16 @@ impl Keygate {
             "grace_period_seconds": grace.as_secs(),
             "hint": key.hint(),
         });
-        match self.store.rotate_key(&rotation, &audit).await? {
-            RotateOutcome::Rotated(record) => {
-                self.invalidation.key_changed(id);
-                Ok(Rotated {
-                    key,
-                    record: *record,
-                    replayed: false,
-                })
-            }
+        let outcome = {
+            let _invalidate = InvalidateOnDrop::new(self.invalidation.as_ref(), id);
+            self.store.rotate_key(&rotation, &audit).await?
+        };
+        match outcome {
+            RotateOutcome::Rotated(record) => Ok(Rotated {
+                key,
+                record: *record,
+                replayed: false,
+            }),
             RotateOutcome::Replayed(entry) => {
                 let key = self.open_replay(&entry)?;
                 let record = self.visible_key(caller, id, Permission::KeysRead).await?;
@@ -426,13 +427,11 @@ impl Keygate {
         let mut audit = caller.audit(AuditAction::KeyRevoke, key.project_id.as_ref());
         audit.target = Some(id.to_string());
         audit.details = serde_json::json!({ "reason": reason });
-        let revoked = self
+        let _invalidate = InvalidateOnDrop::new(self.invalidation.as_ref(), id);
+        Ok(self
             .store
             .revoke_key(id, reason, self.clock.now(), &audit)
-            .await;
-        // Invalidate even on failure: a conflict means the cached state may be stale.
-        self.invalidation.key_changed(id);
-        Ok(revoked?)
+            .await?)
     }
 
     pub async fn delete_key(&self, caller: &Caller, id: &KeyId) -> Result<KeyRecord, ServiceError> {
@@ -440,9 +439,8 @@ impl Keygate {
         let mut audit = caller.audit(AuditAction::KeyDelete, key.project_id.as_ref());
         audit.target = Some(id.to_string());
         audit.details = serde_json::json!({ "name": key.name, "hint": key.hint });
-        let deleted = self.store.delete_key(id, self.clock.now(), &audit).await;
-        self.invalidation.key_changed(id);
-        Ok(deleted?)
+        let _invalidate = InvalidateOnDrop::new(self.invalidation.as_ref(), id);
+        Ok(self.store.delete_key(id, self.clock.now(), &audit).await?)
     }
 }
 

@@ -8,6 +8,7 @@ use keygate_store::KeyFilter;
 
 use super::{Actor, Caller, Keygate};
 use crate::ServiceError;
+use crate::cache::InvalidateOnDrop;
 
 /// Most tokens one listing returns.
 const MAX_TOKENS: u32 = 1000;
@@ -20,17 +21,6 @@ pub struct CreateToken {
     pub project: Option<String>,
     pub name: String,
     pub expires_at: Option<Timestamp>,
-}
-
-/// The binding a token record carries.
-fn binding_of(token: &KeyRecord) -> Binding {
-    match &token.project_id {
-        Some(project) => Binding::Project {
-            org: token.org_id.clone(),
-            project: project.clone(),
-        },
-        None => Binding::Org(token.org_id.clone()),
-    }
 }
 
 /// Whether `caller` may issue or revoke a token with `role` on `binding`: never above its
@@ -130,7 +120,7 @@ impl Keygate {
             .filter(|k| k.kind == KeyKind::Admin && k.deleted_at.is_none())
             .filter(|k| &k.org_id == caller.org())
             .ok_or(ServiceError::NotFound { entity: "token" })?;
-        let binding = binding_of(&token);
+        let binding = token.binding();
         self.authorize(
             caller,
             Permission::TokensWrite,
@@ -159,11 +149,10 @@ impl Keygate {
         let mut audit = caller.audit(AuditAction::TokenRevoke, token.project_id.as_ref());
         audit.target = Some(id.to_string());
         audit.details = serde_json::json!({ "reason": reason, "role": role });
-        let revoked = self
+        let _invalidate = InvalidateOnDrop::new(self.invalidation.as_ref(), id);
+        Ok(self
             .store
             .revoke_key(id, reason, self.clock.now(), &audit)
-            .await;
-        self.invalidation.key_changed(id);
-        Ok(revoked?)
+            .await?)
     }
 }

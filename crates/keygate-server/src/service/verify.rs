@@ -3,9 +3,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use keygate_core::KeyId;
 use keygate_core::scope::any_grants;
 use keygate_core::{
-    ApiKey, AuditAction, AuditDraft, Binding, KeyKind, KeyRejection, KeyStatus, Outcome, Principal,
+    ApiKey, AuditAction, AuditDraft, KeyKind, KeyRejection, KeyStatus, Outcome, Principal,
 };
 use keygate_crypto::KeyDigest;
 
@@ -68,18 +69,11 @@ impl Keygate {
         let Some(role) = record.role else {
             return Ok(Err((KeyRejection::Invalid, None)));
         };
-        let binding = match &record.project_id {
-            Some(project) => Binding::Project {
-                org: record.org_id.clone(),
-                project: project.clone(),
-            },
-            None => Binding::Org(record.org_id.clone()),
-        };
         self.last_used.record(&record.id, self.clock.now());
         Ok(Ok(Principal {
             token_id: record.id.clone(),
             role,
-            binding,
+            binding: record.binding(),
         }))
     }
 
@@ -94,7 +88,13 @@ impl Keygate {
             return Ok(Err((KeyRejection::Malformed, None)));
         };
         let digest = self.digest_key.digest(key.expose());
-        let Some(cached) = self.cached_key(&digest).await? else {
+        let found = match kind {
+            // Admin tokens are read from the store on every request: the admin API is not the
+            // hot path, and a revoked token must stop at once on every node.
+            KeyKind::Admin => self.fresh_key(&digest).await?,
+            KeyKind::Api => self.cached_key(&digest).await?,
+        };
+        let Some(cached) = found else {
             return Ok(Err((KeyRejection::Invalid, None)));
         };
         if cached.record.kind != kind {
@@ -105,16 +105,10 @@ impl Keygate {
             KeyStatus::Deleted => Some(KeyRejection::Invalid),
             KeyStatus::Revoked => Some(KeyRejection::Revoked),
             KeyStatus::Expired => Some(KeyRejection::Expired),
-            KeyStatus::Active => {
-                let secret = cached
-                    .secrets
-                    .iter()
-                    .find(|s| KeyDigest::from_slice(&s.digest).is_some_and(|d| d.ct_eq(&digest)));
-                match secret {
-                    None => Some(KeyRejection::Rotated),
-                    Some(secret) => cached.record.check(secret, now).err(),
-                }
-            }
+            KeyStatus::Active => match cached.secret(&digest) {
+                None => Some(KeyRejection::Rotated),
+                Some(secret) => cached.record.check(secret, now).err(),
+            },
         };
         Ok(match rejection {
             None => Ok(cached),
@@ -123,34 +117,58 @@ impl Keygate {
         })
     }
 
-    /// The key behind a digest, from memory when possible.
-    async fn cached_key(&self, digest: &KeyDigest) -> Result<Option<Arc<CachedKey>>, ServiceError> {
+    /// The id of the key a digest belongs to, from memory when possible.
+    async fn digest_owner(&self, digest: &KeyDigest) -> Result<Option<KeyId>, ServiceError> {
         let bytes = *digest.as_bytes();
-        let id = match self.cache.key_id(&bytes) {
-            Some(None) => return Ok(None),
-            Some(Some(id)) => id,
-            None => match self.store.key_by_digest(&bytes).await? {
-                None => {
-                    self.cache.remember_digest(bytes, None);
-                    return Ok(None);
-                }
-                Some((record, _)) => {
-                    self.cache.remember_digest(bytes, Some(record.id.clone()));
-                    record.id
-                }
-            },
+        if let Some(known) = self.cache.key_id(&bytes) {
+            return Ok(known);
+        }
+        let owner = self
+            .store
+            .key_by_digest(&bytes)
+            .await?
+            .map(|(record, _)| record.id);
+        // A digest's owner never changes, and an unknown digest is remembered for a minute.
+        self.cache.remember_digest(bytes, owner.clone());
+        Ok(owner)
+    }
+
+    /// The key and its live secrets, read from the store.
+    async fn load_key(&self, id: &KeyId) -> Result<Option<CachedKey>, ServiceError> {
+        let Some(record) = self.store.key(id).await? else {
+            return Ok(None);
         };
-        if let Some(cached) = self.cache.key(&id) {
+        let secrets = self.store.live_secrets(id, self.clock.now()).await?;
+        Ok(Some(CachedKey::new(record, secrets)))
+    }
+
+    /// The key behind a digest, straight from the store.
+    async fn fresh_key(&self, digest: &KeyDigest) -> Result<Option<Arc<CachedKey>>, ServiceError> {
+        let Some((record, _)) = self.store.key_by_digest(digest.as_bytes()).await? else {
+            return Ok(None);
+        };
+        Ok(self.load_key(&record.id).await?.map(Arc::new))
+    }
+
+    /// The key behind a digest, from memory when possible. A cached key that does not know
+    /// the digest may predate a rotation made on another node: it is reloaded, at most once
+    /// a second, so that a rotated-out secret cannot turn every request into a store read.
+    async fn cached_key(&self, digest: &KeyDigest) -> Result<Option<Arc<CachedKey>>, ServiceError> {
+        let Some(id) = self.digest_owner(digest).await? else {
+            return Ok(None);
+        };
+        if let Some(cached) = self.cache.key(&id)
+            && (cached.secret(digest).is_some() || !cached.may_reload())
+        {
             return Ok(Some(cached));
         }
         let epoch = self.cache.epoch();
-        let Some(record) = self.store.key(&id).await? else {
+        let Some(loaded) = self.load_key(&id).await? else {
             return Ok(None);
         };
-        let secrets = self.store.live_secrets(&id, self.clock.now()).await?;
-        let cached = Arc::new(CachedKey { record, secrets });
-        self.cache.remember_key(cached.clone(), epoch);
-        Ok(Some(cached))
+        let loaded = Arc::new(loaded);
+        self.cache.remember_key(loaded.clone(), epoch);
+        Ok(Some(loaded))
     }
 
     /// Records a failed admin authentication in the audit log. Only the outcome and, for a

@@ -36,9 +36,11 @@ pub async fn verify(
         })
         .await?;
     Ok(Json(match outcome {
-        VerifyOutcome::Valid(key) => VerifyResponse::new(true, "valid", Some(&key.record)),
+        VerifyOutcome::Valid(key) => VerifyResponse::valid(&key.record),
+        // A refused key's details stay private: whoever holds a revoked key learns only
+        // which key it was, to find it in the admin API.
         VerifyOutcome::Invalid(rejection, key) => {
-            VerifyResponse::new(false, rejection.code(), key.as_ref().map(|k| &k.record))
+            VerifyResponse::refused(rejection.code(), key.as_ref().map(|k| &k.record.id))
         }
     }))
 }
