@@ -31,6 +31,10 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// How often last-use times are written to the store.
     pub last_used_flush: Duration,
+    /// How long a client may take to send a request head before its connection is closed.
+    pub header_read_timeout: Duration,
+    /// How long shutdown waits for in-flight requests before closing their connections.
+    pub drain_timeout: Duration,
 }
 
 impl Default for ServerSettings {
@@ -39,6 +43,8 @@ impl Default for ServerSettings {
             body_limit: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             last_used_flush: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(10),
         }
     }
 }
