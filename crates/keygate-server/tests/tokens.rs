@@ -162,3 +162,53 @@ async fn nobody_revokes_above_their_role() {
         .expect_error(404, "not_found");
     assert_eq!(api.verify_code(&key.secret).await, "valid");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_organisation_wide_auditors_walk_the_whole_chain() {
+    let server = TestServer::start(Db::Sqlite).await.unwrap();
+    let api = server.api();
+    let owner = &server.owner_token;
+    let org_auditor = api.create_token(owner, "auditor", None).await;
+    let project_auditor = api.create_token(owner, "auditor", Some("default")).await;
+    let report = api.audit_verify(&org_auditor.secret).await;
+    assert_eq!(report["ok"], true);
+    api.get("/admin/v1/audit/verify")
+        .token(&project_auditor.secret)
+        .send()
+        .await
+        .expect_error(403, "forbidden");
+    // The project's own events stay readable to it.
+    api.get("/admin/v1/audit")
+        .token(&project_auditor.secret)
+        .send()
+        .await
+        .expect(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_reveals_only_its_id() {
+    let server = TestServer::start(Db::Sqlite).await.unwrap();
+    let api = server.api();
+    let owner = &server.owner_token;
+    let key = api
+        .create_key(
+            owner,
+            json!({"project": "default", "name": "internal", "scopes": ["db:*"],
+                   "metadata": {"host": "db7.corp"}}),
+        )
+        .await;
+    let valid = api.verify(&key.secret, None, None).await;
+    assert_eq!(valid["metadata"]["host"], "db7.corp");
+    api.post(&format!("/admin/v1/keys/{}/revoke", key.id))
+        .token(owner)
+        .json(&json!({"reason": "done"}))
+        .send()
+        .await
+        .expect(200);
+    let refused = api.verify(&key.secret, None, None).await;
+    assert_eq!(refused["code"], "key_revoked");
+    assert_eq!(refused["key_id"], key.id.as_str());
+    for field in ["name", "project", "scopes", "metadata", "env", "expires_at"] {
+        assert!(refused[field].is_null(), "{field} leaked: {refused}");
+    }
+}

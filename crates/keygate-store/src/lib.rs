@@ -43,6 +43,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Closes every connection once in-flight queries finish (SQLite then folds its
+    /// write-ahead log into the database file).
+    async fn close(&self);
+
     /// A stored setting (e.g. the wrapped digest key).
     async fn setting(&self, name: &str) -> Result<Option<String>, StoreError>;
 

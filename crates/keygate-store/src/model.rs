@@ -57,7 +57,7 @@ pub struct AuditFilter {
 /// A stored response for a retried request with the same `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyEntry {
-    /// Who asked and about what, e.g. `rotate:<key id>:<principal id>`.
+    /// Who asked and about what, e.g. `rotate:<actor>:<key id>`.
     pub scope: String,
     pub key: String,
     /// A hash of the request, so that a reused idempotency key with another body is refused.

@@ -55,4 +55,5 @@ impl_sql_store! {
     backend: Backend::Postgres,
     begin_write: "BEGIN",
     for_update: " FOR UPDATE",
+    before_close: "",
 }

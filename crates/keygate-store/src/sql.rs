@@ -4,7 +4,8 @@
 //! the implementation is written once as a macro over the concrete pool type. A macro rather
 //! than a generic `impl<DB: Database>` keeps each expansion on concrete sqlx types, where
 //! errors are readable and no trait-bound lattice is needed. The only dialect differences are
-//! passed in: how a write transaction begins and how a row is locked for update.
+//! passed in: how a write transaction begins, how a row is locked for update, and what to run
+//! before closing.
 
 /// The columns of `api_keys`, in [`crate::rows::KeyRow`] order.
 macro_rules! key_columns {
@@ -45,7 +46,8 @@ macro_rules! impl_sql_store {
         db: $db:ty,
         backend: $backend:expr,
         begin_write: $begin:literal,
-        for_update: $for_update:literal $(,)?
+        for_update: $for_update:literal,
+        before_close: $before_close:literal $(,)?
     ) => {
         type Tx = sqlx::Transaction<'static, $db>;
 
@@ -313,6 +315,17 @@ macro_rules! impl_sql_store {
             async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1").execute(self.reader()).await?;
                 Ok(())
+            }
+
+            async fn close(&self) {
+                // Readers first: an open reader would keep the writer from tidying up.
+                self.reader().close().await;
+                if !$before_close.is_empty() {
+                    let tidied: Result<Vec<(i64, i64, i64)>, _> =
+                        sqlx::query_as($before_close).fetch_all(self.writer()).await;
+                    tracing::debug!(result = ?tidied, "tidied the store before closing");
+                }
+                self.writer().close().await;
             }
 
             async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {

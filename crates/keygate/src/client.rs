@@ -11,6 +11,9 @@ use crate::cli::ApiArgs;
 /// Why a command failed. Each kind has its own exit code, so scripts can tell them apart.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    /// The store could not be reached by a command that works on it directly.
+    #[error("cannot use the store: {0}")]
+    StoreUnavailable(String),
     #[error("{message} [{code}]")]
     Api {
         status: u16,
@@ -29,16 +32,19 @@ pub enum CliError {
 
 impl CliError {
     /// 1 other failure, 2 bad usage, 3 not found, 4 not authenticated or not allowed,
-    /// 5 refused by the server (validation, conflict), 6 server unreachable or failing,
-    /// 7 audit log tampered with.
+    /// 5 refused by the server (validation, conflict), 6 server unreachable, failing, slow or
+    /// rate limiting (worth a retry), 7 audit log tampered with.
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Api { status: 404, .. } => 3,
             Self::Api {
                 status: 401 | 403, ..
             } => 4,
+            Self::Api {
+                status: 408 | 429, ..
+            } => 6,
             Self::Api { status, .. } if *status < 500 => 5,
-            Self::Api { .. } | Self::Unreachable { .. } => 6,
+            Self::Api { .. } | Self::Unreachable { .. } | Self::StoreUnavailable(_) => 6,
             Self::Invalid(_) => 2,
             Self::Tampered(_) => 7,
             Self::Other(_) => 1,
@@ -167,4 +173,29 @@ pub fn segment(text: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16) -> CliError {
+        CliError::Api {
+            status,
+            code: "x".into(),
+            message: "x".into(),
+        }
+    }
+
+    #[test]
+    fn exit_codes_by_kind() {
+        let codes: Vec<u8> = [404, 401, 403, 400, 409, 422, 408, 429, 500, 503]
+            .into_iter()
+            .map(|s| api(s).exit_code())
+            .collect();
+        assert_eq!(codes, vec![3, 4, 4, 5, 5, 5, 6, 6, 6, 6]);
+        assert_eq!(CliError::Invalid("x".into()).exit_code(), 2);
+        assert_eq!(CliError::Tampered("x".into()).exit_code(), 7);
+        assert_eq!(CliError::StoreUnavailable("x".into()).exit_code(), 6);
+    }
 }

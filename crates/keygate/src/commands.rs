@@ -62,7 +62,7 @@ fn local_settings(config: Option<&Path>, store: &StoreArgs) -> Result<Settings, 
 async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, CliError> {
     keygate_store::connect(&settings.database_url)
         .await
-        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot open the store: {e}")))
+        .map_err(|e| CliError::StoreUnavailable(e.to_string()))
 }
 
 /// Opens keygate on an existing store with its existing master key.
@@ -78,5 +78,5 @@ async fn open_local(settings: &Settings) -> Result<Keygate, CliError> {
     let store = open_store(settings).await?;
     Keygate::open(store, master_key, Arc::new(SystemClock))
         .await
-        .map_err(|e| CliError::Other(anyhow::anyhow!(e)))
+        .map_err(|e| CliError::Invalid(e.to_string()))
 }

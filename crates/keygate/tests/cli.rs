@@ -393,12 +393,15 @@ fn secrets_never_leak_into_logs_or_the_database() {
                 "a secret leaked into CLI output"
             );
         }
-        for file in ["keygate.db", "keygate.db-wal"] {
-            let path = dir.path().join("keygate-data").join(file);
-            if let Ok(bytes) = std::fs::read(&path) {
-                let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
-                assert!(!found, "a secret is stored in {file}");
-            }
+        let db = std::fs::read(dir.path().join("keygate-data/keygate.db")).expect("the database");
+        assert!(
+            db.len() > 4096,
+            "a clean shutdown folds the log into the database"
+        );
+        let wal = std::fs::read(dir.path().join("keygate-data/keygate.db-wal")).unwrap_or_default();
+        for (file, bytes) in [("keygate.db", &db), ("keygate.db-wal", &wal)] {
+            let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+            assert!(!found, "a secret is stored in {file}");
         }
     }
 }

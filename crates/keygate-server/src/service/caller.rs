@@ -69,14 +69,6 @@ impl Caller {
         }
     }
 
-    /// The role allows `permission` somewhere (the binding is checked per object).
-    pub fn has_role_for(&self, permission: Permission) -> bool {
-        match &self.actor {
-            Actor::Admin(principal) => principal.role.allows(permission),
-            Actor::Local { .. } => true,
-        }
-    }
-
     /// An audit draft for `action` by this caller.
     pub fn audit(&self, action: AuditAction, project: Option<&ProjectId>) -> AuditDraft {
         let mut draft = AuditDraft::new(self.actor_id(), action);

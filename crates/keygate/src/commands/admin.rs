@@ -43,7 +43,12 @@ fn service_error(err: ServiceError) -> CliError {
             code: "conflict".into(),
             message: conflict.to_string(),
         },
-        ServiceError::Validation(v) => CliError::Invalid(v.to_string()),
+        ServiceError::Validation(v) => CliError::Api {
+            status: 400,
+            code: "validation_failed".into(),
+            message: v.to_string(),
+        },
+        ServiceError::Store(err) => CliError::StoreUnavailable(err.to_string()),
         other => CliError::Other(other.into()),
     }
 }

@@ -60,7 +60,7 @@ async fn verify(config: Option<&Path>, args: AuditVerifyArgs) -> Result<(), CliE
     let store = open_store(&settings).await?;
     let report = keygate_server::service::verify_audit_chain(store.as_ref(), anchor)
         .await
-        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot read the audit log: {e}")))?;
+        .map_err(|e| CliError::StoreUnavailable(e.to_string()))?;
     if args.json {
         output::json(&json!(report));
     } else if report.ok {

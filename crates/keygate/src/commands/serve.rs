@@ -43,7 +43,7 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
         .map_err(|e| CliError::Invalid(e.to_string()))?;
     let store = keygate_store::connect(&settings.database_url)
         .await
-        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot open the store: {e}")))?;
+        .map_err(|e| CliError::StoreUnavailable(e.to_string()))?;
     let keygate = Keygate::open(store, master_key, Arc::new(SystemClock))
         .await
         .map_err(|e| CliError::Invalid(e.to_string()))?;
@@ -66,6 +66,7 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
         store = ?keygate.store().backend(),
         "keygate is listening"
     );
+    let store = keygate.store().clone();
     keygate_server::run(
         listener,
         AppState::new(keygate, settings.server),
@@ -73,6 +74,7 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
     )
     .await
     .context("server failed")?;
+    store.close().await;
     tracing::info!("keygate stopped");
     Ok(())
 }
