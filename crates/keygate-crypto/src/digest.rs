@@ -8,7 +8,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::{CryptoError, MasterKey, WrappedKey};
+use crate::{CryptoError, Kek, WrappedKey};
 
 const AAD: &[u8] = b"keygate:digest-key:v1";
 
@@ -53,12 +53,12 @@ impl DigestKey {
         Ok(Self(SecretBox::new(Box::new(*bytes))))
     }
 
-    pub fn wrap(&self, kek: &MasterKey) -> Result<WrappedKey, CryptoError> {
+    pub fn wrap(&self, kek: &dyn Kek) -> Result<WrappedKey, CryptoError> {
         kek.wrap(self.0.expose_secret(), AAD)
     }
 
-    pub fn unwrap(kek: &MasterKey, wrapped: &WrappedKey) -> Result<Self, CryptoError> {
-        let plain = kek.unwrap_key(wrapped, AAD)?;
+    pub fn unwrap(kek: &dyn Kek, wrapped: &WrappedKey) -> Result<Self, CryptoError> {
+        let plain = kek.unwrap(wrapped, AAD)?;
         let bytes: [u8; 32] = plain
             .as_slice()
             .try_into()
@@ -81,6 +81,7 @@ impl DigestKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MasterKey;
 
     #[test]
     fn digest_is_keyed_and_stable() {

@@ -19,6 +19,10 @@ pub enum CryptoError {
     #[error("the master key file {path} is not 32 bytes of base64")]
     MasterKeyMalformed { path: PathBuf },
     #[error(
+        "KEYGATE_MASTER_KEY is not 32 bytes of standard base64 (e.g. `openssl rand -base64 32`)"
+    )]
+    EnvKeyMalformed,
+    #[error(
         "the store was sealed with master key {expected}, but the configured master key is \
          {actual}; start keygate with the master key the store was created with"
     )]

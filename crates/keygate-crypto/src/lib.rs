@@ -1,15 +1,20 @@
-//! keygate's cryptography: the local master key (the key-encryption key, KEK), AES-256-GCM
-//! key wrapping, and the digest key that turns API keys into their stored lookup index.
+//! keygate's cryptography: key-encryption keys (KEKs) behind the [`Kek`] trait, envelope
+//! encryption of stored secrets, and the digest key that turns API keys into their stored
+//! lookup index.
 //!
 //! Architecture invariant: key material lives only in zeroizing types and never appears in
 //! `Debug` output or error messages.
 
 mod digest;
+pub mod envelope;
 mod error;
+mod kek;
 mod master_key;
 mod wrap;
 
 pub use digest::{DigestKey, KeyDigest};
+pub use envelope::{Envelope, SecretRow};
 pub use error::CryptoError;
+pub use kek::Kek;
 pub use master_key::{KekId, MasterKey};
 pub use wrap::WrappedKey;

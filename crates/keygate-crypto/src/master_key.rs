@@ -1,5 +1,6 @@
-//! The local master key: 32 random bytes in a 0600 file in the data directory, created on
-//! first start. keygate refuses a file that group or others can read.
+//! The master key: an AES-256 KEK held in memory. It comes from a 0600 file in the data
+//! directory, created on first start (the `local` provider, refused if group or others can
+//! read it), or from the `KEYGATE_MASTER_KEY` variable (the `env` provider).
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -52,7 +53,9 @@ impl MasterKey {
         let mut hasher = Sha256::new();
         hasher.update(b"keygate-kek-id-v1");
         hasher.update(bytes);
-        let id = format!("local:{}", hex::encode(&hasher.finalize()[..8]));
+        // The id names the key material, not where it was read from: the same key moved from
+        // the file to the environment still opens the store.
+        let id = format!("aes256:{}", hex::encode(&hasher.finalize()[..8]));
         Self {
             bytes: SecretBox::new(Box::new(bytes)),
             id: KekId(id),
@@ -67,6 +70,11 @@ impl MasterKey {
 
     pub fn id(&self) -> &KekId {
         &self.id
+    }
+
+    /// Reads the `env` provider's value: 32 bytes of standard base64.
+    pub fn from_env_value(text: &str) -> Result<Self, CryptoError> {
+        Self::from_base64(text.trim()).ok_or(CryptoError::EnvKeyMalformed)
     }
 
     pub(crate) fn expose(&self) -> &[u8; 32] {
@@ -172,11 +180,25 @@ mod tests {
     }
 
     #[test]
+    fn env_value_names_the_same_key_as_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let file_key = MasterKey::load_or_create(&path).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        let env_key = MasterKey::from_env_value(&text).unwrap();
+        assert_eq!(env_key.id(), file_key.id());
+        assert!(matches!(
+            MasterKey::from_env_value("c2hvcnQ="),
+            Err(CryptoError::EnvKeyMalformed)
+        ));
+    }
+
+    #[test]
     fn debug_is_redacted_and_ids_differ() {
         let a = MasterKey::generate().unwrap();
         let b = MasterKey::generate().unwrap();
         assert_ne!(a.id(), b.id());
         assert!(format!("{a:?}").contains("REDACTED"));
-        assert!(a.id().as_str().starts_with("local:"));
+        assert!(a.id().as_str().starts_with("aes256:"));
     }
 }

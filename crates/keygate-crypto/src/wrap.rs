@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
 
-use crate::{CryptoError, KekId, MasterKey};
+use crate::{CryptoError, Kek, KekId, MasterKey};
 
 const FORMAT_VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;
@@ -20,9 +20,12 @@ pub struct WrappedKey {
     pub sealed: String,
 }
 
-impl MasterKey {
-    /// Seals `plaintext` for the purpose named by `aad`.
-    pub fn wrap(&self, plaintext: &[u8], aad: &[u8]) -> Result<WrappedKey, CryptoError> {
+impl Kek for MasterKey {
+    fn id(&self) -> &KekId {
+        MasterKey::id(self)
+    }
+
+    fn wrap(&self, plaintext: &[u8], aad: &[u8]) -> Result<WrappedKey, CryptoError> {
         let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*self.expose()));
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|_| CryptoError::Random)?;
@@ -45,17 +48,11 @@ impl MasterKey {
         })
     }
 
-    /// Opens a wrapped key. Fails if it was sealed by another KEK, altered, or for another
-    /// purpose.
-    pub fn unwrap_key(
-        &self,
-        wrapped: &WrappedKey,
-        aad: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        if &wrapped.kek_id != self.id() {
+    fn unwrap(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if &wrapped.kek_id != MasterKey::id(self) {
             return Err(CryptoError::KekMismatch {
                 expected: wrapped.kek_id.to_string(),
-                actual: self.id().to_string(),
+                actual: MasterKey::id(self).to_string(),
             });
         }
         let blob = STANDARD
@@ -91,7 +88,7 @@ mod tests {
         let a = MasterKey::generate().unwrap();
         let b = MasterKey::generate().unwrap();
         let wrapped = a.wrap(b"secret", b"purpose").unwrap();
-        let err = b.unwrap_key(&wrapped, b"purpose").unwrap_err();
+        let err = b.unwrap(&wrapped, b"purpose").unwrap_err();
         assert!(matches!(err, CryptoError::KekMismatch { .. }));
         assert!(err.to_string().contains(a.id().as_str()));
     }
@@ -101,7 +98,7 @@ mod tests {
         let kek = MasterKey::generate().unwrap();
         let wrapped = kek.wrap(b"secret", b"digest-key").unwrap();
         assert!(matches!(
-            kek.unwrap_key(&wrapped, b"other"),
+            kek.unwrap(&wrapped, b"other"),
             Err(CryptoError::UnwrapFailed)
         ));
     }
@@ -111,28 +108,28 @@ mod tests {
         fn round_trip(plain in proptest::collection::vec(any::<u8>(), 0..256)) {
             let kek = MasterKey::generate().unwrap();
             let wrapped = kek.wrap(&plain, b"aad").unwrap();
-            let opened = kek.unwrap_key(&wrapped, b"aad").unwrap();
+            let opened = kek.unwrap(&wrapped, b"aad").unwrap();
             prop_assert_eq!(opened.as_slice(), plain.as_slice());
         }
 
         #[test]
         fn any_flipped_bit_fails(bit in 0usize..(8 * (1 + 12 + 32 + 16))) {
             let kek = MasterKey::generate().unwrap();
-            let wrapped = kek.wrap(&[7u8; 32], b"aad").unwrap();
+            let wrapped = Kek::wrap(&kek, &[7u8; 32], b"aad").unwrap();
             let mut blob = STANDARD.decode(&wrapped.sealed).unwrap();
             blob[bit / 8] ^= 1 << (bit % 8);
             let tampered = WrappedKey { kek_id: wrapped.kek_id.clone(), sealed: STANDARD.encode(blob) };
-            prop_assert!(kek.unwrap_key(&tampered, b"aad").is_err());
+            prop_assert!(kek.unwrap(&tampered, b"aad").is_err());
         }
 
         #[test]
         fn truncation_fails(cut in 1usize..61) {
             let kek = MasterKey::generate().unwrap();
-            let wrapped = kek.wrap(&[7u8; 32], b"aad").unwrap();
+            let wrapped = Kek::wrap(&kek, &[7u8; 32], b"aad").unwrap();
             let mut blob = STANDARD.decode(&wrapped.sealed).unwrap();
             blob.truncate(blob.len() - cut);
             let tampered = WrappedKey { kek_id: wrapped.kek_id.clone(), sealed: STANDARD.encode(blob) };
-            prop_assert!(kek.unwrap_key(&tampered, b"aad").is_err());
+            prop_assert!(kek.unwrap(&tampered, b"aad").is_err());
         }
     }
 }

@@ -20,7 +20,7 @@ fn verify(c: &mut Criterion) {
     let (keygate, key, _store) = runtime.block_on(async {
         let store = TestStore::new(Db::Sqlite).await.unwrap();
         let master = MasterKey::load_or_create(&store.dir.path().join("master.key")).unwrap();
-        let keygate = Keygate::open(store.store.clone(), master, Arc::new(SystemClock))
+        let keygate = Keygate::open(store.store.clone(), Arc::new(master), Arc::new(SystemClock))
             .await
             .unwrap();
         ensure_owner(&keygate).await.unwrap();

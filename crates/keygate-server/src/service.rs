@@ -13,7 +13,7 @@ mod verify;
 use std::sync::Arc;
 
 use keygate_core::Clock;
-use keygate_crypto::{DigestKey, MasterKey};
+use keygate_crypto::{DigestKey, Kek};
 use keygate_store::Store;
 
 use crate::ServiceError;
@@ -36,7 +36,7 @@ const CACHE_CAPACITY: u64 = 100_000;
 pub struct Keygate {
     store: Arc<dyn Store>,
     digest_key: DigestKey,
-    master_key: MasterKey,
+    kek: Arc<dyn Kek>,
     clock: Arc<dyn Clock>,
     cache: Arc<VerifyCache>,
     invalidation: Arc<dyn Invalidation>,
@@ -49,15 +49,16 @@ impl Keygate {
     /// refused, naming both key ids, and nothing is overwritten.
     pub async fn open(
         store: Arc<dyn Store>,
-        master_key: MasterKey,
+        kek: Arc<dyn Kek>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ServiceError> {
-        let digest_key = keyring::open_digest_key(store.as_ref(), &master_key, clock.now()).await?;
+        let digest_key =
+            keyring::open_digest_key(store.as_ref(), kek.as_ref(), clock.now()).await?;
         let cache = Arc::new(VerifyCache::new(CACHE_CAPACITY));
         Ok(Self {
             store,
             digest_key,
-            master_key,
+            kek,
             clock,
             invalidation: Arc::new(LocalInvalidation(cache.clone())),
             cache,

@@ -38,7 +38,8 @@ impl TestServer {
     ) -> anyhow::Result<Self> {
         let store = TestStore::new(db).await?;
         let master_key = MasterKey::load_or_create(&store.dir.path().join("master.key"))?;
-        let keygate = Arc::new(Keygate::open(store.store.clone(), master_key, clock).await?);
+        let keygate =
+            Arc::new(Keygate::open(store.store.clone(), Arc::new(master_key), clock).await?);
         let owner = ensure_owner(&keygate)
             .await?
             .ok_or_else(|| anyhow::anyhow!("a fresh store must print an owner token"))?;

@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use keygate_core::SystemClock;
-use keygate_crypto::MasterKey;
+use keygate_crypto::{Kek, MasterKey};
 use keygate_server::Keygate;
 use keygate_store::Store;
 
 use crate::CliError;
 use crate::cli::{Cli, Command, StoreArgs};
-use crate::config::{Settings, Sources, resolve};
+use crate::config::{KekProvider, Settings, Sources, resolve};
 
 pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
     let config = cli.config.as_deref();
@@ -65,18 +65,53 @@ async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, CliError> {
         .map_err(|e| CliError::StoreUnavailable(e.to_string()))
 }
 
+/// The environment variable of the `env` KEK provider.
+const MASTER_KEY_VAR: &str = "KEYGATE_MASTER_KEY";
+
+/// Whether a missing local key file may be created (by `serve`) or must exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyFile {
+    CreateIfMissing,
+    MustExist,
+}
+
+/// The configured KEK: the key file, or the environment variable.
+fn open_kek(settings: &Settings, file: KeyFile) -> Result<Arc<dyn Kek>, CliError> {
+    let from_env = std::env::var(MASTER_KEY_VAR).ok();
+    let provider = settings.kek.unwrap_or(if from_env.is_some() {
+        KekProvider::Env
+    } else {
+        KekProvider::Local
+    });
+    let key = match provider {
+        KekProvider::Env => {
+            let value = from_env.ok_or_else(|| {
+                CliError::Invalid(format!(
+                    "kek = \"env\" needs {MASTER_KEY_VAR}: 32 bytes of base64"
+                ))
+            })?;
+            MasterKey::from_env_value(&value)
+        }
+        KekProvider::Local => {
+            let path = &settings.master_key_file;
+            if file == KeyFile::MustExist && !path.exists() {
+                return Err(CliError::Invalid(format!(
+                    "no master key at {}: point --data-dir or --master-key-file at the server's",
+                    path.display()
+                )));
+            }
+            MasterKey::load_or_create(path)
+        }
+    };
+    key.map(|k| Arc::new(k) as Arc<dyn Kek>)
+        .map_err(|e| CliError::Invalid(e.to_string()))
+}
+
 /// Opens keygate on an existing store with its existing master key.
 async fn open_local(settings: &Settings) -> Result<Keygate, CliError> {
-    if !settings.master_key_file.exists() {
-        return Err(CliError::Invalid(format!(
-            "no master key at {}: point --data-dir or --master-key-file at the server's",
-            settings.master_key_file.display()
-        )));
-    }
-    let master_key = MasterKey::load(&settings.master_key_file)
-        .map_err(|e| CliError::Other(anyhow::anyhow!(e)))?;
+    let kek = open_kek(settings, KeyFile::MustExist)?;
     let store = open_store(settings).await?;
-    Keygate::open(store, master_key, Arc::new(SystemClock))
+    Keygate::open(store, kek, Arc::new(SystemClock))
         .await
         .map_err(|e| CliError::Invalid(e.to_string()))
 }

@@ -13,8 +13,9 @@ use serde::Deserialize;
 use crate::cli::StoreArgs;
 
 /// Keys the file and the environment may set. Anything else in the file is an error.
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 8] = [
     "listen",
+    "kek",
     "data_dir",
     "database_url",
     "master_key_file",
@@ -27,12 +28,23 @@ const KEYS: [&str; 7] = [
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
+    kek: Option<KekProvider>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     master_key_file: Option<PathBuf>,
     log_format: Option<LogFormat>,
     body_limit_bytes: Option<usize>,
     request_timeout_seconds: Option<u64>,
+}
+
+/// Where the key-encryption key comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KekProvider {
+    /// The 0600 file `master_key_file`, created on first start.
+    Local,
+    /// The `KEYGATE_MASTER_KEY` variable: 32 bytes of base64.
+    Env,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -47,6 +59,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// `None` when not configured: then `env` if `KEYGATE_MASTER_KEY` is set, else `local`.
+    pub kek: Option<KekProvider>,
     pub data_dir: PathBuf,
     pub database_url: String,
     pub master_key_file: PathBuf,
@@ -129,6 +143,7 @@ pub fn resolve(
     }
     Ok(Settings {
         listen,
+        kek: raw.kek,
         data_dir,
         database_url,
         master_key_file,

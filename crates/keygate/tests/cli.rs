@@ -174,7 +174,7 @@ fn start_up_refuses_unsafe_or_foreign_master_keys() {
         None,
     );
     assert_eq!(code(&foreign), 2, "{}", text(&foreign.stderr));
-    assert!(text(&foreign.stderr).contains("sealed with master key local:"));
+    assert!(text(&foreign.stderr).contains("sealed with master key aes256:"));
     std::fs::write(&key_file, original).unwrap();
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mut again = ServerProcess::start(dir.path(), &[]);
@@ -473,4 +473,53 @@ fn local_token_list_and_revoke_recover_from_a_leaked_token() {
         None,
     );
     assert_eq!(code(&unknown), 3);
+}
+
+#[test]
+fn the_master_key_can_move_from_its_file_to_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(dir.path(), &[]);
+    let owner = server.owner_token();
+    assert!(server.stop().success());
+    let key_file = dir.path().join("keygate-data/master.key");
+    let value = std::fs::read_to_string(&key_file).unwrap();
+    std::fs::remove_file(&key_file).unwrap();
+
+    let env = [("KEYGATE_MASTER_KEY", value.trim())];
+    let mut moved = ServerProcess::start(dir.path(), &env);
+    let listed = moved.cli(&["keys", "list"], Some(&owner), None);
+    assert_eq!(code(&listed), 0, "the same key opens the store");
+    assert!(moved.stop().success());
+    assert!(
+        !key_file.exists(),
+        "no key file is created for the env provider"
+    );
+    let local = run_cli(
+        dir.path(),
+        &["admin", "token", "create", "--role", "viewer"],
+        &env,
+        None,
+        None,
+    );
+    assert_eq!(code(&local), 0, "{}", text(&local.stderr));
+
+    let garbage = run_cli(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("KEYGATE_MASTER_KEY", "not-a-key")],
+        None,
+        None,
+    );
+    assert_eq!(code(&garbage), 2);
+    assert!(text(&garbage.stderr).contains("KEYGATE_MASTER_KEY is not 32 bytes"));
+    assert!(!text(&garbage.stderr).contains("not-a-key"));
+    let missing = run_cli(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("KEYGATE_KEK", "env")],
+        None,
+        None,
+    );
+    assert_eq!(code(&missing), 2);
+    assert!(text(&missing.stderr).contains("needs KEYGATE_MASTER_KEY"));
 }

@@ -1,7 +1,7 @@
 //! The digest key, stored once per store and sealed by the master key.
 
 use keygate_core::Timestamp;
-use keygate_crypto::{DigestKey, KekId, MasterKey, WrappedKey};
+use keygate_crypto::{DigestKey, Kek, KekId, WrappedKey};
 use keygate_store::Store;
 use serde::{Deserialize, Serialize};
 
@@ -19,13 +19,13 @@ struct StoredDigestKey {
 /// that was written first.
 pub(crate) async fn open_digest_key(
     store: &dyn Store,
-    master_key: &MasterKey,
+    kek: &dyn Kek,
     now: Timestamp,
 ) -> Result<DigestKey, ServiceError> {
     let stored = match store.setting(SETTING).await? {
         Some(text) => text,
         None => {
-            let fresh = DigestKey::generate()?.wrap(master_key)?;
+            let fresh = DigestKey::generate()?.wrap(kek)?;
             let text = serde_json::to_string(&StoredDigestKey {
                 kek_id: fresh.kek_id.to_string(),
                 sealed: fresh.sealed,
@@ -40,5 +40,5 @@ pub(crate) async fn open_digest_key(
         kek_id: KekId::from_stored(parsed.kek_id),
         sealed: parsed.sealed,
     };
-    Ok(DigestKey::unwrap(master_key, &wrapped)?)
+    Ok(DigestKey::unwrap(kek, &wrapped)?)
 }

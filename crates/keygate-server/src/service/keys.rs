@@ -382,9 +382,7 @@ impl Keygate {
         now: Timestamp,
     ) -> Result<IdempotencyEntry, ServiceError> {
         let aad = format!("keygate:idempotency:{scope}:{idem}");
-        let wrapped = self
-            .master_key
-            .wrap(key.expose().as_bytes(), aad.as_bytes())?;
+        let wrapped = self.kek.wrap(key.expose().as_bytes(), aad.as_bytes())?;
         let response = serde_json::to_string(&SealedSecret {
             kek_id: wrapped.kek_id.to_string(),
             sealed: wrapped.sealed,
@@ -404,7 +402,7 @@ impl Keygate {
         let sealed: SealedSecret = serde_json::from_str(&entry.response)
             .map_err(|_| keygate_crypto::CryptoError::WrappedMalformed)?;
         let aad = format!("keygate:idempotency:{}:{}", entry.scope, entry.key);
-        let plain = self.master_key.unwrap_key(
+        let plain = self.kek.unwrap(
             &WrappedKey {
                 kek_id: KekId::from_stored(sealed.kek_id),
                 sealed: sealed.sealed,

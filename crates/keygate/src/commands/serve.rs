@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use keygate_core::SystemClock;
-use keygate_crypto::MasterKey;
 use keygate_server::service::ensure_owner;
 use keygate_server::{AppState, Keygate};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-use super::sqlite_path;
+use super::{KeyFile, open_kek, sqlite_path};
 use crate::CliError;
 use crate::cli::ServeArgs;
 use crate::config::{LogFormat, Sources, resolve};
@@ -39,12 +38,11 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
     {
         private_dir(dir)?;
     }
-    let master_key = MasterKey::load_or_create(&settings.master_key_file)
-        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    let kek = open_kek(&settings, KeyFile::CreateIfMissing)?;
     let store = keygate_store::connect(&settings.database_url)
         .await
         .map_err(|e| CliError::StoreUnavailable(e.to_string()))?;
-    let keygate = Keygate::open(store, master_key, Arc::new(SystemClock))
+    let keygate = Keygate::open(store, kek, Arc::new(SystemClock))
         .await
         .map_err(|e| CliError::Invalid(e.to_string()))?;
     let keygate = Arc::new(keygate);

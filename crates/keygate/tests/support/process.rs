@@ -36,10 +36,9 @@ impl ServerProcess {
         let stderr_path = dir.join(format!("serve-{port}.log"));
         let stderr = std::fs::File::create(&stderr_path).expect("log file");
         let mut command = Command::new(binary());
+        command.arg("serve").current_dir(dir);
+        isolate(&mut command);
         command
-            .arg("serve")
-            .current_dir(dir)
-            .env_remove("KEYGATE_TOKEN")
             .env("KEYGATE_LISTEN", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "debug,sqlx=debug,hyper=info")
             .stdout(Stdio::null())
@@ -119,10 +118,9 @@ pub fn run_cli(
 ) -> Output {
     use std::io::Write;
     let mut command = Command::new(binary());
+    command.args(args).current_dir(dir);
+    isolate(&mut command);
     command
-        .args(args)
-        .current_dir(dir)
-        .env_remove("KEYGATE_TOKEN")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -137,6 +135,15 @@ pub fn run_cli(
         pipe.write_all(input.as_bytes()).expect("stdin");
     }
     child.wait_with_output().expect("keygate output")
+}
+
+/// Clears every setting a developer's shell may carry, so a test sees only what it sets.
+fn isolate(command: &mut Command) {
+    for (name, _) in std::env::vars() {
+        if name.starts_with("KEYGATE_") {
+            command.env_remove(name);
+        }
+    }
 }
 
 pub fn text(bytes: &[u8]) -> String {
