@@ -78,6 +78,10 @@ typed_id!(
     /// An organisation: projects belong to one.
     OrgId, "org_", "org_id"
 );
+typed_id!(
+    /// An upstream secret kept in the vault; its versions share it.
+    SecretId, "sec_", "secret_id"
+);
 
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,7 @@ pub mod time;
 pub use audit::{AuditAction, AuditDraft, AuditEvent, ChainBreak, ChainHead, Outcome};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ValidationError;
-pub use ids::{KeyId, OrgId, ProjectId};
+pub use ids::{KeyId, OrgId, ProjectId, SecretId};
 pub use key::{ApiKey, KeyEnv, KeyFormatError, KeyHint};
 pub use record::{
     KeyKind, KeyPatch, KeyRecord, KeyRejection, KeySecret, KeySpec, KeyStatus, Metadata,

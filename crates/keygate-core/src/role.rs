@@ -33,6 +33,12 @@ pub enum Permission {
     AuditRead,
     /// Issue admin tokens (never above the issuer's own role).
     TokensWrite,
+    /// See upstream secrets' names, versions and stages (never their values).
+    SecretsRead,
+    /// Store, rotate and delete upstream secrets (values go in, never out).
+    SecretsWrite,
+    /// Read an upstream secret's value. Owners only; every use is audited.
+    SecretsReveal,
 }
 
 impl Role {
@@ -57,10 +63,17 @@ impl Role {
     pub fn allows(self, permission: Permission) -> bool {
         use Permission::*;
         match self {
-            Self::Owner | Self::Admin => true,
-            Self::Operator => matches!(permission, KeysRead | KeysWrite | ProjectsRead),
-            Self::Auditor => matches!(permission, KeysRead | ProjectsRead | AuditRead),
-            Self::Viewer => matches!(permission, KeysRead | ProjectsRead),
+            Self::Owner => true,
+            Self::Admin => permission != SecretsReveal,
+            Self::Operator => matches!(
+                permission,
+                KeysRead | KeysWrite | ProjectsRead | SecretsRead | SecretsWrite
+            ),
+            Self::Auditor => matches!(
+                permission,
+                KeysRead | ProjectsRead | AuditRead | SecretsRead
+            ),
+            Self::Viewer => matches!(permission, KeysRead | ProjectsRead | SecretsRead),
         }
     }
 
@@ -165,6 +178,13 @@ mod tests {
         assert!(Role::Auditor.allows(Permission::AuditRead));
         assert!(!Role::Auditor.allows(Permission::KeysWrite));
         assert!(!Role::Viewer.allows(Permission::AuditRead));
+        assert!(Role::Owner.allows(Permission::SecretsReveal));
+        for role in [Role::Admin, Role::Operator, Role::Auditor, Role::Viewer] {
+            assert!(!role.allows(Permission::SecretsReveal), "{role}");
+            assert!(role.allows(Permission::SecretsRead), "{role}");
+        }
+        assert!(Role::Operator.allows(Permission::SecretsWrite));
+        assert!(!Role::Auditor.allows(Permission::SecretsWrite));
         assert!(Role::Viewer.allows(Permission::KeysRead));
     }
 

@@ -475,28 +475,7 @@ async fn tampering_is_detected(db: Db) {
     }
 }
 
-macro_rules! on_both_databases {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(keygate_testkit::Db::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(keygate_testkit::Db::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_databases!(
+keygate_testkit::on_both_databases!(
     every_admin_action_is_attributed,
     audit_list_filters_and_pages,
     tampering_is_detected,

@@ -507,28 +507,7 @@ async fn ip_allow_list_edges(db: Db) {
     );
 }
 
-macro_rules! on_both_databases {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(keygate_testkit::Db::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(keygate_testkit::Db::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_databases!(
+keygate_testkit::on_both_databases!(
     create_shows_the_secret_once,
     list_filters_and_pages,
     updates_take_effect_at_once,

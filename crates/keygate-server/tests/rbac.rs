@@ -430,28 +430,7 @@ async fn key_routes_cannot_reach_admin_tokens(db: Db) {
     }
 }
 
-macro_rules! on_both_databases {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(keygate_testkit::Db::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(keygate_testkit::Db::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_databases!(
+keygate_testkit::on_both_databases!(
     every_role_on_every_route,
     project_bound_principal_is_confined,
     tokens_never_escalate,

@@ -505,28 +505,7 @@ async fn rotation_policy_lists_due_keys(db: Db) {
     assert_eq!(due(86_400).await, Vec::<String>::new());
 }
 
-macro_rules! on_both_databases {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(keygate_testkit::Db::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(keygate_testkit::Db::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_databases!(
+keygate_testkit::on_both_databases!(
     rotation_keeps_the_old_secret_for_the_grace_period,
     idempotent_rotation_rotates_once,
     concurrent_retries_rotate_once,

@@ -13,6 +13,8 @@ pub enum Conflict {
     KeyNotMutable(KeyStatus),
     #[error("the idempotency key was already used for a different request")]
     IdempotencyKeyReused,
+    #[error("another change to this {entity} landed at the same time; retry")]
+    VersionTaken { entity: &'static str },
 }
 
 #[derive(Debug, thiserror::Error)]

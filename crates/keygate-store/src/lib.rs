@@ -9,6 +9,7 @@ mod error;
 mod model;
 mod postgres;
 mod rows;
+mod secrets;
 mod sql;
 mod sqlite;
 
@@ -25,6 +26,7 @@ pub use model::{
     AuditFilter, Bootstrap, IdempotencyEntry, KeyFilter, Org, Project, RotateOutcome, Rotation,
 };
 pub use postgres::PgStore;
+pub use secrets::{SecretPut, SecretRecord, SecretStage, SecretStore, SecretVersion};
 pub use sqlite::SqliteStore;
 
 /// Which database a store runs on.
@@ -37,7 +39,7 @@ pub enum Backend {
 /// Everything keygate keeps. Mutating methods take the audit event that records them and
 /// write both in one transaction.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait Store: SecretStore + Send + Sync + std::fmt::Debug {
     fn backend(&self) -> Backend;
 
     /// Succeeds when the database answers.

@@ -233,3 +233,60 @@ pub(crate) struct IdempotencyRow {
     pub response: String,
     pub created_at: i64,
 }
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct SecretRow {
+    id: String,
+    org_id: String,
+    project_id: String,
+    name: String,
+    description: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<SecretRow> for crate::SecretRecord {
+    type Error = StoreError;
+    fn try_from(row: SecretRow) -> Result<Self, StoreError> {
+        Ok(crate::SecretRecord {
+            id: keygate_core::SecretId::parse(&row.id).map_err(|_| corrupt("secrets.id")())?,
+            org_id: OrgId::parse(&row.org_id).map_err(|_| corrupt("secrets.org_id")())?,
+            project_id: ProjectId::parse(&row.project_id)
+                .map_err(|_| corrupt("secrets.project_id")())?,
+            name: row.name,
+            description: row.description,
+            created_at: ts(row.created_at),
+            updated_at: ts(row.updated_at),
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct SecretVersionRow {
+    secret_id: String,
+    version: i64,
+    stage: String,
+    kek_id: String,
+    wrapped_dek: String,
+    sealed: String,
+    created_at: i64,
+    previous_until: Option<i64>,
+}
+
+impl TryFrom<SecretVersionRow> for crate::SecretVersion {
+    type Error = StoreError;
+    fn try_from(row: SecretVersionRow) -> Result<Self, StoreError> {
+        Ok(crate::SecretVersion {
+            secret_id: keygate_core::SecretId::parse(&row.secret_id)
+                .map_err(|_| corrupt("secret_versions.secret_id")())?,
+            version: row.version,
+            stage: crate::SecretStage::parse(&row.stage)
+                .map_err(|_| corrupt("secret_versions.stage")())?,
+            kek_id: row.kek_id,
+            wrapped_dek: row.wrapped_dek,
+            sealed: row.sealed,
+            created_at: ts(row.created_at),
+            previous_until: row.previous_until.map(ts),
+        })
+    }
+}

@@ -56,6 +56,11 @@ macro_rules! impl_sql_store {
             for_update: $for_update,
         }
 
+        $crate::sql::impl_sql_secrets! {
+            store: $store,
+            for_update: $for_update,
+        }
+
         #[async_trait::async_trait]
         impl Store for $store {
             fn backend(&self) -> Backend {
@@ -501,6 +506,8 @@ macro_rules! impl_sql_store {
 }
 
 mod helpers;
+mod secrets;
 
 pub(crate) use helpers::impl_sql_helpers;
+pub(crate) use secrets::impl_sql_secrets;
 pub(crate) use {impl_sql_store, key_columns, key_columns_k, key_filter};

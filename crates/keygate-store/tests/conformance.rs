@@ -11,14 +11,13 @@ use std::time::Duration;
 use keygate_core::audit::ChainVerifier;
 use keygate_core::{
     AuditAction, ChainBreak, KeyEnv, KeyHint, KeyId, KeyKind, KeyPatch, KeyStatus, Metadata, OrgId,
-    ProjectId, Role, Scope, Timestamp,
+    ProjectId, Scope, Timestamp,
 };
-use keygate_crypto::DigestKey;
 use keygate_store::{
     AuditFilter, Bootstrap, Conflict, IdempotencyEntry, KeyFilter, Org, Project, RotateOutcome,
     Rotation, StoreError,
 };
-use keygate_testkit::{Db, TestStore, audit, new_key};
+use keygate_testkit::{Db, audit, new_key};
 
 const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 
@@ -26,47 +25,10 @@ fn at(secs: u64) -> Timestamp {
     T0.saturating_add(Duration::from_secs(secs))
 }
 
-struct World {
-    db: TestStore,
-    digest_key: DigestKey,
-    org: Org,
-    project: Project,
-}
+use keygate_testkit::World;
 
 async fn world(db: Db) -> World {
-    let db = TestStore::new(db).await.expect("store");
-    let digest_key = DigestKey::generate().unwrap();
-    let org = Org {
-        id: OrgId::generate(),
-        name: "default".into(),
-        created_at: T0,
-    };
-    let project = Project {
-        id: ProjectId::generate(),
-        org_id: org.id.clone(),
-        name: "default".into(),
-        created_at: T0,
-    };
-    let mut owner = new_key(&digest_key, &org.id, &project.id, T0);
-    owner.record.kind = KeyKind::Admin;
-    owner.record.role = Some(Role::Owner);
-    owner.record.project_id = None;
-    let bootstrap = Bootstrap {
-        org: org.clone(),
-        project: project.clone(),
-        owner: owner.record,
-        owner_secret: owner.secret,
-    };
-    db.store
-        .bootstrap(&bootstrap, &audit(AuditAction::OwnerBootstrap))
-        .await
-        .expect("bootstrap");
-    World {
-        db,
-        digest_key,
-        org,
-        project,
-    }
+    World::bootstrapped(db, T0).await
 }
 
 fn filter(w: &World) -> KeyFilter {
@@ -723,28 +685,7 @@ async fn concurrent_appends_keep_one_chain(db: Db) {
     assert_eq!(verify_chain(&w).await, Ok(17));
 }
 
-macro_rules! on_both_databases {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(keygate_testkit::Db::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(keygate_testkit::Db::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_databases!(
+keygate_testkit::on_both_databases!(
     bootstrap_happens_once,
     settings_keep_the_first_value,
     migrations_apply_once,

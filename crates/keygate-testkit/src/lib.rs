@@ -18,8 +18,34 @@ mod fixtures;
 mod http_client;
 mod server;
 mod store;
+mod world;
 
 pub use fixtures::{KeyFixture, audit, new_key};
 pub use http_client::{Api, Call, CreatedKey, Exchange, IssuedToken, Method, Reply};
 pub use server::TestServer;
 pub use store::{Db, TestStore, postgres_base_url};
+pub use world::World;
+
+/// Generates a `sqlite` and a `postgres` module with one `#[tokio::test]` per named case;
+/// each case is an `async fn(Db)` in the calling module.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::Db::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::Db::Postgres).await;
+                }
+            )*
+        }
+    };
+}

@@ -73,6 +73,7 @@ impl From<ServiceError> for ApiError {
                     Conflict::IdempotencyKeyReused => {
                         (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
                     }
+                    Conflict::VersionTaken { .. } => (S::CONFLICT, "concurrent_update"),
                 };
                 Self::new(status, code, conflict.to_string())
             }

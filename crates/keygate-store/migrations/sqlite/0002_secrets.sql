@@ -1,0 +1,26 @@
+-- Upstream secrets: named per project, each value a version sealed by envelope encryption.
+
+CREATE TABLE secrets (
+    id              TEXT PRIMARY KEY,
+    org_id          TEXT NOT NULL REFERENCES orgs (id),
+    project_id      TEXT NOT NULL REFERENCES projects (id),
+    name            TEXT NOT NULL,
+    description     TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    deleted_at      INTEGER
+);
+-- A deleted secret's name may be used again.
+CREATE UNIQUE INDEX secrets_by_name ON secrets (project_id, name) WHERE deleted_at IS NULL;
+
+CREATE TABLE secret_versions (
+    secret_id      TEXT NOT NULL REFERENCES secrets (id),
+    version        INTEGER NOT NULL,
+    stage          TEXT NOT NULL CHECK (stage IN ('current', 'previous', 'retired')),
+    kek_id         TEXT NOT NULL,
+    wrapped_dek    TEXT NOT NULL,
+    sealed         TEXT NOT NULL,
+    created_at     INTEGER NOT NULL,
+    previous_until INTEGER,
+    PRIMARY KEY (secret_id, version)
+);

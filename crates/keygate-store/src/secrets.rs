@@ -1,0 +1,105 @@
+//! The vault's part of the store: upstream secrets and their sealed versions.
+
+use async_trait::async_trait;
+use keygate_core::{AuditDraft, OrgId, ProjectId, SecretId, Timestamp, ValidationError};
+use serde::Serialize;
+
+use crate::StoreError;
+
+/// A secret's metadata. Its values live only in [`SecretVersion`]s, sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretRecord {
+    pub id: SecretId,
+    pub org_id: OrgId,
+    pub project_id: ProjectId,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// Where a version stands: the one in use, the one before it (usable until its grace period
+/// ends), or retired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretStage {
+    Current,
+    Previous,
+    Retired,
+}
+
+impl SecretStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Current => "current",
+            Self::Previous => "previous",
+            Self::Retired => "retired",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        match text {
+            "current" => Ok(Self::Current),
+            "previous" => Ok(Self::Previous),
+            "retired" => Ok(Self::Retired),
+            _ => Err(ValidationError::new(
+                "stage",
+                "current, previous or retired",
+            )),
+        }
+    }
+}
+
+/// One value of a secret, as an envelope: the data key wrapped by the KEK `kek_id`, and the
+/// value sealed by the data key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretVersion {
+    pub secret_id: SecretId,
+    pub version: i64,
+    pub stage: SecretStage,
+    pub kek_id: String,
+    pub wrapped_dek: String,
+    pub sealed: String,
+    pub created_at: Timestamp,
+    /// For the previous version: it stays usable strictly before this instant.
+    pub previous_until: Option<Timestamp>,
+}
+
+/// A new current value: the secret (created if it is new) and its sealed version. The version
+/// that was current becomes previous until `previous_until`.
+#[derive(Debug, Clone)]
+pub struct SecretPut {
+    pub secret: SecretRecord,
+    pub version: SecretVersion,
+    pub previous_until: Timestamp,
+}
+
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// A secret that is not deleted.
+    async fn secret(&self, id: &SecretId) -> Result<Option<SecretRecord>, StoreError>;
+    async fn secret_by_name(
+        &self,
+        project: &ProjectId,
+        name: &str,
+    ) -> Result<Option<SecretRecord>, StoreError>;
+    /// Secrets by name, of one project or of the whole organisation.
+    async fn list_secrets(
+        &self,
+        org: &OrgId,
+        project: Option<&ProjectId>,
+    ) -> Result<Vec<SecretRecord>, StoreError>;
+    /// Every version, newest first.
+    async fn secret_versions(&self, id: &SecretId) -> Result<Vec<SecretVersion>, StoreError>;
+    /// Stores a new current version (creating the secret if needed). Fails with
+    /// [`Conflict::VersionTaken`](crate::Conflict::VersionTaken) when another writer stored
+    /// the same version number first.
+    async fn put_secret(&self, put: &SecretPut, audit: &AuditDraft) -> Result<(), StoreError>;
+    /// Deletes a secret: its sealed versions are erased, its name freed.
+    async fn delete_secret(
+        &self,
+        id: &SecretId,
+        now: Timestamp,
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError>;
+}

@@ -1,0 +1,192 @@
+//! The SQL implementation of [`SecretStore`](crate::SecretStore), expanded per backend by
+//! `impl_sql_store!` like the rest.
+
+macro_rules! impl_sql_secrets {
+    (store: $store:ty, for_update: $for_update:literal $(,)?) => {
+        #[async_trait::async_trait]
+        impl $crate::SecretStore for $store {
+            async fn secret(
+                &self,
+                id: &keygate_core::SecretId,
+            ) -> Result<Option<$crate::SecretRecord>, StoreError> {
+                let row: Option<$crate::rows::SecretRow> = sqlx::query_as(
+                    "SELECT id, org_id, project_id, name, description, created_at, updated_at \
+                     FROM secrets WHERE id = $1 AND deleted_at IS NULL",
+                )
+                .bind(id.as_str())
+                .fetch_optional(self.reader())
+                .await?;
+                row.map($crate::SecretRecord::try_from).transpose()
+            }
+
+            async fn secret_by_name(
+                &self,
+                project: &ProjectId,
+                name: &str,
+            ) -> Result<Option<$crate::SecretRecord>, StoreError> {
+                let row: Option<$crate::rows::SecretRow> = sqlx::query_as(
+                    "SELECT id, org_id, project_id, name, description, created_at, updated_at \
+                     FROM secrets WHERE project_id = $1 AND name = $2 AND deleted_at IS NULL",
+                )
+                .bind(project.as_str())
+                .bind(name)
+                .fetch_optional(self.reader())
+                .await?;
+                row.map($crate::SecretRecord::try_from).transpose()
+            }
+
+            async fn list_secrets(
+                &self,
+                org: &OrgId,
+                project: Option<&ProjectId>,
+            ) -> Result<Vec<$crate::SecretRecord>, StoreError> {
+                let rows: Vec<$crate::rows::SecretRow> = sqlx::query_as(
+                    "SELECT id, org_id, project_id, name, description, created_at, updated_at \
+                     FROM secrets WHERE org_id = $1 AND ($2 IS NULL OR project_id = $2) \
+                     AND deleted_at IS NULL ORDER BY project_id, name LIMIT 10000",
+                )
+                .bind(org.as_str())
+                .bind(project.map(ProjectId::as_str))
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter().map($crate::SecretRecord::try_from).collect()
+            }
+
+            async fn secret_versions(
+                &self,
+                id: &keygate_core::SecretId,
+            ) -> Result<Vec<$crate::SecretVersion>, StoreError> {
+                let rows: Vec<$crate::rows::SecretVersionRow> = sqlx::query_as(
+                    "SELECT secret_id, version, stage, kek_id, wrapped_dek, sealed, created_at, \
+                     previous_until FROM secret_versions WHERE secret_id = $1 \
+                     ORDER BY version DESC",
+                )
+                .bind(id.as_str())
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter().map($crate::SecretVersion::try_from).collect()
+            }
+
+            async fn put_secret(
+                &self,
+                put: &$crate::SecretPut,
+                audit: &AuditDraft,
+            ) -> Result<(), StoreError> {
+                let secret = &put.secret;
+                let version = &put.version;
+                let now = version.created_at;
+                let mut tx = self.begin_write().await?;
+                let existing: Option<(Option<i64>,)> = sqlx::query_as(concat!(
+                    "SELECT deleted_at FROM secrets WHERE id = $1",
+                    $for_update
+                ))
+                .bind(secret.id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                match existing {
+                    Some((Some(_),)) => return Err(StoreError::NotFound { entity: "secret" }),
+                    Some((None,)) => {
+                        sqlx::query(
+                            "UPDATE secrets SET updated_at = $2, \
+                             description = COALESCE($3, description) WHERE id = $1",
+                        )
+                        .bind(secret.id.as_str())
+                        .bind(now.as_millis())
+                        .bind(&secret.description)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    None => {
+                        let inserted = sqlx::query(
+                            "INSERT INTO secrets (id, org_id, project_id, name, description, \
+                             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        )
+                        .bind(secret.id.as_str())
+                        .bind(secret.org_id.as_str())
+                        .bind(secret.project_id.as_str())
+                        .bind(&secret.name)
+                        .bind(&secret.description)
+                        .bind(secret.created_at.as_millis())
+                        .bind(now.as_millis())
+                        .execute(&mut *tx)
+                        .await;
+                        match inserted {
+                            Err(err) if StoreError::is_unique_violation(&err) => {
+                                return Err(Conflict::VersionTaken { entity: "secret" }.into());
+                            }
+                            other => other?,
+                        };
+                    }
+                }
+                // One previous version at a time: the one before it retires.
+                sqlx::query(
+                    "UPDATE secret_versions SET stage = 'retired' \
+                     WHERE secret_id = $1 AND stage = 'previous'",
+                )
+                .bind(secret.id.as_str())
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE secret_versions SET stage = 'previous', previous_until = $2 \
+                     WHERE secret_id = $1 AND stage = 'current'",
+                )
+                .bind(secret.id.as_str())
+                .bind(put.previous_until.as_millis())
+                .execute(&mut *tx)
+                .await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO secret_versions (secret_id, version, stage, kek_id, \
+                     wrapped_dek, sealed, created_at, previous_until) \
+                     VALUES ($1, $2, 'current', $3, $4, $5, $6, NULL)",
+                )
+                .bind(secret.id.as_str())
+                .bind(version.version)
+                .bind(&version.kek_id)
+                .bind(&version.wrapped_dek)
+                .bind(&version.sealed)
+                .bind(now.as_millis())
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Err(err) if StoreError::is_unique_violation(&err) => {
+                        return Err(Conflict::VersionTaken { entity: "secret" }.into());
+                    }
+                    other => other?,
+                };
+                Self::append_audit_tx(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn delete_secret(
+                &self,
+                id: &keygate_core::SecretId,
+                now: Timestamp,
+                audit: &AuditDraft,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                let updated = sqlx::query(
+                    "UPDATE secrets SET deleted_at = $2, updated_at = $2 \
+                     WHERE id = $1 AND deleted_at IS NULL",
+                )
+                .bind(id.as_str())
+                .bind(now.as_millis())
+                .execute(&mut *tx)
+                .await?;
+                if updated.rows_affected() == 0 {
+                    return Err(StoreError::NotFound { entity: "secret" });
+                }
+                // The sealed values go with the secret: nothing is left to decrypt.
+                sqlx::query("DELETE FROM secret_versions WHERE secret_id = $1")
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                Self::append_audit_tx(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_sql_secrets;
