@@ -22,6 +22,8 @@ pub enum ServiceError {
     MissingCredentials,
     #[error("a keygate key was sent in the query string")]
     KeyInQuery,
+    #[error("the secret cannot be decrypted: its stored form is damaged or sealed by another key")]
+    SecretUnreadable,
     #[error("the OS random number generator failed")]
     Random,
     #[error(transparent)]

@@ -7,6 +7,7 @@ mod caller;
 mod keyring;
 mod keys;
 mod projects;
+mod secrets;
 mod tokens;
 mod verify;
 
@@ -24,6 +25,7 @@ pub use audit::{AuditQuery, AuditReport, verify_audit_chain};
 pub use bootstrap::{bootstrap, ensure_owner};
 pub use caller::{Actor, Caller};
 pub use keys::{CreateKey, KeyPage, KeyQuery, Rotated};
+pub use secrets::{MAX_SECRET_BYTES, PutSecret, Revealed};
 pub use tokens::CreateToken;
 pub use verify::{VerifyOutcome, VerifyQuery};
 

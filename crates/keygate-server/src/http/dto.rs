@@ -572,3 +572,110 @@ impl VerifyResponse {
 pub struct Health {
     pub status: String,
 }
+
+/// A value to store. It is sealed at once and never returned by this call.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutSecretBody {
+    /// Project id or name.
+    pub project: String,
+    /// Unique within the project, e.g. `openai-prod`.
+    pub name: String,
+    pub value: String,
+    pub description: Option<String>,
+    /// How long the version that was current stays usable (default 0, at most 30 days).
+    #[serde(default)]
+    pub grace_period_seconds: u64,
+}
+
+impl std::fmt::Debug for PutSecretBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PutSecretBody")
+            .field("project", &self.project)
+            .field("name", &self.name)
+            .field("value", &"[REDACTED]")
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListSecretsParams {
+    /// Project id or name.
+    pub project: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevealBody {
+    /// A version number; the current version by default.
+    pub version: Option<i64>,
+}
+
+/// A decrypted value, returned only by `reveal`.
+#[derive(Serialize, ToSchema)]
+pub struct RevealedValue {
+    pub value: String,
+    pub version: i64,
+}
+
+impl std::fmt::Debug for RevealedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RevealedValue(version {}, [REDACTED])", self.version)
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretVersionView {
+    pub version: i64,
+    /// `current`, `previous` (usable until `previous_until`) or `retired`.
+    pub stage: String,
+    pub created_at: String,
+    pub previous_until: Option<String>,
+    /// The key-encryption key that wraps this version's data key.
+    pub kek_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretView {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Present when the secret is shown alone; empty in listings.
+    pub versions: Vec<SecretVersionView>,
+}
+
+impl SecretView {
+    pub fn new(
+        secret: &keygate_store::SecretRecord,
+        versions: &[keygate_store::SecretVersion],
+    ) -> Self {
+        Self {
+            id: secret.id.to_string(),
+            project_id: secret.project_id.to_string(),
+            name: secret.name.clone(),
+            description: secret.description.clone(),
+            created_at: secret.created_at.to_rfc3339(),
+            updated_at: secret.updated_at.to_rfc3339(),
+            versions: versions
+                .iter()
+                .map(|v| SecretVersionView {
+                    version: v.version,
+                    stage: v.stage.as_str().to_owned(),
+                    created_at: v.created_at.to_rfc3339(),
+                    previous_until: v.previous_until.map(Timestamp::to_rfc3339),
+                    kek_id: v.kek_id.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretList {
+    pub data: Vec<SecretView>,
+}

@@ -99,6 +99,14 @@ impl From<ServiceError> for ApiError {
                     "the store is unavailable; retry shortly",
                 )
             }
+            ServiceError::SecretUnreadable => {
+                tracing::error!(error = %err, "a secret could not be decrypted");
+                Self::new(
+                    S::INTERNAL_SERVER_ERROR,
+                    "secret_unreadable",
+                    err.to_string(),
+                )
+            }
             ServiceError::Random | ServiceError::Crypto(_) | ServiceError::Store(_) => {
                 tracing::error!(error = %err, "internal error");
                 Self::new(

@@ -27,6 +27,8 @@ impl Modify for AdminTokenAuth {
         routes::keys::update, routes::keys::rotate, routes::keys::revoke, routes::keys::delete,
         routes::projects::list, routes::projects::create,
         routes::tokens::create, routes::tokens::list, routes::tokens::revoke,
+        routes::secrets::put, routes::secrets::list, routes::secrets::show,
+        routes::secrets::delete, routes::secrets::reveal,
         routes::audit::list, routes::audit::verify,
         routes::verify::verify,
         routes::ops::healthz, routes::ops::readyz,
@@ -36,7 +38,8 @@ impl Modify for AdminTokenAuth {
         dto::CreateKeyBody, dto::UpdateKeyBody, dto::RotateBody, dto::RevokeBody,
         dto::ProjectView, dto::ProjectList, dto::CreateProjectBody, dto::CreateTokenBody,
         dto::TokenView, dto::TokenList, dto::TokenWithSecret, dto::AuditEventView, dto::AuditList,
-        dto::AuditVerifyView, dto::VerifyBody, dto::VerifyResponse, dto::Health,
+        dto::AuditVerifyView, dto::PutSecretBody, dto::RevealBody, dto::RevealedValue,
+        dto::SecretVersionView, dto::SecretView, dto::SecretList, dto::VerifyBody, dto::VerifyResponse, dto::Health,
     )),
     modifiers(&AdminTokenAuth),
 )]

@@ -4,6 +4,7 @@ pub(super) mod audit;
 pub(super) mod keys;
 pub(super) mod ops;
 pub(super) mod projects;
+pub(super) mod secrets;
 pub(super) mod tokens;
 pub(super) mod verify;
 
@@ -35,6 +36,9 @@ pub fn router(state: AppState) -> Router {
         .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/secrets", get(secrets::list).post(secrets::put))
+        .route("/secrets/{id}", get(secrets::show).delete(secrets::delete))
+        .route("/secrets/{id}/reveal", post(secrets::reveal))
         .route("/audit", get(audit::list))
         .route("/audit/verify", get(audit::verify));
 

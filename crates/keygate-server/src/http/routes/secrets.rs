@@ -1,0 +1,131 @@
+//! `/admin/v1/secrets`: the vault. Values go in; they come out only through `reveal`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use keygate_core::SecretId;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::http::dto::{
+    ListSecretsParams, PutSecretBody, RevealBody, RevealedValue, SecretList, SecretView,
+};
+use crate::http::error::ErrorBody;
+use crate::http::extract::{AdminCaller, ApiJson, ApiQuery, OptionalJson};
+use crate::http::{ApiError, AppState};
+use crate::service::PutSecret;
+
+fn secret_id(text: &str) -> Result<SecretId, ApiError> {
+    SecretId::parse(text).map_err(|_| ApiError::not_found("secret"))
+}
+
+/// Store a value as a secret's new current version (the secret is created if new). The
+/// version that was current stays usable for `grace_period_seconds`.
+#[utoipa::path(post, path = "/admin/v1/secrets", tag = "secrets",
+    request_body = PutSecretBody,
+    responses((status = 200, body = SecretView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn put(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    ApiJson(body): ApiJson<PutSecretBody>,
+) -> Result<Json<SecretView>, ApiError> {
+    let (secret, _) = state
+        .keygate
+        .put_secret(
+            &caller,
+            PutSecret {
+                project: body.project,
+                name: body.name,
+                value: SecretString::from(body.value),
+                description: body.description,
+                grace: Duration::from_secs(body.grace_period_seconds),
+            },
+        )
+        .await?;
+    let (_, versions) = state.keygate.get_secret(&caller, &secret.id).await?;
+    Ok(Json(SecretView::new(&secret, &versions)))
+}
+
+/// List secrets (metadata only).
+#[utoipa::path(get, path = "/admin/v1/secrets", tag = "secrets", params(ListSecretsParams),
+    responses((status = 200, body = SecretList), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    ApiQuery(params): ApiQuery<ListSecretsParams>,
+) -> Result<Json<SecretList>, ApiError> {
+    let secrets = state.keygate.list_secrets(&caller, params.project).await?;
+    Ok(Json(SecretList {
+        data: secrets.iter().map(|s| SecretView::new(s, &[])).collect(),
+    }))
+}
+
+/// A secret with its versions' numbers, stages and times; never a value.
+#[utoipa::path(get, path = "/admin/v1/secrets/{id}", tag = "secrets",
+    params(("id" = String, Path, description = "Secret id")),
+    responses((status = 200, body = SecretView), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn show(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+) -> Result<Json<SecretView>, ApiError> {
+    let (secret, versions) = state.keygate.get_secret(&caller, &secret_id(&id)?).await?;
+    Ok(Json(SecretView::new(&secret, &versions)))
+}
+
+/// Delete a secret: every sealed version is erased.
+#[utoipa::path(delete, path = "/admin/v1/secrets/{id}", tag = "secrets",
+    params(("id" = String, Path, description = "Secret id")),
+    responses((status = 204), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .keygate
+        .delete_secret(&caller, &secret_id(&id)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Decrypt a secret's value (the current version unless `version` is given). Owners only;
+/// every call is audited.
+#[utoipa::path(post, path = "/admin/v1/secrets/{id}/reveal", tag = "secrets",
+    params(("id" = String, Path, description = "Secret id")),
+    request_body = RevealBody,
+    responses((status = 200, body = RevealedValue), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 500, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn reveal(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<RevealBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let revealed = state
+        .keygate
+        .reveal_secret(&caller, &secret_id(&id)?, body.version)
+        .await?;
+    let mut response = Json(RevealedValue {
+        value: revealed.value.expose_secret().to_owned(),
+        version: revealed.version,
+    })
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
