@@ -26,6 +26,9 @@ pub enum Command {
     /// Manage projects through the admin API.
     #[command(subcommand)]
     Projects(ProjectsCommand),
+    /// Keep upstream secrets (provider keys, payment keys…) in the vault.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Work on the store directly (on the server's machine): admin tokens.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -275,6 +278,71 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Store a value as the secret's new current version, read from standard input or a
+    /// file (never from the command line).
+    Put(PutSecretArgs),
+    /// List secrets (names and times, never values).
+    List(ListSecretsArgs),
+    /// Show a secret and its versions (never values).
+    Show(SecretRefArgs),
+    /// Delete a secret and erase its stored versions.
+    Delete(SecretRefArgs),
+    /// Print a secret's value (owners only; audited).
+    #[command(disable_version_flag = true)]
+    Reveal(RevealArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PutSecretArgs {
+    /// Name within the project, e.g. `openai-prod`.
+    pub name: String,
+    #[arg(long, default_value = "default")]
+    pub project: String,
+    /// Read the value from this file instead of standard input.
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// How long the version that was current keeps working, e.g. `1h`.
+    #[arg(long, value_name = "DURATION")]
+    pub grace: Option<humantime::Duration>,
+    /// Refused: a value on the command line ends up in shell history and process lists.
+    #[arg(long, hide = true)]
+    pub value: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListSecretsArgs {
+    #[arg(long)]
+    pub project: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretRefArgs {
+    /// Secret id (`sec_…`) or name.
+    pub secret: String,
+    /// The project of a secret given by name.
+    #[arg(long, default_value = "default")]
+    pub project: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RevealArgs {
+    #[command(flatten)]
+    pub target: SecretRefArgs,
+    /// A version number; the current version by default.
+    #[arg(long)]
+    pub version: Option<i64>,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ProjectsCommand {
     /// List projects.
     List(ApiOnly),
@@ -382,4 +450,16 @@ pub struct AuditVerifyArgs {
     pub json: bool,
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn every_command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

@@ -4,6 +4,7 @@ mod admin;
 mod audit;
 mod keys;
 mod projects;
+mod secrets;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Serve(args) => serve::serve(config, args).await,
         Command::Keys(command) => keys::run(command).await,
         Command::Projects(command) => projects::run(command).await,
+        Command::Secrets(command) => secrets::run(command).await,
         Command::Admin(command) => admin::run(config, command).await,
         Command::Audit(command) => audit::run(config, command).await,
     }

@@ -1,0 +1,136 @@
+//! `keygate secrets …` end to end, and a search for the stored value in everything written.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a failed step should fail the test"
+)]
+
+#[path = "support/process.rs"]
+mod process;
+
+use process::{ServerProcess, text};
+
+const VALUE: &str = "sk-proj-UPSTREAM-7c1e9f0a2b3d4c5e6f708192a3b4c5d6";
+
+fn code(output: &std::process::Output) -> i32 {
+    output.status.code().expect("exit code")
+}
+
+#[test]
+fn secrets_put_show_reveal_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(dir.path(), &[]);
+    let owner = server.owner_token();
+    let mut outputs = Vec::new();
+
+    let refused = server.cli(
+        &["secrets", "put", "openai-prod", "--value", VALUE],
+        Some(&owner),
+        None,
+    );
+    assert_eq!(code(&refused), 2);
+    assert!(text(&refused.stderr).contains("never pass a secret value as an argument"));
+    assert!(!text(&refused.stderr).contains(VALUE));
+
+    let put = server.cli(
+        &[
+            "secrets",
+            "put",
+            "openai-prod",
+            "--description",
+            "OpenAI, production",
+        ],
+        Some(&owner),
+        Some(&format!("{VALUE}\n")),
+    );
+    assert_eq!(code(&put), 0, "{}", text(&put.stderr));
+    outputs.push(text(&put.stdout) + &text(&put.stderr));
+
+    let file = dir.path().join("rotated.txt");
+    std::fs::write(&file, "sk-proj-SECOND").unwrap();
+    let second = server.cli(
+        &[
+            "secrets",
+            "put",
+            "openai-prod",
+            "--from-file",
+            file.to_str().unwrap(),
+            "--grace",
+            "1h",
+        ],
+        Some(&owner),
+        None,
+    );
+    assert_eq!(code(&second), 0, "{}", text(&second.stderr));
+    std::fs::remove_file(&file).unwrap();
+
+    let shown = server.cli(
+        &["secrets", "show", "openai-prod", "--json"],
+        Some(&owner),
+        None,
+    );
+    assert_eq!(code(&shown), 0);
+    let shown_json: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown_json["versions"][0]["stage"], "current");
+    assert_eq!(shown_json["versions"][1]["stage"], "previous");
+    outputs.push(text(&shown.stdout));
+    let listed = server.cli(&["secrets", "list"], Some(&owner), None);
+    assert!(text(&listed.stdout).contains("openai-prod"));
+    outputs.push(text(&listed.stdout));
+
+    let current = server.cli(&["secrets", "reveal", "openai-prod"], Some(&owner), None);
+    assert_eq!(
+        text(&current.stdout).trim(),
+        "sk-proj-SECOND",
+        "{}",
+        text(&current.stderr)
+    );
+    let first = server.cli(
+        &["secrets", "reveal", "openai-prod", "--version", "1"],
+        Some(&owner),
+        None,
+    );
+    assert_eq!(
+        text(&first.stdout).trim(),
+        VALUE,
+        "the trailing newline was dropped"
+    );
+
+    let admin = process::run_cli(
+        dir.path(),
+        &["admin", "token", "create", "--role", "admin"],
+        &[],
+        None,
+        None,
+    );
+    let admin = text(&admin.stdout).trim().to_owned();
+    let denied = server.cli(&["secrets", "reveal", "openai-prod"], Some(&admin), None);
+    assert_eq!(code(&denied), 4);
+    outputs.push(text(&denied.stdout) + &text(&denied.stderr));
+
+    let deleted = server.cli(&["secrets", "delete", "openai-prod"], Some(&owner), None);
+    assert_eq!(code(&deleted), 0, "{}", text(&deleted.stderr));
+    let gone = server.cli(&["secrets", "reveal", "openai-prod"], Some(&owner), None);
+    assert_eq!(code(&gone), 3);
+
+    assert!(server.stop().success());
+    let log = server.log();
+    assert!(
+        !log.contains(VALUE) && !log.contains("sk-proj-SECOND"),
+        "a value in the log"
+    );
+    for output in &outputs {
+        assert!(
+            !output.contains(VALUE),
+            "a value in CLI output other than reveal"
+        );
+    }
+    let db = std::fs::read(dir.path().join("keygate-data/keygate.db")).unwrap();
+    for value in [VALUE, "sk-proj-SECOND"] {
+        assert!(
+            !db.windows(value.len()).any(|w| w == value.as_bytes()),
+            "a value stored in plain text"
+        );
+    }
+}
