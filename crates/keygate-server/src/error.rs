@@ -22,6 +22,8 @@ pub enum ServiceError {
     MissingCredentials,
     #[error("a keygate key was sent in the query string")]
     KeyInQuery,
+    #[error("the key's scopes do not grant `{permission}`")]
+    ScopeDenied { permission: String },
     #[error("the secret cannot be decrypted: its stored form is damaged or sealed by another key")]
     SecretUnreadable,
     #[error("the OS random number generator failed")]

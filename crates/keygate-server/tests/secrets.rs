@@ -267,7 +267,87 @@ async fn deletion_erases_the_values(db: Db) {
     assert_ne!(again["id"], id.as_str());
 }
 
+async fn api_keys_read_with_a_scope(db: Db) {
+    let server = TestServer::start(db).await.unwrap();
+    let api = server.api();
+    let owner = &server.owner_token;
+    put(&api, owner, "openai-prod", VALUE).await;
+    let key_with = |scopes: Value| {
+        let api = api.clone();
+        async move {
+            api.create_key(
+                owner,
+                json!({"project": "default", "name": "runner", "scopes": scopes}),
+            )
+            .await
+        }
+    };
+    let broad = key_with(json!(["secrets:read"])).await;
+    let narrow = key_with(json!(["secrets:read:openai-prod"])).await;
+    let other_secret = key_with(json!(["secrets:read:stripe"])).await;
+    let none = key_with(json!(["chat:write"])).await;
+    let read = |key: String, name: &'static str| {
+        let api = api.clone();
+        async move {
+            api.get(&format!("/v1/secrets/{name}"))
+                .header("authorization", &format!("Bearer {key}"))
+                .send()
+                .await
+        }
+    };
+    for key in [&broad, &narrow] {
+        let reply = read(key.secret.clone(), "openai-prod").await.expect(200);
+        assert_eq!(reply.body["value"], VALUE);
+        assert_eq!(reply.header("cache-control"), Some("no-store"));
+    }
+    for key in [&other_secret, &none] {
+        read(key.secret.clone(), "openai-prod")
+            .await
+            .expect_error(403, "scope_denied");
+    }
+    read(broad.secret.clone(), "missing")
+        .await
+        .expect_error(404, "not_found");
+    api.get("/v1/secrets/openai-prod")
+        .send()
+        .await
+        .expect_error(401, "unauthenticated");
+    // An admin token is not an API key, and a revoked key reads nothing.
+    read(owner.clone(), "openai-prod")
+        .await
+        .expect_error(401, "key_invalid");
+    api.post(&format!("/admin/v1/keys/{}/revoke", broad.id))
+        .token(owner)
+        .json(&json!({"reason": "done"}))
+        .send()
+        .await
+        .expect(200);
+    read(broad.secret.clone(), "openai-prod")
+        .await
+        .expect_error(401, "key_revoked");
+    // A key of another project cannot reach this project's secrets.
+    api.create_project(owner, "other").await;
+    let outsider = api
+        .create_key(
+            owner,
+            json!({"project": "other", "name": "o", "scopes": ["secrets:read"]}),
+        )
+        .await;
+    read(outsider.secret.clone(), "openai-prod")
+        .await
+        .expect_error(404, "not_found");
+
+    let events = api.audit_events(owner).await;
+    let reads: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["action"] == "secret.read")
+        .collect();
+    assert_eq!(reads.len(), 2);
+    assert!(reads.iter().any(|e| e["actor"] == narrow.id.as_str()));
+}
+
 keygate_testkit::on_both_databases!(
+    api_keys_read_with_a_scope,
     values_go_in_and_come_out_only_by_reveal,
     reveal_is_for_owners_and_reach_is_bounded,
     bad_input_changes_nothing,

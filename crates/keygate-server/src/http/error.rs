@@ -78,6 +78,9 @@ impl From<ServiceError> for ApiError {
                 Self::new(status, code, conflict.to_string())
             }
             ServiceError::BadCursor => Self::new(S::BAD_REQUEST, "bad_cursor", err.to_string()),
+            ServiceError::ScopeDenied { .. } => {
+                Self::new(S::FORBIDDEN, "scope_denied", err.to_string())
+            }
             ServiceError::Unauthenticated(rejection) => {
                 Self::new(S::UNAUTHORIZED, rejection.code(), rejection.to_string())
             }

@@ -189,8 +189,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
 }
 
 /// The bearer credential of a request, if any (`Authorization: Bearer` or `x-api-key`).
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
         let text = value.to_str().ok()?;
         let (scheme, token) = text.split_once(' ')?;
         return scheme
@@ -198,8 +198,7 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
             .then(|| token.trim())
             .filter(|t| !t.is_empty());
     }
-    parts
-        .headers
+    headers
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
@@ -216,7 +215,7 @@ impl FromRequestParts<AppState> for AdminCaller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let meta = RequestMeta::from_parts(parts);
         let keygate = &state.keygate;
-        let Some(token) = bearer(parts) else {
+        let Some(token) = bearer(&parts.headers) else {
             keygate
                 .record_auth_failure(None, None, meta.ip_text(), meta.request_id.clone())
                 .await?;

@@ -16,6 +16,10 @@ impl Modify for AdminTokenAuth {
             "admin_token",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
@@ -28,7 +32,7 @@ impl Modify for AdminTokenAuth {
         routes::projects::list, routes::projects::create,
         routes::tokens::create, routes::tokens::list, routes::tokens::revoke,
         routes::secrets::put, routes::secrets::list, routes::secrets::show,
-        routes::secrets::delete, routes::secrets::reveal,
+        routes::secrets::delete, routes::secrets::reveal, routes::secrets::read_with_key,
         routes::audit::list, routes::audit::verify,
         routes::verify::verify,
         routes::ops::healthz, routes::ops::readyz,

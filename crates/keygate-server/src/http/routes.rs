@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/admin/v1", admin)
         .route("/v1/keys/verify", post(verify::verify))
+        .route("/v1/secrets/{name}", get(secrets::read_with_key))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(ops::openapi_json))

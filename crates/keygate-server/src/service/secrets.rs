@@ -236,33 +236,46 @@ impl Keygate {
         .ok_or(ServiceError::NotFound {
             entity: "secret version",
         })?;
-        let envelope = Envelope {
-            dek: WrappedKey {
-                kek_id: KekId::from_stored(chosen.kek_id.clone()),
-                sealed: chosen.wrapped_dek.clone(),
-            },
-            sealed: chosen.sealed.clone(),
-        };
-        let opened = open(self.kek.as_ref(), &row(&secret, chosen.version), &envelope);
         let mut audit = caller.audit(AuditAction::SecretReveal, Some(&secret.project_id));
         audit.target = Some(id.to_string());
-        audit.details = serde_json::json!({ "name": secret.name, "version": chosen.version });
-        let plain = match opened {
-            Ok(plain) => plain,
-            Err(err) => {
+        self.open_version(&secret, chosen, audit).await
+    }
+
+    /// Decrypts one version and writes `audit` (marked unreadable if decryption fails): a
+    /// damaged or moved ciphertext fails for this secret alone, on the record.
+    async fn open_version(
+        &self,
+        secret: &SecretRecord,
+        version: &SecretVersion,
+        mut audit: keygate_core::AuditDraft,
+    ) -> Result<Revealed, ServiceError> {
+        let envelope = Envelope {
+            dek: WrappedKey {
+                kek_id: KekId::from_stored(version.kek_id.clone()),
+                sealed: version.wrapped_dek.clone(),
+            },
+            sealed: version.sealed.clone(),
+        };
+        audit.details = serde_json::json!({ "name": secret.name, "version": version.version });
+        let opened = open(self.kek.as_ref(), &row(secret, version.version), &envelope)
+            .map_err(|err| err.to_string())
+            .and_then(|plain| {
+                String::from_utf8(plain.to_vec()).map_err(|_| "the value is not UTF-8".to_owned())
+            });
+        let value = match opened {
+            Ok(value) => value,
+            Err(reason) => {
                 audit.action = AuditAction::SecretUnreadable;
                 audit.outcome = Outcome::Denied;
-                audit.details["error"] = serde_json::Value::String(err.to_string());
+                audit.details["error"] = serde_json::Value::String(reason);
                 self.store.append_audit(&audit, self.clock.now()).await?;
                 return Err(ServiceError::SecretUnreadable);
             }
         };
-        let value =
-            String::from_utf8(plain.to_vec()).map_err(|_| ServiceError::SecretUnreadable)?;
         self.store.append_audit(&audit, self.clock.now()).await?;
         Ok(Revealed {
             value: SecretString::from(value),
-            version: chosen.version,
+            version: version.version,
         })
     }
 }
@@ -279,5 +292,64 @@ mod tests {
         assert!(check_name("has space").is_err());
         assert!(check_name("sec_looks_like_an_id").is_err());
         assert!(check_name(&"x".repeat(65)).is_err());
+    }
+}
+
+impl Keygate {
+    /// A secret's current value for a process that holds an API key of the secret's project
+    /// (as `keygate run` does). The key needs a scope granting `secrets:read` or
+    /// `secrets:read:<name>`; every read is audited under the key's id.
+    pub async fn read_secret_with_key(
+        &self,
+        key: &str,
+        name: &str,
+        client_ip: Option<std::net::IpAddr>,
+        request_id: Option<String>,
+    ) -> Result<Revealed, ServiceError> {
+        use super::{VerifyOutcome, VerifyQuery};
+
+        let cached = match self
+            .verify(VerifyQuery {
+                key,
+                permission: None,
+                ip: client_ip,
+            })
+            .await?
+        {
+            VerifyOutcome::Valid(cached) => cached,
+            VerifyOutcome::Invalid(rejection, _) => {
+                return Err(ServiceError::Unauthenticated(rejection));
+            }
+        };
+        let record = &cached.record;
+        let named = format!("secrets:read:{name}");
+        let scopes = &record.scopes;
+        if !keygate_core::scope::any_grants(scopes, "secrets:read")
+            && !keygate_core::scope::any_grants(scopes, &named)
+        {
+            return Err(ServiceError::ScopeDenied { permission: named });
+        }
+        let project = record
+            .project_id
+            .as_ref()
+            .ok_or(ServiceError::NotFound { entity: "secret" })?;
+        let secret = self
+            .store
+            .secret_by_name(project, name)
+            .await?
+            .ok_or(ServiceError::NotFound { entity: "secret" })?;
+        let versions = self.store.secret_versions(&secret.id).await?;
+        let current = versions
+            .iter()
+            .find(|v| v.stage == SecretStage::Current)
+            .ok_or(ServiceError::NotFound { entity: "secret" })?;
+        let mut audit =
+            keygate_core::AuditDraft::new(record.id.to_string(), AuditAction::SecretRead);
+        audit.org_id = Some(record.org_id.to_string());
+        audit.project_id = Some(project.to_string());
+        audit.target = Some(secret.id.to_string());
+        audit.client_ip = client_ip.map(|ip| ip.to_string());
+        audit.request_id = request_id;
+        self.open_version(&secret, current, audit).await
     }
 }

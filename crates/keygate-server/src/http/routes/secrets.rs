@@ -4,16 +4,17 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use keygate_core::SecretId;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::ServiceError;
 use crate::http::dto::{
     ListSecretsParams, PutSecretBody, RevealBody, RevealedValue, SecretList, SecretView,
 };
 use crate::http::error::ErrorBody;
-use crate::http::extract::{AdminCaller, ApiJson, ApiQuery, OptionalJson};
+use crate::http::extract::{AdminCaller, ApiJson, ApiQuery, OptionalJson, RequestMeta, bearer};
 use crate::http::{ApiError, AppState};
 use crate::service::PutSecret;
 
@@ -122,6 +123,35 @@ pub async fn reveal(
     let mut response = Json(RevealedValue {
         value: revealed.value.expose_secret().to_owned(),
         version: revealed.version,
+    })
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// A secret's current value for a process holding an API key of the secret's project with a
+/// `secrets:read` (or `secrets:read:<name>`) scope. This is what `keygate run` calls.
+#[utoipa::path(get, path = "/v1/secrets/{name}", tag = "secrets",
+    params(("name" = String, Path, description = "Secret name in the key's project")),
+    responses((status = 200, body = RevealedValue), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn read_with_key(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let key = bearer(&headers).ok_or(ServiceError::MissingCredentials)?;
+    let read = state
+        .keygate
+        .read_secret_with_key(key, &name, meta.client_ip, meta.request_id)
+        .await?;
+    let mut response = Json(RevealedValue {
+        value: read.value.expose_secret().to_owned(),
+        version: read.version,
     })
     .into_response();
     response
