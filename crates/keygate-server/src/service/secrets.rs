@@ -280,21 +280,6 @@ impl Keygate {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secret_names() {
-        assert!(check_name("openai-prod").is_ok());
-        assert!(check_name("stripe_live.v2").is_ok());
-        assert!(check_name("").is_err());
-        assert!(check_name("has space").is_err());
-        assert!(check_name("sec_looks_like_an_id").is_err());
-        assert!(check_name(&"x".repeat(65)).is_err());
-    }
-}
-
 impl Keygate {
     /// A secret's current value for a process that holds an API key of the secret's project
     /// (as `keygate run` does). The key needs a scope granting `secrets:read` or
@@ -351,5 +336,20 @@ impl Keygate {
         audit.client_ip = client_ip.map(|ip| ip.to_string());
         audit.request_id = request_id;
         self.open_version(&secret, current, audit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_names() {
+        assert!(check_name("openai-prod").is_ok());
+        assert!(check_name("stripe_live.v2").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("has space").is_err());
+        assert!(check_name("sec_looks_like_an_id").is_err());
+        assert!(check_name(&"x".repeat(65)).is_err());
     }
 }
