@@ -35,6 +35,27 @@ pub enum Command {
     /// Read and verify the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Run a command with secrets from the vault in its environment (never on disk).
+    /// Signals are passed on to it, and its exit code becomes keygate's.
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// `SECRET=ENV_VAR`: put the secret named SECRET (in the API key's project) in the
+    /// variable ENV_VAR. Repeat for more.
+    #[arg(long = "secret", value_name = "SECRET=ENV_VAR", required = true)]
+    pub secrets: Vec<String>,
+    /// Base URL of the keygate server.
+    #[arg(long, env = "KEYGATE_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// An API key with a `secrets:read` scope. Prefer the variable: arguments show up in
+    /// process lists.
+    #[arg(long, env = "KEYGATE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 /// Where the store is, for commands that open it directly.

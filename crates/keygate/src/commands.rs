@@ -4,6 +4,7 @@ mod admin;
 mod audit;
 mod keys;
 mod projects;
+mod run;
 mod secrets;
 mod serve;
 
@@ -19,8 +20,13 @@ use crate::CliError;
 use crate::cli::{Cli, Command, StoreArgs};
 use crate::config::{KekProvider, Settings, Sources, resolve};
 
-pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
+/// Runs a command; the result is the process exit code (non-zero only for `run`, whose
+/// child's code it passes on).
+pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
     let config = cli.config.as_deref();
+    if let Command::Run(args) = cli.command {
+        return run::run(args).await;
+    }
     match cli.command {
         Command::Serve(args) => serve::serve(config, args).await,
         Command::Keys(command) => keys::run(command).await,
@@ -28,7 +34,9 @@ pub async fn dispatch(cli: Cli) -> Result<(), CliError> {
         Command::Secrets(command) => secrets::run(command).await,
         Command::Admin(command) => admin::run(config, command).await,
         Command::Audit(command) => audit::run(config, command).await,
+        Command::Run(_) => Ok(()),
     }
+    .map(|()| 0)
 }
 
 impl From<crate::config::ConfigError> for CliError {

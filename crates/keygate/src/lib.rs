@@ -21,7 +21,7 @@ pub fn run(cli: cli::Cli) -> ExitCode {
         Err(err) => return output::fail(&CliError::Other(err.into())),
     };
     match runtime.block_on(commands::dispatch(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => output::fail(&err),
     }
 }

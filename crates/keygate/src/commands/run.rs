@@ -1,0 +1,153 @@
+//! `keygate run --secret NAME=VAR -- CMD`: fetches secrets with an API key and starts CMD
+//! with them in its environment only. Nothing is written to disk; the keygate key itself is
+//! not passed on.
+
+use std::process::Stdio;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use reqwest::Method;
+use tokio::signal::unix::{SignalKind, signal};
+use zeroize::Zeroizing;
+
+use crate::CliError;
+use crate::cli::{ApiArgs, RunArgs};
+use crate::client::{AdminClient, segment};
+
+/// Variables that hold keygate credentials: never handed to the child.
+const WITHHELD: [&str; 2] = ["KEYGATE_API_KEY", "KEYGATE_TOKEN"];
+
+/// One `SECRET=ENV_VAR` mapping.
+#[derive(Debug)]
+struct Mapping {
+    secret: String,
+    var: String,
+}
+
+fn parse_mapping(text: &str) -> Result<Mapping, CliError> {
+    let bad = || {
+        CliError::Invalid(format!(
+            "--secret {text}: expected SECRET=ENV_VAR, e.g. openai-prod=OPENAI_API_KEY"
+        ))
+    };
+    let (secret, var) = text.split_once('=').ok_or_else(bad)?;
+    let var_ok = var
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if secret.is_empty() || !var_ok {
+        return Err(bad());
+    }
+    Ok(Mapping {
+        secret: secret.to_owned(),
+        var: var.to_owned(),
+    })
+}
+
+pub async fn run(args: RunArgs) -> Result<u8, CliError> {
+    let mappings = args
+        .secrets
+        .iter()
+        .map(|m| parse_mapping(m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let api_key = args.api_key.clone().ok_or_else(|| {
+        CliError::Invalid(
+            "no API key: set KEYGATE_API_KEY to a key with a secrets:read scope".into(),
+        )
+    })?;
+    let client = AdminClient::new(&ApiArgs {
+        url: args.url.clone(),
+        token: Some(api_key),
+        json: false,
+    })?;
+    let mut values: Vec<(String, Zeroizing<String>)> = Vec::with_capacity(mappings.len());
+    for mapping in &mappings {
+        let reply = client
+            .call(
+                Method::GET,
+                &format!("/v1/secrets/{}", segment(&mapping.secret)),
+                None,
+                &[],
+            )
+            .await?;
+        let value = Zeroizing::new(reply.body["value"].as_str().unwrap_or_default().to_owned());
+        values.push((mapping.var.clone(), value));
+    }
+
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| CliError::Invalid("no command to run after `--`".into()))?;
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(rest)
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    for name in WITHHELD {
+        command.env_remove(name);
+    }
+    for (var, value) in &values {
+        command.env(var, value.as_str());
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| CliError::Invalid(format!("cannot start {program}: {e}")))?;
+    drop(values);
+    let pid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
+
+    let watch = |kind: SignalKind| signal(kind).map_err(|e| CliError::Other(e.into()));
+    let mut interrupt = watch(SignalKind::interrupt())?;
+    let mut terminate = watch(SignalKind::terminate())?;
+    let mut hangup = watch(SignalKind::hangup())?;
+    let mut quit = watch(SignalKind::quit())?;
+    let mut user1 = watch(SignalKind::user_defined1())?;
+    let mut user2 = watch(SignalKind::user_defined2())?;
+    let status = loop {
+        let sig = tokio::select! {
+            status = child.wait() => break status.map_err(|e| CliError::Other(e.into()))?,
+            _ = interrupt.recv() => Signal::SIGINT,
+            _ = terminate.recv() => Signal::SIGTERM,
+            _ = hangup.recv() => Signal::SIGHUP,
+            _ = quit.recv() => Signal::SIGQUIT,
+            _ = user1.recv() => Signal::SIGUSR1,
+            _ = user2.recv() => Signal::SIGUSR2,
+        };
+        if let Some(pid) = pid {
+            // The child may have exited in between; then there is nothing to pass on.
+            let _ = kill(pid, sig);
+        }
+    };
+    Ok(exit_code(status))
+}
+
+/// The exit code a shell would report: the child's own, or 128 + the signal that ended it.
+fn exit_code(status: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .and_then(|c| u8::try_from(c).ok())
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mappings_parse_strictly() {
+        let m = parse_mapping("openai-prod=OPENAI_API_KEY").unwrap();
+        assert_eq!(
+            (m.secret.as_str(), m.var.as_str()),
+            ("openai-prod", "OPENAI_API_KEY")
+        );
+        for bad in ["novalue", "=VAR", "name=", "name=1VAR", "name=A-B"] {
+            assert!(parse_mapping(bad).is_err(), "{bad}");
+        }
+    }
+}
