@@ -1,4 +1,4 @@
-//! The README's walkthrough, run exactly as written against a fresh `keygate serve`.
+//! The README's walkthroughs, run exactly as written against a fresh `keygate serve`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,12 +15,14 @@ use process::{ServerProcess, binary, text};
 
 const README: &str = include_str!("../../../README.md");
 
-/// The shell block between the walkthrough markers.
-fn walkthrough() -> String {
+/// The shell block between the `name` markers.
+fn block(name: &str) -> String {
     let start = README
-        .find("<!-- walkthrough:start -->")
+        .find(&format!("<!-- {name}:start -->"))
         .expect("start marker");
-    let end = README.find("<!-- walkthrough:end -->").expect("end marker");
+    let end = README
+        .find(&format!("<!-- {name}:end -->"))
+        .expect("end marker");
     let block = &README[start..end];
     let body_start = block.find("```sh\n").expect("sh fence") + "```sh\n".len();
     let body_end = block.rfind("```").expect("closing fence");
@@ -38,7 +40,12 @@ fn readme_walkthrough_runs_as_written() {
         std::env::var("PATH").unwrap_or_default()
     );
     let output = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &walkthrough()])
+        .args([
+            "-euo",
+            "pipefail",
+            "-c",
+            &format!("{}\n{}", block("walkthrough"), block("secrets")),
+        ])
         .current_dir(dir.path())
         .env("PATH", path)
         .env("KEYGATE_URL", &server.url)
@@ -60,6 +67,9 @@ fn readme_walkthrough_runs_as_written() {
         "refused, as expected",
         "key.revoke",
         "audit log intact",
+        "the child has the key",
+        "sk-example-upstream-key",
+        "secret.reveal",
     ] {
         assert!(
             stdout.contains(expected),
