@@ -15,6 +15,8 @@ pub enum Conflict {
     IdempotencyKeyReused,
     #[error("another change to this {entity} landed at the same time; retry")]
     VersionTaken { entity: &'static str },
+    #[error("version {version} is not pending: only a pending version can be promoted")]
+    NotPending { version: i64 },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -18,11 +18,12 @@ pub struct SecretRecord {
     pub updated_at: Timestamp,
 }
 
-/// Where a version stands: the one in use, the one before it (usable until its grace period
-/// ends), or retired.
+/// Where a version stands: waiting to be promoted, the one in use, the one before it (usable
+/// until its grace period ends), or retired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SecretStage {
+    Pending,
     Current,
     Previous,
     Retired,
@@ -31,6 +32,7 @@ pub enum SecretStage {
 impl SecretStage {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Pending => "pending",
             Self::Current => "current",
             Self::Previous => "previous",
             Self::Retired => "retired",
@@ -39,12 +41,13 @@ impl SecretStage {
 
     pub fn parse(text: &str) -> Result<Self, ValidationError> {
         match text {
+            "pending" => Ok(Self::Pending),
             "current" => Ok(Self::Current),
             "previous" => Ok(Self::Previous),
             "retired" => Ok(Self::Retired),
             _ => Err(ValidationError::new(
                 "stage",
-                "current, previous or retired",
+                "pending, current, previous or retired",
             )),
         }
     }
@@ -95,6 +98,22 @@ pub trait SecretStore: Send + Sync {
     /// [`Conflict::VersionTaken`](crate::Conflict::VersionTaken) when another writer stored
     /// the same version number first.
     async fn put_secret(&self, put: &SecretPut, audit: &AuditDraft) -> Result<(), StoreError>;
+    /// Adds a pending version to an existing secret; the current one stays current.
+    async fn add_pending_version(
+        &self,
+        version: &SecretVersion,
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError>;
+    /// Makes a pending version current; the current one becomes previous until
+    /// `previous_until`, the previous one retires.
+    async fn promote_secret_version(
+        &self,
+        id: &SecretId,
+        version: i64,
+        previous_until: Timestamp,
+        now: Timestamp,
+        audit: &AuditDraft,
+    ) -> Result<(), StoreError>;
     /// Deletes a secret: its sealed versions are erased, its name freed.
     async fn delete_secret(
         &self,

@@ -209,7 +209,61 @@ async fn deletion_erases_values_and_frees_the_name(db: Db) {
         .unwrap();
 }
 
+async fn pending_versions_wait_for_promotion(db: Db) {
+    let w = World::bootstrapped(db, T0).await;
+    let store = &w.db.store;
+    let id = SecretId::generate();
+    store
+        .put_secret(
+            &put(&w, &id, "rotating", 1, at(1)),
+            &audit(AuditAction::SecretPut),
+        )
+        .await
+        .unwrap();
+    let mut pending = put(&w, &id, "rotating", 2, at(2)).version;
+    pending.stage = SecretStage::Pending;
+    store
+        .add_pending_version(&pending, &audit(AuditAction::SecretRotate))
+        .await
+        .unwrap();
+    let stages = |versions: Vec<SecretVersion>| {
+        versions
+            .iter()
+            .map(|v| (v.version, v.stage))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        stages(store.secret_versions(&id).await.unwrap()),
+        vec![(2, SecretStage::Pending), (1, SecretStage::Current)],
+        "a pending version changes nothing yet"
+    );
+    let refused = store
+        .promote_secret_version(&id, 1, at(99), at(3), &audit(AuditAction::SecretPromote))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        refused,
+        StoreError::Conflict(Conflict::NotPending { version: 1 })
+    ));
+    store
+        .promote_secret_version(&id, 2, at(60), at(3), &audit(AuditAction::SecretPromote))
+        .await
+        .unwrap();
+    let versions = store.secret_versions(&id).await.unwrap();
+    assert_eq!(
+        stages(versions.clone()),
+        vec![(2, SecretStage::Current), (1, SecretStage::Previous)]
+    );
+    assert_eq!(versions[1].previous_until, Some(at(60)));
+    let missing = store
+        .promote_secret_version(&id, 7, at(60), at(4), &audit(AuditAction::SecretPromote))
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, StoreError::NotFound { .. }));
+}
+
 keygate_testkit::on_both_databases!(
+    pending_versions_wait_for_promotion,
     versions_move_through_stages,
     racing_writers_get_a_conflict,
     deletion_erases_values_and_frees_the_name,

@@ -74,6 +74,7 @@ impl From<ServiceError> for ApiError {
                         (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
                     }
                     Conflict::VersionTaken { .. } => (S::CONFLICT, "concurrent_update"),
+                    Conflict::NotPending { .. } => (S::CONFLICT, "not_pending"),
                 };
                 Self::new(status, code, conflict.to_string())
             }

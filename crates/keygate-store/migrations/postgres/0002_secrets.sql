@@ -16,7 +16,7 @@ CREATE UNIQUE INDEX secrets_by_name ON secrets (project_id, name) WHERE deleted_
 CREATE TABLE secret_versions (
     secret_id      TEXT NOT NULL REFERENCES secrets (id),
     version        BIGINT NOT NULL,
-    stage          TEXT NOT NULL CHECK (stage IN ('current', 'previous', 'retired')),
+    stage          TEXT NOT NULL CHECK (stage IN ('pending', 'current', 'previous', 'retired')),
     kek_id         TEXT NOT NULL,
     wrapped_dek    TEXT NOT NULL,
     sealed         TEXT NOT NULL,

@@ -3,6 +3,68 @@
 
 macro_rules! impl_sql_secrets {
     (store: $store:ty, for_update: $for_update:literal $(,)?) => {
+        impl $store {
+            /// Inserts a version as pending; a taken version number is a conflict.
+            async fn insert_pending_tx(
+                tx: &mut Tx,
+                version: &$crate::SecretVersion,
+            ) -> Result<(), StoreError> {
+                let inserted = sqlx::query(
+                    "INSERT INTO secret_versions (secret_id, version, stage, kek_id, \
+                     wrapped_dek, sealed, created_at, previous_until) \
+                     VALUES ($1, $2, 'pending', $3, $4, $5, $6, NULL)",
+                )
+                .bind(version.secret_id.as_str())
+                .bind(version.version)
+                .bind(&version.kek_id)
+                .bind(&version.wrapped_dek)
+                .bind(&version.sealed)
+                .bind(version.created_at.as_millis())
+                .execute(&mut **tx)
+                .await;
+                match inserted {
+                    Err(err) if StoreError::is_unique_violation(&err) => {
+                        Err(Conflict::VersionTaken { entity: "secret" }.into())
+                    }
+                    other => other.map(|_| ()).map_err(StoreError::from),
+                }
+            }
+
+            /// Makes `version` current: the current one becomes previous until
+            /// `previous_until`, the previous one retires.
+            async fn promote_tx(
+                tx: &mut Tx,
+                id: &keygate_core::SecretId,
+                version: i64,
+                previous_until: Timestamp,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "UPDATE secret_versions SET stage = 'retired' \
+                     WHERE secret_id = $1 AND stage = 'previous'",
+                )
+                .bind(id.as_str())
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE secret_versions SET stage = 'previous', previous_until = $2 \
+                     WHERE secret_id = $1 AND stage = 'current'",
+                )
+                .bind(id.as_str())
+                .bind(previous_until.as_millis())
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE secret_versions SET stage = 'current' \
+                     WHERE secret_id = $1 AND version = $2",
+                )
+                .bind(id.as_str())
+                .bind(version)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::SecretStore for $store {
             async fn secret(
@@ -118,41 +180,74 @@ macro_rules! impl_sql_secrets {
                         };
                     }
                 }
-                // One previous version at a time: the one before it retires.
-                sqlx::query(
-                    "UPDATE secret_versions SET stage = 'retired' \
-                     WHERE secret_id = $1 AND stage = 'previous'",
-                )
-                .bind(secret.id.as_str())
-                .execute(&mut *tx)
+                Self::insert_pending_tx(&mut tx, version).await?;
+                Self::promote_tx(&mut tx, &secret.id, version.version, put.previous_until).await?;
+                Self::append_audit_tx(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn add_pending_version(
+                &self,
+                version: &$crate::SecretVersion,
+                audit: &AuditDraft,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                let live: Option<(String,)> = sqlx::query_as(concat!(
+                    "SELECT id FROM secrets WHERE id = $1 AND deleted_at IS NULL",
+                    $for_update
+                ))
+                .bind(version.secret_id.as_str())
+                .fetch_optional(&mut *tx)
                 .await?;
-                sqlx::query(
-                    "UPDATE secret_versions SET stage = 'previous', previous_until = $2 \
-                     WHERE secret_id = $1 AND stage = 'current'",
-                )
-                .bind(secret.id.as_str())
-                .bind(put.previous_until.as_millis())
-                .execute(&mut *tx)
+                if live.is_none() {
+                    return Err(StoreError::NotFound { entity: "secret" });
+                }
+                Self::insert_pending_tx(&mut tx, version).await?;
+                Self::append_audit_tx(&mut tx, audit, version.created_at).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn promote_secret_version(
+                &self,
+                id: &keygate_core::SecretId,
+                version: i64,
+                previous_until: Timestamp,
+                now: Timestamp,
+                audit: &AuditDraft,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.begin_write().await?;
+                let live: Option<(String,)> = sqlx::query_as(concat!(
+                    "SELECT id FROM secrets WHERE id = $1 AND deleted_at IS NULL",
+                    $for_update
+                ))
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
                 .await?;
-                let inserted = sqlx::query(
-                    "INSERT INTO secret_versions (secret_id, version, stage, kek_id, \
-                     wrapped_dek, sealed, created_at, previous_until) \
-                     VALUES ($1, $2, 'current', $3, $4, $5, $6, NULL)",
+                if live.is_none() {
+                    return Err(StoreError::NotFound { entity: "secret" });
+                }
+                let stage: Option<(String,)> = sqlx::query_as(
+                    "SELECT stage FROM secret_versions WHERE secret_id = $1 AND version = $2",
                 )
-                .bind(secret.id.as_str())
-                .bind(version.version)
-                .bind(&version.kek_id)
-                .bind(&version.wrapped_dek)
-                .bind(&version.sealed)
-                .bind(now.as_millis())
-                .execute(&mut *tx)
-                .await;
-                match inserted {
-                    Err(err) if StoreError::is_unique_violation(&err) => {
-                        return Err(Conflict::VersionTaken { entity: "secret" }.into());
+                .bind(id.as_str())
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match stage {
+                    None => return Err(StoreError::NotFound { entity: "secret version" }),
+                    Some((stage,)) if stage != "pending" => {
+                        return Err(Conflict::NotPending { version }.into());
                     }
-                    other => other?,
-                };
+                    Some(_) => {}
+                }
+                Self::promote_tx(&mut tx, id, version, previous_until).await?;
+                sqlx::query("UPDATE secrets SET updated_at = $2 WHERE id = $1")
+                    .bind(id.as_str())
+                    .bind(now.as_millis())
+                    .execute(&mut *tx)
+                    .await?;
                 Self::append_audit_tx(&mut tx, audit, now).await?;
                 tx.commit().await?;
                 Ok(())
