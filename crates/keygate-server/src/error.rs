@@ -28,6 +28,8 @@ pub enum ServiceError {
     SecretUnreadable,
     #[error("the OS random number generator failed")]
     Random,
+    #[error("the HTTP client for upstream checks could not be set up")]
+    HttpClientSetup,
     #[error(transparent)]
     Crypto(#[from] CryptoError),
     #[error("storage error: {0}")]

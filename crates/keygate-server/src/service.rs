@@ -7,6 +7,7 @@ mod caller;
 mod keyring;
 mod keys;
 mod projects;
+mod secret_rotation;
 mod secrets;
 mod tokens;
 mod verify;
@@ -25,6 +26,7 @@ pub use audit::{AuditQuery, AuditReport, verify_audit_chain};
 pub use bootstrap::{bootstrap, ensure_owner};
 pub use caller::{Actor, Caller};
 pub use keys::{CreateKey, KeyPage, KeyQuery, Rotated};
+pub use secret_rotation::{RotateSecret, SecretRotation, UpstreamCheck};
 pub use secrets::{MAX_SECRET_BYTES, PutSecret, Revealed};
 pub use tokens::CreateToken;
 pub use verify::{VerifyOutcome, VerifyQuery};
@@ -43,6 +45,9 @@ pub struct Keygate {
     cache: Arc<VerifyCache>,
     invalidation: Arc<dyn Invalidation>,
     last_used: Arc<LastUsed>,
+    /// For checks of a pending secret against its upstream. Never follows redirects: a
+    /// credential must not travel to a host the check did not name.
+    upstream: reqwest::Client,
 }
 
 impl Keygate {
@@ -65,6 +70,12 @@ impl Keygate {
             invalidation: Arc::new(LocalInvalidation(cache.clone())),
             cache,
             last_used: Arc::new(LastUsed::default()),
+            upstream: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .map_err(|_| ServiceError::HttpClientSetup)?,
         })
     }
 

@@ -18,6 +18,7 @@ mod fixtures;
 mod http_client;
 mod server;
 mod store;
+pub mod upstream;
 mod world;
 
 pub use fixtures::{KeyFixture, audit, new_key};

@@ -679,3 +679,55 @@ impl SecretView {
 pub struct SecretList {
     pub data: Vec<SecretView>,
 }
+
+/// An HTTP check that must pass before a pending value is promoted.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckBody {
+    /// `GET` this URL, e.g. `https://api.openai.com/v1/models`; any 2xx passes.
+    pub url: String,
+    /// The header that carries the value (default `authorization`).
+    pub header: Option<String>,
+    /// Text before the value in that header (default `Bearer ` for `authorization`, empty
+    /// otherwise).
+    pub prefix: Option<String>,
+}
+
+/// A new value for a secret, checked (optionally) and promoted.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecretBody {
+    pub value: String,
+    /// How long the version that was current keeps working after promotion (default 0).
+    #[serde(default)]
+    pub grace_period_seconds: u64,
+    pub check: Option<CheckBody>,
+}
+
+impl std::fmt::Debug for RotateSecretBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotateSecretBody")
+            .field("value", &"[REDACTED]")
+            .field("grace_period_seconds", &self.grace_period_seconds)
+            .field("check", &self.check)
+            .finish()
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteBody {
+    /// The pending version to make current.
+    pub version: i64,
+    #[serde(default)]
+    pub grace_period_seconds: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotationView {
+    pub version: i64,
+    /// `current` when promoted, `pending` when the check failed.
+    pub stage: String,
+    /// Why the check failed (never the value or the upstream's body).
+    pub check_failed: Option<String>,
+}

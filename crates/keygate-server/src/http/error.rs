@@ -111,7 +111,10 @@ impl From<ServiceError> for ApiError {
                     err.to_string(),
                 )
             }
-            ServiceError::Random | ServiceError::Crypto(_) | ServiceError::Store(_) => {
+            ServiceError::Random
+            | ServiceError::HttpClientSetup
+            | ServiceError::Crypto(_)
+            | ServiceError::Store(_) => {
                 tracing::error!(error = %err, "internal error");
                 Self::new(
                     S::INTERNAL_SERVER_ERROR,

@@ -39,6 +39,8 @@ pub fn router(state: AppState) -> Router {
         .route("/secrets", get(secrets::list).post(secrets::put))
         .route("/secrets/{id}", get(secrets::show).delete(secrets::delete))
         .route("/secrets/{id}/reveal", post(secrets::reveal))
+        .route("/secrets/{id}/rotate", post(secrets::rotate))
+        .route("/secrets/{id}/promote", post(secrets::promote))
         .route("/audit", get(audit::list))
         .route("/audit/verify", get(audit::verify));
 

@@ -35,7 +35,7 @@ pub struct Revealed {
     pub version: i64,
 }
 
-fn check_name(name: &str) -> Result<(), ValidationError> {
+pub(super) fn check_name(name: &str) -> Result<(), ValidationError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME
         && name
@@ -52,7 +52,7 @@ fn check_name(name: &str) -> Result<(), ValidationError> {
     }
 }
 
-fn row<'a>(secret: &'a SecretRecord, version: i64) -> SecretRow<'a> {
+pub(super) fn row<'a>(secret: &'a SecretRecord, version: i64) -> SecretRow<'a> {
     SecretRow {
         org: secret.org_id.as_str(),
         project: secret.project_id.as_str(),
@@ -143,7 +143,7 @@ impl Keygate {
     }
 
     /// A secret the caller may see for `permission`; one outside its reach is "not found".
-    async fn visible_secret(
+    pub(super) async fn visible_secret(
         &self,
         caller: &Caller,
         id: &SecretId,

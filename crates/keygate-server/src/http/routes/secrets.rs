@@ -11,12 +11,13 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::ServiceError;
 use crate::http::dto::{
-    ListSecretsParams, PutSecretBody, RevealBody, RevealedValue, SecretList, SecretView,
+    ListSecretsParams, PromoteBody, PutSecretBody, RevealBody, RevealedValue, RotateSecretBody,
+    RotationView, SecretList, SecretView,
 };
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AdminCaller, ApiJson, ApiQuery, OptionalJson, RequestMeta, bearer};
 use crate::http::{ApiError, AppState};
-use crate::service::PutSecret;
+use crate::service::{PutSecret, RotateSecret, SecretRotation, UpstreamCheck};
 
 fn secret_id(text: &str) -> Result<SecretId, ApiError> {
     SecretId::parse(text).map_err(|_| ApiError::not_found("secret"))
@@ -158,4 +159,89 @@ pub async fn read_with_key(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// Rotate a secret: the value becomes a pending version; if `check` is given, keygate calls
+/// the upstream with it and promotes it only on a 2xx answer. The version it replaces keeps
+/// working for the grace period.
+#[utoipa::path(post, path = "/admin/v1/secrets/{id}/rotate", tag = "secrets",
+    params(("id" = String, Path, description = "Secret id")),
+    request_body = RotateSecretBody,
+    responses((status = 200, body = RotationView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn rotate(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RotateSecretBody>,
+) -> Result<Json<RotationView>, ApiError> {
+    let check = body.check.map(|c| {
+        let header = c.header.unwrap_or_else(|| "authorization".to_owned());
+        let prefix = c.prefix.unwrap_or_else(|| {
+            if header.eq_ignore_ascii_case("authorization") {
+                "Bearer ".to_owned()
+            } else {
+                String::new()
+            }
+        });
+        UpstreamCheck {
+            url: c.url,
+            header,
+            prefix,
+        }
+    });
+    let outcome = state
+        .keygate
+        .rotate_secret(
+            &caller,
+            &secret_id(&id)?,
+            RotateSecret {
+                value: SecretString::from(body.value),
+                grace: Duration::from_secs(body.grace_period_seconds),
+                check,
+            },
+        )
+        .await?;
+    Ok(Json(match outcome {
+        SecretRotation::Promoted { version } => RotationView {
+            version,
+            stage: "current".to_owned(),
+            check_failed: None,
+        },
+        SecretRotation::CheckFailed { version, reason } => RotationView {
+            version,
+            stage: "pending".to_owned(),
+            check_failed: Some(reason),
+        },
+    }))
+}
+
+/// Promote a pending version to current.
+#[utoipa::path(post, path = "/admin/v1/secrets/{id}/promote", tag = "secrets",
+    params(("id" = String, Path, description = "Secret id")),
+    request_body = PromoteBody,
+    responses((status = 200, body = SecretView), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn promote(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PromoteBody>,
+) -> Result<Json<SecretView>, ApiError> {
+    let id = secret_id(&id)?;
+    state
+        .keygate
+        .promote_secret(
+            &caller,
+            &id,
+            body.version,
+            Duration::from_secs(body.grace_period_seconds),
+        )
+        .await?;
+    let (secret, versions) = state.keygate.get_secret(&caller, &id).await?;
+    Ok(Json(SecretView::new(&secret, &versions)))
 }

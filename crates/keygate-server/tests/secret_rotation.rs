@@ -1,0 +1,188 @@
+//! Staged secret rotation: pending, checked against a mock of OpenAI's `GET /v1/models`,
+//! promoted only when the upstream accepts the new value.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a failed step should fail the test"
+)]
+
+use keygate_testkit::upstream::OpenAiModels;
+use keygate_testkit::{Api, Db, TestServer};
+use serde_json::{Value, json};
+
+async fn stages(api: &Api, token: &str, id: &str) -> Vec<(i64, String)> {
+    let shown = api
+        .get(&format!("/admin/v1/secrets/{id}"))
+        .token(token)
+        .send()
+        .await
+        .expect(200);
+    shown.body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_i64().unwrap(),
+                v["stage"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn revealed(api: &Api, token: &str, id: &str) -> Value {
+    api.post(&format!("/admin/v1/secrets/{id}/reveal"))
+        .token(token)
+        .send()
+        .await
+        .expect(200)
+        .body["value"]
+        .clone()
+}
+
+async fn a_checked_rotation_promotes_only_what_works(db: Db) {
+    let server = TestServer::start(db).await.unwrap();
+    let api = server.api();
+    let owner = &server.owner_token;
+    let upstream = OpenAiModels::start("sk-new-good").await.unwrap();
+    let created = api
+        .post("/admin/v1/secrets")
+        .token(owner)
+        .json(&json!({"project": "default", "name": "openai-prod", "value": "sk-old"}))
+        .send()
+        .await
+        .expect(200);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+
+    // A value the upstream refuses stays pending; the current one is untouched.
+    let refused = api
+        .post(&format!("/admin/v1/secrets/{id}/rotate"))
+        .token(owner)
+        .json(&json!({"value": "sk-new-bad", "grace_period_seconds": 600,
+                      "check": {"url": upstream.url()}}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(refused.body["stage"], "pending");
+    assert_eq!(refused.body["check_failed"], "the upstream answered 401");
+    assert!(!refused.text.contains("sk-new-bad") && !refused.text.contains("Incorrect API key"));
+    assert_eq!(
+        stages(&api, owner, &id).await,
+        vec![(2, "pending".to_owned()), (1, "current".to_owned())]
+    );
+    assert_eq!(revealed(&api, owner, &id).await, "sk-old");
+
+    // A value it accepts is promoted; the old one becomes previous for the grace period.
+    let promoted = api
+        .post(&format!("/admin/v1/secrets/{id}/rotate"))
+        .token(owner)
+        .json(&json!({"value": "sk-new-good", "grace_period_seconds": 600,
+                      "check": {"url": upstream.url()}}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(promoted.body["stage"], "current");
+    assert_eq!(promoted.body["version"], 3);
+    assert_eq!(
+        stages(&api, owner, &id).await,
+        vec![
+            (3, "current".to_owned()),
+            (2, "pending".to_owned()),
+            (1, "previous".to_owned())
+        ]
+    );
+    assert_eq!(revealed(&api, owner, &id).await, "sk-new-good");
+    assert_eq!(
+        upstream.seen(),
+        vec!["sk-new-bad", "sk-new-good"],
+        "the check carried the value"
+    );
+
+    // The refused version can still be promoted by hand once the upstream accepts it.
+    api.post(&format!("/admin/v1/secrets/{id}/promote"))
+        .token(owner)
+        .json(&json!({"version": 3}))
+        .send()
+        .await
+        .expect_error(409, "not_pending");
+    api.post(&format!("/admin/v1/secrets/{id}/promote"))
+        .token(owner)
+        .json(&json!({"version": 2, "grace_period_seconds": 60}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(revealed(&api, owner, &id).await, "sk-new-bad");
+
+    let events = api.audit_events(owner).await;
+    let actions: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["target"] == id.as_str())
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("secret.rotate", "success"),
+        ("secret.promote", "denied"),
+        ("secret.promote", "success"),
+    ] {
+        assert!(actions.contains(&expected), "{expected:?} in {actions:?}");
+    }
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(!all.contains("sk-new-good") && !all.contains("sk-old"));
+}
+
+async fn unreachable_upstreams_and_bad_checks(db: Db) {
+    let server = TestServer::start(db).await.unwrap();
+    let api = server.api();
+    let owner = &server.owner_token;
+    let created = api
+        .post("/admin/v1/secrets")
+        .token(owner)
+        .json(&json!({"project": "default", "name": "stripe", "value": "sk_live_old"}))
+        .send()
+        .await
+        .expect(200);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let closed = api
+        .post(&format!("/admin/v1/secrets/{id}/rotate"))
+        .token(owner)
+        .json(&json!({"value": "sk_live_new", "check": {"url": "http://127.0.0.1:9/v1/models"}}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(
+        closed.body["check_failed"],
+        "the upstream could not be reached"
+    );
+    for check in [
+        json!({"url": "file:///etc/passwd"}),
+        json!({"url": "https://x/", "header": "bad header"}),
+    ] {
+        api.post(&format!("/admin/v1/secrets/{id}/rotate"))
+            .token(owner)
+            .json(&json!({"value": "v", "check": check}))
+            .send()
+            .await
+            .expect_error(400, "validation_failed");
+    }
+    // Without a check the value is promoted at once.
+    let direct = api
+        .post(&format!("/admin/v1/secrets/{id}/rotate"))
+        .token(owner)
+        .json(&json!({"value": "sk_live_direct"}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(direct.body["stage"], "current");
+    assert_eq!(revealed(&api, owner, &id).await, "sk_live_direct");
+}
+
+keygate_testkit::on_both_databases!(
+    a_checked_rotation_promotes_only_what_works,
+    unreachable_upstreams_and_bad_checks,
+);
