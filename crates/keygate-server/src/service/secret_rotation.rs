@@ -121,20 +121,19 @@ impl Keygate {
                 &audit,
             )
             .await?;
-        if let Some((url, name, header)) = request {
-            if let Err(reason) = self.run_check(url, name, header).await {
-                let mut refused =
-                    caller.audit(AuditAction::SecretPromote, Some(&secret.project_id));
-                refused.target = Some(id.to_string());
-                refused.outcome = Outcome::Denied;
-                refused.details = serde_json::json!({
-                    "name": secret.name,
-                    "version": version,
-                    "check_failed": reason,
-                });
-                self.store.append_audit(&refused, self.clock.now()).await?;
-                return Ok(SecretRotation::CheckFailed { version, reason });
-            }
+        if let Some((url, name, header)) = request
+            && let Err(reason) = self.run_check(url, name, header).await
+        {
+            let mut refused = caller.audit(AuditAction::SecretPromote, Some(&secret.project_id));
+            refused.target = Some(id.to_string());
+            refused.outcome = Outcome::Denied;
+            refused.details = serde_json::json!({
+                "name": secret.name,
+                "version": version,
+                "check_failed": reason,
+            });
+            self.store.append_audit(&refused, self.clock.now()).await?;
+            return Ok(SecretRotation::CheckFailed { version, reason });
         }
         self.promote_secret(caller, id, version, input.grace)
             .await?;
