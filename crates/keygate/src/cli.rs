@@ -307,6 +307,13 @@ pub enum SecretsCommand {
     List(ListSecretsArgs),
     /// Show a secret and its versions (never values).
     Show(SecretRefArgs),
+    /// Rotate a secret: the new value (from standard input or a file) waits as a pending
+    /// version, is checked against the upstream if `--check-url` is given, and is promoted
+    /// when the check passes. Exits 5 when the check fails (the value stays pending).
+    Rotate(RotateSecretArgs),
+    /// Promote a pending version to current.
+    #[command(disable_version_flag = true)]
+    Promote(PromoteArgs),
     /// Delete a secret and erase its stored versions.
     Delete(SecretRefArgs),
     /// Print a secret's value (owners only; audited).
@@ -320,19 +327,57 @@ pub struct PutSecretArgs {
     pub name: String,
     #[arg(long, default_value = "default")]
     pub project: String,
-    /// Read the value from this file instead of standard input.
-    #[arg(long, value_name = "FILE")]
-    pub from_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub input: ValueInput,
     #[arg(long)]
     pub description: Option<String>,
     /// How long the version that was current keeps working, e.g. `1h`.
     #[arg(long, value_name = "DURATION")]
     pub grace: Option<humantime::Duration>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateSecretArgs {
+    #[command(flatten)]
+    pub target: SecretRefArgs,
+    #[command(flatten)]
+    pub input: ValueInput,
+    /// How long the version that was current keeps working, e.g. `1h`.
+    #[arg(long, value_name = "DURATION")]
+    pub grace: Option<humantime::Duration>,
+    /// `GET` this URL with the new value before promoting it; any 2xx passes.
+    #[arg(long, value_name = "URL")]
+    pub check_url: Option<String>,
+    /// The header that carries the value in the check.
+    #[arg(long, default_value = "authorization", requires = "check_url")]
+    pub check_header: String,
+    /// Text before the value in that header (default `Bearer ` for `authorization`).
+    #[arg(long, requires = "check_url")]
+    pub check_prefix: Option<String>,
+}
+
+/// Where a secret value comes from: standard input, or a file.
+#[derive(Debug, Args)]
+pub struct ValueInput {
+    /// Read the value from this file instead of standard input.
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
     /// Refused: a value on the command line ends up in shell history and process lists.
     #[arg(long, hide = true)]
     pub value: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
     #[command(flatten)]
-    pub api: ApiArgs,
+    pub target: SecretRefArgs,
+    /// The pending version to make current.
+    #[arg(long)]
+    pub version: i64,
+    #[arg(long, value_name = "DURATION")]
+    pub grace: Option<humantime::Duration>,
 }
 
 #[derive(Debug, Args)]

@@ -134,3 +134,66 @@ fn secrets_put_show_reveal_delete() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_with_an_upstream_check() {
+    let upstream = keygate_testkit::upstream::OpenAiModels::start("sk-good")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let owner = server.owner_token();
+    let put = server.cli(
+        &["secrets", "put", "openai-prod"],
+        Some(&owner),
+        Some("sk-first"),
+    );
+    assert_eq!(code(&put), 0, "{}", text(&put.stderr));
+
+    let url = upstream.url();
+    let failed = server.cli(
+        &[
+            "secrets",
+            "rotate",
+            "openai-prod",
+            "--check-url",
+            &url,
+            "--grace",
+            "10m",
+        ],
+        Some(&owner),
+        Some("sk-bad"),
+    );
+    assert_eq!(code(&failed), 5, "{}", text(&failed.stderr));
+    assert!(text(&failed.stderr).contains("version 2 stays pending: the upstream answered 401"));
+    let current = server.cli(&["secrets", "reveal", "openai-prod"], Some(&owner), None);
+    assert_eq!(text(&current.stdout).trim(), "sk-first");
+
+    let passed = server.cli(
+        &["secrets", "rotate", "openai-prod", "--check-url", &url],
+        Some(&owner),
+        Some("sk-good"),
+    );
+    assert_eq!(code(&passed), 0, "{}", text(&passed.stderr));
+    assert!(text(&passed.stdout).contains("version 3 is current"));
+    let current = server.cli(&["secrets", "reveal", "openai-prod"], Some(&owner), None);
+    assert_eq!(text(&current.stdout).trim(), "sk-good");
+
+    upstream.accept("sk-bad");
+    let promoted = server.cli(
+        &[
+            "secrets",
+            "promote",
+            "openai-prod",
+            "--version",
+            "2",
+            "--json",
+        ],
+        Some(&owner),
+        None,
+    );
+    assert_eq!(code(&promoted), 0, "{}", text(&promoted.stderr));
+    let current = server.cli(&["secrets", "reveal", "openai-prod"], Some(&owner), None);
+    assert_eq!(text(&current.stdout).trim(), "sk-bad");
+    assert!(!server.log().contains("sk-good"));
+}

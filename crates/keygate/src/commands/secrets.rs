@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::CliError;
-use crate::cli::{ApiArgs, PutSecretArgs, SecretRefArgs, SecretsCommand};
+use crate::cli::{
+    ApiArgs, PromoteArgs, PutSecretArgs, RotateSecretArgs, SecretRefArgs, SecretsCommand,
+    ValueInput,
+};
 use crate::client::{AdminClient, segment};
 use crate::output::{self, note, out};
 
@@ -18,6 +21,8 @@ const MAX_VALUE_BYTES: u64 = 32 * 1024;
 pub async fn run(command: SecretsCommand) -> Result<(), CliError> {
     match command {
         SecretsCommand::Put(args) => put(args).await,
+        SecretsCommand::Rotate(args) => rotate(args).await,
+        SecretsCommand::Promote(args) => promote(args).await,
         SecretsCommand::List(args) => {
             let client = AdminClient::new(&args.api)?;
             let query: Vec<(&str, String)> = args
@@ -142,7 +147,7 @@ fn show(api: &ApiArgs, secret: &Value) {
 
 /// Reads the value: from the file, else from standard input. One trailing newline (as
 /// `echo` and editors add) is dropped.
-fn read_value(args: &PutSecretArgs) -> Result<Zeroizing<String>, CliError> {
+fn read_value(args: &ValueInput) -> Result<Zeroizing<String>, CliError> {
     if args.value.is_some() {
         return Err(CliError::Invalid(
             "never pass a secret value as an argument: it ends up in shell history and \
@@ -178,7 +183,7 @@ fn read_value(args: &PutSecretArgs) -> Result<Zeroizing<String>, CliError> {
 }
 
 async fn put(args: PutSecretArgs) -> Result<(), CliError> {
-    let value = read_value(&args)?;
+    let value = read_value(&args.input)?;
     let client = AdminClient::new(&args.api)?;
     // The request body holds a copy of the value for the moment it takes to send it; this
     // process ends right after.
@@ -193,5 +198,67 @@ async fn put(args: PutSecretArgs) -> Result<(), CliError> {
         .call(Method::POST, "/admin/v1/secrets", Some(&body), &[])
         .await?;
     show(&args.api, &reply.body);
+    Ok(())
+}
+
+async fn rotate(args: RotateSecretArgs) -> Result<(), CliError> {
+    let value = read_value(&args.input)?;
+    let client = AdminClient::new(&args.target.api)?;
+    let id = resolve(&client, &args.target).await?;
+    let check = args
+        .check_url
+        .as_ref()
+        .map(|url| json!({ "url": url, "header": args.check_header, "prefix": args.check_prefix }));
+    let body = json!({
+        "value": value.as_str(),
+        "grace_period_seconds": args.grace.map_or(0, |g| g.as_secs()),
+        "check": check,
+    });
+    let reply = client
+        .call(
+            Method::POST,
+            &format!("/admin/v1/secrets/{}/rotate", segment(&id)),
+            Some(&body),
+            &[],
+        )
+        .await?;
+    let result = reply.body;
+    if args.target.api.json {
+        output::json(&result);
+    }
+    match result["check_failed"].as_str() {
+        None => {
+            if !args.target.api.json {
+                out(&format!("version {} is current", result["version"]));
+            }
+            Ok(())
+        }
+        Some(reason) => Err(CliError::Api {
+            status: 422,
+            code: "upstream_check_failed".into(),
+            message: format!(
+                "version {} stays pending: {reason}; promote it with `keygate secrets promote \
+                 --version {}` once it works",
+                result["version"], result["version"]
+            ),
+        }),
+    }
+}
+
+async fn promote(args: PromoteArgs) -> Result<(), CliError> {
+    let client = AdminClient::new(&args.target.api)?;
+    let id = resolve(&client, &args.target).await?;
+    let reply = client
+        .call(
+            Method::POST,
+            &format!("/admin/v1/secrets/{}/promote", segment(&id)),
+            Some(&json!({
+                "version": args.version,
+                "grace_period_seconds": args.grace.map_or(0, |g| g.as_secs()),
+            })),
+            &[],
+        )
+        .await?;
+    show(&args.target.api, &reply.body);
     Ok(())
 }
