@@ -27,6 +27,14 @@ pub enum CryptoError {
          {actual}; start keygate with the master key the store was created with"
     )]
     KekMismatch { expected: String, actual: String },
+    #[error("the PKCS#11 token refused to {what}: {reason}")]
+    Pkcs11 { what: &'static str, reason: String },
+    #[error("no PKCS#11 token is labelled `{label}`")]
+    Pkcs11TokenMissing { label: String },
+    #[error("the PKCS#11 token holds no key labelled `{label}`")]
+    Pkcs11KeyMissing { label: String },
+    #[error("the PKCS#11 token holds several keys labelled `{label}`; keep one")]
+    Pkcs11KeyAmbiguous { label: String },
     #[error("a wrapped key is malformed")]
     WrappedMalformed,
     #[error("a wrapped key failed authentication: it was altered or belongs elsewhere")]

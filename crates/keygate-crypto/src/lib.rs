@@ -10,6 +10,7 @@ pub mod envelope;
 mod error;
 mod kek;
 mod master_key;
+mod pkcs11;
 mod wrap;
 
 pub use digest::{DigestKey, KeyDigest};
@@ -17,4 +18,5 @@ pub use envelope::{Envelope, SecretRow};
 pub use error::CryptoError;
 pub use kek::Kek;
 pub use master_key::{KekId, MasterKey};
+pub use pkcs11::{KeyPresence, Pkcs11Config, Pkcs11Kek};
 pub use wrap::WrappedKey;

@@ -1,5 +1,6 @@
-//! One suite over every KEK provider: the local key file and the `KEYGATE_MASTER_KEY`
-//! environment value. (The PKCS#11 provider joins this list when it lands.)
+//! One suite over every KEK provider: the local key file, the `KEYGATE_MASTER_KEY`
+//! environment value, and a key inside a PKCS#11 token (SoftHSM2, prepared by
+//! `scripts/softhsm`, which `scripts/test` runs).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,16 +11,74 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use keygate_crypto::envelope::{open, rewrap, seal};
-use keygate_crypto::{CryptoError, DigestKey, Envelope, Kek, MasterKey, SecretRow};
-use proptest::prelude::*;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
-/// A fresh instance of each provider.
-fn providers() -> Vec<(&'static str, Box<dyn Kek>)> {
+use keygate_crypto::{
+    CryptoError, DigestKey, Envelope, Kek, KeyPresence, MasterKey, Pkcs11Config, Pkcs11Kek,
+    SecretRow,
+};
+use proptest::prelude::*;
+use secrecy::SecretString;
+
+/// The token's settings, from `scripts/softhsm`. Missing settings fail the test: the PKCS#11
+/// provider is part of the suite, not an option.
+fn pkcs11_setting(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through scripts/test (it prepares SoftHSM2)")
+    })
+}
+
+/// The PKCS#11 KEK, opened once per process (a module is initialised once).
+fn pkcs11() -> Arc<Pkcs11Kek> {
+    static KEK: OnceLock<Arc<Pkcs11Kek>> = OnceLock::new();
+    KEK.get_or_init(|| {
+        let module = PathBuf::from(pkcs11_setting("KEYGATE_TEST_PKCS11_MODULE"));
+        let token = pkcs11_setting("KEYGATE_TEST_PKCS11_TOKEN");
+        let pin = SecretString::from(pkcs11_setting("KEYGATE_TEST_PKCS11_PIN"));
+        let label = format!("keygate-kek-{}", std::process::id());
+        let config = Pkcs11Config {
+            module: &module,
+            token_label: &token,
+            pin: &pin,
+            key_label: &label,
+        };
+        Arc::new(Pkcs11Kek::open(&config, KeyPresence::GenerateIfMissing).unwrap())
+    })
+    .clone()
+}
+
+/// A fresh instance of each provider (the token's key is shared by the process).
+fn providers() -> Vec<(&'static str, Arc<dyn Kek>)> {
     let dir = tempfile::tempdir().unwrap();
     let local = MasterKey::load_or_create(&dir.path().join("master.key")).unwrap();
     let value = STANDARD.encode([9u8; 32]);
     let env = MasterKey::from_env_value(&value).unwrap();
-    vec![("local", Box::new(local)), ("env", Box::new(env))]
+    vec![
+        ("local", Arc::new(local)),
+        ("env", Arc::new(env)),
+        ("pkcs11", pkcs11()),
+    ]
+}
+
+#[test]
+fn the_token_key_stays_in_the_token() {
+    let kek = pkcs11();
+    assert!(kek.id().as_str().starts_with("pkcs11:keygate-kek-"));
+    // Opening the same token again finds the same key, and "must exist" does not create one.
+    let module = PathBuf::from(pkcs11_setting("KEYGATE_TEST_PKCS11_MODULE"));
+    let token = pkcs11_setting("KEYGATE_TEST_PKCS11_TOKEN");
+    let wrong_pin = SecretString::from("not-the-pin".to_owned());
+    let config = Pkcs11Config {
+        module: &module,
+        token_label: &token,
+        pin: &wrong_pin,
+        key_label: "absent",
+    };
+    // A second initialisation of the module in this process is refused by PKCS#11 itself;
+    // either way the call fails without revealing the PIN.
+    let err = Pkcs11Kek::open(&config, KeyPresence::MustExist).unwrap_err();
+    assert!(!err.to_string().contains("not-the-pin"));
 }
 
 const ROW: SecretRow<'static> = SecretRow {

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use keygate_core::SystemClock;
-use keygate_crypto::{Kek, MasterKey};
+use keygate_crypto::{Kek, KeyPresence, MasterKey, Pkcs11Config, Pkcs11Kek};
 use keygate_server::Keygate;
 use keygate_store::Store;
+use secrecy::SecretString;
 
 use crate::CliError;
 use crate::cli::{Cli, Command, StoreArgs};
@@ -77,6 +78,8 @@ async fn open_store(settings: &Settings) -> Result<Arc<dyn Store>, CliError> {
 
 /// The environment variable of the `env` KEK provider.
 const MASTER_KEY_VAR: &str = "KEYGATE_MASTER_KEY";
+/// The environment variable that holds the PKCS#11 token's user PIN.
+const PKCS11_PIN_VAR: &str = "KEYGATE_PKCS11_PIN";
 
 /// Whether a missing local key file may be created (by `serve`) or must exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +105,7 @@ fn open_kek(settings: &Settings, file: KeyFile) -> Result<Arc<dyn Kek>, CliError
             })?;
             MasterKey::from_env_value(&value)
         }
+        KekProvider::Pkcs11 => return open_pkcs11(settings, file),
         KekProvider::Local => {
             let path = &settings.master_key_file;
             if file == KeyFile::MustExist && !path.exists() {
@@ -115,6 +119,35 @@ fn open_kek(settings: &Settings, file: KeyFile) -> Result<Arc<dyn Kek>, CliError
     };
     key.map(|k| Arc::new(k) as Arc<dyn Kek>)
         .map_err(|e| CliError::Invalid(e.to_string()))
+}
+
+/// The KEK inside a PKCS#11 token: generated there on first start, never read out.
+fn open_pkcs11(settings: &Settings, file: KeyFile) -> Result<Arc<dyn Kek>, CliError> {
+    let token = settings.pkcs11.token.as_deref().ok_or_else(|| {
+        CliError::Invalid("kek = \"pkcs11\" needs pkcs11_token (the token's label)".into())
+    })?;
+    let pin = std::env::var(PKCS11_PIN_VAR)
+        .map(SecretString::from)
+        .map_err(|_| {
+            CliError::Invalid(format!(
+                "kek = \"pkcs11\" needs {PKCS11_PIN_VAR}: the user PIN"
+            ))
+        })?;
+    let presence = match file {
+        KeyFile::CreateIfMissing => KeyPresence::GenerateIfMissing,
+        KeyFile::MustExist => KeyPresence::MustExist,
+    };
+    let kek = Pkcs11Kek::open(
+        &Pkcs11Config {
+            module: &settings.pkcs11.module,
+            token_label: token,
+            pin: &pin,
+            key_label: &settings.pkcs11.key_label,
+        },
+        presence,
+    )
+    .map_err(|e| CliError::Invalid(e.to_string()))?;
+    Ok(Arc::new(kek))
 }
 
 /// Opens keygate on an existing store with its existing master key.

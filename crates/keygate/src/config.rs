@@ -13,9 +13,12 @@ use serde::Deserialize;
 use crate::cli::StoreArgs;
 
 /// Keys the file and the environment may set. Anything else in the file is an error.
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 11] = [
     "listen",
     "kek",
+    "pkcs11_module",
+    "pkcs11_token",
+    "pkcs11_key_label",
     "data_dir",
     "database_url",
     "master_key_file",
@@ -29,6 +32,9 @@ const KEYS: [&str; 8] = [
 struct RawConfig {
     listen: Option<String>,
     kek: Option<KekProvider>,
+    pkcs11_module: Option<PathBuf>,
+    pkcs11_token: Option<String>,
+    pkcs11_key_label: Option<String>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     master_key_file: Option<PathBuf>,
@@ -45,6 +51,16 @@ pub enum KekProvider {
     Local,
     /// The `KEYGATE_MASTER_KEY` variable: 32 bytes of base64.
     Env,
+    /// A key inside a PKCS#11 token (an HSM); the PIN comes from `KEYGATE_PKCS11_PIN`.
+    Pkcs11,
+}
+
+/// Where the PKCS#11 KEK lives.
+#[derive(Debug, Clone)]
+pub struct Pkcs11Settings {
+    pub module: PathBuf,
+    pub token: Option<String>,
+    pub key_label: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -61,6 +77,7 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// `None` when not configured: then `env` if `KEYGATE_MASTER_KEY` is set, else `local`.
     pub kek: Option<KekProvider>,
+    pub pkcs11: Pkcs11Settings,
     pub data_dir: PathBuf,
     pub database_url: String,
     pub master_key_file: PathBuf,
@@ -144,6 +161,15 @@ pub fn resolve(
     Ok(Settings {
         listen,
         kek: raw.kek,
+        pkcs11: Pkcs11Settings {
+            module: raw
+                .pkcs11_module
+                .unwrap_or_else(|| PathBuf::from("/usr/lib/softhsm/libsofthsm2.so")),
+            token: raw.pkcs11_token,
+            key_label: raw
+                .pkcs11_key_label
+                .unwrap_or_else(|| "keygate-kek".to_owned()),
+        },
         data_dir,
         database_url,
         master_key_file,

@@ -1,0 +1,211 @@
+//! The `pkcs11` KEK provider: the KEK is an AES-256 key generated inside a token (an HSM, or
+//! SoftHSM2 in tests) that never leaves it. Wrapping and unwrapping are AES-GCM operations the
+//! token performs on data keys; keygate only ever sees data keys.
+
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
+use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
+
+use crate::{CryptoError, Kek, KekId, WrappedKey};
+
+const FORMAT_VERSION: u8 = 1;
+const NONCE_LEN: usize = 12;
+const TAG_BITS: u64 = 128;
+
+/// Where to find the KEK: the module, the token, its PIN and the key's label.
+#[derive(Debug, Clone)]
+pub struct Pkcs11Config<'a> {
+    pub module: &'a Path,
+    pub token_label: &'a str,
+    pub pin: &'a SecretString,
+    pub key_label: &'a str,
+}
+
+/// Whether a missing key may be generated in the token (first start) or must exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyPresence {
+    GenerateIfMissing,
+    MustExist,
+}
+
+/// A KEK inside a PKCS#11 token. One per process: a module is initialised once.
+pub struct Pkcs11Kek {
+    // The context must outlive the session.
+    session: Mutex<Session>,
+    _context: Pkcs11,
+    key: ObjectHandle,
+    id: KekId,
+}
+
+impl std::fmt::Debug for Pkcs11Kek {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pkcs11Kek({})", self.id)
+    }
+}
+
+fn token_error(what: &'static str) -> impl Fn(cryptoki::error::Error) -> CryptoError {
+    move |source| CryptoError::Pkcs11 {
+        what,
+        reason: source.to_string(),
+    }
+}
+
+impl Pkcs11Kek {
+    /// Opens the token, logs in, and finds (or generates) the AES-256 key labelled
+    /// `config.key_label`. A generated key is sensitive and never extractable.
+    pub fn open(config: &Pkcs11Config<'_>, presence: KeyPresence) -> Result<Self, CryptoError> {
+        let context = Pkcs11::new(config.module).map_err(token_error("load the PKCS#11 module"))?;
+        context
+            .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .map_err(token_error("initialise the PKCS#11 module"))?;
+        let slot = context
+            .get_slots_with_token()
+            .map_err(token_error("list the tokens"))?
+            .into_iter()
+            .find(|slot| {
+                context
+                    .get_token_info(*slot)
+                    .is_ok_and(|info| info.label() == config.token_label)
+            })
+            .ok_or_else(|| CryptoError::Pkcs11TokenMissing {
+                label: config.token_label.to_owned(),
+            })?;
+        let session = context
+            .open_rw_session(slot)
+            .map_err(token_error("open a session"))?;
+        let pin = AuthPin::new(config.pin.expose_secret().into());
+        session
+            .login(UserType::User, Some(&pin))
+            .map_err(token_error("log in to the token"))?;
+        let template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Label(config.key_label.as_bytes().to_vec()),
+        ];
+        let found = session
+            .find_objects(&template)
+            .map_err(token_error("look for the key"))?;
+        let key = match (found.as_slice(), presence) {
+            ([key], _) => *key,
+            ([], KeyPresence::GenerateIfMissing) => generate(&session, config.key_label)?,
+            ([], KeyPresence::MustExist) => {
+                return Err(CryptoError::Pkcs11KeyMissing {
+                    label: config.key_label.to_owned(),
+                });
+            }
+            _ => {
+                return Err(CryptoError::Pkcs11KeyAmbiguous {
+                    label: config.key_label.to_owned(),
+                });
+            }
+        };
+        let key_id = session
+            .get_attributes(key, &[AttributeType::Id])
+            .map_err(token_error("read the key id"))?
+            .into_iter()
+            .find_map(|a| match a {
+                Attribute::Id(id) => Some(id),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let id = KekId::from_stored(format!(
+            "pkcs11:{}:{}",
+            config.key_label,
+            hex::encode(key_id)
+        ));
+        Ok(Self {
+            session: Mutex::new(session),
+            _context: context,
+            key,
+            id,
+        })
+    }
+}
+
+/// Generates the KEK inside the token: AES-256, sensitive, never extractable, with a random
+/// id that names it in keygate's store.
+fn generate(session: &Session, label: &str) -> Result<ObjectHandle, CryptoError> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|_| CryptoError::Random)?;
+    session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::ValueLen(32.into()),
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+                Attribute::Label(label.as_bytes().to_vec()),
+                Attribute::Id(id.to_vec()),
+            ],
+        )
+        .map_err(token_error("generate the key"))
+}
+
+impl Kek for Pkcs11Kek {
+    fn id(&self) -> &KekId {
+        &self.id
+    }
+
+    fn wrap(&self, plaintext: &[u8], aad: &[u8]) -> Result<WrappedKey, CryptoError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(|_| CryptoError::Random)?;
+        let mut iv = nonce;
+        let params = GcmParams::new(&mut iv, aad, TAG_BITS.into())
+            .map_err(token_error("prepare AES-GCM"))?;
+        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        let ciphertext = session
+            .encrypt(&Mechanism::AesGcm(params), self.key, plaintext)
+            .map_err(token_error("wrap a data key"))?;
+        let mut blob = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
+        blob.push(FORMAT_VERSION);
+        blob.extend_from_slice(&nonce);
+        blob.extend_from_slice(&ciphertext);
+        Ok(WrappedKey {
+            kek_id: self.id.clone(),
+            sealed: STANDARD.encode(blob),
+        })
+    }
+
+    fn unwrap(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        if wrapped.kek_id != self.id {
+            return Err(CryptoError::KekMismatch {
+                expected: wrapped.kek_id.to_string(),
+                actual: self.id.to_string(),
+            });
+        }
+        let blob = STANDARD
+            .decode(&wrapped.sealed)
+            .map_err(|_| CryptoError::WrappedMalformed)?;
+        let (version, rest) = blob.split_first().ok_or(CryptoError::WrappedMalformed)?;
+        if *version != FORMAT_VERSION || rest.len() < NONCE_LEN + 16 {
+            return Err(CryptoError::WrappedMalformed);
+        }
+        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+        let mut iv = [0u8; NONCE_LEN];
+        iv.copy_from_slice(nonce);
+        let params = GcmParams::new(&mut iv, aad, TAG_BITS.into())
+            .map_err(token_error("prepare AES-GCM"))?;
+        let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        session
+            .decrypt(&Mechanism::AesGcm(params), self.key, ciphertext)
+            .map(Zeroizing::new)
+            // A tag mismatch is the token's "encrypted data invalid": altered or moved.
+            .map_err(|_| CryptoError::UnwrapFailed)
+    }
+}
