@@ -8,8 +8,8 @@ use crate::{CryptoError, KekId, WrappedKey};
 
 /// A key-encryption key. Implementations never expose their key material.
 pub trait Kek: Send + Sync + std::fmt::Debug {
-    /// The public name of this key: stored beside everything it wraps.
-    fn id(&self) -> &KekId;
+    /// The public name of the key that `wrap` uses now: stored beside everything it wraps.
+    fn id(&self) -> KekId;
 
     /// Seals `plaintext` (a data key or the digest key) for the purpose named by `aad`.
     fn wrap(&self, plaintext: &[u8], aad: &[u8]) -> Result<WrappedKey, CryptoError>;

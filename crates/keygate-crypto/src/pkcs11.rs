@@ -158,8 +158,8 @@ fn generate(session: &Session, label: &str) -> Result<ObjectHandle, CryptoError>
 }
 
 impl Kek for Pkcs11Kek {
-    fn id(&self) -> &KekId {
-        &self.id
+    fn id(&self) -> KekId {
+        self.id.clone()
     }
 
     fn wrap(&self, plaintext: &[u8], aad: &[u8]) -> Result<WrappedKey, CryptoError> {

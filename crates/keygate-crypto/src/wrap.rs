@@ -21,8 +21,8 @@ pub struct WrappedKey {
 }
 
 impl Kek for MasterKey {
-    fn id(&self) -> &KekId {
-        MasterKey::id(self)
+    fn id(&self) -> KekId {
+        MasterKey::id(self).clone()
     }
 
     fn wrap(&self, plaintext: &[u8], aad: &[u8]) -> Result<WrappedKey, CryptoError> {

@@ -99,7 +99,7 @@ fn flip(text: &str, bit: usize) -> String {
 fn wrap_round_trip_and_purpose_binding() {
     for (name, kek) in providers() {
         let wrapped = kek.wrap(b"data key", b"purpose a").unwrap();
-        assert_eq!(wrapped.kek_id, *kek.id(), "{name}");
+        assert_eq!(wrapped.kek_id, kek.id(), "{name}");
         assert_eq!(
             kek.unwrap(&wrapped, b"purpose a").unwrap().as_slice(),
             b"data key"
@@ -176,7 +176,7 @@ fn rewrapping_moves_the_data_key_and_keeps_the_value() {
         let envelope = seal(&from, &ROW, b"value").unwrap();
         let moved = rewrap(&from, to.as_ref(), &ROW, &envelope).unwrap();
         assert_eq!(moved.sealed, envelope.sealed, "{name}");
-        assert_eq!(moved.dek.kek_id, *to.id());
+        assert_eq!(moved.dek.kek_id, to.id());
         assert_eq!(
             open(to.as_ref(), &ROW, &moved).unwrap().as_slice(),
             b"value"

@@ -4,6 +4,7 @@
 mod audit;
 mod bootstrap;
 mod caller;
+mod kek_rotation;
 mod keyring;
 mod keys;
 mod projects;
@@ -25,6 +26,7 @@ use crate::last_used::LastUsed;
 pub use audit::{AuditQuery, AuditReport, verify_audit_chain};
 pub use bootstrap::{bootstrap, ensure_owner};
 pub use caller::{Actor, Caller};
+pub use kek_rotation::{Pace, RewrapReport, references_other_keks, rewrap_all};
 pub use keys::{CreateKey, KeyPage, KeyQuery, Rotated};
 pub use secret_rotation::{RotateSecret, SecretRotation, UpstreamCheck};
 pub use secrets::{MAX_SECRET_BYTES, PutSecret, Revealed};

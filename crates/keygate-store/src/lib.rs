@@ -61,6 +61,12 @@ pub trait Store: SecretStore + Send + Sync + std::fmt::Debug {
         now: Timestamp,
     ) -> Result<String, StoreError>;
 
+    /// Replaces a setting's value if it is still `old`. Returns whether it was replaced.
+    async fn replace_setting(&self, name: &str, old: &str, new: &str) -> Result<bool, StoreError>;
+
+    /// Drops every stored idempotent reply (they are sealed by the KEK being retired).
+    async fn purge_idempotency(&self) -> Result<u64, StoreError>;
+
     /// Whether the first owner was ever created.
     async fn is_bootstrapped(&self) -> Result<bool, StoreError>;
 

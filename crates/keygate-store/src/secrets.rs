@@ -114,6 +114,21 @@ pub trait SecretStore: Send + Sync {
         now: Timestamp,
         audit: &AuditDraft,
     ) -> Result<(), StoreError>;
+    /// Versions whose data key is wrapped by a KEK other than `kek_id`, oldest first: the work
+    /// left in a KEK rotation.
+    async fn versions_not_wrapped_by(
+        &self,
+        kek_id: &str,
+        limit: u32,
+    ) -> Result<Vec<SecretVersion>, StoreError>;
+    /// Replaces a version's wrapped data key, if it is still wrapped by `from_kek`. Returns
+    /// whether it was replaced (a concurrent rotation may have done it first).
+    async fn rewrap_secret_version(
+        &self,
+        version: &SecretVersion,
+        to_kek: &str,
+        wrapped_dek: &str,
+    ) -> Result<bool, StoreError>;
     /// Deletes a secret: its sealed versions are erased, its name freed.
     async fn delete_secret(
         &self,

@@ -111,6 +111,30 @@ macro_rules! impl_sql_store {
                     .await?)
             }
 
+            async fn replace_setting(
+                &self,
+                name: &str,
+                old: &str,
+                new: &str,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE settings SET value = $3 WHERE name = $1 AND value = $2",
+                )
+                .bind(name)
+                .bind(old)
+                .bind(new)
+                .execute(self.writer())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn purge_idempotency(&self) -> Result<u64, StoreError> {
+                Ok(sqlx::query("DELETE FROM idempotency")
+                    .execute(self.writer())
+                    .await?
+                    .rows_affected())
+            }
+
             async fn is_bootstrapped(&self) -> Result<bool, StoreError> {
                 Ok(self.setting("bootstrapped_by").await?.is_some())
             }

@@ -35,9 +35,38 @@ pub enum Command {
     /// Read and verify the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage the key-encryption key (on the server's machine).
+    #[command(subcommand)]
+    Kek(KekCommand),
     /// Run a command with secrets from the vault in its environment (never on disk).
     /// Signals are passed on to it, and its exit code becomes keygate's.
     Run(RunArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KekCommand {
+    /// Rotate the local master key: a new key is created as `<master key>.next`, every data
+    /// key and the digest key are re-wrapped under it in batches (values are not touched, API
+    /// keys keep verifying, the server keeps serving), then the new key becomes current and
+    /// the old one `<master key>.previous`. Run it again to resume an interrupted rotation.
+    Rotate(KekRotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KekRotateArgs {
+    /// Data keys re-wrapped per batch.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub batch_size: u32,
+    /// Stop after this many batches; run again to continue.
+    #[arg(long)]
+    pub max_batches: Option<u32>,
+    /// Pause between batches, e.g. `50ms`, to spare a busy database.
+    #[arg(long, value_name = "DURATION")]
+    pub pause: Option<humantime::Duration>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Args)]

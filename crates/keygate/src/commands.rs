@@ -2,6 +2,7 @@
 
 mod admin;
 mod audit;
+mod kek;
 mod keys;
 mod projects;
 mod run;
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use keygate_core::SystemClock;
-use keygate_crypto::{Kek, KeyPresence, MasterKey, Pkcs11Config, Pkcs11Kek};
+use keygate_crypto::{Kek, KeyPresence, LocalKeyring, MasterKey, Pkcs11Config, Pkcs11Kek};
 use keygate_server::Keygate;
 use keygate_store::Store;
 use secrecy::SecretString;
@@ -35,6 +36,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Secrets(command) => secrets::run(command).await,
         Command::Admin(command) => admin::run(config, command).await,
         Command::Audit(command) => audit::run(config, command).await,
+        Command::Kek(command) => kek::run(config, command).await,
         Command::Run(_) => Ok(()),
     }
     .map(|()| 0)
@@ -114,7 +116,10 @@ fn open_kek(settings: &Settings, file: KeyFile) -> Result<Arc<dyn Kek>, CliError
                     path.display()
                 )));
             }
-            MasterKey::load_or_create(path)
+            // The keyring also reads a rotation's `.next` and `.previous` files.
+            return LocalKeyring::open(path, file == KeyFile::CreateIfMissing)
+                .map(|ring| Arc::new(ring) as Arc<dyn Kek>)
+                .map_err(|e| CliError::Invalid(e.to_string()));
         }
     };
     key.map(|k| Arc::new(k) as Arc<dyn Kek>)

@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::ServiceError;
 
-const SETTING: &str = "digest_key";
+/// The setting that holds the wrapped digest key.
+pub(crate) const SETTING: &str = "digest_key";
 
 #[derive(Serialize, Deserialize)]
-struct StoredDigestKey {
-    kek_id: String,
-    sealed: String,
+pub(crate) struct StoredDigestKey {
+    pub(crate) kek_id: String,
+    pub(crate) sealed: String,
 }
 
 /// Loads the digest key, creating it on a new store. Racing nodes all end up with the one

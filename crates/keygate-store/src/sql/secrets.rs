@@ -253,6 +253,43 @@ macro_rules! impl_sql_secrets {
                 Ok(())
             }
 
+            async fn versions_not_wrapped_by(
+                &self,
+                kek_id: &str,
+                limit: u32,
+            ) -> Result<Vec<$crate::SecretVersion>, StoreError> {
+                let rows: Vec<$crate::rows::SecretVersionRow> = sqlx::query_as(
+                    "SELECT secret_id, version, stage, kek_id, wrapped_dek, sealed, created_at, \
+                     previous_until FROM secret_versions WHERE kek_id <> $1 \
+                     ORDER BY created_at, secret_id, version LIMIT $2",
+                )
+                .bind(kek_id)
+                .bind(i64::from(limit))
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter().map($crate::SecretVersion::try_from).collect()
+            }
+
+            async fn rewrap_secret_version(
+                &self,
+                version: &$crate::SecretVersion,
+                to_kek: &str,
+                wrapped_dek: &str,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE secret_versions SET kek_id = $4, wrapped_dek = $5 \
+                     WHERE secret_id = $1 AND version = $2 AND kek_id = $3",
+                )
+                .bind(version.secret_id.as_str())
+                .bind(version.version)
+                .bind(&version.kek_id)
+                .bind(to_kek)
+                .bind(wrapped_dek)
+                .execute(self.writer())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn delete_secret(
                 &self,
                 id: &keygate_core::SecretId,

@@ -1,0 +1,161 @@
+//! KEK rotation: every data key and the digest key move from the KEKs that wrap them now to
+//! a new one. Values are never decrypted or re-encrypted; API keys keep verifying throughout,
+//! since the digest key itself does not change. Each step skips what is already done, so an
+//! interrupted rotation resumes where it stopped.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use keygate_core::{AuditAction, AuditDraft, Clock, SecretId};
+use keygate_crypto::envelope::rewrap;
+use keygate_crypto::{DigestKey, Envelope, Kek, KekId, WrappedKey};
+use keygate_store::{SecretRecord, Store};
+use serde::Serialize;
+
+use super::keyring::{SETTING, StoredDigestKey};
+use super::secrets::row;
+use crate::ServiceError;
+
+/// What a rotation run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RewrapReport {
+    pub digest_key_rewrapped: bool,
+    pub versions_rewrapped: u64,
+    /// Whether work is left (the run stopped at its batch limit).
+    pub remaining: bool,
+}
+
+/// How a run is paced.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub batch_size: u32,
+    /// Stop after this many batches (resume later); `None` runs to the end.
+    pub max_batches: Option<u32>,
+    /// Pause between batches, to spare a busy database.
+    pub pause: Duration,
+}
+
+fn bad_stored() -> ServiceError {
+    keygate_crypto::CryptoError::WrappedMalformed.into()
+}
+
+/// Re-wraps everything under `to`. `from` must unwrap whatever wraps things now (a keyring
+/// that holds the old and the new KEK). `on_batch` hears how many versions each batch moved.
+pub async fn rewrap_all(
+    store: &dyn Store,
+    from: &dyn Kek,
+    to: &dyn Kek,
+    clock: &dyn Clock,
+    pace: Pace,
+    mut on_batch: impl FnMut(u64),
+) -> Result<RewrapReport, ServiceError> {
+    let target = to.id();
+    let mut report = RewrapReport {
+        digest_key_rewrapped: rewrap_digest_key(store, from, to).await?,
+        ..RewrapReport::default()
+    };
+    let mut secrets: HashMap<SecretId, Option<SecretRecord>> = HashMap::new();
+    let mut batches = 0u32;
+    loop {
+        if pace.max_batches.is_some_and(|max| batches >= max) {
+            report.remaining = !store
+                .versions_not_wrapped_by(target.as_str(), 1)
+                .await?
+                .is_empty();
+            break;
+        }
+        let versions = store
+            .versions_not_wrapped_by(target.as_str(), pace.batch_size)
+            .await?;
+        if versions.is_empty() {
+            break;
+        }
+        let mut moved = 0u64;
+        for version in &versions {
+            if !secrets.contains_key(&version.secret_id) {
+                let record = store.secret(&version.secret_id).await?;
+                secrets.insert(version.secret_id.clone(), record);
+            }
+            // A version of a secret deleted meanwhile is gone with it.
+            let Some(Some(secret)) = secrets.get(&version.secret_id) else {
+                continue;
+            };
+            let envelope = Envelope {
+                dek: WrappedKey {
+                    kek_id: KekId::from_stored(version.kek_id.clone()),
+                    sealed: version.wrapped_dek.clone(),
+                },
+                sealed: version.sealed.clone(),
+            };
+            let moved_envelope = rewrap(from, to, &row(secret, version.version), &envelope)?;
+            if store
+                .rewrap_secret_version(version, target.as_str(), &moved_envelope.dek.sealed)
+                .await?
+            {
+                moved += 1;
+            }
+        }
+        report.versions_rewrapped += moved;
+        on_batch(moved);
+        batches += 1;
+        if !pace.pause.is_zero() {
+            tokio::time::sleep(pace.pause).await;
+        }
+    }
+    if !report.remaining {
+        // Idempotent replies are sealed by the old KEK; they are dropped rather than moved.
+        store.purge_idempotency().await?;
+        let mut audit = AuditDraft::new("local", AuditAction::KekRotate);
+        audit.details = serde_json::json!({
+            "to": target.as_str(),
+            "versions_rewrapped": report.versions_rewrapped,
+        });
+        store.append_audit(&audit, clock.now()).await?;
+    }
+    Ok(report)
+}
+
+/// Moves the digest key to `to`, unless it is there already.
+async fn rewrap_digest_key(
+    store: &dyn Store,
+    from: &dyn Kek,
+    to: &dyn Kek,
+) -> Result<bool, ServiceError> {
+    let Some(text) = store.setting(SETTING).await? else {
+        return Ok(false);
+    };
+    let stored: StoredDigestKey = serde_json::from_str(&text).map_err(|_| bad_stored())?;
+    if stored.kek_id == to.id().as_str() {
+        return Ok(false);
+    }
+    let wrapped = WrappedKey {
+        kek_id: KekId::from_stored(stored.kek_id),
+        sealed: stored.sealed,
+    };
+    let moved = DigestKey::unwrap(from, &wrapped)?.wrap(to)?;
+    let new_text = serde_json::to_string(&StoredDigestKey {
+        kek_id: moved.kek_id.to_string(),
+        sealed: moved.sealed,
+    })
+    .map_err(|_| bad_stored())?;
+    store.replace_setting(SETTING, &text, &new_text).await?;
+    Ok(true)
+}
+
+/// Whether anything in the store is still wrapped by a KEK other than `kek`.
+pub async fn references_other_keks(store: &dyn Store, kek: &KekId) -> Result<bool, ServiceError> {
+    let digest = match store.setting(SETTING).await? {
+        Some(text) => {
+            serde_json::from_str::<StoredDigestKey>(&text)
+                .map_err(|_| bad_stored())?
+                .kek_id
+                != kek.as_str()
+        }
+        None => false,
+    };
+    Ok(digest
+        || !store
+            .versions_not_wrapped_by(kek.as_str(), 1)
+            .await?
+            .is_empty())
+}

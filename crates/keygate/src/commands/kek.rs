@@ -1,0 +1,139 @@
+//! `keygate kek rotate`: re-wraps every data key and the digest key under a new local master
+//! key, in batches, resumable, while servers keep serving (their keyring follows the files).
+
+use std::path::Path;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use keygate_core::SystemClock;
+use keygate_crypto::{Kek, KeyringPaths, LocalKeyring, MasterKey};
+use keygate_server::service::{Pace, references_other_keks, rewrap_all};
+use serde_json::json;
+
+use super::{local_settings, open_store};
+use crate::CliError;
+use crate::cli::{KekCommand, KekRotateArgs};
+use crate::config::KekProvider;
+use crate::output::{self, note, out};
+
+pub async fn run(config: Option<&Path>, command: KekCommand) -> Result<(), CliError> {
+    match command {
+        KekCommand::Rotate(args) => rotate(config, args).await,
+    }
+}
+
+fn crypto(err: keygate_crypto::CryptoError) -> CliError {
+    CliError::Invalid(err.to_string())
+}
+
+async fn rotate(config: Option<&Path>, args: KekRotateArgs) -> Result<(), CliError> {
+    let settings = local_settings(config, &args.store)?;
+    let env_set = std::env::var_os("KEYGATE_MASTER_KEY").is_some();
+    if settings.kek.unwrap_or(if env_set {
+        KekProvider::Env
+    } else {
+        KekProvider::Local
+    }) != KekProvider::Local
+    {
+        return Err(CliError::Invalid(
+            "kek rotate works on the local provider: the master key file and its keyring".into(),
+        ));
+    }
+    let paths = KeyringPaths::new(&settings.master_key_file);
+    if !paths.current.exists() {
+        return Err(CliError::Invalid(format!(
+            "no master key at {}: point --data-dir or --master-key-file at the server's",
+            paths.current.display()
+        )));
+    }
+    let resumed = paths.next.exists();
+    // Created exclusively with mode 0600; an existing one means a rotation to resume.
+    let next = MasterKey::load_or_create(&paths.next).map_err(crypto)?;
+    let keyring = LocalKeyring::open(&paths.current, false).map_err(crypto)?;
+    let from_id = keyring.id();
+    let store = open_store(&settings).await?;
+    if !args.json {
+        note(&format!(
+            "{} rotation {} → {}",
+            if resumed { "resuming" } else { "starting" },
+            from_id,
+            next.id()
+        ));
+    }
+
+    let progress = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} re-wrapped {pos} data keys ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let pace = Pace {
+        batch_size: args.batch_size,
+        max_batches: args.max_batches,
+        pause: args.pause.map(Into::into).unwrap_or_default(),
+    };
+    let report = rewrap_all(
+        store.as_ref(),
+        &keyring,
+        &next,
+        &SystemClock,
+        pace,
+        |moved| {
+            progress.inc(moved);
+        },
+    )
+    .await
+    .map_err(|e| CliError::Invalid(e.to_string()))?;
+    progress.finish_and_clear();
+
+    if report.remaining {
+        if args.json {
+            output::json(&json!({ "finished": false, "report": report }));
+        } else {
+            out(&format!(
+                "re-wrapped {} data keys; more remain: run `keygate kek rotate` again to continue",
+                report.versions_rewrapped
+            ));
+        }
+        return Ok(());
+    }
+    // Everything is under the new key: it becomes current. The old one stays as `.previous`
+    // for servers that still hold data keys they read before; the one before that, which
+    // nothing references any more, is replaced.
+    if references_other_keks(store.as_ref(), next.id())
+        .await
+        .map_err(|e| CliError::Invalid(e.to_string()))?
+    {
+        return Err(CliError::Invalid(
+            "something is still wrapped by an older key; run `keygate kek rotate` again".into(),
+        ));
+    }
+    std::fs::rename(&paths.current, &paths.previous)
+        .and_then(|()| std::fs::rename(&paths.next, &paths.current))
+        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot swap the key files: {e}")))?;
+    store.close().await;
+    if args.json {
+        output::json(&json!({
+            "finished": true,
+            "from": from_id.as_str(),
+            "to": next.id().as_str(),
+            "report": report,
+        }));
+    } else {
+        out(&format!(
+            "KEK rotated: {} → {} ({} data keys re-wrapped{}); the old key is kept as {}",
+            from_id,
+            next.id(),
+            report.versions_rewrapped,
+            if report.digest_key_rewrapped {
+                ", and the digest key"
+            } else {
+                ""
+            },
+            paths.previous.display()
+        ));
+    }
+    Ok(())
+}
