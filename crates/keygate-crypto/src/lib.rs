@@ -12,6 +12,7 @@ mod kek;
 mod keyring;
 mod master_key;
 mod pkcs11;
+mod ring;
 mod wrap;
 
 pub use digest::{DigestKey, KeyDigest};
@@ -21,4 +22,5 @@ pub use kek::Kek;
 pub use keyring::{KeyringPaths, LocalKeyring};
 pub use master_key::{KekId, MasterKey};
 pub use pkcs11::{KeyPresence, Pkcs11Config, Pkcs11Kek};
+pub use ring::KekRing;
 pub use wrap::WrappedKey;

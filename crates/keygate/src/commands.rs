@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use keygate_core::SystemClock;
-use keygate_crypto::{Kek, KeyPresence, LocalKeyring, MasterKey, Pkcs11Config, Pkcs11Kek};
+use keygate_crypto::{Kek, KekRing, KeyPresence, LocalKeyring, MasterKey, Pkcs11Config, Pkcs11Kek};
 use keygate_server::Keygate;
 use keygate_store::Store;
 use secrecy::SecretString;
@@ -126,8 +126,25 @@ fn open_kek(settings: &Settings, file: KeyFile) -> Result<Arc<dyn Kek>, CliError
         .map_err(|e| CliError::Invalid(e.to_string()))
 }
 
-/// The KEK inside a PKCS#11 token: generated there on first start, never read out.
+/// The KEK inside a PKCS#11 token, with the local key file (if there is one) to unwrap what
+/// it wrapped before the move into the token; `keygate kek rotate` moves those data keys.
 fn open_pkcs11(settings: &Settings, file: KeyFile) -> Result<Arc<dyn Kek>, CliError> {
+    let token = pkcs11_kek(settings, file)?;
+    Ok(Arc::new(KekRing::new(token, local_companions(settings)?)))
+}
+
+/// The local keyring as an unwrap-only companion, when its file exists.
+fn local_companions(settings: &Settings) -> Result<Vec<Arc<dyn Kek>>, CliError> {
+    if !settings.master_key_file.exists() {
+        return Ok(Vec::new());
+    }
+    let ring = LocalKeyring::open(&settings.master_key_file, false)
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    Ok(vec![Arc::new(ring)])
+}
+
+/// The KEK inside a PKCS#11 token: generated there on first start, never read out.
+fn pkcs11_kek(settings: &Settings, file: KeyFile) -> Result<Arc<dyn Kek>, CliError> {
     let token = settings.pkcs11.token.as_deref().ok_or_else(|| {
         CliError::Invalid("kek = \"pkcs11\" needs pkcs11_token (the token's label)".into())
     })?;

@@ -88,3 +88,76 @@ fn a_store_sealed_by_a_token_key() {
     assert!(text(&refused.stderr).contains("log in to the token"));
     assert!(!text(&refused.stderr).contains("0000-wrong"));
 }
+
+#[test]
+fn a_store_moves_from_the_key_file_into_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let label = format!("keygate-move-{}", std::process::id());
+    let module = setting("KEYGATE_TEST_PKCS11_MODULE");
+    let token = setting("KEYGATE_TEST_PKCS11_TOKEN");
+    let pin = setting("KEYGATE_TEST_PKCS11_PIN");
+    let hsm = [
+        ("KEYGATE_KEK", "pkcs11"),
+        ("KEYGATE_PKCS11_MODULE", module.as_str()),
+        ("KEYGATE_PKCS11_TOKEN", token.as_str()),
+        ("KEYGATE_PKCS11_KEY_LABEL", label.as_str()),
+        ("KEYGATE_PKCS11_PIN", pin.as_str()),
+    ];
+
+    // A store sealed by the local key file.
+    let mut local = ServerProcess::start(dir.path(), &[]);
+    let owner = local.owner_token();
+    for name in ["a", "b", "c"] {
+        let put = local.cli(
+            &["secrets", "put", name],
+            Some(&owner),
+            Some(&format!("v-{name}")),
+        );
+        assert!(put.status.success(), "{}", text(&put.stderr));
+    }
+    let key = local.cli(
+        &["keys", "create", "--name", "k", "--quiet"],
+        Some(&owner),
+        None,
+    );
+    let key = text(&key.stdout).trim().to_owned();
+    assert!(local.stop().success());
+
+    // 1. Restart with the token as KEK; the key file still unwraps what it sealed.
+    let server = ServerProcess::start(dir.path(), &hsm);
+    let reveal = |server: &ServerProcess, name: &str| {
+        let out = server.cli(&["secrets", "reveal", name], Some(&owner), None);
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        text(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(reveal(&server, "a"), "v-a");
+    assert!(
+        server
+            .cli(&["keys", "verify"], None, Some(&key))
+            .status
+            .success()
+    );
+
+    // 2. Move every data key (and the digest key) into the token, while it serves.
+    let moved = run_cli(dir.path(), &["kek", "rotate", "--json"], &hsm, None, None);
+    assert!(moved.status.success(), "{}", text(&moved.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&moved.stdout).unwrap();
+    assert_eq!(report["finished"], true, "{report}");
+    assert_eq!(report["report"]["versions_rewrapped"], 3);
+    assert_eq!(report["report"]["digest_key_rewrapped"], true);
+    assert_eq!(reveal(&server, "b"), "v-b");
+    drop(server);
+
+    // 3. Without the key file, the token alone opens everything.
+    std::fs::remove_file(dir.path().join("keygate-data/master.key")).unwrap();
+    let alone = ServerProcess::start(dir.path(), &hsm);
+    for name in ["a", "b", "c"] {
+        assert_eq!(reveal(&alone, name), format!("v-{name}"));
+    }
+    assert!(
+        alone
+            .cli(&["keys", "verify"], None, Some(&key))
+            .status
+            .success()
+    );
+}

@@ -5,14 +5,14 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use keygate_core::SystemClock;
-use keygate_crypto::{Kek, KeyringPaths, LocalKeyring, MasterKey};
-use keygate_server::service::{Pace, references_other_keks, rewrap_all};
+use keygate_crypto::{Kek, KekRing, KeyringPaths, LocalKeyring, MasterKey};
+use keygate_server::service::{Pace, RewrapReport, references_other_keks, rewrap_all};
 use serde_json::json;
 
 use super::{local_settings, open_store};
 use crate::CliError;
 use crate::cli::{KekCommand, KekRotateArgs};
-use crate::config::KekProvider;
+use crate::config::{KekProvider, Settings};
 use crate::output::{self, note, out};
 
 pub async fn run(config: Option<&Path>, command: KekCommand) -> Result<(), CliError> {
@@ -25,18 +25,85 @@ fn crypto(err: keygate_crypto::CryptoError) -> CliError {
     CliError::Invalid(err.to_string())
 }
 
+/// Re-wraps with a progress spinner (hidden for `--json`).
+async fn run_rewrap(
+    store: &dyn keygate_store::Store,
+    from: &dyn Kek,
+    to: &dyn Kek,
+    args: &KekRotateArgs,
+) -> Result<RewrapReport, CliError> {
+    let progress = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} re-wrapped {pos} data keys ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    let pace = Pace {
+        batch_size: args.batch_size,
+        max_batches: args.max_batches,
+        pause: args.pause.map(Into::into).unwrap_or_default(),
+    };
+    let report = rewrap_all(store, from, to, &SystemClock, pace, |moved| {
+        progress.inc(moved);
+    })
+    .await
+    .map_err(|e| CliError::Invalid(e.to_string()))?;
+    progress.finish_and_clear();
+    Ok(report)
+}
+
+/// Moves everything wrapped by the local key file under the token's key (`kek = "pkcs11"`).
+/// Servers already run with the token as current KEK and the file as a companion.
+async fn move_into_token(settings: &Settings, args: &KekRotateArgs) -> Result<(), CliError> {
+    let token = super::pkcs11_kek(settings, super::KeyFile::CreateIfMissing)?;
+    let from = KekRing::new(token.clone(), super::local_companions(settings)?);
+    let store = open_store(settings).await?;
+    let report = run_rewrap(store.as_ref(), &from, token.as_ref(), args).await?;
+    let finished = !report.remaining
+        && !references_other_keks(store.as_ref(), &token.id())
+            .await
+            .map_err(|e| CliError::Invalid(e.to_string()))?;
+    store.close().await;
+    if args.json {
+        output::json(&json!({ "finished": finished, "to": token.id().as_str(), "report": report }));
+    } else if finished {
+        out(&format!(
+            "everything is wrapped by the token key {} ({} data keys moved); the local key file \
+             {} is no longer used: keep it offline until older backups expire, then delete it",
+            token.id(),
+            report.versions_rewrapped,
+            settings.master_key_file.display()
+        ));
+    } else {
+        out(&format!(
+            "moved {} data keys; more remain: run `keygate kek rotate` again to continue",
+            report.versions_rewrapped
+        ));
+    }
+    Ok(())
+}
+
 async fn rotate(config: Option<&Path>, args: KekRotateArgs) -> Result<(), CliError> {
     let settings = local_settings(config, &args.store)?;
     let env_set = std::env::var_os("KEYGATE_MASTER_KEY").is_some();
-    if settings.kek.unwrap_or(if env_set {
+    let provider = settings.kek.unwrap_or(if env_set {
         KekProvider::Env
     } else {
         KekProvider::Local
-    }) != KekProvider::Local
-    {
-        return Err(CliError::Invalid(
-            "kek rotate works on the local provider: the master key file and its keyring".into(),
-        ));
+    });
+    match provider {
+        KekProvider::Local => {}
+        KekProvider::Pkcs11 => return move_into_token(&settings, &args).await,
+        KekProvider::Env => {
+            return Err(CliError::Invalid(
+                "kek rotate works on the local key file and on a PKCS#11 token; to change an \
+                 env master key, move the store into a token or a local keyring first"
+                    .into(),
+            ));
+        }
     }
     let paths = KeyringPaths::new(&settings.master_key_file);
     if !paths.current.exists() {
@@ -60,33 +127,7 @@ async fn rotate(config: Option<&Path>, args: KekRotateArgs) -> Result<(), CliErr
         ));
     }
 
-    let progress = if args.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new_spinner()
-    };
-    progress.set_style(
-        ProgressStyle::with_template("{spinner} re-wrapped {pos} data keys ({elapsed})")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    let pace = Pace {
-        batch_size: args.batch_size,
-        max_batches: args.max_batches,
-        pause: args.pause.map(Into::into).unwrap_or_default(),
-    };
-    let report = rewrap_all(
-        store.as_ref(),
-        &keyring,
-        &next,
-        &SystemClock,
-        pace,
-        |moved| {
-            progress.inc(moved);
-        },
-    )
-    .await
-    .map_err(|e| CliError::Invalid(e.to_string()))?;
-    progress.finish_and_clear();
+    let report = run_rewrap(store.as_ref(), &keyring, &next, &args).await?;
 
     if report.remaining {
         if args.json {
