@@ -35,6 +35,8 @@ pub use verify::{VerifyOutcome, VerifyQuery};
 
 /// How many keys the verification cache holds.
 const CACHE_CAPACITY: u64 = 100_000;
+/// How long a decrypted secret value stays in memory after it was read.
+const VALUE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Everything the operations need: the store, the keys that protect it, the clock and the
 /// caches of the hot path.
@@ -47,6 +49,8 @@ pub struct Keygate {
     cache: Arc<VerifyCache>,
     invalidation: Arc<dyn Invalidation>,
     last_used: Arc<LastUsed>,
+    /// Decrypted current values read by API keys, kept briefly (see `secrets.rs`).
+    values: moka::sync::Cache<keygate_core::SecretId, Arc<(i64, secrecy::SecretString)>>,
     /// For checks of a pending secret against its upstream. Never follows redirects: a
     /// credential must not travel to a host the check did not name.
     upstream: reqwest::Client,
@@ -72,6 +76,10 @@ impl Keygate {
             invalidation: Arc::new(LocalInvalidation(cache.clone())),
             cache,
             last_used: Arc::new(LastUsed::default()),
+            values: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(VALUE_TTL)
+                .build(),
             upstream: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(std::time::Duration::from_secs(5))

@@ -308,6 +308,11 @@ async fn api_keys_read_with_a_scope(db: Db) {
     read(broad.secret.clone(), "missing")
         .await
         .expect_error(404, "not_found");
+    // A new value is served at once: the remembered one is dropped with the change.
+    put(&api, owner, "openai-prod", "sk-changed").await;
+    let changed = read(narrow.secret.clone(), "openai-prod").await.expect(200);
+    assert_eq!(changed.body["value"], "sk-changed");
+    assert_eq!(changed.body["version"], 2);
     api.get("/v1/secrets/openai-prod")
         .send()
         .await
@@ -342,7 +347,11 @@ async fn api_keys_read_with_a_scope(db: Db) {
         .iter()
         .filter(|e| e["action"] == "secret.read")
         .collect();
-    assert_eq!(reads.len(), 2);
+    assert_eq!(
+        reads.len(),
+        3,
+        "every read is on the record, remembered or not"
+    );
     assert!(reads.iter().any(|e| e["actor"] == narrow.id.as_str()));
 }
 

@@ -191,10 +191,12 @@ impl Keygate {
             "version": version,
             "grace_period_seconds": grace.as_secs(),
         });
-        Ok(self
+        let promoted = self
             .store
             .promote_secret_version(id, version, now.saturating_add(grace), now, &audit)
-            .await?)
+            .await;
+        self.forget_value(id);
+        Ok(promoted?)
     }
 }
 

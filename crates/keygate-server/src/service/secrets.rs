@@ -9,6 +9,8 @@ use keygate_crypto::{Envelope, KekId, SecretRow, WrappedKey};
 use keygate_store::{SecretPut, SecretRecord, SecretStage, SecretVersion};
 use secrecy::{ExposeSecret, SecretString};
 
+use std::sync::Arc;
+
 use super::{Caller, Keygate};
 use crate::ServiceError;
 
@@ -134,6 +136,7 @@ impl Keygate {
             previous_until: now.saturating_add(input.grace),
         };
         self.store.put_secret(&put, &audit).await?;
+        self.forget_value(&secret.id);
         let stored = self
             .store
             .secret(&secret.id)
@@ -211,10 +214,9 @@ impl Keygate {
         let mut audit = caller.audit(AuditAction::SecretDelete, Some(&secret.project_id));
         audit.target = Some(id.to_string());
         audit.details = serde_json::json!({ "name": secret.name });
-        Ok(self
-            .store
-            .delete_secret(id, self.clock.now(), &audit)
-            .await?)
+        let deleted = self.store.delete_secret(id, self.clock.now(), &audit).await;
+        self.forget_value(id);
+        Ok(deleted?)
     }
 
     /// Decrypts a version (the current one by default). Needs the reveal permission; every
@@ -335,7 +337,28 @@ impl Keygate {
         audit.target = Some(secret.id.to_string());
         audit.client_ip = client_ip.map(|ip| ip.to_string());
         audit.request_id = request_id;
-        self.open_version(&secret, current, audit).await
+        // A recent read of this version is served from memory; the read is audited anyway.
+        if let Some(cached) = self.values.get(&secret.id)
+            && cached.0 == current.version
+        {
+            audit.details = serde_json::json!({ "name": secret.name, "version": current.version });
+            self.store.append_audit(&audit, self.clock.now()).await?;
+            return Ok(Revealed {
+                value: cached.1.clone(),
+                version: cached.0,
+            });
+        }
+        let revealed = self.open_version(&secret, current, audit).await?;
+        self.values.insert(
+            secret.id.clone(),
+            Arc::new((revealed.version, revealed.value.clone())),
+        );
+        Ok(revealed)
+    }
+
+    /// Drops a secret's decrypted value from memory (on every change to the secret).
+    pub(super) fn forget_value(&self, id: &SecretId) {
+        self.values.invalidate(id);
     }
 }
 
