@@ -35,6 +35,8 @@ pub struct ServerSettings {
     pub header_read_timeout: Duration,
     /// How long shutdown waits for in-flight requests before closing their connections.
     pub drain_timeout: Duration,
+    /// How often secrets are checked against their rotation policy.
+    pub rotation_check: Duration,
 }
 
 impl Default for ServerSettings {
@@ -45,6 +47,7 @@ impl Default for ServerSettings {
             last_used_flush: Duration::from_secs(5),
             header_read_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),
+            rotation_check: Duration::from_secs(60),
         }
     }
 }

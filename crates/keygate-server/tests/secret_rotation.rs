@@ -186,3 +186,77 @@ keygate_testkit::on_both_databases!(
     a_checked_rotation_promotes_only_what_works,
     unreachable_upstreams_and_bad_checks,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rotation_policy_lists_and_announces_due_secrets() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use keygate_core::{Clock, ManualClock, SystemClock};
+
+    let clock = ManualClock::starting_at(SystemClock.now());
+    let server = TestServer::start_with(
+        Db::Postgres,
+        Arc::new(clock.clone()),
+        keygate_server::ServerSettings::default(),
+    )
+    .await
+    .unwrap();
+    let api = server.api();
+    let owner = &server.owner_token;
+    let put = |value: &'static str| {
+        let api = api.clone();
+        async move {
+            api.post("/admin/v1/secrets")
+                .token(owner)
+                .json(
+                    &json!({"project": "default", "name": "stripe", "value": value,
+                              "rotate_every_seconds": 3600}),
+                )
+                .send()
+                .await
+                .expect(200)
+        }
+    };
+    let created = put("sk_live_1").await;
+    assert_eq!(created.body["rotate_every_seconds"], 3600);
+    let due = |within: u64| {
+        let api = api.clone();
+        async move {
+            api.get(&format!("/admin/v1/secrets/due?within_seconds={within}"))
+                .token(owner)
+                .send()
+                .await
+                .expect(200)
+                .body["data"]
+                .as_array()
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(due(0).await, 0);
+    assert_eq!(due(3600).await, 1, "due within the hour");
+    assert_eq!(server.keygate.announce_due_secrets().await.unwrap(), 0);
+
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(due(0).await, 1);
+    assert_eq!(server.keygate.announce_due_secrets().await.unwrap(), 1);
+    assert_eq!(
+        server.keygate.announce_due_secrets().await.unwrap(),
+        0,
+        "announced once per version"
+    );
+
+    // A new version restarts the clock, and is announced in its turn.
+    put("sk_live_2").await;
+    assert_eq!(due(0).await, 0);
+    clock.advance(Duration::from_secs(3601));
+    assert_eq!(server.keygate.announce_due_secrets().await.unwrap(), 1);
+    let events = api.audit_events(owner).await;
+    let announced: Vec<i64> = events
+        .iter()
+        .filter(|e| e["action"] == "secret.rotation_due")
+        .map(|e| e["details"]["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(announced, vec![1, 2], "each version announced once");
+}

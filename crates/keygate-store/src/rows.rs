@@ -243,6 +243,7 @@ pub(crate) struct SecretRow {
     description: Option<String>,
     created_at: i64,
     updated_at: i64,
+    rotate_every_ms: Option<i64>,
 }
 
 impl TryFrom<SecretRow> for crate::SecretRecord {
@@ -257,6 +258,11 @@ impl TryFrom<SecretRow> for crate::SecretRecord {
             description: row.description,
             created_at: ts(row.created_at),
             updated_at: ts(row.updated_at),
+            rotate_every: row
+                .rotate_every_ms
+                .map(|ms| u64::try_from(ms).map(Duration::from_millis))
+                .transpose()
+                .map_err(|_| corrupt("secrets.rotate_every_ms")())?,
         })
     }
 }
@@ -287,6 +293,29 @@ impl TryFrom<SecretVersionRow> for crate::SecretVersion {
             sealed: row.sealed,
             created_at: ts(row.created_at),
             previous_until: row.previous_until.map(ts),
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct DueSecretRow {
+    #[sqlx(flatten)]
+    secret: SecretRow,
+    version: i64,
+    current_since: i64,
+}
+
+impl TryFrom<DueSecretRow> for crate::DueSecret {
+    type Error = StoreError;
+    fn try_from(row: DueSecretRow) -> Result<Self, StoreError> {
+        let secret = crate::SecretRecord::try_from(row.secret)?;
+        let current_since = ts(row.current_since);
+        let due_at = current_since.saturating_add(secret.rotate_every.unwrap_or_default());
+        Ok(crate::DueSecret {
+            secret,
+            version: row.version,
+            current_since,
+            due_at,
         })
     }
 }

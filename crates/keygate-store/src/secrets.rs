@@ -1,5 +1,7 @@
 //! The vault's part of the store: upstream secrets and their sealed versions.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use keygate_core::{AuditDraft, OrgId, ProjectId, SecretId, Timestamp, ValidationError};
 use serde::Serialize;
@@ -16,6 +18,18 @@ pub struct SecretRecord {
     pub description: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Rotation policy: the current version is due this long after it became current.
+    pub rotate_every: Option<Duration>,
+}
+
+/// A secret whose current version is due for rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueSecret {
+    pub secret: SecretRecord,
+    pub version: i64,
+    /// When the current version became current.
+    pub current_since: Timestamp,
+    pub due_at: Timestamp,
 }
 
 /// Where a version stands: waiting to be promoted, the one in use, the one before it (usable
@@ -128,6 +142,23 @@ pub trait SecretStore: Send + Sync {
         version: &SecretVersion,
         to_kek: &str,
         wrapped_dek: &str,
+    ) -> Result<bool, StoreError>;
+    /// Secrets with a rotation policy whose current version is due at or before `by`, in one
+    /// organisation (and project), or everywhere.
+    async fn secrets_due(
+        &self,
+        org: Option<&OrgId>,
+        project: Option<&ProjectId>,
+        by: Timestamp,
+    ) -> Result<Vec<DueSecret>, StoreError>;
+    /// Records that version `version` of a secret was announced as due, with `audit`, once:
+    /// returns false (and writes nothing) if it was announced already.
+    async fn announce_due(
+        &self,
+        id: &SecretId,
+        version: i64,
+        audit: &AuditDraft,
+        now: Timestamp,
     ) -> Result<bool, StoreError>;
     /// Deletes a secret: its sealed versions are erased, its name freed.
     async fn delete_secret(

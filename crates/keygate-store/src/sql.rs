@@ -530,7 +530,7 @@ macro_rules! impl_sql_store {
 }
 
 mod helpers;
-mod secrets;
+pub(crate) mod secrets;
 
 pub(crate) use helpers::impl_sql_helpers;
 pub(crate) use secrets::impl_sql_secrets;

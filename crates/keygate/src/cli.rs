@@ -334,6 +334,8 @@ pub enum SecretsCommand {
     Put(PutSecretArgs),
     /// List secrets (names and times, never values).
     List(ListSecretsArgs),
+    /// Secrets whose rotation policy says they are due.
+    Due(DueArgs),
     /// Show a secret and its versions (never values).
     Show(SecretRefArgs),
     /// Rotate a secret: the new value (from standard input or a file) waits as a pending
@@ -363,6 +365,10 @@ pub struct PutSecretArgs {
     /// How long the version that was current keeps working, e.g. `1h`.
     #[arg(long, value_name = "DURATION")]
     pub grace: Option<humantime::Duration>,
+    /// Rotation policy, e.g. `90d`: the secret is listed as due this long after each new
+    /// version (and announced once in the audit log).
+    #[arg(long, value_name = "DURATION")]
+    pub rotate_every: Option<humantime::Duration>,
     #[command(flatten)]
     pub api: ApiArgs,
 }

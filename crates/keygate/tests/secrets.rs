@@ -40,6 +40,8 @@ fn secrets_put_show_reveal_delete() {
             "openai-prod",
             "--description",
             "OpenAI, production",
+            "--rotate-every",
+            "90d",
         ],
         Some(&owner),
         Some(&format!("{VALUE}\n")),
@@ -75,6 +77,13 @@ fn secrets_put_show_reveal_delete() {
     assert_eq!(shown_json["versions"][0]["stage"], "current");
     assert_eq!(shown_json["versions"][1]["stage"], "previous");
     outputs.push(text(&shown.stdout));
+    assert_eq!(shown_json["rotate_every_seconds"], 90 * 86_400);
+    let due_now = server.cli(&["secrets", "due", "--json"], Some(&owner), None);
+    assert_eq!(code(&due_now), 0, "{}", text(&due_now.stderr));
+    let due_now: serde_json::Value = serde_json::from_slice(&due_now.stdout).unwrap();
+    assert!(due_now["data"].as_array().unwrap().is_empty());
+    let due_soon = server.cli(&["secrets", "due", "--within", "91d"], Some(&owner), None);
+    assert!(text(&due_soon.stdout).contains("openai-prod"));
     let listed = server.cli(&["secrets", "list"], Some(&owner), None);
     assert!(text(&listed.stdout).contains("openai-prod"));
     outputs.push(text(&listed.stdout));

@@ -586,6 +586,8 @@ pub struct PutSecretBody {
     /// How long the version that was current stays usable (default 0, at most 30 days).
     #[serde(default)]
     pub grace_period_seconds: u64,
+    /// Rotation policy: the current version is due this long after it became current.
+    pub rotate_every_seconds: Option<u64>,
 }
 
 impl std::fmt::Debug for PutSecretBody {
@@ -645,6 +647,7 @@ pub struct SecretView {
     pub description: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    pub rotate_every_seconds: Option<u64>,
     /// Present when the secret is shown alone; empty in listings.
     pub versions: Vec<SecretVersionView>,
 }
@@ -661,6 +664,7 @@ impl SecretView {
             description: secret.description.clone(),
             created_at: secret.created_at.to_rfc3339(),
             updated_at: secret.updated_at.to_rfc3339(),
+            rotate_every_seconds: secret.rotate_every.map(|d| d.as_secs()),
             versions: versions
                 .iter()
                 .map(|v| SecretVersionView {
@@ -730,4 +734,33 @@ pub struct RotationView {
     pub stage: String,
     /// Why the check failed (never the value or the upstream's body).
     pub check_failed: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DueSecretView {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    /// The current version, the one due for rotation.
+    pub version: i64,
+    pub current_since: String,
+    pub due_at: String,
+}
+
+impl From<&keygate_store::DueSecret> for DueSecretView {
+    fn from(due: &keygate_store::DueSecret) -> Self {
+        Self {
+            id: due.secret.id.to_string(),
+            project_id: due.secret.project_id.to_string(),
+            name: due.secret.name.clone(),
+            version: due.version,
+            current_since: due.current_since.to_rfc3339(),
+            due_at: due.due_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DueSecretList {
+    pub data: Vec<DueSecretView>,
 }

@@ -33,7 +33,7 @@ impl Modify for AdminTokenAuth {
         routes::tokens::create, routes::tokens::list, routes::tokens::revoke,
         routes::secrets::put, routes::secrets::list, routes::secrets::show,
         routes::secrets::delete, routes::secrets::reveal, routes::secrets::read_with_key,
-        routes::secrets::rotate, routes::secrets::promote,
+        routes::secrets::rotate, routes::secrets::promote, routes::secrets::due,
         routes::audit::list, routes::audit::verify,
         routes::verify::verify,
         routes::ops::healthz, routes::ops::readyz,
@@ -45,7 +45,8 @@ impl Modify for AdminTokenAuth {
         dto::TokenView, dto::TokenList, dto::TokenWithSecret, dto::AuditEventView, dto::AuditList,
         dto::AuditVerifyView, dto::PutSecretBody, dto::RevealBody, dto::RevealedValue,
         dto::SecretVersionView, dto::SecretView, dto::SecretList, dto::CheckBody,
-        dto::RotateSecretBody, dto::PromoteBody, dto::RotationView, dto::VerifyBody, dto::VerifyResponse, dto::Health,
+        dto::RotateSecretBody, dto::PromoteBody, dto::RotationView, dto::DueSecretView,
+        dto::DueSecretList, dto::VerifyBody, dto::VerifyResponse, dto::Health,
     )),
     modifiers(&AdminTokenAuth),
 )]

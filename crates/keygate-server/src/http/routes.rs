@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route("/secrets", get(secrets::list).post(secrets::put))
+        .route("/secrets/due", get(secrets::due))
         .route("/secrets/{id}", get(secrets::show).delete(secrets::delete))
         .route("/secrets/{id}/reveal", post(secrets::reveal))
         .route("/secrets/{id}/rotate", post(secrets::rotate))

@@ -38,6 +38,12 @@ pub async fn run(
         stop.clone(),
     ));
 
+    tasks.spawn(
+        state
+            .keygate
+            .clone()
+            .watch_due_secrets(state.settings.rotation_check, stop.clone()),
+    );
     let header_read_timeout = state.settings.header_read_timeout;
     let drain_timeout = state.settings.drain_timeout;
     let app = router(state);

@@ -28,6 +28,8 @@ pub struct PutSecret {
     pub description: Option<String>,
     /// How long the version that was current stays usable.
     pub grace: Duration,
+    /// Rotation policy; `None` keeps the secret's policy as it is.
+    pub rotate_every: Option<Duration>,
 }
 
 /// A revealed value and the version it came from.
@@ -85,6 +87,7 @@ impl Keygate {
         if input.grace > super::keys::MAX_GRACE {
             return Err(ValidationError::new("grace_period_seconds", "at most 30 days").into());
         }
+        super::keys::check_rotate_every(input.rotate_every)?;
         let now = self.clock.now();
         let existing = self.store.secret_by_name(&project.id, &input.name).await?;
         let (secret, version) = match existing {
@@ -102,6 +105,7 @@ impl Keygate {
                     description: input.description.clone(),
                     created_at: now,
                     updated_at: now,
+                    rotate_every: input.rotate_every,
                 },
                 1,
             ),
@@ -121,6 +125,7 @@ impl Keygate {
         let put = SecretPut {
             secret: SecretRecord {
                 description: input.description.clone(),
+                rotate_every: input.rotate_every,
                 ..secret.clone()
             },
             version: SecretVersion {

@@ -8,7 +8,11 @@ CREATE TABLE secrets (
     description     TEXT,
     created_at      BIGINT NOT NULL,
     updated_at      BIGINT NOT NULL,
-    deleted_at      BIGINT
+    deleted_at      BIGINT,
+    -- Rotation policy: the current version is due this long after it became current.
+    rotate_every_ms BIGINT,
+    -- The current version for which "rotation due" was announced, so it is announced once.
+    due_announced   BIGINT
 );
 -- A deleted secret's name may be used again.
 CREATE UNIQUE INDEX secrets_by_name ON secrets (project_id, name) WHERE deleted_at IS NULL;

@@ -8,7 +8,11 @@ CREATE TABLE secrets (
     description     TEXT,
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL,
-    deleted_at      INTEGER
+    deleted_at      INTEGER,
+    -- Rotation policy: the current version is due this long after it became current.
+    rotate_every_ms INTEGER,
+    -- The current version for which "rotation due" was announced, so it is announced once.
+    due_announced   INTEGER
 );
 -- A deleted secret's name may be used again.
 CREATE UNIQUE INDEX secrets_by_name ON secrets (project_id, name) WHERE deleted_at IS NULL;

@@ -72,7 +72,8 @@ macro_rules! impl_sql_secrets {
                 id: &keygate_core::SecretId,
             ) -> Result<Option<$crate::SecretRecord>, StoreError> {
                 let row: Option<$crate::rows::SecretRow> = sqlx::query_as(
-                    "SELECT id, org_id, project_id, name, description, created_at, updated_at \
+                    "SELECT id, org_id, project_id, name, description, created_at, updated_at, \
+                     rotate_every_ms \
                      FROM secrets WHERE id = $1 AND deleted_at IS NULL",
                 )
                 .bind(id.as_str())
@@ -87,7 +88,8 @@ macro_rules! impl_sql_secrets {
                 name: &str,
             ) -> Result<Option<$crate::SecretRecord>, StoreError> {
                 let row: Option<$crate::rows::SecretRow> = sqlx::query_as(
-                    "SELECT id, org_id, project_id, name, description, created_at, updated_at \
+                    "SELECT id, org_id, project_id, name, description, created_at, updated_at, \
+                     rotate_every_ms \
                      FROM secrets WHERE project_id = $1 AND name = $2 AND deleted_at IS NULL",
                 )
                 .bind(project.as_str())
@@ -103,7 +105,8 @@ macro_rules! impl_sql_secrets {
                 project: Option<&ProjectId>,
             ) -> Result<Vec<$crate::SecretRecord>, StoreError> {
                 let rows: Vec<$crate::rows::SecretRow> = sqlx::query_as(
-                    "SELECT id, org_id, project_id, name, description, created_at, updated_at \
+                    "SELECT id, org_id, project_id, name, description, created_at, updated_at, \
+                     rotate_every_ms \
                      FROM secrets WHERE org_id = $1 AND ($2 IS NULL OR project_id = $2) \
                      AND deleted_at IS NULL ORDER BY project_id, name LIMIT 10000",
                 )
@@ -150,18 +153,21 @@ macro_rules! impl_sql_secrets {
                     Some((None,)) => {
                         sqlx::query(
                             "UPDATE secrets SET updated_at = $2, \
-                             description = COALESCE($3, description) WHERE id = $1",
+                             description = COALESCE($3, description), \
+                             rotate_every_ms = COALESCE($4, rotate_every_ms) WHERE id = $1",
                         )
                         .bind(secret.id.as_str())
                         .bind(now.as_millis())
                         .bind(&secret.description)
+                        .bind($crate::sql::secrets::rotate_every_ms(secret))
                         .execute(&mut *tx)
                         .await?;
                     }
                     None => {
                         let inserted = sqlx::query(
                             "INSERT INTO secrets (id, org_id, project_id, name, description, \
-                             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                             created_at, updated_at, rotate_every_ms) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                         )
                         .bind(secret.id.as_str())
                         .bind(secret.org_id.as_str())
@@ -170,6 +176,7 @@ macro_rules! impl_sql_secrets {
                         .bind(&secret.description)
                         .bind(secret.created_at.as_millis())
                         .bind(now.as_millis())
+                        .bind($crate::sql::secrets::rotate_every_ms(secret))
                         .execute(&mut *tx)
                         .await;
                         match inserted {
@@ -290,6 +297,54 @@ macro_rules! impl_sql_secrets {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn secrets_due(
+                &self,
+                org: Option<&OrgId>,
+                project: Option<&ProjectId>,
+                by: Timestamp,
+            ) -> Result<Vec<$crate::DueSecret>, StoreError> {
+                let rows: Vec<$crate::rows::DueSecretRow> = sqlx::query_as(
+                    "SELECT s.id, s.org_id, s.project_id, s.name, s.description, s.created_at, \
+                     s.updated_at, s.rotate_every_ms, v.version, v.created_at AS current_since \
+                     FROM secrets s JOIN secret_versions v \
+                     ON v.secret_id = s.id AND v.stage = 'current' \
+                     WHERE s.deleted_at IS NULL AND s.rotate_every_ms IS NOT NULL \
+                     AND ($1 IS NULL OR s.org_id = $1) AND ($2 IS NULL OR s.project_id = $2) \
+                     AND v.created_at + s.rotate_every_ms <= $3 \
+                     ORDER BY v.created_at LIMIT 10000",
+                )
+                .bind(org.map(OrgId::as_str))
+                .bind(project.map(ProjectId::as_str))
+                .bind(by.as_millis())
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter().map($crate::DueSecret::try_from).collect()
+            }
+
+            async fn announce_due(
+                &self,
+                id: &keygate_core::SecretId,
+                version: i64,
+                audit: &AuditDraft,
+                now: Timestamp,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let marked = sqlx::query(
+                    "UPDATE secrets SET due_announced = $2 WHERE id = $1 \
+                     AND (due_announced IS NULL OR due_announced < $2)",
+                )
+                .bind(id.as_str())
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+                if marked.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                Self::append_audit_tx(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
             async fn delete_secret(
                 &self,
                 id: &keygate_core::SecretId,
@@ -322,3 +377,10 @@ macro_rules! impl_sql_secrets {
 }
 
 pub(crate) use impl_sql_secrets;
+
+/// A secret's rotation policy as stored.
+pub(crate) fn rotate_every_ms(secret: &crate::SecretRecord) -> Option<i64> {
+    secret
+        .rotate_every
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

@@ -22,6 +22,32 @@ pub async fn run(command: SecretsCommand) -> Result<(), CliError> {
     match command {
         SecretsCommand::Put(args) => put(args).await,
         SecretsCommand::Rotate(args) => rotate(args).await,
+        SecretsCommand::Due(args) => {
+            let client = AdminClient::new(&args.api)?;
+            let mut query = vec![(
+                "within_seconds",
+                args.within.map_or(0, |w| w.as_secs()).to_string(),
+            )];
+            if let Some(project) = &args.project {
+                query.push(("project", project.clone()));
+            }
+            let page = client.get("/admin/v1/secrets/due", &query).await?;
+            if args.api.json {
+                output::json(&page);
+            } else {
+                let items = page["data"].as_array().cloned().unwrap_or_default();
+                output::rows(
+                    &items,
+                    &[
+                        ("NAME", "name"),
+                        ("VERSION", "version"),
+                        ("CURRENT SINCE", "current_since"),
+                        ("DUE", "due_at"),
+                    ],
+                );
+            }
+            Ok(())
+        }
         SecretsCommand::Promote(args) => promote(args).await,
         SecretsCommand::List(args) => {
             let client = AdminClient::new(&args.api)?;
@@ -193,6 +219,7 @@ async fn put(args: PutSecretArgs) -> Result<(), CliError> {
         "value": value.as_str(),
         "description": args.description,
         "grace_period_seconds": args.grace.map_or(0, |g| g.as_secs()),
+        "rotate_every_seconds": args.rotate_every.map(|d| d.as_secs()),
     });
     let reply = client
         .call(Method::POST, "/admin/v1/secrets", Some(&body), &[])

@@ -11,8 +11,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::ServiceError;
 use crate::http::dto::{
-    ListSecretsParams, PromoteBody, PutSecretBody, RevealBody, RevealedValue, RotateSecretBody,
-    RotationView, SecretList, SecretView,
+    DueParams, DueSecretList, DueSecretView, ListSecretsParams, PromoteBody, PutSecretBody,
+    RevealBody, RevealedValue, RotateSecretBody, RotationView, SecretList, SecretView,
 };
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AdminCaller, ApiJson, ApiQuery, OptionalJson, RequestMeta, bearer};
@@ -46,6 +46,7 @@ pub async fn put(
                 value: SecretString::from(body.value),
                 description: body.description,
                 grace: Duration::from_secs(body.grace_period_seconds),
+                rotate_every: body.rotate_every_seconds.map(Duration::from_secs),
             },
         )
         .await?;
@@ -244,4 +245,27 @@ pub async fn promote(
         .await?;
     let (secret, versions) = state.keygate.get_secret(&caller, &id).await?;
     Ok(Json(SecretView::new(&secret, &versions)))
+}
+
+/// Secrets whose rotation policy says they are due (or due within `within_seconds`).
+#[utoipa::path(get, path = "/admin/v1/secrets/due", tag = "secrets", params(DueParams),
+    responses((status = 200, body = DueSecretList), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn due(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    ApiQuery(params): ApiQuery<DueParams>,
+) -> Result<Json<DueSecretList>, ApiError> {
+    let due = state
+        .keygate
+        .secrets_due(
+            &caller,
+            params.project,
+            Duration::from_secs(params.within_seconds),
+        )
+        .await?;
+    Ok(Json(DueSecretList {
+        data: due.iter().map(DueSecretView::from).collect(),
+    }))
 }
