@@ -29,6 +29,7 @@ fn record(w: &World, id: &SecretId, name: &str) -> SecretRecord {
         description: Some("upstream".into()),
         created_at: T0,
         updated_at: T0,
+        rotate_every: None,
     }
 }
 
@@ -262,7 +263,91 @@ async fn pending_versions_wait_for_promotion(db: Db) {
     assert!(matches!(missing, StoreError::NotFound { .. }));
 }
 
+async fn due_secrets_are_announced_once(db: Db) {
+    let w = World::bootstrapped(db, T0).await;
+    let store = &w.db.store;
+    let id = SecretId::generate();
+    let mut first = put(&w, &id, "policy", 1, at(0));
+    first.secret.rotate_every = Some(Duration::from_secs(100));
+    store
+        .put_secret(&first, &audit(AuditAction::SecretPut))
+        .await
+        .unwrap();
+    let none = SecretId::generate();
+    store
+        .put_secret(
+            &put(&w, &none, "no-policy", 1, at(0)),
+            &audit(AuditAction::SecretPut),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .secrets_due(None, None, at(99))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = store
+        .secrets_due(Some(&w.org.id), None, at(100))
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (due[0].secret.id.clone(), due[0].version, due[0].due_at),
+        (id.clone(), 1, at(100))
+    );
+    assert_eq!(due[0].secret.rotate_every, Some(Duration::from_secs(100)));
+
+    let head = store.audit_head().await.unwrap();
+    let announce = audit(AuditAction::SecretRotationDue);
+    assert!(
+        store
+            .announce_due(&id, 1, &announce, at(100))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .announce_due(&id, 1, &announce, at(101))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.audit_head().await.unwrap().seq,
+        head.seq + 1,
+        "one event"
+    );
+
+    // A new version without a policy change keeps the policy and restarts the clock.
+    store
+        .put_secret(
+            &put(&w, &id, "policy", 2, at(150)),
+            &audit(AuditAction::SecretPut),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .secrets_due(None, None, at(200))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.secrets_due(None, None, at(250)).await.unwrap()[0].version,
+        2
+    );
+    assert!(
+        store
+            .announce_due(&id, 2, &announce, at(250))
+            .await
+            .unwrap()
+    );
+}
+
 keygate_testkit::on_both_databases!(
+    due_secrets_are_announced_once,
     pending_versions_wait_for_promotion,
     versions_move_through_stages,
     racing_writers_get_a_conflict,
