@@ -162,6 +162,15 @@ fn envelopes_bind_their_row() {
             sealed: envelope.sealed.clone(),
         };
         assert!(open(kek.as_ref(), &ROW, &swapped).is_err(), "{name}");
+        // The other envelope's nonce with this ciphertext fails too.
+        let mut bytes = STANDARD.decode(&envelope.sealed).unwrap();
+        let other_bytes = STANDARD.decode(&other.sealed).unwrap();
+        bytes[1..13].copy_from_slice(&other_bytes[1..13]);
+        let renonced = Envelope {
+            sealed: STANDARD.encode(bytes),
+            ..envelope.clone()
+        };
+        assert!(open(kek.as_ref(), &ROW, &renonced).is_err(), "{name}");
         // Each seal uses a fresh data key and nonce.
         let again = seal(kek.as_ref(), &ROW, b"sk-live-upstream").unwrap();
         assert_ne!(again.sealed, envelope.sealed);

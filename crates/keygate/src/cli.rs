@@ -338,6 +338,8 @@ pub enum SecretsCommand {
     Due(DueArgs),
     /// Show a secret and its versions (never values).
     Show(SecretRefArgs),
+    /// A secret's versions: numbers, stages, times and KEKs (never values).
+    Versions(SecretRefArgs),
     /// Rotate a secret: the new value (from standard input or a file) waits as a pending
     /// version, is checked against the upstream if `--check-url` is given, and is promoted
     /// when the check passes. Exits 5 when the check fails (the value stays pending).

@@ -84,6 +84,12 @@ fn secrets_put_show_reveal_delete() {
     assert!(due_now["data"].as_array().unwrap().is_empty());
     let due_soon = server.cli(&["secrets", "due", "--within", "91d"], Some(&owner), None);
     assert!(text(&due_soon.stdout).contains("openai-prod"));
+    let versions = server.cli(&["secrets", "versions", "openai-prod"], Some(&owner), None);
+    assert!(
+        text(&versions.stdout).contains("previous"),
+        "{}",
+        text(&versions.stdout)
+    );
     let listed = server.cli(&["secrets", "list"], Some(&owner), None);
     assert!(text(&listed.stdout).contains("openai-prod"));
     outputs.push(text(&listed.stdout));

@@ -73,6 +73,19 @@ pub async fn run(command: SecretsCommand) -> Result<(), CliError> {
             }
             Ok(())
         }
+        SecretsCommand::Versions(args) => {
+            let client = AdminClient::new(&args.api)?;
+            let id = resolve(&client, &args).await?;
+            let secret = client
+                .get(&format!("/admin/v1/secrets/{}", segment(&id)), &[])
+                .await?;
+            if args.api.json {
+                output::json(&secret["versions"]);
+            } else {
+                versions_table(&secret);
+            }
+            Ok(())
+        }
         SecretsCommand::Show(args) => {
             let client = AdminClient::new(&args.api)?;
             let id = resolve(&client, &args).await?;
@@ -158,6 +171,10 @@ fn show(api: &ApiArgs, secret: &Value) {
             "updated_at",
         ],
     );
+    versions_table(secret);
+}
+
+fn versions_table(secret: &Value) {
     let versions = secret["versions"].as_array().cloned().unwrap_or_default();
     output::rows(
         &versions,
