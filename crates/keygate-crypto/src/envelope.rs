@@ -8,15 +8,11 @@
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
 
 use crate::{CryptoError, Kek, WrappedKey};
 
-const FORMAT_VERSION: u8 = 1;
-const NONCE_LEN: usize = 12;
-const TAG_LEN: usize = 16;
+use crate::sealed::{self, NONCE_LEN};
 
 /// Where a sealed value belongs. Its canonical encoding is the associated data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +49,7 @@ pub struct Envelope {
 pub fn seal(kek: &dyn Kek, row: &SecretRow<'_>, plaintext: &[u8]) -> Result<Envelope, CryptoError> {
     let mut dek = Zeroizing::new([0u8; 32]);
     getrandom::fill(dek.as_mut()).map_err(|_| CryptoError::Random)?;
-    let mut nonce = [0u8; NONCE_LEN];
-    getrandom::fill(&mut nonce).map_err(|_| CryptoError::Random)?;
+    let nonce = sealed::fresh_nonce()?;
     Ok(Envelope {
         dek: kek.wrap(dek.as_ref(), &row.aad("dek"))?,
         sealed: seal_value(&dek, nonce, row, plaintext)?,
@@ -79,11 +74,7 @@ fn seal_value(
             },
         )
         .map_err(|_| CryptoError::Random)?;
-    let mut blob = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
-    blob.push(FORMAT_VERSION);
-    blob.extend_from_slice(&nonce);
-    blob.extend_from_slice(&ciphertext);
-    Ok(STANDARD.encode(blob))
+    Ok(sealed::encode(&nonce, &ciphertext))
 }
 
 /// Opens an envelope sealed for `row`.
@@ -98,21 +89,14 @@ pub fn open(
         .try_into()
         .map_err(|_| CryptoError::WrappedMalformed)?;
     let dek = Zeroizing::new(dek);
-    let blob = STANDARD
-        .decode(&envelope.sealed)
-        .map_err(|_| CryptoError::WrappedMalformed)?;
-    let (version, rest) = blob.split_first().ok_or(CryptoError::WrappedMalformed)?;
-    if *version != FORMAT_VERSION || rest.len() < NONCE_LEN + TAG_LEN {
-        return Err(CryptoError::WrappedMalformed);
-    }
-    let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-    let nonce = Nonce::try_from(nonce).map_err(|_| CryptoError::WrappedMalformed)?;
+    let (nonce, ciphertext) = sealed::decode(&envelope.sealed)?;
+    let nonce = Nonce::from(nonce);
     let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*dek));
     cipher
         .decrypt(
             &nonce,
             Payload {
-                msg: ciphertext,
+                msg: &ciphertext,
                 aad: &row.aad("value"),
             },
         )

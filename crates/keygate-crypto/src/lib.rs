@@ -13,6 +13,7 @@ mod keyring;
 mod master_key;
 mod pkcs11;
 mod ring;
+mod sealed;
 mod wrap;
 
 pub use digest::{DigestKey, KeyDigest};

@@ -5,8 +5,6 @@
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
@@ -16,10 +14,8 @@ use cryptoki::types::AuthPin;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use crate::{CryptoError, Kek, KekId, WrappedKey};
+use crate::{CryptoError, Kek, KekId, WrappedKey, sealed};
 
-const FORMAT_VERSION: u8 = 1;
-const NONCE_LEN: usize = 12;
 const TAG_BITS: u64 = 128;
 
 /// Where to find the KEK: the module, the token, its PIN and the key's label.
@@ -163,8 +159,7 @@ impl Kek for Pkcs11Kek {
     }
 
     fn wrap(&self, plaintext: &[u8], aad: &[u8]) -> Result<WrappedKey, CryptoError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|_| CryptoError::Random)?;
+        let nonce = sealed::fresh_nonce()?;
         let mut iv = nonce;
         let params = GcmParams::new(&mut iv, aad, TAG_BITS.into())
             .map_err(token_error("prepare AES-GCM"))?;
@@ -172,13 +167,9 @@ impl Kek for Pkcs11Kek {
         let ciphertext = session
             .encrypt(&Mechanism::AesGcm(params), self.key, plaintext)
             .map_err(token_error("wrap a data key"))?;
-        let mut blob = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
-        blob.push(FORMAT_VERSION);
-        blob.extend_from_slice(&nonce);
-        blob.extend_from_slice(&ciphertext);
         Ok(WrappedKey {
             kek_id: self.id.clone(),
-            sealed: STANDARD.encode(blob),
+            sealed: sealed::encode(&nonce, &ciphertext),
         })
     }
 
@@ -189,21 +180,12 @@ impl Kek for Pkcs11Kek {
                 actual: self.id.to_string(),
             });
         }
-        let blob = STANDARD
-            .decode(&wrapped.sealed)
-            .map_err(|_| CryptoError::WrappedMalformed)?;
-        let (version, rest) = blob.split_first().ok_or(CryptoError::WrappedMalformed)?;
-        if *version != FORMAT_VERSION || rest.len() < NONCE_LEN + 16 {
-            return Err(CryptoError::WrappedMalformed);
-        }
-        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-        let mut iv = [0u8; NONCE_LEN];
-        iv.copy_from_slice(nonce);
+        let (mut iv, ciphertext) = sealed::decode(&wrapped.sealed)?;
         let params = GcmParams::new(&mut iv, aad, TAG_BITS.into())
             .map_err(token_error("prepare AES-GCM"))?;
         let session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
         session
-            .decrypt(&Mechanism::AesGcm(params), self.key, ciphertext)
+            .decrypt(&Mechanism::AesGcm(params), self.key, &ciphertext)
             .map(Zeroizing::new)
             // A tag mismatch is the token's "encrypted data invalid": altered or moved.
             .map_err(|_| CryptoError::UnwrapFailed)

@@ -3,14 +3,9 @@
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
 
-use crate::{CryptoError, Kek, KekId, MasterKey};
-
-const FORMAT_VERSION: u8 = 1;
-const NONCE_LEN: usize = 12;
+use crate::{CryptoError, Kek, KekId, MasterKey, sealed};
 
 /// A key sealed by a KEK: `version ‖ nonce ‖ ciphertext ‖ tag`, base64 for storage, with the
 /// id of the KEK that sealed it.
@@ -27,8 +22,7 @@ impl Kek for MasterKey {
 
     fn wrap(&self, plaintext: &[u8], aad: &[u8]) -> Result<WrappedKey, CryptoError> {
         let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*self.expose()));
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|_| CryptoError::Random)?;
+        let nonce = sealed::fresh_nonce()?;
         let ciphertext = cipher
             .encrypt(
                 &Nonce::from(nonce),
@@ -38,13 +32,9 @@ impl Kek for MasterKey {
                 },
             )
             .map_err(|_| CryptoError::Random)?;
-        let mut blob = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
-        blob.push(FORMAT_VERSION);
-        blob.extend_from_slice(&nonce);
-        blob.extend_from_slice(&ciphertext);
         Ok(WrappedKey {
-            kek_id: self.id().clone(),
-            sealed: STANDARD.encode(blob),
+            kek_id: MasterKey::id(self).clone(),
+            sealed: sealed::encode(&nonce, &ciphertext),
         })
     }
 
@@ -55,21 +45,13 @@ impl Kek for MasterKey {
                 actual: MasterKey::id(self).to_string(),
             });
         }
-        let blob = STANDARD
-            .decode(&wrapped.sealed)
-            .map_err(|_| CryptoError::WrappedMalformed)?;
-        let (version, rest) = blob.split_first().ok_or(CryptoError::WrappedMalformed)?;
-        if *version != FORMAT_VERSION || rest.len() < NONCE_LEN + 16 {
-            return Err(CryptoError::WrappedMalformed);
-        }
-        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-        let nonce = Nonce::try_from(nonce).map_err(|_| CryptoError::WrappedMalformed)?;
+        let (nonce, ciphertext) = sealed::decode(&wrapped.sealed)?;
         let cipher = Aes256Gcm::new(&Key::<Aes256Gcm>::from(*self.expose()));
         cipher
             .decrypt(
-                &nonce,
+                &Nonce::from(nonce),
                 Payload {
-                    msg: ciphertext,
+                    msg: &ciphertext,
                     aad,
                 },
             )
@@ -80,6 +62,9 @@ impl Kek for MasterKey {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
     use super::*;
     use proptest::prelude::*;
 
