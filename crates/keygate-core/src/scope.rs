@@ -73,6 +73,30 @@ impl From<Scope> for String {
     }
 }
 
+/// Scopes in this family grant access to upstream secret values; only an owner may give them
+/// to a key, and only scopes that name the family literally grant it (never `*`).
+pub const SECRETS_SCOPE_PREFIX: &str = "secrets:";
+
+impl Scope {
+    /// Whether this scope reaches upstream secrets (and so needs an owner to grant it).
+    pub fn touches_secrets(&self) -> bool {
+        self.0.starts_with(SECRETS_SCOPE_PREFIX)
+    }
+}
+
+/// Whether `scopes` allow reading the secret `name`: a scope `secrets:read` or
+/// `secrets:read:<pattern>` matching the name. Wildcards outside that prefix (`*`,
+/// `secrets:*`, `*:read`) do not count: reading secret values is granted explicitly.
+pub fn grants_secret_read(scopes: &[Scope], name: &str) -> bool {
+    scopes.iter().any(|scope| {
+        let text = scope.as_str();
+        text == "secrets:read"
+            || text
+                .strip_prefix("secrets:read:")
+                .is_some_and(|pattern| glob_match(pattern.as_bytes(), name.as_bytes()))
+    })
+}
+
 /// Whether any scope in `scopes` grants `permission`.
 pub fn any_grants(scopes: &[Scope], permission: &str) -> bool {
     scopes.iter().any(|scope| scope.grants(permission))
@@ -129,6 +153,29 @@ mod tests {
         assert!(Scope::parse("tab\there").is_err());
         assert!(Scope::parse(&"x".repeat(201)).is_err());
         assert!(Scope::parse("GET /proxy/x/*").is_ok());
+    }
+
+    #[test]
+    fn secret_reads_are_granted_only_explicitly() {
+        let scopes = |list: &[&str]| list.iter().map(|s| scope(s)).collect::<Vec<_>>();
+        assert!(grants_secret_read(&scopes(&["secrets:read"]), "openai"));
+        assert!(grants_secret_read(
+            &scopes(&["secrets:read:open*"]),
+            "openai"
+        ));
+        assert!(!grants_secret_read(
+            &scopes(&["secrets:read:stripe"]),
+            "openai"
+        ));
+        for broad in ["*", "secrets:*", "*:read", "secrets:re*"] {
+            assert!(!grants_secret_read(&scopes(&[broad]), "openai"), "{broad}");
+        }
+        for touching in ["secrets:read", "secrets:read:x", "secrets:*"] {
+            assert!(scope(touching).touches_secrets(), "{touching}");
+        }
+        for other in ["chat:write", "models:*", "GET /proxy/*", "*:read", "*"] {
+            assert!(!scope(other).touches_secrets(), "{other}");
+        }
     }
 
     #[test]

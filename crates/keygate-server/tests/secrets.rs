@@ -355,7 +355,58 @@ async fn api_keys_read_with_a_scope(db: Db) {
     assert!(reads.iter().any(|e| e["actor"] == narrow.id.as_str()));
 }
 
+async fn only_owners_issue_keys_that_read_secrets(db: Db) {
+    let server = TestServer::start(db).await.unwrap();
+    let api = server.api();
+    let owner = &server.owner_token;
+    put(&api, owner, "openai-prod", VALUE).await;
+    let admin = api.create_token(owner, "admin", None).await;
+    let operator = api.create_token(owner, "operator", None).await;
+    for token in [&admin, &operator] {
+        api.post("/admin/v1/keys")
+            .token(&token.secret)
+            .json(&json!({"project": "default", "name": "x", "scopes": ["secrets:read"]}))
+            .send()
+            .await
+            .expect_error(403, "forbidden");
+    }
+    // A key they may create cannot widen into secrets: `*` does not read them.
+    let star = api
+        .create_key(
+            &admin.secret,
+            json!({"project": "default", "name": "s", "scopes": ["*"]}),
+        )
+        .await;
+    api.get("/v1/secrets/openai-prod")
+        .header("authorization", &format!("Bearer {}", star.secret))
+        .send()
+        .await
+        .expect_error(403, "scope_denied");
+    api.patch(&format!("/admin/v1/keys/{}", star.id))
+        .token(&admin.secret)
+        .json(&json!({"scopes": ["secrets:read:openai-prod"]}))
+        .send()
+        .await
+        .expect_error(403, "forbidden");
+    let granted = api
+        .patch(&format!("/admin/v1/keys/{}", star.id))
+        .token(owner)
+        .json(&json!({"scopes": ["secrets:read:openai-prod"]}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(granted.body["scopes"][0], "secrets:read:openai-prod");
+    let read = api
+        .get("/v1/secrets/openai-prod")
+        .header("authorization", &format!("Bearer {}", star.secret))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(read.body["value"], VALUE);
+}
+
 keygate_testkit::on_both_databases!(
+    only_owners_issue_keys_that_read_secrets,
     api_keys_read_with_a_scope,
     values_go_in_and_come_out_only_by_reveal,
     reveal_is_for_owners_and_reach_is_bounded,

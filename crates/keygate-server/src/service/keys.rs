@@ -164,6 +164,11 @@ impl Keygate {
         check_expiry(input.expires_at, now)?;
         check_rotate_every(input.rotate_every)?;
         let record_scopes = Scope::parse_list(&input.scopes)?;
+        // A key that can read upstream secret values is as strong as a reveal: owners only.
+        if record_scopes.iter().any(Scope::touches_secrets) {
+            self.authorize(caller, Permission::SecretsReveal, Some(&project.id), None)
+                .await?;
+        }
         let ip_allow = parse_ip_allow(&input.ip_allow)?;
         let metadata = input
             .metadata
@@ -289,6 +294,19 @@ impl Keygate {
         let now = self.clock.now();
         if patch.is_empty() {
             return Err(ValidationError::new("body", "at least one field to change").into());
+        }
+        if patch
+            .scopes
+            .as_ref()
+            .is_some_and(|scopes| scopes.iter().any(Scope::touches_secrets))
+        {
+            self.authorize(
+                caller,
+                Permission::SecretsReveal,
+                key.project_id.as_ref(),
+                Some(id.as_str()),
+            )
+            .await?;
         }
         if let Some(name) = &patch.name {
             check_text("name", name, MAX_NAME_CHARS)?;

@@ -314,12 +314,10 @@ impl Keygate {
             }
         };
         let record = &cached.record;
-        let named = format!("secrets:read:{name}");
-        let scopes = &record.scopes;
-        if !keygate_core::scope::any_grants(scopes, "secrets:read")
-            && !keygate_core::scope::any_grants(scopes, &named)
-        {
-            return Err(ServiceError::ScopeDenied { permission: named });
+        if !keygate_core::scope::grants_secret_read(&record.scopes, name) {
+            return Err(ServiceError::ScopeDenied {
+                permission: format!("secrets:read:{name}"),
+            });
         }
         let project = record
             .project_id
