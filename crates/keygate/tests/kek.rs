@@ -131,7 +131,16 @@ fn rotation_survives_a_kill_and_never_stops_the_server() {
     assert_eq!(report["from"], old_kek.as_str());
     let new_kek = report["to"].as_str().unwrap().to_owned();
     assert!(!data.join("master.key.next").exists());
-    assert!(data.join("master.key.previous").exists());
+    let archived = dir.path().join(report["archived"].as_str().unwrap());
+    assert!(archived.exists(), "the old key is archived");
+    assert!(
+        archived
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("master.key.previous-")
+    );
 
     // The running server follows: old values decrypt, new writes use the new key, keys verify.
     let after = secrets(&server, &owner);
@@ -156,7 +165,7 @@ fn rotation_survives_a_kill_and_never_stops_the_server() {
     drop(server);
 
     // A restart on the rotated files: everything opens with the new key alone.
-    std::fs::remove_file(data.join("master.key.previous")).unwrap();
+    std::fs::remove_file(&archived).unwrap();
     let restarted = ServerProcess::start(dir.path(), &[]);
     let reopened: Vec<(String, String)> = values(&secrets(&restarted, &owner))
         .into_iter()

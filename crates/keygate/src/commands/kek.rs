@@ -106,23 +106,39 @@ async fn rotate(config: Option<&Path>, args: KekRotateArgs) -> Result<(), CliErr
         }
     }
     let paths = KeyringPaths::new(&settings.master_key_file);
-    if !paths.current.exists() {
+    if !paths.current.exists() && !paths.next.exists() {
         return Err(CliError::Invalid(format!(
             "no master key at {}: point --data-dir or --master-key-file at the server's",
             paths.current.display()
         )));
     }
+    // One rotation at a time; the lock is released when the process ends, however it ends.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&paths.lock)
+        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot open the rotation lock: {e}")))?;
+    lock.try_lock().map_err(|_| {
+        CliError::Invalid("another `keygate kek rotate` is running on this key".into())
+    })?;
+    let old = if paths.current.exists() {
+        Some(MasterKey::load(&paths.current).map_err(crypto)?)
+    } else {
+        None
+    };
     let resumed = paths.next.exists();
-    // Created exclusively with mode 0600; an existing one means a rotation to resume.
+    // Created exclusively with mode 0600; an existing one means a rotation to resume. From
+    // the moment it exists, servers wrap new data keys with it.
     let next = MasterKey::load_or_create(&paths.next).map_err(crypto)?;
     let keyring = LocalKeyring::open(&paths.current, false).map_err(crypto)?;
-    let from_id = keyring.id();
+    let from_id = old.as_ref().map(|k| k.id().clone());
     let store = open_store(&settings).await?;
     if !args.json {
         note(&format!(
             "{} rotation {} → {}",
             if resumed { "resuming" } else { "starting" },
-            from_id,
+            from_id.as_ref().map_or("(none)", |id| id.as_str()),
             next.id()
         ));
     }
@@ -140,9 +156,6 @@ async fn rotate(config: Option<&Path>, args: KekRotateArgs) -> Result<(), CliErr
         }
         return Ok(());
     }
-    // Everything is under the new key: it becomes current. The old one stays as `.previous`
-    // for servers that still hold data keys they read before; the one before that, which
-    // nothing references any more, is replaced.
     if references_other_keks(store.as_ref(), next.id())
         .await
         .map_err(|e| CliError::Invalid(e.to_string()))?
@@ -151,21 +164,36 @@ async fn rotate(config: Option<&Path>, args: KekRotateArgs) -> Result<(), CliErr
             "something is still wrapped by an older key; run `keygate kek rotate` again".into(),
         ));
     }
-    std::fs::rename(&paths.current, &paths.previous)
-        .and_then(|()| std::fs::rename(&paths.next, &paths.current))
-        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot swap the key files: {e}")))?;
+    // Everything is under the new key: it becomes current. The old key is archived, never
+    // overwritten: backups taken before today need it. A link first, then one atomic rename,
+    // so that a crash at any point leaves a key file that opens the store.
+    let archive = from_id.as_ref().map(|id| paths.archive(id));
+    if let Some(archive) = &archive
+        && !archive.exists()
+    {
+        std::fs::hard_link(&paths.current, archive)
+            .map_err(|e| CliError::Other(anyhow::anyhow!("cannot archive the old key: {e}")))?;
+    }
+    std::fs::rename(&paths.next, &paths.current)
+        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot install the new key: {e}")))?;
+    if let Some(dir) = paths.current.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| CliError::Other(anyhow::anyhow!("cannot sync the key directory: {e}")))?;
+    }
     store.close().await;
     if args.json {
         output::json(&json!({
             "finished": true,
-            "from": from_id.as_str(),
+            "from": from_id.as_ref().map(|id| id.as_str().to_owned()),
             "to": next.id().as_str(),
+            "archived": archive.as_ref().map(|p| p.display().to_string()),
             "report": report,
         }));
     } else {
         out(&format!(
-            "KEK rotated: {} → {} ({} data keys re-wrapped{}); the old key is kept as {}",
-            from_id,
+            "KEK rotated: {} → {} ({} data keys re-wrapped{}); the old key is archived as {}",
+            from_id.as_ref().map_or("(none)", |id| id.as_str()),
             next.id(),
             report.versions_rewrapped,
             if report.digest_key_rewrapped {
@@ -173,7 +201,9 @@ async fn rotate(config: Option<&Path>, args: KekRotateArgs) -> Result<(), CliErr
             } else {
                 ""
             },
-            paths.previous.display()
+            archive
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |p| p.display().to_string())
         ));
     }
     Ok(())
