@@ -33,6 +33,8 @@ pub enum CryptoError {
     Pkcs11TokenMissing { label: String },
     #[error("the PKCS#11 token holds no key labelled `{label}`")]
     Pkcs11KeyMissing { label: String },
+    #[error("the PKCS#11 key labelled `{label}` has no CKA_ID; give it a unique id")]
+    Pkcs11KeyWithoutId { label: String },
     #[error("the PKCS#11 token holds several keys labelled `{label}`; keep one")]
     Pkcs11KeyAmbiguous { label: String },
     #[error("a wrapped key is malformed")]

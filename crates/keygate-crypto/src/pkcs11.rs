@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
@@ -114,6 +115,12 @@ impl Pkcs11Kek {
                 _ => None,
             })
             .unwrap_or_default();
+        // The id names the key in the store: a key without one could be confused with another.
+        if key_id.is_empty() {
+            return Err(CryptoError::Pkcs11KeyWithoutId {
+                label: config.key_label.to_owned(),
+            });
+        }
         let id = KekId::from_stored(format!(
             "pkcs11:{}:{}",
             config.key_label,
@@ -187,7 +194,18 @@ impl Kek for Pkcs11Kek {
         session
             .decrypt(&Mechanism::AesGcm(params), self.key, &ciphertext)
             .map(Zeroizing::new)
-            // A tag mismatch is the token's "encrypted data invalid": altered or moved.
-            .map_err(|_| CryptoError::UnwrapFailed)
+            .map_err(|err| match err {
+                // A tag mismatch: the wrapped key was altered or moved.
+                cryptoki::error::Error::Pkcs11(
+                    RvError::EncryptedDataInvalid | RvError::EncryptedDataLenRange,
+                    _,
+                ) => CryptoError::UnwrapFailed,
+                // Anything else is the token's trouble (a lost session, a removed device),
+                // not tampering.
+                other => CryptoError::Pkcs11 {
+                    what: "unwrap a data key",
+                    reason: other.to_string(),
+                },
+            })
     }
 }

@@ -99,7 +99,7 @@ async fn a_checked_rotation_promotes_only_what_works(db: Db) {
         "the check carried the value"
     );
 
-    // The refused version can still be promoted by hand once the upstream accepts it.
+    // Only a pending version can be promoted, and never one older than the current one.
     api.post(&format!("/admin/v1/secrets/{id}/promote"))
         .token(owner)
         .json(&json!({"version": 3}))
@@ -111,8 +111,8 @@ async fn a_checked_rotation_promotes_only_what_works(db: Db) {
         .json(&json!({"version": 2, "grace_period_seconds": 60}))
         .send()
         .await
-        .expect(200);
-    assert_eq!(revealed(&api, owner, &id).await, "sk-new-bad");
+        .expect_error(409, "superseded");
+    assert_eq!(revealed(&api, owner, &id).await, "sk-new-good");
 
     let events = api.audit_events(owner).await;
     let actions: Vec<(&str, &str)> = events

@@ -17,6 +17,8 @@ pub enum Conflict {
     VersionTaken { entity: &'static str },
     #[error("version {version} is not pending: only a pending version can be promoted")]
     NotPending { version: i64 },
+    #[error("version {version} is older than the current version: promoting it would roll back")]
+    Superseded { version: i64 },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -69,7 +69,7 @@ pub struct KekRotateArgs {
     pub store: StoreArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct RunArgs {
     /// `SECRET=ENV_VAR`: put the secret named SECRET (in the API key's project) in the
     /// variable ENV_VAR. Repeat for more.
@@ -116,7 +116,7 @@ pub struct ServeArgs {
 }
 
 /// How to reach the admin API.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct ApiArgs {
     /// Base URL of the keygate server.
     #[arg(
@@ -555,6 +555,28 @@ pub struct AuditVerifyArgs {
     pub store: StoreArgs,
 }
 
+// Hand-written so that the admin token and the API key never reach a debug print.
+impl std::fmt::Debug for ApiArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiArgs")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("json", &self.json)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for RunArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunArgs")
+            .field("secrets", &self.secrets)
+            .field("url", &self.url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
+            .field("command", &self.command)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -564,5 +586,28 @@ mod tests {
     #[test]
     fn every_command_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn credentials_never_reach_debug_output() {
+        let cli = Cli::parse_from([
+            "keygate",
+            "keys",
+            "list",
+            "--token",
+            "kg_live_secret_token_value",
+        ]);
+        assert!(!format!("{cli:?}").contains("secret_token_value"));
+        let run = Cli::parse_from([
+            "keygate",
+            "run",
+            "--secret",
+            "a=B",
+            "--api-key",
+            "kg_live_api_key_value",
+            "--",
+            "true",
+        ]);
+        assert!(!format!("{run:?}").contains("api_key_value"));
     }
 }

@@ -53,11 +53,16 @@ impl CliError {
 }
 
 /// An authenticated connection to the admin API.
-#[derive(Debug)]
 pub struct AdminClient {
     http: reqwest::Client,
     base: String,
     token: String,
+}
+
+impl std::fmt::Debug for AdminClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AdminClient({}, [REDACTED])", self.base)
+    }
 }
 
 /// A successful answer: its headers and JSON body (`Null` when empty).

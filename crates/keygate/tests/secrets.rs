@@ -184,16 +184,7 @@ async fn rotation_with_an_upstream_check() {
     let current = server.cli(&["secrets", "reveal", "openai-prod"], Some(&owner), None);
     assert_eq!(text(&current.stdout).trim(), "sk-first");
 
-    let passed = server.cli(
-        &["secrets", "rotate", "openai-prod", "--check-url", &url],
-        Some(&owner),
-        Some("sk-good"),
-    );
-    assert_eq!(code(&passed), 0, "{}", text(&passed.stderr));
-    assert!(text(&passed.stdout).contains("version 3 is current"));
-    let current = server.cli(&["secrets", "reveal", "openai-prod"], Some(&owner), None);
-    assert_eq!(text(&current.stdout).trim(), "sk-good");
-
+    // Once the upstream accepts it, the pending version is promoted by hand.
     upstream.accept("sk-bad");
     let promoted = server.cli(
         &[
@@ -210,5 +201,22 @@ async fn rotation_with_an_upstream_check() {
     assert_eq!(code(&promoted), 0, "{}", text(&promoted.stderr));
     let current = server.cli(&["secrets", "reveal", "openai-prod"], Some(&owner), None);
     assert_eq!(text(&current.stdout).trim(), "sk-bad");
+
+    upstream.accept("sk-good");
+    let passed = server.cli(
+        &["secrets", "rotate", "openai-prod", "--check-url", &url],
+        Some(&owner),
+        Some("sk-good"),
+    );
+    assert_eq!(code(&passed), 0, "{}", text(&passed.stderr));
+    assert!(text(&passed.stdout).contains("version 3 is current"));
+    let current = server.cli(&["secrets", "reveal", "openai-prod"], Some(&owner), None);
+    assert_eq!(text(&current.stdout).trim(), "sk-good");
+    let rollback = server.cli(
+        &["secrets", "promote", "openai-prod", "--version", "2"],
+        Some(&owner),
+        None,
+    );
+    assert_eq!(code(&rollback), 5, "{}", text(&rollback.stderr));
     assert!(!server.log().contains("sk-good"));
 }

@@ -75,6 +75,7 @@ impl From<ServiceError> for ApiError {
                     }
                     Conflict::VersionTaken { .. } => (S::CONFLICT, "concurrent_update"),
                     Conflict::NotPending { .. } => (S::CONFLICT, "not_pending"),
+                    Conflict::Superseded { .. } => (S::CONFLICT, "superseded"),
                 };
                 Self::new(status, code, conflict.to_string())
             }

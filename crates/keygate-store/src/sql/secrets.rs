@@ -249,6 +249,18 @@ macro_rules! impl_sql_secrets {
                     }
                     Some(_) => {}
                 }
+                // A pending version older than the current one would roll the secret back.
+                let newer: Option<(i64,)> = sqlx::query_as(
+                    "SELECT version FROM secret_versions \
+                     WHERE secret_id = $1 AND stage = 'current' AND version > $2",
+                )
+                .bind(id.as_str())
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if newer.is_some() {
+                    return Err(Conflict::Superseded { version }.into());
+                }
                 Self::promote_tx(&mut tx, id, version, previous_until).await?;
                 sqlx::query("UPDATE secrets SET updated_at = $2 WHERE id = $1")
                     .bind(id.as_str())

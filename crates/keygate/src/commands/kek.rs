@@ -58,7 +58,9 @@ async fn run_rewrap(
 /// Moves everything wrapped by the local key file under the token's key (`kek = "pkcs11"`).
 /// Servers already run with the token as current KEK and the file as a companion.
 async fn move_into_token(settings: &Settings, args: &KekRotateArgs) -> Result<(), CliError> {
-    let token = super::pkcs11_kek(settings, super::KeyFile::CreateIfMissing)?;
+    // The token key must already be the servers' current KEK: a mistyped label must not
+    // move everything to a key nobody uses.
+    let token = super::pkcs11_kek(settings, super::KeyFile::MustExist)?;
     let from = KekRing::new(token.clone(), super::local_companions(settings)?);
     let store = open_store(settings).await?;
     let report = run_rewrap(store.as_ref(), &from, token.as_ref(), args).await?;

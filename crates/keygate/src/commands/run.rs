@@ -2,6 +2,7 @@
 //! with them in its environment only. Nothing is written to disk; the keygate key itself is
 //! not passed on.
 
+use std::io::IsTerminal;
 use std::process::Stdio;
 
 use nix::sys::signal::{Signal, kill};
@@ -14,8 +15,14 @@ use crate::CliError;
 use crate::cli::{ApiArgs, RunArgs};
 use crate::client::{AdminClient, segment};
 
-/// Variables that hold keygate credentials: never handed to the child.
-const WITHHELD: [&str; 2] = ["KEYGATE_API_KEY", "KEYGATE_TOKEN"];
+/// Variables that hold keygate's own credentials: never handed to the child.
+const WITHHELD: [&str; 5] = [
+    "KEYGATE_API_KEY",
+    "KEYGATE_TOKEN",
+    "KEYGATE_MASTER_KEY",
+    "KEYGATE_PKCS11_PIN",
+    "KEYGATE_DATABASE_URL",
+];
 
 /// One `SECRET=ENV_VAR` mapping.
 #[derive(Debug)]
@@ -100,6 +107,7 @@ pub async fn run(args: RunArgs) -> Result<u8, CliError> {
         .and_then(|id| i32::try_from(id).ok())
         .map(Pid::from_raw);
 
+    let interactive = std::io::stdin().is_terminal();
     let watch = |kind: SignalKind| signal(kind).map_err(|e| CliError::Other(e.into()));
     let mut interrupt = watch(SignalKind::interrupt())?;
     let mut terminate = watch(SignalKind::terminate())?;
@@ -117,7 +125,10 @@ pub async fn run(args: RunArgs) -> Result<u8, CliError> {
             _ = user1.recv() => Signal::SIGUSR1,
             _ = user2.recv() => Signal::SIGUSR2,
         };
-        if let Some(pid) = pid {
+        // At a terminal, Ctrl-C and Ctrl-\ already reach the child (it shares our process
+        // group); passing them on would deliver them twice.
+        let from_terminal = matches!(sig, Signal::SIGINT | Signal::SIGQUIT) && interactive;
+        if let (Some(pid), false) = (pid, from_terminal) {
             // The child may have exited in between; then there is nothing to pass on.
             let _ = kill(pid, sig);
         }
