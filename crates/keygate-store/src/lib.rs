@@ -26,7 +26,9 @@ pub use model::{
     AuditFilter, Bootstrap, IdempotencyEntry, KeyFilter, Org, Project, RotateOutcome, Rotation,
 };
 pub use postgres::PgStore;
-pub use secrets::{DueSecret, SecretPut, SecretRecord, SecretStage, SecretStore, SecretVersion};
+pub use secrets::{
+    DueFilter, DueSecret, SecretPut, SecretRecord, SecretStage, SecretStore, SecretVersion,
+};
 pub use sqlite::SqliteStore;
 
 /// Which database a store runs on.

@@ -22,6 +22,14 @@ pub struct SecretRecord {
     pub rotate_every: Option<Duration>,
 }
 
+/// Which due secrets to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueFilter {
+    All,
+    /// Only those not yet announced for their current version.
+    Unannounced,
+}
+
 /// A secret whose current version is due for rotation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueSecret {
@@ -150,6 +158,7 @@ pub trait SecretStore: Send + Sync {
         org: Option<&OrgId>,
         project: Option<&ProjectId>,
         by: Timestamp,
+        which: DueFilter,
     ) -> Result<Vec<DueSecret>, StoreError>;
     /// Records that version `version` of a secret was announced as due, with `audit`, once:
     /// returns false (and writes nothing) if it was announced already.

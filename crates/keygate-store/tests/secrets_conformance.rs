@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use keygate_core::{AuditAction, ProjectId, SecretId, Timestamp};
 use keygate_store::{
-    Conflict, Project, SecretPut, SecretRecord, SecretStage, SecretVersion, StoreError,
+    Conflict, DueFilter, Project, SecretPut, SecretRecord, SecretStage, SecretVersion, StoreError,
 };
 use keygate_testkit::{Db, World, audit};
 
@@ -283,13 +283,13 @@ async fn due_secrets_are_announced_once(db: Db) {
         .unwrap();
     assert!(
         store
-            .secrets_due(None, None, at(99))
+            .secrets_due(None, None, at(99), DueFilter::All)
             .await
             .unwrap()
             .is_empty()
     );
     let due = store
-        .secrets_due(Some(&w.org.id), None, at(100))
+        .secrets_due(Some(&w.org.id), None, at(100), DueFilter::All)
         .await
         .unwrap();
     assert_eq!(due.len(), 1);
@@ -329,13 +329,17 @@ async fn due_secrets_are_announced_once(db: Db) {
         .unwrap();
     assert!(
         store
-            .secrets_due(None, None, at(200))
+            .secrets_due(None, None, at(200), DueFilter::All)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
-        store.secrets_due(None, None, at(250)).await.unwrap()[0].version,
+        store
+            .secrets_due(None, None, at(250), DueFilter::All)
+            .await
+            .unwrap()[0]
+            .version,
         2
     );
     assert!(

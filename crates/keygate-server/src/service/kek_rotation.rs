@@ -98,6 +98,15 @@ pub async fn rewrap_all(
         report.versions_rewrapped += moved;
         on_batch(moved);
         batches += 1;
+        if moved == 0 {
+            // Nothing in a full batch could move (their secrets went away meanwhile, or
+            // another run moved them): stop rather than read the same rows forever.
+            report.remaining = !store
+                .versions_not_wrapped_by(target.as_str(), 1)
+                .await?
+                .is_empty();
+            break;
+        }
         if !pace.pause.is_zero() {
             tokio::time::sleep(pace.pause).await;
         }

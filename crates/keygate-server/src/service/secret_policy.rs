@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keygate_core::{AuditAction, AuditDraft, Outcome, Permission};
-use keygate_store::DueSecret;
+use keygate_store::{DueFilter, DueSecret};
 use tokio_util::sync::CancellationToken;
 
 use super::{Caller, Keygate};
@@ -28,7 +28,7 @@ impl Keygate {
         let by = self.clock.now().saturating_add(within);
         Ok(self
             .store
-            .secrets_due(Some(caller.org()), project.as_ref(), by)
+            .secrets_due(Some(caller.org()), project.as_ref(), by, DueFilter::All)
             .await?)
     }
 
@@ -37,7 +37,11 @@ impl Keygate {
     pub async fn announce_due_secrets(&self) -> Result<usize, ServiceError> {
         let now = self.clock.now();
         let mut announced = 0;
-        for due in self.store.secrets_due(None, None, now).await? {
+        let due = self
+            .store
+            .secrets_due(None, None, now, DueFilter::Unannounced)
+            .await?;
+        for due in due {
             let mut audit = AuditDraft::new("system", AuditAction::SecretRotationDue);
             audit.outcome = Outcome::Success;
             audit.org_id = Some(due.secret.org_id.to_string());

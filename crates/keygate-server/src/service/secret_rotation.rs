@@ -51,7 +51,17 @@ fn check_request(
     let url = reqwest::Url::parse(&check.url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        .ok_or(ValidationError::new("check.url", "an http or https URL"))?;
+        .filter(|u| u.username().is_empty() && u.password().is_none())
+        .ok_or(ValidationError::new(
+            "check.url",
+            "an http or https URL without user or password",
+        ))?;
+    if reaches_metadata(&url) {
+        return Err(ValidationError::new(
+            "check.url",
+            "an upstream API, not a link-local or cloud metadata address",
+        ));
+    }
     let name = HeaderName::from_bytes(check.header.as_bytes())
         .map_err(|_| ValidationError::new("check.header", "an HTTP header name"))?;
     if check.prefix.len() > 64 || check.prefix.chars().any(char::is_control) {
@@ -65,6 +75,36 @@ fn check_request(
             .map_err(|_| ValidationError::new("value", "characters allowed in an HTTP header"))?;
     header.set_sensitive(true);
     Ok((url, name, header))
+}
+
+/// Whether the URL names a link-local address (where cloud metadata services answer). Private
+/// and loopback addresses stay allowed: self-hosted upstreams (vLLM, Ollama) live there.
+fn reaches_metadata(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return true;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_link_local(),
+        Ok(std::net::IpAddr::V6(ip)) => (ip.segments()[0] & 0xffc0) == 0xfe80,
+        Err(_) => {
+            let name = host.trim_end_matches('.').to_ascii_lowercase();
+            name == "metadata.google.internal" || name == "metadata"
+        }
+    }
+}
+
+/// What the audit log keeps of a check URL: scheme, host, port and path; never a query, which
+/// may carry a credential.
+fn audit_url(url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    Some(format!(
+        "{}://{}{}{}",
+        url.scheme(),
+        url.host_str()?,
+        url.port().map(|p| format!(":{p}")).unwrap_or_default(),
+        url.path()
+    ))
 }
 
 impl Keygate {
@@ -104,7 +144,7 @@ impl Keygate {
         audit.details = serde_json::json!({
             "name": secret.name,
             "version": version,
-            "check_url": input.check.as_ref().map(|c| c.url.clone()),
+            "check_url": input.check.as_ref().and_then(|c| audit_url(&c.url)),
         });
         self.store
             .add_pending_version(
@@ -210,6 +250,35 @@ mod tests {
             header: header.into(),
             prefix: prefix.into(),
         }
+    }
+
+    #[test]
+    fn metadata_addresses_and_credentials_in_urls_are_refused() {
+        let value = SecretString::from("sk-x");
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[fe80::1]/",
+            "http://metadata.google.internal/computeMetadata/v1/",
+            "https://user:pass@api.example.com/v1/models",
+        ] {
+            assert!(
+                check_request(&check(url, "authorization", ""), &value).is_err(),
+                "{url}"
+            );
+        }
+        for url in [
+            "http://127.0.0.1:11434/api/tags",
+            "https://10.0.0.5/v1/models",
+        ] {
+            assert!(
+                check_request(&check(url, "authorization", ""), &value).is_ok(),
+                "{url}"
+            );
+        }
+        assert_eq!(
+            audit_url("https://api.example.com:8443/v1/models?key=secret").as_deref(),
+            Some("https://api.example.com:8443/v1/models")
+        );
     }
 
     #[test]

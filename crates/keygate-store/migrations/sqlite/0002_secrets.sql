@@ -25,6 +25,10 @@ CREATE TABLE secret_versions (
     wrapped_dek    TEXT NOT NULL,
     sealed         TEXT NOT NULL,
     created_at     INTEGER NOT NULL,
+    -- When the version became current (a pending version is promoted after it was created).
+    promoted_at    INTEGER,
     previous_until INTEGER,
     PRIMARY KEY (secret_id, version)
 );
+-- The work left in a KEK rotation is found by KEK.
+CREATE INDEX secret_versions_by_kek ON secret_versions (kek_id);

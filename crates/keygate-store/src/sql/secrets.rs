@@ -37,6 +37,7 @@ macro_rules! impl_sql_secrets {
                 id: &keygate_core::SecretId,
                 version: i64,
                 previous_until: Timestamp,
+                now: Timestamp,
             ) -> Result<(), StoreError> {
                 sqlx::query(
                     "UPDATE secret_versions SET stage = 'retired' \
@@ -54,11 +55,12 @@ macro_rules! impl_sql_secrets {
                 .execute(&mut **tx)
                 .await?;
                 sqlx::query(
-                    "UPDATE secret_versions SET stage = 'current' \
+                    "UPDATE secret_versions SET stage = 'current', promoted_at = $3 \
                      WHERE secret_id = $1 AND version = $2",
                 )
                 .bind(id.as_str())
                 .bind(version)
+                .bind(now.as_millis())
                 .execute(&mut **tx)
                 .await?;
                 Ok(())
@@ -188,7 +190,8 @@ macro_rules! impl_sql_secrets {
                     }
                 }
                 Self::insert_pending_tx(&mut tx, version).await?;
-                Self::promote_tx(&mut tx, &secret.id, version.version, put.previous_until).await?;
+                Self::promote_tx(&mut tx, &secret.id, version.version, put.previous_until, now)
+                    .await?;
                 Self::append_audit_tx(&mut tx, audit, now).await?;
                 tx.commit().await?;
                 Ok(())
@@ -261,7 +264,7 @@ macro_rules! impl_sql_secrets {
                 if newer.is_some() {
                     return Err(Conflict::Superseded { version }.into());
                 }
-                Self::promote_tx(&mut tx, id, version, previous_until).await?;
+                Self::promote_tx(&mut tx, id, version, previous_until, now).await?;
                 sqlx::query("UPDATE secrets SET updated_at = $2 WHERE id = $1")
                     .bind(id.as_str())
                     .bind(now.as_millis())
@@ -314,20 +317,24 @@ macro_rules! impl_sql_secrets {
                 org: Option<&OrgId>,
                 project: Option<&ProjectId>,
                 by: Timestamp,
+                which: $crate::DueFilter,
             ) -> Result<Vec<$crate::DueSecret>, StoreError> {
                 let rows: Vec<$crate::rows::DueSecretRow> = sqlx::query_as(
                     "SELECT s.id, s.org_id, s.project_id, s.name, s.description, s.created_at, \
-                     s.updated_at, s.rotate_every_ms, v.version, v.created_at AS current_since \
+                     s.updated_at, s.rotate_every_ms, v.version, \
+                     COALESCE(v.promoted_at, v.created_at) AS current_since \
                      FROM secrets s JOIN secret_versions v \
                      ON v.secret_id = s.id AND v.stage = 'current' \
                      WHERE s.deleted_at IS NULL AND s.rotate_every_ms IS NOT NULL \
                      AND ($1 IS NULL OR s.org_id = $1) AND ($2 IS NULL OR s.project_id = $2) \
-                     AND v.created_at + s.rotate_every_ms <= $3 \
-                     ORDER BY v.created_at LIMIT 10000",
+                     AND COALESCE(v.promoted_at, v.created_at) + s.rotate_every_ms <= $3 \
+                     AND ($4 = 0 OR s.due_announced IS NULL OR s.due_announced < v.version) \
+                     ORDER BY current_since LIMIT 10000",
                 )
                 .bind(org.map(OrgId::as_str))
                 .bind(project.map(ProjectId::as_str))
                 .bind(by.as_millis())
+                .bind(i64::from(which == $crate::DueFilter::Unannounced))
                 .fetch_all(self.reader())
                 .await?;
                 rows.into_iter().map($crate::DueSecret::try_from).collect()
