@@ -631,7 +631,8 @@ impl std::fmt::Debug for RevealedValue {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SecretVersionView {
     pub version: i64,
-    /// `current`, `previous` (usable until `previous_until`) or `retired`.
+    /// `pending` (waiting for promotion), `current`, `previous` (the one before the current;
+    /// its grace period ends at `previous_until`) or `retired`.
     pub stage: String,
     pub created_at: String,
     pub previous_until: Option<String>,
