@@ -195,17 +195,26 @@ impl Kek for Pkcs11Kek {
             .decrypt(&Mechanism::AesGcm(params), self.key, &ciphertext)
             .map(Zeroizing::new)
             .map_err(|err| match err {
-                // A tag mismatch: the wrapped key was altered or moved.
+                // The token itself is in trouble (a lost session, a removed device): that is
+                // no evidence about the data.
                 cryptoki::error::Error::Pkcs11(
-                    RvError::EncryptedDataInvalid | RvError::EncryptedDataLenRange,
+                    RvError::SessionHandleInvalid
+                    | RvError::SessionClosed
+                    | RvError::DeviceError
+                    | RvError::DeviceRemoved
+                    | RvError::DeviceMemory
+                    | RvError::HostMemory
+                    | RvError::TokenNotPresent
+                    | RvError::UserNotLoggedIn
+                    | RvError::CryptokiNotInitialized,
                     _,
-                ) => CryptoError::UnwrapFailed,
-                // Anything else is the token's trouble (a lost session, a removed device),
-                // not tampering.
-                other => CryptoError::Pkcs11 {
+                ) => CryptoError::Pkcs11 {
                     what: "unwrap a data key",
-                    reason: other.to_string(),
+                    reason: err.to_string(),
                 },
+                // Anything else is a refused tag (tokens differ in the code they use, SoftHSM2
+                // says "general error"): the wrapped key was altered or moved.
+                _ => CryptoError::UnwrapFailed,
             })
     }
 }

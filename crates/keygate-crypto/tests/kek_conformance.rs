@@ -104,10 +104,11 @@ fn wrap_round_trip_and_purpose_binding() {
             kek.unwrap(&wrapped, b"purpose a").unwrap().as_slice(),
             b"data key"
         );
-        assert!(matches!(
-            kek.unwrap(&wrapped, b"purpose b"),
-            Err(CryptoError::UnwrapFailed)
-        ));
+        let refused = kek.unwrap(&wrapped, b"purpose b");
+        assert!(
+            matches!(refused, Err(CryptoError::UnwrapFailed)),
+            "{name}: {refused:?}"
+        );
     }
 }
 
