@@ -304,6 +304,7 @@ pub struct RevokeArgs {
     pub api: ApiArgs,
 }
 
+/// Lists what a rotation policy says is due; shared by keys and secrets.
 #[derive(Debug, Args)]
 pub struct DueArgs {
     #[arg(long)]

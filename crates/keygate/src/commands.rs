@@ -48,6 +48,30 @@ impl From<crate::config::ConfigError> for CliError {
     }
 }
 
+/// Fetches a `…/due` listing and prints it as JSON or as a table of `columns`.
+async fn show_due(
+    args: &crate::cli::DueArgs,
+    path: &str,
+    columns: &[(&str, &str)],
+) -> Result<(), CliError> {
+    let client = crate::client::AdminClient::new(&args.api)?;
+    let mut query = vec![(
+        "within_seconds",
+        args.within.map_or(0, |w| w.as_secs()).to_string(),
+    )];
+    if let Some(project) = &args.project {
+        query.push(("project", project.clone()));
+    }
+    let page = client.get(path, &query).await?;
+    if args.api.json {
+        crate::output::json(&page);
+    } else {
+        let items = page["data"].as_array().cloned().unwrap_or_default();
+        crate::output::rows(&items, columns);
+    }
+    Ok(())
+}
+
 /// The file behind a `sqlite:` URL, if it is one.
 fn sqlite_path(url: &str) -> Option<PathBuf> {
     let rest = url

@@ -301,29 +301,16 @@ async fn rotate(args: RotateArgs) -> Result<(), CliError> {
 }
 
 async fn due(args: DueArgs) -> Result<(), CliError> {
-    let client = AdminClient::new(&args.api)?;
-    let mut query = vec![(
-        "within_seconds",
-        args.within.map_or(0, |w| w.as_secs()).to_string(),
-    )];
-    if let Some(project) = &args.project {
-        query.push(("project", project.clone()));
-    }
-    let page = client.get("/admin/v1/keys/due", &query).await?;
-    if args.api.json {
-        output::json(&page);
-    } else {
-        let keys = page["data"].as_array().cloned().unwrap_or_default();
-        output::rows(
-            &keys,
-            &[
-                ("ID", "id"),
-                ("NAME", "name"),
-                ("HINT", "hint"),
-                ("LAST ROTATED", "rotated_at"),
-                ("DUE", "rotation_due_at"),
-            ],
-        );
-    }
-    Ok(())
+    super::show_due(
+        &args,
+        "/admin/v1/keys/due",
+        &[
+            ("ID", "id"),
+            ("NAME", "name"),
+            ("HINT", "hint"),
+            ("LAST ROTATED", "rotated_at"),
+            ("DUE", "rotation_due_at"),
+        ],
+    )
+    .await
 }

@@ -23,30 +23,17 @@ pub async fn run(command: SecretsCommand) -> Result<(), CliError> {
         SecretsCommand::Put(args) => put(args).await,
         SecretsCommand::Rotate(args) => rotate(args).await,
         SecretsCommand::Due(args) => {
-            let client = AdminClient::new(&args.api)?;
-            let mut query = vec![(
-                "within_seconds",
-                args.within.map_or(0, |w| w.as_secs()).to_string(),
-            )];
-            if let Some(project) = &args.project {
-                query.push(("project", project.clone()));
-            }
-            let page = client.get("/admin/v1/secrets/due", &query).await?;
-            if args.api.json {
-                output::json(&page);
-            } else {
-                let items = page["data"].as_array().cloned().unwrap_or_default();
-                output::rows(
-                    &items,
-                    &[
-                        ("NAME", "name"),
-                        ("VERSION", "version"),
-                        ("CURRENT SINCE", "current_since"),
-                        ("DUE", "due_at"),
-                    ],
-                );
-            }
-            Ok(())
+            super::show_due(
+                &args,
+                "/admin/v1/secrets/due",
+                &[
+                    ("NAME", "name"),
+                    ("VERSION", "version"),
+                    ("CURRENT SINCE", "current_since"),
+                    ("DUE", "due_at"),
+                ],
+            )
+            .await
         }
         SecretsCommand::Promote(args) => promote(args).await,
         SecretsCommand::List(args) => {
