@@ -169,6 +169,8 @@ pub trait SecretStore: Send + Sync {
         audit: &AuditDraft,
         now: Timestamp,
     ) -> Result<bool, StoreError>;
+    /// Retires every previous version whose grace period has ended by `now`; returns how many.
+    async fn retire_expired_previous(&self, now: Timestamp) -> Result<u64, StoreError>;
     /// Deletes a secret: its sealed versions are erased, its name freed.
     async fn delete_secret(
         &self,

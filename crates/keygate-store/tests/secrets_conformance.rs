@@ -74,6 +74,12 @@ async fn versions_move_through_stages(db: Db) {
         ]
     );
     assert_eq!(versions[1].previous_until, Some(at(63)));
+    // The grace period ends: the previous version retires, the current one stays.
+    assert_eq!(store.retire_expired_previous(at(62)).await.unwrap(), 0);
+    assert_eq!(store.retire_expired_previous(at(63)).await.unwrap(), 1);
+    let after = store.secret_versions(&id).await.unwrap();
+    assert_eq!(after[0].stage, SecretStage::Current);
+    assert_eq!(after[1].stage, SecretStage::Retired);
     assert_eq!(versions[0].sealed, "sealed-3");
     assert_eq!(versions[0].wrapped_dek, "dek-3");
 

@@ -63,7 +63,8 @@ impl Keygate {
         Ok(announced)
     }
 
-    /// Checks for due secrets every `every` until `stop`.
+    /// Checks for due secrets, and retires previous versions whose grace period is over,
+    /// every `every` until `stop`.
     pub async fn watch_due_secrets(self: Arc<Self>, every: Duration, stop: CancellationToken) {
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -72,6 +73,9 @@ impl Keygate {
                 _ = ticker.tick() => {
                     if let Err(err) = self.announce_due_secrets().await {
                         tracing::warn!(error = %err, "could not check secrets for rotation");
+                    }
+                    if let Err(err) = self.store.retire_expired_previous(self.clock.now()).await {
+                        tracing::warn!(error = %err, "could not retire previous versions");
                     }
                 }
                 () = stop.cancelled() => break,

@@ -364,6 +364,17 @@ macro_rules! impl_sql_secrets {
                 Ok(true)
             }
 
+            async fn retire_expired_previous(&self, now: Timestamp) -> Result<u64, StoreError> {
+                Ok(sqlx::query(
+                    "UPDATE secret_versions SET stage = 'retired' \
+                     WHERE stage = 'previous' AND previous_until <= $1",
+                )
+                .bind(now.as_millis())
+                .execute(self.writer())
+                .await?
+                .rows_affected())
+            }
+
             async fn delete_secret(
                 &self,
                 id: &keygate_core::SecretId,
