@@ -8,6 +8,7 @@ mod kek_rotation;
 mod keyring;
 mod keys;
 mod projects;
+mod replay;
 mod secret_policy;
 mod secret_rotation;
 mod secrets;

@@ -66,8 +66,19 @@ pub trait Store: SecretStore + Send + Sync + std::fmt::Debug {
     /// Replaces a setting's value if it is still `old`. Returns whether it was replaced.
     async fn replace_setting(&self, name: &str, old: &str, new: &str) -> Result<bool, StoreError>;
 
-    /// Drops every stored idempotent reply (they are sealed by the KEK being retired).
-    async fn purge_idempotency(&self) -> Result<u64, StoreError>;
+    /// Every stored idempotent reply that is still honoured at `now`.
+    async fn idempotency_entries(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<IdempotencyEntry>, StoreError>;
+
+    /// Replaces a stored reply's sealed response if it is still `old` (a KEK rotation moving
+    /// it). Returns whether it was replaced.
+    async fn replace_idempotency_response(
+        &self,
+        entry: &IdempotencyEntry,
+        new_response: &str,
+    ) -> Result<bool, StoreError>;
 
     /// Whether the first owner was ever created.
     async fn is_bootstrapped(&self) -> Result<bool, StoreError>;

@@ -128,11 +128,45 @@ macro_rules! impl_sql_store {
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn purge_idempotency(&self) -> Result<u64, StoreError> {
-                Ok(sqlx::query("DELETE FROM idempotency")
-                    .execute(self.writer())
-                    .await?
-                    .rows_affected())
+            async fn idempotency_entries(
+                &self,
+                now: Timestamp,
+            ) -> Result<Vec<IdempotencyEntry>, StoreError> {
+                let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+                    "SELECT scope, idem_key, fingerprint, response, created_at FROM idempotency \
+                     WHERE created_at > $1 ORDER BY created_at",
+                )
+                .bind(now.as_millis() - IDEMPOTENCY_TTL_MS)
+                .fetch_all(self.reader())
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(scope, key, fingerprint, response, created_at)| IdempotencyEntry {
+                        scope,
+                        key,
+                        fingerprint,
+                        response,
+                        created_at: Timestamp::from_millis(created_at),
+                    })
+                    .collect())
+            }
+
+            async fn replace_idempotency_response(
+                &self,
+                entry: &IdempotencyEntry,
+                new_response: &str,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE idempotency SET response = $4 \
+                     WHERE scope = $1 AND idem_key = $2 AND response = $3",
+                )
+                .bind(&entry.scope)
+                .bind(&entry.key)
+                .bind(&entry.response)
+                .bind(new_response)
+                .execute(self.writer())
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn is_bootstrapped(&self) -> Result<bool, StoreError> {

@@ -73,6 +73,22 @@ fn rotation_survives_a_kill_and_never_stops_the_server() {
     }
     let before = secrets(&server, &owner);
     let old_kek = before[0].2[0].clone();
+    // An idempotent rotation whose reply a retry may ask for again after the KEK rotation.
+    let listed = json(&server.cli(&["keys", "list", "--json"], Some(&owner), None));
+    let key_id = listed["data"][0]["id"].as_str().unwrap().to_owned();
+    let rotate = [
+        "keys",
+        "rotate",
+        key_id.as_str(),
+        "--grace",
+        "1h",
+        "--idempotency-key",
+        "deploy-7",
+        "--quiet",
+    ];
+    let first = server.cli(&rotate, Some(&owner), None);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let rotated_key = text(&first.stdout).trim().to_owned();
 
     // One batch, then stop: part of the store is under the new key, part under the old.
     let partial = run_cli(
@@ -128,6 +144,14 @@ fn rotation_survives_a_kill_and_never_stops_the_server() {
     assert!(done.status.success(), "{}", text(&done.stderr));
     let report = json(&done);
     assert_eq!(report["finished"], true);
+    assert_eq!(report["report"]["replies_rewrapped"], 1);
+    let retry = server.cli(&rotate, Some(&owner), None);
+    assert_eq!(
+        text(&retry.stdout).trim(),
+        rotated_key,
+        "a retry after the KEK rotation gets the same key: {}",
+        text(&retry.stderr)
+    );
     assert_eq!(report["from"], old_kek.as_str());
     let new_kek = report["to"].as_str().unwrap().to_owned();
     assert!(!data.join("master.key.next").exists());

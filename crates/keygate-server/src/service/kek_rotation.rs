@@ -21,6 +21,8 @@ use crate::ServiceError;
 pub struct RewrapReport {
     pub digest_key_rewrapped: bool,
     pub versions_rewrapped: u64,
+    /// Replies kept for idempotent rotations, moved with the rest.
+    pub replies_rewrapped: u64,
     /// Whether work is left (the run stopped at its batch limit).
     pub remaining: bool,
 }
@@ -112,8 +114,13 @@ pub async fn rewrap_all(
         }
     }
     if !report.remaining {
-        // Idempotent replies are sealed by the old KEK; they are dropped rather than moved.
-        store.purge_idempotency().await?;
+        // Replies kept for idempotent retries move too, so a retry still gets its key.
+        for entry in store.idempotency_entries(clock.now()).await? {
+            if let Some(moved) = super::replay::rewrap(from, to, &entry)? {
+                store.replace_idempotency_response(&entry, &moved).await?;
+                report.replies_rewrapped += 1;
+            }
+        }
         let mut audit = AuditDraft::new("local", AuditAction::KekRotate);
         audit.details = serde_json::json!({
             "to": target.as_str(),

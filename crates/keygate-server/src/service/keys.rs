@@ -9,9 +9,7 @@ use keygate_core::{
     ApiKey, AuditAction, KeyEnv, KeyId, KeyKind, KeyPatch, KeyRecord, KeySecret, KeySpec,
     KeyStatus, Metadata, Permission, Scope, Timestamp, ValidationError,
 };
-use keygate_crypto::{KekId, WrappedKey};
 use keygate_store::{IdempotencyEntry, KeyFilter, Project, RotateOutcome, Rotation};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Caller, Keygate};
@@ -62,13 +60,6 @@ pub struct Rotated {
     pub key: ApiKey,
     pub record: KeyRecord,
     pub replayed: bool,
-}
-
-/// The sealed body of an idempotent rotation.
-#[derive(Serialize, Deserialize)]
-struct SealedSecret {
-    kek_id: String,
-    sealed: String,
 }
 
 pub(crate) fn check_rotate_every(every: Option<Duration>) -> Result<(), ValidationError> {
@@ -399,13 +390,7 @@ impl Keygate {
         grace: Duration,
         now: Timestamp,
     ) -> Result<IdempotencyEntry, ServiceError> {
-        let aad = format!("keygate:idempotency:{scope}:{idem}");
-        let wrapped = self.kek.wrap(key.expose().as_bytes(), aad.as_bytes())?;
-        let response = serde_json::to_string(&SealedSecret {
-            kek_id: wrapped.kek_id.to_string(),
-            sealed: wrapped.sealed,
-        })
-        .map_err(|_| keygate_crypto::CryptoError::WrappedMalformed)?;
+        let response = super::replay::seal(self.kek.as_ref(), scope, idem, key.expose())?;
         let fingerprint = hex::encode(Sha256::digest(format!("{scope}|{}", grace.as_millis())));
         Ok(IdempotencyEntry {
             scope: scope.to_owned(),
@@ -417,19 +402,8 @@ impl Keygate {
     }
 
     fn open_replay(&self, entry: &IdempotencyEntry) -> Result<ApiKey, ServiceError> {
-        let sealed: SealedSecret = serde_json::from_str(&entry.response)
-            .map_err(|_| keygate_crypto::CryptoError::WrappedMalformed)?;
-        let aad = format!("keygate:idempotency:{}:{}", entry.scope, entry.key);
-        let plain = self.kek.unwrap(
-            &WrappedKey {
-                kek_id: KekId::from_stored(sealed.kek_id),
-                sealed: sealed.sealed,
-            },
-            aad.as_bytes(),
-        )?;
-        let text = std::str::from_utf8(&plain)
-            .map_err(|_| keygate_crypto::CryptoError::WrappedMalformed)?;
-        ApiKey::parse(text).map_err(|_| keygate_crypto::CryptoError::WrappedMalformed.into())
+        let text = super::replay::open(self.kek.as_ref(), entry)?;
+        ApiKey::parse(&text).map_err(|_| keygate_crypto::CryptoError::WrappedMalformed.into())
     }
 
     pub async fn revoke_key(
