@@ -45,6 +45,9 @@ impl Kek for KekRing {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
     use super::*;
     use crate::MasterKey;
 
@@ -62,9 +65,17 @@ mod tests {
             ring.unwrap(&stranger, b"aad"),
             Err(CryptoError::KekMismatch { .. })
         ));
-        // A tampered value is not retried with the other keys: it is reported as altered.
-        let mut tampered = by_old.clone();
-        tampered.sealed = tampered.sealed.replacen('A', "B", 1);
-        assert!(ring.unwrap(&tampered, b"other").is_err());
+        // A tampered value is reported as altered, not as belonging to another key.
+        let mut bytes = STANDARD.decode(&by_old.sealed).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let tampered = WrappedKey {
+            kek_id: by_old.kek_id.clone(),
+            sealed: STANDARD.encode(bytes),
+        };
+        assert!(matches!(
+            ring.unwrap(&tampered, b"aad"),
+            Err(CryptoError::UnwrapFailed)
+        ));
     }
 }

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use keygate_crypto::{
-    CryptoError, DigestKey, Envelope, Kek, KeyPresence, MasterKey, Pkcs11Config, Pkcs11Kek,
-    SecretRow,
+    CryptoError, DigestKey, Envelope, Kek, KekRing, KeyPresence, LocalKeyring, MasterKey,
+    Pkcs11Config, Pkcs11Kek, SecretRow,
 };
 use proptest::prelude::*;
 use secrecy::SecretString;
@@ -54,10 +54,17 @@ fn providers() -> Vec<(&'static str, Arc<dyn Kek>)> {
     let local = MasterKey::load_or_create(&dir.path().join("master.key")).unwrap();
     let value = STANDARD.encode([9u8; 32]);
     let env = MasterKey::from_env_value(&value).unwrap();
+    let keyring = LocalKeyring::open(&dir.path().join("ring.key"), true).unwrap();
+    let ring = KekRing::new(
+        Arc::new(MasterKey::generate().unwrap()),
+        vec![Arc::new(MasterKey::generate().unwrap())],
+    );
     vec![
         ("local", Arc::new(local)),
         ("env", Arc::new(env)),
         ("pkcs11", pkcs11()),
+        ("local keyring", Arc::new(keyring)),
+        ("ring", Arc::new(ring)),
     ]
 }
 
