@@ -8,12 +8,11 @@
     reason = "a failed step should fail the test"
 )]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use keygate_core::{ApiKey, KeyEnv, KeyId, ManualClock, Timestamp};
 use keygate_server::service::{bootstrap, ensure_owner};
-use keygate_server::{ServerSettings, ServiceError, http::ApiError};
+use keygate_server::{ServiceError, http::ApiError};
 use keygate_store::Conflict;
 use keygate_testkit::{Api, Call, Db, TestServer};
 use serde_json::{Value, json};
@@ -21,16 +20,7 @@ use serde_json::{Value, json};
 const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 
 async fn start() -> (TestServer, ManualClock) {
-    let clock = ManualClock::starting_at(T0);
-    // Last-use times are flushed only at shutdown, so a snapshot of a key stays comparable.
-    let settings = ServerSettings {
-        last_used_flush: Duration::from_secs(3600),
-        ..ServerSettings::default()
-    };
-    let server = TestServer::start_with(Db::Sqlite, Arc::new(clock.clone()), settings)
-        .await
-        .unwrap();
-    (server, clock)
+    TestServer::start_frozen(Db::Sqlite, T0).await.unwrap()
 }
 
 /// Changes the character at `pos` to another letter or digit: a typo.

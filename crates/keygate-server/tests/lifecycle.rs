@@ -8,11 +8,9 @@
     reason = "a failed step should fail the test"
 )]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use keygate_core::{KeyId, ManualClock, Timestamp};
-use keygate_server::ServerSettings;
 use keygate_testkit::{Api, Db, TestServer};
 use serde_json::{Value, json};
 
@@ -23,16 +21,7 @@ fn at(secs: u64) -> String {
 }
 
 async fn start(db: Db) -> (TestServer, ManualClock) {
-    let clock = ManualClock::starting_at(T0);
-    // Last-use times reach the store only at shutdown, so views compare equal across calls.
-    let settings = ServerSettings {
-        last_used_flush: Duration::from_secs(3600),
-        ..ServerSettings::default()
-    };
-    let server = TestServer::start_with(db, Arc::new(clock.clone()), settings)
-        .await
-        .unwrap();
-    (server, clock)
+    TestServer::start_frozen(db, T0).await.unwrap()
 }
 
 async fn project_id(api: &Api, token: &str, name: &str) -> String {

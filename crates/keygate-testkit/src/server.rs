@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use keygate_core::{Clock, SystemClock};
+use keygate_core::{Clock, ManualClock, SystemClock, Timestamp};
 use keygate_crypto::MasterKey;
 use keygate_server::service::ensure_owner;
 use keygate_server::{AppState, Keygate, ServerSettings};
@@ -59,6 +59,18 @@ impl TestServer {
             shutdown: Some(tx),
             handle: Some(handle),
         })
+    }
+
+    /// A server whose clock moves only when the test moves it, from `at`. Last-use times
+    /// are written only at shutdown, so snapshots of a key stay comparable between calls.
+    pub async fn start_frozen(db: Db, at: Timestamp) -> anyhow::Result<(Self, ManualClock)> {
+        let clock = ManualClock::starting_at(at);
+        let settings = ServerSettings {
+            last_used_flush: std::time::Duration::from_secs(3600),
+            ..ServerSettings::default()
+        };
+        let server = Self::start_with(db, Arc::new(clock.clone()), settings).await?;
+        Ok((server, clock))
     }
 
     pub fn url(&self, path: &str) -> String {
