@@ -281,7 +281,7 @@ impl KeyView {
 }
 
 /// A key with its secret: returned once, by create and rotate.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct KeyWithSecret {
     /// The full key. Store it now: keygate keeps only a digest and cannot show it again.
     pub secret: String,
@@ -417,7 +417,7 @@ impl TokenView {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct TokenWithSecret {
     /// The admin token. Store it now: it is shown only once.
     pub secret: String,
@@ -514,7 +514,7 @@ impl From<AuditReport> for AuditVerifyView {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
     /// The API key to check.
@@ -579,4 +579,45 @@ impl VerifyResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     pub status: String,
+}
+
+// Bodies that carry a key are redacted in debug output: a stray `{:?}` must not leak one.
+impl std::fmt::Debug for KeyWithSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyWithSecret")
+            .field("secret", &"[REDACTED]")
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TokenWithSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenWithSecret")
+            .field("secret", &"[REDACTED]")
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for VerifyBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyBody")
+            .field("key", &"[REDACTED]")
+            .field("permission", &self.permission)
+            .field("ip", &self.ip)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_with_keys_are_redacted_in_debug() {
+        let body: VerifyBody =
+            serde_json::from_str(r#"{"key": "kg_live_visible_secret"}"#).unwrap();
+        assert!(!format!("{body:?}").contains("visible_secret"));
+    }
 }
