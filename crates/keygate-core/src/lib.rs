@@ -14,6 +14,7 @@ pub mod record;
 pub mod role;
 pub mod scope;
 pub mod time;
+pub mod usage;
 
 pub use audit::{AuditAction, AuditDraft, AuditEvent, ChainBreak, ChainHead, Outcome};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -26,3 +27,4 @@ pub use record::{
 pub use role::{Binding, Permission, Principal, Role};
 pub use scope::Scope;
 pub use time::Timestamp;
+pub use usage::{MicroUsd, TokenCounts, TokenSource, UsageRecord};

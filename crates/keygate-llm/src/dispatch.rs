@@ -1,0 +1,457 @@
+//! Serving one request: choose a deployment, send, and on a failure that another deployment
+//! may not repeat, retry (with backoff when it is the same one) and then fall back to other
+//! groups. Nothing is retried once bytes reached the client.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use keygate_core::TokenCounts;
+use reqwest::header::{self, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::backoff;
+use crate::config::Credential;
+use crate::credential::SecretSource;
+use crate::error::{AttemptError, GatewayError};
+use crate::gateway::{Deployment, Gateway, Pick};
+use crate::provider::{AuthStyle, endpoint_url};
+use crate::relay::{InFlight, Relay, RelayParts};
+use crate::request::Inbound;
+use crate::usage;
+
+/// Largest upstream answer read into memory (a non-streamed response or an error body).
+const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+const MAX_ERROR_BYTES: usize = 64 * 1024;
+
+/// The deployment that served a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// `provider/model`.
+    pub deployment: String,
+    pub provider: String,
+    /// The model name upstream.
+    pub model: String,
+    pub attempts: u32,
+    /// Time to the response head (for a stream, to its first event).
+    pub first_byte: Duration,
+}
+
+/// What goes back to the client.
+#[derive(Debug)]
+pub enum Reply {
+    /// A whole answer: a success, or an upstream error that is the client's to fix (a
+    /// 400-class status other than authentication and rate limits), passed through.
+    Complete {
+        status: u16,
+        content_type: Option<HeaderValue>,
+        body: Bytes,
+        tokens: Option<TokenCounts>,
+        served: Served,
+    },
+    Stream {
+        content_type: Option<HeaderValue>,
+        relay: Relay,
+        served: Served,
+    },
+}
+
+/// A request that failed, with what is known of how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub error: GatewayError,
+    pub attempts: u32,
+    /// The deployment tried last.
+    pub deployment: Option<String>,
+}
+
+enum Attempt {
+    Done(Box<Reply>),
+    Failed(AttemptError),
+}
+
+impl Gateway {
+    /// Serves `inbound` from the group named by its model, then from that group's fallbacks.
+    pub async fn dispatch(
+        &self,
+        inbound: &Inbound,
+        secrets: &dyn SecretSource,
+    ) -> Result<Reply, Failure> {
+        let Some(primary) = self.groups.get(&inbound.model) else {
+            return Err(Failure {
+                error: GatewayError::ModelNotFound(inbound.model.clone()),
+                attempts: 0,
+                deployment: None,
+            });
+        };
+        let chain = std::iter::once(primary).chain(
+            primary
+                .fallbacks
+                .iter()
+                .filter_map(|alias| self.groups.get(alias)),
+        );
+        let mut attempts = 0u32;
+        let mut last: Option<(String, AttemptError)> = None;
+        for group in chain {
+            let mut tried: Vec<usize> = Vec::new();
+            let mut retry_after: Option<Duration> = None;
+            for round in 0..=group.retries {
+                let Some(pick) = group.pick(Instant::now(), &tried) else {
+                    break;
+                };
+                let index = match pick {
+                    Pick::Fresh(index) => index,
+                    Pick::Again(index) => {
+                        if retry_after.is_some_and(|d| d > self.tuning.max_retry_after) {
+                            break;
+                        }
+                        let wait = backoff::delay(
+                            round,
+                            self.tuning.retry_base,
+                            self.tuning.retry_max,
+                            retry_after,
+                        );
+                        tokio::time::sleep(wait).await;
+                        index
+                    }
+                };
+                let Some(deployment) = group.members.get(index) else {
+                    break;
+                };
+                attempts += 1;
+                match self.attempt(deployment, inbound, secrets, attempts).await {
+                    Attempt::Done(reply) => return Ok(*reply),
+                    Attempt::Failed(err) => {
+                        tracing::info!(
+                            alias = %group.alias,
+                            deployment = %deployment.spec.id,
+                            error = %err.summary(),
+                            "upstream attempt failed"
+                        );
+                        retry_after = match &err {
+                            AttemptError::Status { retry_after, .. } => *retry_after,
+                            _ => None,
+                        };
+                        if !tried.contains(&index) {
+                            tried.push(index);
+                        }
+                        last = Some((deployment.spec.id.clone(), err));
+                    }
+                }
+            }
+        }
+        Err(match last {
+            Some((deployment, last)) => Failure {
+                error: GatewayError::Exhausted {
+                    deployment: deployment.clone(),
+                    last,
+                    attempts,
+                },
+                attempts,
+                deployment: Some(deployment),
+            },
+            None => Failure {
+                error: GatewayError::NoDeployment(inbound.model.clone()),
+                attempts,
+                deployment: None,
+            },
+        })
+    }
+
+    async fn attempt(
+        &self,
+        deployment: &Deployment,
+        inbound: &Inbound,
+        secrets: &dyn SecretSource,
+        attempts: u32,
+    ) -> Attempt {
+        let credential = match &deployment.spec.credential {
+            Credential::Value(value) => Some(value.clone()),
+            Credential::Vault(reference) => match secrets.secret(reference).await {
+                Ok(value) => Some(value),
+                Err(err) => return Attempt::Failed(AttemptError::Credential(err)),
+            },
+            Credential::None => None,
+        };
+        let started = Instant::now();
+        let Some(admission) = deployment.health.begin(started) else {
+            // The breaker opened between the pick and now.
+            return Attempt::Failed(AttemptError::Connect);
+        };
+        let in_flight = InFlight(deployment.health.clone());
+        let outcome = self
+            .send(
+                deployment,
+                inbound,
+                credential.as_ref(),
+                started,
+                in_flight,
+                attempts,
+            )
+            .await;
+        let now = Instant::now();
+        match &outcome {
+            Attempt::Done(reply) => match &**reply {
+                Reply::Complete { status, served, .. } if *status < 300 => {
+                    deployment.health.succeeded(served.first_byte);
+                }
+                Reply::Stream { served, .. } => deployment.health.succeeded(served.first_byte),
+                Reply::Complete { .. } => deployment.health.neutral(admission, now),
+            },
+            Attempt::Failed(AttemptError::Status {
+                status: 429,
+                retry_after,
+                ..
+            }) => deployment.health.rate_limited(admission, now, *retry_after),
+            Attempt::Failed(err) if err.is_fault() => deployment.health.faulted(now),
+            Attempt::Failed(_) => deployment.health.neutral(admission, now),
+        }
+        outcome
+    }
+
+    async fn send(
+        &self,
+        deployment: &Deployment,
+        inbound: &Inbound,
+        credential: Option<&SecretString>,
+        started: Instant,
+        in_flight: InFlight,
+        attempts: u32,
+    ) -> Attempt {
+        let provider = &deployment.provider;
+        let spec = &deployment.spec;
+        let timeouts = spec.timeouts;
+        let deadline = started + timeouts.total;
+        let url = endpoint_url(
+            provider.spec.kind,
+            &provider.spec.base_url,
+            provider.spec.api_version.as_deref(),
+            &spec.model,
+            inbound.endpoint,
+        );
+        let ask_usage = provider.preset.stream_usage_option;
+        let mut request = provider
+            .client
+            .post(url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(inbound.body_for(&spec.model, ask_usage));
+        if inbound.stream {
+            request = request.header(header::ACCEPT, "text/event-stream");
+        }
+        if let Some(credential) = credential {
+            let value = match provider.preset.auth {
+                AuthStyle::Bearer => format!("Bearer {}", credential.expose_secret()),
+                AuthStyle::ApiKeyHeader => credential.expose_secret().to_owned(),
+            };
+            let Ok(mut value) = HeaderValue::from_str(&value) else {
+                return Attempt::Failed(AttemptError::Credential(
+                    crate::CredentialError::Unavailable,
+                ));
+            };
+            value.set_sensitive(true);
+            let name = match provider.preset.auth {
+                AuthStyle::Bearer => header::AUTHORIZATION,
+                AuthStyle::ApiKeyHeader => header::HeaderName::from_static("api-key"),
+            };
+            request = request.header(name, value);
+        }
+        let first_byte = timeouts.first_byte.min(timeouts.total);
+        let response = match tokio::time::timeout(first_byte, request.send()).await {
+            Err(_) => return Attempt::Failed(AttemptError::FirstByteTimeout(first_byte)),
+            Ok(Err(err)) if err.is_connect() || err.is_timeout() => {
+                return Attempt::Failed(AttemptError::Connect);
+            }
+            Ok(Err(_)) => return Attempt::Failed(AttemptError::Interrupted),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status().as_u16();
+        let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+        let mut served = Served {
+            deployment: spec.id.clone(),
+            provider: provider.spec.name.clone(),
+            model: spec.model.clone(),
+            attempts,
+            first_byte: started.elapsed(),
+        };
+        if !response.status().is_success() {
+            return failed_status(response, deadline, credential, served).await;
+        }
+        if !inbound.stream {
+            let body = match read_limited(response, deadline, MAX_RESPONSE_BYTES).await {
+                Ok(body) => body,
+                Err(err) => return Attempt::Failed(err),
+            };
+            let Ok(tokens) = usage::from_body(&body) else {
+                return Attempt::Failed(AttemptError::InvalidResponse);
+            };
+            if let Some(tokens) = tokens {
+                deployment
+                    .health
+                    .add_tokens(Instant::now(), tokens.prompt + tokens.completion);
+            }
+            drop(in_flight);
+            return Attempt::Done(Box::new(Reply::Complete {
+                status,
+                content_type,
+                body,
+                tokens,
+                served,
+            }));
+        }
+        let is_event_stream = content_type
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+        if !is_event_stream {
+            return Attempt::Failed(AttemptError::InvalidResponse);
+        }
+        let mut relay = Relay::new(RelayParts {
+            upstream: response.bytes_stream().boxed(),
+            gap: timeouts.chunk_gap,
+            deadline,
+            drop_usage_only: ask_usage && !inbound.client_wants_usage,
+            started,
+            in_flight,
+        });
+        let remaining = first_byte.saturating_sub(started.elapsed());
+        match tokio::time::timeout(remaining, relay.prime()).await {
+            Err(_) => return Attempt::Failed(AttemptError::FirstByteTimeout(first_byte)),
+            Ok(Err(err)) => return Attempt::Failed(err),
+            Ok(Ok(())) => {}
+        }
+        served.first_byte = started.elapsed();
+        Attempt::Done(Box::new(Reply::Stream {
+            content_type,
+            relay,
+            served,
+        }))
+    }
+}
+
+/// Reads a body up to `limit` bytes before `deadline`.
+async fn read_limited(
+    response: reqwest::Response,
+    deadline: Instant,
+    limit: usize,
+) -> Result<Bytes, AttemptError> {
+    let read = async {
+        let mut body = bytes::BytesMut::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| AttemptError::Interrupted)?;
+            if body.len() + chunk.len() > limit {
+                return Err(AttemptError::InvalidResponse);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    let total = deadline.saturating_duration_since(Instant::now());
+    tokio::time::timeout(total, read)
+        .await
+        .unwrap_or(Err(AttemptError::TotalTimeout(total)))
+}
+
+/// An upstream error status: retried elsewhere when another deployment may do better
+/// (rate limits, server errors, and authentication or missing models, which are faults of
+/// the deployment's configuration, not of the client); passed through otherwise.
+async fn failed_status(
+    response: reqwest::Response,
+    deadline: Instant,
+    credential: Option<&SecretString>,
+    served: Served,
+) -> Attempt {
+    let status = response.status().as_u16();
+    let retry_after = backoff::parse_retry_after(response.headers());
+    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+    let body = read_limited(response, deadline, MAX_ERROR_BYTES)
+        .await
+        .unwrap_or_default();
+    let retryable = matches!(status, 401 | 403 | 404 | 408 | 409 | 429) || status >= 500;
+    if retryable {
+        return Attempt::Failed(AttemptError::Status {
+            status,
+            code: error_code(&body),
+            retry_after,
+        });
+    }
+    let body = scrub(body, credential);
+    Attempt::Done(Box::new(Reply::Complete {
+        status,
+        content_type,
+        body,
+        tokens: None,
+        served,
+    }))
+}
+
+/// The provider's error code (or type) from an OpenAI-shaped error body; only a short token
+/// of safe characters, since it is shown to clients.
+fn error_code(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        error: Error,
+    }
+    #[derive(serde::Deserialize)]
+    struct Error {
+        #[serde(default)]
+        code: Option<serde_json::Value>,
+        #[serde(default, rename = "type")]
+        kind: Option<String>,
+    }
+    let body: Body = serde_json::from_slice(body).ok()?;
+    let code = match body.error.code {
+        Some(serde_json::Value::String(code)) => Some(code),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
+    .or(body.error.kind)?;
+    let safe = code.len() <= 64
+        && code
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+    safe.then_some(code)
+}
+
+/// Removes the upstream credential from a body passed to the client, should an upstream
+/// ever echo it.
+fn scrub(body: Bytes, credential: Option<&SecretString>) -> Bytes {
+    let Some(secret) = credential.map(ExposeSecret::expose_secret) else {
+        return body;
+    };
+    let needle = secret.as_bytes();
+    if needle.len() < 8 || !body.windows(needle.len()).any(|w| w == needle) {
+        return body;
+    }
+    let text = String::from_utf8_lossy(&body).replace(secret, "[redacted]");
+    Bytes::from(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_short_and_safe() {
+        assert_eq!(
+            error_code(
+                br#"{"error":{"message":"m","type":"requests","code":"rate_limit_exceeded"}}"#
+            ),
+            Some("rate_limit_exceeded".to_owned())
+        );
+        assert_eq!(
+            error_code(br#"{"error":{"message":"m","type":"server_error","code":null}}"#),
+            Some("server_error".to_owned())
+        );
+        assert_eq!(error_code(br#"{"error":{"code":"<script>"}}"#), None);
+        assert_eq!(error_code(b"<html>"), None);
+    }
+
+    #[test]
+    fn scrubs_an_echoed_credential() {
+        let secret = SecretString::from("sk-test-1234567890");
+        let body = Bytes::from_static(br#"{"error":{"message":"bad key sk-test-1234567890"}}"#);
+        let scrubbed = scrub(body, Some(&secret));
+        assert!(!String::from_utf8_lossy(&scrubbed).contains("sk-test"));
+    }
+}

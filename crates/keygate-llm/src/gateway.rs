@@ -1,0 +1,212 @@
+//! The gateway at run time: providers with their HTTP clients, model groups with their
+//! choosers, and the health of every deployment. Built once from a [`GatewayConfig`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use keygate_core::{MicroUsd, TokenCounts};
+
+use crate::ConfigError;
+use crate::breaker::Breaker;
+use crate::config::{DeploymentSpec, GatewayConfig, ProviderSpec, Tuning};
+use crate::health::Health;
+use crate::price::PriceTable;
+use crate::provider::Preset;
+use crate::strategy::{Candidate, Chooser};
+
+/// How long an idle upstream connection is kept: below the usual 30 s keep-alive of
+/// providers' load balancers, so we never send on a connection they are closing.
+const POOL_IDLE: Duration = Duration::from_secs(20);
+
+#[derive(Debug)]
+pub(crate) struct Provider {
+    pub spec: ProviderSpec,
+    pub preset: Preset,
+    pub client: reqwest::Client,
+}
+
+#[derive(Debug)]
+pub(crate) struct Deployment {
+    pub spec: DeploymentSpec,
+    pub provider: Arc<Provider>,
+    pub health: Arc<Health>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Group {
+    pub alias: String,
+    pub members: Vec<Arc<Deployment>>,
+    pub fallbacks: Vec<String>,
+    pub retries: u32,
+    chooser: Chooser,
+}
+
+/// What `pick` chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pick {
+    /// A deployment not yet tried for this request.
+    Fresh(usize),
+    /// Every available deployment was tried: this one again, after a backoff.
+    Again(usize),
+}
+
+impl Group {
+    /// Chooses a deployment for the next attempt of a request that already tried `tried`.
+    pub fn pick(&self, now: Instant, tried: &[usize]) -> Option<Pick> {
+        let candidates = |retry: bool| -> Vec<Candidate<'_>> {
+            self.members
+                .iter()
+                .enumerate()
+                .filter(|(index, member)| {
+                    if retry {
+                        tried.contains(index) && member.health.breaker_allows(now)
+                    } else {
+                        !tried.contains(index) && member.health.is_available(now)
+                    }
+                })
+                .map(|(index, member)| Candidate {
+                    index,
+                    weight: member.spec.weight,
+                    health: &member.health,
+                })
+                .collect()
+        };
+        if let Some(index) = self.chooser.choose(&candidates(false)) {
+            return Some(Pick::Fresh(index));
+        }
+        self.chooser.choose(&candidates(true)).map(Pick::Again)
+    }
+}
+
+/// The LLM gateway: route a request for an alias to a deployment, with retries, fallbacks and
+/// breakers. Cheap to share (`Arc`); its state is all in memory.
+#[derive(Debug)]
+pub struct Gateway {
+    pub(crate) groups: HashMap<String, Group>,
+    aliases: Vec<String>,
+    pub(crate) prices: PriceTable,
+    pub(crate) tuning: Tuning,
+}
+
+/// A deployment's state, for operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentStatus {
+    pub alias: String,
+    pub deployment: String,
+    pub in_flight: u32,
+    pub latency_micros: u64,
+    pub breaker_open: bool,
+}
+
+impl Gateway {
+    pub fn new(config: &GatewayConfig) -> Result<Self, ConfigError> {
+        let mut providers = HashMap::new();
+        for spec in &config.providers {
+            let client = reqwest::Client::builder()
+                // A credential must never follow a redirect to another host.
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .connect_timeout(spec.connect_timeout)
+                .pool_idle_timeout(POOL_IDLE)
+                .tcp_nodelay(true)
+                .build()
+                .map_err(|_| ConfigError::HttpClient)?;
+            providers.insert(
+                spec.name.clone(),
+                Arc::new(Provider {
+                    preset: spec.kind.preset(),
+                    spec: spec.clone(),
+                    client,
+                }),
+            );
+        }
+        // One health per deployment id: a deployment in two groups is one upstream.
+        let mut health: HashMap<String, Arc<Health>> = HashMap::new();
+        let mut groups = HashMap::new();
+        for group in &config.groups {
+            let mut members = Vec::with_capacity(group.deployments.len());
+            for spec in &group.deployments {
+                let provider = providers.get(&spec.provider).cloned().ok_or_else(|| {
+                    ConfigError::UnknownProvider {
+                        field: format!("model_groups.{}", group.alias),
+                        name: spec.provider.clone(),
+                    }
+                })?;
+                let shared = health
+                    .entry(spec.id.clone())
+                    .or_insert_with(|| {
+                        Arc::new(Health::new(
+                            Breaker::new(
+                                config.tuning.breaker_failures,
+                                config.tuning.breaker_open,
+                            ),
+                            spec.rpm,
+                            spec.tpm,
+                        ))
+                    })
+                    .clone();
+                members.push(Arc::new(Deployment {
+                    spec: spec.clone(),
+                    provider,
+                    health: shared,
+                }));
+            }
+            groups.insert(
+                group.alias.clone(),
+                Group {
+                    alias: group.alias.clone(),
+                    chooser: Chooser::new(group.strategy, members.len()),
+                    members,
+                    fallbacks: group.fallbacks.clone(),
+                    retries: group.retries,
+                },
+            );
+        }
+        let mut aliases: Vec<String> = groups.keys().cloned().collect();
+        aliases.sort();
+        Ok(Self {
+            groups,
+            aliases,
+            prices: config.prices.clone(),
+            tuning: config.tuning,
+        })
+    }
+
+    /// Every alias, sorted.
+    pub fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+
+    pub fn has_alias(&self, alias: &str) -> bool {
+        self.groups.contains_key(alias)
+    }
+
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
+    }
+
+    /// The cost of `tokens` on the upstream `model`; `None` when its price is unknown.
+    pub fn cost(&self, model: &str, tokens: TokenCounts) -> Option<MicroUsd> {
+        self.prices.cost(model, tokens)
+    }
+
+    pub fn status(&self) -> Vec<DeploymentStatus> {
+        let mut out = Vec::new();
+        for alias in &self.aliases {
+            let Some(group) = self.groups.get(alias) else {
+                continue;
+            };
+            for member in &group.members {
+                out.push(DeploymentStatus {
+                    alias: alias.clone(),
+                    deployment: member.spec.id.clone(),
+                    in_flight: member.health.in_flight(),
+                    latency_micros: member.health.latency_micros(),
+                    breaker_open: member.health.breaker_open(),
+                });
+            }
+        }
+        out
+    }
+}

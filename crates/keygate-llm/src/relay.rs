@@ -1,0 +1,279 @@
+//! The streaming relay: upstream server-sent events go to the client event by event, as
+//! they arrive, while usage, the first token and the end of the stream are observed. A stream
+//! that breaks after bytes reached the client ends with an error event, never a retry.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use futures_util::stream::BoxStream;
+use keygate_core::TokenCounts;
+use tokio::time::Sleep;
+
+use crate::error::AttemptError;
+use crate::health::Health;
+use crate::sse::EventSplitter;
+use crate::usage::read_chunk;
+
+/// Generated text kept for counting when a provider reports no usage.
+const TEXT_CAP: usize = 1024 * 1024;
+
+/// How a stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamOutcome {
+    Completed,
+    /// The upstream failed after the stream had started.
+    Failed(AttemptError),
+    /// The client went away; the upstream request was dropped with it.
+    ClientGone,
+}
+
+/// What the relay saw, handed to its `on_end` callback exactly once.
+#[derive(Debug)]
+pub struct StreamEnd {
+    pub outcome: StreamOutcome,
+    /// Usage as the provider reported it.
+    pub reported: Option<TokenCounts>,
+    /// The generated text, when the provider reported no usage (for counting off the path).
+    pub text: String,
+    pub first_token: Option<Duration>,
+    pub elapsed: Duration,
+}
+
+type OnEnd = Box<dyn FnOnce(StreamEnd) + Send>;
+
+/// Decrements the deployment's in-flight count when the stream is over.
+#[derive(Debug)]
+pub(crate) struct InFlight(pub Arc<Health>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
+/// A relayed stream of SSE bytes; the client's response body.
+pub struct Relay {
+    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    splitter: EventSplitter,
+    ready: VecDeque<Bytes>,
+    gap: Duration,
+    gap_timer: Pin<Box<Sleep>>,
+    deadline: Pin<Box<Sleep>>,
+    /// Drop the usage-only chunk that keygate asked for and the client did not.
+    drop_usage_only: bool,
+    reported: Option<TokenCounts>,
+    text: String,
+    started: Instant,
+    first_token: Option<Duration>,
+    /// Whether an event with data (not only comments) arrived.
+    saw_data: bool,
+    done: bool,
+    finished: bool,
+    in_flight: InFlight,
+    on_end: Option<OnEnd>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("done", &self.done)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct RelayParts {
+    pub upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    pub gap: Duration,
+    pub deadline: Instant,
+    pub drop_usage_only: bool,
+    pub started: Instant,
+    pub in_flight: InFlight,
+}
+
+impl Relay {
+    pub(crate) fn new(parts: RelayParts) -> Self {
+        Self {
+            upstream: parts.upstream,
+            splitter: EventSplitter::new(),
+            ready: VecDeque::new(),
+            gap: parts.gap,
+            gap_timer: Box::pin(tokio::time::sleep(parts.gap)),
+            deadline: Box::pin(tokio::time::sleep_until(parts.deadline.into())),
+            drop_usage_only: parts.drop_usage_only,
+            reported: None,
+            text: String::new(),
+            started: parts.started,
+            first_token: None,
+            saw_data: false,
+            done: false,
+            finished: false,
+            in_flight: parts.in_flight,
+            on_end: None,
+        }
+    }
+
+    /// Calls `on_end` once when the stream ends, however it ends.
+    pub fn on_end(&mut self, on_end: impl FnOnce(StreamEnd) + Send + 'static) {
+        self.on_end = Some(Box::new(on_end));
+    }
+
+    /// Waits for the first event with data, before anything is sent to the client: until
+    /// then a failure may still be retried elsewhere.
+    pub(crate) async fn prime(&mut self) -> Result<(), AttemptError> {
+        use futures_util::StreamExt;
+        while !self.saw_data && !self.done {
+            match self.upstream.next().await {
+                Some(Ok(chunk)) => self.ingest(&chunk)?,
+                Some(Err(_)) | None => return Err(AttemptError::Interrupted),
+            }
+        }
+        let next = tokio::time::Instant::now() + self.gap;
+        self.gap_timer.as_mut().reset(next);
+        Ok(())
+    }
+
+    /// Splits new bytes into events and queues those to forward.
+    fn ingest(&mut self, chunk: &[u8]) -> Result<(), AttemptError> {
+        self.splitter
+            .push(chunk)
+            .map_err(|_| AttemptError::InvalidResponse)?;
+        while let Some(event) = self
+            .splitter
+            .next_event()
+            .map_err(|_| AttemptError::InvalidResponse)?
+        {
+            let Some(data) = event.data() else {
+                // A comment or keep-alive: forwarded as is.
+                self.ready.push_back(event.raw);
+                continue;
+            };
+            if data.as_ref() == b"[DONE]" {
+                self.done = true;
+                self.ready.push_back(event.raw);
+                continue;
+            }
+            let chunk = read_chunk(&data, &mut self.text, TEXT_CAP)
+                .map_err(|_| AttemptError::InvalidResponse)?;
+            if chunk.is_error {
+                return Err(AttemptError::StreamError);
+            }
+            self.saw_data = true;
+            if chunk.usage.is_some() {
+                self.reported = chunk.usage;
+            }
+            if chunk.has_output && self.first_token.is_none() {
+                self.first_token = Some(self.started.elapsed());
+            }
+            if chunk.usage_only && self.drop_usage_only {
+                continue;
+            }
+            self.ready.push_back(event.raw);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, outcome: StreamOutcome) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        if let StreamOutcome::Failed(err) = &outcome {
+            if err.is_fault() {
+                self.in_flight.0.faulted(Instant::now());
+            }
+            self.ready.push_back(error_event(err));
+        }
+        if let Some(tokens) = self.reported {
+            self.in_flight
+                .0
+                .add_tokens(Instant::now(), tokens.prompt + tokens.completion);
+        }
+        if let Some(on_end) = self.on_end.take() {
+            on_end(StreamEnd {
+                outcome,
+                reported: self.reported,
+                text: if self.reported.is_some() {
+                    String::new()
+                } else {
+                    std::mem::take(&mut self.text)
+                },
+                first_token: self.first_token,
+                elapsed: self.started.elapsed(),
+            });
+        }
+    }
+}
+
+/// The event that tells a client the stream broke. The OpenAI SDKs raise an `APIError` on an
+/// event with an `error` object.
+fn error_event(err: &AttemptError) -> Bytes {
+    let body = serde_json::json!({
+        "error": {
+            "message": format!("the upstream stream broke off: {}", err.summary()),
+            "type": "upstream_error",
+            "param": null,
+            "code": "upstream_stream_interrupted",
+        }
+    });
+    Bytes::from(format!("data: {body}\n\n"))
+}
+
+impl Stream for Relay {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(bytes) = this.ready.pop_front() {
+                return Poll::Ready(Some(Ok(bytes)));
+            }
+            if this.finished {
+                return Poll::Ready(None);
+            }
+            if this.deadline.as_mut().poll(cx).is_ready() {
+                let total = this.started.elapsed();
+                this.finish(StreamOutcome::Failed(AttemptError::TotalTimeout(total)));
+                continue;
+            }
+            if this.gap_timer.as_mut().poll(cx).is_ready() {
+                this.finish(StreamOutcome::Failed(AttemptError::ChunkGap(this.gap)));
+                continue;
+            }
+            match this.upstream.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    let next = tokio::time::Instant::now() + this.gap;
+                    this.gap_timer.as_mut().reset(next);
+                    if let Err(err) = this.ingest(&chunk) {
+                        this.finish(StreamOutcome::Failed(err));
+                    }
+                }
+                Poll::Ready(Some(Err(_))) => {
+                    this.finish(StreamOutcome::Failed(AttemptError::Interrupted));
+                }
+                Poll::Ready(None) => {
+                    let outcome = if this.done {
+                        StreamOutcome::Completed
+                    } else {
+                        StreamOutcome::Failed(AttemptError::Interrupted)
+                    };
+                    this.finish(outcome);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.finish(StreamOutcome::ClientGone);
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! The inbound request as the gateway needs it: the model, whether to stream, and the byte
+//! span of each, read in one pass without building the document. The body goes upstream as
+//! the client sent it, with only the model (and, for usage, `stream_options`) spliced in.
+
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::provider::Endpoint;
+
+/// A request the gateway refuses before choosing a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("the body is not valid JSON")]
+    InvalidJson,
+    #[error("{field}: {reason}")]
+    Field {
+        field: &'static str,
+        reason: &'static str,
+    },
+}
+
+impl RequestError {
+    fn field(field: &'static str, reason: &'static str) -> Self {
+        Self::Field { field, reason }
+    }
+
+    /// The field at fault, for OpenAI's `param`.
+    pub fn param(&self) -> Option<&'static str> {
+        match self {
+            Self::InvalidJson => None,
+            Self::Field { field, .. } => Some(field),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Peek<'a> {
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    stream: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    stream_options: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    messages: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    input: Option<&'a RawValue>,
+}
+
+/// A parsed inbound request.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub endpoint: Endpoint,
+    pub body: Bytes,
+    pub model: String,
+    pub stream: bool,
+    /// Whether the client itself asked for a usage chunk at the end of the stream.
+    pub client_wants_usage: bool,
+    model_span: Range<usize>,
+    stream_options: Option<(Range<usize>, serde_json::Map<String, serde_json::Value>)>,
+}
+
+fn span(body: &[u8], raw: &RawValue) -> Range<usize> {
+    // The raw value borrows from `body`, so its address lies inside it.
+    let start = (raw.get().as_ptr() as usize).saturating_sub(body.as_ptr() as usize);
+    start..start + raw.get().len()
+}
+
+/// Deepest nesting accepted in a request body. Providers accept far less than serde's own
+/// limit would let through, and a bound keeps every later reader of the body safe.
+pub const MAX_DEPTH: usize = 64;
+
+/// Whether `body` nests objects and arrays deeper than `limit` (strings are skipped).
+fn too_deep(body: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &c in body {
+        if in_string {
+            match c {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+fn is_array(raw: &RawValue) -> bool {
+    raw.get().starts_with('[')
+}
+
+impl Inbound {
+    /// Reads a request body for `endpoint`. Duplicate keys are refused, so the model that
+    /// is checked is the model that goes upstream.
+    pub fn parse(endpoint: Endpoint, body: Bytes) -> Result<Self, RequestError> {
+        if !body.trim_ascii_start().starts_with(b"{") {
+            return Err(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+                    Ok(_) => RequestError::field("body", "must be a JSON object"),
+                    Err(_) => RequestError::InvalidJson,
+                },
+            );
+        }
+        if too_deep(&body, MAX_DEPTH) {
+            return Err(RequestError::field(
+                "body",
+                "nested more than 64 levels deep",
+            ));
+        }
+        let peek: Peek<'_> = serde_json::from_slice(&body).map_err(|err| {
+            if err.is_data() && err.to_string().starts_with("duplicate field") {
+                RequestError::field("body", "a field appears twice")
+            } else {
+                RequestError::InvalidJson
+            }
+        })?;
+        let raw_model = peek.model.ok_or(RequestError::field("model", "required"))?;
+        let model: String = serde_json::from_str(raw_model.get())
+            .map_err(|_| RequestError::field("model", "must be a string"))?;
+        if model.is_empty() || model.len() > 256 {
+            return Err(RequestError::field("model", "1-256 characters"));
+        }
+        match endpoint {
+            Endpoint::ChatCompletions => match peek.messages {
+                Some(raw) if is_array(raw) => {}
+                Some(_) => return Err(RequestError::field("messages", "must be an array")),
+                None => return Err(RequestError::field("messages", "required")),
+            },
+            Endpoint::Embeddings => {
+                if peek.input.is_none() {
+                    return Err(RequestError::field("input", "required"));
+                }
+            }
+        }
+        let stream = match peek.stream.map(RawValue::get) {
+            None | Some("null" | "false") => false,
+            Some("true") => true,
+            Some(_) => return Err(RequestError::field("stream", "must be a boolean")),
+        };
+        if stream && endpoint == Endpoint::Embeddings {
+            return Err(RequestError::field("stream", "embeddings are not streamed"));
+        }
+        let stream_options = match peek.stream_options {
+            None => None,
+            Some(raw) if raw.get() == "null" => None,
+            Some(raw) => {
+                let map: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(raw.get())
+                        .map_err(|_| RequestError::field("stream_options", "must be an object"))?;
+                Some((span(&body, raw), map))
+            }
+        };
+        let client_wants_usage = stream_options
+            .as_ref()
+            .and_then(|(_, map)| map.get("include_usage"))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false);
+        let model_span = span(&body, raw_model);
+        Ok(Self {
+            endpoint,
+            model,
+            stream,
+            client_wants_usage,
+            model_span,
+            stream_options,
+            body,
+        })
+    }
+
+    /// The body for a deployment: `model` replaced, and when `ask_usage` (a stream whose
+    /// provider honours it) `stream_options.include_usage` set. Everything else is the
+    /// client's bytes.
+    pub fn body_for(&self, model: &str, ask_usage: bool) -> Bytes {
+        let ask_usage = ask_usage && self.stream && !self.client_wants_usage;
+        let model_json = serde_json::Value::String(model.to_owned()).to_string();
+        if !ask_usage && model_json.as_bytes() == &self.body[self.model_span.clone()] {
+            return self.body.clone();
+        }
+        let mut edits: Vec<(Range<usize>, Vec<u8>)> =
+            vec![(self.model_span.clone(), model_json.into_bytes())];
+        if ask_usage {
+            match &self.stream_options {
+                Some((range, map)) => {
+                    let mut map = map.clone();
+                    map.insert("include_usage".to_owned(), serde_json::Value::Bool(true));
+                    edits.push((
+                        range.clone(),
+                        serde_json::Value::Object(map).to_string().into_bytes(),
+                    ));
+                }
+                None => {
+                    let brace = self.body.iter().position(|&c| c == b'{').unwrap_or(0);
+                    edits.push((
+                        brace + 1..brace + 1,
+                        br#""stream_options":{"include_usage":true},"#.to_vec(),
+                    ));
+                }
+            }
+        }
+        edits.sort_by_key(|(range, _)| range.start);
+        let mut out = BytesMut::with_capacity(self.body.len() + 64);
+        let mut at = 0;
+        for (range, bytes) in edits {
+            out.extend_from_slice(&self.body[at..range.start]);
+            out.extend_from_slice(&bytes);
+            at = range.end;
+        }
+        out.extend_from_slice(&self.body[at..]);
+        out.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(text: &str) -> Result<Inbound, RequestError> {
+        Inbound::parse(Endpoint::ChatCompletions, Bytes::from(text.to_owned()))
+    }
+
+    #[test]
+    fn splices_the_model_and_keeps_everything_else() {
+        let text = r#" {"model" : "fast", "messages":[{"role":"user","content":"hi \"there\""}],"temperature":0.2, "x_custom":{"a":[1,2]}}"#;
+        let inbound = chat(text).unwrap();
+        assert_eq!(inbound.model, "fast");
+        assert!(!inbound.stream);
+        let body = inbound.body_for("gpt-4o-mini", true);
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            text.replace("\"fast\"", "\"gpt-4o-mini\"")
+        );
+        assert_eq!(inbound.body_for("fast", false), inbound.body);
+    }
+
+    #[test]
+    fn asks_for_stream_usage_only_when_the_client_did_not() {
+        let plain = chat(r#"{"model":"m","stream":true,"messages":[]}"#).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&plain.body_for("up", true)).unwrap();
+        assert_eq!(body["stream_options"]["include_usage"], true);
+        assert_eq!(body["model"], "up");
+        let with_options =
+            chat(r#"{"model":"m","stream":true,"stream_options":{"x":1},"messages":[]}"#).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&with_options.body_for("up", true)).unwrap();
+        assert_eq!(
+            body["stream_options"],
+            serde_json::json!({"x":1,"include_usage":true})
+        );
+        let asked = chat(
+            r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[]}"#,
+        )
+        .unwrap();
+        assert!(asked.client_wants_usage);
+        let unchanged = asked.body_for("m", true);
+        assert_eq!(unchanged, asked.body);
+    }
+
+    #[test]
+    fn names_the_faulty_field() {
+        let param = |text: &str| chat(text).unwrap_err().param();
+        assert_eq!(param(r#"{"messages":[]}"#), Some("model"));
+        assert_eq!(param(r#"{"model":5,"messages":[]}"#), Some("model"));
+        assert_eq!(param(r#"{"model":"m"}"#), Some("messages"));
+        assert_eq!(param(r#"{"model":"m","messages":{}}"#), Some("messages"));
+        assert_eq!(
+            param(r#"{"model":"m","messages":[],"stream":"yes"}"#),
+            Some("stream")
+        );
+        assert_eq!(param(r#"[1]"#), Some("body"));
+        assert_eq!(
+            param(r#"{"model":"a","model":"b","messages":[]}"#),
+            Some("body"),
+            "a duplicate model could smuggle another model past the check"
+        );
+        assert_eq!(chat("{nope").unwrap_err(), RequestError::InvalidJson);
+        let embeddings = Inbound::parse(
+            Endpoint::Embeddings,
+            Bytes::from_static(br#"{"model":"e"}"#),
+        );
+        assert_eq!(embeddings.unwrap_err().param(), Some("input"));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let deep = format!(
+            r#"{{"model":"m","messages":[],"x":{}{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        assert_eq!(chat(&deep).unwrap_err().param(), Some("body"));
+        let fine = format!(r#"{{"model":"m","messages":[],"x":"{}"}}"#, "[".repeat(100));
+        assert!(chat(&fine).is_ok(), "brackets inside strings do not nest");
+    }
+}
