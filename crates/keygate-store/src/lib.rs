@@ -12,6 +12,7 @@ mod rows;
 mod secrets;
 mod sql;
 mod sqlite;
+mod usage;
 
 use std::sync::Arc;
 
@@ -30,6 +31,17 @@ pub use secrets::{
     DueFilter, DueSecret, SecretPut, SecretRecord, SecretStage, SecretStore, SecretVersion,
 };
 pub use sqlite::SqliteStore;
+pub use usage::{MAX_USAGE_GROUPS, UsageGroup, UsageQuery, UsageRow, UsageStore};
+
+/// A day number (days since the Unix epoch, as text) as `YYYY-MM-DD`.
+pub(crate) fn usage_day(days: &str) -> String {
+    days.trim()
+        .parse::<i64>()
+        .ok()
+        .map(|d| Timestamp::from_millis(d * 86_400_000).to_rfc3339())
+        .and_then(|text| text.get(..10).map(str::to_owned))
+        .unwrap_or_else(|| days.to_owned())
+}
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +53,7 @@ pub enum Backend {
 /// Everything keygate keeps. Mutating methods take the audit event that records them and
 /// write both in one transaction.
 #[async_trait]
-pub trait Store: SecretStore + Send + Sync + std::fmt::Debug {
+pub trait Store: SecretStore + UsageStore + Send + Sync + std::fmt::Debug {
     fn backend(&self) -> Backend;
 
     /// Succeeds when the database answers.

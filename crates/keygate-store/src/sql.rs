@@ -61,6 +61,11 @@ macro_rules! impl_sql_store {
             for_update: $for_update,
         }
 
+        $crate::sql::impl_sql_usage! {
+            store: $store,
+            db: $db,
+        }
+
         #[async_trait::async_trait]
         impl Store for $store {
             fn backend(&self) -> Backend {
@@ -565,7 +570,9 @@ macro_rules! impl_sql_store {
 
 mod helpers;
 pub(crate) mod secrets;
+pub(crate) mod usage;
 
 pub(crate) use helpers::impl_sql_helpers;
 pub(crate) use secrets::impl_sql_secrets;
+pub(crate) use usage::impl_sql_usage;
 pub(crate) use {impl_sql_store, key_columns, key_columns_k, key_filter};

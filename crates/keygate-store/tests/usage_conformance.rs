@@ -1,0 +1,129 @@
+//! The usage store suite, on SQLite and on PostgreSQL.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a failed step should fail the test"
+)]
+
+use keygate_core::{KeyId, MicroUsd, Timestamp, TokenCounts, TokenSource, UsageRecord};
+use keygate_store::{UsageGroup, UsageQuery};
+use keygate_testkit::{Db, World};
+
+/// 2027-01-15T08:00:00Z.
+const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+const DAY: i64 = 86_400_000;
+
+fn record(
+    w: &World,
+    key: &KeyId,
+    model: &str,
+    at: i64,
+    status: u16,
+    cost: Option<i64>,
+) -> UsageRecord {
+    UsageRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        at: Timestamp::from_millis(T0.as_millis() + at),
+        org_id: w.org.id.clone(),
+        project_id: Some(w.project.id.clone()),
+        key_id: key.clone(),
+        endpoint: "chat.completions".into(),
+        model: model.into(),
+        deployment: Some(format!("openai/{model}")),
+        provider: Some("openai".into()),
+        status,
+        error_code: (status >= 400).then(|| "all_deployments_failed".into()),
+        streamed: true,
+        attempts: 1,
+        latency_ms: 120,
+        ttft_ms: Some(40),
+        tokens: TokenCounts {
+            prompt: 100,
+            completion: 20,
+            cached: 10,
+        },
+        token_source: TokenSource::Provider,
+        cost: cost.map(MicroUsd),
+        client_ip: Some("203.0.113.9".into()),
+        user_agent: Some("OpenAI/Python 3.57.0".into()),
+    }
+}
+
+async fn reports_group_and_filter(db: Db) {
+    let w = World::bootstrapped(db, T0).await;
+    let store = &w.db.store;
+    let (a, b) = (KeyId::generate(), KeyId::generate());
+    let mut batch = vec![
+        record(&w, &a, "chat", 0, 200, Some(300)),
+        record(&w, &a, "chat", 1000, 503, None),
+        record(&w, &b, "embed", DAY, 200, Some(5)),
+    ];
+    // Bigger than one INSERT statement holds.
+    for i in 0..600 {
+        batch.push(record(&w, &b, "chat", 2 * DAY + i, 200, Some(1)));
+    }
+    store.insert_usage(&batch).await.unwrap();
+    store.insert_usage(&[]).await.unwrap();
+
+    let query = |group_by| UsageQuery {
+        org: w.org.id.clone(),
+        project: None,
+        key: None,
+        model: None,
+        from: T0,
+        to: Timestamp::from_millis(T0.as_millis() + 10 * DAY),
+        group_by,
+    };
+    let by_model = store.usage_report(&query(UsageGroup::Model)).await.unwrap();
+    assert_eq!(by_model.len(), 2);
+    assert_eq!(by_model[0].group, "chat", "the costliest group first");
+    assert_eq!(by_model[0].requests, 602);
+    assert_eq!(by_model[0].errors, 1);
+    assert_eq!(by_model[0].unpriced, 1);
+    assert_eq!(by_model[0].cost, MicroUsd(900));
+    assert_eq!(by_model[0].prompt_tokens, 60_200);
+    assert_eq!(by_model[0].completion_tokens, 12_040);
+    assert_eq!(by_model[0].cached_tokens, 6_020);
+
+    let by_day = store.usage_report(&query(UsageGroup::Day)).await.unwrap();
+    let days: Vec<&str> = by_day.iter().map(|r| r.group.as_str()).collect();
+    assert_eq!(days, ["2027-01-15", "2027-01-16", "2027-01-17"]);
+
+    let by_key = store.usage_report(&query(UsageGroup::Key)).await.unwrap();
+    assert_eq!(by_key.len(), 2);
+    let by_project = store
+        .usage_report(&query(UsageGroup::Project))
+        .await
+        .unwrap();
+    assert_eq!(by_project[0].group, w.project.id.to_string());
+    assert_eq!(by_project[0].requests, 603);
+
+    let only_a = store
+        .usage_report(&UsageQuery {
+            key: Some(a.clone()),
+            ..query(UsageGroup::Model)
+        })
+        .await
+        .unwrap();
+    assert_eq!(only_a.len(), 1);
+    assert_eq!(only_a[0].requests, 2);
+    let window = store
+        .usage_report(&UsageQuery {
+            to: Timestamp::from_millis(T0.as_millis() + DAY),
+            ..query(UsageGroup::Model)
+        })
+        .await
+        .unwrap();
+    assert_eq!(window.len(), 1, "`to` is exclusive");
+    let other_org = store
+        .usage_report(&UsageQuery {
+            org: keygate_core::OrgId::generate(),
+            ..query(UsageGroup::Model)
+        })
+        .await
+        .unwrap();
+    assert!(other_org.is_empty());
+}
+
+keygate_testkit::on_both_databases!(reports_group_and_filter);
