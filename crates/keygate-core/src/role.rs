@@ -39,6 +39,8 @@ pub enum Permission {
     SecretsWrite,
     /// Read an upstream secret's value. Owners only; every use is audited.
     SecretsReveal,
+    /// Read gateway usage and cost reports.
+    UsageRead,
 }
 
 impl Role {
@@ -67,13 +69,16 @@ impl Role {
             Self::Admin => permission != SecretsReveal,
             Self::Operator => matches!(
                 permission,
-                KeysRead | KeysWrite | ProjectsRead | SecretsRead | SecretsWrite
+                KeysRead | KeysWrite | ProjectsRead | SecretsRead | SecretsWrite | UsageRead
             ),
             Self::Auditor => matches!(
                 permission,
-                KeysRead | ProjectsRead | AuditRead | SecretsRead
+                KeysRead | ProjectsRead | AuditRead | SecretsRead | UsageRead
             ),
-            Self::Viewer => matches!(permission, KeysRead | ProjectsRead | SecretsRead),
+            Self::Viewer => matches!(
+                permission,
+                KeysRead | ProjectsRead | SecretsRead | UsageRead
+            ),
         }
     }
 

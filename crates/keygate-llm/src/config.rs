@@ -85,13 +85,27 @@ pub struct TuningFile {
     pub breaker_open_seconds: Option<u64>,
 }
 
-/// Everything the gateway reads from the file.
-#[derive(Debug, Clone, Default)]
+/// Everything the gateway reads from the file: the `[gateway]`, `[providers.*]`,
+/// `[model_groups.*]` and `[prices.*]` tables.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GatewayFile {
+    #[serde(default)]
     pub gateway: TuningFile,
+    #[serde(default)]
     pub providers: BTreeMap<String, ProviderFile>,
+    #[serde(default)]
     pub model_groups: BTreeMap<String, GroupFile>,
+    #[serde(default)]
     pub prices: BTreeMap<String, PriceFile>,
+}
+
+impl GatewayFile {
+    /// Reads the gateway's tables from TOML text that holds nothing else.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text)
+            .map_err(|err| ConfigError::invalid("gateway configuration", err.message()))
+    }
 }
 
 /// Timeouts of one deployment.
@@ -500,25 +514,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> GatewayFile {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct File {
-            #[serde(default)]
-            gateway: TuningFile,
-            #[serde(default)]
-            providers: BTreeMap<String, ProviderFile>,
-            #[serde(default)]
-            model_groups: BTreeMap<String, GroupFile>,
-            #[serde(default)]
-            prices: BTreeMap<String, PriceFile>,
-        }
-        let file: File = toml::from_str(text).unwrap();
-        GatewayFile {
-            gateway: file.gateway,
-            providers: file.providers,
-            model_groups: file.model_groups,
-            prices: file.prices,
-        }
+        GatewayFile::from_toml(text).unwrap()
     }
 
     fn env(name: &str) -> Option<String> {

@@ -100,6 +100,16 @@ pub struct DeploymentStatus {
 }
 
 impl Gateway {
+    /// A gateway without model groups: every model is unknown.
+    pub fn empty() -> Self {
+        Self {
+            groups: HashMap::new(),
+            aliases: Vec::new(),
+            prices: PriceTable::with_defaults(),
+            tuning: Tuning::default(),
+        }
+    }
+
     pub fn new(config: &GatewayConfig) -> Result<Self, ConfigError> {
         let mut providers = HashMap::new();
         for spec in &config.providers {

@@ -7,6 +7,7 @@
 mod dto;
 mod error;
 mod extract;
+mod llm_error;
 mod middleware;
 mod openapi;
 mod routes;
@@ -14,6 +15,8 @@ mod serve;
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use keygate_llm::Gateway;
 
 use crate::Keygate;
 
@@ -37,6 +40,8 @@ pub struct ServerSettings {
     pub drain_timeout: Duration,
     /// How often secrets are checked against their rotation policy.
     pub rotation_check: Duration,
+    /// How often gateway usage records are written to the store.
+    pub usage_flush: Duration,
 }
 
 impl Default for ServerSettings {
@@ -48,6 +53,7 @@ impl Default for ServerSettings {
             header_read_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),
             rotation_check: Duration::from_secs(60),
+            usage_flush: Duration::from_secs(1),
         }
     }
 }
@@ -57,13 +63,29 @@ impl Default for ServerSettings {
 pub struct AppState {
     pub keygate: Arc<Keygate>,
     pub settings: Arc<ServerSettings>,
+    /// The LLM gateway; without configured model groups it knows no models.
+    pub gateway: Arc<Gateway>,
+    /// When the server started (milliseconds since the epoch), shown as models' `created`.
+    pub started_at: i64,
 }
 
 impl AppState {
+    /// A server without LLM model groups.
     pub fn new(keygate: Arc<Keygate>, settings: ServerSettings) -> Self {
+        Self::with_gateway(keygate, settings, Arc::new(Gateway::empty()))
+    }
+
+    pub fn with_gateway(
+        keygate: Arc<Keygate>,
+        settings: ServerSettings,
+        gateway: Arc<Gateway>,
+    ) -> Self {
+        let started_at = keygate.clock().now().as_millis();
         Self {
             keygate,
             settings: Arc::new(settings),
+            gateway,
+            started_at,
         }
     }
 }

@@ -9,6 +9,7 @@ mod error;
 pub mod http;
 mod last_used;
 pub mod service;
+pub mod usage_log;
 
 pub use error::ServiceError;
 pub use http::{AppState, ServerSettings, router, run};

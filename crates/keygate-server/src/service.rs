@@ -4,6 +4,7 @@
 mod audit;
 mod bootstrap;
 mod caller;
+mod credentials;
 mod kek_rotation;
 mod keyring;
 mod keys;
@@ -13,6 +14,7 @@ mod secret_policy;
 mod secret_rotation;
 mod secrets;
 mod tokens;
+mod usage;
 mod verify;
 
 use std::sync::Arc;
@@ -24,15 +26,18 @@ use keygate_store::Store;
 use crate::ServiceError;
 use crate::cache::{Invalidation, LocalInvalidation, VerifyCache};
 use crate::last_used::LastUsed;
+use crate::usage_log::UsageLog;
 
 pub use audit::{AuditQuery, AuditReport, verify_audit_chain};
 pub use bootstrap::{bootstrap, ensure_owner};
 pub use caller::{Actor, Caller};
+pub use credentials::ProjectSecrets;
 pub use kek_rotation::{Pace, RewrapReport, references_other_keks, rewrap_all};
 pub use keys::{CreateKey, KeyPage, KeyQuery, Rotated};
 pub use secret_rotation::{RotateSecret, SecretRotation, UpstreamCheck};
 pub use secrets::{MAX_SECRET_BYTES, PutSecret, Revealed};
 pub use tokens::CreateToken;
+pub use usage::UsageReportQuery;
 pub use verify::{VerifyOutcome, VerifyQuery};
 
 /// How many keys the verification cache holds.
@@ -51,6 +56,9 @@ pub struct Keygate {
     cache: Arc<VerifyCache>,
     invalidation: Arc<dyn Invalidation>,
     last_used: Arc<LastUsed>,
+    usage: Arc<UsageLog>,
+    /// Gateway credentials by project and secret name, decrypted (see `credentials.rs`).
+    credentials: moka::sync::Cache<(keygate_core::ProjectId, String), Arc<secrecy::SecretString>>,
     /// Decrypted current values read by API keys, kept briefly (see `secrets.rs`).
     values: moka::sync::Cache<keygate_core::SecretId, Arc<(i64, secrecy::SecretString)>>,
     /// For checks of a pending secret against its upstream. Never follows redirects: a
@@ -78,6 +86,11 @@ impl Keygate {
             invalidation: Arc::new(LocalInvalidation(cache.clone())),
             cache,
             last_used: Arc::new(LastUsed::default()),
+            usage: Arc::new(UsageLog::default()),
+            credentials: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(VALUE_TTL)
+                .build(),
             values: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(VALUE_TTL)
@@ -102,6 +115,10 @@ impl Keygate {
 
     pub fn last_used(&self) -> &Arc<LastUsed> {
         &self.last_used
+    }
+
+    pub fn usage(&self) -> &Arc<UsageLog> {
+        &self.usage
     }
 }
 

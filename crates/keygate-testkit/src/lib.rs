@@ -16,6 +16,7 @@
 
 mod fixtures;
 mod http_client;
+pub mod mock_openai;
 mod server;
 mod store;
 pub mod upstream;
@@ -23,6 +24,7 @@ mod world;
 
 pub use fixtures::{KeyFixture, audit, new_key};
 pub use http_client::{Api, Call, CreatedKey, Exchange, IssuedToken, Method, Reply};
+pub use mock_openai::{MockOpenAi, MockReply, SeenRequest};
 pub use server::TestServer;
 pub use store::{Db, TestStore, postgres_base_url};
 pub use world::World;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use keygate_core::{Clock, ManualClock, SystemClock, Timestamp};
 use keygate_crypto::MasterKey;
+use keygate_llm::{Gateway, GatewayConfig, GatewayFile};
 use keygate_server::service::ensure_owner;
 use keygate_server::{AppState, Keygate, ServerSettings};
 use tokio::net::TcpListener;
@@ -36,6 +37,33 @@ impl TestServer {
         clock: Arc<dyn Clock>,
         settings: ServerSettings,
     ) -> anyhow::Result<Self> {
+        Self::start_full(db, clock, settings, Arc::new(Gateway::empty())).await
+    }
+
+    /// A server whose LLM gateway is configured by `config`: the `[providers.*]`,
+    /// `[model_groups.*]`, `[gateway]` and `[prices.*]` tables of `keygate.toml`. `env::`
+    /// credentials are looked up in `env`, never in the process environment.
+    pub async fn start_gateway(db: Db, config: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let file = GatewayFile::from_toml(config)?;
+        let lookup = |name: &str| {
+            env.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        let gateway = Gateway::new(&GatewayConfig::resolve(&file, &lookup)?)?;
+        let settings = ServerSettings {
+            usage_flush: std::time::Duration::from_millis(50),
+            ..ServerSettings::default()
+        };
+        Self::start_full(db, Arc::new(SystemClock), settings, Arc::new(gateway)).await
+    }
+
+    async fn start_full(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        settings: ServerSettings,
+        gateway: Arc<Gateway>,
+    ) -> anyhow::Result<Self> {
         let store = TestStore::new(db).await?;
         let master_key = MasterKey::load_or_create(&store.dir.path().join("master.key"))?;
         let keygate =
@@ -46,7 +74,7 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
-        let state = AppState::new(keygate.clone(), settings);
+        let state = AppState::with_gateway(keygate.clone(), settings, gateway);
         let handle = tokio::spawn(keygate_server::run(listener, state, async {
             let _ = rx.await;
         }));

@@ -34,7 +34,7 @@ impl Modify for AdminTokenAuth {
         routes::secrets::put, routes::secrets::list, routes::secrets::show,
         routes::secrets::delete, routes::secrets::reveal, routes::secrets::read_with_key,
         routes::secrets::rotate, routes::secrets::promote, routes::secrets::due,
-        routes::audit::list, routes::audit::verify,
+        routes::audit::list, routes::audit::verify, routes::usage::report,
         routes::verify::verify,
         routes::ops::healthz, routes::ops::readyz,
     ),
@@ -47,6 +47,7 @@ impl Modify for AdminTokenAuth {
         dto::SecretVersionView, dto::SecretView, dto::SecretList, dto::CheckBody,
         dto::RotateSecretBody, dto::PromoteBody, dto::RotationView, dto::DueSecretView,
         dto::DueSecretList, dto::VerifyBody, dto::VerifyResponse, dto::Health,
+        routes::usage::UsageReport, routes::usage::UsageRowView,
     )),
     modifiers(&AdminTokenAuth),
 )]

@@ -2,10 +2,12 @@
 
 pub(super) mod audit;
 pub(super) mod keys;
+pub(super) mod llm;
 pub(super) mod ops;
 pub(super) mod projects;
 pub(super) mod secrets;
 pub(super) mod tokens;
+pub(super) mod usage;
 pub(super) mod verify;
 
 use axum::Router;
@@ -43,16 +45,31 @@ pub fn router(state: AppState) -> Router {
         .route("/secrets/{id}/rotate", post(secrets::rotate))
         .route("/secrets/{id}/promote", post(secrets::promote))
         .route("/audit", get(audit::list))
-        .route("/audit/verify", get(audit::verify));
+        .route("/audit/verify", get(audit::verify))
+        .route("/usage", get(usage::report));
 
     let timeout = state.settings.request_timeout;
-    Router::new()
+    // The LLM endpoints keep their own timeouts per deployment (a completion may take
+    // minutes); everything else answers within the server's request timeout.
+    let llm = Router::new()
+        .route("/v1/chat/completions", post(llm::chat_completions))
+        .route("/v1/embeddings", post(llm::embeddings))
+        .route("/v1/models", get(llm::list_models))
+        .route("/v1/models/{*model}", get(llm::get_model));
+    let api = Router::new()
         .nest("/admin/v1", admin)
         .route("/v1/keys/verify", post(verify::verify))
         .route("/v1/secrets/{name}", get(secrets::read_with_key))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(ops::openapi_json))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ));
+    Router::new()
+        .merge(api)
+        .merge(llm)
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -92,11 +109,7 @@ pub fn router(state: AppState) -> Router {
                         })
                         .on_response(DefaultOnResponse::new().level(Level::INFO)),
                 )
-                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    timeout,
-                )),
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
         )
         .with_state(state)
 }

@@ -38,6 +38,11 @@ pub async fn run(
         stop.clone(),
     ));
 
+    tasks.spawn(state.keygate.usage().clone().run(
+        state.keygate.store().clone(),
+        state.settings.usage_flush,
+        stop.clone(),
+    ));
     tasks.spawn(
         state
             .keygate

@@ -256,20 +256,8 @@ impl Keygate {
         version: &SecretVersion,
         mut audit: keygate_core::AuditDraft,
     ) -> Result<Revealed, ServiceError> {
-        let envelope = Envelope {
-            dek: WrappedKey {
-                kek_id: KekId::from_stored(version.kek_id.clone()),
-                sealed: version.wrapped_dek.clone(),
-            },
-            sealed: version.sealed.clone(),
-        };
         audit.details = serde_json::json!({ "name": secret.name, "version": version.version });
-        let opened = open(self.kek.as_ref(), &row(secret, version.version), &envelope)
-            .map_err(|err| err.to_string())
-            .and_then(|plain| {
-                String::from_utf8(plain.to_vec()).map_err(|_| "the value is not UTF-8".to_owned())
-            });
-        let value = match opened {
+        let value = match self.decrypt_version(secret, version) {
             Ok(value) => value,
             Err(reason) => {
                 audit.action = AuditAction::SecretUnreadable;
@@ -281,9 +269,30 @@ impl Keygate {
         };
         self.store.append_audit(&audit, self.clock.now()).await?;
         Ok(Revealed {
-            value: SecretString::from(value),
+            value,
             version: version.version,
         })
+    }
+
+    /// Decrypts a version; the error says why it could not be (never with the value).
+    pub(super) fn decrypt_version(
+        &self,
+        secret: &SecretRecord,
+        version: &SecretVersion,
+    ) -> Result<SecretString, String> {
+        let envelope = Envelope {
+            dek: WrappedKey {
+                kek_id: KekId::from_stored(version.kek_id.clone()),
+                sealed: version.wrapped_dek.clone(),
+            },
+            sealed: version.sealed.clone(),
+        };
+        open(self.kek.as_ref(), &row(secret, version.version), &envelope)
+            .map_err(|err| err.to_string())
+            .and_then(|plain| {
+                String::from_utf8(plain.to_vec()).map_err(|_| "the value is not UTF-8".to_owned())
+            })
+            .map(SecretString::from)
     }
 }
 
@@ -362,6 +371,8 @@ impl Keygate {
     /// Drops a secret's decrypted value from memory (on every change to the secret).
     pub(super) fn forget_value(&self, id: &SecretId) {
         self.values.invalidate(id);
+        // Gateway credentials are cached by name; secret changes are rare, so all go.
+        self.credentials.invalidate_all();
     }
 }
 

@@ -1,0 +1,115 @@
+//! Errors of the LLM endpoints, in OpenAI's shape (`{"error": {"message", "type", "param",
+//! "code"}}`) so the official SDKs raise their own error classes. `code` is keygate's stable
+//! code, as on every other endpoint.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keygate_llm::{AttemptError, GatewayError, RequestError};
+
+#[derive(Debug, Clone)]
+pub struct LlmError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub param: Option<&'static str>,
+    pub retry_after: Option<Duration>,
+}
+
+impl LlmError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            param: None,
+            retry_after: None,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.status.as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            400..=499 => "invalid_request_error",
+            _ => "api_error",
+        }
+    }
+}
+
+impl From<RequestError> for LlmError {
+    fn from(err: RequestError) -> Self {
+        let code = match err {
+            RequestError::InvalidJson => "invalid_json",
+            RequestError::Field { .. } => "invalid_request",
+        };
+        Self {
+            param: err.param(),
+            ..Self::new(StatusCode::BAD_REQUEST, code, err.to_string())
+        }
+    }
+}
+
+impl From<GatewayError> for LlmError {
+    fn from(err: GatewayError) -> Self {
+        use StatusCode as S;
+        let message = err.to_string();
+        match &err {
+            GatewayError::ModelNotFound(_) => Self {
+                param: Some("model"),
+                ..Self::new(S::NOT_FOUND, "model_not_found", message)
+            },
+            GatewayError::NoDeployment(_) => {
+                Self::new(S::SERVICE_UNAVAILABLE, "no_healthy_deployment", message)
+            }
+            GatewayError::Exhausted { last, .. } => match last {
+                AttemptError::Status {
+                    status: 429,
+                    retry_after,
+                    ..
+                } => Self {
+                    retry_after: *retry_after,
+                    ..Self::new(S::TOO_MANY_REQUESTS, "upstream_rate_limited", message)
+                },
+                AttemptError::InvalidResponse | AttemptError::StreamError => {
+                    Self::new(S::BAD_GATEWAY, "upstream_invalid_response", message)
+                }
+                AttemptError::FirstByteTimeout(_)
+                | AttemptError::TotalTimeout(_)
+                | AttemptError::ChunkGap(_) => {
+                    Self::new(S::GATEWAY_TIMEOUT, "upstream_timeout", message)
+                }
+                _ => Self::new(S::SERVICE_UNAVAILABLE, "all_deployments_failed", message),
+            },
+        }
+    }
+}
+
+impl IntoResponse for LlmError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": {
+                "message": self.message,
+                "type": self.kind(),
+                "param": self.param,
+                "code": self.code,
+            }
+        });
+        let mut response = (self.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(after) = self.retry_after {
+            let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                headers.insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}

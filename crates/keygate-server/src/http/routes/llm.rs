@@ -1,0 +1,329 @@
+//! The OpenAI-compatible endpoints: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`.
+//! A keygate key authenticates; the gateway picks a deployment and injects its credential.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keygate_core::scope::any_grants;
+use keygate_core::{TokenCounts, TokenSource, UsageRecord};
+use keygate_llm::{Endpoint, Failure, Inbound, Reply, StreamEnd, StreamOutcome};
+
+use crate::cache::CachedKey;
+use crate::http::AppState;
+use crate::http::extract::{RequestMeta, bearer};
+use crate::http::llm_error::LlmError;
+use crate::service::{ProjectSecrets, VerifyOutcome, VerifyQuery};
+use crate::usage_log::ToCount;
+
+/// The scope a key needs for a model or alias.
+fn model_permission(model: &str) -> String {
+    format!("models:{model}")
+}
+
+/// Authenticates the keygate key of a gateway request.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    meta: &RequestMeta,
+) -> Result<Arc<CachedKey>, LlmError> {
+    let Some(key) = bearer(headers) else {
+        return Err(LlmError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "send your keygate key as `Authorization: Bearer <key>`",
+        ));
+    };
+    let outcome = state
+        .keygate
+        .verify(VerifyQuery {
+            key,
+            permission: None,
+            ip: meta.client_ip,
+        })
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %err, "key verification failed");
+            LlmError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "keys cannot be verified right now; retry shortly",
+            )
+        })?;
+    match outcome {
+        VerifyOutcome::Valid(cached) => Ok(cached),
+        VerifyOutcome::Invalid(rejection, _) => {
+            let status = if rejection == keygate_core::KeyRejection::IpNotAllowed {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            Err(LlmError::new(
+                status,
+                rejection.code(),
+                rejection.to_string(),
+            ))
+        }
+    }
+}
+
+fn not_allowed(model: &str) -> LlmError {
+    LlmError {
+        param: Some("model"),
+        ..LlmError::new(
+            StatusCode::FORBIDDEN,
+            "model_not_allowed",
+            format!("this key may not use model `{model}` (it needs the scope `models:{model}`)"),
+        )
+    }
+}
+
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    proxy(state, meta, headers, body, Endpoint::ChatCompletions).await
+}
+
+pub async fn embeddings(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    proxy(state, meta, headers, body, Endpoint::Embeddings).await
+}
+
+/// What a usage record needs besides the outcome.
+struct Draft {
+    started: Instant,
+    key: Arc<CachedKey>,
+    endpoint: Endpoint,
+    model: String,
+    streamed: bool,
+    client_ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl Draft {
+    fn record(&self, state: &AppState, status: u16, error_code: Option<&str>) -> UsageRecord {
+        let record = &self.key.record;
+        UsageRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: state.keygate.clock().now(),
+            org_id: record.org_id.clone(),
+            project_id: record.project_id.clone(),
+            key_id: record.id.clone(),
+            endpoint: self.endpoint.as_str().to_owned(),
+            model: self.model.clone(),
+            deployment: None,
+            provider: None,
+            status,
+            error_code: error_code.map(str::to_owned),
+            streamed: self.streamed,
+            attempts: 0,
+            latency_ms: millis(self.started.elapsed()),
+            ttft_ms: None,
+            tokens: TokenCounts::default(),
+            token_source: TokenSource::None,
+            cost: None,
+            client_ip: self.client_ip.clone(),
+            user_agent: self.user_agent.clone(),
+        }
+    }
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+async fn proxy(
+    state: AppState,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    body: Body,
+    endpoint: Endpoint,
+) -> Response {
+    let started = Instant::now();
+    let key = match authenticate(&state, &headers, &meta).await {
+        Ok(key) => key,
+        Err(err) => return err.into_response(),
+    };
+    let limit = state.gateway.tuning().body_limit;
+    let body = match axum::body::to_bytes(body, limit).await {
+        Ok(body) => body,
+        Err(_) => {
+            return LlmError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is larger than {limit} bytes"),
+            )
+            .into_response();
+        }
+    };
+    let inbound = match Inbound::parse(endpoint, body) {
+        Ok(inbound) => inbound,
+        Err(err) => return LlmError::from(err).into_response(),
+    };
+    // The scope is checked first, so a key learns nothing of models it may not use.
+    if !any_grants(&key.record.scopes, &model_permission(&inbound.model)) {
+        return not_allowed(&inbound.model).into_response();
+    }
+    let draft = Draft {
+        started,
+        key: key.clone(),
+        endpoint,
+        model: inbound.model.clone(),
+        streamed: inbound.stream,
+        client_ip: meta.ip_text(),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(200).collect()),
+    };
+    let secrets = ProjectSecrets {
+        keygate: &state.keygate,
+        project: key.record.project_id.as_ref(),
+    };
+    match state.gateway.dispatch(&inbound, &secrets).await {
+        Ok(Reply::Complete {
+            status,
+            content_type,
+            body,
+            tokens,
+            served,
+        }) => {
+            let mut record =
+                draft.record(&state, status, (status >= 400).then_some("upstream_error"));
+            record.deployment = Some(served.deployment.clone());
+            record.provider = Some(served.provider.clone());
+            record.attempts = served.attempts;
+            record.ttft_ms = Some(millis(served.first_byte));
+            if let Some(tokens) = tokens {
+                record.tokens = tokens;
+                record.token_source = TokenSource::Provider;
+                record.cost = state.gateway.cost(&served.model, tokens);
+            }
+            state.keygate.usage().record(record);
+            let mut response = Response::new(Body::from(body));
+            *response.status_mut() =
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                content_type.unwrap_or(HeaderValue::from_static("application/json")),
+            );
+            response
+        }
+        Ok(Reply::Stream {
+            content_type,
+            mut relay,
+            served,
+        }) => {
+            let usage = state.keygate.usage().clone();
+            let gateway = state.gateway.clone();
+            let request = inbound.body.clone();
+            let state_for_end = state.clone();
+            relay.on_end(move |end: StreamEnd| {
+                let (status, code) = match &end.outcome {
+                    StreamOutcome::Completed => (200, None),
+                    StreamOutcome::Failed(_) => (200, Some("upstream_stream_interrupted")),
+                    StreamOutcome::ClientGone => (499, Some("client_closed_request")),
+                };
+                let mut record = draft.record(&state_for_end, status, code);
+                record.deployment = Some(served.deployment.clone());
+                record.provider = Some(served.provider.clone());
+                record.attempts = served.attempts;
+                record.ttft_ms = end.first_token.map(millis);
+                record.latency_ms = millis(end.elapsed.max(draft.started.elapsed()));
+                match end.reported {
+                    Some(tokens) => {
+                        record.tokens = tokens;
+                        record.token_source = TokenSource::Provider;
+                        record.cost = gateway.cost(&served.model, tokens);
+                        usage.record(record);
+                    }
+                    None if end.text.is_empty() && status != 200 => usage.record(record),
+                    None => usage.record_uncounted(ToCount {
+                        record,
+                        model: served.model.clone(),
+                        request,
+                        text: end.text,
+                        gateway,
+                    }),
+                }
+            });
+            let mut response = Response::new(Body::from_stream(relay));
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                content_type.unwrap_or(HeaderValue::from_static("text/event-stream")),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            response
+        }
+        Err(Failure {
+            error,
+            attempts,
+            deployment,
+        }) => {
+            let err = LlmError::from(error);
+            let mut record = draft.record(&state, err.status.as_u16(), Some(err.code));
+            record.attempts = attempts;
+            record.deployment = deployment;
+            state.keygate.usage().record(record);
+            err.into_response()
+        }
+    }
+}
+
+/// The models (aliases) this key may use, in OpenAI's list shape.
+pub async fn list_models(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+) -> Response {
+    let key = match authenticate(&state, &headers, &meta).await {
+        Ok(key) => key,
+        Err(err) => return err.into_response(),
+    };
+    let data: Vec<serde_json::Value> = state
+        .gateway
+        .aliases()
+        .iter()
+        .filter(|alias| any_grants(&key.record.scopes, &model_permission(alias)))
+        .map(|alias| model_object(&state, alias))
+        .collect();
+    axum::Json(serde_json::json!({ "object": "list", "data": data })).into_response()
+}
+
+/// One model, if it exists and this key may use it.
+pub async fn get_model(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    Path(model): Path<String>,
+) -> Response {
+    let key = match authenticate(&state, &headers, &meta).await {
+        Ok(key) => key,
+        Err(err) => return err.into_response(),
+    };
+    if state.gateway.has_alias(&model) && any_grants(&key.record.scopes, &model_permission(&model))
+    {
+        return axum::Json(model_object(&state, &model)).into_response();
+    }
+    LlmError::from(keygate_llm::GatewayError::ModelNotFound(model)).into_response()
+}
+
+fn model_object(state: &AppState, alias: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": alias,
+        "object": "model",
+        "created": state.started_at / 1000,
+        "owned_by": "keygate",
+    })
+}

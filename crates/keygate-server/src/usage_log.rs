@@ -1,0 +1,149 @@
+//! Usage records, queued in memory on the request path and written in batches off it. A
+//! stream whose provider reported no usage is counted here too, with the tokenizer, so that
+//! counting never delays a response.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use keygate_core::{TokenCounts, TokenSource, UsageRecord};
+use keygate_llm::Gateway;
+use keygate_store::Store;
+use tokio_util::sync::CancellationToken;
+
+/// Most records held in memory while the store is unreachable; past it, the newest are
+/// dropped (and counted in the log) rather than growing without bound.
+const MAX_PENDING: usize = 100_000;
+/// Most records in one write.
+const BATCH: usize = 5_000;
+
+/// A record whose tokens are still to be counted.
+#[derive(Debug)]
+pub struct ToCount {
+    pub record: UsageRecord,
+    /// The upstream model, whose tokenizer and price apply.
+    pub model: String,
+    pub request: Bytes,
+    pub text: String,
+    pub gateway: Arc<Gateway>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    ready: Vec<UsageRecord>,
+    to_count: Vec<ToCount>,
+    dropped: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct UsageLog {
+    pending: Mutex<Pending>,
+}
+
+impl UsageLog {
+    pub fn record(&self, record: UsageRecord) {
+        let mut pending = self.lock();
+        if pending.ready.len() + pending.to_count.len() >= MAX_PENDING {
+            pending.dropped += 1;
+            return;
+        }
+        pending.ready.push(record);
+    }
+
+    pub fn record_uncounted(&self, entry: ToCount) {
+        let mut pending = self.lock();
+        if pending.ready.len() + pending.to_count.len() >= MAX_PENDING {
+            pending.dropped += 1;
+            return;
+        }
+        pending.to_count.push(entry);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts what needs counting and writes everything pending. On failure the batch is put
+    /// back for the next flush.
+    pub async fn flush(&self, store: &dyn Store) {
+        let (mut batch, to_count, dropped) = {
+            let mut pending = self.lock();
+            let take = pending.ready.len().min(BATCH);
+            let batch: Vec<UsageRecord> = pending.ready.drain(..take).collect();
+            (
+                batch,
+                std::mem::take(&mut pending.to_count),
+                std::mem::take(&mut pending.dropped),
+            )
+        };
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "usage records dropped: the store could not keep up"
+            );
+        }
+        if !to_count.is_empty() {
+            // The tokenizer is CPU work (and loads its tables on first use): keep it off the
+            // runtime's workers.
+            match tokio::task::spawn_blocking(move || to_count.into_iter().map(count).collect())
+                .await
+            {
+                Ok(counted) => batch.extend::<Vec<UsageRecord>>(counted),
+                Err(err) => tracing::warn!(error = %err, "token counting failed"),
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(err) = store.insert_usage(&batch).await {
+            tracing::warn!(error = %err, records = batch.len(), "could not write usage records");
+            let mut pending = self.lock();
+            let room = MAX_PENDING.saturating_sub(pending.ready.len());
+            let kept = batch.len().min(room);
+            pending.dropped += (batch.len() - kept) as u64;
+            pending.ready.extend(batch.into_iter().take(kept));
+        }
+    }
+
+    /// Whether anything waits to be written.
+    pub fn is_empty(&self) -> bool {
+        let pending = self.lock();
+        pending.ready.is_empty() && pending.to_count.is_empty()
+    }
+
+    /// Flushes every `every` until `shutdown`, then until nothing is left (or the store fails).
+    pub async fn run(
+        self: Arc<Self>,
+        store: Arc<dyn Store>,
+        every: Duration,
+        shutdown: CancellationToken,
+    ) {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => self.flush(store.as_ref()).await,
+                () = shutdown.cancelled() => break,
+            }
+        }
+        for _ in 0..(MAX_PENDING / BATCH + 2) {
+            if self.is_empty() {
+                break;
+            }
+            self.flush(store.as_ref()).await;
+        }
+    }
+}
+
+fn count(entry: ToCount) -> UsageRecord {
+    let mut record = entry.record;
+    let tokens = TokenCounts {
+        prompt: keygate_llm::tokens::count_prompt(&entry.model, &entry.request),
+        completion: keygate_llm::tokens::count(&entry.model, &entry.text),
+        cached: 0,
+    };
+    record.tokens = tokens;
+    record.token_source = TokenSource::Counted;
+    record.cost = entry.gateway.cost(&entry.model, tokens);
+    record
+}
