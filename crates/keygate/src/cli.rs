@@ -48,6 +48,40 @@ pub enum Command {
     /// Run a command with secrets from the vault in its environment (never on disk).
     /// Signals are passed on to it, and its exit code becomes keygate's.
     Run(RunArgs),
+    /// Gateway usage and cost, grouped by key, project, model or day.
+    Usage(UsageArgs),
+}
+
+/// What a usage report is grouped by.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum UsageGroupArg {
+    Key,
+    Project,
+    Model,
+    Day,
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    #[arg(long, value_enum, default_value = "model")]
+    pub group_by: UsageGroupArg,
+    /// Start of the window, RFC 3339 (default: 30 days ago).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End of the window, exclusive, RFC 3339 (default: now).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Only this project (id).
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Only this key (id).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Only this model or alias.
+    #[arg(long)]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 /// Where the store is, for commands that open it directly.

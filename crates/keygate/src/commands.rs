@@ -8,6 +8,7 @@ mod projects;
 mod run;
 mod secrets;
 mod serve;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Secrets(command) => secrets::run(command).await,
         Command::Admin(command) => admin::run(config, command).await,
         Command::Audit(command) => audit::run(config, command).await,
+        Command::Usage(args) => usage::run(args).await,
         Command::Kek(command) => kek::run(config, command).await,
         Command::Run(_) => Ok(()),
     }

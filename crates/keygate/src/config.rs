@@ -1,12 +1,14 @@
 //! Configuration in layers: the TOML file, then `KEYGATE_*` variables, then command-line
 //! flags, resolved into settings that the rest of the code trusts.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use keygate_llm::{GatewayConfig, GatewayFile};
 use keygate_server::ServerSettings;
 use serde::Deserialize;
 
@@ -41,6 +43,15 @@ struct RawConfig {
     log_format: Option<LogFormat>,
     body_limit_bytes: Option<usize>,
     request_timeout_seconds: Option<u64>,
+    /// The LLM gateway's tables; they come from the file only.
+    #[serde(default)]
+    gateway: keygate_llm::config::TuningFile,
+    #[serde(default)]
+    providers: BTreeMap<String, keygate_llm::config::ProviderFile>,
+    #[serde(default)]
+    model_groups: BTreeMap<String, keygate_llm::config::GroupFile>,
+    #[serde(default)]
+    prices: BTreeMap<String, keygate_llm::config::PriceFile>,
 }
 
 /// Where the key-encryption key comes from.
@@ -83,6 +94,8 @@ pub struct Settings {
     pub master_key_file: PathBuf,
     pub log_format: LogFormat,
     pub server: ServerSettings,
+    /// The LLM gateway: providers, model groups, prices.
+    pub gateway: GatewayConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,12 +110,16 @@ pub enum ConfigError {
     BadBodyLimit,
     #[error("request_timeout_seconds: between 1 and 3600")]
     BadTimeout,
+    #[error("gateway configuration: {0}")]
+    Gateway(#[from] keygate_llm::ConfigError),
 }
 
 /// The sources of configuration, so tests can supply them without the process environment.
 #[derive(Debug, Clone)]
 pub struct Sources {
     pub figment: Figment,
+    /// Variables that `env::NAME` credentials are read from.
+    pub env: BTreeMap<String, String>,
 }
 
 impl Sources {
@@ -117,6 +134,7 @@ impl Sources {
         }
         Ok(Self {
             figment: figment.merge(Env::prefixed("KEYGATE_").only(&KEYS)),
+            env: std::env::vars().collect(),
         })
     }
 }
@@ -179,6 +197,15 @@ pub fn resolve(
             request_timeout: Duration::from_secs(timeout),
             ..ServerSettings::default()
         },
+        gateway: GatewayConfig::resolve(
+            &GatewayFile {
+                gateway: raw.gateway,
+                providers: raw.providers,
+                model_groups: raw.model_groups,
+                prices: raw.prices,
+            },
+            &|name| sources.env.get(name).cloned(),
+        )?,
     })
 }
 
@@ -189,7 +216,39 @@ mod tests {
     fn sources(toml: &str) -> Sources {
         Sources {
             figment: Figment::new().merge(Toml::string(toml)),
+            env: BTreeMap::from([("GROQ_KEY".to_owned(), "gsk-test".to_owned())]),
         }
+    }
+
+    #[test]
+    fn model_groups_come_from_the_file() {
+        let file = sources(
+            r#"
+            listen = "127.0.0.1:9000"
+
+            [providers.openai]
+            kind = "openai"
+            credential = "secret::openai"
+
+            [providers.groq]
+            kind = "groq"
+            credential = "env::GROQ_KEY"
+
+            [model_groups.chat]
+            deployments = [{ provider = "openai", model = "gpt-4o-mini" }]
+            fallbacks = ["fast"]
+
+            [model_groups.fast]
+            deployments = [{ provider = "groq", model = "llama-3.1-8b-instant" }]
+            "#,
+        );
+        let settings = resolve(&file, &StoreArgs::default(), None).unwrap();
+        assert_eq!(settings.gateway.groups.len(), 2);
+        let missing = sources("[providers.x]\nkind = \"groq\"\ncredential = \"env::NOPE\"\n[model_groups.m]\ndeployments = [{ provider = \"x\", model = \"m\" }]\n");
+        let err = resolve(&missing, &StoreArgs::default(), None).unwrap_err();
+        assert!(err.to_string().contains("NOPE"), "{err}");
+        let typo = sources("[model_group.chat]\n");
+        assert!(resolve(&typo, &StoreArgs::default(), None).is_err());
     }
 
     #[test]

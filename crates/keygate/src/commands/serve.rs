@@ -64,10 +64,15 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
         store = ?keygate.store().backend(),
         "keygate is listening"
     );
+    let gateway = keygate_llm::Gateway::new(&settings.gateway)
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    if !gateway.aliases().is_empty() {
+        tracing::info!(models = ?gateway.aliases(), "LLM gateway ready");
+    }
     let store = keygate.store().clone();
     keygate_server::run(
         listener,
-        AppState::new(keygate, settings.server),
+        AppState::with_gateway(keygate, settings.server, Arc::new(gateway)),
         shutdown(),
     )
     .await
