@@ -244,7 +244,9 @@ mod tests {
         );
         let settings = resolve(&file, &StoreArgs::default(), None).unwrap();
         assert_eq!(settings.gateway.groups.len(), 2);
-        let missing = sources("[providers.x]\nkind = \"groq\"\ncredential = \"env::NOPE\"\n[model_groups.m]\ndeployments = [{ provider = \"x\", model = \"m\" }]\n");
+        let missing = sources(
+            "[providers.x]\nkind = \"groq\"\ncredential = \"env::NOPE\"\n[model_groups.m]\ndeployments = [{ provider = \"x\", model = \"m\" }]\n",
+        );
         let err = resolve(&missing, &StoreArgs::default(), None).unwrap_err();
         assert!(err.to_string().contains("NOPE"), "{err}");
         let typo = sources("[model_group.chat]\n");

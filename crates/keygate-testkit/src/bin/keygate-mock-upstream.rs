@@ -16,7 +16,10 @@ const COMPLETION: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","c
 
 fn stream_body() -> String {
     let mut out = String::new();
-    for (i, word) in ["Hello!", " How", " can", " I", " help?"].iter().enumerate() {
+    for (i, word) in ["Hello!", " How", " can", " I", " help?"]
+        .iter()
+        .enumerate()
+    {
         let role = if i == 0 { r#""role":"assistant","# } else { "" };
         out.push_str(&format!(
             "data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"gpt-4o-mini\",\"choices\":[{{\"index\":0,\"delta\":{{{role}\"content\":\"{word}\"}},\"finish_reason\":null}}],\"usage\":null}}\n\n"
