@@ -30,6 +30,8 @@ pub enum AuditAction {
     AdminAuthFailed,
     AccessDenied,
     KeyInQuery,
+    ModelGroupPut,
+    ModelGroupDelete,
 }
 
 impl AuditAction {
@@ -56,6 +58,8 @@ impl AuditAction {
             Self::AdminAuthFailed => "admin.auth_failed",
             Self::AccessDenied => "access.denied",
             Self::KeyInQuery => "key.in_query",
+            Self::ModelGroupPut => "model_group.put",
+            Self::ModelGroupDelete => "model_group.delete",
         }
     }
 }

@@ -41,6 +41,10 @@ pub enum Permission {
     SecretsReveal,
     /// Read gateway usage and cost reports.
     UsageRead,
+    /// See the gateway's model groups.
+    ModelsRead,
+    /// Create, change and delete model groups.
+    ModelsWrite,
 }
 
 impl Role {
@@ -69,15 +73,21 @@ impl Role {
             Self::Admin => permission != SecretsReveal,
             Self::Operator => matches!(
                 permission,
-                KeysRead | KeysWrite | ProjectsRead | SecretsRead | SecretsWrite | UsageRead
+                KeysRead
+                    | KeysWrite
+                    | ProjectsRead
+                    | SecretsRead
+                    | SecretsWrite
+                    | UsageRead
+                    | ModelsRead
             ),
             Self::Auditor => matches!(
                 permission,
-                KeysRead | ProjectsRead | AuditRead | SecretsRead | UsageRead
+                KeysRead | ProjectsRead | AuditRead | SecretsRead | UsageRead | ModelsRead
             ),
             Self::Viewer => matches!(
                 permission,
-                KeysRead | ProjectsRead | SecretsRead | UsageRead
+                KeysRead | ProjectsRead | SecretsRead | UsageRead | ModelsRead
             ),
         }
     }

@@ -41,7 +41,11 @@ impl FromStr for MicroUsd {
             )
         };
         let text = text.trim();
-        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let (whole, fraction) = match text.split_once('.') {
+            Some((whole, fraction)) if !fraction.is_empty() => (whole, fraction),
+            Some(_) => return Err(bad()),
+            None => (text, ""),
+        };
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
         if !digits(whole) || (!fraction.is_empty() && !digits(fraction)) || fraction.len() > 6 {
             return Err(bad());

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 use crate::credential::CredentialRef;
@@ -26,7 +26,7 @@ pub struct ProviderFile {
 }
 
 /// `[model_groups.ALIAS]`: the deployments behind an alias and how to choose among them.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupFile {
     #[serde(default)]
@@ -40,7 +40,7 @@ pub struct GroupFile {
 }
 
 /// One deployment: a model at a provider.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentFile {
     pub provider: String,
@@ -56,7 +56,7 @@ pub struct DeploymentFile {
     pub timeouts: TimeoutsFile,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutsFile {
     pub first_byte_ms: Option<u64>,

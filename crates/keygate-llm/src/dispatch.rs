@@ -15,7 +15,7 @@ use crate::config::Credential;
 use crate::credential::SecretSource;
 use crate::error::{AttemptError, GatewayError};
 use crate::gateway::{Deployment, Gateway, Pick};
-use crate::provider::{AuthStyle, endpoint_url};
+use crate::provider::AuthStyle;
 use crate::relay::{InFlight, Relay, RelayParts};
 use crate::request::Inbound;
 use crate::usage;
@@ -222,13 +222,7 @@ impl Gateway {
         let spec = &deployment.spec;
         let timeouts = spec.timeouts;
         let deadline = started + timeouts.total;
-        let url = endpoint_url(
-            provider.spec.kind,
-            &provider.spec.base_url,
-            provider.spec.api_version.as_deref(),
-            &spec.model,
-            inbound.endpoint,
-        );
+        let url = deployment.url(inbound.endpoint).clone();
         let ask_usage = provider.preset.stream_usage_option;
         let mut request = provider
             .client

@@ -12,7 +12,7 @@ use crate::breaker::Breaker;
 use crate::config::{DeploymentSpec, GatewayConfig, ProviderSpec, Tuning};
 use crate::health::Health;
 use crate::price::PriceTable;
-use crate::provider::Preset;
+use crate::provider::{Endpoint, Preset, endpoint_url};
 use crate::strategy::{Candidate, Chooser};
 
 /// How long an idle upstream connection is kept: below the usual 30 s keep-alive of
@@ -31,6 +31,18 @@ pub(crate) struct Deployment {
     pub spec: DeploymentSpec,
     pub provider: Arc<Provider>,
     pub health: Arc<Health>,
+    /// Upstream URLs, parsed once: chat completions and embeddings.
+    pub chat_url: reqwest::Url,
+    pub embeddings_url: reqwest::Url,
+}
+
+impl Deployment {
+    pub fn url(&self, endpoint: Endpoint) -> &reqwest::Url {
+        match endpoint {
+            Endpoint::ChatCompletions => &self.chat_url,
+            Endpoint::Embeddings => &self.embeddings_url,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -156,7 +168,24 @@ impl Gateway {
                         ))
                     })
                     .clone();
+                let url = |endpoint| {
+                    let text = endpoint_url(
+                        provider.spec.kind,
+                        &provider.spec.base_url,
+                        provider.spec.api_version.as_deref(),
+                        &spec.model,
+                        endpoint,
+                    );
+                    reqwest::Url::parse(&text).map_err(|_| {
+                        ConfigError::invalid(
+                            format!("model_groups.{}", group.alias),
+                            format!("`{}` does not make a valid URL", spec.id),
+                        )
+                    })
+                };
                 members.push(Arc::new(Deployment {
+                    chat_url: url(Endpoint::ChatCompletions)?,
+                    embeddings_url: url(Endpoint::Embeddings)?,
                     spec: spec.clone(),
                     provider,
                     health: shared,

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::health::Health;
 
 /// A load-balancing strategy.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// Smooth weighted round-robin: over any window, each deployment gets its share of

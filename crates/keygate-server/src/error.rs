@@ -34,6 +34,10 @@ pub enum ServiceError {
     Crypto(#[from] CryptoError),
     #[error("storage error: {0}")]
     Store(StoreError),
+    #[error("model group `{alias}` is defined in keygate.toml: change it there")]
+    DefinedInConfig { alias: String },
+    #[error("the model group cannot be served: {0}")]
+    ModelGroup(keygate_llm::ConfigError),
 }
 
 impl From<StoreError> for ServiceError {

@@ -16,9 +16,7 @@ mod serve;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keygate_llm::Gateway;
-
-use crate::Keygate;
+use crate::{GatewayState, Keygate};
 
 pub use error::ApiError;
 pub use openapi::openapi;
@@ -42,6 +40,8 @@ pub struct ServerSettings {
     pub rotation_check: Duration,
     /// How often gateway usage records are written to the store.
     pub usage_flush: Duration,
+    /// How often the stored model groups are checked for changes made on other nodes.
+    pub model_groups_reload: Duration,
 }
 
 impl Default for ServerSettings {
@@ -54,6 +54,7 @@ impl Default for ServerSettings {
             drain_timeout: Duration::from_secs(10),
             rotation_check: Duration::from_secs(60),
             usage_flush: Duration::from_secs(1),
+            model_groups_reload: Duration::from_secs(5),
         }
     }
 }
@@ -63,8 +64,8 @@ impl Default for ServerSettings {
 pub struct AppState {
     pub keygate: Arc<Keygate>,
     pub settings: Arc<ServerSettings>,
-    /// The LLM gateway; without configured model groups it knows no models.
-    pub gateway: Arc<Gateway>,
+    /// The LLM gateway; without model groups it knows no models.
+    pub gateway: Arc<GatewayState>,
     /// When the server started (milliseconds since the epoch), shown as models' `created`.
     pub started_at: i64,
 }
@@ -72,13 +73,13 @@ pub struct AppState {
 impl AppState {
     /// A server without LLM model groups.
     pub fn new(keygate: Arc<Keygate>, settings: ServerSettings) -> Self {
-        Self::with_gateway(keygate, settings, Arc::new(Gateway::empty()))
+        Self::with_gateway(keygate, settings, Arc::new(GatewayState::empty()))
     }
 
     pub fn with_gateway(
         keygate: Arc<Keygate>,
         settings: ServerSettings,
-        gateway: Arc<Gateway>,
+        gateway: Arc<GatewayState>,
     ) -> Self {
         let started_at = keygate.clock().now().as_millis();
         Self {

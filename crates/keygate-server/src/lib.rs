@@ -6,11 +6,13 @@
 
 mod cache;
 mod error;
+pub mod gateway_state;
 pub mod http;
 mod last_used;
 pub mod service;
 pub mod usage_log;
 
 pub use error::ServiceError;
+pub use gateway_state::GatewayState;
 pub use http::{AppState, ServerSettings, router, run};
 pub use service::Keygate;

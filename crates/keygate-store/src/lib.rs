@@ -7,6 +7,7 @@
 
 mod error;
 mod model;
+mod model_groups;
 mod postgres;
 mod rows;
 mod secrets;
@@ -26,6 +27,7 @@ pub use error::{Conflict, StoreError};
 pub use model::{
     AuditFilter, Bootstrap, IdempotencyEntry, KeyFilter, Org, Project, RotateOutcome, Rotation,
 };
+pub use model_groups::{MODEL_GROUPS_REVISION, ModelGroupStore, StoredModelGroup};
 pub use postgres::PgStore;
 pub use secrets::{
     DueFilter, DueSecret, SecretPut, SecretRecord, SecretStage, SecretStore, SecretVersion,
@@ -53,7 +55,9 @@ pub enum Backend {
 /// Everything keygate keeps. Mutating methods take the audit event that records them and
 /// write both in one transaction.
 #[async_trait]
-pub trait Store: SecretStore + UsageStore + Send + Sync + std::fmt::Debug {
+pub trait Store:
+    SecretStore + UsageStore + ModelGroupStore + Send + Sync + std::fmt::Debug
+{
     fn backend(&self) -> Backend;
 
     /// Succeeds when the database answers.

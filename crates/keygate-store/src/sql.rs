@@ -66,6 +66,10 @@ macro_rules! impl_sql_store {
             db: $db,
         }
 
+        $crate::sql::impl_sql_model_groups! {
+            store: $store,
+        }
+
         #[async_trait::async_trait]
         impl Store for $store {
             fn backend(&self) -> Backend {
@@ -569,10 +573,12 @@ macro_rules! impl_sql_store {
 }
 
 mod helpers;
+pub(crate) mod model_groups;
 pub(crate) mod secrets;
 pub(crate) mod usage;
 
 pub(crate) use helpers::impl_sql_helpers;
+pub(crate) use model_groups::impl_sql_model_groups;
 pub(crate) use secrets::impl_sql_secrets;
 pub(crate) use usage::impl_sql_usage;
 pub(crate) use {impl_sql_store, key_columns, key_columns_k, key_filter};

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use keygate_core::{Clock, ManualClock, SystemClock, Timestamp};
 use keygate_crypto::MasterKey;
-use keygate_llm::{Gateway, GatewayConfig, GatewayFile};
+use keygate_llm::GatewayFile;
 use keygate_server::service::ensure_owner;
-use keygate_server::{AppState, Keygate, ServerSettings};
+use keygate_server::{AppState, GatewayState, Keygate, ServerSettings};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -37,7 +37,7 @@ impl TestServer {
         clock: Arc<dyn Clock>,
         settings: ServerSettings,
     ) -> anyhow::Result<Self> {
-        Self::start_full(db, clock, settings, Arc::new(Gateway::empty())).await
+        Self::start_full(db, clock, settings, Arc::new(GatewayState::empty())).await
     }
 
     /// A server whose LLM gateway is configured by `config`: the `[providers.*]`,
@@ -45,12 +45,11 @@ impl TestServer {
     /// credentials are looked up in `env`, never in the process environment.
     pub async fn start_gateway(db: Db, config: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let file = GatewayFile::from_toml(config)?;
-        let lookup = |name: &str| {
-            env.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| (*v).to_owned())
-        };
-        let gateway = Gateway::new(&GatewayConfig::resolve(&file, &lookup)?)?;
+        let env = env
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        let gateway = GatewayState::new(file, env)?;
         let settings = ServerSettings {
             usage_flush: std::time::Duration::from_millis(50),
             ..ServerSettings::default()
@@ -62,7 +61,7 @@ impl TestServer {
         db: Db,
         clock: Arc<dyn Clock>,
         settings: ServerSettings,
-        gateway: Arc<Gateway>,
+        gateway: Arc<GatewayState>,
     ) -> anyhow::Result<Self> {
         let store = TestStore::new(db).await?;
         let master_key = MasterKey::load_or_create(&store.dir.path().join("master.key"))?;

@@ -94,8 +94,8 @@ pub struct Settings {
     pub master_key_file: PathBuf,
     pub log_format: LogFormat,
     pub server: ServerSettings,
-    /// The LLM gateway: providers, model groups, prices.
-    pub gateway: GatewayConfig,
+    /// The LLM gateway's tables (providers, model groups, prices), checked.
+    pub gateway: GatewayFile,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -197,16 +197,22 @@ pub fn resolve(
             request_timeout: Duration::from_secs(timeout),
             ..ServerSettings::default()
         },
-        gateway: GatewayConfig::resolve(
-            &GatewayFile {
+        gateway: check_gateway(
+            GatewayFile {
                 gateway: raw.gateway,
                 providers: raw.providers,
                 model_groups: raw.model_groups,
                 prices: raw.prices,
             },
-            &|name| sources.env.get(name).cloned(),
+            sources,
         )?,
     })
+}
+
+/// Refuses a gateway configuration that cannot be served, before anything starts.
+fn check_gateway(file: GatewayFile, sources: &Sources) -> Result<GatewayFile, ConfigError> {
+    GatewayConfig::resolve(&file, &|name| sources.env.get(name).cloned())?;
+    Ok(file)
 }
 
 #[cfg(test)]
@@ -243,7 +249,7 @@ mod tests {
             "#,
         );
         let settings = resolve(&file, &StoreArgs::default(), None).unwrap();
-        assert_eq!(settings.gateway.groups.len(), 2);
+        assert_eq!(settings.gateway.model_groups.len(), 2);
         let missing = sources(
             "[providers.x]\nkind = \"groq\"\ncredential = \"env::NOPE\"\n[model_groups.m]\ndeployments = [{ provider = \"x\", model = \"m\" }]\n",
         );

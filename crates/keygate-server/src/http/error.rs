@@ -79,6 +79,12 @@ impl From<ServiceError> for ApiError {
                 };
                 Self::new(status, code, conflict.to_string())
             }
+            ServiceError::DefinedInConfig { .. } => {
+                Self::new(S::CONFLICT, "defined_in_config", err.to_string())
+            }
+            ServiceError::ModelGroup(_) => {
+                Self::new(S::BAD_REQUEST, "invalid_model_group", err.to_string())
+            }
             ServiceError::BadCursor => Self::new(S::BAD_REQUEST, "bad_cursor", err.to_string()),
             ServiceError::ScopeDenied { .. } => {
                 Self::new(S::FORBIDDEN, "scope_denied", err.to_string())

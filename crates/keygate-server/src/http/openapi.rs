@@ -35,6 +35,8 @@ impl Modify for AdminTokenAuth {
         routes::secrets::delete, routes::secrets::reveal, routes::secrets::read_with_key,
         routes::secrets::rotate, routes::secrets::promote, routes::secrets::due,
         routes::audit::list, routes::audit::verify, routes::usage::report,
+        routes::model_groups::list, routes::model_groups::show, routes::model_groups::put,
+        routes::model_groups::delete,
         routes::verify::verify,
         routes::ops::healthz, routes::ops::readyz,
     ),
@@ -48,6 +50,7 @@ impl Modify for AdminTokenAuth {
         dto::RotateSecretBody, dto::PromoteBody, dto::RotationView, dto::DueSecretView,
         dto::DueSecretList, dto::VerifyBody, dto::VerifyResponse, dto::Health,
         routes::usage::UsageReport, routes::usage::UsageRowView,
+        routes::model_groups::ModelGroupView, routes::model_groups::ModelGroupList,
     )),
     modifiers(&AdminTokenAuth),
 )]

@@ -3,6 +3,7 @@
 pub(super) mod audit;
 pub(super) mod keys;
 pub(super) mod llm;
+pub(super) mod model_groups;
 pub(super) mod ops;
 pub(super) mod projects;
 pub(super) mod secrets;
@@ -46,7 +47,14 @@ pub fn router(state: AppState) -> Router {
         .route("/secrets/{id}/promote", post(secrets::promote))
         .route("/audit", get(audit::list))
         .route("/audit/verify", get(audit::verify))
-        .route("/usage", get(usage::report));
+        .route("/usage", get(usage::report))
+        .route("/model-groups", get(model_groups::list))
+        .route(
+            "/model-groups/{alias}",
+            get(model_groups::show)
+                .put(model_groups::put)
+                .delete(model_groups::delete),
+        );
 
     let timeout = state.settings.request_timeout;
     // The LLM endpoints keep their own timeouts per deployment (a completion may take

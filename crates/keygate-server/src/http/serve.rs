@@ -38,6 +38,14 @@ pub async fn run(
         stop.clone(),
     ));
 
+    if let Err(err) = state.gateway.reload(state.keygate.store().as_ref()).await {
+        tracing::warn!(error = %err, "stored model groups could not be loaded yet");
+    }
+    tasks.spawn(state.gateway.clone().watch(
+        state.keygate.store().clone(),
+        state.settings.model_groups_reload,
+        stop.clone(),
+    ));
     tasks.spawn(state.keygate.usage().clone().run(
         state.keygate.store().clone(),
         state.settings.usage_flush,

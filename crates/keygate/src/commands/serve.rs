@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use keygate_core::SystemClock;
 use keygate_server::service::ensure_owner;
-use keygate_server::{AppState, Keygate};
+use keygate_server::{AppState, GatewayState, Keygate};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -18,11 +18,8 @@ use crate::config::{LogFormat, Sources, resolve};
 use crate::output::note;
 
 pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliError> {
-    let settings = resolve(
-        &Sources::from_process(config)?,
-        &args.store,
-        args.listen.as_deref(),
-    )?;
+    let sources = Sources::from_process(config)?;
+    let settings = resolve(&sources, &args.store, args.listen.as_deref())?;
     init_logging(settings.log_format);
 
     for dir in [
@@ -64,10 +61,11 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
         store = ?keygate.store().backend(),
         "keygate is listening"
     );
-    let gateway = keygate_llm::Gateway::new(&settings.gateway)
+    let gateway = GatewayState::new(settings.gateway, sources.env)
         .map_err(|e| CliError::Invalid(e.to_string()))?;
-    if !gateway.aliases().is_empty() {
-        tracing::info!(models = ?gateway.aliases(), "LLM gateway ready");
+    let aliases = gateway.current().aliases().to_vec();
+    if !aliases.is_empty() {
+        tracing::info!(models = ?aliases, "LLM gateway ready");
     }
     let store = keygate.store().clone();
     keygate_server::run(

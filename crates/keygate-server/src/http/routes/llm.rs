@@ -154,7 +154,8 @@ async fn proxy(
         Ok(key) => key,
         Err(err) => return err.into_response(),
     };
-    let limit = state.gateway.tuning().body_limit;
+    let gateway = state.gateway.current();
+    let limit = gateway.tuning().body_limit;
     let body = match axum::body::to_bytes(body, limit).await {
         Ok(body) => body,
         Err(_) => {
@@ -190,7 +191,7 @@ async fn proxy(
         keygate: &state.keygate,
         project: key.record.project_id.as_ref(),
     };
-    match state.gateway.dispatch(&inbound, &secrets).await {
+    match gateway.dispatch(&inbound, &secrets).await {
         Ok(Reply::Complete {
             status,
             content_type,
@@ -207,7 +208,7 @@ async fn proxy(
             if let Some(tokens) = tokens {
                 record.tokens = tokens;
                 record.token_source = TokenSource::Provider;
-                record.cost = state.gateway.cost(&served.model, tokens);
+                record.cost = gateway.cost(&served.model, tokens);
             }
             state.keygate.usage().record(record);
             let mut response = Response::new(Body::from(body));
@@ -225,7 +226,6 @@ async fn proxy(
             served,
         }) => {
             let usage = state.keygate.usage().clone();
-            let gateway = state.gateway.clone();
             let request = inbound.body.clone();
             let state_for_end = state.clone();
             relay.on_end(move |end: StreamEnd| {
@@ -293,6 +293,7 @@ pub async fn list_models(
     };
     let data: Vec<serde_json::Value> = state
         .gateway
+        .current()
         .aliases()
         .iter()
         .filter(|alias| any_grants(&key.record.scopes, &model_permission(alias)))
@@ -312,7 +313,8 @@ pub async fn get_model(
         Ok(key) => key,
         Err(err) => return err.into_response(),
     };
-    if state.gateway.has_alias(&model) && any_grants(&key.record.scopes, &model_permission(&model))
+    if state.gateway.current().has_alias(&model)
+        && any_grants(&key.record.scopes, &model_permission(&model))
     {
         return axum::Json(model_object(&state, &model)).into_response();
     }
