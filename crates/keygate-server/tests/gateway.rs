@@ -596,7 +596,109 @@ async fn weighted_round_robin_spreads_by_weight(db: Db) {
     assert_eq!((s.a.request_count(), s.b.request_count()), (6, 2));
 }
 
+async fn azure_takes_its_deployment_url_and_api_key_header(db: Db) {
+    let a = MockOpenAi::start("az", KEY_A).await.unwrap();
+    let b = MockOpenAi::start("b", KEY_B).await.unwrap();
+    let extra = format!(
+        r#"
+        [providers.azure]
+        kind = "azure"
+        base_url = "{}"
+        api_version = "2024-10-21"
+        credential = "secret::upstream-a"
+
+        [model_groups.az]
+        deployments = [{{ provider = "azure", model = "prod-4o" }}]
+        "#,
+        a.origin()
+    );
+    let server = TestServer::start_gateway(db, &config(&a, &b, &extra), &[("BACKUP_KEY", KEY_B)])
+        .await
+        .unwrap();
+    let api = server.api();
+    api.post("/admin/v1/secrets")
+        .token(&server.owner_token)
+        .json(&json!({"project": "default", "name": "upstream-a", "value": KEY_A}))
+        .send()
+        .await
+        .expect(200);
+    let key = api
+        .create_key(
+            &server.owner_token,
+            json!({"project": "default", "name": "app", "scopes": ["models:az"]}),
+        )
+        .await
+        .secret;
+    chat(&api, &key, hello("az")).await.expect(200);
+    let seen = &a.requests()[0];
+    assert_eq!(seen.path, "/openai/deployments/prod-4o/chat/completions");
+    assert_eq!(seen.query.as_deref(), Some("api-version=2024-10-21"));
+    assert_eq!(seen.header("api-key"), Some(KEY_A));
+    assert_eq!(seen.header("authorization"), None);
+}
+
+async fn a_stream_that_goes_quiet_is_cut_off(db: Db) {
+    let s = setup_with(
+        db,
+        r#"
+        [model_groups.quiet]
+        deployments = [{ provider = "b", model = "backup-model", timeouts = { chunk_gap_ms = 150 } }]
+        "#,
+    )
+    .await;
+    s.b.push(MockReply::Paced {
+        text: "one two three".into(),
+        gap: std::time::Duration::from_millis(600),
+    });
+    let mut body = hello("quiet");
+    body["stream"] = json!(true);
+    let events = Events::open(&s, body).await.all().await;
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "upstream_stream_interrupted");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("150 ms"),
+        "{last}"
+    );
+}
+
+async fn streams_without_reported_usage_are_counted(db: Db) {
+    let s = setup(db).await;
+    // Provider b is a generic OpenAI-compatible server: keygate does not ask it for usage,
+    // and this one sends none.
+    let mut body = hello("chat-backup");
+    body["stream"] = json!(true);
+    let events = Events::open(&s, body).await.all().await;
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    assert!(s.b.requests()[0].json().get("stream_options").is_none());
+    let report = usage(&s, "model", 1).await;
+    let row = &report["data"][0];
+    assert_eq!(row["group"], "chat-backup");
+    assert!(row["prompt_tokens"].as_u64().unwrap() >= 3, "{report}");
+    assert!(row["completion_tokens"].as_u64().unwrap() > 0, "{report}");
+}
+
+async fn bodies_are_bounded(db: Db) {
+    let s = setup_with(db, "").await;
+    let api = s.server.api();
+    let huge = "x".repeat(9 * 1024 * 1024);
+    let reply = chat(
+        &api,
+        &s.key,
+        json!({"model": "chat", "messages": [{"role": "user", "content": huge}]}),
+    )
+    .await;
+    reply.expect_error(413, "payload_too_large");
+    assert_eq!(s.a.request_count(), 0);
+}
+
 keygate_testkit::on_both_databases!(
+    azure_takes_its_deployment_url_and_api_key_header,
+    a_stream_that_goes_quiet_is_cut_off,
+    streams_without_reported_usage_are_counted,
+    bodies_are_bounded,
     injects_the_credential_and_passes_the_body_through,
     refuses_bad_requests_in_openai_shape,
     falls_back_when_the_primary_fails,

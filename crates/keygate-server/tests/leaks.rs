@@ -16,7 +16,7 @@ use std::io::Write;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use keygate_core::{ApiKey, KeyEnv};
-use keygate_testkit::{Api, Db, Reply, TestServer};
+use keygate_testkit::{Api, Db, MockOpenAi, MockReply, Reply, TestServer};
 use serde_json::{Value, json};
 
 /// Everything logged by this process.
@@ -303,13 +303,90 @@ async fn scenario(server: &TestServer, api: &Api, secrets: &mut Secrets) {
     api.get("/openapi.json").send().await.expect(200);
 }
 
+const VAULT_UPSTREAM: &str = "sk-upstream-vault-9f8e7d6c5b4a3f2e1d0c";
+const ENV_UPSTREAM: &str = "sk-upstream-env-1a2b3c4d5e6f7a8b9c0d";
+
+/// Gateway traffic: upstream credentials from the vault and the environment go upstream and
+/// nowhere else, even when an upstream echoes them in an error.
+async fn gateway_scenario(server: &TestServer, api: &Api, secrets: &mut Secrets, a: &MockOpenAi) {
+    let owner = server.owner_token.as_str();
+    secrets.never_shown(VAULT_UPSTREAM);
+    secrets.never_shown(ENV_UPSTREAM);
+    api.post("/admin/v1/secrets")
+        .token(owner)
+        .json(&json!({"project": "default", "name": "upstream", "value": VAULT_UPSTREAM}))
+        .send()
+        .await
+        .expect(200);
+    let reply = api
+        .post("/admin/v1/keys")
+        .token(owner)
+        .json(&json!({"project": "default", "name": "llm", "scopes": ["models:*"]}))
+        .send()
+        .await
+        .expect(201);
+    let key = secrets.issued(api, &reply);
+    let chat = |model: &str, stream: bool| {
+        api.post("/v1/chat/completions").token(&key).json(&json!({
+            "model": model, "stream": stream,
+            "messages": [{"role": "user", "content": "hello"}],
+        }))
+    };
+    chat("vault", false).send().await.expect(200);
+    chat("vault", true).send().await.expect(200);
+    chat("env", false).send().await.expect(200);
+    for (status, code) in [(401, "invalid_api_key"), (400, "bad_request")] {
+        a.push(MockReply::Error {
+            status,
+            code: code.into(),
+            message: format!("Incorrect API key provided: {VAULT_UPSTREAM}"),
+            retry_after: None,
+        });
+        let reply = chat("vault", false).send().await;
+        assert!(reply.status >= 400, "{}", reply.text);
+    }
+    assert!(
+        a.requests()
+            .iter()
+            .any(|r| r.header("authorization") == Some(&format!("Bearer {VAULT_UPSTREAM}"))),
+        "the vault's credential did go upstream"
+    );
+}
+
 async fn nothing_leaks(db: Db) {
     capture_logs();
-    let mut server = TestServer::start(db).await.unwrap();
+    let a = MockOpenAi::start("a", VAULT_UPSTREAM).await.unwrap();
+    let b = MockOpenAi::start("b", ENV_UPSTREAM).await.unwrap();
+    let config = format!(
+        r#"
+        [providers.a]
+        kind = "openai"
+        base_url = "{}/v1"
+        credential = "secret::upstream"
+
+        [providers.b]
+        kind = "openai-compatible"
+        base_url = "{}/v1"
+        credential = "env::UPSTREAM_B"
+
+        [model_groups.vault]
+        deployments = [{{ provider = "a", model = "gpt-4o-mini" }}]
+        retries = 0
+
+        [model_groups.env]
+        deployments = [{{ provider = "b", model = "m" }}]
+        "#,
+        a.origin(),
+        b.origin()
+    );
+    let mut server = TestServer::start_gateway(db, &config, &[("UPSTREAM_B", ENV_UPSTREAM)])
+        .await
+        .unwrap();
     let api = server.api();
     let mut secrets = Secrets::default();
     scenario(&server, &api, &mut secrets).await;
-    assert_eq!(secrets.allowed.len(), 8, "the scenario's secrets");
+    gateway_scenario(&server, &api, &mut secrets, &a).await;
+    assert_eq!(secrets.allowed.len(), 11, "the scenario's secrets");
     // Shut down so that batched writes reach the database before it is read.
     server.stop().await.unwrap();
 
