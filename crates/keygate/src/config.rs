@@ -94,7 +94,8 @@ pub struct Settings {
     pub master_key_file: PathBuf,
     pub log_format: LogFormat,
     pub server: ServerSettings,
-    /// The LLM gateway's tables (providers, model groups, prices), checked.
+    /// The LLM gateway's tables (providers, model groups, prices), as read; `serve` checks
+    /// them with [`check_gateway`].
     pub gateway: GatewayFile,
 }
 
@@ -197,22 +198,20 @@ pub fn resolve(
             request_timeout: Duration::from_secs(timeout),
             ..ServerSettings::default()
         },
-        gateway: check_gateway(
-            GatewayFile {
-                gateway: raw.gateway,
-                providers: raw.providers,
-                model_groups: raw.model_groups,
-                prices: raw.prices,
-            },
-            sources,
-        )?,
+        gateway: GatewayFile {
+            gateway: raw.gateway,
+            providers: raw.providers,
+            model_groups: raw.model_groups,
+            prices: raw.prices,
+        },
     })
 }
 
-/// Refuses a gateway configuration that cannot be served, before anything starts.
-fn check_gateway(file: GatewayFile, sources: &Sources) -> Result<GatewayFile, ConfigError> {
-    GatewayConfig::resolve(&file, &|name| sources.env.get(name).cloned())?;
-    Ok(file)
+/// Refuses a gateway configuration that cannot be served. Only `serve` needs this: commands
+/// that work on the store must not need the providers' credentials in their environment.
+pub fn check_gateway(settings: &Settings, sources: &Sources) -> Result<(), ConfigError> {
+    GatewayConfig::resolve(&settings.gateway, &|name| sources.env.get(name).cloned())?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -250,10 +249,12 @@ mod tests {
         );
         let settings = resolve(&file, &StoreArgs::default(), None).unwrap();
         assert_eq!(settings.gateway.model_groups.len(), 2);
+        check_gateway(&settings, &file).unwrap();
         let missing = sources(
             "[providers.x]\nkind = \"groq\"\ncredential = \"env::NOPE\"\n[model_groups.m]\ndeployments = [{ provider = \"x\", model = \"m\" }]\n",
         );
-        let err = resolve(&missing, &StoreArgs::default(), None).unwrap_err();
+        let settings = resolve(&missing, &StoreArgs::default(), None).unwrap();
+        let err = check_gateway(&settings, &missing).unwrap_err();
         assert!(err.to_string().contains("NOPE"), "{err}");
         let typo = sources("[model_group.chat]\n");
         assert!(resolve(&typo, &StoreArgs::default(), None).is_err());

@@ -24,7 +24,8 @@ fn block(name: &str) -> String {
         .find(&format!("<!-- {name}:end -->"))
         .expect("end marker");
     let block = &README[start..end];
-    let body_start = block.find("```sh\n").expect("sh fence") + "```sh\n".len();
+    let fence = block.find("```").expect("a fence");
+    let body_start = fence + block[fence..].find('\n').expect("fence line") + 1;
     let body_end = block.rfind("```").expect("closing fence");
     block[body_start..body_end].to_owned()
 }
@@ -79,4 +80,86 @@ fn readme_walkthrough_runs_as_written() {
     // Both secrets were valid during the grace period: two "valid" lines after the rotation.
     assert_eq!(stdout.matches("valid: key_").count(), 3, "{stdout}");
     assert!(server.stop().success(), "graceful shutdown");
+}
+
+/// The gateway section: its `keygate.toml` as written, with the providers' base URLs pointed at
+/// mock upstreams, and its shell block run as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_gateway_runs_as_written() {
+    let openai = keygate_testkit::MockOpenAi::start("openai", "sk-your-openai-key")
+        .await
+        .unwrap();
+    let groq = keygate_testkit::MockOpenAi::start("groq", "gsk-readme-test")
+        .await
+        .unwrap();
+    let config = block("gateway-config")
+        .replace(
+            "kind = \"openai\"\n",
+            &format!("kind = \"openai\"\nbase_url = \"{}/v1\"\n", openai.origin()),
+        )
+        .replace(
+            "kind = \"groq\"\n",
+            &format!("kind = \"groq\"\nbase_url = \"{}/v1\"\n", groq.origin()),
+        );
+    assert_eq!(config.matches("base_url").count(), 2, "{config}");
+    let (stdout, stderr, ok, log) = tokio::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keygate.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut server = ServerProcess::start(
+            dir.path(),
+            &[
+                ("KEYGATE_CONFIG", path.to_str().unwrap()),
+                ("GROQ_API_KEY", "gsk-readme-test"),
+            ],
+        );
+        let bin_dir = binary().parent().unwrap().to_owned();
+        let output = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &block("gateway")])
+            .current_dir(dir.path())
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin_dir.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("KEYGATE_URL", &server.url)
+            .env("KEYGATE_CONFIG", &path)
+            .env_remove("KEYGATE_TOKEN")
+            .output()
+            .unwrap();
+        let log = server.log();
+        assert!(server.stop().success(), "graceful shutdown");
+        (
+            text(&output.stdout),
+            text(&output.stderr),
+            output.status.success(),
+            log,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        ok,
+        "gateway walkthrough failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver:\n{log}"
+    );
+    assert!(stdout.contains("Hello from openai: Hello!"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.trim() == "chat"),
+        "the key lists only `chat`: {stdout}"
+    );
+    assert!(!stdout.lines().any(|l| l.trim() == "fast"), "{stdout}");
+    assert!(
+        stdout.contains("REQUESTS") && stdout.contains("COST (USD)"),
+        "{stdout}"
+    );
+    let seen = openai.requests();
+    assert_eq!(
+        seen[0].header("authorization"),
+        Some("Bearer sk-your-openai-key"),
+        "the vault's key went upstream"
+    );
+    assert_eq!(groq.request_count(), 0);
 }

@@ -14,12 +14,13 @@ use tracing_subscriber::EnvFilter;
 use super::{KeyFile, open_kek, sqlite_path};
 use crate::CliError;
 use crate::cli::ServeArgs;
-use crate::config::{LogFormat, Sources, resolve};
+use crate::config::{LogFormat, Sources, check_gateway, resolve};
 use crate::output::note;
 
 pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliError> {
     let sources = Sources::from_process(config)?;
     let settings = resolve(&sources, &args.store, args.listen.as_deref())?;
+    check_gateway(&settings, &sources)?;
     init_logging(settings.log_format);
 
     for dir in [
