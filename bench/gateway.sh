@@ -58,6 +58,8 @@ owner="$(grep -o 'kg_live_[0-9A-Za-z]*' "$work/serve.log" | head -1)"
 key="$(KEYGATE_URL="http://$KEYGATE_ADDR" KEYGATE_TOKEN="$owner" \
   "$BIN/keygate" keys create --name bench --scope 'models:*' --quiet)"
 
+start_rss_kib="$(awk '/VmRSS/ { print $2 }' "/proc/$keygate_pid/status")"
+
 cat >"$work/chat.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -101,7 +103,7 @@ for kind in chat stream; do
     "$kind" "$CONNECTIONS" "$cpu_us" "$rps" "$p50" "$p99"
 done
 rss_kib="$(awk '/VmHWM/ { print $2 }' "/proc/$keygate_pid/status")"
-echo "peak RSS of keygate: $((rss_kib / 1024)) MiB" >&2
+echo "RSS of keygate: $((start_rss_kib / 1024)) MiB at start, $((rss_kib / 1024)) MiB at peak" >&2
 errors="$(grep -h 'Non-2xx' "$work"/*.txt || true)"
 if [ -n "$errors" ]; then
   echo "bench: some requests failed: $errors" >&2

@@ -59,6 +59,8 @@ pub struct DeploymentFile {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutsFile {
+    /// Overrides the provider's `connect_timeout_ms` for this deployment.
+    pub connect_ms: Option<u64>,
     pub first_byte_ms: Option<u64>,
     pub chunk_gap_ms: Option<u64>,
     pub total_ms: Option<u64>,
@@ -111,6 +113,8 @@ impl GatewayFile {
 /// Timeouts of one deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
+    /// `None`: the provider's connect timeout.
+    pub connect: Option<Duration>,
     pub first_byte: Duration,
     pub chunk_gap: Duration,
     pub total: Duration,
@@ -119,6 +123,7 @@ pub struct Timeouts {
 impl Default for Timeouts {
     fn default() -> Self {
         Self {
+            connect: None,
             first_byte: Duration::from_secs(60),
             chunk_gap: Duration::from_secs(60),
             total: Duration::from_secs(600),
@@ -490,6 +495,17 @@ fn resolve_deployment(
         rpm: raw.rpm,
         tpm: raw.tpm,
         timeouts: Timeouts {
+            connect: raw
+                .timeouts
+                .connect_ms
+                .map(|ms| {
+                    millis(
+                        Some(ms),
+                        default.first_byte,
+                        &format!("{field}.timeouts.connect_ms"),
+                    )
+                })
+                .transpose()?,
             first_byte: millis(
                 raw.timeouts.first_byte_ms,
                 default.first_byte,
@@ -535,7 +551,7 @@ mod tests {
         fallbacks = ["cheap"]
         deployments = [
           { provider = "openai", model = "gpt-4o-mini", weight = 3, rpm = 100 },
-          { provider = "groq", model = "llama-3.1-8b-instant", timeouts = { first_byte_ms = 2000 } },
+          { provider = "groq", model = "llama-3.1-8b-instant", timeouts = { first_byte_ms = 2000, connect_ms = 700 } },
         ]
 
         [model_groups.cheap]
@@ -567,6 +583,11 @@ mod tests {
             chat.deployments[1].timeouts.first_byte,
             Duration::from_secs(2)
         );
+        assert_eq!(
+            chat.deployments[1].timeouts.connect,
+            Some(Duration::from_millis(700))
+        );
+        assert_eq!(chat.deployments[0].timeouts.connect, None);
         let groq = config.providers.iter().find(|p| p.name == "groq").unwrap();
         assert_eq!(groq.base_url, "https://api.groq.com/openai/v1");
         assert!(config.prices.get("llama-3.1-8b-instant").is_some());

@@ -224,7 +224,7 @@ impl Gateway {
         let deadline = started + timeouts.total;
         let url = deployment.url(inbound.endpoint).clone();
         let ask_usage = provider.preset.stream_usage_option;
-        let mut request = provider
+        let mut request = deployment
             .client
             .post(url)
             .header(header::CONTENT_TYPE, "application/json")

@@ -23,7 +23,20 @@ const POOL_IDLE: Duration = Duration::from_secs(20);
 pub(crate) struct Provider {
     pub spec: ProviderSpec,
     pub preset: Preset,
-    pub client: reqwest::Client,
+}
+
+/// An HTTP client for upstreams: no redirects (a credential must never follow one to another
+/// host), no proxies from the environment, TCP_NODELAY, and idle connections closed before the
+/// providers' load balancers close them.
+fn upstream_client(connect_timeout: Duration) -> Result<reqwest::Client, ConfigError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(POOL_IDLE)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|_| ConfigError::HttpClient)
 }
 
 #[derive(Debug)]
@@ -34,6 +47,8 @@ pub(crate) struct Deployment {
     /// Upstream URLs, parsed once: chat completions and embeddings.
     pub chat_url: reqwest::Url,
     pub embeddings_url: reqwest::Url,
+    /// The provider's client, or one of its own when the deployment sets its connect timeout.
+    pub client: reqwest::Client,
 }
 
 impl Deployment {
@@ -124,22 +139,18 @@ impl Gateway {
 
     pub fn new(config: &GatewayConfig) -> Result<Self, ConfigError> {
         let mut providers = HashMap::new();
+        // One client (one connection pool) per provider and connect timeout.
+        let mut clients: HashMap<(String, Duration), reqwest::Client> = HashMap::new();
         for spec in &config.providers {
-            let client = reqwest::Client::builder()
-                // A credential must never follow a redirect to another host.
-                .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
-                .connect_timeout(spec.connect_timeout)
-                .pool_idle_timeout(POOL_IDLE)
-                .tcp_nodelay(true)
-                .build()
-                .map_err(|_| ConfigError::HttpClient)?;
+            clients.insert(
+                (spec.name.clone(), spec.connect_timeout),
+                upstream_client(spec.connect_timeout)?,
+            );
             providers.insert(
                 spec.name.clone(),
                 Arc::new(Provider {
                     preset: spec.kind.preset(),
                     spec: spec.clone(),
-                    client,
                 }),
             );
         }
@@ -183,7 +194,20 @@ impl Gateway {
                         )
                     })
                 };
+                let connect = spec
+                    .timeouts
+                    .connect
+                    .unwrap_or(provider.spec.connect_timeout);
+                let client = match clients.get(&(spec.provider.clone(), connect)) {
+                    Some(client) => client.clone(),
+                    None => {
+                        let client = upstream_client(connect)?;
+                        clients.insert((spec.provider.clone(), connect), client.clone());
+                        client
+                    }
+                };
                 members.push(Arc::new(Deployment {
+                    client,
                     chat_url: url(Endpoint::ChatCompletions)?,
                     embeddings_url: url(Endpoint::Embeddings)?,
                     spec: spec.clone(),

@@ -17,6 +17,13 @@ const MAX_PENDING: usize = 100_000;
 /// Most records in one write.
 const BATCH: usize = 5_000;
 
+enum Flushed {
+    /// A batch was written and more is waiting.
+    More,
+    Done,
+    Failed,
+}
+
 /// A record whose tokens are still to be counted.
 #[derive(Debug)]
 pub struct ToCount {
@@ -63,9 +70,19 @@ impl UsageLog {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counts what needs counting and writes everything pending. On failure the batch is put
-    /// back for the next flush.
+    /// Writes everything pending, a batch at a time; stops early (keeping the rest for the
+    /// next flush) when the store fails.
     pub async fn flush(&self, store: &dyn Store) {
+        loop {
+            match self.flush_batch(store).await {
+                Flushed::More => {}
+                Flushed::Done | Flushed::Failed => return,
+            }
+        }
+    }
+
+    /// Counts what needs counting and writes one batch. On failure the batch is put back.
+    async fn flush_batch(&self, store: &dyn Store) -> Flushed {
         let (mut batch, to_count, dropped) = {
             let mut pending = self.lock();
             let take = pending.ready.len().min(BATCH);
@@ -93,7 +110,7 @@ impl UsageLog {
             }
         }
         if batch.is_empty() {
-            return;
+            return Flushed::Done;
         }
         if let Err(err) = store.insert_usage(&batch).await {
             tracing::warn!(error = %err, records = batch.len(), "could not write usage records");
@@ -102,6 +119,12 @@ impl UsageLog {
             let kept = batch.len().min(room);
             pending.dropped += (batch.len() - kept) as u64;
             pending.ready.extend(batch.into_iter().take(kept));
+            return Flushed::Failed;
+        }
+        if self.lock().ready.is_empty() {
+            Flushed::Done
+        } else {
+            Flushed::More
         }
     }
 
@@ -111,7 +134,8 @@ impl UsageLog {
         pending.ready.is_empty() && pending.to_count.is_empty()
     }
 
-    /// Flushes every `every` until `shutdown`, then until nothing is left (or the store fails).
+    /// Flushes every `every` until `shutdown`, then once more, until nothing is left (or the
+    /// store fails).
     pub async fn run(
         self: Arc<Self>,
         store: Arc<dyn Store>,
@@ -126,12 +150,7 @@ impl UsageLog {
                 () = shutdown.cancelled() => break,
             }
         }
-        for _ in 0..(MAX_PENDING / BATCH + 2) {
-            if self.is_empty() {
-                break;
-            }
-            self.flush(store.as_ref()).await;
-        }
+        self.flush(store.as_ref()).await;
     }
 }
 

@@ -530,6 +530,66 @@ async fn a_client_that_leaves_cancels_the_upstream(db: Db) {
     );
 }
 
+async fn a_client_that_gives_up_cancels_a_pending_upstream_request(db: Db) {
+    let s = setup_with(
+        db,
+        r#"
+        [model_groups.patient]
+        deployments = [{ provider = "a", model = "gpt-4o-mini", timeouts = { first_byte_ms = 30000 } }]
+        "#,
+    )
+    .await;
+    s.a.push(MockReply::Hang);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let gave_up = client
+        .post(s.server.url("/v1/chat/completions"))
+        .bearer_auth(&s.key)
+        .json(&hello("patient"))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client timed out");
+    for _ in 0..50 {
+        if s.a.dropped_hangs() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        s.a.dropped_hangs(),
+        1,
+        "the upstream request went away with the client, long before its 30 s timeout"
+    );
+}
+
+async fn a_refused_connection_fails_over(db: Db) {
+    let s = setup_with(
+        db,
+        r#"
+        [providers.dead]
+        kind = "openai-compatible"
+        base_url = "http://127.0.0.1:1/v1"
+
+        [model_groups.resilient]
+        deployments = [
+          { provider = "dead", model = "m", weight = 100, timeouts = { connect_ms = 200 } },
+          { provider = "b", model = "backup-model" },
+        ]
+        "#,
+    )
+    .await;
+    let api = s.server.api();
+    let reply = chat(&api, &s.key, hello("resilient")).await.expect(200);
+    assert!(
+        reply.body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Hello from b")
+    );
+}
+
 async fn embeddings_and_models(db: Db) {
     let s = setup(db).await;
     let api = s.server.api();
@@ -709,6 +769,8 @@ keygate_testkit::on_both_databases!(
     streams_are_not_buffered,
     a_broken_stream_ends_with_an_error_and_is_not_retried,
     a_client_that_leaves_cancels_the_upstream,
+    a_client_that_gives_up_cancels_a_pending_upstream_request,
+    a_refused_connection_fails_over,
     embeddings_and_models,
     weighted_round_robin_spreads_by_weight,
 );

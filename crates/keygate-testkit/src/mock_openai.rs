@@ -127,6 +127,8 @@ struct Shared {
     seen: Mutex<Vec<SeenRequest>>,
     completions: AtomicU64,
     abandoned: Arc<AtomicUsize>,
+    /// `Hang` replies whose client went away.
+    hangs_dropped: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -155,6 +157,7 @@ impl MockOpenAi {
             seen: Mutex::new(Vec::new()),
             completions: AtomicU64::new(0),
             abandoned: Arc::new(AtomicUsize::new(0)),
+            hangs_dropped: Arc::new(AtomicUsize::new(0)),
         });
         let handle = tokio::spawn(serve(listener, router(shared.clone())));
         Ok(Self {
@@ -198,6 +201,11 @@ impl MockOpenAi {
     /// How many streamed responses were dropped before their end because the client went away.
     pub fn abandoned_streams(&self) -> usize {
         self.shared.abandoned.load(Ordering::SeqCst)
+    }
+
+    /// How many `Hang` replies ended because the client went away.
+    pub fn dropped_hangs(&self) -> usize {
+        self.shared.hangs_dropped.load(Ordering::SeqCst)
     }
 
     /// Aborts the server and its connections.
@@ -495,7 +503,7 @@ async fn embeddings(
                 tokio::time::sleep(delay).await;
                 *then
             }
-            MockReply::Hang => return std::future::pending().await,
+            MockReply::Hang => return hang(&shared.hangs_dropped).await,
             MockReply::Gated { release, .. } => {
                 release.notified().await;
                 MockReply::Text(String::new())
@@ -545,4 +553,19 @@ fn json(status: StatusCode, body: &Value) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// Counts one on drop: a hanging reply dropped because its client went away.
+struct CountOnDrop(Arc<AtomicUsize>);
+
+impl Drop for CountOnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Never answers; counts in `dropped` when the request is dropped.
+pub(crate) async fn hang<T>(dropped: &Arc<AtomicUsize>) -> T {
+    let _guard = CountOnDrop(dropped.clone());
+    std::future::pending().await
 }

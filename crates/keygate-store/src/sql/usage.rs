@@ -47,7 +47,9 @@ macro_rules! impl_sql_usage {
                             .push_bind(r.client_ip.clone())
                             .push_bind(r.user_agent.clone());
                     });
-                    insert.build().execute(&mut *tx).await?;
+                    // Not kept prepared: each batch size is a statement of its own, and a
+                    // cache of large INSERTs would grow by megabytes per size seen.
+                    insert.build().persistent(false).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -61,6 +61,7 @@ pub(super) async fn chat(
         prompt_tokens,
         default_text,
         abandoned: shared.abandoned.clone(),
+        hangs_dropped: shared.hangs_dropped.clone(),
     };
     call.respond(reply).await
 }
@@ -74,6 +75,7 @@ struct ChatCall {
     /// What `Cut` sends: the greeting the mock would answer by default.
     default_text: String,
     abandoned: Arc<AtomicUsize>,
+    hangs_dropped: Arc<AtomicUsize>,
 }
 
 impl ChatCall {
@@ -84,7 +86,7 @@ impl ChatCall {
                     tokio::time::sleep(delay).await;
                     *then
                 }
-                MockReply::Hang => return std::future::pending().await,
+                MockReply::Hang => return super::hang(&self.hangs_dropped).await,
                 MockReply::Error {
                     status,
                     code,
