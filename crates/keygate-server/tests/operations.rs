@@ -22,7 +22,8 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
     let mut routes = BTreeSet::new();
     for (prefix, block) in [("/admin/v1", &body[..admin_end]), ("", &body[admin_end..])] {
         for chunk in block.split(".route(").skip(1) {
-            let path = chunk.split('"').nth(1).unwrap();
+            // A catch-all segment (`{*model}`) is documented as a plain parameter.
+            let path = chunk.split('"').nth(1).unwrap().replace("{*", "{");
             let handlers = &chunk[..chunk.find("\n        .").unwrap_or(chunk.len())];
             for method in ["get", "post", "patch", "delete", "put"] {
                 let called = handlers.match_indices(&format!("{method}(")).any(|(i, _)| {

@@ -38,6 +38,8 @@ impl Modify for AdminTokenAuth {
         routes::model_groups::list, routes::model_groups::show, routes::model_groups::put,
         routes::model_groups::delete,
         routes::verify::verify,
+        routes::llm::chat_completions, routes::llm::embeddings, routes::llm::list_models,
+        routes::llm::get_model,
         routes::ops::healthz, routes::ops::readyz,
     ),
     components(schemas(

@@ -81,6 +81,23 @@ fn not_allowed(model: &str) -> LlmError {
     }
 }
 
+/// OpenAI's Chat Completions, through the model group named by `model`. The body is OpenAI's
+/// and goes upstream as sent (only `model` changes); the answer is OpenAI's `chat.completion`,
+/// or with `"stream": true` a `text/event-stream` of `chat.completion.chunk` events. Errors use
+/// OpenAI's shape with keygate's stable codes.
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "gateway",
+    request_body(content = Object, description = "OpenAI's chat completion request"),
+    responses((status = 200, description = "`chat.completion`, or SSE chunks when streaming"),
+        (status = 400, description = "`invalid_request` or `invalid_json`; `param` names the field"),
+        (status = 401, description = "a missing or refused keygate key"),
+        (status = 403, description = "`model_not_allowed`: the key lacks `models:<model>`"),
+        (status = 404, description = "`model_not_found`"),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 429, description = "`upstream_rate_limited`, with `Retry-After`"),
+        (status = 502, description = "`upstream_invalid_response`"),
+        (status = 503, description = "`all_deployments_failed` or `no_healthy_deployment`"),
+        (status = 504, description = "`upstream_timeout`")),
+    security(("api_key" = [])))]
 pub async fn chat_completions(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -90,6 +107,16 @@ pub async fn chat_completions(
     proxy(state, meta, headers, body, Endpoint::ChatCompletions).await
 }
 
+/// OpenAI's Embeddings, through the model group named by `model`.
+#[utoipa::path(post, path = "/v1/embeddings", tag = "gateway",
+    request_body(content = Object, description = "OpenAI's embeddings request"),
+    responses((status = 200, description = "OpenAI's embedding list"),
+        (status = 400, description = "`invalid_request` or `invalid_json`"),
+        (status = 401, description = "a missing or refused keygate key"),
+        (status = 403, description = "`model_not_allowed`"),
+        (status = 404, description = "`model_not_found`"),
+        (status = 503, description = "`all_deployments_failed` or `no_healthy_deployment`")),
+    security(("api_key" = [])))]
 pub async fn embeddings(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -282,6 +309,10 @@ async fn proxy(
 }
 
 /// The models (aliases) this key may use, in OpenAI's list shape.
+#[utoipa::path(get, path = "/v1/models", tag = "gateway",
+    responses((status = 200, description = "`{\"object\": \"list\", \"data\": [model…]}`"),
+        (status = 401, description = "a missing or refused keygate key")),
+    security(("api_key" = [])))]
 pub async fn list_models(
     State(state): State<AppState>,
     meta: RequestMeta,
@@ -302,7 +333,13 @@ pub async fn list_models(
     axum::Json(serde_json::json!({ "object": "list", "data": data })).into_response()
 }
 
-/// One model, if it exists and this key may use it.
+/// One model, if it exists and this key may use it (404 otherwise).
+#[utoipa::path(get, path = "/v1/models/{model}", tag = "gateway",
+    params(("model" = String, Path)),
+    responses((status = 200, description = "OpenAI's model object"),
+        (status = 401, description = "a missing or refused keygate key"),
+        (status = 404, description = "`model_not_found`")),
+    security(("api_key" = [])))]
 pub async fn get_model(
     State(state): State<AppState>,
     meta: RequestMeta,
