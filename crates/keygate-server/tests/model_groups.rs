@@ -68,6 +68,8 @@ async fn groups_are_stored_checked_and_served(db: Db) {
         .await
         .expect(200);
     assert_eq!(put.body["source"], "api");
+    assert_eq!(put.body["health"][0]["deployment"], "up/stored-model");
+    assert_eq!(put.body["health"][0]["breaker_open"], false);
     assert_eq!(put.body["strategy"], "least-in-flight");
     chat("fast").send().await.expect(200);
     assert_eq!(

@@ -53,6 +53,7 @@ impl Modify for AdminTokenAuth {
         dto::DueSecretList, dto::VerifyBody, dto::VerifyResponse, dto::Health,
         routes::usage::UsageReport, routes::usage::UsageRowView,
         routes::model_groups::ModelGroupView, routes::model_groups::ModelGroupList,
+        routes::model_groups::DeploymentHealth,
     )),
     modifiers(&AdminTokenAuth),
 )]

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use keygate_llm::DeploymentStatus;
 use keygate_llm::config::GroupFile;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -26,6 +27,20 @@ pub struct ModelGroupView {
     pub deployments: serde_json::Value,
     pub fallbacks: Vec<String>,
     pub retries: Option<u32>,
+    /// What this node knows of each deployment now.
+    pub health: Vec<DeploymentHealth>,
+}
+
+/// A deployment's state on the node that answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeploymentHealth {
+    /// `provider/model`.
+    pub deployment: String,
+    pub in_flight: u32,
+    /// Moving average of the time to first byte, in milliseconds (0 before the first answer).
+    pub latency_ms: f64,
+    /// Whether the circuit breaker keeps requests away (open or waiting on its probe).
+    pub breaker_open: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,10 +48,21 @@ pub struct ModelGroupList {
     pub data: Vec<ModelGroupView>,
 }
 
-impl From<GroupView> for ModelGroupView {
-    fn from(view: GroupView) -> Self {
+impl ModelGroupView {
+    fn new(view: GroupView, status: &[DeploymentStatus]) -> Self {
         let json = serde_json::to_value(&view).unwrap_or_default();
+        let health = status
+            .iter()
+            .filter(|s| s.alias == view.alias)
+            .map(|s| DeploymentHealth {
+                deployment: s.deployment.clone(),
+                in_flight: s.in_flight,
+                latency_ms: s.latency_micros as f64 / 1000.0,
+                breaker_open: s.breaker_open,
+            })
+            .collect();
         Self {
+            health,
             alias: view.alias,
             source: json["source"].as_str().unwrap_or_default().to_owned(),
             strategy: json["strategy"].as_str().unwrap_or_default().to_owned(),
@@ -57,8 +83,12 @@ pub async fn list(
     AdminCaller(caller): AdminCaller,
 ) -> Result<Json<ModelGroupList>, ApiError> {
     let views = state.gateway.list(&state.keygate, &caller).await?;
+    let status = state.gateway.current().status();
     Ok(Json(ModelGroupList {
-        data: views.into_iter().map(ModelGroupView::from).collect(),
+        data: views
+            .into_iter()
+            .map(|view| ModelGroupView::new(view, &status))
+            .collect(),
     }))
 }
 
@@ -74,10 +104,11 @@ pub async fn show(
     Path(alias): Path<String>,
 ) -> Result<Json<ModelGroupView>, ApiError> {
     let views = state.gateway.list(&state.keygate, &caller).await?;
+    let status = state.gateway.current().status();
     views
         .into_iter()
         .find(|view| view.alias == alias)
-        .map(|view| Json(view.into()))
+        .map(|view| Json(ModelGroupView::new(view, &status)))
         .ok_or_else(|| ApiError::not_found("model group"))
 }
 
@@ -100,7 +131,10 @@ pub async fn put(
         .gateway
         .put(&state.keygate, &caller, &alias, group)
         .await?;
-    Ok(Json(view.into()))
+    Ok(Json(ModelGroupView::new(
+        view,
+        &state.gateway.current().status(),
+    )))
 }
 
 /// Delete a stored model group (refused while another group falls back to it).
