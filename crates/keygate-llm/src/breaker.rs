@@ -13,8 +13,12 @@ enum State {
     Open {
         until: Instant,
     },
-    /// One probe is out; everything else waits for its verdict.
-    HalfOpen,
+    /// One probe is out since `since`; everything else waits for its verdict. A probe whose
+    /// verdict never comes (its request was cancelled) frees the slot after another open
+    /// period, so a deployment is never shut out for good.
+    HalfOpen {
+        since: Instant,
+    },
 }
 
 /// What the breaker says about sending a request now.
@@ -47,7 +51,7 @@ impl Breaker {
         match *self.lock() {
             State::Closed { .. } => true,
             State::Open { until } => now >= until,
-            State::HalfOpen => false,
+            State::HalfOpen { since } => now >= since + self.open_for,
         }
     }
 
@@ -57,10 +61,14 @@ impl Breaker {
         match *state {
             State::Closed { .. } => Admission::Allowed,
             State::Open { until } if now >= until => {
-                *state = State::HalfOpen;
+                *state = State::HalfOpen { since: now };
                 Admission::Probe
             }
-            State::Open { .. } | State::HalfOpen => Admission::Refused,
+            State::HalfOpen { since } if now >= since + self.open_for => {
+                *state = State::HalfOpen { since: now };
+                Admission::Probe
+            }
+            State::Open { .. } | State::HalfOpen { .. } => Admission::Refused,
         }
     }
 
@@ -85,7 +93,7 @@ impl Breaker {
     pub fn on_neutral(&self, admission: Admission, now: Instant) {
         if admission == Admission::Probe {
             let mut state = self.lock();
-            if *state == State::HalfOpen {
+            if matches!(*state, State::HalfOpen { .. }) {
                 *state = State::Open { until: now };
             }
         }
@@ -147,6 +155,25 @@ mod tests {
             Admission::Probe
         );
         breaker.on_neutral(Admission::Probe, probe_at + Duration::from_secs(5));
+        assert_eq!(
+            breaker.admit(probe_at + Duration::from_secs(5)),
+            Admission::Probe
+        );
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_frees_its_slot() {
+        let breaker = Breaker::new(1, Duration::from_secs(5));
+        let t0 = Instant::now();
+        breaker.on_fault(t0);
+        let probe_at = t0 + Duration::from_secs(5);
+        assert_eq!(breaker.admit(probe_at), Admission::Probe);
+        // The probe's request is dropped: no verdict.
+        assert_eq!(
+            breaker.admit(probe_at + Duration::from_secs(4)),
+            Admission::Refused
+        );
+        assert!(breaker.is_available(probe_at + Duration::from_secs(5)));
         assert_eq!(
             breaker.admit(probe_at + Duration::from_secs(5)),
             Admission::Probe

@@ -68,14 +68,23 @@ pub struct Failure {
 enum Attempt {
     Done(Box<Reply>),
     Failed(AttemptError),
+    /// Not sent: the deployment's breaker refused it.
+    Skipped,
 }
 
 impl Gateway {
-    /// Serves `inbound` from the group named by its model, then from that group's fallbacks.
+    /// Serves `inbound` from the group named by its model, then from that group's fallbacks
+    /// that `allowed` grants (the caller's scopes: a fallback is a model of its own).
+    ///
+    /// Within a group every available deployment is tried once, in the strategy's order;
+    /// then, up to the group's `retries`, deployments already tried are tried again after a
+    /// backoff of at least the `Retry-After` each asked for (one that asked for longer than
+    /// `max_retry_after` is not waited for).
     pub async fn dispatch(
         &self,
         inbound: &Inbound,
         secrets: &dyn SecretSource,
+        allowed: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Reply, Failure> {
         let Some(primary) = self.groups.get(&inbound.model) else {
             return Err(Failure {
@@ -88,28 +97,42 @@ impl Gateway {
             primary
                 .fallbacks
                 .iter()
+                .filter(|alias| allowed(alias))
                 .filter_map(|alias| self.groups.get(alias)),
         );
         let mut attempts = 0u32;
         let mut last: Option<(String, AttemptError)> = None;
         for group in chain {
-            let mut tried: Vec<usize> = Vec::new();
-            let mut retry_after: Option<Duration> = None;
-            for round in 0..=group.retries {
-                let Some(pick) = group.pick(Instant::now(), &tried) else {
+            // The deployments tried in this group, with the `Retry-After` each asked for.
+            let mut tried: Vec<(usize, Option<Duration>)> = Vec::new();
+            let mut retries = 0u32;
+            loop {
+                let indices: Vec<usize> = tried.iter().map(|(index, _)| *index).collect();
+                let max_wait = self.tuning.max_retry_after;
+                let may_retry = |index: usize| {
+                    tried
+                        .iter()
+                        .any(|(i, asked)| *i == index && asked.is_none_or(|d| d <= max_wait))
+                };
+                let Some(pick) = group.pick(Instant::now(), &indices, &may_retry) else {
                     break;
                 };
                 let index = match pick {
                     Pick::Fresh(index) => index,
                     Pick::Again(index) => {
-                        if retry_after.is_some_and(|d| d > self.tuning.max_retry_after) {
+                        if retries >= group.retries {
                             break;
                         }
+                        retries += 1;
+                        let asked = tried
+                            .iter()
+                            .find(|(i, _)| *i == index)
+                            .and_then(|(_, asked)| *asked);
                         let wait = backoff::delay(
-                            round,
+                            retries,
                             self.tuning.retry_base,
                             self.tuning.retry_max,
-                            retry_after,
+                            asked,
                         );
                         tokio::time::sleep(wait).await;
                         index
@@ -118,26 +141,31 @@ impl Gateway {
                 let Some(deployment) = group.members.get(index) else {
                     break;
                 };
-                attempts += 1;
-                match self.attempt(deployment, inbound, secrets, attempts).await {
+                let outcome = self
+                    .attempt(deployment, inbound, secrets, attempts + 1)
+                    .await;
+                let asked = match outcome {
                     Attempt::Done(reply) => return Ok(*reply),
+                    // The breaker closed the door between the choice and the request.
+                    Attempt::Skipped => None,
                     Attempt::Failed(err) => {
+                        attempts += 1;
                         tracing::info!(
                             alias = %group.alias,
                             deployment = %deployment.spec.id,
                             error = %err.summary(),
                             "upstream attempt failed"
                         );
-                        retry_after = match &err {
+                        let asked = match &err {
                             AttemptError::Status { retry_after, .. } => *retry_after,
                             _ => None,
                         };
-                        if !tried.contains(&index) {
-                            tried.push(index);
-                        }
                         last = Some((deployment.spec.id.clone(), err));
+                        asked
                     }
-                }
+                };
+                tried.retain(|(i, _)| *i != index);
+                tried.push((index, asked));
             }
         }
         Err(match last {
@@ -175,8 +203,7 @@ impl Gateway {
         };
         let started = Instant::now();
         let Some(admission) = deployment.health.begin(started) else {
-            // The breaker opened between the pick and now.
-            return Attempt::Failed(AttemptError::Connect);
+            return Attempt::Skipped;
         };
         let in_flight = InFlight(deployment.health.clone());
         let outcome = self
@@ -204,7 +231,7 @@ impl Gateway {
                 ..
             }) => deployment.health.rate_limited(admission, now, *retry_after),
             Attempt::Failed(err) if err.is_fault() => deployment.health.faulted(now),
-            Attempt::Failed(_) => deployment.health.neutral(admission, now),
+            Attempt::Failed(_) | Attempt::Skipped => deployment.health.neutral(admission, now),
         }
         outcome
     }
@@ -250,8 +277,18 @@ impl Gateway {
             request = request.header(name, value);
         }
         let first_byte = timeouts.first_byte.min(timeouts.total);
-        let response = match tokio::time::timeout(first_byte, request.send()).await {
-            Err(_) => return Attempt::Failed(AttemptError::FirstByteTimeout(first_byte)),
+        // A non-streamed answer's head comes when the whole answer is ready: only the total
+        // timeout applies to it.
+        let head = if inbound.stream {
+            first_byte
+        } else {
+            timeouts.total
+        };
+        let response = match tokio::time::timeout(head, request.send()).await {
+            Err(_) if inbound.stream => {
+                return Attempt::Failed(AttemptError::FirstByteTimeout(first_byte));
+            }
+            Err(_) => return Attempt::Failed(AttemptError::TotalTimeout(head)),
             Ok(Err(err)) if err.is_connect() || err.is_timeout() => {
                 return Attempt::Failed(AttemptError::Connect);
             }
@@ -278,10 +315,12 @@ impl Gateway {
             let Ok(tokens) = usage::from_body(&body) else {
                 return Attempt::Failed(AttemptError::InvalidResponse);
             };
+            let body = scrub(body, credential);
             if let Some(tokens) = tokens {
-                deployment
-                    .health
-                    .add_tokens(Instant::now(), tokens.prompt + tokens.completion);
+                deployment.health.add_tokens(
+                    Instant::now(),
+                    tokens.prompt.saturating_add(tokens.completion),
+                );
             }
             drop(in_flight);
             return Attempt::Done(Box::new(Reply::Complete {
@@ -363,9 +402,16 @@ async fn failed_status(
         .unwrap_or_default();
     let retryable = matches!(status, 401 | 403 | 404 | 408 | 409 | 429) || status >= 500;
     if retryable {
+        // The code is shown to clients: never one that holds the credential.
+        let code = error_code(&body).filter(|code| {
+            credential.is_none_or(|secret| {
+                let secret = secret.expose_secret();
+                secret.len() < 8 || !code.contains(secret)
+            })
+        });
         return Attempt::Failed(AttemptError::Status {
             status,
-            code: error_code(&body),
+            code,
             retry_after,
         });
     }

@@ -83,7 +83,9 @@ impl AttemptError {
     pub fn is_fault(&self) -> bool {
         match self {
             Self::Status { status, .. } => *status != 429,
-            Self::Credential(_) => false,
+            // An error the upstream reports inside its stream may be the request's own
+            // (a content filter, a context too long): not held against the deployment.
+            Self::Credential(_) | Self::StreamError => false,
             _ => true,
         }
     }

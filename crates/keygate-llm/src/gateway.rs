@@ -79,15 +79,24 @@ pub(crate) enum Pick {
 }
 
 impl Group {
-    /// Chooses a deployment for the next attempt of a request that already tried `tried`.
-    pub fn pick(&self, now: Instant, tried: &[usize]) -> Option<Pick> {
+    /// Chooses a deployment for the next attempt of a request that already tried `tried`:
+    /// one not tried yet if any is available, else one tried already that `may_retry` allows
+    /// and whose breaker lets it through.
+    pub fn pick(
+        &self,
+        now: Instant,
+        tried: &[usize],
+        may_retry: &dyn Fn(usize) -> bool,
+    ) -> Option<Pick> {
         let candidates = |retry: bool| -> Vec<Candidate<'_>> {
             self.members
                 .iter()
                 .enumerate()
                 .filter(|(index, member)| {
                     if retry {
-                        tried.contains(index) && member.health.breaker_allows(now)
+                        tried.contains(index)
+                            && may_retry(*index)
+                            && member.health.breaker_allows(now)
                     } else {
                         !tried.contains(index) && member.health.is_available(now)
                     }
@@ -114,6 +123,10 @@ pub struct Gateway {
     aliases: Vec<String>,
     pub(crate) prices: PriceTable,
     pub(crate) tuning: Tuning,
+    /// Kept for the next rebuild: health by deployment id, clients by provider and connect
+    /// timeout.
+    health: HashMap<String, Arc<Health>>,
+    clients: HashMap<(String, Duration), reqwest::Client>,
 }
 
 /// A deployment's state, for operators.
@@ -134,18 +147,40 @@ impl Gateway {
             aliases: Vec::new(),
             prices: PriceTable::with_defaults(),
             tuning: Tuning::default(),
+            health: HashMap::new(),
+            clients: HashMap::new(),
         }
     }
 
     pub fn new(config: &GatewayConfig) -> Result<Self, ConfigError> {
+        Self::build(config, &Self::empty())
+    }
+
+    /// A gateway for a changed configuration that keeps what `previous` learnt: the health
+    /// of deployments that are still there with the same limits (breakers, cooldowns, load,
+    /// latency) and the connection pools of their providers.
+    pub fn rebuild(config: &GatewayConfig, previous: &Gateway) -> Result<Self, ConfigError> {
+        Self::build(config, previous)
+    }
+
+    fn build(config: &GatewayConfig, previous: &Gateway) -> Result<Self, ConfigError> {
         let mut providers = HashMap::new();
         // One client (one connection pool) per provider and connect timeout.
         let mut clients: HashMap<(String, Duration), reqwest::Client> = HashMap::new();
+        let mut client_for =
+            |name: &str, connect: Duration| -> Result<reqwest::Client, ConfigError> {
+                let key = (name.to_owned(), connect);
+                if let Some(client) = clients.get(&key) {
+                    return Ok(client.clone());
+                }
+                let client = match previous.clients.get(&key) {
+                    Some(client) => client.clone(),
+                    None => upstream_client(connect)?,
+                };
+                clients.insert(key, client.clone());
+                Ok(client)
+            };
         for spec in &config.providers {
-            clients.insert(
-                (spec.name.clone(), spec.connect_timeout),
-                upstream_client(spec.connect_timeout)?,
-            );
             providers.insert(
                 spec.name.clone(),
                 Arc::new(Provider {
@@ -168,15 +203,16 @@ impl Gateway {
                 })?;
                 let shared = health
                     .entry(spec.id.clone())
-                    .or_insert_with(|| {
-                        Arc::new(Health::new(
+                    .or_insert_with(|| match previous.health.get(&spec.id) {
+                        Some(known) if known.limits() == (spec.rpm, spec.tpm) => known.clone(),
+                        _ => Arc::new(Health::new(
                             Breaker::new(
                                 config.tuning.breaker_failures,
                                 config.tuning.breaker_open,
                             ),
                             spec.rpm,
                             spec.tpm,
-                        ))
+                        )),
                     })
                     .clone();
                 let url = |endpoint| {
@@ -198,14 +234,7 @@ impl Gateway {
                     .timeouts
                     .connect
                     .unwrap_or(provider.spec.connect_timeout);
-                let client = match clients.get(&(spec.provider.clone(), connect)) {
-                    Some(client) => client.clone(),
-                    None => {
-                        let client = upstream_client(connect)?;
-                        clients.insert((spec.provider.clone(), connect), client.clone());
-                        client
-                    }
-                };
+                let client = client_for(&spec.provider, connect)?;
                 members.push(Arc::new(Deployment {
                     client,
                     chat_url: url(Endpoint::ChatCompletions)?,
@@ -233,6 +262,8 @@ impl Gateway {
             aliases,
             prices: config.prices.clone(),
             tuning: config.tuning,
+            health,
+            clients,
         })
     }
 
@@ -271,5 +302,49 @@ impl Gateway {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::GatewayFile;
+
+    fn gateway(rpm: u32, previous: Option<&Gateway>) -> Gateway {
+        let file = GatewayFile::from_toml(&format!(
+            r#"
+            [providers.local]
+            kind = "vllm"
+
+            [model_groups.chat]
+            deployments = [{{ provider = "local", model = "m", rpm = {rpm} }}]
+            "#
+        ))
+        .unwrap();
+        let config = GatewayConfig::resolve(&file, &|_| None).unwrap();
+        match previous {
+            Some(previous) => Gateway::rebuild(&config, previous).unwrap(),
+            None => Gateway::new(&config).unwrap(),
+        }
+    }
+
+    fn health(gateway: &Gateway) -> Arc<Health> {
+        gateway.groups["chat"].members[0].health.clone()
+    }
+
+    #[test]
+    fn a_rebuild_keeps_what_deployments_learnt() {
+        let first = gateway(10, None);
+        let kept = gateway(10, Some(&first));
+        assert!(
+            Arc::ptr_eq(&health(&first), &health(&kept)),
+            "same deployment, same limits"
+        );
+        let changed = gateway(20, Some(&kept));
+        assert!(
+            !Arc::ptr_eq(&health(&kept), &health(&changed)),
+            "new limits, new counters"
+        );
+        assert_eq!(health(&changed).limits(), (Some(20), None));
     }
 }

@@ -43,6 +43,11 @@ impl Health {
         }
     }
 
+    /// The per-minute limits this health counts against.
+    pub fn limits(&self) -> (Option<u32>, Option<u64>) {
+        (self.rpm, self.tpm)
+    }
+
     fn minute(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.started).as_secs() / 60
     }

@@ -72,8 +72,13 @@ pub struct Relay {
     first_token: Option<Duration>,
     /// Whether an event with data (not only comments) arrived.
     saw_data: bool,
+    /// Whether the upstream sent an error object in the stream.
+    upstream_error: bool,
     done: bool,
+    /// Whether the client's stream is over.
     finished: bool,
+    /// Whether the outcome was reported.
+    ended: bool,
     in_flight: InFlight,
     on_end: Option<OnEnd>,
 }
@@ -111,8 +116,10 @@ impl Relay {
             started: parts.started,
             first_token: None,
             saw_data: false,
+            upstream_error: false,
             done: false,
             finished: false,
+            ended: false,
             in_flight: parts.in_flight,
             on_end: None,
         }
@@ -160,10 +167,14 @@ impl Relay {
             }
             let chunk = read_chunk(&data, &mut self.text, TEXT_CAP)
                 .map_err(|_| AttemptError::InvalidResponse)?;
-            if chunk.is_error {
-                return Err(AttemptError::StreamError);
-            }
             self.saw_data = true;
+            if chunk.is_error {
+                // The upstream's own error (a content filter, an overload) goes to the client
+                // as it was sent; the outcome records it.
+                self.upstream_error = true;
+                self.ready.push_back(event.raw);
+                continue;
+            }
             if chunk.usage.is_some() {
                 self.reported = chunk.usage;
             }
@@ -178,21 +189,42 @@ impl Relay {
         Ok(())
     }
 
+    /// Ends the client's stream, with an error event when it broke.
     fn finish(&mut self, outcome: StreamOutcome) {
         if self.finished {
             return;
         }
         self.finished = true;
-        if let StreamOutcome::Failed(err) = &outcome {
+        self.end(outcome);
+    }
+
+    /// Reports how the request went, once: to the deployment's health and to `on_end`. A
+    /// stream is over for the client at `[DONE]`, even while keygate reads on to the end of
+    /// the upstream body so that its connection can be reused.
+    fn end(&mut self, outcome: StreamOutcome) {
+        if self.ended {
+            return;
+        }
+        self.ended = true;
+        let outcome = match outcome {
+            StreamOutcome::Completed if self.upstream_error => {
+                StreamOutcome::Failed(AttemptError::StreamError)
+            }
+            other => other,
+        };
+        if let StreamOutcome::Failed(err) = &outcome
+            && *err != AttemptError::StreamError
+        {
             if err.is_fault() {
                 self.in_flight.0.faulted(Instant::now());
             }
             self.ready.push_back(error_event(err));
         }
         if let Some(tokens) = self.reported {
-            self.in_flight
-                .0
-                .add_tokens(Instant::now(), tokens.prompt + tokens.completion);
+            self.in_flight.0.add_tokens(
+                Instant::now(),
+                tokens.prompt.saturating_add(tokens.completion),
+            );
         }
         if let Some(on_end) = self.on_end.take() {
             on_end(StreamEnd {
@@ -236,12 +268,21 @@ impl Stream for Relay {
             if this.finished {
                 return Poll::Ready(None);
             }
-            if this.deadline.as_mut().poll(cx).is_ready() {
+            if this.done {
+                // The client has everything: report now, then wait (briefly) for the
+                // upstream's end of body so its connection goes back to the pool.
+                this.end(StreamOutcome::Completed);
+                if this.gap_timer.as_mut().poll(cx).is_ready()
+                    || this.deadline.as_mut().poll(cx).is_ready()
+                {
+                    this.finished = true;
+                    continue;
+                }
+            } else if this.deadline.as_mut().poll(cx).is_ready() {
                 let total = this.started.elapsed();
                 this.finish(StreamOutcome::Failed(AttemptError::TotalTimeout(total)));
                 continue;
-            }
-            if this.gap_timer.as_mut().poll(cx).is_ready() {
+            } else if this.gap_timer.as_mut().poll(cx).is_ready() {
                 this.finish(StreamOutcome::Failed(AttemptError::ChunkGap(this.gap)));
                 continue;
             }
@@ -272,8 +313,10 @@ impl Stream for Relay {
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        if !self.finished {
-            self.finish(StreamOutcome::ClientGone);
-        }
+        self.end(if self.done {
+            StreamOutcome::Completed
+        } else {
+            StreamOutcome::ClientGone
+        });
     }
 }

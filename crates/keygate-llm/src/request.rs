@@ -36,18 +36,78 @@ impl RequestError {
     }
 }
 
-#[derive(Deserialize)]
+/// The fields the gateway reads, borrowed from the body.
+#[derive(Default)]
 struct Peek<'a> {
-    #[serde(borrow, default)]
     model: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     stream: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     stream_options: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     messages: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     input: Option<&'a RawValue>,
+}
+
+/// Top-level keys the gateway reads. Another spelling of one of them (`MODEL`, `Stream`) is
+/// refused: some upstreams match keys without regard to case, and would act on a model or a
+/// stream flag keygate never checked.
+const READ_KEYS: [&str; 5] = ["model", "stream", "stream_options", "messages", "input"];
+
+/// Why a body was refused while peeking (kept apart from serde's messages, which may quote
+/// input).
+#[derive(Debug, Clone, Copy)]
+enum PeekRefusal {
+    Duplicate,
+    CaseVariant,
+}
+
+impl std::fmt::Display for PeekRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Duplicate => "keygate:duplicate",
+            Self::CaseVariant => "keygate:case-variant",
+        })
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Peek<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Peek<'a>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Peek<'a>, M::Error> {
+                let mut peek = Peek::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let slot = match key.as_ref() {
+                        "model" => &mut peek.model,
+                        "stream" => &mut peek.stream,
+                        "stream_options" => &mut peek.stream_options,
+                        "messages" => &mut peek.messages,
+                        "input" => &mut peek.input,
+                        other => {
+                            if READ_KEYS.iter().any(|k| k.eq_ignore_ascii_case(other)) {
+                                return Err(serde::de::Error::custom(PeekRefusal::CaseVariant));
+                            }
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    if slot.is_some() {
+                        return Err(serde::de::Error::custom(PeekRefusal::Duplicate));
+                    }
+                    *slot = Some(map.next_value::<&'de RawValue>()?);
+                }
+                Ok(peek)
+            }
+        }
+        deserializer.deserialize_map(Visitor(std::marker::PhantomData))
+    }
 }
 
 /// A parsed inbound request.
@@ -124,8 +184,16 @@ impl Inbound {
             ));
         }
         let peek: Peek<'_> = serde_json::from_slice(&body).map_err(|err| {
-            if err.is_data() && err.to_string().starts_with("duplicate field") {
+            let message = err.to_string();
+            if !err.is_data() {
+                RequestError::InvalidJson
+            } else if message.starts_with("keygate:duplicate") {
                 RequestError::field("body", "a field appears twice")
+            } else if message.starts_with("keygate:case-variant") {
+                RequestError::field(
+                    "body",
+                    "a field is spelled in another case than `model`, `stream`, `stream_options`, `messages` or `input`",
+                )
             } else {
                 RequestError::InvalidJson
             }
@@ -158,7 +226,8 @@ impl Inbound {
         }
         let stream_options = match peek.stream_options {
             None => None,
-            Some(raw) if raw.get() == "null" => None,
+            // Kept with its span, so that asking for usage replaces the `null`.
+            Some(raw) if raw.get() == "null" => Some((span(&body, raw), serde_json::Map::new())),
             Some(raw) => {
                 let map: serde_json::Map<String, serde_json::Value> =
                     serde_json::from_str(raw.get())
@@ -262,6 +331,12 @@ mod tests {
             body["stream_options"],
             serde_json::json!({"x":1,"include_usage":true})
         );
+        let null_options =
+            chat(r#"{"model":"m","stream":true,"stream_options":null,"messages":[]}"#).unwrap();
+        let text = String::from_utf8(null_options.body_for("up", true).to_vec()).unwrap();
+        assert_eq!(text.matches("stream_options").count(), 1, "{text}");
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(body["stream_options"]["include_usage"], true);
         let asked = chat(
             r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[]}"#,
         )
@@ -289,6 +364,17 @@ mod tests {
             "a duplicate model could smuggle another model past the check"
         );
         assert_eq!(chat("{nope").unwrap_err(), RequestError::InvalidJson);
+        for smuggled in [
+            r#"{"model":"cheap","MODEL":"premium","messages":[]}"#,
+            r#"{"model":"m","messages":[],"Stream":true}"#,
+        ] {
+            assert_eq!(
+                chat(smuggled).unwrap_err().param(),
+                Some("body"),
+                "{smuggled}"
+            );
+        }
+        assert!(chat(r#"{"model":"m","messages":[],"modelx":1,"Temperature":1}"#).is_ok());
         let embeddings = Inbound::parse(
             Endpoint::Embeddings,
             Bytes::from_static(br#"{"model":"e"}"#),

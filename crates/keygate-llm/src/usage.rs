@@ -21,15 +21,20 @@ struct PromptDetails {
     cached_tokens: Option<u64>,
 }
 
+/// The most tokens one request is believed to have; a larger count from an upstream is
+/// clamped, so that sums and costs stay far from overflow.
+pub const MAX_TOKENS: u64 = 1_000_000_000;
+
 impl From<RawUsage> for TokenCounts {
     fn from(raw: RawUsage) -> Self {
         Self {
-            prompt: raw.prompt_tokens,
-            completion: raw.completion_tokens,
+            prompt: raw.prompt_tokens.min(MAX_TOKENS),
+            completion: raw.completion_tokens.min(MAX_TOKENS),
             cached: raw
                 .prompt_tokens_details
                 .and_then(|d| d.cached_tokens)
-                .unwrap_or(0),
+                .unwrap_or(0)
+                .min(MAX_TOKENS),
         }
     }
 }
@@ -168,6 +173,11 @@ mod tests {
         assert_eq!(from_body(br#"{"data":[]}"#).unwrap(), None);
         assert!(from_body(b"<html>oops</html>").is_err());
         assert!(from_body(b"[1,2]").is_err());
+        let huge =
+            from_body(br#"{"usage":{"prompt_tokens":18446744073709551615,"completion_tokens":1}}"#)
+                .unwrap()
+                .unwrap();
+        assert_eq!(huge.prompt, MAX_TOKENS);
     }
 
     #[test]

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use keygate_core::{AuditAction, Permission};
 use keygate_llm::config::GroupFile;
-use keygate_llm::{ConfigError, Gateway, GatewayConfig, GatewayFile};
+use keygate_llm::{ConfigError, CredentialRef, Gateway, GatewayConfig, GatewayFile, SecretRef};
 use keygate_store::{Store, StoredModelGroup};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -35,26 +36,62 @@ pub struct GroupView {
     pub group: GroupFile,
 }
 
-#[derive(Debug)]
 pub struct GatewayState {
     /// The file's tables; stored groups are added to them.
     base: GatewayFile,
-    /// The environment `env::` credentials are read from, as it was at start.
-    env: BTreeMap<String, String>,
+    /// The values of the variables the file's `env::` credentials name, read at start; no
+    /// other part of the environment is kept.
+    env: BTreeMap<String, SecretString>,
     current: RwLock<Arc<Gateway>>,
     /// The stored revision the current gateway was built from.
     revision: Mutex<Option<String>>,
+    /// One change to the stored groups at a time on this node.
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for GatewayState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayState")
+            .field("aliases", &self.current().aliases())
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The variables that `env::` credentials in `file` name.
+fn env_names(file: &GatewayFile) -> Vec<String> {
+    let provider_refs = file
+        .providers
+        .values()
+        .filter_map(|p| p.credential.as_deref());
+    let deployment_refs = file
+        .model_groups
+        .values()
+        .flat_map(|g| g.deployments.iter().filter_map(|d| d.credential.as_deref()));
+    provider_refs
+        .chain(deployment_refs)
+        .filter_map(|text| text.strip_prefix("env::").map(str::to_owned))
+        .collect()
 }
 
 impl GatewayState {
     /// The gateway of the file alone (stored groups are added by [`GatewayState::reload`]).
+    /// Of `env`, only the variables the file's credentials name are kept.
     pub fn new(base: GatewayFile, env: BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        let gateway = build(&base, &env)?;
+        let env: BTreeMap<String, SecretString> = env_names(&base)
+            .into_iter()
+            .filter_map(|name| {
+                env.get(&name)
+                    .map(|value| (name, SecretString::from(value.clone())))
+            })
+            .collect();
+        let gateway = build(&base, &env, &Gateway::empty())?;
         Ok(Self {
             base,
             env,
             current: RwLock::new(Arc::new(gateway)),
             revision: Mutex::new(None),
+            writer: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -65,6 +102,7 @@ impl GatewayState {
             env: BTreeMap::new(),
             current: RwLock::new(Arc::new(Gateway::empty())),
             revision: Mutex::new(None),
+            writer: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -76,12 +114,18 @@ impl GatewayState {
             .clone()
     }
 
+    /// The file's groups plus `stored`, keeping what the current gateway learnt.
     fn compose(&self, stored: &BTreeMap<String, GroupFile>) -> Result<Gateway, ConfigError> {
         let mut file = self.base.clone();
         for (alias, group) in stored {
             file.model_groups.insert(alias.clone(), group.clone());
         }
-        build(&file, &self.env)
+        build(&file, &self.env, &self.current())
+    }
+
+    fn install(&self, gateway: Gateway, revision: Option<String>) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(gateway);
+        *self.revision.lock().unwrap_or_else(PoisonError::into_inner) = revision;
     }
 
     /// Stored groups that parse; one that does not (written by a newer version) is skipped.
@@ -112,13 +156,15 @@ impl GatewayState {
         let stored = Self::parse_stored(&store.model_groups().await?);
         match self.compose(&stored) {
             Ok(gateway) => {
-                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(gateway);
+                self.install(gateway, revision);
                 tracing::info!(groups = stored.len(), "stored model groups loaded");
             }
             // A group stored by another node may name a provider this node's file lacks.
-            Err(err) => tracing::error!(error = %err, "stored model groups cannot be served"),
+            Err(err) => {
+                tracing::error!(error = %err, "stored model groups cannot be served");
+                *self.revision.lock().unwrap_or_else(PoisonError::into_inner) = revision;
+            }
         }
-        *self.revision.lock().unwrap_or_else(PoisonError::into_inner) = revision;
         Ok(())
     }
 
@@ -150,7 +196,7 @@ impl GatewayState {
         caller: &Caller,
     ) -> Result<Vec<GroupView>, ServiceError> {
         keygate
-            .authorize(caller, Permission::ModelsRead, None, None)
+            .authorize(caller, Permission::ModelsRead, caller.bound_project(), None)
             .await?;
         let mut views: Vec<GroupView> = self
             .base
@@ -189,7 +235,11 @@ impl GatewayState {
                 alias: alias.to_owned(),
             });
         }
+        self.check_credentials(keygate, caller, alias, &group)
+            .await?;
+        let _writing = self.writer.lock().await;
         let store = keygate.store();
+        let expected = store.model_groups_revision().await?;
         let mut stored = Self::parse_stored(&store.model_groups().await?);
         stored.insert(alias.to_owned(), group.clone());
         let gateway = self.compose(&stored).map_err(ServiceError::ModelGroup)?;
@@ -203,10 +253,17 @@ impl GatewayState {
             "fallbacks": group.fallbacks,
         });
         store
-            .put_model_group(alias, &config, &revision, keygate.clock().now(), &audit)
+            .put_model_group(
+                alias,
+                &config,
+                expected.as_deref(),
+                &revision,
+                keygate.clock().now(),
+                &audit,
+            )
             .await?;
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(gateway);
-        *self.revision.lock().unwrap_or_else(PoisonError::into_inner) = Some(revision);
+        // The stored set is exactly what was checked: `expected` was still the revision.
+        self.install(gateway, Some(revision));
         Ok(GroupView {
             alias: alias.to_owned(),
             source: GroupSource::Api,
@@ -229,7 +286,9 @@ impl GatewayState {
                 alias: alias.to_owned(),
             });
         }
+        let _writing = self.writer.lock().await;
         let store = keygate.store();
+        let expected = store.model_groups_revision().await?;
         let mut stored = Self::parse_stored(&store.model_groups().await?);
         if stored.remove(alias).is_none() {
             return Err(ServiceError::NotFound {
@@ -241,20 +300,71 @@ impl GatewayState {
         let mut audit = caller.audit(AuditAction::ModelGroupDelete, None);
         audit.target = Some(alias.to_owned());
         if !store
-            .delete_model_group(alias, &revision, keygate.clock().now(), &audit)
+            .delete_model_group(
+                alias,
+                expected.as_deref(),
+                &revision,
+                keygate.clock().now(),
+                &audit,
+            )
             .await?
         {
             return Err(ServiceError::NotFound {
                 entity: "model group",
             });
         }
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(gateway);
-        *self.revision.lock().unwrap_or_else(PoisonError::into_inner) = Some(revision);
+        self.install(gateway, Some(revision));
         Ok(())
     }
 }
 
-fn build(file: &GatewayFile, env: &BTreeMap<String, String>) -> Result<Gateway, ConfigError> {
-    let config = GatewayConfig::resolve(file, &|name| env.get(name).cloned())?;
-    Gateway::new(&config)
+impl GatewayState {
+    /// Credentials a stored group may name: the vault secret of the calling key's project
+    /// (`secret::NAME`); a fixed project's secret (`secret::PROJECT/NAME`) only when the
+    /// caller could read that secret's value itself (owners); never the server's environment,
+    /// which only the configuration file names.
+    async fn check_credentials(
+        &self,
+        keygate: &Keygate,
+        caller: &Caller,
+        alias: &str,
+        group: &GroupFile,
+    ) -> Result<(), ServiceError> {
+        for deployment in &group.deployments {
+            let Some(text) = deployment.credential.as_deref() else {
+                continue;
+            };
+            let field = format!("model_groups.{alias}.credential");
+            match CredentialRef::parse(&field, text).map_err(ServiceError::ModelGroup)? {
+                CredentialRef::Env(_) => {
+                    return Err(ServiceError::ModelGroup(ConfigError::Credential {
+                        field,
+                        reason: "`env::` credentials are named in keygate.toml only; store the \
+                                 value in the vault and name it `secret::NAME`"
+                            .to_owned(),
+                    }));
+                }
+                CredentialRef::Secret(SecretRef {
+                    project: Some(_), ..
+                }) => {
+                    keygate
+                        .authorize(caller, Permission::SecretsReveal, None, Some(alias))
+                        .await?;
+                }
+                CredentialRef::Secret(_) | CredentialRef::None => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn build(
+    file: &GatewayFile,
+    env: &BTreeMap<String, SecretString>,
+    previous: &Gateway,
+) -> Result<Gateway, ConfigError> {
+    let config = GatewayConfig::resolve(file, &|name| {
+        env.get(name).map(|v| v.expose_secret().to_owned())
+    })?;
+    Gateway::rebuild(&config, previous)
 }

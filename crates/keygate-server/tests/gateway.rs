@@ -275,6 +275,34 @@ async fn falls_back_when_the_primary_fails(db: Db) {
     );
 }
 
+async fn a_fallback_needs_its_own_scope(db: Db) {
+    let s = setup(db).await;
+    let api = s.server.api();
+    let only_chat = api
+        .create_key(
+            &s.server.owner_token,
+            json!({"project": "default", "name": "chat only", "scopes": ["models:chat"]}),
+        )
+        .await
+        .secret;
+    for _ in 0..2 {
+        s.a.push(MockReply::Error {
+            status: 500,
+            code: String::new(),
+            message: "boom".into(),
+            retry_after: None,
+        });
+    }
+    chat(&api, &only_chat, hello("chat"))
+        .await
+        .expect_error(503, "all_deployments_failed");
+    assert_eq!(
+        s.b.request_count(),
+        0,
+        "`chat-backup` is a model this key may not use"
+    );
+}
+
 async fn retries_after_a_rate_limit(db: Db) {
     let s = setup(db).await;
     let api = s.server.api();
@@ -302,16 +330,41 @@ async fn retries_after_a_rate_limit(db: Db) {
 }
 
 async fn a_hanging_upstream_times_out_then_falls_back(db: Db) {
-    let s = setup(db).await;
+    let s = setup_with(
+        db,
+        r#"
+        [model_groups.brief]
+        deployments = [{ provider = "a", model = "gpt-4o-mini", timeouts = { total_ms = 300 } }]
+        fallbacks = ["chat-backup"]
+        retries = 0
+        "#,
+    )
+    .await;
     let api = s.server.api();
+    // A stream's first event must come within `first_byte_ms` (400 ms for `chat`): two
+    // attempts time out, then the fallback answers.
     s.a.push(MockReply::Hang);
     s.a.push(MockReply::Hang);
     let started = std::time::Instant::now();
-    let reply = chat(&api, &s.key, hello("chat")).await.expect(200);
+    let mut body = hello("chat");
+    body["stream"] = json!(true);
+    let events = Events::open(&s, body).await.all().await;
     assert!(
         started.elapsed() >= Duration::from_millis(800),
         "two 400 ms timeouts"
     );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("\"model\":\"backup-model\"")),
+        "the fallback answered: {events:?}"
+    );
+
+    // A non-streamed answer is bounded by `total_ms`.
+    s.a.push(MockReply::Hang);
+    let started = std::time::Instant::now();
+    let reply = chat(&api, &s.key, hello("brief")).await.expect(200);
+    assert!(started.elapsed() >= Duration::from_millis(300));
     assert!(
         reply.body["choices"][0]["message"]["content"]
             .as_str()
@@ -762,6 +815,7 @@ keygate_testkit::on_both_databases!(
     injects_the_credential_and_passes_the_body_through,
     refuses_bad_requests_in_openai_shape,
     falls_back_when_the_primary_fails,
+    a_fallback_needs_its_own_scope,
     retries_after_a_rate_limit,
     a_hanging_upstream_times_out_then_falls_back,
     garbage_and_outages_have_stable_codes,

@@ -158,7 +158,43 @@ async fn groups_are_stored_checked_and_served(db: Db) {
         .await
         .expect_error(404, "not_found");
 
-    // Only owners and admins change groups; everyone reads them.
+    // A write checked against a revision that has moved on is refused, and nothing changes.
+    let store = server.keygate.store();
+    let conflict = store
+        .put_model_group(
+            "raced",
+            r#"{"deployments":[]}"#,
+            Some("a revision long gone"),
+            "next",
+            keygate_core::Timestamp::from_millis(0),
+            &keygate_testkit::audit(keygate_core::AuditAction::ModelGroupPut),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(conflict, keygate_store::StoreError::Conflict(_)),
+        "{conflict:?}"
+    );
+    assert!(
+        store
+            .model_groups()
+            .await
+            .unwrap()
+            .iter()
+            .all(|g| g.alias != "raced")
+    );
+
+    // Only owners and admins change groups; everyone reads them, project-bound tokens too.
+    let project = api.get("/admin/v1/projects").token(owner).send().await.body["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bound = api.create_token(owner, "viewer", Some(&project)).await;
+    api.get("/admin/v1/model-groups")
+        .token(&bound.secret)
+        .send()
+        .await
+        .expect(200);
     let viewer = api.create_token(owner, "viewer", None).await;
     api.get("/admin/v1/model-groups")
         .token(&viewer.secret)

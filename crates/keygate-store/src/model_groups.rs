@@ -21,19 +21,24 @@ pub struct StoredModelGroup {
 pub trait ModelGroupStore: Send + Sync {
     /// Every stored group, by alias.
     async fn model_groups(&self) -> Result<Vec<StoredModelGroup>, StoreError>;
-    /// Creates or replaces a group and sets a new revision, with `audit`, in one transaction.
+    /// Creates or replaces a group and sets a new revision, with `audit`, in one transaction
+    /// — if the stored revision is still `expected` (the one the caller checked the change
+    /// against), else fails with [`Conflict::VersionTaken`](crate::Conflict::VersionTaken).
     async fn put_model_group(
         &self,
         alias: &str,
         config: &str,
+        expected: Option<&str>,
         revision: &str,
         now: Timestamp,
         audit: &AuditDraft,
     ) -> Result<(), StoreError>;
-    /// Deletes a group (false when there was none; then nothing is written).
+    /// Deletes a group (false when there was none; then nothing is written), under the same
+    /// revision check as `put_model_group`.
     async fn delete_model_group(
         &self,
         alias: &str,
+        expected: Option<&str>,
         revision: &str,
         now: Timestamp,
         audit: &AuditDraft,

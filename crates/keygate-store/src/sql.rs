@@ -68,6 +68,7 @@ macro_rules! impl_sql_store {
 
         $crate::sql::impl_sql_model_groups! {
             store: $store,
+            for_update: $for_update,
         }
 
         #[async_trait::async_trait]

@@ -116,11 +116,20 @@ pub enum ConfigError {
 }
 
 /// The sources of configuration, so tests can supply them without the process environment.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Sources {
     pub figment: Figment,
     /// Variables that `env::NAME` credentials are read from.
     pub env: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Sources {
+    /// Variable names only: the environment (and a database URL) may hold credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sources")
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Sources {

@@ -1,8 +1,30 @@
 //! The SQL implementation of [`ModelGroupStore`](crate::ModelGroupStore), expanded per backend.
 
 macro_rules! impl_sql_model_groups {
-    (store: $store:ty $(,)?) => {
+    (store: $store:ty, for_update: $for_update:literal $(,)?) => {
         impl $store {
+            /// Fails with a conflict unless the stored revision is still `expected`.
+            async fn check_model_groups_revision_tx(
+                tx: &mut Tx,
+                expected: Option<&str>,
+            ) -> Result<(), StoreError> {
+                let current: Option<String> = sqlx::query_scalar(concat!(
+                    "SELECT value FROM settings WHERE name = $1",
+                    $for_update
+                ))
+                .bind($crate::model_groups::MODEL_GROUPS_REVISION)
+                .fetch_optional(&mut **tx)
+                .await?;
+                if current.as_deref() == expected {
+                    Ok(())
+                } else {
+                    Err($crate::Conflict::VersionTaken {
+                        entity: "model groups",
+                    }
+                    .into())
+                }
+            }
+
             async fn bump_model_groups_revision_tx(
                 tx: &mut Tx,
                 revision: &str,
@@ -47,11 +69,13 @@ macro_rules! impl_sql_model_groups {
                 &self,
                 alias: &str,
                 config: &str,
+                expected: Option<&str>,
                 revision: &str,
                 now: Timestamp,
                 audit: &AuditDraft,
             ) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
+                Self::check_model_groups_revision_tx(&mut tx, expected).await?;
                 sqlx::query(
                     "INSERT INTO model_groups (alias, config, created_at, updated_at) \
                      VALUES ($1, $2, $3, $3) \
@@ -72,11 +96,13 @@ macro_rules! impl_sql_model_groups {
             async fn delete_model_group(
                 &self,
                 alias: &str,
+                expected: Option<&str>,
                 revision: &str,
                 now: Timestamp,
                 audit: &AuditDraft,
             ) -> Result<bool, StoreError> {
                 let mut tx = self.begin_write().await?;
+                Self::check_model_groups_revision_tx(&mut tx, expected).await?;
                 let deleted = sqlx::query("DELETE FROM model_groups WHERE alias = $1")
                     .bind(alias)
                     .execute(&mut *tx)

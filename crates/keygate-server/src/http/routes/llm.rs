@@ -183,13 +183,27 @@ async fn proxy(
     };
     let gateway = state.gateway.current();
     let limit = gateway.tuning().body_limit;
-    let body = match axum::body::to_bytes(body, limit).await {
-        Ok(body) => body,
-        Err(_) => {
+    // The gateway's routes have no overall timeout (a completion may take minutes), but a
+    // client must send its body within the server's request timeout.
+    let read = tokio::time::timeout(
+        state.settings.request_timeout,
+        axum::body::to_bytes(body, limit),
+    );
+    let body = match read.await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
             return LlmError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 format!("the body is larger than {limit} bytes"),
+            )
+            .into_response();
+        }
+        Err(_) => {
+            return LlmError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time",
             )
             .into_response();
         }
@@ -218,7 +232,9 @@ async fn proxy(
         keygate: &state.keygate,
         project: key.record.project_id.as_ref(),
     };
-    match gateway.dispatch(&inbound, &secrets).await {
+    let scopes = &key.record.scopes;
+    let allowed = |alias: &str| any_grants(scopes, &model_permission(alias));
+    match gateway.dispatch(&inbound, &secrets, &allowed).await {
         Ok(Reply::Complete {
             status,
             content_type,
