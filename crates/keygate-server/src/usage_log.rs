@@ -35,10 +35,16 @@ pub struct ToCount {
     pub gateway: Arc<Gateway>,
 }
 
+/// Most bytes (request bodies and streamed text) held for counting; past it, a stream without
+/// reported usage is recorded without tokens instead.
+const MAX_COUNT_BYTES: usize = 64 * 1024 * 1024;
+
 #[derive(Debug, Default)]
 struct Pending {
     ready: Vec<UsageRecord>,
     to_count: Vec<ToCount>,
+    /// Bytes held by `to_count`.
+    to_count_bytes: usize,
     dropped: u64,
 }
 
@@ -63,6 +69,12 @@ impl UsageLog {
             pending.dropped += 1;
             return;
         }
+        let bytes = entry.request.len() + entry.text.len();
+        if pending.to_count_bytes + bytes > MAX_COUNT_BYTES {
+            pending.ready.push(entry.record);
+            return;
+        }
+        pending.to_count_bytes += bytes;
         pending.to_count.push(entry);
     }
 
@@ -87,6 +99,7 @@ impl UsageLog {
             let mut pending = self.lock();
             let take = pending.ready.len().min(BATCH);
             let batch: Vec<UsageRecord> = pending.ready.drain(..take).collect();
+            pending.to_count_bytes = 0;
             (
                 batch,
                 std::mem::take(&mut pending.to_count),

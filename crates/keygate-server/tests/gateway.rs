@@ -166,6 +166,7 @@ async fn injects_the_credential_and_passes_the_body_through(db: Db) {
     assert_eq!(seen.json(), expected, "only the model changes on the way");
 
     let report = usage(&s, "model", 1).await;
+    assert_eq!(report["truncated"], false);
     let row = &report["data"][0];
     assert_eq!(row["group"], "chat");
     assert_eq!(row["requests"], 1);

@@ -52,6 +52,9 @@ pub struct UsageReport {
     /// The window's end (exclusive), RFC 3339.
     pub to: String,
     pub data: Vec<UsageRowView>,
+    /// Whether there were more groups than a report returns (1000): narrow the window or
+    /// filter.
+    pub truncated: bool,
 }
 
 fn parse_time(field: &'static str, text: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
@@ -95,7 +98,10 @@ pub async fn report(
         to: parse_time("to", params.to.as_deref())?,
     };
     let (from, to, rows) = state.keygate.usage_report(&caller, query).await?;
+    let truncated =
+        i64::try_from(rows.len()).unwrap_or(i64::MAX) >= keygate_store::MAX_USAGE_GROUPS;
     Ok(Json(UsageReport {
+        truncated,
         group_by: group_by.as_str().to_owned(),
         from: from.to_rfc3339(),
         to: to.to_rfc3339(),
