@@ -61,6 +61,8 @@ fn config(a: &MockOpenAi, b: &MockOpenAi, extra: &str) -> String {
         "#,
         a = a.origin(),
         b = b.origin(),
+        // Extra tables may point at mock A by this placeholder.
+        extra = extra.replace("MOCK_A_ORIGIN", &a.origin()),
     )
 }
 
@@ -711,40 +713,22 @@ async fn weighted_round_robin_spreads_by_weight(db: Db) {
 }
 
 async fn azure_takes_its_deployment_url_and_api_key_header(db: Db) {
-    let a = MockOpenAi::start("az", KEY_A).await.unwrap();
-    let b = MockOpenAi::start("b", KEY_B).await.unwrap();
-    let extra = format!(
+    let s = setup_with(
+        db,
         r#"
         [providers.azure]
         kind = "azure"
-        base_url = "{}"
+        base_url = "MOCK_A_ORIGIN"
         api_version = "2024-10-21"
         credential = "secret::upstream-a"
 
         [model_groups.az]
-        deployments = [{{ provider = "azure", model = "prod-4o" }}]
+        deployments = [{ provider = "azure", model = "prod-4o" }]
         "#,
-        a.origin()
-    );
-    let server = TestServer::start_gateway(db, &config(&a, &b, &extra), &[("BACKUP_KEY", KEY_B)])
-        .await
-        .unwrap();
-    let api = server.api();
-    api.post("/admin/v1/secrets")
-        .token(&server.owner_token)
-        .json(&json!({"project": "default", "name": "upstream-a", "value": KEY_A}))
-        .send()
-        .await
-        .expect(200);
-    let key = api
-        .create_key(
-            &server.owner_token,
-            json!({"project": "default", "name": "app", "scopes": ["models:az"]}),
-        )
-        .await
-        .secret;
-    chat(&api, &key, hello("az")).await.expect(200);
-    let seen = &a.requests()[0];
+    )
+    .await;
+    chat(&s.server.api(), &s.key, hello("az")).await.expect(200);
+    let seen = &s.a.requests()[0];
     assert_eq!(seen.path, "/openai/deployments/prod-4o/chat/completions");
     assert_eq!(seen.query.as_deref(), Some("api-version=2024-10-21"));
     assert_eq!(seen.header("api-key"), Some(KEY_A));
