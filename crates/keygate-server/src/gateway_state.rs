@@ -142,8 +142,10 @@ impl GatewayState {
             .collect()
     }
 
-    /// Rebuilds the gateway if the stored groups changed since the last build.
+    /// Rebuilds the gateway if the stored groups changed since the last build. Waits for a
+    /// write in progress on this node, so an older snapshot never replaces a newer one.
     pub async fn reload(&self, store: &dyn Store) -> Result<(), ServiceError> {
+        let _writing = self.writer.lock().await;
         let revision = store.model_groups_revision().await?;
         let known = self
             .revision

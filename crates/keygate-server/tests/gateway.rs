@@ -196,6 +196,10 @@ async fn refuses_bad_requests_in_openai_shape(db: Db) {
     chat(&api, &narrow, hello("chat"))
         .await
         .expect_error(403, "model_not_allowed");
+    // The attempt outside the key's scopes is in the usage records (beside the unknown model).
+    let report = usage(&s, "model", 2).await;
+    assert_eq!(report["data"][0]["group"], "chat");
+    assert_eq!(report["data"][0]["errors"], 1);
     // A key without the scope cannot probe which models exist.
     chat(&api, &narrow, hello("nope"))
         .await

@@ -212,10 +212,6 @@ async fn proxy(
         Ok(inbound) => inbound,
         Err(err) => return LlmError::from(err).into_response(),
     };
-    // The scope is checked first, so a key learns nothing of models it may not use.
-    if !any_grants(&key.record.scopes, &model_permission(&inbound.model)) {
-        return not_allowed(&inbound.model).into_response();
-    }
     let draft = Draft {
         started,
         key: key.clone(),
@@ -228,6 +224,16 @@ async fn proxy(
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(200).collect()),
     };
+    // The scope is checked first, so a key learns nothing of models it may not use. The
+    // attempt is recorded: usage shows what keys tried outside their scopes.
+    if !any_grants(&key.record.scopes, &model_permission(&inbound.model)) {
+        let err = not_allowed(&inbound.model);
+        state
+            .keygate
+            .usage()
+            .record(draft.record(&state, err.status.as_u16(), Some(err.code)));
+        return err.into_response();
+    }
     let secrets = ProjectSecrets {
         keygate: &state.keygate,
         project: key.record.project_id.as_ref(),
