@@ -54,6 +54,13 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
             token.expose()
         ));
     }
+    let gateway = GatewayState::new(settings.gateway, sources.env)
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
+    let aliases = gateway.current().aliases().to_vec();
+    if !aliases.is_empty() {
+        tracing::info!(models = ?aliases, "LLM gateway ready");
+    }
+    let stop = shutdown();
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -62,17 +69,11 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
         store = ?keygate.store().backend(),
         "keygate is listening"
     );
-    let gateway = GatewayState::new(settings.gateway, sources.env)
-        .map_err(|e| CliError::Invalid(e.to_string()))?;
-    let aliases = gateway.current().aliases().to_vec();
-    if !aliases.is_empty() {
-        tracing::info!(models = ?aliases, "LLM gateway ready");
-    }
     let store = keygate.store().clone();
     keygate_server::run(
         listener,
         AppState::with_gateway(keygate, settings.server, Arc::new(gateway)),
-        shutdown(),
+        stop,
     )
     .await
     .context("server failed")?;
@@ -107,25 +108,25 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = interrupt.await;
-                    return;
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, before the
+/// server listens: a signal that arrives while it starts is a request to stop, not a kill.
+fn shutdown() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {},
+                    _ = terminate.recv() => {},
                 }
-            };
-        tokio::select! {
-            _ = interrupt => {},
-            _ = term.recv() => {},
+            }
+            // Without signal handlers, Ctrl-C as tokio offers it.
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
+        tracing::info!("shutting down: finishing requests and flushing writes");
     }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutting down: finishing requests and flushing writes");
 }
