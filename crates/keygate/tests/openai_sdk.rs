@@ -268,10 +268,12 @@ async fn the_official_python_sdk_works_through_the_gateway() {
         "tools did not reach the upstream"
     );
 
-    // Every chat request the upstream answered is in the usage report, with tokens.
-    let row = usage_row(&server, &owner, "chat", chats.len() as u64);
-    assert_eq!(row["requests"].as_u64(), Some(chats.len() as u64), "{row}");
-    assert_eq!(row["errors"].as_u64(), Some(0), "{row}");
+    // Every chat request the upstream answered is in the usage report, with tokens, and so
+    // is the narrow key's one refused attempt at `chat` (`model_not_allowed`).
+    let expected = chats.len() as u64 + 1;
+    let row = usage_row(&server, &owner, "chat", expected);
+    assert_eq!(row["requests"].as_u64(), Some(expected), "{row}");
+    assert_eq!(row["errors"].as_u64(), Some(1), "{row}");
     assert!(row["prompt_tokens"].as_u64().unwrap() > 0, "{row}");
     assert!(row["completion_tokens"].as_u64().unwrap() > 0, "{row}");
 }
