@@ -105,6 +105,16 @@ fn hello(model: &str) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hello there"}]})
 }
 
+/// Waits (up to 2.5 s) until `done` holds; the caller asserts afterwards.
+async fn eventually(done: impl Fn() -> bool) {
+    for _ in 0..50 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until the usage log has written at least `n` records, and returns the report.
 async fn usage(s: &Setup, group_by: &str, n: u64) -> Value {
     let api = s.server.api();
@@ -572,12 +582,7 @@ async fn a_client_that_leaves_cancels_the_upstream(db: Db) {
     let mut events = Events::open(&s, body).await;
     events.next().await.unwrap();
     drop(events);
-    for _ in 0..50 {
-        if s.a.abandoned_streams() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(|| s.a.abandoned_streams() == 1).await;
     assert_eq!(
         s.a.abandoned_streams(),
         1,
@@ -595,7 +600,7 @@ async fn a_client_that_gives_up_cancels_a_pending_upstream_request(db: Db) {
         db,
         r#"
         [model_groups.patient]
-        deployments = [{ provider = "a", model = "gpt-4o-mini", timeouts = { first_byte_ms = 30000 } }]
+        deployments = [{ provider = "a", model = "gpt-4o-mini", timeouts = { total_ms = 30000 } }]
         "#,
     )
     .await;
@@ -611,12 +616,7 @@ async fn a_client_that_gives_up_cancels_a_pending_upstream_request(db: Db) {
         .send()
         .await;
     assert!(gave_up.is_err(), "the client timed out");
-    for _ in 0..50 {
-        if s.a.dropped_hangs() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(|| s.a.dropped_hangs() == 1).await;
     assert_eq!(
         s.a.dropped_hangs(),
         1,
