@@ -85,6 +85,9 @@ pub struct TuningFile {
     pub max_retry_after_seconds: Option<u64>,
     pub breaker_failures: Option<u32>,
     pub breaker_open_seconds: Option<u64>,
+    /// `max_tokens` sent to Anthropic when a translated request names none (Anthropic
+    /// requires it).
+    pub default_max_tokens: Option<u64>,
 }
 
 /// Everything the gateway reads from the file: the `[gateway]`, `[providers.*]`,
@@ -141,6 +144,7 @@ pub struct Tuning {
     pub max_retry_after: Duration,
     pub breaker_failures: u32,
     pub breaker_open: Duration,
+    pub default_max_tokens: u64,
 }
 
 impl Default for Tuning {
@@ -152,6 +156,7 @@ impl Default for Tuning {
             max_retry_after: Duration::from_secs(10),
             breaker_failures: 5,
             breaker_open: Duration::from_secs(30),
+            default_max_tokens: 4096,
         }
     }
 }
@@ -316,6 +321,16 @@ fn resolve_tuning(raw: &TuningFile) -> Result<Tuning, ConfigError> {
             default.breaker_open,
             "gateway.breaker_open_seconds",
         )?,
+        default_max_tokens: match raw.default_max_tokens {
+            None => default.default_max_tokens,
+            Some(n) if (1..=1_000_000).contains(&n) => n,
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    "gateway.default_max_tokens",
+                    "between 1 and 1000000",
+                ));
+            }
+        },
     })
 }
 
@@ -441,10 +456,13 @@ fn resolve_deployment(
                 name: raw.provider.clone(),
             })?;
     check_name(&format!("{field}.model"), &raw.model)?;
-    if provider.kind == ProviderKind::Azure && raw.model.contains(['/', ':']) {
+    // These two name the model in the URL's path.
+    if matches!(provider.kind, ProviderKind::Azure | ProviderKind::Gemini)
+        && raw.model.contains(['/', ':'])
+    {
         return Err(ConfigError::invalid(
             format!("{field}.model"),
-            "an Azure deployment name: letters, digits, `_ - .`",
+            "a model or deployment name: letters, digits, `_ - .` (without `models/`)",
         ));
     }
     let credential_field = format!("{field}.credential");

@@ -15,9 +15,10 @@ use crate::config::Credential;
 use crate::credential::SecretSource;
 use crate::error::{AttemptError, GatewayError};
 use crate::gateway::{Deployment, Gateway, Pick};
-use crate::provider::AuthStyle;
-use crate::relay::{InFlight, Relay, RelayParts};
+use crate::provider::{AuthStyle, Call};
+use crate::relay::{Codec, Decoded, InFlight, Relay, RelayParts};
 use crate::request::Inbound;
+use crate::translate::{self, Format, StreamDecoder, StreamEncoder, TargetOptions, TranslateError};
 use crate::usage;
 
 /// Largest upstream answer read into memory (a non-streamed response or an error body).
@@ -148,6 +149,11 @@ impl Gateway {
                     Attempt::Done(reply) => return Ok(*reply),
                     // The breaker closed the door between the choice and the request.
                     Attempt::Skipped => None,
+                    // Not sent, and never worth sending again.
+                    Attempt::Failed(err @ AttemptError::Untranslatable(_)) => {
+                        last = Some((deployment.spec.id.clone(), err));
+                        Some(Duration::MAX)
+                    }
                     Attempt::Failed(err) => {
                         attempts += 1;
                         tracing::info!(
@@ -193,6 +199,10 @@ impl Gateway {
         secrets: &dyn SecretSource,
         attempts: u32,
     ) -> Attempt {
+        let (url, body) = match prepare(deployment, inbound, &self.tuning) {
+            Ok(prepared) => prepared,
+            Err(err) => return Attempt::Failed(AttemptError::Untranslatable(err)),
+        };
         let credential = match &deployment.spec.credential {
             Credential::Value(value) => Some(value.clone()),
             Credential::Vault(reference) => match secrets.secret(reference).await {
@@ -210,7 +220,11 @@ impl Gateway {
             .send(
                 deployment,
                 inbound,
-                credential.as_ref(),
+                Outbound {
+                    url,
+                    body,
+                    credential: credential.as_ref(),
+                },
                 started,
                 in_flight,
                 attempts,
@@ -240,29 +254,43 @@ impl Gateway {
         &self,
         deployment: &Deployment,
         inbound: &Inbound,
-        credential: Option<&SecretString>,
+        outbound: Outbound<'_>,
         started: Instant,
         in_flight: InFlight,
         attempts: u32,
     ) -> Attempt {
+        let Outbound {
+            url,
+            body,
+            credential,
+        } = outbound;
         let provider = &deployment.provider;
         let spec = &deployment.spec;
         let timeouts = spec.timeouts;
         let deadline = started + timeouts.total;
-        let url = deployment.url(inbound.endpoint).clone();
-        let ask_usage = provider.preset.stream_usage_option;
+        let target = provider.preset.format;
+        let client_format = inbound.format;
+        let ask_usage = provider.preset.stream_usage_option && target == Format::OpenAi;
         let mut request = deployment
             .client
             .post(url)
             .header(header::CONTENT_TYPE, "application/json")
-            .body(inbound.body_for(&spec.model, ask_usage));
+            .body(body);
         if inbound.stream {
             request = request.header(header::ACCEPT, "text/event-stream");
+        }
+        if target == Format::Anthropic {
+            request = request.header("anthropic-version", translate::anthropic::API_VERSION);
+            if client_format == Format::Anthropic
+                && let Some(beta) = &inbound.anthropic_beta
+            {
+                request = request.header("anthropic-beta", beta.as_str());
+            }
         }
         if let Some(credential) = credential {
             let value = match provider.preset.auth {
                 AuthStyle::Bearer => format!("Bearer {}", credential.expose_secret()),
-                AuthStyle::ApiKeyHeader => credential.expose_secret().to_owned(),
+                _ => credential.expose_secret().to_owned(),
             };
             let Ok(mut value) = HeaderValue::from_str(&value) else {
                 return Attempt::Failed(AttemptError::Credential(
@@ -270,11 +298,7 @@ impl Gateway {
                 ));
             };
             value.set_sensitive(true);
-            let name = match provider.preset.auth {
-                AuthStyle::Bearer => header::AUTHORIZATION,
-                AuthStyle::ApiKeyHeader => header::HeaderName::from_static("api-key"),
-            };
-            request = request.header(name, value);
+            request = request.header(provider.preset.auth.header(), value);
         }
         let first_byte = timeouts.first_byte.min(timeouts.total);
         // A non-streamed answer's head comes when the whole answer is ready: only the total
@@ -305,15 +329,36 @@ impl Gateway {
             first_byte: started.elapsed(),
         };
         if !response.status().is_success() {
-            return failed_status(response, deadline, credential, served).await;
+            let formats = (target, client_format);
+            return failed_status(response, deadline, credential, served, formats).await;
         }
         if !inbound.stream {
             let body = match read_limited(response, deadline, MAX_RESPONSE_BYTES).await {
                 Ok(body) => body,
                 Err(err) => return Attempt::Failed(err),
             };
-            let Ok(tokens) = usage::from_body(&body) else {
-                return Attempt::Failed(AttemptError::InvalidResponse);
+            let (body, tokens, content_type) = if target == client_format {
+                let tokens = match target {
+                    Format::OpenAi => usage::from_body(&body).ok(),
+                    _ => translate::decode_response(target, &body)
+                        .ok()
+                        .map(|answer| answer.usage.map(TokenCounts::from)),
+                };
+                let Some(tokens) = tokens else {
+                    return Attempt::Failed(AttemptError::InvalidResponse);
+                };
+                (body, tokens, content_type)
+            } else {
+                let Ok(answer) = translate::decode_response(target, &body) else {
+                    return Attempt::Failed(AttemptError::InvalidResponse);
+                };
+                let tokens = answer.usage.map(TokenCounts::from);
+                let body = translate::encode_response(client_format, &answer);
+                (
+                    body,
+                    tokens,
+                    Some(HeaderValue::from_static("application/json")),
+                )
             };
             let body = scrub(body, credential);
             if let Some(tokens) = tokens {
@@ -338,11 +383,29 @@ impl Gateway {
         if !is_event_stream {
             return Attempt::Failed(AttemptError::InvalidResponse);
         }
+        let codec = if target == Format::OpenAi && client_format == Format::OpenAi {
+            Codec::OpenAiPassthrough {
+                drop_usage_only: ask_usage && !inbound.client_wants_usage,
+            }
+        } else {
+            Codec::Decoded(Box::new(Decoded {
+                decoder: StreamDecoder::new(target),
+                encoder: (target != client_format)
+                    .then(|| StreamEncoder::new(client_format, inbound.client_wants_usage)),
+                events: Vec::new(),
+            }))
+        };
+        let content_type = if target == client_format {
+            content_type
+        } else {
+            Some(HeaderValue::from_static("text/event-stream"))
+        };
         let mut relay = Relay::new(RelayParts {
             upstream: response.bytes_stream().boxed(),
             gap: timeouts.chunk_gap,
             deadline,
-            drop_usage_only: ask_usage && !inbound.client_wants_usage,
+            codec,
+            client: client_format,
             started,
             in_flight,
         });
@@ -359,6 +422,45 @@ impl Gateway {
             served,
         }))
     }
+}
+
+/// A request ready to send.
+struct Outbound<'a> {
+    url: reqwest::Url,
+    body: Bytes,
+    credential: Option<&'a SecretString>,
+}
+
+/// The URL and body for `deployment`: the client's request as it is when the deployment
+/// speaks the client's format, translated otherwise.
+fn prepare(
+    deployment: &Deployment,
+    inbound: &Inbound,
+    tuning: &crate::config::Tuning,
+) -> Result<(reqwest::Url, Bytes), TranslateError> {
+    let preset = &deployment.provider.preset;
+    let call = match inbound.endpoint {
+        crate::Endpoint::Embeddings => Call::Embeddings,
+        _ => Call::Chat {
+            stream: inbound.stream,
+        },
+    };
+    let url = deployment
+        .url(call)
+        .ok_or_else(|| TranslateError::Unsupported {
+            field: inbound.endpoint.as_str().to_owned(),
+            target: preset.format,
+        })?
+        .clone();
+    if inbound.endpoint == crate::Endpoint::Embeddings {
+        return Ok((url, inbound.body_for(&deployment.spec.model, false)));
+    }
+    let options = TargetOptions {
+        max_tokens: tuning.default_max_tokens,
+        stream_usage: preset.stream_usage_option,
+    };
+    let body = inbound.upstream_body(preset.format, &deployment.spec.model, &options)?;
+    Ok((url, body))
 }
 
 /// Reads a body up to `limit` bytes before `deadline`.
@@ -393,13 +495,21 @@ async fn failed_status(
     deadline: Instant,
     credential: Option<&SecretString>,
     served: Served,
+    (upstream, client): (Format, Format),
 ) -> Attempt {
-    let status = response.status().as_u16();
+    let mut status = response.status().as_u16();
     let retry_after = backoff::parse_retry_after(response.headers());
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
     let body = read_limited(response, deadline, MAX_ERROR_BYTES)
         .await
         .unwrap_or_default();
+    // Gemini refuses a bad key with 400; it is the deployment's fault, not the client's.
+    if upstream == Format::Gemini
+        && status == 400
+        && body.windows(15).any(|w| w == b"API_KEY_INVALID")
+    {
+        status = 401;
+    }
     let retryable = matches!(status, 401 | 403 | 404 | 408 | 409 | 429) || status >= 500;
     if retryable {
         // The code is shown to clients: never one that holds the credential.
@@ -415,6 +525,15 @@ async fn failed_status(
             retry_after,
         });
     }
+    let (body, content_type) = if upstream == client {
+        (body, content_type)
+    } else {
+        let error = translate::decode_error(upstream, status, &body);
+        (
+            translate::encode_error(client, &error, "upstream_error"),
+            Some(HeaderValue::from_static("application/json")),
+        )
+    };
     let body = scrub(body, credential);
     Attempt::Done(Box::new(Reply::Complete {
         status,

@@ -55,6 +55,8 @@ pub enum AttemptError {
     Interrupted,
     /// The deployment's credential could not be read.
     Credential(crate::CredentialError),
+    /// The request cannot be said in the deployment's format; it was not sent.
+    Untranslatable(crate::translate::TranslateError),
 }
 
 impl AttemptError {
@@ -75,6 +77,7 @@ impl AttemptError {
             Self::InvalidResponse => "upstream answered in an unknown format".to_owned(),
             Self::Interrupted => "the upstream connection broke".to_owned(),
             Self::Credential(err) => err.to_string(),
+            Self::Untranslatable(err) => err.to_string(),
         }
     }
 
@@ -85,7 +88,7 @@ impl AttemptError {
             Self::Status { status, .. } => *status != 429,
             // An error the upstream reports inside its stream may be the request's own
             // (a content filter, a context too long): not held against the deployment.
-            Self::Credential(_) | Self::StreamError => false,
+            Self::Credential(_) | Self::StreamError | Self::Untranslatable(_) => false,
             _ => true,
         }
     }

@@ -12,7 +12,7 @@ use crate::breaker::Breaker;
 use crate::config::{DeploymentSpec, GatewayConfig, ProviderSpec, Tuning};
 use crate::health::Health;
 use crate::price::PriceTable;
-use crate::provider::{Endpoint, Preset, endpoint_url};
+use crate::provider::{Call, Preset, endpoint_url};
 use crate::strategy::{Candidate, Chooser};
 
 /// How long an idle upstream connection is kept: below the usual 30 s keep-alive of
@@ -44,18 +44,21 @@ pub(crate) struct Deployment {
     pub spec: DeploymentSpec,
     pub provider: Arc<Provider>,
     pub health: Arc<Health>,
-    /// Upstream URLs, parsed once: chat completions and embeddings.
+    /// Upstream URLs, parsed once: chat (Gemini streams at another URL) and embeddings,
+    /// which not every provider has.
     pub chat_url: reqwest::Url,
-    pub embeddings_url: reqwest::Url,
+    pub stream_url: reqwest::Url,
+    pub embeddings_url: Option<reqwest::Url>,
     /// The provider's client, or one of its own when the deployment sets its connect timeout.
     pub client: reqwest::Client,
 }
 
 impl Deployment {
-    pub fn url(&self, endpoint: Endpoint) -> &reqwest::Url {
-        match endpoint {
-            Endpoint::ChatCompletions => &self.chat_url,
-            Endpoint::Embeddings => &self.embeddings_url,
+    pub fn url(&self, call: Call) -> Option<&reqwest::Url> {
+        match call {
+            Call::Chat { stream: false } => Some(&self.chat_url),
+            Call::Chat { stream: true } => Some(&self.stream_url),
+            Call::Embeddings => self.embeddings_url.as_ref(),
         }
     }
 }
@@ -215,15 +218,17 @@ impl Gateway {
                         )),
                     })
                     .clone();
-                let url = |endpoint| {
-                    let text = endpoint_url(
+                let url = |call| {
+                    let Some(text) = endpoint_url(
                         provider.spec.kind,
                         &provider.spec.base_url,
                         provider.spec.api_version.as_deref(),
                         &spec.model,
-                        endpoint,
-                    );
-                    reqwest::Url::parse(&text).map_err(|_| {
+                        call,
+                    ) else {
+                        return Ok(None);
+                    };
+                    reqwest::Url::parse(&text).map(Some).map_err(|_| {
                         ConfigError::invalid(
                             format!("model_groups.{}", group.alias),
                             format!("`{}` does not make a valid URL", spec.id),
@@ -237,8 +242,9 @@ impl Gateway {
                 let client = client_for(&spec.provider, connect)?;
                 members.push(Arc::new(Deployment {
                     client,
-                    chat_url: url(Endpoint::ChatCompletions)?,
-                    embeddings_url: url(Endpoint::Embeddings)?,
+                    chat_url: url(Call::Chat { stream: false })?.ok_or(ConfigError::HttpClient)?,
+                    stream_url: url(Call::Chat { stream: true })?.ok_or(ConfigError::HttpClient)?,
+                    embeddings_url: url(Call::Embeddings)?,
                     spec: spec.clone(),
                     provider,
                     health: shared,

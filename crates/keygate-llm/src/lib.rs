@@ -21,6 +21,7 @@ mod request;
 pub mod sse;
 mod strategy;
 pub mod tokens;
+pub mod translate;
 pub mod usage;
 
 pub use config::{GatewayConfig, GatewayFile};

@@ -1,7 +1,10 @@
-//! The OpenAI-compatible provider family: one wire format, and presets that know each
-//! provider's base URL, how it takes a credential and what it supports.
+//! The providers keygate routes to: the OpenAI-compatible family (one wire format), Anthropic
+//! and Google Gemini, with presets that know each provider's base URL, wire format, how it takes
+//! a credential and what it supports.
 
 use serde::Deserialize;
+
+use crate::translate::Format;
 
 /// A provider of the OpenAI-compatible family. A closed set: adding one is a code change
 /// with its own preset and tests.
@@ -21,6 +24,10 @@ pub enum ProviderKind {
     Vllm,
     /// Any other server that speaks the OpenAI API; `base_url` is required.
     OpenaiCompatible,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// Google's Gemini API (`generateContent`).
+    Gemini,
 }
 
 /// How the credential travels upstream.
@@ -30,14 +37,32 @@ pub enum AuthStyle {
     Bearer,
     /// `api-key: <credential>` (Azure OpenAI).
     ApiKeyHeader,
+    /// `x-api-key: <credential>` (Anthropic).
+    XApiKey,
+    /// `x-goog-api-key: <credential>` (Gemini).
+    GoogApiKey,
+}
+
+impl AuthStyle {
+    /// The header that carries the credential.
+    pub fn header(self) -> &'static str {
+        match self {
+            Self::Bearer => "authorization",
+            Self::ApiKeyHeader => "api-key",
+            Self::XApiKey => "x-api-key",
+            Self::GoogApiKey => "x-goog-api-key",
+        }
+    }
 }
 
 /// What a preset knows about a provider.
 #[derive(Debug, Clone, Copy)]
 pub struct Preset {
-    /// The base URL that the OpenAI paths (`/chat/completions`, …) are appended to; `None`
-    /// when every deployment names its own.
+    /// The base URL that the API's paths (`/chat/completions`, `/messages`, …) are appended
+    /// to; `None` when every deployment names its own.
     pub base_url: Option<&'static str>,
+    /// The wire format the provider speaks.
+    pub format: Format,
     pub auth: AuthStyle,
     /// Whether the provider needs a credential at all (local servers do not).
     pub needs_credential: bool,
@@ -50,6 +75,7 @@ impl ProviderKind {
     pub fn preset(self) -> Preset {
         let hosted = |base_url, stream_usage_option| Preset {
             base_url: Some(base_url),
+            format: Format::OpenAi,
             auth: AuthStyle::Bearer,
             needs_credential: true,
             stream_usage_option,
@@ -58,6 +84,7 @@ impl ProviderKind {
             Self::Openai => hosted("https://api.openai.com/v1", true),
             Self::Azure => Preset {
                 base_url: None,
+                format: Format::OpenAi,
                 auth: AuthStyle::ApiKeyHeader,
                 needs_credential: true,
                 stream_usage_option: true,
@@ -71,20 +98,38 @@ impl ProviderKind {
             Self::Openrouter => hosted("https://openrouter.ai/api/v1", false),
             Self::Ollama => Preset {
                 base_url: Some("http://127.0.0.1:11434/v1"),
+                format: Format::OpenAi,
                 auth: AuthStyle::Bearer,
                 needs_credential: false,
                 stream_usage_option: true,
             },
             Self::Vllm => Preset {
                 base_url: Some("http://127.0.0.1:8000/v1"),
+                format: Format::OpenAi,
                 auth: AuthStyle::Bearer,
                 needs_credential: false,
                 stream_usage_option: true,
             },
             Self::OpenaiCompatible => Preset {
                 base_url: None,
+                format: Format::OpenAi,
                 auth: AuthStyle::Bearer,
                 needs_credential: false,
+                stream_usage_option: false,
+            },
+            // Both report usage in every stream without being asked.
+            Self::Anthropic => Preset {
+                base_url: Some("https://api.anthropic.com/v1"),
+                format: Format::Anthropic,
+                auth: AuthStyle::XApiKey,
+                needs_credential: true,
+                stream_usage_option: false,
+            },
+            Self::Gemini => Preset {
+                base_url: Some("https://generativelanguage.googleapis.com/v1beta"),
+                format: Format::Gemini,
+                auth: AuthStyle::GoogApiKey,
+                needs_credential: true,
                 stream_usage_option: false,
             },
         }
@@ -104,6 +149,8 @@ impl ProviderKind {
             Self::Ollama => "ollama",
             Self::Vllm => "vllm",
             Self::OpenaiCompatible => "openai-compatible",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
         }
     }
 }
@@ -111,45 +158,71 @@ impl ProviderKind {
 /// The API endpoints the gateway forwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
+    /// OpenAI's `/v1/chat/completions`.
     ChatCompletions,
+    /// OpenAI's `/v1/embeddings`.
     Embeddings,
+    /// Anthropic's `/v1/messages`.
+    Messages,
 }
 
 impl Endpoint {
-    pub fn path(self) -> &'static str {
-        match self {
-            Self::ChatCompletions => "chat/completions",
-            Self::Embeddings => "embeddings",
-        }
-    }
-
     /// The name recorded in usage records.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ChatCompletions => "chat.completions",
             Self::Embeddings => "embeddings",
+            Self::Messages => "messages",
+        }
+    }
+
+    /// The format the client speaks.
+    pub fn format(self) -> Format {
+        match self {
+            Self::ChatCompletions | Self::Embeddings => Format::OpenAi,
+            Self::Messages => Format::Anthropic,
         }
     }
 }
 
-/// The URL of `endpoint` for a deployment of `model` at `base_url`. Azure OpenAI addresses
-/// a deployment in the path and a version in the query; the others take the model in the body.
+/// What a deployment is asked to do: a chat (streamed or not) or embeddings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Call {
+    Chat { stream: bool },
+    Embeddings,
+}
+
+/// The URL of `call` for a deployment of `model` at `base_url`, or `None` when the provider
+/// has no such API. Azure OpenAI addresses a deployment in the path and a version in the
+/// query; Gemini names the model and the streaming choice in the path; the others take both
+/// in the body.
 pub fn endpoint_url(
     kind: ProviderKind,
     base_url: &str,
     api_version: Option<&str>,
     model: &str,
-    endpoint: Endpoint,
-) -> String {
+    call: Call,
+) -> Option<String> {
     let base = base_url.trim_end_matches('/');
-    match kind {
-        ProviderKind::Azure => format!(
-            "{base}/openai/deployments/{model}/{}?api-version={}",
-            endpoint.path(),
+    let openai_path = match call {
+        Call::Chat { .. } => "chat/completions",
+        Call::Embeddings => "embeddings",
+    };
+    Some(match (kind, call) {
+        (ProviderKind::Azure, _) => format!(
+            "{base}/openai/deployments/{model}/{openai_path}?api-version={}",
             api_version.unwrap_or(AZURE_API_VERSION)
         ),
-        _ => format!("{base}/{}", endpoint.path()),
-    }
+        (ProviderKind::Anthropic, Call::Chat { .. }) => format!("{base}/messages"),
+        (ProviderKind::Gemini, Call::Chat { stream: false }) => {
+            format!("{base}/models/{model}:generateContent")
+        }
+        (ProviderKind::Gemini, Call::Chat { stream: true }) => {
+            format!("{base}/models/{model}:streamGenerateContent?alt=sse")
+        }
+        (ProviderKind::Anthropic | ProviderKind::Gemini, Call::Embeddings) => return None,
+        _ => format!("{base}/{openai_path}"),
+    })
 }
 
 /// The Azure OpenAI data-plane version used when a provider names none.
@@ -160,26 +233,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_per_family_member() {
+    fn urls_per_provider() {
+        let chat = Call::Chat { stream: false };
+        let url = |kind, base, version, model, call| {
+            endpoint_url(kind, base, version, model, call).unwrap_or_default()
+        };
         assert_eq!(
-            endpoint_url(
+            url(
                 ProviderKind::Openai,
                 "https://api.openai.com/v1/",
                 None,
                 "gpt-4o",
-                Endpoint::ChatCompletions
+                chat
             ),
             "https://api.openai.com/v1/chat/completions"
         );
         assert_eq!(
-            endpoint_url(
+            url(
                 ProviderKind::Azure,
                 "https://res.openai.azure.com",
                 Some("2025-01-01-preview"),
                 "prod-4o",
-                Endpoint::Embeddings
+                Call::Embeddings
             ),
             "https://res.openai.azure.com/openai/deployments/prod-4o/embeddings?api-version=2025-01-01-preview"
+        );
+        assert_eq!(
+            url(
+                ProviderKind::Anthropic,
+                "https://api.anthropic.com/v1",
+                None,
+                "claude",
+                chat
+            ),
+            "https://api.anthropic.com/v1/messages"
+        );
+        assert_eq!(
+            url(
+                ProviderKind::Gemini,
+                "https://generativelanguage.googleapis.com/v1beta",
+                None,
+                "gemini-2.5-flash",
+                Call::Chat { stream: true }
+            ),
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+        );
+        assert_eq!(
+            endpoint_url(
+                ProviderKind::Gemini,
+                "https://g",
+                None,
+                "m",
+                Call::Embeddings
+            ),
+            None
         );
         assert_eq!(ProviderKind::Azure.preset().auth, AuthStyle::ApiKeyHeader);
         assert!(!ProviderKind::Ollama.preset().needs_credential);

@@ -17,6 +17,8 @@ use tokio::time::Sleep;
 use crate::error::AttemptError;
 use crate::health::Health;
 use crate::sse::EventSplitter;
+use crate::translate::ir::StreamEvent;
+use crate::translate::{Format, StreamDecoder, StreamEncoder};
 use crate::usage::read_chunk;
 
 /// Generated text kept for counting when a provider reports no usage.
@@ -56,6 +58,25 @@ impl Drop for InFlight {
     }
 }
 
+/// How upstream events become the client's.
+#[derive(Debug)]
+pub(crate) enum Codec {
+    /// OpenAI to OpenAI: events forwarded as they are, read for usage. The usage-only
+    /// chunk that keygate asked for and the client did not is dropped.
+    OpenAiPassthrough { drop_usage_only: bool },
+    /// Events read into common events, then forwarded as they are (no encoder: the client
+    /// speaks the upstream's format) or written in the client's format.
+    Decoded(Box<Decoded>),
+}
+
+#[derive(Debug)]
+pub(crate) struct Decoded {
+    pub decoder: StreamDecoder,
+    pub encoder: Option<StreamEncoder>,
+    /// Reused between events.
+    pub events: Vec<StreamEvent>,
+}
+
 /// A relayed stream of SSE bytes; the client's response body.
 pub struct Relay {
     upstream: BoxStream<'static, reqwest::Result<Bytes>>,
@@ -64,8 +85,9 @@ pub struct Relay {
     gap: Duration,
     gap_timer: Pin<Box<Sleep>>,
     deadline: Pin<Box<Sleep>>,
-    /// Drop the usage-only chunk that keygate asked for and the client did not.
-    drop_usage_only: bool,
+    codec: Codec,
+    /// The client's format, for keygate's own error event.
+    client: Format,
     reported: Option<TokenCounts>,
     text: String,
     started: Instant,
@@ -96,7 +118,8 @@ pub(crate) struct RelayParts {
     pub upstream: BoxStream<'static, reqwest::Result<Bytes>>,
     pub gap: Duration,
     pub deadline: Instant,
-    pub drop_usage_only: bool,
+    pub codec: Codec,
+    pub client: Format,
     pub started: Instant,
     pub in_flight: InFlight,
 }
@@ -110,7 +133,8 @@ impl Relay {
             gap: parts.gap,
             gap_timer: Box::pin(tokio::time::sleep(parts.gap)),
             deadline: Box::pin(tokio::time::sleep_until(parts.deadline.into())),
-            drop_usage_only: parts.drop_usage_only,
+            codec: parts.codec,
+            client: parts.client,
             reported: None,
             text: String::new(),
             started: parts.started,
@@ -150,6 +174,10 @@ impl Relay {
         self.splitter
             .push(chunk)
             .map_err(|_| AttemptError::InvalidResponse)?;
+        let drop_usage_only = match &self.codec {
+            Codec::OpenAiPassthrough { drop_usage_only } => *drop_usage_only,
+            Codec::Decoded { .. } => return self.ingest_decoded(),
+        };
         while let Some(event) = self
             .splitter
             .next_event()
@@ -181,12 +209,101 @@ impl Relay {
             if chunk.has_output && self.first_token.is_none() {
                 self.first_token = Some(self.started.elapsed());
             }
-            if chunk.usage_only && self.drop_usage_only {
+            if chunk.usage_only && drop_usage_only {
                 continue;
             }
             self.ready.push_back(event.raw);
         }
         Ok(())
+    }
+
+    /// `ingest` for a decoded stream.
+    fn ingest_decoded(&mut self) -> Result<(), AttemptError> {
+        let Codec::Decoded(decoded) = &mut self.codec else {
+            return Ok(());
+        };
+        while let Some(event) = self
+            .splitter
+            .next_event()
+            .map_err(|_| AttemptError::InvalidResponse)?
+        {
+            let Some(data) = event.data() else {
+                // A comment or keep-alive means the same in every format.
+                self.ready.push_back(event.raw);
+                continue;
+            };
+            let Decoded {
+                decoder,
+                encoder,
+                events,
+            } = &mut **decoded;
+            events.clear();
+            decoder
+                .push(&data, events)
+                .map_err(|_| AttemptError::InvalidResponse)?;
+            self.saw_data = true;
+            observe(
+                events,
+                &mut Observed {
+                    reported: &mut self.reported,
+                    text: &mut self.text,
+                    first_token: &mut self.first_token,
+                    started: self.started,
+                    done: &mut self.done,
+                    upstream_error: &mut self.upstream_error,
+                },
+            );
+            match encoder {
+                None => self.ready.push_back(event.raw),
+                Some(encoder) => {
+                    let mut out = String::new();
+                    for event in events.iter() {
+                        encoder.encode(event, &mut out);
+                    }
+                    if !out.is_empty() {
+                        self.ready.push_back(Bytes::from(out));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The upstream's body ended: whether the stream was complete. A format without an end
+    /// marker says its last events now.
+    fn upstream_ended(&mut self) -> bool {
+        let Codec::Decoded(decoded) = &mut self.codec else {
+            return self.done;
+        };
+        let Decoded {
+            decoder,
+            encoder,
+            events,
+        } = &mut **decoded;
+        events.clear();
+        let complete = decoder.end(events);
+        observe(
+            events,
+            &mut Observed {
+                reported: &mut self.reported,
+                text: &mut self.text,
+                first_token: &mut self.first_token,
+                started: self.started,
+                done: &mut self.done,
+                upstream_error: &mut self.upstream_error,
+            },
+        );
+        let mut out = String::new();
+        for event in events.iter() {
+            // Passed through (no encoder), the upstream's own bytes were the whole stream.
+            if let Some(encoder) = encoder {
+                encoder.encode(event, &mut out);
+            }
+        }
+        if !out.is_empty() {
+            self.ready.push_back(Bytes::from(out));
+        }
+        complete
     }
 
     /// Ends the client's stream, with an error event when it broke.
@@ -218,7 +335,7 @@ impl Relay {
             if err.is_fault() {
                 self.in_flight.0.faulted(Instant::now());
             }
-            self.ready.push_back(error_event(err));
+            self.ready.push_back(error_event(err, self.client));
         }
         if let Some(tokens) = self.reported {
             self.in_flight.0.add_tokens(
@@ -242,18 +359,72 @@ impl Relay {
     }
 }
 
-/// The event that tells a client the stream broke. The OpenAI SDKs raise an `APIError` on an
-/// event with an `error` object.
-fn error_event(err: &AttemptError) -> Bytes {
-    let body = serde_json::json!({
-        "error": {
-            "message": format!("the upstream stream broke off: {}", err.summary()),
-            "type": "upstream_error",
-            "param": null,
-            "code": "upstream_stream_interrupted",
+/// What the relay learns from common events.
+struct Observed<'a> {
+    reported: &'a mut Option<TokenCounts>,
+    text: &'a mut String,
+    first_token: &'a mut Option<Duration>,
+    started: Instant,
+    done: &'a mut bool,
+    upstream_error: &'a mut bool,
+}
+
+fn observe(events: &[StreamEvent], seen: &mut Observed<'_>) {
+    for event in events {
+        let piece = match event {
+            StreamEvent::Text { text, .. } => text.as_str(),
+            StreamEvent::ToolStart { name, .. } => name.as_str(),
+            StreamEvent::ToolArguments { json, .. } => json.as_str(),
+            StreamEvent::Finish { usage, .. } => {
+                if let Some(usage) = usage {
+                    *seen.reported = Some(TokenCounts::from(*usage));
+                }
+                continue;
+            }
+            StreamEvent::Error(_) => {
+                *seen.upstream_error = true;
+                continue;
+            }
+            StreamEvent::End => {
+                *seen.done = true;
+                continue;
+            }
+            _ => continue,
+        };
+        if !piece.is_empty() && seen.first_token.is_none() {
+            *seen.first_token = Some(seen.started.elapsed());
         }
-    });
-    Bytes::from(format!("data: {body}\n\n"))
+        if seen.text.len() + piece.len() <= TEXT_CAP {
+            seen.text.push_str(piece);
+        }
+    }
+}
+
+/// The event that tells a client the stream broke, in the client's format. The OpenAI SDKs
+/// raise an `APIError` on an event with an `error` object; the Anthropic SDKs on an `error`
+/// event.
+fn error_event(err: &AttemptError, client: Format) -> Bytes {
+    let code = match err {
+        AttemptError::InvalidResponse => "upstream_invalid_response",
+        _ => "upstream_stream_interrupted",
+    };
+    let message = format!("the upstream stream broke off: {}", err.summary());
+    let text = match client {
+        Format::Anthropic => {
+            let body = serde_json::json!({
+                "type": "error",
+                "error": {"type": "api_error", "message": message, "code": code},
+            });
+            format!("event: error\ndata: {body}\n\n")
+        }
+        Format::OpenAi | Format::Gemini => {
+            let body = serde_json::json!({
+                "error": {"message": message, "type": "upstream_error", "param": null, "code": code}
+            });
+            format!("data: {body}\n\n")
+        }
+    };
+    Bytes::from(text)
 }
 
 impl Stream for Relay {
@@ -299,7 +470,8 @@ impl Stream for Relay {
                     this.finish(StreamOutcome::Failed(AttemptError::Interrupted));
                 }
                 Poll::Ready(None) => {
-                    let outcome = if this.done {
+                    let complete = this.upstream_ended();
+                    let outcome = if complete {
                         StreamOutcome::Completed
                     } else {
                         StreamOutcome::Failed(AttemptError::Interrupted)

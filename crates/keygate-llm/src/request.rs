@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::provider::Endpoint;
+use crate::translate::{self, Format, TargetOptions, TranslateError};
 
 /// A request the gateway refuses before choosing a deployment.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,6 +115,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for Peek<'a> {
 #[derive(Debug, Clone)]
 pub struct Inbound {
     pub endpoint: Endpoint,
+    /// The client's wire format.
+    pub format: Format,
+    /// The client's `anthropic-beta` header, passed on to Anthropic deployments only.
+    pub anthropic_beta: Option<String>,
     pub body: Bytes,
     pub model: String,
     pub stream: bool,
@@ -205,7 +210,7 @@ impl Inbound {
             return Err(RequestError::field("model", "1-256 characters"));
         }
         match endpoint {
-            Endpoint::ChatCompletions => match peek.messages {
+            Endpoint::ChatCompletions | Endpoint::Messages => match peek.messages {
                 Some(raw) if is_array(raw) => {}
                 Some(_) => return Err(RequestError::field("messages", "must be an array")),
                 None => return Err(RequestError::field("messages", "required")),
@@ -243,6 +248,8 @@ impl Inbound {
         let model_span = span(&body, raw_model);
         Ok(Self {
             endpoint,
+            format: endpoint.format(),
+            anthropic_beta: None,
             model,
             stream,
             client_wants_usage,
@@ -250,6 +257,22 @@ impl Inbound {
             stream_options,
             body,
         })
+    }
+
+    /// The body for a deployment speaking `target`: the client's bytes with the model
+    /// spliced in when the formats match (see [`Inbound::body_for`]), else the request
+    /// translated.
+    pub fn upstream_body(
+        &self,
+        target: Format,
+        model: &str,
+        options: &TargetOptions,
+    ) -> Result<Bytes, TranslateError> {
+        if target == self.format {
+            return Ok(self.body_for(model, options.stream_usage && target == Format::OpenAi));
+        }
+        let request = translate::decode_request(self.format, &self.body, target)?;
+        translate::encode_request(target, &request, model, options)
     }
 
     /// The body for a deployment: `model` replaced, and when `ask_usage` (a stream whose

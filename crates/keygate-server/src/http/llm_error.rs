@@ -1,12 +1,14 @@
-//! Errors of the LLM endpoints, in OpenAI's shape (`{"error": {"message", "type", "param",
-//! "code"}}`) so the official SDKs raise their own error classes. `code` is keygate's stable
-//! code, as on every other endpoint.
+//! Errors of the LLM endpoints, in the shape of the API the client called so the official SDKs
+//! raise their own error classes: OpenAI's (`{"error": {"message", "type", "param", "code"}}`)
+//! or Anthropic's (`{"type": "error", "error": {"type", "message"}}`). `code` is keygate's
+//! stable code, as on every other endpoint.
 
 use std::time::Duration;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keygate_llm::translate::{self, Format, TranslateError};
 use keygate_llm::{AttemptError, GatewayError, RequestError};
 
 #[derive(Debug, Clone)]
@@ -14,7 +16,7 @@ pub struct LlmError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    pub param: Option<&'static str>,
+    pub param: Option<String>,
     pub retry_after: Option<Duration>,
 }
 
@@ -48,7 +50,7 @@ impl From<RequestError> for LlmError {
             RequestError::Field { .. } => "invalid_request",
         };
         Self {
-            param: err.param(),
+            param: err.param().map(str::to_owned),
             ..Self::new(StatusCode::BAD_REQUEST, code, err.to_string())
         }
     }
@@ -60,7 +62,7 @@ impl From<GatewayError> for LlmError {
         let message = err.to_string();
         match &err {
             GatewayError::ModelNotFound(_) => Self {
-                param: Some("model"),
+                param: Some("model".to_owned()),
                 ..Self::new(S::NOT_FOUND, "model_not_found", message)
             },
             GatewayError::NoDeployment(_) => {
@@ -75,6 +77,16 @@ impl From<GatewayError> for LlmError {
                     retry_after: *retry_after,
                     ..Self::new(S::TOO_MANY_REQUESTS, "upstream_rate_limited", message)
                 },
+                AttemptError::Untranslatable(err) => {
+                    let code = match err {
+                        TranslateError::Unsupported { .. } => "unsupported_feature",
+                        TranslateError::Invalid { .. } => "invalid_request",
+                    };
+                    Self {
+                        param: Some(err.field().to_owned()),
+                        ..Self::new(S::BAD_REQUEST, code, err.to_string())
+                    }
+                }
                 AttemptError::InvalidResponse | AttemptError::StreamError => {
                     Self::new(S::BAD_GATEWAY, "upstream_invalid_response", message)
                 }
@@ -89,16 +101,26 @@ impl From<GatewayError> for LlmError {
     }
 }
 
-impl IntoResponse for LlmError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "error": {
-                "message": self.message,
-                "type": self.kind(),
-                "param": self.param,
-                "code": self.code,
-            }
-        });
+impl LlmError {
+    /// The error in the shape of the API the client called.
+    pub fn respond(self, format: Format) -> Response {
+        let body = match format {
+            Format::Anthropic => translate::anthropic::error_body(
+                &translate::ir::UpstreamError {
+                    kind: translate::ir::ErrorKind::from_status(self.status.as_u16()),
+                    message: self.message.clone(),
+                },
+                self.code,
+            ),
+            Format::OpenAi | Format::Gemini => serde_json::json!({
+                "error": {
+                    "message": self.message,
+                    "type": self.kind(),
+                    "param": self.param,
+                    "code": self.code,
+                }
+            }),
+        };
         let mut response = (self.status, Json(body)).into_response();
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -111,5 +133,11 @@ impl IntoResponse for LlmError {
             }
         }
         response
+    }
+}
+
+impl IntoResponse for LlmError {
+    fn into_response(self) -> Response {
+        self.respond(Format::OpenAi)
     }
 }

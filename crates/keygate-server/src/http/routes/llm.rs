@@ -1,5 +1,7 @@
-//! The OpenAI-compatible endpoints: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`.
-//! A keygate key authenticates; the gateway picks a deployment and injects its credential.
+//! The gateway's endpoints: OpenAI's `/v1/chat/completions`, `/v1/embeddings` and
+//! `/v1/models`, and Anthropic's `/v1/messages`. A keygate key authenticates (as a bearer
+//! token or in `x-api-key`); the gateway picks a deployment, translates when the deployment
+//! speaks another format, and injects its credential.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,7 +36,7 @@ async fn authenticate(
         return Err(LlmError::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
-            "send your keygate key as `Authorization: Bearer <key>`",
+            "send your keygate key as `Authorization: Bearer <key>` or `x-api-key: <key>`",
         ));
     };
     let outcome = state
@@ -72,7 +74,7 @@ async fn authenticate(
 
 fn not_allowed(model: &str) -> LlmError {
     LlmError {
-        param: Some("model"),
+        param: Some("model".to_owned()),
         ..LlmError::new(
             StatusCode::FORBIDDEN,
             "model_not_allowed",
@@ -126,6 +128,31 @@ pub async fn embeddings(
     proxy(state, meta, headers, body, Endpoint::Embeddings).await
 }
 
+/// Anthropic's Messages, through the model group named by `model`: the body is Anthropic's
+/// (system prompt, multi-turn, tools, images), the answer an Anthropic `message` or, with
+/// `"stream": true`, Anthropic's streamed events, whichever provider serves it. Errors use
+/// Anthropic's shape with keygate's stable code beside the type.
+#[utoipa::path(post, path = "/v1/messages", tag = "gateway",
+    request_body(content = Object, description = "Anthropic's Messages request"),
+    responses((status = 200, description = "a `message`, or SSE events when streaming"),
+        (status = 400, description = "`invalid_request`, `invalid_json` or `unsupported_feature` (content the serving provider cannot express)"),
+        (status = 401, description = "a missing or refused keygate key (`x-api-key` or bearer)"),
+        (status = 403, description = "`model_not_allowed`"),
+        (status = 404, description = "`model_not_found`"),
+        (status = 429, description = "`upstream_rate_limited`, with `Retry-After`"),
+        (status = 502, description = "`upstream_invalid_response`"),
+        (status = 503, description = "`all_deployments_failed` or `no_healthy_deployment`"),
+        (status = 504, description = "`upstream_timeout`")),
+    security(("api_key" = [])))]
+pub async fn messages(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    proxy(state, meta, headers, body, Endpoint::Messages).await
+}
+
 /// What a usage record needs besides the outcome.
 struct Draft {
     started: Instant,
@@ -177,9 +204,10 @@ async fn proxy(
     endpoint: Endpoint,
 ) -> Response {
     let started = Instant::now();
+    let format = endpoint.format();
     let key = match authenticate(&state, &headers, &meta).await {
         Ok(key) => key,
-        Err(err) => return err.into_response(),
+        Err(err) => return err.respond(format),
     };
     let gateway = state.gateway.current();
     let limit = gateway.tuning().body_limit;
@@ -197,7 +225,7 @@ async fn proxy(
                 "payload_too_large",
                 format!("the body is larger than {limit} bytes"),
             )
-            .into_response();
+            .respond(format);
         }
         Err(_) => {
             return LlmError::new(
@@ -205,13 +233,17 @@ async fn proxy(
                 "request_timeout",
                 "the request body did not arrive in time",
             )
-            .into_response();
+            .respond(format);
         }
     };
-    let inbound = match Inbound::parse(endpoint, body) {
+    let mut inbound = match Inbound::parse(endpoint, body) {
         Ok(inbound) => inbound,
-        Err(err) => return LlmError::from(err).into_response(),
+        Err(err) => return LlmError::from(err).respond(format),
     };
+    inbound.anthropic_beta = headers
+        .get("anthropic-beta")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let draft = Draft {
         started,
         key: key.clone(),
@@ -232,7 +264,7 @@ async fn proxy(
             .keygate
             .usage()
             .record(draft.record(&state, err.status.as_u16(), Some(err.code)));
-        return err.into_response();
+        return err.respond(format);
     }
     let secrets = ProjectSecrets {
         keygate: &state.keygate,
@@ -325,7 +357,7 @@ async fn proxy(
             record.attempts = attempts;
             record.deployment = deployment;
             state.keygate.usage().record(record);
-            err.into_response()
+            err.respond(format)
         }
     }
 }

@@ -1,0 +1,174 @@
+//! Translation between the wire formats keygate speaks: OpenAI's Chat Completions, Anthropic's
+//! Messages and Gemini's `generateContent`. Every format is read into one common form
+//! ([`ir`]) and written from it: requests, whole responses, streams event by event, and
+//! errors. Content that the other side cannot express is refused with the field named, never
+//! dropped. Only hints without meaning elsewhere are left out: Anthropic's `cache_control`,
+//! thinking blocks of earlier turns, and the end-user id (`user`, `metadata.user_id`) for
+//! Gemini, which has no field for it. A failed tool result's error flag becomes the text
+//! `Error: ` for OpenAI, which has no flag.
+
+pub mod anthropic;
+pub mod gemini;
+pub mod ir;
+pub mod openai;
+mod stream;
+mod value;
+
+use bytes::Bytes;
+
+pub use self::stream::{StreamDecoder, StreamEncoder};
+
+/// A wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A request that cannot be translated. The message names the field and never quotes its
+/// value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TranslateError {
+    /// The field is valid, but the target format has no way to say it.
+    #[error("`{field}` has no equivalent in the {target} API")]
+    Unsupported { field: String, target: Format },
+    /// The field is malformed.
+    #[error("`{field}`: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+impl TranslateError {
+    pub(crate) fn unsupported(field: impl Into<String>, target: Format) -> Self {
+        Self::Unsupported {
+            field: field.into(),
+            target,
+        }
+    }
+
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The field at fault.
+    pub fn field(&self) -> &str {
+        match self {
+            Self::Unsupported { field, .. } | Self::Invalid { field, .. } => field,
+        }
+    }
+}
+
+/// An upstream answer that is not in its format's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the upstream answer is not in the {0} format")]
+pub struct DecodeError(pub Format);
+
+/// Reads a client's request. Only OpenAI and Anthropic requests come in.
+pub fn decode_request(
+    format: Format,
+    body: &[u8],
+    target: Format,
+) -> Result<ir::ChatRequest, TranslateError> {
+    match format {
+        Format::OpenAi => openai::decode_request(body, target),
+        Format::Anthropic => anthropic::decode_request(body, target),
+        Format::Gemini => Err(TranslateError::invalid(
+            "body",
+            "Gemini requests are not accepted",
+        )),
+    }
+}
+
+/// Writes a request for a deployment of `format` serving `model`.
+pub fn encode_request(
+    format: Format,
+    request: &ir::ChatRequest,
+    model: &str,
+    options: &TargetOptions,
+) -> Result<Bytes, TranslateError> {
+    let value = match format {
+        Format::OpenAi => openai::encode_request(request, model, options.stream_usage)?,
+        Format::Anthropic => anthropic::encode_request(request, model, options)?,
+        Format::Gemini => gemini::encode_request(request)?,
+    };
+    Ok(Bytes::from(value.to_string()))
+}
+
+/// What a target needs that a request may not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetOptions {
+    /// Sent as `max_tokens` when the request names none: Anthropic requires it.
+    pub max_tokens: u64,
+    /// Whether an OpenAI-compatible target honours `stream_options.include_usage`.
+    pub stream_usage: bool,
+}
+
+impl Default for TargetOptions {
+    fn default() -> Self {
+        Self {
+            max_tokens: 4096,
+            stream_usage: true,
+        }
+    }
+}
+
+/// Reads an upstream's whole answer.
+pub fn decode_response(format: Format, body: &[u8]) -> Result<ir::ChatResponse, DecodeError> {
+    match format {
+        Format::OpenAi => openai::decode_response(body),
+        Format::Anthropic => anthropic::decode_response(body),
+        Format::Gemini => gemini::decode_response(body),
+    }
+    .ok_or(DecodeError(format))
+}
+
+/// Writes a whole answer in a client's format.
+pub fn encode_response(format: Format, response: &ir::ChatResponse) -> Bytes {
+    let value = match format {
+        Format::OpenAi => openai::encode_response(response),
+        Format::Anthropic => anthropic::encode_response(response),
+        Format::Gemini => gemini::encode_response(response),
+    };
+    Bytes::from(value.to_string())
+}
+
+/// Reads an upstream's error body; an unreadable one is described by its status alone.
+pub fn decode_error(format: Format, status: u16, body: &[u8]) -> ir::UpstreamError {
+    let message = match format {
+        Format::OpenAi => openai::error_message(body),
+        Format::Anthropic => anthropic::error_message(body),
+        Format::Gemini => gemini::error_message(body),
+    };
+    ir::UpstreamError {
+        kind: ir::ErrorKind::from_status(status),
+        message: message.unwrap_or_else(|| format!("the upstream answered {status}")),
+    }
+}
+
+/// Writes an error body in a client's format; `code` is keygate's stable code.
+pub fn encode_error(format: Format, error: &ir::UpstreamError, code: &str) -> Bytes {
+    let value = match format {
+        Format::OpenAi | Format::Gemini => openai::error_body(error, code),
+        Format::Anthropic => anthropic::error_body(error, code),
+    };
+    Bytes::from(value.to_string())
+}
