@@ -16,6 +16,8 @@
 
 mod fixtures;
 mod http_client;
+pub mod mock_anthropic;
+pub mod mock_gemini;
 pub mod mock_openai;
 mod server;
 mod store;
@@ -24,6 +26,8 @@ mod world;
 
 pub use fixtures::{KeyFixture, audit, new_key};
 pub use http_client::{Api, Call, CreatedKey, Exchange, IssuedToken, Method, Reply};
+pub use mock_anthropic::MockAnthropic;
+pub use mock_gemini::MockGemini;
 pub use mock_openai::{MockOpenAi, MockReply, SeenRequest};
 pub use server::TestServer;
 pub use store::{Db, TestStore, postgres_base_url};

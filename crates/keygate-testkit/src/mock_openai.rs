@@ -7,8 +7,8 @@
 //! (checked in that order) gets that behaviour, any other a greeting naming the mock.
 
 mod chat;
-mod stream;
-mod wire;
+pub(crate) mod stream;
+pub(crate) mod wire;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -120,19 +120,19 @@ impl fmt::Debug for MockOpenAi {
     }
 }
 
-struct Shared {
-    name: String,
-    key: String,
-    replies: Mutex<VecDeque<MockReply>>,
-    seen: Mutex<Vec<SeenRequest>>,
-    completions: AtomicU64,
-    abandoned: Arc<AtomicUsize>,
+pub(crate) struct Shared {
+    pub(crate) name: String,
+    pub(crate) key: String,
+    pub(crate) replies: Mutex<VecDeque<MockReply>>,
+    pub(crate) seen: Mutex<Vec<SeenRequest>>,
+    pub(crate) completions: AtomicU64,
+    pub(crate) abandoned: Arc<AtomicUsize>,
     /// `Hang` replies whose client went away.
-    hangs_dropped: Arc<AtomicUsize>,
+    pub(crate) hangs_dropped: Arc<AtomicUsize>,
 }
 
 impl Shared {
-    fn next_reply(&self) -> Option<MockReply> {
+    pub(crate) fn next_reply(&self) -> Option<MockReply> {
         self.replies
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -222,7 +222,7 @@ impl Drop for MockOpenAi {
 
 /// The accept loop. Connections live in a `JoinSet` owned by this task, so aborting the task
 /// closes them too (a hanging reply does not outlive the mock).
-async fn serve(listener: TcpListener, app: Router) {
+pub(crate) async fn serve(listener: TcpListener, app: Router) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -265,7 +265,11 @@ fn router(shared: Arc<Shared>) -> Router {
 }
 
 /// Records every request before any route sees it.
-async fn record(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+pub(crate) async fn record(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
         return StatusCode::BAD_REQUEST.into_response();
@@ -546,7 +550,7 @@ fn garbage(streamed: bool) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-fn json(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json(status: StatusCode, body: &Value) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],

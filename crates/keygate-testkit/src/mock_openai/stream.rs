@@ -31,7 +31,7 @@ enum Step {
 
 /// The script of one SSE response, built chunk by chunk.
 #[derive(Debug)]
-pub(super) struct Script {
+pub(crate) struct Script {
     meta: Meta,
     include_usage: bool,
     role_sent: bool,
@@ -39,7 +39,7 @@ pub(super) struct Script {
 }
 
 impl Script {
-    pub(super) fn new(meta: Meta, include_usage: bool) -> Self {
+    pub(crate) fn new(meta: Meta, include_usage: bool) -> Self {
         Self {
             meta,
             include_usage,
@@ -53,7 +53,7 @@ impl Script {
     }
 
     /// Sends `text` as it stands, even when it is not a valid event.
-    pub(super) fn raw(&mut self, text: String) {
+    pub(crate) fn raw(&mut self, text: String) {
         self.steps.push_back(Step::Frame(Bytes::from(text)));
     }
 
@@ -105,15 +105,15 @@ impl Script {
         }
     }
 
-    pub(super) fn pause(&mut self, gap: Duration) {
+    pub(crate) fn pause(&mut self, gap: Duration) {
         self.steps.push_back(Step::Sleep(gap));
     }
 
-    pub(super) fn wait(&mut self, release: Arc<Notify>) {
+    pub(crate) fn wait(&mut self, release: Arc<Notify>) {
         self.steps.push_back(Step::Wait(release));
     }
 
-    pub(super) fn abort(&mut self) {
+    pub(crate) fn abort(&mut self) {
         self.steps.push_back(Step::Abort);
     }
 
@@ -130,7 +130,7 @@ impl Script {
 
     /// A `200 text/event-stream` response playing the script; a stream dropped before its
     /// last step adds one to `abandoned`.
-    pub(super) fn into_response(self, abandoned: Arc<AtomicUsize>) -> Response {
+    pub(crate) fn into_response(self, abandoned: Arc<AtomicUsize>) -> Response {
         let flow = Flow {
             steps: self.steps,
             guard: AbandonGuard {
@@ -199,7 +199,7 @@ impl Drop for AbandonGuard {
 
 /// A `200 application/json` response that announces all of `body` in `Content-Length`, sends
 /// its first half and closes the connection.
-pub(super) fn cut_json(body: Vec<u8>) -> Response {
+pub(crate) fn cut_json(body: Vec<u8>) -> Response {
     let full = body.len();
     let mut half = Bytes::from(body);
     half.truncate(full / 2);

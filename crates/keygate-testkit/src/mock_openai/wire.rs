@@ -8,14 +8,14 @@ use serde_json::{Value, json};
 
 /// What every object of one completion shares: its id, creation time and model.
 #[derive(Debug, Clone)]
-pub(super) struct Meta {
+pub(crate) struct Meta {
     pub(super) seq: u64,
     pub(super) created: u64,
     pub(super) model: String,
 }
 
 impl Meta {
-    pub(super) fn new(seq: u64, model: String) -> Self {
+    pub(crate) fn new(seq: u64, model: String) -> Self {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs());
@@ -258,7 +258,7 @@ pub(super) fn embeddings(
     })
 }
 
-pub(super) fn count_words(text: &str) -> u64 {
+pub(crate) fn count_words(text: &str) -> u64 {
     text.split_whitespace().count() as u64
 }
 
@@ -278,7 +278,7 @@ pub(super) fn message_text(content: &Value) -> String {
 
 /// Splits `text` at word boundaries so that the pieces concatenate back to `text`; every piece
 /// but the first starts with the whitespace before its word. Empty text is one empty piece.
-pub(super) fn split_words(text: &str) -> Vec<&str> {
+pub(crate) fn split_words(text: &str) -> Vec<&str> {
     let mut pieces = Vec::new();
     let mut start = 0;
     let mut previous_is_space = true;
@@ -295,7 +295,7 @@ pub(super) fn split_words(text: &str) -> Vec<&str> {
 
 /// Splits tool-call arguments into at least two pieces (the last may be empty when the text
 /// has fewer than two characters), as OpenAI streams them.
-pub(super) fn split_arguments(arguments: &str) -> Vec<&str> {
+pub(crate) fn split_arguments(arguments: &str) -> Vec<&str> {
     let chars = arguments.chars().count();
     let size = chars.div_ceil(3).max(1);
     let mut pieces = Vec::new();
