@@ -711,7 +711,44 @@ async fn translated_calls_are_recorded_with_provider_usage(db: Db) {
     assert_eq!(report["data"].as_array().unwrap().len(), 2, "{report}");
 }
 
+async fn the_model_list_answers_in_the_callers_shape(db: Db) {
+    let s = setup(db).await;
+    let api = s.server.api();
+    let openai = api.get("/v1/models").token(&s.key).send().await.expect(200);
+    assert_eq!(openai.body["object"], "list");
+    assert!(openai.body["data"].as_array().unwrap().iter().any(|m| m["id"] == "claude"));
+    let anthropic = api
+        .get("/v1/models")
+        .header("x-api-key", &s.key)
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(anthropic.body["has_more"], false);
+    let first = &anthropic.body["data"][0];
+    assert_eq!(first["type"], "model");
+    assert_eq!(anthropic.body["first_id"], first["id"]);
+    assert!(first["created_at"].as_str().unwrap().ends_with('Z'), "{first}");
+    let one = api
+        .get("/v1/models/claude")
+        .header("x-api-key", &s.key)
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(one.body["id"], "claude");
+    let missing = api
+        .get("/v1/models/nope")
+        .header("x-api-key", &s.key)
+        .header("anthropic-version", "2023-06-01")
+        .send()
+        .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body["error"]["type"], "not_found_error");
+}
+
 keygate_testkit::on_both_databases!(
+    the_model_list_answers_in_the_callers_shape,
     messages_pass_through_to_anthropic,
     an_openai_client_is_served_by_anthropic,
     an_openai_client_is_served_by_gemini,

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_core::scope::any_grants;
 use keygate_core::{TokenCounts, TokenSource, UsageRecord};
+use keygate_llm::translate::Format;
 use keygate_llm::{Endpoint, Failure, Inbound, Reply, StreamEnd, StreamOutcome};
 
 use crate::cache::CachedKey;
@@ -362,9 +363,16 @@ async fn proxy(
     }
 }
 
-/// The models (aliases) this key may use, in OpenAI's list shape.
+/// Whether the caller speaks Anthropic's API: its SDKs send `anthropic-version` on every
+/// request, and `/v1/models` answers them in Anthropic's list shape.
+fn wants_anthropic(headers: &HeaderMap) -> bool {
+    headers.contains_key("anthropic-version")
+}
+
+/// The models (aliases) this key may use, in OpenAI's list shape, or Anthropic's when the
+/// request carries `anthropic-version`.
 #[utoipa::path(get, path = "/v1/models", tag = "gateway",
-    responses((status = 200, description = "`{\"object\": \"list\", \"data\": [model…]}`"),
+    responses((status = 200, description = "`{\"object\": \"list\", \"data\": [model…]}` (OpenAI), or `{\"data\", \"has_more\", \"first_id\", \"last_id\"}` (Anthropic, with `anthropic-version`)"),
         (status = 401, description = "a missing or refused keygate key")),
     security(("api_key" = [])))]
 pub async fn list_models(
@@ -372,25 +380,43 @@ pub async fn list_models(
     meta: RequestMeta,
     headers: HeaderMap,
 ) -> Response {
+    let format = if wants_anthropic(&headers) {
+        Format::Anthropic
+    } else {
+        Format::OpenAi
+    };
     let key = match authenticate(&state, &headers, &meta).await {
         Ok(key) => key,
-        Err(err) => return err.into_response(),
+        Err(err) => return err.respond(format),
     };
-    let data: Vec<serde_json::Value> = state
+    let aliases: Vec<String> = state
         .gateway
         .current()
         .aliases()
         .iter()
         .filter(|alias| any_grants(&key.record.scopes, &model_permission(alias)))
-        .map(|alias| model_object(&state, alias))
+        .cloned()
         .collect();
-    axum::Json(serde_json::json!({ "object": "list", "data": data })).into_response()
+    let data: Vec<serde_json::Value> = aliases
+        .iter()
+        .map(|alias| model_object(&state, alias, format))
+        .collect();
+    let body = match format {
+        Format::Anthropic => serde_json::json!({
+            "data": data,
+            "has_more": false,
+            "first_id": aliases.first(),
+            "last_id": aliases.last(),
+        }),
+        _ => serde_json::json!({ "object": "list", "data": data }),
+    };
+    axum::Json(body).into_response()
 }
 
 /// One model, if it exists and this key may use it (404 otherwise).
 #[utoipa::path(get, path = "/v1/models/{model}", tag = "gateway",
     params(("model" = String, Path)),
-    responses((status = 200, description = "OpenAI's model object"),
+    responses((status = 200, description = "OpenAI's model object (Anthropic's with `anthropic-version`)"),
         (status = 401, description = "a missing or refused keygate key"),
         (status = 404, description = "`model_not_found`")),
     security(("api_key" = [])))]
@@ -400,23 +426,39 @@ pub async fn get_model(
     headers: HeaderMap,
     Path(model): Path<String>,
 ) -> Response {
+    let format = if wants_anthropic(&headers) {
+        Format::Anthropic
+    } else {
+        Format::OpenAi
+    };
     let key = match authenticate(&state, &headers, &meta).await {
         Ok(key) => key,
-        Err(err) => return err.into_response(),
+        Err(err) => return err.respond(format),
     };
     if state.gateway.current().has_alias(&model)
         && any_grants(&key.record.scopes, &model_permission(&model))
     {
-        return axum::Json(model_object(&state, &model)).into_response();
+        return axum::Json(model_object(&state, &model, format)).into_response();
     }
-    LlmError::from(keygate_llm::GatewayError::ModelNotFound(model)).into_response()
+    LlmError::from(keygate_llm::GatewayError::ModelNotFound(model)).respond(format)
 }
 
-fn model_object(state: &AppState, alias: &str) -> serde_json::Value {
-    serde_json::json!({
-        "id": alias,
-        "object": "model",
-        "created": state.started_at / 1000,
-        "owned_by": "keygate",
-    })
+fn model_object(state: &AppState, alias: &str, format: Format) -> serde_json::Value {
+    match format {
+        Format::Anthropic => {
+            let created = keygate_core::Timestamp::from_millis(state.started_at);
+            serde_json::json!({
+                "type": "model",
+                "id": alias,
+                "display_name": alias,
+                "created_at": created.to_rfc3339(),
+            })
+        }
+        _ => serde_json::json!({
+            "id": alias,
+            "object": "model",
+            "created": state.started_at / 1000,
+            "owned_by": "keygate",
+        }),
+    }
 }
