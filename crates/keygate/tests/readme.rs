@@ -92,6 +92,9 @@ async fn readme_gateway_runs_as_written() {
     let groq = keygate_testkit::MockOpenAi::start("groq", "gsk-readme-test")
         .await
         .unwrap();
+    let anthropic = keygate_testkit::MockAnthropic::start("anthropic", "sk-ant-readme-test")
+        .await
+        .unwrap();
     let config = block("gateway-config")
         .replace(
             "kind = \"openai\"\n",
@@ -100,8 +103,15 @@ async fn readme_gateway_runs_as_written() {
         .replace(
             "kind = \"groq\"\n",
             &format!("kind = \"groq\"\nbase_url = \"{}/v1\"\n", groq.origin()),
+        )
+        .replace(
+            "kind = \"anthropic\"\n",
+            &format!(
+                "kind = \"anthropic\"\nbase_url = \"{}/v1\"\n",
+                anthropic.origin()
+            ),
         );
-    assert_eq!(config.matches("base_url").count(), 2, "{config}");
+    assert_eq!(config.matches("base_url").count(), 3, "{config}");
     let (stdout, stderr, ok, log) = tokio::task::spawn_blocking(move || {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keygate.toml");
@@ -111,6 +121,7 @@ async fn readme_gateway_runs_as_written() {
             &[
                 ("KEYGATE_CONFIG", path.to_str().unwrap()),
                 ("GROQ_API_KEY", "gsk-readme-test"),
+                ("ANTHROPIC_API_KEY", "sk-ant-readme-test"),
             ],
         );
         let bin_dir = binary().parent().unwrap().to_owned();
@@ -145,7 +156,11 @@ async fn readme_gateway_runs_as_written() {
         ok,
         "gateway walkthrough failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver:\n{log}"
     );
-    assert!(stdout.contains("Hello from openai: Hello!"), "{stdout}");
+    assert_eq!(
+        stdout.matches("Hello from openai: Hello!").count(),
+        2,
+        "once for the OpenAI client, once for the Anthropic one: {stdout}"
+    );
     assert!(
         stdout.lines().any(|l| l.trim() == "chat"),
         "the key lists only `chat`: {stdout}"
@@ -162,4 +177,10 @@ async fn readme_gateway_runs_as_written() {
         "the vault's key went upstream"
     );
     assert_eq!(groq.request_count(), 0);
+    assert_eq!(
+        seen[1].json()["messages"][0]["content"],
+        "Hello!",
+        "the Anthropic request reached OpenAI translated"
+    );
+    assert_eq!(anthropic.request_count(), 0);
 }
