@@ -16,7 +16,7 @@ use std::io::Write;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use keygate_core::{ApiKey, KeyEnv};
-use keygate_testkit::{Api, Db, MockOpenAi, MockReply, Reply, TestServer};
+use keygate_testkit::{Api, Db, MockAnthropic, MockOpenAi, MockReply, Reply, TestServer};
 use serde_json::{Value, json};
 
 /// Everything logged by this process.
@@ -305,13 +305,20 @@ async fn scenario(server: &TestServer, api: &Api, secrets: &mut Secrets) {
 
 const VAULT_UPSTREAM: &str = "sk-upstream-vault-9f8e7d6c5b4a3f2e1d0c";
 const ENV_UPSTREAM: &str = "sk-upstream-env-1a2b3c4d5e6f7a8b9c0d";
+const ANTHROPIC_UPSTREAM: &str = "sk-ant-upstream-7f6e5d4c3b2a19080a1b";
 
 /// Gateway traffic: upstream credentials from the vault and the environment go upstream and
-/// nowhere else, even when an upstream echoes them in an error.
-async fn gateway_scenario(server: &TestServer, api: &Api, secrets: &mut Secrets, a: &MockOpenAi) {
+/// nowhere else, even when an upstream echoes them in an error, translated or not.
+async fn gateway_scenario(
+    server: &TestServer,
+    api: &Api,
+    secrets: &mut Secrets,
+    (a, c): (&MockOpenAi, &MockAnthropic),
+) {
     let owner = server.owner_token.as_str();
     secrets.never_shown(VAULT_UPSTREAM);
     secrets.never_shown(ENV_UPSTREAM);
+    secrets.never_shown(ANTHROPIC_UPSTREAM);
     api.post("/admin/v1/secrets")
         .token(owner)
         .json(&json!({"project": "default", "name": "upstream", "value": VAULT_UPSTREAM}))
@@ -351,12 +358,45 @@ async fn gateway_scenario(server: &TestServer, api: &Api, secrets: &mut Secrets,
             .any(|r| r.header("authorization") == Some(&format!("Bearer {VAULT_UPSTREAM}"))),
         "the vault's credential did go upstream"
     );
+
+    // Across formats: an Anthropic client served by OpenAI, an OpenAI client by Anthropic,
+    // streamed and not, and Anthropic echoing its key in errors an OpenAI client then sees.
+    let messages = |model: &str, stream: bool| {
+        api.post("/v1/messages")
+            .header("x-api-key", &key)
+            .json(&json!({
+                "model": model, "stream": stream, "max_tokens": 20,
+                "messages": [{"role": "user", "content": "hello"}],
+            }))
+    };
+    messages("vault", false).send().await.expect(200);
+    messages("vault", true).send().await.expect(200);
+    messages("claude", true).send().await.expect(200);
+    chat("claude", false).send().await.expect(200);
+    chat("claude", true).send().await.expect(200);
+    for status in [401, 400] {
+        c.push(MockReply::Error {
+            status,
+            code: String::new(),
+            message: format!("invalid x-api-key: {ANTHROPIC_UPSTREAM}"),
+            retry_after: None,
+        });
+        let reply = chat("claude", false).send().await;
+        assert!(reply.status >= 400, "{}", reply.text);
+    }
+    assert!(
+        c.requests()
+            .iter()
+            .any(|r| r.header("x-api-key") == Some(ANTHROPIC_UPSTREAM)),
+        "Anthropic's credential did go upstream"
+    );
 }
 
 async fn nothing_leaks(db: Db) {
     capture_logs();
     let a = MockOpenAi::start("a", VAULT_UPSTREAM).await.unwrap();
     let b = MockOpenAi::start("b", ENV_UPSTREAM).await.unwrap();
+    let c = MockAnthropic::start("c", ANTHROPIC_UPSTREAM).await.unwrap();
     let config = format!(
         r#"
         [providers.a]
@@ -375,18 +415,35 @@ async fn nothing_leaks(db: Db) {
 
         [model_groups.env]
         deployments = [{{ provider = "b", model = "m" }}]
+
+        [providers.c]
+        kind = "anthropic"
+        base_url = "{}/v1"
+        credential = "env::UPSTREAM_C"
+
+        [model_groups.claude]
+        deployments = [{{ provider = "c", model = "claude-haiku-4-5" }}]
+        retries = 0
         "#,
         a.origin(),
-        b.origin()
+        b.origin(),
+        c.origin()
     );
-    let mut server = TestServer::start_gateway(db, &config, &[("UPSTREAM_B", ENV_UPSTREAM)])
-        .await
-        .unwrap();
+    let mut server = TestServer::start_gateway(
+        db,
+        &config,
+        &[
+            ("UPSTREAM_B", ENV_UPSTREAM),
+            ("UPSTREAM_C", ANTHROPIC_UPSTREAM),
+        ],
+    )
+    .await
+    .unwrap();
     let api = server.api();
     let mut secrets = Secrets::default();
     scenario(&server, &api, &mut secrets).await;
-    gateway_scenario(&server, &api, &mut secrets, &a).await;
-    assert_eq!(secrets.allowed.len(), 11, "the scenario's secrets");
+    gateway_scenario(&server, &api, &mut secrets, (&a, &c)).await;
+    assert_eq!(secrets.allowed.len(), 12, "the scenario's secrets");
     // Shut down so that batched writes reach the database before it is read.
     server.stop().await.unwrap();
 
