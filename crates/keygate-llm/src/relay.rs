@@ -323,8 +323,11 @@ impl Relay {
             return;
         }
         self.ended = true;
+        // After the upstream's own error event its stream ends without an end marker: the
+        // client already has the error, and a second one (a "broken connection") would be
+        // false.
         let outcome = match outcome {
-            StreamOutcome::Completed if self.upstream_error => {
+            StreamOutcome::Completed | StreamOutcome::Failed(_) if self.upstream_error => {
                 StreamOutcome::Failed(AttemptError::StreamError)
             }
             other => other,

@@ -70,6 +70,9 @@ async fn setup(db: Db) -> Setup {
         [model_groups.gemini-tools]
         deployments = [{{ provider = "gemini", model = "gemini-tools" }}]
 
+        [model_groups.claude-streamerror]
+        deployments = [{{ provider = "anthropic", model = "claude-streamerror" }}]
+
         [model_groups.gemini-garbage]
         deployments = [{{ provider = "gemini", model = "gemini-garbage" }}]
         retries = 0
@@ -668,6 +671,37 @@ async fn errors_come_in_the_callers_format(db: Db) {
     );
 }
 
+/// An upstream's own error event reaches the client once, in the client's format, and is the
+/// stream's last event: no second "broken connection" error follows it.
+async fn an_upstream_error_event_is_passed_on_once(db: Db) {
+    let s = setup(db).await;
+    let body = json!({"model": "claude-streamerror", "max_tokens": 20, "stream": true,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let reply = messages(&s, &body).await.expect(200);
+    let all = events(&reply.text);
+    let errors: Vec<_> = all
+        .iter()
+        .filter(|(name, _)| name.as_deref() == Some("error"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", reply.text);
+    assert_eq!(errors[0].1["error"]["type"], "overloaded_error");
+    assert_eq!(all.last().unwrap().0.as_deref(), Some("error"));
+
+    let reply = chat(&s, &body).await.expect(200);
+    let all = events(&reply.text);
+    let errors: Vec<_> = all
+        .iter()
+        .filter(|(_, data)| data.get("error").is_some())
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", reply.text);
+    assert_eq!(errors[0].1["error"]["message"], "Overloaded");
+    assert!(
+        all.last().unwrap().1.get("error").is_some(),
+        "{}",
+        reply.text
+    );
+}
+
 async fn translated_calls_are_recorded_with_provider_usage(db: Db) {
     let s = setup(db).await;
     chat(
@@ -716,7 +750,13 @@ async fn the_model_list_answers_in_the_callers_shape(db: Db) {
     let api = s.server.api();
     let openai = api.get("/v1/models").token(&s.key).send().await.expect(200);
     assert_eq!(openai.body["object"], "list");
-    assert!(openai.body["data"].as_array().unwrap().iter().any(|m| m["id"] == "claude"));
+    assert!(
+        openai.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "claude")
+    );
     let anthropic = api
         .get("/v1/models")
         .header("x-api-key", &s.key)
@@ -728,7 +768,10 @@ async fn the_model_list_answers_in_the_callers_shape(db: Db) {
     let first = &anthropic.body["data"][0];
     assert_eq!(first["type"], "model");
     assert_eq!(anthropic.body["first_id"], first["id"]);
-    assert!(first["created_at"].as_str().unwrap().ends_with('Z'), "{first}");
+    assert!(
+        first["created_at"].as_str().unwrap().ends_with('Z'),
+        "{first}"
+    );
     let one = api
         .get("/v1/models/claude")
         .header("x-api-key", &s.key)
@@ -749,6 +792,7 @@ async fn the_model_list_answers_in_the_callers_shape(db: Db) {
 
 keygate_testkit::on_both_databases!(
     the_model_list_answers_in_the_callers_shape,
+    an_upstream_error_event_is_passed_on_once,
     messages_pass_through_to_anthropic,
     an_openai_client_is_served_by_anthropic,
     an_openai_client_is_served_by_gemini,

@@ -1,6 +1,7 @@
 //! The official OpenAI Python SDK, unchanged, against `keygate serve`: chat (JSON and
 //! streamed), parallel tool calls, embeddings, the model list and the SDK's error classes,
-//! through a mock OpenAI upstream. The suite itself is `tests/python/openai_sdk_test.py`;
+//! through a mock OpenAI upstream, and chat and tools through mock Anthropic and Gemini
+//! upstreams, translated. The suite itself is `tests/python/openai_sdk_test.py`;
 //! `scripts/pyenv` installs the pinned SDK and names its interpreter in `KEYGATE_TEST_PYTHON`.
 #![allow(
     clippy::unwrap_used,
@@ -11,26 +12,41 @@
 
 #[path = "support/process.rs"]
 mod process;
+#[path = "support/python.rs"]
+mod python;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use keygate_testkit::{MockOpenAi, SeenRequest};
+use keygate_testkit::{MockAnthropic, MockGemini, MockOpenAi, SeenRequest};
 use process::{ServerProcess, text};
+use python::{
+    assert_credential, assert_no_keygate_key, assert_passed, create_key, put_secret, run_suite,
+};
 use serde_json::Value;
 
+/// The OpenAI credential lives in keygate's vault; the other two come from keygate's
+/// environment.
 const UPSTREAM_KEY: &str = "sk-upstream-test-0123456789";
-/// Long enough for the suite on a slow machine; each SDK call also times out after 30 s.
-const SUITE_DEADLINE: Duration = Duration::from_secs(300);
+const ANTHROPIC_KEY: &str = "sk-ant-upstream-test-0123456789";
+const GEMINI_KEY: &str = "AIza-upstream-gemini-test-0123456789";
 
-fn config(upstream: &MockOpenAi) -> String {
+fn config(upstream: &MockOpenAi, anthropic: &MockAnthropic, gemini: &MockGemini) -> String {
     format!(
         r#"
 [providers.up]
 kind = "openai"
 base_url = "{origin}/v1"
 credential = "secret::upstream"
+
+[providers.anthropic]
+kind = "anthropic"
+base_url = "{anthropic}/v1"
+credential = "env::UPSTREAM_ANTHROPIC_KEY"
+
+[providers.gemini]
+kind = "gemini"
+base_url = "{gemini}/v1beta"
+credential = "env::UPSTREAM_GEMINI_KEY"
 
 [model_groups.chat]
 deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
@@ -47,104 +63,31 @@ retries = 0
 
 [model_groups.broken]
 deployments = [{{ provider = "up", model = "gpt-cut" }}]
+
+[model_groups.claude]
+deployments = [{{ provider = "anthropic", model = "claude-sonnet-4-5" }}]
+
+[model_groups.claude-tools]
+deployments = [{{ provider = "anthropic", model = "claude-tools" }}]
+
+[model_groups.claude-broken]
+deployments = [{{ provider = "anthropic", model = "claude-streamerror" }}]
+retries = 0
+
+[model_groups.gemini]
+deployments = [{{ provider = "gemini", model = "gemini-2.5-flash" }}]
+
+[model_groups.gemini-tools]
+deployments = [{{ provider = "gemini", model = "gemini-tools" }}]
+
+[model_groups.gemini-broken]
+deployments = [{{ provider = "gemini", model = "gemini-cut" }}]
+retries = 0
 "#,
-        origin = upstream.origin()
+        origin = upstream.origin(),
+        anthropic = anthropic.origin(),
+        gemini = gemini.origin(),
     )
-}
-
-/// The interpreter of `scripts/pyenv`'s virtual environment. The test fails without it: a
-/// skipped compatibility test would look like a passing one.
-fn python() -> PathBuf {
-    let Some(python) = std::env::var_os("KEYGATE_TEST_PYTHON") else {
-        panic!(
-            "KEYGATE_TEST_PYTHON is not set: run ./scripts/test, or eval \"$(scripts/pyenv)\" \
-             before cargo test"
-        );
-    };
-    let python = PathBuf::from(python);
-    assert!(
-        python.exists(),
-        "KEYGATE_TEST_PYTHON={} does not exist: run eval \"$(scripts/pyenv)\" again",
-        python.display()
-    );
-    python
-}
-
-fn create_key(server: &ServerProcess, owner: &str, name: &str, scope: &str) -> String {
-    let created = server.cli(
-        &[
-            "keys", "create", "--name", name, "--scope", scope, "--quiet",
-        ],
-        Some(owner),
-        None,
-    );
-    assert!(created.status.success(), "{}", text(&created.stderr));
-    let key = text(&created.stdout).trim().to_owned();
-    assert!(key.starts_with("kg_live_"), "{key}");
-    key
-}
-
-/// What the Python suite left: its exit status (`None` when it overran the deadline), its
-/// output and how long it took.
-struct SuiteRun {
-    status: Option<ExitStatus>,
-    output: String,
-    elapsed: Duration,
-}
-
-/// Runs the suite with `env`, its output in a file (no pipe to fill up), killed at the
-/// deadline.
-fn run_suite(python: &Path, dir: &Path, env: &[(&str, String)]) -> SuiteRun {
-    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/openai_sdk_test.py");
-    let log_path = dir.join("python.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let mut command = Command::new(python);
-    command
-        .arg("-m")
-        .arg("unittest")
-        .arg("-v")
-        .arg(&suite)
-        .current_dir(suite.parent().unwrap())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
-    // The SDK reads OPENAI_* variables (organisation, project, base URL) and proxies from the
-    // environment; the suite sees only what this test sets.
-    for (name, _) in std::env::vars() {
-        if name.starts_with("OPENAI_") || name.starts_with("KEYGATE_") {
-            command.env_remove(name);
-        }
-    }
-    command.env("NO_PROXY", "127.0.0.1,localhost");
-    // No `__pycache__` beside the suite in the source tree.
-    command.env("PYTHONDONTWRITEBYTECODE", "1");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let started = Instant::now();
-    let mut child = command.spawn().expect("start the Python suite");
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > SUITE_DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    SuiteRun {
-        status,
-        output: std::fs::read_to_string(&log_path).unwrap_or_default(),
-        elapsed: started.elapsed(),
-    }
-}
-
-/// The last `n` lines of a log.
-fn tail(log: &str, n: usize) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// The upstream requests to `path` whose body has `model`.
@@ -177,23 +120,26 @@ fn usage_row(server: &ServerProcess, owner: &str, alias: &str, n: u64) -> Value 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_python_sdk_works_through_the_gateway() {
-    let python = python();
+    let python = python::python();
     let upstream = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
+    let anthropic = MockAnthropic::start("anthropic", ANTHROPIC_KEY)
+        .await
+        .unwrap();
+    let gemini = MockGemini::start("gemini", GEMINI_KEY).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("keygate.toml");
-    std::fs::write(&config_path, config(&upstream)).unwrap();
+    std::fs::write(&config_path, config(&upstream, &anthropic, &gemini)).unwrap();
     let server = ServerProcess::start(
         dir.path(),
-        &[("KEYGATE_CONFIG", config_path.to_str().unwrap())],
+        &[
+            ("KEYGATE_CONFIG", config_path.to_str().unwrap()),
+            ("UPSTREAM_ANTHROPIC_KEY", ANTHROPIC_KEY),
+            ("UPSTREAM_GEMINI_KEY", GEMINI_KEY),
+        ],
     );
     let owner = server.owner_token();
 
-    let put = server.cli(
-        &["secrets", "put", "upstream", "--project", "default"],
-        Some(&owner),
-        Some(UPSTREAM_KEY),
-    );
-    assert!(put.status.success(), "{}", text(&put.stderr));
+    put_secret(&server, &owner, "upstream", UPSTREAM_KEY);
     let key = create_key(&server, &owner, "sdk", "models:*");
     let narrow = create_key(&server, &owner, "sdk-narrow", "models:embed");
 
@@ -203,45 +149,52 @@ async fn the_official_python_sdk_works_through_the_gateway() {
         ("KEYGATE_NARROW_KEY", narrow.clone()),
     ];
     let work = dir.path().to_owned();
-    let run = tokio::task::spawn_blocking(move || run_suite(&python, &work, &env))
-        .await
-        .unwrap();
-    let report = format!(
-        "--- Python suite ({:.1} s) ---\n{}\n--- keygate log (last 200 lines) ---\n{}",
-        run.elapsed.as_secs_f64(),
-        run.output,
-        tail(&server.log(), 200)
-    );
-    match run.status {
-        None => panic!("the Python suite overran {SUITE_DEADLINE:?}\n{report}"),
-        Some(status) => assert!(status.success(), "the Python suite failed\n{report}"),
-    }
-    println!(
-        "--- Python suite ({:.1} s) ---\n{}",
-        run.elapsed.as_secs_f64(),
-        run.output
-    );
+    let run =
+        tokio::task::spawn_blocking(move || run_suite(&python, "openai_sdk_test.py", &work, &env))
+            .await
+            .unwrap();
+    assert_passed(&run, &server);
 
-    // The upstream saw the vault's credential, never a keygate key.
+    // Each upstream saw its own credential, the way its API takes it (the OpenAI one from the
+    // vault), and never a keygate key.
     let seen = upstream.requests();
-    assert!(!seen.is_empty());
-    let bearer = format!("Bearer {UPSTREAM_KEY}");
-    for request in &seen {
-        assert_eq!(
-            request.header("authorization"),
-            Some(bearer.as_str()),
-            "{} {}",
-            request.method,
-            request.path
-        );
-        let body = String::from_utf8_lossy(&request.body);
-        for secret in [key.as_str(), narrow.as_str(), "kg_live_"] {
-            assert!(
-                !request.headers.iter().any(|(_, v)| v.contains(secret)) && !body.contains(secret),
-                "a keygate key went upstream: {request:?}"
-            );
-        }
+    let seen_anthropic = anthropic.requests();
+    let seen_gemini = gemini.requests();
+    assert_credential(&seen, "authorization", &format!("Bearer {UPSTREAM_KEY}"));
+    assert_credential(&seen_anthropic, "x-api-key", ANTHROPIC_KEY);
+    assert_credential(&seen_gemini, "x-goog-api-key", GEMINI_KEY);
+    for requests in [&seen, &seen_anthropic, &seen_gemini] {
+        assert_no_keygate_key(requests, &[&key, &narrow]);
     }
+
+    // The translated requests carried the tools, and the tool results went back in each
+    // provider's own shape.
+    let anthropic_bodies: Vec<Value> = seen_anthropic.iter().map(SeenRequest::json).collect();
+    assert!(anthropic_bodies.iter().any(|b| {
+        b["model"] == "claude-tools" && b["tools"].as_array().map(Vec::len) == Some(2)
+    }));
+    assert!(anthropic_bodies.iter().any(|b| {
+        b["messages"][2]["content"]
+            .as_array()
+            .is_some_and(|c| c.len() == 2 && c.iter().all(|r| r["type"] == "tool_result"))
+    }));
+    assert!(anthropic_bodies.iter().any(|b| b["max_tokens"] == 48));
+    let gemini_bodies: Vec<Value> = seen_gemini.iter().map(SeenRequest::json).collect();
+    assert!(
+        gemini_bodies
+            .iter()
+            .any(|b| b["generationConfig"]["maxOutputTokens"] == 48)
+    );
+    assert!(
+        gemini_bodies
+            .iter()
+            .any(|b| b.to_string().contains("functionDeclarations"))
+    );
+    assert!(
+        gemini_bodies
+            .iter()
+            .any(|b| b.to_string().contains("functionResponse"))
+    );
 
     // What the SDK sent arrived as it was sent, with only the model renamed.
     let embeddings = requests_for(&seen, "/v1/embeddings", "text-embedding-3-small");

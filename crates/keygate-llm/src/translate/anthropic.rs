@@ -683,8 +683,55 @@ pub struct Decoder {
     finished: bool,
 }
 
+/// A `content_block_delta`, the event that makes up most of a stream, read without building
+/// a document.
+#[derive(serde::Deserialize)]
+struct BlockDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default, borrow)]
+    delta: Option<DeltaBody<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeltaBody<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    partial_json: Option<std::borrow::Cow<'a, str>>,
+}
+
 impl Decoder {
     pub fn push(&mut self, data: &[u8], out: &mut Vec<StreamEvent>) -> Option<()> {
+        if let Ok(fast) = serde_json::from_slice::<BlockDelta<'_>>(data)
+            && fast.kind == "content_block_delta"
+        {
+            let Some(&index) = self.blocks.get(&fast.index?) else {
+                return Some(());
+            };
+            let delta = fast.delta?;
+            match delta.kind.as_ref() {
+                "text_delta" => out.push(StreamEvent::Text {
+                    index,
+                    text: delta.text?.into_owned(),
+                }),
+                "input_json_delta" => {
+                    let json = delta.partial_json?;
+                    if !json.is_empty() {
+                        out.push(StreamEvent::ToolArguments {
+                            index,
+                            json: json.into_owned(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+            return Some(());
+        }
         let event: Obj = serde_json::from_slice(data).ok()?;
         match event.get("type")?.as_str()? {
             "message_start" => {
@@ -745,28 +792,6 @@ impl Decoder {
                 }
                 self.next_block += 1;
                 self.blocks.insert(upstream, index);
-            }
-            "content_block_delta" => {
-                let Some(&index) = self.blocks.get(&event.get("index")?.as_u64()?) else {
-                    return Some(());
-                };
-                let delta = event.get("delta")?;
-                match delta.get("type")?.as_str()? {
-                    "text_delta" => out.push(StreamEvent::Text {
-                        index,
-                        text: delta.get("text")?.as_str()?.to_owned(),
-                    }),
-                    "input_json_delta" => {
-                        let json = delta.get("partial_json")?.as_str()?;
-                        if !json.is_empty() {
-                            out.push(StreamEvent::ToolArguments {
-                                index,
-                                json: json.to_owned(),
-                            });
-                        }
-                    }
-                    _ => {}
-                }
             }
             "content_block_stop" => {
                 if let Some(index) = self.blocks.remove(&event.get("index")?.as_u64()?) {

@@ -869,6 +869,8 @@ impl Decoder {
 /// Writes common events as `chat.completion.chunk` events.
 #[derive(Debug)]
 pub struct Encoder {
+    /// Everything of a chunk before its delta, written once the stream's id is known.
+    prefix: String,
     id: String,
     model: String,
     created: u64,
@@ -879,9 +881,15 @@ pub struct Encoder {
     input_tokens: Option<u64>,
 }
 
+/// A JSON string literal.
+fn quoted(text: &str) -> String {
+    Value::from(text).to_string()
+}
+
 impl Encoder {
     pub fn new(include_usage: bool) -> Self {
         Self {
+            prefix: String::new(),
             id: String::new(),
             model: String::new(),
             created: created(),
@@ -892,15 +900,13 @@ impl Encoder {
         }
     }
 
-    fn chunk(&self, delta: Value, finish: Value) -> String {
-        let chunk = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        });
-        format!("data: {chunk}\n\n")
+    /// Appends a chunk with `delta` (JSON text) and `finish` (JSON text).
+    fn chunk(&self, out: &mut String, delta: &str, finish: &str) {
+        out.push_str(&self.prefix);
+        out.push_str(delta);
+        out.push_str(r#","logprobs":null,"finish_reason":"#);
+        out.push_str(finish);
+        out.push_str("}]}\n\n");
     }
 
     pub fn encode(&mut self, event: &StreamEvent, out: &mut String) {
@@ -913,11 +919,17 @@ impl Encoder {
                 self.id.clone_from(id);
                 self.model.clone_from(model);
                 self.input_tokens = *input_tokens;
-                out.push_str(&self.chunk(json!({"role": "assistant", "content": ""}), Value::Null));
+                self.prefix = format!(
+                    r#"data: {{"id":{},"object":"chat.completion.chunk","created":{},"model":{},"choices":[{{"index":0,"delta":"#,
+                    quoted(id),
+                    self.created,
+                    quoted(model),
+                );
+                self.chunk(out, r#"{"role":"assistant","content":""}"#, "null");
             }
             StreamEvent::TextStart { .. } | StreamEvent::BlockStop { .. } => {}
             StreamEvent::Text { text, .. } => {
-                out.push_str(&self.chunk(json!({"content": text}), Value::Null));
+                self.chunk(out, &format!(r#"{{"content":{}}}"#, quoted(text)), "null");
             }
             StreamEvent::ToolStart { index, id, name } => {
                 let tool = self.next_tool;
@@ -927,16 +939,18 @@ impl Encoder {
                     "index": tool, "id": id, "type": "function",
                     "function": {"name": name, "arguments": ""},
                 }]});
-                out.push_str(&self.chunk(delta, Value::Null));
+                self.chunk(out, &delta.to_string(), "null");
             }
             StreamEvent::ToolArguments { index, json } => {
                 let tool = self.tools.get(index).copied().unwrap_or(0);
-                let delta =
-                    json!({"tool_calls": [{"index": tool, "function": {"arguments": json}}]});
-                out.push_str(&self.chunk(delta, Value::Null));
+                let delta = format!(
+                    r#"{{"tool_calls":[{{"index":{tool},"function":{{"arguments":{}}}}}]}}"#,
+                    quoted(json)
+                );
+                self.chunk(out, &delta, "null");
             }
             StreamEvent::Finish { stop, usage } => {
-                out.push_str(&self.chunk(json!({}), finish_reason(stop.as_ref())));
+                self.chunk(out, "{}", &finish_reason(stop.as_ref()).to_string());
                 if self.include_usage {
                     let mut usage = usage.unwrap_or_default();
                     if usage.input == 0 {

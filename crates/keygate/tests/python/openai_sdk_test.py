@@ -1,15 +1,18 @@
 """The official OpenAI Python SDK, unchanged, against keygate's gateway.
 
-crates/keygate/tests/openai_sdk.rs starts keygate and a mock OpenAI upstream, then runs this
-suite with:
+crates/keygate/tests/openai_sdk.rs starts keygate with a mock OpenAI, Anthropic and Gemini
+upstream, then runs this suite with:
 
 - KEYGATE_BASE_URL: the gateway, such as http://127.0.0.1:PORT/v1
 - KEYGATE_KEY: a keygate key with the scope `models:*`
 - KEYGATE_NARROW_KEY: a keygate key with the scope `models:embed` only
 
-and these model aliases: `chat` (text answers), `tools` (parallel calls of get_weather and
-get_time), `embed` (embeddings), `limited` (the upstream always answers 429) and `broken` (the
-upstream stream breaks off after two chunks).
+and these model aliases, served by the OpenAI mock: `chat` (text answers), `tools` (parallel
+calls of get_weather and get_time), `embed` (embeddings), `limited` (the upstream always
+answers 429) and `broken` (the upstream stream breaks off after two chunks); and served by the
+Anthropic and Gemini mocks, so every request and answer is translated: `claude` and `gemini`
+(text), `claude-tools` and `gemini-tools` (the same two parallel calls), `claude-broken` (an
+`error` event after two text deltas) and `gemini-broken` (the connection closes after two).
 
 Every client has `max_retries=0`, so each error the SDK raises is keygate's first answer.
 """
@@ -26,7 +29,19 @@ BASE_URL = os.environ["KEYGATE_BASE_URL"]
 KEY = os.environ["KEYGATE_KEY"]
 NARROW_KEY = os.environ["KEYGATE_NARROW_KEY"]
 
-ALIASES = ["broken", "chat", "embed", "limited", "tools"]
+ALIASES = [
+    "broken",
+    "chat",
+    "claude",
+    "claude-broken",
+    "claude-tools",
+    "embed",
+    "gemini",
+    "gemini-broken",
+    "gemini-tools",
+    "limited",
+    "tools",
+]
 HELLO = [{"role": "user", "content": "Say hello"}]
 WEATHER = [{"role": "user", "content": "Weather and time in Paris?"}]
 TOOLS = [
@@ -65,6 +80,16 @@ def client(key=KEY):
     """A client as an application would make one, pointed at keygate; no retries, so a
     failure is never hidden by a second attempt, and a timeout so nothing hangs the suite."""
     return OpenAI(base_url=BASE_URL, api_key=key, max_retries=0, timeout=30.0)
+
+
+def assert_calls(test, calls):
+    """`calls`: (id, name, arguments text) in order."""
+    test.assertEqual(len(calls), 2, calls)
+    for (call_id, name, arguments), (want_name, want_args) in zip(calls, EXPECTED_CALLS):
+        test.assertTrue(call_id)
+        test.assertEqual(name, want_name)
+        test.assertEqual(json.loads(arguments), want_args)
+    test.assertNotEqual(calls[0][0], calls[1][0])
 
 
 class Chat(unittest.TestCase):
@@ -158,15 +183,6 @@ class Chat(unittest.TestCase):
 
 
 class Tools(unittest.TestCase):
-    def assert_calls(self, calls):
-        """`calls`: (id, name, arguments text) in order."""
-        self.assertEqual(len(calls), 2, calls)
-        for (call_id, name, arguments), (want_name, want_args) in zip(calls, EXPECTED_CALLS):
-            self.assertTrue(call_id)
-            self.assertEqual(name, want_name)
-            self.assertEqual(json.loads(arguments), want_args)
-        self.assertNotEqual(calls[0][0], calls[1][0])
-
     def test_parallel_calls(self):
         completion = client().chat.completions.create(
             model="tools",
@@ -179,7 +195,7 @@ class Tools(unittest.TestCase):
         self.assertEqual(choice.finish_reason, "tool_calls")
         calls = choice.message.tool_calls
         self.assertTrue(all(call.type == "function" for call in calls))
-        self.assert_calls([(c.id, c.function.name, c.function.arguments) for c in calls])
+        assert_calls(self, [(c.id, c.function.name, c.function.arguments) for c in calls])
 
     def test_parallel_calls_streamed(self):
         stream = client().chat.completions.create(
@@ -207,7 +223,7 @@ class Tools(unittest.TestCase):
                 finish_reasons.append(choice.finish_reason)
         self.assertEqual(sorted(calls), [0, 1])
         self.assertEqual(finish_reasons, ["tool_calls"])
-        self.assert_calls([(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())])
+        assert_calls(self, [(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())])
 
     def test_parallel_calls_stream_helper(self):
         with client().chat.completions.stream(
@@ -217,7 +233,201 @@ class Tools(unittest.TestCase):
             final = stream.get_final_completion()
         self.assertEqual([e.name for e in done], ["get_weather", "get_time"])
         calls = final.choices[0].message.tool_calls
-        self.assert_calls([(c.id, c.function.name, c.function.arguments) for c in calls])
+        assert_calls(self, [(c.id, c.function.name, c.function.arguments) for c in calls])
+
+
+class Translated:
+    """Chat and tools through an upstream of another format. A subclass names its aliases and
+    the upstream mock's name, which the default answer contains."""
+
+    TEXT: str
+    TOOLS: str
+    BROKEN: str
+    UPSTREAM: str
+
+    def assert_usage(self, usage):
+        self.assertIsNotNone(usage)
+        self.assertGreater(usage.prompt_tokens, 0)
+        self.assertGreater(usage.completion_tokens, 0)
+        self.assertEqual(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens)
+
+    def test_completion(self):
+        completion = client().chat.completions.create(
+            model=self.TEXT,
+            messages=[
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hi, I am Ada."},
+                {"role": "assistant", "content": "Hello Ada."},
+                {"role": "user", "content": "Say hello again"},
+            ],
+            max_tokens=64,
+        )
+        self.assertEqual(completion.object, "chat.completion")
+        self.assertTrue(completion.id)
+        self.assertEqual(len(completion.choices), 1)
+        choice = completion.choices[0]
+        self.assertEqual(choice.index, 0)
+        self.assertEqual(choice.finish_reason, "stop")
+        self.assertEqual(choice.message.role, "assistant")
+        self.assertIn(f"Hello from {self.UPSTREAM}", choice.message.content)
+        self.assertIsNone(choice.message.tool_calls)
+        self.assert_usage(completion.usage)
+
+    def test_stream(self):
+        stream = client().chat.completions.create(model=self.TEXT, messages=HELLO, stream=True)
+        content, finish_reasons, chunks = [], [], 0
+        for chunk in stream:
+            chunks += 1
+            self.assertEqual(chunk.object, "chat.completion.chunk")
+            self.assertEqual(len(chunk.choices), 1, chunk)
+            self.assertIsNone(chunk.usage)
+            if chunk.choices[0].delta.content:
+                content.append(chunk.choices[0].delta.content)
+            if chunk.choices[0].finish_reason:
+                finish_reasons.append(chunk.choices[0].finish_reason)
+        self.assertGreater(chunks, 1)
+        self.assertIn(f"Hello from {self.UPSTREAM}", "".join(content))
+        self.assertEqual(finish_reasons, ["stop"])
+
+    def test_stream_with_usage(self):
+        # `max_completion_tokens` is the newer name of `max_tokens`; the Rust side checks that
+        # it reached the upstream as that upstream's own limit.
+        stream = client().chat.completions.create(
+            model=self.TEXT,
+            messages=HELLO,
+            stream=True,
+            stream_options={"include_usage": True},
+            max_completion_tokens=48,
+        )
+        chunks = list(stream)
+        self.assertGreater(len(chunks), 2)
+        last = chunks[-1]
+        self.assertEqual(last.choices, [])
+        self.assert_usage(last.usage)
+        self.assertTrue(all(chunk.usage is None for chunk in chunks[:-1]))
+        self.assertTrue(all(len(chunk.choices) == 1 for chunk in chunks[:-1]))
+        content = "".join(c.choices[0].delta.content or "" for c in chunks[:-1])
+        self.assertIn(f"Hello from {self.UPSTREAM}", content)
+        self.assertEqual(chunks[-2].choices[0].finish_reason, "stop")
+        self.assertEqual(len({chunk.id for chunk in chunks}), 1)
+
+    def test_stream_helper(self):
+        with client().chat.completions.stream(model=self.TEXT, messages=HELLO) as stream:
+            events = [event.type for event in stream]
+            final = stream.get_final_completion()
+        self.assertIn("content.done", events)
+        self.assertIn(f"Hello from {self.UPSTREAM}", final.choices[0].message.content)
+        self.assertEqual(final.choices[0].finish_reason, "stop")
+
+    def test_parallel_calls(self):
+        completion = client().chat.completions.create(
+            model=self.TOOLS,
+            messages=WEATHER,
+            tools=TOOLS,
+            tool_choice="auto",
+            parallel_tool_calls=True,
+        )
+        choice = completion.choices[0]
+        self.assertEqual(choice.finish_reason, "tool_calls")
+        calls = choice.message.tool_calls
+        self.assertTrue(all(call.type == "function" for call in calls))
+        assert_calls(self, [(c.id, c.function.name, c.function.arguments) for c in calls])
+        self.assert_usage(completion.usage)
+
+    def test_parallel_calls_streamed(self):
+        stream = client().chat.completions.create(
+            model=self.TOOLS,
+            messages=WEATHER,
+            tools=TOOLS,
+            parallel_tool_calls=True,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        calls, finish_reasons, usage = {}, [], None
+        for chunk in stream:
+            if chunk.usage is not None:
+                usage = chunk.usage
+            if not chunk.choices:
+                continue
+            choice = chunk.choices[0]
+            for delta in choice.delta.tool_calls or []:
+                call = calls.setdefault(delta.index, {"id": None, "name": "", "arguments": ""})
+                if delta.id:
+                    call["id"] = delta.id
+                if delta.function and delta.function.name:
+                    call["name"] += delta.function.name
+                if delta.function and delta.function.arguments:
+                    call["arguments"] += delta.function.arguments
+            if choice.finish_reason:
+                finish_reasons.append(choice.finish_reason)
+        self.assertEqual(sorted(calls), [0, 1])
+        self.assertEqual(finish_reasons, ["tool_calls"])
+        assert_calls(
+            self, [(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())]
+        )
+        self.assert_usage(usage)
+
+    def test_parallel_calls_stream_helper(self):
+        with client().chat.completions.stream(
+            model=self.TOOLS, messages=WEATHER, tools=TOOLS
+        ) as stream:
+            done = [e for e in stream if e.type == "tool_calls.function.arguments.done"]
+            final = stream.get_final_completion()
+        self.assertEqual([e.name for e in done], ["get_weather", "get_time"])
+        self.assertEqual([json.loads(e.arguments) for e in done], [a for _, a in EXPECTED_CALLS])
+        calls = final.choices[0].message.tool_calls
+        assert_calls(self, [(c.id, c.function.name, c.function.arguments) for c in calls])
+
+    def test_tool_results(self):
+        asked = client().chat.completions.create(model=self.TOOLS, messages=WEATHER, tools=TOOLS)
+        calls = asked.choices[0].message.tool_calls
+        answers = {"get_weather": "18C and sunny", "get_time": "14:05"}
+        conversation = [
+            *WEATHER,
+            asked.choices[0].message.model_dump(exclude_none=True),
+            *[
+                {"role": "tool", "tool_call_id": c.id, "content": answers[c.function.name]}
+                for c in calls
+            ],
+        ]
+        completion = client().chat.completions.create(
+            model=self.TEXT, messages=conversation, tools=TOOLS
+        )
+        self.assertEqual(completion.choices[0].finish_reason, "stop")
+        self.assertIn(f"Hello from {self.UPSTREAM}", completion.choices[0].message.content)
+
+    def test_stream_broken_off(self):
+        stream = client().chat.completions.create(model=self.BROKEN, messages=HELLO, stream=True)
+        received = []
+        with self.assertRaises(openai.APIError) as caught:
+            for chunk in stream:
+                received.append(chunk.choices[0].delta.content or "")
+        err = caught.exception
+        # Raised from an event in the stream, not from a status: a plain APIError.
+        self.assertNotIsInstance(err, openai.APIStatusError)
+        self.assertNotIsInstance(err, openai.APIConnectionError)
+        self.assertTrue(err.code, err.body)
+        self.assertTrue(err.message)
+        self.assertTrue("".join(received).strip(), received)
+        return err
+
+
+class ServedByAnthropic(Translated, unittest.TestCase):
+    TEXT = "claude"
+    TOOLS = "claude-tools"
+    BROKEN = "claude-broken"
+    UPSTREAM = "anthropic"
+
+
+class ServedByGemini(Translated, unittest.TestCase):
+    TEXT = "gemini"
+    TOOLS = "gemini-tools"
+    BROKEN = "gemini-broken"
+    UPSTREAM = "gemini"
+
+    def test_stream_broken_off(self):
+        err = super().test_stream_broken_off()
+        self.assertEqual(err.code, "upstream_stream_interrupted", err.body)
 
 
 class Embeddings(unittest.TestCase):
@@ -316,6 +526,18 @@ class Errors(unittest.TestCase):
             client().chat.completions.create(model="limited", messages=HELLO)
         self.assert_status(caught.exception, 429, "upstream_rate_limited")
         self.assertIsNotNone(caught.exception.response.headers.get("retry-after"))
+
+    def test_unsupported_by_the_target(self):
+        # Refused by name before anything is sent, rather than dropped.
+        cases = [
+            ("claude", {"n": 2}, "n"),
+            ("gemini-tools", {"tools": TOOLS, "parallel_tool_calls": False}, "parallel_tool_calls"),
+        ]
+        for model, extra, param in cases:
+            with self.subTest(model=model), self.assertRaises(openai.BadRequestError) as caught:
+                client().chat.completions.create(model=model, messages=HELLO, **extra)
+            self.assert_status(caught.exception, 400, "unsupported_feature")
+            self.assertEqual(caught.exception.param, param)
 
     def test_stream_broken_off(self):
         stream = client().chat.completions.create(model="broken", messages=HELLO, stream=True)
