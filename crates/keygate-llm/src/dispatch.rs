@@ -337,7 +337,10 @@ impl Gateway {
                 Ok(body) => body,
                 Err(err) => return Attempt::Failed(err),
             };
-            let (body, tokens, content_type) = if target == client_format {
+            let (body, tokens, content_type) = if inbound.endpoint == crate::Endpoint::CountTokens {
+                // A count, not an answer: nothing was generated.
+                (body, None, content_type)
+            } else if target == client_format {
                 let tokens = match target {
                     Format::OpenAi => usage::from_body(&body).ok(),
                     _ => translate::decode_response(target, &body)
@@ -441,7 +444,8 @@ fn prepare(
     let preset = &deployment.provider.preset;
     let call = match inbound.endpoint {
         crate::Endpoint::Embeddings => Call::Embeddings,
-        _ => Call::Chat {
+        crate::Endpoint::CountTokens => Call::CountTokens,
+        crate::Endpoint::ChatCompletions | crate::Endpoint::Messages => Call::Chat {
             stream: inbound.stream,
         },
     };

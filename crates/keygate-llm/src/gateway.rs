@@ -49,6 +49,7 @@ pub(crate) struct Deployment {
     pub chat_url: reqwest::Url,
     pub stream_url: reqwest::Url,
     pub embeddings_url: Option<reqwest::Url>,
+    pub count_tokens_url: Option<reqwest::Url>,
     /// The provider's client, or one of its own when the deployment sets its connect timeout.
     pub client: reqwest::Client,
 }
@@ -59,6 +60,7 @@ impl Deployment {
             Call::Chat { stream: false } => Some(&self.chat_url),
             Call::Chat { stream: true } => Some(&self.stream_url),
             Call::Embeddings => self.embeddings_url.as_ref(),
+            Call::CountTokens => self.count_tokens_url.as_ref(),
         }
     }
 }
@@ -245,6 +247,7 @@ impl Gateway {
                     chat_url: url(Call::Chat { stream: false })?.ok_or(ConfigError::HttpClient)?,
                     stream_url: url(Call::Chat { stream: true })?.ok_or(ConfigError::HttpClient)?,
                     embeddings_url: url(Call::Embeddings)?,
+                    count_tokens_url: url(Call::CountTokens)?,
                     spec: spec.clone(),
                     provider,
                     health: shared,

@@ -164,6 +164,8 @@ pub enum Endpoint {
     Embeddings,
     /// Anthropic's `/v1/messages`.
     Messages,
+    /// Anthropic's `/v1/messages/count_tokens`.
+    CountTokens,
 }
 
 impl Endpoint {
@@ -173,6 +175,7 @@ impl Endpoint {
             Self::ChatCompletions => "chat.completions",
             Self::Embeddings => "embeddings",
             Self::Messages => "messages",
+            Self::CountTokens => "messages.count_tokens",
         }
     }
 
@@ -180,7 +183,7 @@ impl Endpoint {
     pub fn format(self) -> Format {
         match self {
             Self::ChatCompletions | Self::Embeddings => Format::OpenAi,
-            Self::Messages => Format::Anthropic,
+            Self::Messages | Self::CountTokens => Format::Anthropic,
         }
     }
 }
@@ -188,8 +191,12 @@ impl Endpoint {
 /// What a deployment is asked to do: a chat (streamed or not) or embeddings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Call {
-    Chat { stream: bool },
+    Chat {
+        stream: bool,
+    },
     Embeddings,
+    /// Anthropic's token count of a Messages request.
+    CountTokens,
 }
 
 /// The URL of `call` for a deployment of `model` at `base_url`, or `None` when the provider
@@ -207,6 +214,10 @@ pub fn endpoint_url(
     let openai_path = match call {
         Call::Chat { .. } => "chat/completions",
         Call::Embeddings => "embeddings",
+        Call::CountTokens => {
+            return (kind == ProviderKind::Anthropic)
+                .then(|| format!("{base}/messages/count_tokens"));
+        }
     };
     Some(match (kind, call) {
         (ProviderKind::Azure, _) => format!(

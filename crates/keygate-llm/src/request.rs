@@ -210,11 +210,13 @@ impl Inbound {
             return Err(RequestError::field("model", "1-256 characters"));
         }
         match endpoint {
-            Endpoint::ChatCompletions | Endpoint::Messages => match peek.messages {
-                Some(raw) if is_array(raw) => {}
-                Some(_) => return Err(RequestError::field("messages", "must be an array")),
-                None => return Err(RequestError::field("messages", "required")),
-            },
+            Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::CountTokens => {
+                match peek.messages {
+                    Some(raw) if is_array(raw) => {}
+                    Some(_) => return Err(RequestError::field("messages", "must be an array")),
+                    None => return Err(RequestError::field("messages", "required")),
+                }
+            }
             Endpoint::Embeddings => {
                 if peek.input.is_none() {
                     return Err(RequestError::field("input", "required"));
@@ -226,8 +228,11 @@ impl Inbound {
             Some("true") => true,
             Some(_) => return Err(RequestError::field("stream", "must be a boolean")),
         };
-        if stream && endpoint == Endpoint::Embeddings {
-            return Err(RequestError::field("stream", "embeddings are not streamed"));
+        if stream && matches!(endpoint, Endpoint::Embeddings | Endpoint::CountTokens) {
+            return Err(RequestError::field(
+                "stream",
+                "this endpoint does not stream",
+            ));
         }
         let stream_options = match peek.stream_options {
             None => None,

@@ -92,6 +92,34 @@ pub fn count_prompt(model: &str, request: &[u8]) -> u64 {
     total
 }
 
+/// Estimates the input tokens of a request in the common form: its system prompt, messages
+/// (text, tool calls and results) and tool definitions, with the same framing as
+/// [`count_prompt`]. Images are not counted.
+pub fn count_request(model: &str, request: &crate::translate::ir::ChatRequest) -> u64 {
+    use crate::translate::ir::Part;
+    fn part(model: &str, item: &Part) -> u64 {
+        match item {
+            Part::Text(text) => count(model, text),
+            Part::Image(_) => 0,
+            Part::ToolCall(call) => count(model, &call.name) + count(model, &call.arguments),
+            Part::ToolResult(result) => result.content.iter().map(|p| part(model, p)).sum(),
+        }
+    }
+    let mut total = 3;
+    for system in &request.system {
+        total += 3 + count(model, system);
+    }
+    for message in &request.messages {
+        total += 3 + message.content.iter().map(|p| part(model, p)).sum::<u64>();
+    }
+    for tool in &request.tools {
+        total += count(model, &tool.name)
+            + tool.description.as_deref().map_or(0, |d| count(model, d))
+            + count(model, &tool.parameters.to_string());
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -297,6 +297,12 @@ async fn messages_pass_through_to_anthropic(db: Db) {
     let reply = messages(&s, &body).await.expect(200);
     assert_eq!(reply.body["type"], "message");
     assert_eq!(reply.body["role"], "assistant");
+    assert_eq!(
+        reply.header("request-id"),
+        reply.header("x-request-id"),
+        "Anthropic's SDKs read the request id from `request-id`"
+    );
+    assert!(reply.header("request-id").is_some());
     assert!(
         reply.body["content"][0]["text"]
             .as_str()
@@ -702,6 +708,44 @@ async fn an_upstream_error_event_is_passed_on_once(db: Db) {
     );
 }
 
+/// `count_tokens` asks Anthropic when the group has an Anthropic deployment, and estimates
+/// otherwise.
+async fn tokens_are_counted_by_anthropic_or_estimated(db: Db) {
+    let setup = setup(db).await;
+    let s = &setup;
+    let count = |model: &str| {
+        let body = json!({"model": model, "system": "Be brief.",
+            "messages": [{"role": "user", "content": "one two three four"}]});
+        async move {
+            s.server
+                .api()
+                .post("/v1/messages/count_tokens")
+                .header("x-api-key", &s.key)
+                .header("anthropic-version", "2023-06-01")
+                .json(&body)
+                .send()
+                .await
+        }
+    };
+    let exact = count("claude").await.expect(200);
+    let seen = s.anthropic.requests();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].path.ends_with("/v1/messages/count_tokens"));
+    assert_eq!(seen[0].json()["model"], "claude-sonnet-4-5");
+    assert_eq!(seen[0].header("x-api-key"), Some(ANTHROPIC_KEY));
+    // The mock counts words: "Be brief." and the four words.
+    assert_eq!(exact.body, json!({"input_tokens": 6}));
+
+    let estimated = count("gpt").await.expect(200);
+    let tokens = estimated.body["input_tokens"].as_u64().unwrap();
+    assert!((6..40).contains(&tokens), "{}", estimated.text);
+    assert_eq!(s.openai.request_count(), 0, "nothing to ask OpenAI");
+
+    let missing = count("nope").await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.body["type"], "error");
+}
+
 async fn translated_calls_are_recorded_with_provider_usage(db: Db) {
     let s = setup(db).await;
     chat(
@@ -792,6 +836,7 @@ async fn the_model_list_answers_in_the_callers_shape(db: Db) {
 
 keygate_testkit::on_both_databases!(
     the_model_list_answers_in_the_callers_shape,
+    tokens_are_counted_by_anthropic_or_estimated,
     an_upstream_error_event_is_passed_on_once,
     messages_pass_through_to_anthropic,
     an_openai_client_is_served_by_anthropic,

@@ -1,6 +1,6 @@
 //! A mock Anthropic upstream on `127.0.0.1:0` speaking the real Messages API wire format:
 //! `POST /v1/messages` (JSON and server-sent events, text and `tool_use` blocks, usage),
-//! `GET /v1/models`, Anthropic's headers, request validation and error bodies, with the
+//! `POST /v1/messages/count_tokens`, `GET /v1/models`, Anthropic's headers, request validation and error bodies, with the
 //! scripted failures of [`MockReply`] for gateway tests.
 //!
 //! Replies come from a queue ([`MockAnthropic::push`]); when it is empty, the upstream model
@@ -134,6 +134,7 @@ impl Drop for MockAnthropic {
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/models", get(models))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
@@ -310,6 +311,36 @@ async fn messages(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
         hangs_dropped: shared.hangs_dropped.clone(),
     };
     call.respond(plan).await
+}
+
+/// `POST /v1/messages/count_tokens`: a Messages request without `max_tokens` (nor
+/// `stream`), answered with `{"input_tokens": N}`.
+async fn count_tokens(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request_id = request_id(&shared);
+    if let Some(refused) = refusal(&shared, &headers, &request_id) {
+        return refused;
+    }
+    let invalid =
+        |message: &str| error_response(400, "invalid_request_error", message, None, &request_id);
+    let Ok(mut body) = serde_json::from_slice::<Value>(&body) else {
+        return invalid("There was an error parsing the body of your request.");
+    };
+    for field in ["max_tokens", "stream"] {
+        if body.get(field).is_some() {
+            return invalid(&format!("{field}: Extra inputs are not permitted"));
+        }
+    }
+    // The same checks as a message, which needs `max_tokens`.
+    let mut checked = body.clone();
+    checked["max_tokens"] = serde_json::json!(1024);
+    if let Err(message) = validate::request(&checked) {
+        return invalid(&message);
+    }
+    axum::Json(serde_json::json!({"input_tokens": wire::input_tokens(&body)})).into_response()
 }
 
 /// One accepted messages request, ready to be answered.

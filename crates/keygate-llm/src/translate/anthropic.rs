@@ -19,6 +19,19 @@ pub const API_VERSION: &str = "2023-06-01";
 
 /// Reads an Anthropic Messages request for a deployment of `target`.
 pub fn decode_request(body: &[u8], target: Format) -> Result<ChatRequest, TranslateError> {
+    let request = decode(body, target)?;
+    if request.max_tokens.is_none() {
+        return Err(TranslateError::invalid("max_tokens", "required"));
+    }
+    Ok(request)
+}
+
+/// Reads the body of a token count: a Messages request without `max_tokens`.
+pub fn decode_count_request(body: &[u8]) -> Result<ChatRequest, TranslateError> {
+    decode(body, Format::Anthropic)
+}
+
+fn decode(body: &[u8], target: Format) -> Result<ChatRequest, TranslateError> {
     let obj = object(body)?;
     let mut request = ChatRequest::default();
     for (key, value) in &obj {
@@ -94,9 +107,6 @@ pub fn decode_request(body: &[u8], target: Format) -> Result<ChatRequest, Transl
             "service_tier" if value.as_str() == Some("auto") => {}
             other => return Err(TranslateError::unsupported(other, target)),
         }
-    }
-    if request.max_tokens.is_none() {
-        return Err(TranslateError::invalid("max_tokens", "required"));
     }
     let messages =
         get(&obj, "messages").ok_or_else(|| TranslateError::invalid("messages", "required"))?;

@@ -39,7 +39,7 @@ impl Modify for AdminTokenAuth {
         routes::model_groups::delete,
         routes::verify::verify,
         routes::llm::chat_completions, routes::llm::embeddings, routes::llm::list_models,
-        routes::llm::get_model, routes::llm::messages,
+        routes::llm::get_model, routes::llm::messages, routes::llm::count_tokens,
         routes::ops::healthz, routes::ops::readyz,
     ),
     components(schemas(

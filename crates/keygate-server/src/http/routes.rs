@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/chat/completions", post(llm::chat_completions))
         .route("/v1/embeddings", post(llm::embeddings))
         .route("/v1/messages", post(llm::messages))
+        .route("/v1/messages/count_tokens", post(llm::count_tokens))
         .route("/v1/models", get(llm::list_models))
         .route("/v1/models/{*model}", get(llm::get_model));
     let api = Router::new()

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_core::scope::any_grants;
 use keygate_core::{TokenCounts, TokenSource, UsageRecord};
-use keygate_llm::translate::Format;
+use keygate_llm::translate::{self, Format};
 use keygate_llm::{Endpoint, Failure, Inbound, Reply, StreamEnd, StreamOutcome};
 
 use crate::cache::CachedKey;
@@ -154,6 +154,25 @@ pub async fn messages(
     proxy(state, meta, headers, body, Endpoint::Messages).await
 }
 
+/// Anthropic's token count of a Messages request (`{"input_tokens": N}`): exact from an
+/// Anthropic deployment of the group, else estimated with OpenAI's tokenizer.
+#[utoipa::path(post, path = "/v1/messages/count_tokens", tag = "gateway",
+    request_body(content = Object, description = "Anthropic's Messages request, without `max_tokens`"),
+    responses((status = 200, description = "`{\"input_tokens\": N}`"),
+        (status = 400, description = "`invalid_request` or `invalid_json`"),
+        (status = 401, description = "a missing or refused keygate key"),
+        (status = 403, description = "`model_not_allowed`"),
+        (status = 404, description = "`model_not_found`")),
+    security(("api_key" = [])))]
+pub async fn count_tokens(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    proxy(state, meta, headers, body, Endpoint::CountTokens).await
+}
+
 /// What a usage record needs besides the outcome.
 struct Draft {
     started: Instant,
@@ -198,6 +217,24 @@ fn millis(duration: std::time::Duration) -> u64 {
 }
 
 async fn proxy(
+    state: AppState,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    body: Body,
+    endpoint: Endpoint,
+) -> Response {
+    let request_id = meta.request_id.clone();
+    let mut response = serve(state, meta, headers, body, endpoint).await;
+    // Anthropic's SDKs read the request id from `request-id` (keygate's own is `x-request-id`).
+    if endpoint.format() == Format::Anthropic
+        && let Some(value) = request_id.and_then(|id| HeaderValue::from_str(&id).ok())
+    {
+        response.headers_mut().insert("request-id", value);
+    }
+    response
+}
+
+async fn serve(
     state: AppState,
     meta: RequestMeta,
     headers: HeaderMap,
@@ -347,6 +384,33 @@ async fn proxy(
             );
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             response
+        }
+        Err(Failure {
+            error:
+                keygate_llm::GatewayError::Exhausted {
+                    last: keygate_llm::AttemptError::Untranslatable(_),
+                    ..
+                },
+            ..
+        }) if endpoint == Endpoint::CountTokens => {
+            // No deployment of the group is Anthropic's, which alone counts exactly: an
+            // estimate with OpenAI's tokenizer.
+            let request = match translate::anthropic::decode_count_request(&inbound.body) {
+                Ok(request) => request,
+                Err(err) => {
+                    let err = LlmError {
+                        param: Some(err.field().to_owned()),
+                        ..LlmError::new(StatusCode::BAD_REQUEST, "invalid_request", err.to_string())
+                    };
+                    return err.respond(format);
+                }
+            };
+            let tokens = keygate_llm::tokens::count_request(&inbound.model, &request);
+            state
+                .keygate
+                .usage()
+                .record(draft.record(&state, 200, None));
+            axum::Json(serde_json::json!({ "input_tokens": tokens })).into_response()
         }
         Err(Failure {
             error,
