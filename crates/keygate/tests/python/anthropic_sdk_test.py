@@ -285,6 +285,13 @@ class Family:
         )
         self.assert_greeting(message)
 
+    def test_count_tokens(self):
+        # Exact from an Anthropic deployment, estimated for the others: a count either way.
+        count = client().messages.count_tokens(
+            model=self.TEXT, system="Be brief.", messages=HELLO
+        )
+        self.assertGreater(count.input_tokens, 0)
+
     def test_async(self):
         async def run():
             async with AsyncAnthropic(
