@@ -52,7 +52,7 @@ pub enum Reply {
     },
     Stream {
         content_type: Option<HeaderValue>,
-        relay: Relay,
+        relay: Box<Relay>,
         served: Served,
     },
 }
@@ -343,9 +343,17 @@ impl Gateway {
             } else if target == client_format {
                 let tokens = match target {
                     Format::OpenAi => usage::from_body(&body).ok(),
-                    _ => translate::decode_response(target, &body)
-                        .ok()
-                        .map(|answer| answer.usage.map(TokenCounts::from)),
+                    // Passed through, an answer keygate cannot read for usage is still the
+                    // client's to read, as long as it is a JSON object.
+                    _ => {
+                        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&body)
+                            .ok()
+                            .map(|_| {
+                                translate::decode_response(target, &body)
+                                    .ok()
+                                    .and_then(|answer| answer.usage.map(TokenCounts::from))
+                            })
+                    }
                 };
                 let Some(tokens) = tokens else {
                     return Attempt::Failed(AttemptError::InvalidResponse);
@@ -409,6 +417,7 @@ impl Gateway {
             deadline,
             codec,
             client: client_format,
+            credential: credential.cloned(),
             started,
             in_flight,
         });
@@ -421,7 +430,7 @@ impl Gateway {
         served.first_byte = started.elapsed();
         Attempt::Done(Box::new(Reply::Stream {
             content_type,
-            relay,
+            relay: Box::new(relay),
             served,
         }))
     }
@@ -453,6 +462,7 @@ fn prepare(
         .url(call)
         .ok_or_else(|| TranslateError::Unsupported {
             field: inbound.endpoint.as_str().to_owned(),
+            what: None,
             target: preset.format,
         })?
         .clone();
@@ -462,6 +472,7 @@ fn prepare(
     let options = TargetOptions {
         max_tokens: tuning.default_max_tokens,
         stream_usage: preset.stream_usage_option,
+        max_completion_tokens: preset.max_completion_tokens,
     };
     let body = inbound.upstream_body(preset.format, &deployment.spec.model, &options)?;
     Ok((url, body))
@@ -578,7 +589,7 @@ fn error_code(body: &[u8]) -> Option<String> {
 
 /// Removes the upstream credential from a body passed to the client, should an upstream
 /// ever echo it.
-fn scrub(body: Bytes, credential: Option<&SecretString>) -> Bytes {
+pub(crate) fn scrub(body: Bytes, credential: Option<&SecretString>) -> Bytes {
     let Some(secret) = credential.map(ExposeSecret::expose_secret) else {
         return body;
     };

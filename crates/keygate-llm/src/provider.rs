@@ -69,6 +69,9 @@ pub struct Preset {
     /// Whether the provider honours `stream_options.include_usage`. Where it does not, usage
     /// comes from whatever the stream reports, or is counted.
     pub stream_usage_option: bool,
+    /// Whether a translated request names its limit `max_completion_tokens` (OpenAI and
+    /// Azure, whose reasoning models refuse `max_tokens`) rather than `max_tokens`.
+    pub max_completion_tokens: bool,
 }
 
 impl ProviderKind {
@@ -79,15 +82,20 @@ impl ProviderKind {
             auth: AuthStyle::Bearer,
             needs_credential: true,
             stream_usage_option,
+            max_completion_tokens: false,
         };
         match self {
-            Self::Openai => hosted("https://api.openai.com/v1", true),
+            Self::Openai => Preset {
+                max_completion_tokens: true,
+                ..hosted("https://api.openai.com/v1", true)
+            },
             Self::Azure => Preset {
                 base_url: None,
                 format: Format::OpenAi,
                 auth: AuthStyle::ApiKeyHeader,
                 needs_credential: true,
                 stream_usage_option: true,
+                max_completion_tokens: true,
             },
             Self::Mistral => hosted("https://api.mistral.ai/v1", false),
             Self::Groq => hosted("https://api.groq.com/openai/v1", true),
@@ -102,6 +110,7 @@ impl ProviderKind {
                 auth: AuthStyle::Bearer,
                 needs_credential: false,
                 stream_usage_option: true,
+                max_completion_tokens: false,
             },
             Self::Vllm => Preset {
                 base_url: Some("http://127.0.0.1:8000/v1"),
@@ -109,6 +118,7 @@ impl ProviderKind {
                 auth: AuthStyle::Bearer,
                 needs_credential: false,
                 stream_usage_option: true,
+                max_completion_tokens: false,
             },
             Self::OpenaiCompatible => Preset {
                 base_url: None,
@@ -116,6 +126,7 @@ impl ProviderKind {
                 auth: AuthStyle::Bearer,
                 needs_credential: false,
                 stream_usage_option: false,
+                max_completion_tokens: false,
             },
             // Both report usage in every stream without being asked.
             Self::Anthropic => Preset {
@@ -124,6 +135,7 @@ impl ProviderKind {
                 auth: AuthStyle::XApiKey,
                 needs_credential: true,
                 stream_usage_option: false,
+                max_completion_tokens: false,
             },
             Self::Gemini => Preset {
                 base_url: Some("https://generativelanguage.googleapis.com/v1beta"),
@@ -131,6 +143,7 @@ impl ProviderKind {
                 auth: AuthStyle::GoogApiKey,
                 needs_credential: true,
                 stream_usage_option: false,
+                max_completion_tokens: false,
             },
         }
     }

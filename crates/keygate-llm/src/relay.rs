@@ -12,12 +12,13 @@ use bytes::Bytes;
 use futures_util::Stream;
 use futures_util::stream::BoxStream;
 use keygate_core::TokenCounts;
+use secrecy::SecretString;
 use tokio::time::Sleep;
 
 use crate::error::AttemptError;
 use crate::health::Health;
 use crate::sse::EventSplitter;
-use crate::translate::ir::StreamEvent;
+use crate::translate::ir::{ErrorKind, StreamEvent};
 use crate::translate::{Format, StreamDecoder, StreamEncoder};
 use crate::usage::read_chunk;
 
@@ -96,6 +97,10 @@ pub struct Relay {
     saw_data: bool,
     /// Whether the upstream sent an error object in the stream.
     upstream_error: bool,
+    /// The class of an upstream error that came before any output.
+    early_error: Option<ErrorKind>,
+    /// The deployment's credential, scrubbed from the upstream's error events.
+    credential: Option<SecretString>,
     done: bool,
     /// Whether the client's stream is over.
     finished: bool,
@@ -120,6 +125,7 @@ pub(crate) struct RelayParts {
     pub deadline: Instant,
     pub codec: Codec,
     pub client: Format,
+    pub credential: Option<SecretString>,
     pub started: Instant,
     pub in_flight: InFlight,
 }
@@ -141,6 +147,8 @@ impl Relay {
             first_token: None,
             saw_data: false,
             upstream_error: false,
+            early_error: None,
+            credential: parts.credential,
             done: false,
             finished: false,
             ended: false,
@@ -162,6 +170,23 @@ impl Relay {
             match self.upstream.next().await {
                 Some(Ok(chunk)) => self.ingest(&chunk)?,
                 Some(Err(_)) | None => return Err(AttemptError::Interrupted),
+            }
+        }
+        // An overload or an outage reported before anything was generated may be retried
+        // elsewhere: nothing has reached the client yet.
+        if let Some(kind) = self.early_error {
+            let status = match kind {
+                ErrorKind::RateLimited => Some(429),
+                ErrorKind::Overloaded => Some(529),
+                ErrorKind::Api => Some(500),
+                _ => None,
+            };
+            if let Some(status) = status {
+                return Err(AttemptError::Status {
+                    status,
+                    code: None,
+                    retry_after: None,
+                });
             }
         }
         let next = tokio::time::Instant::now() + self.gap;
@@ -198,9 +223,13 @@ impl Relay {
             self.saw_data = true;
             if chunk.is_error {
                 // The upstream's own error (a content filter, an overload) goes to the client
-                // as it was sent; the outcome records it.
+                // as it was sent, but for an echoed credential; the outcome records it.
                 self.upstream_error = true;
-                self.ready.push_back(event.raw);
+                if self.first_token.is_none() {
+                    self.early_error = Some(ErrorKind::Api);
+                }
+                self.ready
+                    .push_back(crate::dispatch::scrub(event.raw, self.credential.as_ref()));
                 continue;
             }
             if chunk.usage.is_some() {
@@ -238,10 +267,26 @@ impl Relay {
                 events,
             } = &mut **decoded;
             events.clear();
-            decoder
-                .push(&data, events)
-                .map_err(|_| AttemptError::InvalidResponse)?;
+            if decoder.push(&data, events).is_err() {
+                if encoder.is_some() {
+                    return Err(AttemptError::InvalidResponse);
+                }
+                // Passed through, the event is the client's to read; keygate only misses
+                // what it would have learnt from it.
+                self.saw_data = true;
+                self.ready.push_back(event.raw);
+                continue;
+            }
             self.saw_data = true;
+            let error = events.iter().find_map(|e| match e {
+                StreamEvent::Error(error) => Some(error.kind),
+                _ => None,
+            });
+            if let Some(kind) = error
+                && self.first_token.is_none()
+            {
+                self.early_error = Some(kind);
+            }
             observe(
                 events,
                 &mut Observed {
@@ -253,18 +298,24 @@ impl Relay {
                     upstream_error: &mut self.upstream_error,
                 },
             );
-            match encoder {
-                None => self.ready.push_back(event.raw),
+            let bytes = match encoder {
+                None => event.raw,
                 Some(encoder) => {
                     let mut out = String::new();
                     for event in events.iter() {
                         encoder.encode(event, &mut out);
                     }
-                    if !out.is_empty() {
-                        self.ready.push_back(Bytes::from(out));
-                    }
+                    Bytes::from(out)
                 }
+            };
+            if bytes.is_empty() {
+                continue;
             }
+            self.ready.push_back(if error.is_some() {
+                crate::dispatch::scrub(bytes, self.credential.as_ref())
+            } else {
+                bytes
+            });
         }
         Ok(())
     }
@@ -316,8 +367,8 @@ impl Relay {
     }
 
     /// Reports how the request went, once: to the deployment's health and to `on_end`. A
-    /// stream is over for the client at `[DONE]`, even while keygate reads on to the end of
-    /// the upstream body so that its connection can be reused.
+    /// stream is over for the client at its end marker (`[DONE]`, `message_stop`), even while
+    /// keygate reads on to the end of the upstream body so that its connection can be reused.
     fn end(&mut self, outcome: StreamOutcome) {
         if self.ended {
             return;
@@ -493,5 +544,81 @@ impl Drop for Relay {
         } else {
             StreamOutcome::ClientGone
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt as _;
+
+    use super::*;
+    use crate::breaker::Breaker;
+    use crate::translate::{StreamDecoder, StreamEncoder};
+
+    fn relay(events: &[&str], client: Format, credential: Option<&str>) -> Relay {
+        let chunks: Vec<reqwest::Result<Bytes>> = events
+            .iter()
+            .map(|e| Ok(Bytes::from(e.to_string())))
+            .collect();
+        let health = Arc::new(Health::new(
+            Breaker::new(5, Duration::from_secs(30)),
+            None,
+            None,
+        ));
+        Relay::new(RelayParts {
+            upstream: futures_util::stream::iter(chunks).boxed(),
+            gap: Duration::from_secs(5),
+            deadline: Instant::now() + Duration::from_secs(5),
+            codec: Codec::Decoded(Box::new(Decoded {
+                decoder: StreamDecoder::new(Format::Anthropic),
+                encoder: (client != Format::Anthropic).then(|| StreamEncoder::new(client, false)),
+                events: Vec::new(),
+            })),
+            client,
+            credential: credential.map(SecretString::from),
+            started: Instant::now(),
+            in_flight: InFlight(health),
+        })
+    }
+
+    const OVERLOADED: &str = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+
+    #[tokio::test]
+    async fn an_error_before_any_output_may_be_retried() {
+        for client in [Format::Anthropic, Format::OpenAi] {
+            let mut early = relay(&[OVERLOADED], client, None);
+            assert_eq!(
+                early.prime().await,
+                Err(AttemptError::Status {
+                    status: 529,
+                    code: None,
+                    retry_after: None
+                })
+            );
+        }
+        let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n";
+        let text = "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n";
+        let mut late = relay(&[start, text, OVERLOADED], Format::Anthropic, None);
+        assert_eq!(late.prime().await, Ok(()), "committed at the first event");
+        let out: Vec<Bytes> = late.map(Result::unwrap).collect().await;
+        let text = String::from_utf8(out.concat()).unwrap();
+        assert_eq!(text.matches("event: error").count(), 1, "{text}");
+    }
+
+    #[tokio::test]
+    async fn an_echoed_credential_is_scrubbed_from_error_events() {
+        let secret = "sk-ant-secret-0123456789";
+        let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n";
+        let echo = format!(
+            "event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"invalid_request_error\",\"message\":\"bad key {secret}\"}}}}\n\n"
+        );
+        for client in [Format::Anthropic, Format::OpenAi] {
+            let mut stream = relay(&[start, &echo], client, Some(secret));
+            stream.prime().await.unwrap();
+            let out: Vec<Bytes> = stream.map(Result::unwrap).collect().await;
+            let text = String::from_utf8(out.concat()).unwrap();
+            assert!(text.contains("bad key [redacted]"), "{text}");
+            assert!(!text.contains(secret), "{text}");
+        }
     }
 }

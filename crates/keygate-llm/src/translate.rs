@@ -1,11 +1,11 @@
 //! Translation between the wire formats keygate speaks: OpenAI's Chat Completions, Anthropic's
 //! Messages and Gemini's `generateContent`. Every format is read into one common form
 //! ([`ir`]) and written from it: requests, whole responses, streams event by event, and
-//! errors. Content that the other side cannot express is refused with the field named, never
-//! dropped. Only hints without meaning elsewhere are left out: Anthropic's `cache_control`,
-//! thinking blocks of earlier turns, and the end-user id (`user`, `metadata.user_id`) for
-//! Gemini, which has no field for it. A failed tool result's error flag becomes the text
-//! `Error: ` for OpenAI, which has no flag.
+//! errors. Content that the other side cannot express is refused with the field named. Only
+//! hints without meaning elsewhere are left out: Anthropic's `cache_control`, thinking blocks
+//! of earlier turns, and the end-user id (`user`, `metadata.user_id`) for Gemini, which has no
+//! field for it. A failed tool result's error flag becomes the text `Error: ` for OpenAI, which
+//! has no flag; Gemini's thought signatures travel inside the call ids keygate gives its calls.
 
 pub mod anthropic;
 pub mod gemini;
@@ -42,22 +42,61 @@ impl std::fmt::Display for Format {
     }
 }
 
-/// A request that cannot be translated. The message names the field and never quotes its
-/// value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// A request that cannot be translated. The message names the field (a path into the
+/// client's request) and never quotes its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TranslateError {
-    /// The field is valid, but the target format has no way to say it.
-    #[error("`{field}` has no equivalent in the {target} API")]
-    Unsupported { field: String, target: Format },
+    /// The field is valid, but the target format has no way to say it; `what` says which
+    /// use of it, when the field alone does not.
+    Unsupported {
+        field: String,
+        what: Option<String>,
+        target: Format,
+    },
     /// The field is malformed.
-    #[error("`{field}`: {reason}")]
     Invalid { field: String, reason: String },
 }
+
+impl std::fmt::Display for TranslateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unsupported {
+                field,
+                what: None,
+                target,
+            } => write!(f, "`{field}` has no equivalent in the {target} API"),
+            Self::Unsupported {
+                field,
+                what: Some(what),
+                target,
+            } => write!(
+                f,
+                "`{field}` ({what}) has no equivalent in the {target} API"
+            ),
+            Self::Invalid { field, reason } => write!(f, "`{field}`: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for TranslateError {}
 
 impl TranslateError {
     pub(crate) fn unsupported(field: impl Into<String>, target: Format) -> Self {
         Self::Unsupported {
             field: field.into(),
+            what: None,
+            target,
+        }
+    }
+
+    pub(crate) fn unsupported_use(
+        field: impl Into<String>,
+        what: impl Into<String>,
+        target: Format,
+    ) -> Self {
+        Self::Unsupported {
+            field: field.into(),
+            what: Some(what.into()),
             target,
         }
     }
@@ -76,6 +115,22 @@ impl TranslateError {
         }
     }
 }
+
+/// The name a client of `source` gave a common request field, for errors: Anthropic's
+/// clients say `tool_choice.disable_parallel_tool_use` where OpenAI's say
+/// `parallel_tool_calls`.
+pub(crate) fn field_name(source: Format, field: &'static str) -> &'static str {
+    match (source, field) {
+        (Format::Anthropic, "parallel_tool_calls") => "tool_choice.disable_parallel_tool_use",
+        (Format::Anthropic, "user") => "metadata.user_id",
+        (Format::Anthropic, "stop") => "stop_sequences",
+        (Format::OpenAi, "thinking") => "reasoning_effort",
+        _ => field,
+    }
+}
+
+/// The `max_tokens` a translated request for Anthropic gets when the client named none.
+pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 /// An upstream answer that is not in its format's shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -106,7 +161,7 @@ pub fn encode_request(
     options: &TargetOptions,
 ) -> Result<Bytes, TranslateError> {
     let value = match format {
-        Format::OpenAi => openai::encode_request(request, model, options.stream_usage)?,
+        Format::OpenAi => openai::encode_request(request, model, options)?,
         Format::Anthropic => anthropic::encode_request(request, model, options)?,
         Format::Gemini => gemini::encode_request(request)?,
     };
@@ -120,13 +175,17 @@ pub struct TargetOptions {
     pub max_tokens: u64,
     /// Whether an OpenAI-compatible target honours `stream_options.include_usage`.
     pub stream_usage: bool,
+    /// Whether an OpenAI-compatible target takes the limit as `max_completion_tokens`
+    /// (OpenAI and Azure: their reasoning models refuse `max_tokens`).
+    pub max_completion_tokens: bool,
 }
 
 impl Default for TargetOptions {
     fn default() -> Self {
         Self {
-            max_tokens: 4096,
+            max_tokens: DEFAULT_MAX_TOKENS,
             stream_usage: true,
+            max_completion_tokens: false,
         }
     }
 }

@@ -326,7 +326,7 @@ async fn count_tokens(
     }
     let invalid =
         |message: &str| error_response(400, "invalid_request_error", message, None, &request_id);
-    let Ok(mut body) = serde_json::from_slice::<Value>(&body) else {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return invalid("There was an error parsing the body of your request.");
     };
     for field in ["max_tokens", "stream"] {

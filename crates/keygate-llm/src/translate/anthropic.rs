@@ -33,7 +33,10 @@ pub fn decode_count_request(body: &[u8]) -> Result<ChatRequest, TranslateError> 
 
 fn decode(body: &[u8], target: Format) -> Result<ChatRequest, TranslateError> {
     let obj = object(body)?;
-    let mut request = ChatRequest::default();
+    let mut request = ChatRequest {
+        source: Some(Format::Anthropic),
+        ..ChatRequest::default()
+    };
     for (key, value) in &obj {
         if value.is_null() {
             continue;
@@ -110,7 +113,22 @@ fn decode(body: &[u8], target: Format) -> Result<ChatRequest, TranslateError> {
     }
     let messages =
         get(&obj, "messages").ok_or_else(|| TranslateError::invalid("messages", "required"))?;
-    decode_messages(as_array(messages, "messages")?, &mut request, target)?;
+    let messages = as_array(messages, "messages")?;
+    decode_messages(messages, &mut request, target)?;
+    // A final assistant turn is a prefill: the answer must continue it. Elsewhere it would
+    // be read as a finished turn, and the answer would be another.
+    if target != Format::Anthropic
+        && request
+            .messages
+            .last()
+            .is_some_and(|m| m.role == Role::Assistant)
+    {
+        return Err(TranslateError::unsupported_use(
+            format!("messages[{}].role", messages.len().saturating_sub(1)),
+            "a final assistant turn, a prefill",
+            target,
+        ));
+    }
     Ok(request)
 }
 
@@ -254,8 +272,9 @@ fn decode_block(
         // Thinking of earlier turns is the upstream's own; another provider cannot use it.
         "thinking" | "redacted_thinking" => return Ok(None),
         other => {
-            return Err(TranslateError::unsupported(
-                format!("{at} (type `{other}`)"),
+            return Err(TranslateError::unsupported_use(
+                format!("{at}.type"),
+                format!("`{other}` blocks"),
                 target,
             ));
         }
@@ -296,8 +315,9 @@ fn decode_block(
                         match required_str(item, "type", &at)? {
                             "text" => Ok(Part::Text(required_str(item, "text", &at)?.to_owned())),
                             "image" => Ok(Part::Image(decode_image(item, &at)?)),
-                            other => Err(TranslateError::unsupported(
-                                format!("{at} (type `{other}`)"),
+                            other => Err(TranslateError::unsupported_use(
+                                format!("{at}.type"),
+                                format!("`{other}` blocks"),
                                 target,
                             )),
                         }
@@ -764,9 +784,18 @@ impl Decoder {
                     input_tokens: self.saw_usage.then_some(self.usage.input),
                 });
             }
+            // The fast path above could not read it: malformed.
+            "content_block_delta" => return None,
             "content_block_start" => {
                 let upstream = event.get("index")?.as_u64()?;
                 let block = event.get("content_block")?;
+                // Blocks come one at a time; a start before the last one's stop closes it.
+                let mut open: Vec<usize> = self.blocks.drain().map(|(_, index)| index).collect();
+                open.sort_unstable();
+                out.extend(
+                    open.into_iter()
+                        .map(|index| StreamEvent::BlockStop { index }),
+                );
                 let index = self.next_block;
                 match block.get("type")?.as_str()? {
                     "text" => {

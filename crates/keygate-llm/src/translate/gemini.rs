@@ -9,18 +9,24 @@ use super::ir::{
     ToolChoice, UpstreamError, Usage,
 };
 use super::value::Obj;
-use super::{Format, TranslateError};
+use super::{Format, TranslateError, field_name};
 
 /// Writes a `generateContent` request. The model and the streaming choice are in the URL.
 pub fn encode_request(request: &ChatRequest) -> Result<Value, TranslateError> {
     let target = Format::Gemini;
     // `user` (an end-user id for abuse monitoring) is a hint Gemini has no field for.
     if request.parallel_tool_calls == Some(false) {
-        return Err(TranslateError::unsupported("parallel_tool_calls", target));
+        let source = request.source.unwrap_or(Format::OpenAi);
+        return Err(TranslateError::unsupported(
+            field_name(source, "parallel_tool_calls"),
+            target,
+        ));
     }
     let mut contents = Vec::with_capacity(request.messages.len());
     for (i, message) in request.messages.iter().enumerate() {
         let mut parts = Vec::with_capacity(message.content.len());
+        // Whether a call of this turn carries a signature already.
+        let mut signed = false;
         for part in &message.content {
             parts.push(match part {
                 Part::Text(text) if text.is_empty() => continue,
@@ -29,8 +35,9 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, TranslateError> {
                     json!({"inlineData": {"mimeType": media_type, "data": data}})
                 }
                 Part::Image(Image::Url(_)) => {
-                    return Err(TranslateError::unsupported(
-                        format!("messages[{i}] (an image by URL; send it as base64 data)"),
+                    return Err(TranslateError::unsupported_use(
+                        format!("messages[{i}].content"),
+                        "an image by URL; send it as base64 data",
                         target,
                     ));
                 }
@@ -45,7 +52,18 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, TranslateError> {
                             )
                         })?
                     };
-                    json!({"functionCall": {"name": call.name, "args": args}})
+                    let mut part = json!({"functionCall": {"name": call.name, "args": args}});
+                    // Gemini's thinking models want the signature of the call they made back;
+                    // a call made elsewhere gets the placeholder Google documents for that.
+                    match signature_of(&call.id) {
+                        Some(signature) => part["thoughtSignature"] = signature.into(),
+                        None if !signed => {
+                            part["thoughtSignature"] = FOREIGN_CALL_SIGNATURE.into();
+                        }
+                        None => {}
+                    }
+                    signed = true;
+                    part
                 }
                 Part::ToolResult(result) => {
                     let Some(name) = &result.name else {
@@ -59,8 +77,9 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, TranslateError> {
                         match item {
                             Part::Text(t) => text.push_str(t),
                             _ => {
-                                return Err(TranslateError::unsupported(
-                                    format!("messages[{i}] (an image in a tool result)"),
+                                return Err(TranslateError::unsupported_use(
+                                    format!("messages[{i}].content"),
+                                    "an image in a tool result",
                                     target,
                                 ));
                             }
@@ -152,12 +171,53 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, TranslateError> {
     Ok(Value::Object(body))
 }
 
+/// The signature Google documents for a function call that no Gemini model made.
+const FOREIGN_CALL_SIGNATURE: &str = "skip_thought_signature_validator";
+
+/// The id keygate gives a call, carrying Gemini's thought signature when it had one, so the
+/// signature goes back with the call (clients echo ids, not signatures).
+fn signed_call_id(base: String, signature: Option<&str>) -> String {
+    match signature {
+        Some(signature) => {
+            let safe: String = signature
+                .chars()
+                .filter(|c| *c != '=')
+                .map(|c| match c {
+                    '+' => '-',
+                    '/' => '_',
+                    c => c,
+                })
+                .collect();
+            format!("{base}__sig__{safe}")
+        }
+        None => base,
+    }
+}
+
+/// The thought signature a call id carries (standard base64, padded).
+fn signature_of(id: &str) -> Option<String> {
+    let (_, safe) = id.split_once("__sig__")?;
+    let mut signature: String = safe
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    while !signature.len().is_multiple_of(4) {
+        signature.push('=');
+    }
+    Some(signature)
+}
+
 fn stop_reason(reason: &str, called: bool) -> StopReason {
     match reason {
         "MAX_TOKENS" => StopReason::MaxTokens,
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY" => {
+        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" => {
             StopReason::ContentFilter
         }
+        image if image.starts_with("IMAGE_") => StopReason::ContentFilter,
         _ if called => StopReason::ToolUse,
         _ => StopReason::EndTurn,
     }
@@ -217,6 +277,7 @@ fn parts(candidate: &Value, response_id: &str, calls: &mut usize) -> Option<Vec<
                 .get("id")
                 .and_then(Value::as_str)
                 .map_or_else(|| call_id(response_id, *calls), str::to_owned);
+            let id = signed_call_id(id, part.get("thoughtSignature").and_then(Value::as_str));
             *calls += 1;
             out.push(Part::ToolCall(ToolCall {
                 id,
@@ -515,5 +576,68 @@ impl Encoder {
             }
             StreamEvent::TextStart { .. } | StreamEvent::BlockStop { .. } | StreamEvent::End => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thought_signature_travels_in_the_call_id() {
+        for signature in ["CiQB0e2Kb+/x9w==", "CiQB0e2Kb+/x9wA=", "CiQB0e2Kb+/x9wAB"] {
+            let id = signed_call_id("call_r_0".to_owned(), Some(signature));
+            assert!(
+                id.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-'),
+                "an id Anthropic and OpenAI accept: {id}"
+            );
+            assert_eq!(signature_of(&id).as_deref(), Some(signature));
+        }
+        assert_eq!(signature_of("call_r_0"), None);
+    }
+
+    #[test]
+    fn calls_go_back_with_their_signature_or_the_placeholder() {
+        let mut calls = 0;
+        let candidate = json!({"content": {"role": "model", "parts": [
+            {"functionCall": {"name": "a", "args": {}}, "thoughtSignature": "c2ln"},
+            {"functionCall": {"name": "b", "args": {}}},
+        ]}});
+        let parts = parts(&candidate, "r", &mut calls).unwrap();
+        let request = ChatRequest {
+            messages: vec![
+                crate::translate::ir::Message {
+                    role: Role::User,
+                    content: vec![Part::Text("go".into())],
+                },
+                crate::translate::ir::Message {
+                    role: Role::Assistant,
+                    content: parts,
+                },
+            ],
+            ..ChatRequest::default()
+        };
+        let body = encode_request(&request).unwrap();
+        let sent = &body["contents"][1]["parts"];
+        assert_eq!(sent[0]["thoughtSignature"], "c2ln");
+        assert!(sent[1].get("thoughtSignature").is_none(), "{sent}");
+
+        let foreign = ChatRequest {
+            messages: vec![crate::translate::ir::Message {
+                role: Role::Assistant,
+                content: vec![Part::ToolCall(ToolCall {
+                    id: "toolu_1".into(),
+                    name: "a".into(),
+                    arguments: "{}".into(),
+                })],
+            }],
+            ..ChatRequest::default()
+        };
+        let body = encode_request(&foreign).unwrap();
+        assert_eq!(
+            body["contents"][0]["parts"][0]["thoughtSignature"],
+            FOREIGN_CALL_SIGNATURE
+        );
     }
 }

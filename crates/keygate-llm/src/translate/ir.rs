@@ -7,6 +7,8 @@ use serde_json::Value;
 /// A chat request, whichever API it came in through.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChatRequest {
+    /// The format the client spoke, for naming its fields in errors.
+    pub source: Option<super::Format>,
     /// The model as the client named it (an alias); the deployment's model replaces it.
     pub model: String,
     /// System instructions, in order.

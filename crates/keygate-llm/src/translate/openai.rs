@@ -12,7 +12,7 @@ use super::ir::{
 use super::value::{
     Obj, as_array, as_bool, as_f64, as_object, as_str, as_u64, data_url, get, object, required_str,
 };
-use super::{Format, TranslateError};
+use super::{Format, TargetOptions, TranslateError, field_name};
 
 /// Fields accepted only with a value that asks for nothing another format lacks.
 fn default_only(key: &str, value: &Value) -> bool {
@@ -31,7 +31,10 @@ fn default_only(key: &str, value: &Value) -> bool {
 /// Reads an OpenAI chat request for a deployment of `target`.
 pub fn decode_request(body: &[u8], target: Format) -> Result<ChatRequest, TranslateError> {
     let obj = object(body)?;
-    let mut request = ChatRequest::default();
+    let mut request = ChatRequest {
+        source: Some(Format::OpenAi),
+        ..ChatRequest::default()
+    };
     for (key, value) in &obj {
         if value.is_null() {
             continue;
@@ -55,7 +58,7 @@ pub fn decode_request(body: &[u8], target: Format) -> Result<ChatRequest, Transl
                     _ => return Err(TranslateError::invalid("stop", "a string or an array")),
                 }
             }
-            "tools" => request.tools = decode_tools(value)?,
+            "tools" => request.tools = decode_tools(value, target)?,
             "tool_choice" => request.tool_choice = Some(decode_tool_choice(value)?),
             "parallel_tool_calls" => request.parallel_tool_calls = Some(as_bool(value, key)?),
             "user" => request.user = Some(as_str(value, key)?.to_owned()),
@@ -86,7 +89,7 @@ pub fn decode_request(body: &[u8], target: Format) -> Result<ChatRequest, Transl
     Ok(request)
 }
 
-fn decode_tools(value: &Value) -> Result<Vec<Tool>, TranslateError> {
+fn decode_tools(value: &Value, target: Format) -> Result<Vec<Tool>, TranslateError> {
     as_array(value, "tools")?
         .iter()
         .enumerate()
@@ -105,15 +108,20 @@ fn decode_tools(value: &Value) -> Result<Vec<Tool>, TranslateError> {
                 &format!("{at}.function"),
             )?;
             let at = format!("{at}.function");
-            for key in function.keys() {
-                if !matches!(
-                    key.as_str(),
-                    "name" | "description" | "parameters" | "strict"
-                ) {
-                    return Err(TranslateError::invalid(
-                        format!("{at}.{key}"),
-                        "unknown field",
-                    ));
+            for (key, value) in function {
+                match key.as_str() {
+                    "name" | "description" | "parameters" => {}
+                    // Strict schema adherence is a promise other providers do not make.
+                    "strict" if value.as_bool() != Some(true) => {}
+                    "strict" => {
+                        return Err(TranslateError::unsupported(format!("{at}.strict"), target));
+                    }
+                    _ => {
+                        return Err(TranslateError::invalid(
+                            format!("{at}.{key}"),
+                            "unknown field",
+                        ));
+                    }
                 }
             }
             Ok(Tool {
@@ -192,10 +200,11 @@ fn decode_messages(
         match role {
             "system" | "developer" => {
                 if !request.messages.is_empty() {
-                    return Err(TranslateError::Unsupported {
-                        field: format!("{at} (a {role} message after the conversation began)"),
+                    return Err(TranslateError::unsupported_use(
+                        format!("{at}.role"),
+                        format!("a {role} message after the conversation began"),
                         target,
-                    });
+                    ));
                 }
                 let content = content
                     .ok_or_else(|| TranslateError::invalid(format!("{at}.content"), "required"))?;
@@ -216,6 +225,13 @@ fn decode_messages(
                     let text = text_only(content, &format!("{at}.content"))?;
                     if !text.is_empty() {
                         parts.push(Part::Text(text));
+                    }
+                }
+                // A refusal the model gave earlier is what it said.
+                if let Some(refusal) = get(message, "refusal") {
+                    let refusal = as_str(refusal, &format!("{at}.refusal"))?;
+                    if !refusal.is_empty() {
+                        parts.push(Part::Text(refusal.to_owned()));
                     }
                 }
                 if let Some(calls) = get(message, "tool_calls") {
@@ -336,8 +352,9 @@ fn decode_content(content: &Value, at: &str, target: Format) -> Result<Vec<Part>
                         }
                         Ok(Part::Image(image_from_url(url)))
                     }
-                    other => Err(TranslateError::unsupported(
-                        format!("{at} (type `{other}`)"),
+                    other => Err(TranslateError::unsupported_use(
+                        format!("{at}.type"),
+                        format!("`{other}` content"),
                         target,
                     )),
                 }
@@ -368,20 +385,27 @@ fn image_url(image: &Image) -> String {
 pub fn encode_request(
     request: &ChatRequest,
     model: &str,
-    stream_usage: bool,
+    options: &TargetOptions,
 ) -> Result<Value, TranslateError> {
     let target = Format::OpenAi;
+    let source = request.source.unwrap_or(target);
     if request.top_k.is_some() {
-        return Err(TranslateError::unsupported("top_k", target));
+        return Err(TranslateError::unsupported(
+            field_name(source, "top_k"),
+            target,
+        ));
     }
     if request.thinking_budget.is_some() {
-        return Err(TranslateError::unsupported("thinking", target));
+        return Err(TranslateError::unsupported(
+            field_name(source, "thinking"),
+            target,
+        ));
     }
     let mut messages = Vec::new();
     for system in &request.system {
         messages.push(json!({"role": "system", "content": system}));
     }
-    for message in &request.messages {
+    for (i, message) in request.messages.iter().enumerate() {
         match message.role {
             Role::Assistant => {
                 let text: String = message
@@ -422,8 +446,9 @@ pub fn encode_request(
                                 match item {
                                     Part::Text(t) => text.push_str(t),
                                     _ => {
-                                        return Err(TranslateError::unsupported(
-                                            "tool_result.content (an image)",
+                                        return Err(TranslateError::unsupported_use(
+                                            format!("messages[{i}].content"),
+                                            "an image in a tool result",
                                             target,
                                         ));
                                     }
@@ -460,7 +485,12 @@ pub fn encode_request(
     body.insert("model".into(), model.into());
     body.insert("messages".into(), messages.into());
     if let Some(max) = request.max_tokens {
-        body.insert("max_tokens".into(), max.into());
+        let name = if options.max_completion_tokens {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        body.insert(name.into(), max.into());
     }
     if let Some(t) = request.temperature {
         body.insert("temperature".into(), t.into());
@@ -473,7 +503,7 @@ pub fn encode_request(
     }
     if request.stream {
         body.insert("stream".into(), true.into());
-        if stream_usage {
+        if options.stream_usage {
             body.insert("stream_options".into(), json!({"include_usage": true}));
         }
     }
@@ -712,8 +742,12 @@ pub struct Decoder {
     /// The open block: its number, and the tool call's index when it is one.
     open: Option<(usize, Option<u64>)>,
     next_block: usize,
-    /// Tool call indices already closed (a delta for one is out of order).
-    closed_tools: Vec<u64>,
+    /// The open tool call's id.
+    open_id: Option<String>,
+    /// Calls sent without an index, numbered apart from the indexed ones.
+    unindexed: u64,
+    /// Whether the model refused (OpenAI streams a refusal as `delta.refusal`).
+    refused: bool,
     stop: Option<StopReason>,
     usage: Option<Usage>,
     finished: bool,
@@ -721,10 +755,8 @@ pub struct Decoder {
 
 impl Decoder {
     fn close(&mut self, out: &mut Vec<StreamEvent>) {
-        if let Some((index, tool)) = self.open.take() {
-            if let Some(tool) = tool {
-                self.closed_tools.push(tool);
-            }
+        self.open_id = None;
+        if let Some((index, _)) = self.open.take() {
             out.push(StreamEvent::BlockStop { index });
         }
     }
@@ -735,8 +767,13 @@ impl Decoder {
         }
         self.finished = true;
         self.close(out);
+        let stop = if self.refused {
+            Some(StopReason::Refusal)
+        } else {
+            self.stop.take()
+        };
         out.push(StreamEvent::Finish {
-            stop: self.stop.take(),
+            stop,
             usage: self.usage.take(),
         });
         out.push(StreamEvent::End);
@@ -761,14 +798,24 @@ impl Decoder {
             }));
             return Some(());
         }
-        if !self.started {
+        if let Some(usage) = chunk
+            .get("usage")
+            .or_else(|| chunk.get("x_groq").and_then(|g| g.get("usage")))
+            .and_then(decode_usage)
+        {
+            self.usage = Some(usage);
+        }
+        let id = chunk.get("id").and_then(Value::as_str).unwrap_or_default();
+        let has_choices = chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(|c| !c.is_empty());
+        // Azure sends its prompt filter results first, in a chunk without an id or choices:
+        // the answer starts with the next one.
+        if !self.started && (has_choices || !id.is_empty()) {
             self.started = true;
             out.push(StreamEvent::Start {
-                id: chunk
-                    .get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
+                id: id.to_owned(),
                 model: chunk
                     .get("model")
                     .and_then(Value::as_str)
@@ -776,13 +823,6 @@ impl Decoder {
                     .to_owned(),
                 input_tokens: None,
             });
-        }
-        if let Some(usage) = chunk
-            .get("usage")
-            .or_else(|| chunk.get("x_groq").and_then(|g| g.get("usage")))
-            .and_then(decode_usage)
-        {
-            self.usage = Some(usage);
         }
         let Some(choice) = chunk
             .get("choices")
@@ -792,11 +832,10 @@ impl Decoder {
             return Some(());
         };
         if let Some(delta) = choice.get("delta").and_then(Value::as_object) {
-            let text = delta
-                .get("content")
-                .and_then(Value::as_str)
-                .or_else(|| delta.get("refusal").and_then(Value::as_str));
-            if let Some(text) = text.filter(|t| !t.is_empty()) {
+            let content = delta.get("content").and_then(Value::as_str);
+            let refusal = delta.get("refusal").and_then(Value::as_str);
+            self.refused |= refusal.is_some_and(|r| !r.is_empty());
+            if let Some(text) = content.or(refusal).filter(|t| !t.is_empty()) {
                 let index = match self.open {
                     Some((index, None)) => index,
                     _ => {
@@ -819,24 +858,41 @@ impl Decoder {
                 .into_iter()
                 .flatten()
             {
-                let tool = call.get("index").and_then(Value::as_u64).unwrap_or(0);
-                let function = call.get("function");
-                let index = match self.open {
-                    Some((index, Some(open))) if open == tool => index,
-                    _ => {
-                        if self.closed_tools.contains(&tool) {
-                            // Interleaved calls: the formats that stream blocks one at a
-                            // time cannot say this.
-                            return None;
+                let id = call
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .filter(|id| !id.is_empty());
+                let tool = match call.get("index").and_then(Value::as_u64) {
+                    Some(tool) => tool,
+                    // Without an index, a delta without an id continues the open call.
+                    None => match (id, self.open) {
+                        (None, Some((_, Some(open)))) => open,
+                        _ => {
+                            self.unindexed += 1;
+                            u64::MAX - self.unindexed
                         }
+                    },
+                };
+                let function = call.get("function");
+                let continues = matches!(self.open, Some((_, Some(open))) if open == tool)
+                    && id.is_none_or(|id| self.open_id.as_deref() == Some(id));
+                let index = match self.open {
+                    Some((index, _)) if continues => index,
+                    _ => {
+                        // A new call comes with its id; a delta without one for a call
+                        // already closed is interleaved, which the formats that stream one
+                        // block at a time cannot say.
+                        let id = id?;
+                        let name = function?.get("name").and_then(Value::as_str)?;
                         self.close(out);
                         let index = self.next_block;
                         self.next_block += 1;
                         self.open = Some((index, Some(tool)));
+                        self.open_id = Some(id.to_owned());
                         out.push(StreamEvent::ToolStart {
                             index,
-                            id: call.get("id").and_then(Value::as_str)?.to_owned(),
-                            name: function?.get("name").and_then(Value::as_str)?.to_owned(),
+                            id: id.to_owned(),
+                            name: name.to_owned(),
                         });
                         index
                     }
@@ -888,7 +944,7 @@ fn quoted(text: &str) -> String {
 
 impl Encoder {
     pub fn new(include_usage: bool) -> Self {
-        Self {
+        let mut encoder = Self {
             prefix: String::new(),
             id: String::new(),
             model: String::new(),
@@ -897,7 +953,19 @@ impl Encoder {
             tools: HashMap::new(),
             next_tool: 0,
             input_tokens: None,
-        }
+        };
+        // Events before a start (from a stream that never sent one) still make whole chunks.
+        encoder.set_prefix();
+        encoder
+    }
+
+    fn set_prefix(&mut self) {
+        self.prefix = format!(
+            r#"data: {{"id":{},"object":"chat.completion.chunk","created":{},"model":{},"choices":[{{"index":0,"delta":"#,
+            quoted(&self.id),
+            self.created,
+            quoted(&self.model),
+        );
     }
 
     /// Appends a chunk with `delta` (JSON text) and `finish` (JSON text).
@@ -919,12 +987,7 @@ impl Encoder {
                 self.id.clone_from(id);
                 self.model.clone_from(model);
                 self.input_tokens = *input_tokens;
-                self.prefix = format!(
-                    r#"data: {{"id":{},"object":"chat.completion.chunk","created":{},"model":{},"choices":[{{"index":0,"delta":"#,
-                    quoted(id),
-                    self.created,
-                    quoted(model),
-                );
+                self.set_prefix();
                 self.chunk(out, r#"{"role":"assistant","content":""}"#, "null");
             }
             StreamEvent::TextStart { .. } | StreamEvent::BlockStop { .. } => {}
@@ -951,8 +1014,8 @@ impl Encoder {
             }
             StreamEvent::Finish { stop, usage } => {
                 self.chunk(out, "{}", &finish_reason(stop.as_ref()).to_string());
-                if self.include_usage {
-                    let mut usage = usage.unwrap_or_default();
+                // Usage the upstream did not report is left out, not reported as zero.
+                if let Some(mut usage) = usage.filter(|_| self.include_usage) {
                     if usage.input == 0 {
                         usage.input = self.input_tokens.unwrap_or(0);
                     }
