@@ -92,6 +92,18 @@ pub fn count_prompt(model: &str, request: &[u8]) -> u64 {
     total
 }
 
+/// Counts the prompt tokens of a request body in the client's `format`: an Anthropic request
+/// keeps its system prompt, tool results and tools apart from its messages.
+pub fn count_body(format: crate::translate::Format, model: &str, body: &[u8]) -> u64 {
+    match format {
+        crate::translate::Format::Anthropic => {
+            crate::translate::anthropic::decode_count_request(body)
+                .map_or(0, |request| count_request(model, &request))
+        }
+        _ => count_prompt(model, body),
+    }
+}
+
 /// Estimates the input tokens of a request in the common form: its system prompt, messages
 /// (text, tool calls and results) and tool definitions, with the same framing as
 /// [`count_prompt`]. Images are not counted.
@@ -134,5 +146,12 @@ mod tests {
             {"role":"user","content":[{"type":"text","text":"hello world"}]}]}"#;
         // 3 + (3 + 4) + (3 + 2)
         assert_eq!(count_prompt("gpt-4o", request), 15);
+        let anthropic = br#"{"model":"m","max_tokens":5,"system":"You are terse.",
+            "messages":[{"role":"user","content":[{"type":"text","text":"hello world"}]}]}"#;
+        assert_eq!(
+            count_body(crate::translate::Format::Anthropic, "gpt-4o", anthropic),
+            15,
+            "the system prompt counts as a message would"
+        );
     }
 }

@@ -30,7 +30,9 @@ pub struct ToCount {
     pub record: UsageRecord,
     /// The upstream model, whose tokenizer and price apply.
     pub model: String,
+    /// The client's request, in the client's format.
     pub request: Bytes,
+    pub format: keygate_llm::translate::Format,
     pub text: String,
     pub gateway: Arc<Gateway>,
 }
@@ -170,7 +172,7 @@ impl UsageLog {
 fn count(entry: ToCount) -> UsageRecord {
     let mut record = entry.record;
     let tokens = TokenCounts {
-        prompt: keygate_llm::tokens::count_prompt(&entry.model, &entry.request),
+        prompt: keygate_llm::tokens::count_body(entry.format, &entry.model, &entry.request),
         completion: keygate_llm::tokens::count(&entry.model, &entry.text),
         cached: 0,
     };

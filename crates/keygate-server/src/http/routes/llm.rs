@@ -371,6 +371,7 @@ async fn serve(
                         record,
                         model: served.model.clone(),
                         request,
+                        format,
                         text: end.text,
                         gateway,
                     }),
