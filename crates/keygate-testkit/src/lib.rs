@@ -19,6 +19,7 @@ mod http_client;
 pub mod mock_anthropic;
 pub mod mock_gemini;
 pub mod mock_openai;
+mod mock_server;
 mod server;
 mod store;
 pub mod upstream;
@@ -29,6 +30,7 @@ pub use http_client::{Api, Call, CreatedKey, Exchange, IssuedToken, Method, Repl
 pub use mock_anthropic::MockAnthropic;
 pub use mock_gemini::MockGemini;
 pub use mock_openai::{MockOpenAi, MockReply, SeenRequest};
+pub use mock_server::MockServer;
 pub use server::TestServer;
 pub use store::{Db, TestStore, postgres_base_url};
 pub use world::World;

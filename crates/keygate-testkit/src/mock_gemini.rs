@@ -14,11 +14,8 @@ mod events;
 mod validate;
 mod wire;
 
-use std::collections::VecDeque;
-use std::fmt;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
@@ -28,108 +25,18 @@ use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use self::events::Chunks;
 use self::wire::Meta;
 use crate::mock_openai::stream::cut_json;
 use crate::mock_openai::wire::{count_words, split_words};
-use crate::mock_openai::{MockReply, SeenRequest, Shared, hang, json, record, serve};
+use crate::mock_openai::{MockReply, Shared, hang, json, record};
 
-/// A running mock; dropping it (or [`MockGemini::stop`]) aborts the server and every
-/// connection it holds.
-pub struct MockGemini {
-    pub addr: SocketAddr,
-    shared: Arc<Shared>,
-    handle: JoinHandle<()>,
-}
-
-impl fmt::Debug for MockGemini {
-    /// Leaves the accepted key out.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MockGemini")
-            .field("addr", &self.addr)
-            .field("name", &self.shared.name)
-            .finish_non_exhaustive()
-    }
-}
-
-impl MockGemini {
-    /// Starts on `127.0.0.1:0`. `name` appears in every default reply's text so tests can tell
-    /// mocks apart; `key` is the only accepted `x-goog-api-key`.
-    pub async fn start(name: &str, key: &str) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            name: name.to_owned(),
-            key: key.to_owned(),
-            replies: Mutex::new(VecDeque::new()),
-            seen: Mutex::new(Vec::new()),
-            completions: AtomicU64::new(0),
-            abandoned: Arc::new(AtomicUsize::new(0)),
-            hangs_dropped: Arc::new(AtomicUsize::new(0)),
-        });
-        let handle = tokio::spawn(serve(listener, router(shared.clone())));
-        Ok(Self {
-            addr,
-            shared,
-            handle,
-        })
-    }
-
-    /// `http://127.0.0.1:PORT`, without a trailing slash; the API lives under `/v1beta`.
-    pub fn origin(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Queues a reply for the next generate request (first in, first out).
-    pub fn push(&self, reply: MockReply) {
-        self.shared
-            .replies
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push_back(reply);
-    }
-
-    /// Every request seen, refused ones included, in order.
-    pub fn requests(&self) -> Vec<SeenRequest> {
-        self.shared
-            .seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    pub fn request_count(&self) -> usize {
-        self.shared
-            .seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
-    /// How many streamed responses were dropped before their end because the client went away.
-    pub fn abandoned_streams(&self) -> usize {
-        self.shared.abandoned.load(Ordering::SeqCst)
-    }
-
-    /// How many `Hang` replies ended because the client went away.
-    pub fn dropped_hangs(&self) -> usize {
-        self.shared.hangs_dropped.load(Ordering::SeqCst)
-    }
-
-    /// Aborts the server and its connections.
-    pub fn stop(self) {
-        self.handle.abort();
-    }
-}
-
-impl Drop for MockGemini {
-    fn drop(&mut self) {
-        self.handle.abort();
-    }
-}
+crate::mock_server::mock_type!(
+    /// A running mock Gemini upstream (the API lives under `/v1beta`); dropping it (or `stop`) aborts the server and every connection it holds.
+    MockGemini,
+    router
+);
 
 fn router(shared: Arc<Shared>) -> Router {
     // The method follows a colon inside the last segment (`gemini-2.5-flash:generateContent`),

@@ -10,11 +10,8 @@ mod chat;
 pub(crate) mod stream;
 pub(crate) mod wire;
 
-use std::collections::VecDeque;
-use std::fmt;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -31,9 +28,10 @@ use hyper_util::service::TowerToHyperService;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 
 use self::wire::{EmbeddingInput, Meta};
+pub(crate) use crate::mock_server::Shared;
 
 /// A scripted reply to one chat or embeddings request.
 #[derive(Debug, Clone)]
@@ -102,121 +100,16 @@ impl SeenRequest {
     }
 }
 
-/// A running mock; dropping it (or [`MockOpenAi::stop`]) aborts the server and every
-/// connection it holds.
-pub struct MockOpenAi {
-    pub addr: SocketAddr,
-    shared: Arc<Shared>,
-    handle: JoinHandle<()>,
-}
-
-impl fmt::Debug for MockOpenAi {
-    /// Leaves the accepted key out.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MockOpenAi")
-            .field("addr", &self.addr)
-            .field("name", &self.shared.name)
-            .finish_non_exhaustive()
-    }
-}
-
-pub(crate) struct Shared {
-    pub(crate) name: String,
-    pub(crate) key: String,
-    pub(crate) replies: Mutex<VecDeque<MockReply>>,
-    pub(crate) seen: Mutex<Vec<SeenRequest>>,
-    pub(crate) completions: AtomicU64,
-    pub(crate) abandoned: Arc<AtomicUsize>,
-    /// `Hang` replies whose client went away.
-    pub(crate) hangs_dropped: Arc<AtomicUsize>,
-}
+crate::mock_server::mock_type!(
+    /// A running mock OpenAI upstream (the API lives under `/v1`; Azure's under
+    /// `/openai/deployments`); dropping it (or `stop`) aborts the server and every connection.
+    MockOpenAi,
+    router
+);
 
 impl Shared {
-    pub(crate) fn next_reply(&self) -> Option<MockReply> {
-        self.replies
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop_front()
-    }
-
     fn meta(&self, model: String) -> Meta {
         Meta::new(self.completions.fetch_add(1, Ordering::SeqCst) + 1, model)
-    }
-}
-
-impl MockOpenAi {
-    /// Starts on `127.0.0.1:0`. `name` appears in every default reply's content so tests can
-    /// tell mocks apart; `key` is the only accepted credential.
-    pub async fn start(name: &str, key: &str) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            name: name.to_owned(),
-            key: key.to_owned(),
-            replies: Mutex::new(VecDeque::new()),
-            seen: Mutex::new(Vec::new()),
-            completions: AtomicU64::new(0),
-            abandoned: Arc::new(AtomicUsize::new(0)),
-            hangs_dropped: Arc::new(AtomicUsize::new(0)),
-        });
-        let handle = tokio::spawn(serve(listener, router(shared.clone())));
-        Ok(Self {
-            addr,
-            shared,
-            handle,
-        })
-    }
-
-    /// `http://127.0.0.1:PORT`, without a trailing slash or `/v1`.
-    pub fn origin(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Queues a reply for the next chat or embeddings request (first in, first out).
-    pub fn push(&self, reply: MockReply) {
-        self.shared
-            .replies
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push_back(reply);
-    }
-
-    /// Every request seen, refused ones included, in order.
-    pub fn requests(&self) -> Vec<SeenRequest> {
-        self.shared
-            .seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    pub fn request_count(&self) -> usize {
-        self.shared
-            .seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
-    /// How many streamed responses were dropped before their end because the client went away.
-    pub fn abandoned_streams(&self) -> usize {
-        self.shared.abandoned.load(Ordering::SeqCst)
-    }
-
-    /// How many `Hang` replies ended because the client went away.
-    pub fn dropped_hangs(&self) -> usize {
-        self.shared.hangs_dropped.load(Ordering::SeqCst)
-    }
-
-    /// Aborts the server and its connections.
-    pub fn stop(self) {
-        self.handle.abort();
-    }
-}
-
-impl Drop for MockOpenAi {
-    fn drop(&mut self) {
-        self.handle.abort();
     }
 }
 
