@@ -10,7 +10,7 @@ use super::ir::{
     Tool, ToolCall, ToolChoice, ToolResult, UpstreamError, Usage,
 };
 use super::value::{
-    Obj, as_array, as_bool, as_f64, as_object, as_str, as_u64, get, object, required_str,
+    Obj, as_array, as_bool, as_f64, as_object, as_str, as_u64, get, object, owned_str, required_str,
 };
 use super::{Format, TargetOptions, TranslateError};
 
@@ -599,16 +599,8 @@ pub fn decode_response(body: &[u8]) -> Option<ChatResponse> {
         .and_then(Value::as_str)
         .map(|reason| stop_reason(reason, obj.get("stop_sequence").and_then(Value::as_str)));
     Some(ChatResponse {
-        id: obj
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        model: obj
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
+        id: owned_str(obj.get("id")),
+        model: owned_str(obj.get("model")),
         content,
         stop,
         usage: obj.get("usage").map(decode_usage),
@@ -771,16 +763,8 @@ impl Decoder {
                     self.saw_usage = true;
                 }
                 out.push(StreamEvent::Start {
-                    id: message
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    model: message
-                        .get("model")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_owned(),
+                    id: owned_str(message.get("id")),
+                    model: owned_str(message.get("model")),
                     input_tokens: self.saw_usage.then_some(self.usage.input),
                 });
             }

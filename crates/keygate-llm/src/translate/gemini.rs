@@ -8,7 +8,7 @@ use super::ir::{
     ChatRequest, ChatResponse, ErrorKind, Image, Part, Role, StopReason, StreamEvent, ToolCall,
     ToolChoice, UpstreamError, Usage,
 };
-use super::value::Obj;
+use super::value::{Obj, owned_str};
 use super::{Format, TranslateError, field_name};
 
 /// Writes a `generateContent` request. The model and the streaming choice are in the URL.
@@ -296,11 +296,7 @@ fn parts(candidate: &Value, response_id: &str, calls: &mut usize) -> Option<Vec<
 /// Reads a whole `GenerateContentResponse`; `None` when it is not one.
 pub fn decode_response(body: &[u8]) -> Option<ChatResponse> {
     let obj: Obj = serde_json::from_slice(body).ok()?;
-    let id = obj
-        .get("responseId")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let id = owned_str(obj.get("responseId"));
     let candidate = obj
         .get("candidates")
         .and_then(Value::as_array)
@@ -322,11 +318,7 @@ pub fn decode_response(body: &[u8]) -> Option<ChatResponse> {
         None => return None,
     };
     Some(ChatResponse {
-        model: obj
-            .get("modelVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
+        model: owned_str(obj.get("modelVersion")),
         id,
         content: merge_text(content),
         stop,
@@ -422,18 +414,10 @@ impl Decoder {
         }
         if !self.started {
             self.started = true;
-            self.id = chunk
-                .get("responseId")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
+            self.id = owned_str(chunk.get("responseId"));
             out.push(StreamEvent::Start {
                 id: self.id.clone(),
-                model: chunk
-                    .get("modelVersion")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
+                model: owned_str(chunk.get("modelVersion")),
                 input_tokens: None,
             });
         }

@@ -10,7 +10,8 @@ use super::ir::{
     Tool, ToolCall, ToolChoice, ToolResult, UpstreamError, Usage,
 };
 use super::value::{
-    Obj, as_array, as_bool, as_f64, as_object, as_str, as_u64, data_url, get, object, required_str,
+    Obj, as_array, as_bool, as_f64, as_object, as_str, as_u64, data_url, get, object, owned_str,
+    required_str,
 };
 use super::{Format, TargetOptions, TranslateError, field_name};
 
@@ -646,16 +647,8 @@ pub fn decode_response(body: &[u8]) -> Option<ChatResponse> {
         None => None,
     };
     Some(ChatResponse {
-        id: obj
-            .get("id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        model: obj
-            .get("model")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
+        id: owned_str(obj.get("id")),
+        model: owned_str(obj.get("model")),
         content,
         stop,
         usage: obj.get("usage").and_then(decode_usage),
@@ -816,11 +809,7 @@ impl Decoder {
             self.started = true;
             out.push(StreamEvent::Start {
                 id: id.to_owned(),
-                model: chunk
-                    .get("model")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned(),
+                model: owned_str(chunk.get("model")),
                 input_tokens: None,
             });
         }

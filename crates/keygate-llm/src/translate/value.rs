@@ -78,3 +78,8 @@ pub(crate) fn data_url(url: &str) -> Option<(&str, &str)> {
     let media_type = meta.strip_suffix(";base64")?;
     Some((media_type, data))
 }
+
+/// A string field's value, or an empty string when it is missing or not a string.
+pub(crate) fn owned_str(value: Option<&Value>) -> String {
+    value.and_then(Value::as_str).unwrap_or_default().to_owned()
+}
