@@ -10,6 +10,7 @@ pub mod clock;
 pub mod error;
 pub mod ids;
 pub mod key;
+pub mod limits;
 pub mod record;
 pub mod role;
 pub mod scope;
@@ -21,6 +22,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ValidationError;
 pub use ids::{KeyId, OrgId, ProjectId, SecretId};
 pub use key::{ApiKey, KeyEnv, KeyFormatError, KeyHint};
+pub use limits::{KeyLimits, Per, RequestRate};
 pub use record::{
     KeyKind, KeyPatch, KeyRecord, KeyRejection, KeySecret, KeySpec, KeyStatus, Metadata,
 };

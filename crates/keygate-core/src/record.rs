@@ -177,6 +177,7 @@ pub struct KeyRecord {
     pub scopes: Vec<Scope>,
     pub expires_at: Option<Timestamp>,
     pub ip_allow: Vec<IpNet>,
+    pub limits: crate::KeyLimits,
     pub metadata: Metadata,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -319,6 +320,7 @@ pub struct KeySpec {
     pub scopes: Vec<Scope>,
     pub expires_at: Option<Timestamp>,
     pub ip_allow: Vec<IpNet>,
+    pub limits: crate::KeyLimits,
     pub metadata: Metadata,
     pub rotate_every: Option<Duration>,
 }
@@ -336,6 +338,7 @@ impl KeySpec {
             scopes: Vec::new(),
             expires_at: None,
             ip_allow: Vec::new(),
+            limits: crate::KeyLimits::default(),
             metadata: Metadata::default(),
             rotate_every: None,
         }
@@ -353,6 +356,7 @@ impl KeySpec {
             scopes: Vec::new(),
             expires_at: None,
             ip_allow: Vec::new(),
+            limits: crate::KeyLimits::default(),
             metadata: Metadata::default(),
             rotate_every: None,
         }
@@ -373,6 +377,7 @@ impl KeyRecord {
             scopes: spec.scopes,
             expires_at: spec.expires_at,
             ip_allow: spec.ip_allow,
+            limits: spec.limits,
             metadata: spec.metadata,
             created_at: now,
             updated_at: now,
@@ -397,6 +402,7 @@ pub struct KeyPatch {
     pub expires_at: Option<Option<Timestamp>>,
     pub metadata: Option<Metadata>,
     pub ip_allow: Option<Vec<IpNet>>,
+    pub limits: Option<crate::KeyLimits>,
     pub rotate_every: Option<Option<Duration>>,
 }
 
@@ -421,6 +427,9 @@ impl KeyRecord {
         if let Some(metadata) = &patch.metadata {
             self.metadata = metadata.clone();
         }
+        if let Some(limits) = &patch.limits {
+            self.limits = limits.clone();
+        }
         if let Some(ip_allow) = &patch.ip_allow {
             self.ip_allow.clone_from(ip_allow);
         }
@@ -436,6 +445,7 @@ impl KeyRecord {
         self.name = String::new();
         self.scopes.clear();
         self.ip_allow.clear();
+        self.limits = crate::KeyLimits::default();
         self.metadata = Metadata::default();
         self.rotate_every = None;
         self.deleted_at = Some(now);

@@ -81,6 +81,7 @@ pub(crate) struct KeyRow {
     pub rotated_at: Option<i64>,
     pub generation: i64,
     pub hint: String,
+    pub limits: String,
 }
 
 impl TryFrom<KeyRow> for KeyRecord {
@@ -92,6 +93,8 @@ impl TryFrom<KeyRow> for KeyRecord {
             serde_json::from_str(&row.ip_allow).map_err(|_| corrupt("api_keys.ip_allow")())?;
         let metadata: serde_json::Value =
             serde_json::from_str(&row.metadata).map_err(|_| corrupt("api_keys.metadata")())?;
+        let limits: keygate_core::KeyLimits =
+            serde_json::from_str(&row.limits).map_err(|_| corrupt("api_keys.limits")())?;
         Ok(KeyRecord {
             id: KeyId::parse(&row.id).map_err(|_| corrupt("api_keys.id")())?,
             kind: KeyKind::parse(&row.kind).ok_or_else(corrupt("api_keys.kind"))?,
@@ -114,6 +117,7 @@ impl TryFrom<KeyRow> for KeyRecord {
             scopes,
             expires_at: row.expires_at.map(ts),
             ip_allow,
+            limits,
             metadata: Metadata::parse(metadata).map_err(|_| corrupt("api_keys.metadata")())?,
             created_at: ts(row.created_at),
             updated_at: ts(row.updated_at),
@@ -148,6 +152,7 @@ impl KeyRow {
             expires_at: key.expires_at.map(Timestamp::as_millis),
             ip_allow: strings(key.ip_allow.iter().map(ToString::to_string).collect()),
             metadata: key.metadata.to_json_text(),
+            limits: serde_json::to_string(&key.limits).unwrap_or_else(|_| "{}".to_owned()),
             created_at: key.created_at.as_millis(),
             updated_at: key.updated_at.as_millis(),
             last_used_at: key.last_used_at.map(Timestamp::as_millis),

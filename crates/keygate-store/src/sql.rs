@@ -12,7 +12,7 @@ macro_rules! key_columns {
     () => {
         "id, kind, org_id, project_id, name, env, role, scopes, expires_at, ip_allow, metadata, \
          created_at, updated_at, last_used_at, revoked_at, revoked_reason, deleted_at, \
-         rotate_every_ms, rotated_at, generation, hint"
+         rotate_every_ms, rotated_at, generation, hint, limits"
     };
 }
 
@@ -21,7 +21,8 @@ macro_rules! key_columns_k {
     () => {
         "k.id, k.kind, k.org_id, k.project_id, k.name, k.env, k.role, k.scopes, k.expires_at, \
          k.ip_allow, k.metadata, k.created_at, k.updated_at, k.last_used_at, k.revoked_at, \
-         k.revoked_reason, k.deleted_at, k.rotate_every_ms, k.rotated_at, k.generation, k.hint"
+         k.revoked_reason, k.deleted_at, k.rotate_every_ms, k.rotated_at, k.generation, k.hint, \
+         k.limits"
     };
 }
 

@@ -151,6 +151,7 @@ impl UpdateKeyBody {
                 .ip_allow
                 .map(|ips| keygate_core::record::parse_ip_allow(&ips))
                 .transpose()?,
+            limits: None,
             rotate_every: self
                 .rotate_every_seconds
                 .map(|v| v.map(Duration::from_secs)),

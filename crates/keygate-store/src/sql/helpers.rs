@@ -67,7 +67,7 @@ macro_rules! impl_sql_helpers {
                     "INSERT INTO api_keys (",
                     $crate::sql::key_columns!(),
                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                     $15, $16, $17, $18, $19, $20, $21)"
+                     $15, $16, $17, $18, $19, $20, $21, $22)"
                 ))
                 .bind(row.id)
                 .bind(row.kind)
@@ -90,6 +90,7 @@ macro_rules! impl_sql_helpers {
                 .bind(row.rotated_at)
                 .bind(row.generation)
                 .bind(row.hint)
+                .bind(row.limits)
                 .execute(&mut **tx)
                 .await?;
                 Self::insert_secret_tx(tx, secret).await
@@ -136,7 +137,7 @@ macro_rules! impl_sql_helpers {
                     "UPDATE api_keys SET name = $2, scopes = $3, expires_at = $4, ip_allow = $5, \
                      metadata = $6, updated_at = $7, revoked_at = $8, revoked_reason = $9, \
                      deleted_at = $10, rotate_every_ms = $11, rotated_at = $12, generation = $13, \
-                     hint = $14 WHERE id = $1",
+                     hint = $14, limits = $15 WHERE id = $1",
                 )
                 .bind(row.id)
                 .bind(row.name)
@@ -152,6 +153,7 @@ macro_rules! impl_sql_helpers {
                 .bind(row.rotated_at)
                 .bind(row.generation)
                 .bind(row.hint)
+                .bind(row.limits)
                 .execute(&mut **tx)
                 .await?;
                 Ok(())
