@@ -151,13 +151,19 @@ impl LocalLimiter {
                 });
             }
             if let Some(entry) = verdict.write {
-                writes.push((shard, check.key.clone(), entry));
+                writes.push((shard, check.key.as_str(), entry));
             }
         }
         if refused.is_none() {
             for (shard, key, entry) in writes {
                 if let Some(map) = guards.get_mut(&shard) {
-                    map.insert(key, entry);
+                    // A key seen before is updated in place, without a new allocation.
+                    match map.get_mut(key) {
+                        Some(slot) => *slot = entry,
+                        None => {
+                            map.insert(key.to_owned(), entry);
+                        }
+                    }
                 }
             }
         }

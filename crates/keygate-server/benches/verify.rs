@@ -35,6 +35,7 @@ fn verify(c: &mut Criterion) {
                     scopes: vec!["chat:*".into()],
                     expires_at: None,
                     ip_allow: vec![],
+                    limits: keygate_core::KeyLimits::default(),
                     metadata: None,
                     rotate_every: None,
                 },

@@ -68,6 +68,8 @@ pub struct AppState {
     pub gateway: Arc<GatewayState>,
     /// When the server started (milliseconds since the epoch), shown as models' `created`.
     pub started_at: i64,
+    /// Keys' request rates and concurrency caps on this node.
+    pub limiter: Arc<crate::limits::Limiter>,
 }
 
 impl AppState {
@@ -87,6 +89,7 @@ impl AppState {
             settings: Arc::new(settings),
             gateway,
             started_at,
+            limiter: Arc::new(crate::limits::Limiter::new()),
         }
     }
 }

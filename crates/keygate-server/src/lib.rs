@@ -9,6 +9,7 @@ mod error;
 pub mod gateway_state;
 pub mod http;
 mod last_used;
+pub mod limits;
 pub mod service;
 pub mod usage_log;
 

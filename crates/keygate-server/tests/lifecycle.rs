@@ -1,6 +1,6 @@
 //! The key lifecycle through the admin API, part one: create (the secret shown once), show,
 //! list with filters and pagination, update with its effect visible at once in verification,
-//! and IP allow-lists; on SQLite and PostgreSQL.
+//! IP allow-lists, and limits; on SQLite and PostgreSQL.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use keygate_core::{KeyId, ManualClock, Timestamp};
+use keygate_core::{KeyId, KeyLimits, ManualClock, Per, RequestRate, Timestamp};
 use keygate_testkit::{Api, Db, TestServer};
 use serde_json::{Value, json};
 
@@ -77,7 +77,7 @@ async fn create_shows_the_secret_once(db: Db) {
         "name": "billing", "env": "test", "status": "active",
         "hint": format!("{}…{}", &secret[..12], &secret[53..]),
         "scopes": ["chat:*", "models:gpt-4o*"], "expires_at": at(86_400),
-        "ip_allow": ["10.0.0.0/8"], "metadata": {"team": "billing", "tier": 2},
+        "ip_allow": ["10.0.0.0/8"], "limits": {}, "metadata": {"team": "billing", "tier": 2},
         "created_at": at(0), "updated_at": at(0), "last_used_at": null,
         "revoked_at": null, "revoked_reason": null, "rotate_every_seconds": 3600,
         "rotated_at": null, "rotation_due_at": at(3600), "generation": 0,
@@ -496,9 +496,190 @@ async fn ip_allow_list_edges(db: Db) {
     );
 }
 
+async fn limits_are_set_shown_and_cleared(db: Db) {
+    let (server, clock) = start(db).await;
+    let api = server.api();
+    let owner = server.owner_token.as_str();
+    let limits = json!({
+        "requests": [{"limit": 100, "per": "minute"}, {"limit": 5000, "per": "day"}],
+        "concurrency": 5,
+    });
+    let key = api
+        .create_key(
+            owner,
+            json!({"project": "default", "name": "limited", "limits": limits}),
+        )
+        .await;
+    assert_eq!(key.view["limits"], limits);
+    assert_eq!(api.get_key(owner, &key.id).await["limits"], limits);
+    let listed = api
+        .get("/admin/v1/keys")
+        .token(owner)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(listed.body["data"][0]["limits"], limits);
+    let id = KeyId::parse(&key.id).unwrap();
+    let stored = server.store.store.key(&id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.limits,
+        KeyLimits {
+            requests: vec![
+                RequestRate {
+                    limit: 100,
+                    per: Per::Minute
+                },
+                RequestRate {
+                    limit: 5000,
+                    per: Per::Day
+                },
+            ],
+            concurrency: Some(5),
+        }
+    );
+    let plain = api
+        .create_key(owner, json!({"project": "default", "name": "plain"}))
+        .await;
+    assert_eq!(plain.view["limits"], json!({}));
+
+    let path = format!("/admin/v1/keys/{}", key.id);
+    let patch = |body: Value| {
+        let api = api.clone();
+        let path = path.clone();
+        async move {
+            api.patch(&path)
+                .token(owner)
+                .json(&body)
+                .send()
+                .await
+                .expect(200)
+                .body
+        }
+    };
+    // A patch replaces every limit at once: the cap it leaves out is gone.
+    clock.advance(Duration::from_secs(10));
+    let per_second = json!({"requests": [{"limit": 10, "per": "second"}]});
+    let view = patch(json!({ "limits": per_second })).await;
+    assert_eq!(view["limits"], per_second);
+    assert_eq!(view["updated_at"], at(10));
+    // A patch without `limits` keeps them.
+    let view = patch(json!({"name": "still-limited"})).await;
+    assert_eq!(view["limits"], per_second);
+
+    // Refused limits name the part that is wrong, on create and on update, and change nothing.
+    let before = api.get_key(owner, &key.id).await;
+    let head = server.store.store.audit_head().await.unwrap();
+    let rate = |limit: u64, per: &str| json!({"limit": limit, "per": per});
+    let cases: Vec<(Value, &[&str])> = vec![
+        (
+            json!({"requests": [rate(0, "minute")]}),
+            &["limits.requests"],
+        ),
+        (
+            json!({"requests": [rate(1_000_000_001, "day")]}),
+            &["limits.requests"],
+        ),
+        (
+            json!({"requests": [rate(1, "minute"), rate(2, "minute")]}),
+            &["limits.requests", "one rate per period"],
+        ),
+        // The API takes the periods' full names only; the CLI's `100/min` is its own shorthand.
+        (
+            json!({"requests": [rate(60, "min")]}),
+            &["limits.requests", "minute"],
+        ),
+        (
+            json!({"requests": [rate(1, "second"), rate(2, "minute"), rate(3, "hour"),
+                                rate(4, "day"), rate(5, "day")]}),
+            &["limits.requests"],
+        ),
+        (
+            json!({"requests": [rate(1, "fortnight")]}),
+            &["limits.requests", "fortnight"],
+        ),
+        (
+            json!({"requests": [{"limit": 1, "per": "minute", "burst": 5}]}),
+            &["limits.requests", "burst"],
+        ),
+        (
+            json!({"requests": [{"limit": "100", "per": "minute"}]}),
+            &["limits.requests"],
+        ),
+        (json!({"requests": "100/minute"}), &["limits.requests"]),
+        (json!({"concurrency": 0}), &["limits.concurrency"]),
+        (json!({"concurrency": 100_001}), &["limits.concurrency"]),
+        (json!({"concurrency": -1}), &["limits.concurrency"]),
+        (
+            json!({"tokens": [rate(1000, "minute")]}),
+            &["limits", "`tokens`", "requests", "concurrency"],
+        ),
+        (
+            json!({"requests": [rate(10, "second")], "budget": 5}),
+            &["limits", "`budget`"],
+        ),
+        (json!("100/minute"), &["limits"]),
+        (json!([]), &["limits"]),
+    ];
+    for (limits, words) in &cases {
+        let create = api
+            .post("/admin/v1/keys")
+            .token(owner)
+            .json(&json!({"project": "default", "name": "refused", "limits": limits}))
+            .send()
+            .await
+            .expect_error(400, "validation_failed");
+        let update = api
+            .patch(&path)
+            .token(owner)
+            .json(&json!({ "limits": limits }))
+            .send()
+            .await
+            .expect_error(400, "validation_failed");
+        for reply in [create, update] {
+            for word in *words {
+                assert!(reply.message().contains(word), "{limits}: {}", reply.text);
+            }
+        }
+    }
+    assert_eq!(api.get_key(owner, &key.id).await, before);
+    let listed = api
+        .get("/admin/v1/keys")
+        .token(owner)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(ids(&listed.body).len(), 2, "no refused key was created");
+    let after = server.store.store.audit_head().await.unwrap();
+    assert_eq!((after.seq, after.hash), (head.seq, head.hash));
+
+    // `{}` clears every limit, and so does `null`.
+    let view = patch(json!({"limits": {}})).await;
+    assert_eq!(view["limits"], json!({}));
+    let stored = server.store.store.key(&id).await.unwrap().unwrap();
+    assert!(stored.limits.is_empty());
+    let view = patch(json!({"limits": {"concurrency": 2}})).await;
+    assert_eq!(view["limits"], json!({"concurrency": 2}));
+    let view = patch(json!({"limits": null})).await;
+    assert_eq!(view["limits"], json!({}));
+    assert_eq!(api.get_key(owner, &key.id).await, view);
+
+    let fields: Vec<Value> = api
+        .audit_events(owner)
+        .await
+        .iter()
+        .filter(|e| e["action"] == "key.update" && e["target"] == key.id.as_str())
+        .map(|e| e["details"]["fields"].clone())
+        .collect();
+    let limits_only = json!(["limits"]);
+    let mut expected = vec![limits_only.clone(); 5];
+    expected[1] = json!(["name"]);
+    assert_eq!(fields, expected);
+}
+
 keygate_testkit::on_both_databases!(
     create_shows_the_secret_once,
     list_filters_and_pages,
     updates_take_effect_at_once,
     ip_allow_list_edges,
+    limits_are_set_shown_and_cleared,
 );

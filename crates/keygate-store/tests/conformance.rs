@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use keygate_core::audit::ChainVerifier;
 use keygate_core::{
-    AuditAction, ChainBreak, KeyEnv, KeyHint, KeyId, KeyKind, KeyPatch, KeyStatus, Metadata, OrgId,
-    ProjectId, Scope, Timestamp,
+    AuditAction, ChainBreak, KeyEnv, KeyHint, KeyId, KeyKind, KeyLimits, KeyPatch, KeyStatus,
+    Metadata, OrgId, Per, ProjectId, RequestRate, Scope, Timestamp,
 };
 use keygate_store::{
     AuditFilter, Bootstrap, Conflict, IdempotencyEntry, KeyFilter, Org, Project, RotateOutcome,
@@ -122,6 +122,20 @@ async fn migrations_apply_once(db: Db) {
     assert!(again.is_bootstrapped().await.unwrap());
 }
 
+/// Limits with every kind and period set.
+fn limits() -> KeyLimits {
+    let rate = |limit, per| RequestRate { limit, per };
+    KeyLimits {
+        requests: vec![
+            rate(10, Per::Second),
+            rate(100, Per::Minute),
+            rate(1_000, Per::Hour),
+            rate(1_000_000_000, Per::Day),
+        ],
+        concurrency: Some(100_000),
+    }
+}
+
 async fn keys_round_trip_every_field(db: Db) {
     let w = world(db).await;
     let mut fx = new_key(&w.digest_key, &w.org.id, &w.project.id, at(0));
@@ -134,6 +148,7 @@ async fn keys_round_trip_every_field(db: Db) {
     fx.record.expires_at = Some(at(3600));
     fx.record.ip_allow = keygate_core::record::parse_ip_allow(&["10.0.0.0/8".into()]).unwrap();
     fx.record.metadata = Metadata::parse(serde_json::json!({"team": "billing", "n": 3})).unwrap();
+    fx.record.limits = limits();
     fx.record.rotate_every = Some(Duration::from_secs(86_400));
     w.db.store
         .create_key(&fx.record, &fx.secret, &audit(AuditAction::KeyCreate))
@@ -276,6 +291,7 @@ async fn update_applies_patch_and_refuses_revoked(db: Db) {
         name: Some("renamed".into()),
         scopes: Some(vec![Scope::parse("a:b").unwrap()]),
         expires_at: Some(Some(at(99))),
+        limits: Some(limits()),
         ..KeyPatch::default()
     };
     let updated = store
@@ -283,10 +299,12 @@ async fn update_applies_patch_and_refuses_revoked(db: Db) {
         .await
         .unwrap();
     assert_eq!(updated.name, "renamed");
+    assert_eq!(updated.limits, limits());
     assert_eq!(updated.updated_at, at(5));
     assert_eq!(store.key(&fx.record.id).await.unwrap(), Some(updated));
     let clear = KeyPatch {
         expires_at: Some(None),
+        limits: Some(KeyLimits::default()),
         ..KeyPatch::default()
     };
     let cleared = store
@@ -294,7 +312,9 @@ async fn update_applies_patch_and_refuses_revoked(db: Db) {
         .await
         .unwrap();
     assert_eq!(cleared.expires_at, None);
+    assert!(cleared.limits.is_empty());
     assert_eq!(cleared.name, "renamed");
+    assert_eq!(store.key(&fx.record.id).await.unwrap(), Some(cleared));
 
     store
         .revoke_key(&fx.record.id, "done", at(7), &audit(AuditAction::KeyRevoke))
@@ -503,6 +523,7 @@ async fn delete_leaves_a_tombstone(db: Db) {
     let store = &w.db.store;
     let mut fx = new_key(&w.digest_key, &w.org.id, &w.project.id, at(0));
     fx.record.metadata = Metadata::parse(serde_json::json!({"owner": "x"})).unwrap();
+    fx.record.limits = limits();
     store
         .create_key(&fx.record, &fx.secret, &audit(AuditAction::KeyCreate))
         .await
@@ -519,6 +540,7 @@ async fn delete_leaves_a_tombstone(db: Db) {
         .unwrap();
     assert_eq!(tomb.status(at(2)), KeyStatus::Deleted);
     assert!(tomb.metadata.as_map().is_empty() && tomb.name.is_empty());
+    assert!(tomb.limits.is_empty());
     let again = store
         .delete_key(&fx.record.id, at(2), &audit(AuditAction::KeyDelete))
         .await

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use keygate_core::RequestRate;
 
 mod vault;
 
@@ -201,6 +202,13 @@ pub struct CreateKeyArgs {
     /// Metadata as a JSON object.
     #[arg(long, value_name = "JSON")]
     pub metadata: Option<String>,
+    /// A request rate such as `100/minute` (per second, minute, hour or day); repeat for more,
+    /// one per period.
+    #[arg(long = "rate", value_name = "LIMIT/PERIOD", value_parser = parse_rate)]
+    pub rates: Vec<RequestRate>,
+    /// Most requests in flight at once.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<u32>,
     /// Rotation policy, e.g. `90d`.
     #[arg(long, value_name = "DURATION")]
     pub rotate_every: Option<humantime::Duration>,
@@ -266,6 +274,17 @@ pub struct UpdateKeyArgs {
     pub clear_ips: bool,
     #[arg(long, value_name = "JSON")]
     pub metadata: Option<String>,
+    /// Replace the request rates, e.g. `100/minute`; repeat for more. The concurrency cap stays
+    /// unless `--concurrency` is given too.
+    #[arg(long = "rate", value_name = "LIMIT/PERIOD", value_parser = parse_rate)]
+    pub rates: Vec<RequestRate>,
+    /// Replace the cap on requests in flight. The request rates stay unless `--rate` is given
+    /// too.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<u32>,
+    /// Remove every limit.
+    #[arg(long, conflicts_with_all = ["rates", "concurrency"])]
+    pub no_limits: bool,
     #[arg(long, value_name = "DURATION", conflicts_with = "no_rotation")]
     pub rotate_every: Option<humantime::Duration>,
     /// Remove the rotation policy.
@@ -273,6 +292,11 @@ pub struct UpdateKeyArgs {
     pub no_rotation: bool,
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+/// Reads `--rate 100/minute`; clap reports a failure as a usage error.
+fn parse_rate(text: &str) -> Result<RequestRate, &'static str> {
+    RequestRate::parse(text).map_err(|err| err.expected)
 }
 
 #[derive(Debug, Args)]
@@ -455,6 +479,47 @@ mod tests {
     #[test]
     fn every_command_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn limits_take_rates_and_a_cap() {
+        let cli = Cli::try_parse_from([
+            "keygate",
+            "keys",
+            "update",
+            "key_x",
+            "--rate",
+            "100/min",
+            "--rate",
+            "5000/day",
+            "--concurrency",
+            "5",
+        ])
+        .unwrap();
+        let Command::Keys(KeysCommand::Update(args)) = cli.command else {
+            panic!("not an update: {cli:?}");
+        };
+        let rates: Vec<String> = args.rates.iter().map(ToString::to_string).collect();
+        assert_eq!(rates, ["100/minute", "5000/day"]);
+        assert_eq!(args.concurrency, Some(5));
+
+        for bad in ["100", "x/minute", "5/fortnight", "-1/s", "1/"] {
+            let rate = format!("--rate={bad}");
+            let err = Cli::try_parse_from(["keygate", "keys", "create", "--name", "n", &rate])
+                .unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+            assert!(err.to_string().contains("100/minute"), "{err}");
+        }
+        for extra in ["--rate=1/s", "--concurrency=1"] {
+            let err =
+                Cli::try_parse_from(["keygate", "keys", "update", "key_x", "--no-limits", extra])
+                    .unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{extra}"
+            );
+        }
     }
 
     #[test]

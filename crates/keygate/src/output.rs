@@ -74,6 +74,37 @@ pub fn record(item: &Value, fields: &[&str]) {
     out(&t.to_string());
 }
 
+/// One key as field / value lines, its limits on one line.
+pub fn key(key: &Value) {
+    let mut shown = key.clone();
+    if let Some(limits) = shown.get_mut("limits") {
+        *limits = Value::String(limits_text(limits));
+    }
+    record(&shown, &KEY_FIELDS);
+}
+
+/// A key's limits as `100/minute, 5000/day; 5 in flight`, or `-` for none.
+fn limits_text(limits: &Value) -> String {
+    let rates: Vec<String> = limits["requests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|rate| format!("{}/{}", text(&rate["limit"]), text(&rate["per"])))
+        .collect();
+    let mut parts = Vec::new();
+    if !rates.is_empty() {
+        parts.push(rates.join(", "));
+    }
+    if !limits["concurrency"].is_null() {
+        parts.push(format!("{} in flight", text(&limits["concurrency"])));
+    }
+    if parts.is_empty() {
+        "-".to_owned()
+    } else {
+        parts.join("; ")
+    }
+}
+
 pub const KEY_COLUMNS: [(&str, &str); 7] = [
     ("ID", "id"),
     ("NAME", "name"),
@@ -84,7 +115,7 @@ pub const KEY_COLUMNS: [(&str, &str); 7] = [
     ("LAST USED", "last_used_at"),
 ];
 
-pub const KEY_FIELDS: [&str; 19] = [
+const KEY_FIELDS: [&str; 20] = [
     "id",
     "project_id",
     "name",
@@ -94,6 +125,7 @@ pub const KEY_FIELDS: [&str; 19] = [
     "scopes",
     "expires_at",
     "ip_allow",
+    "limits",
     "metadata",
     "created_at",
     "updated_at",
@@ -105,3 +137,21 @@ pub const KEY_FIELDS: [&str; 19] = [
     "rotation_due_at",
     "generation",
 ];
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::limits_text;
+
+    #[test]
+    fn limits_read_on_one_line() {
+        let both = json!({"requests": [{"limit": 100, "per": "minute"},
+                                       {"limit": 5000, "per": "day"}], "concurrency": 5});
+        assert_eq!(limits_text(&both), "100/minute, 5000/day; 5 in flight");
+        let rates = json!({"requests": [{"limit": 10, "per": "second"}]});
+        assert_eq!(limits_text(&rates), "10/second");
+        assert_eq!(limits_text(&json!({"concurrency": 2})), "2 in flight");
+        assert_eq!(limits_text(&json!({})), "-");
+    }
+}

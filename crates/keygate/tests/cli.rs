@@ -13,7 +13,7 @@ mod process;
 use std::os::unix::fs::PermissionsExt;
 
 use process::{ServerProcess, run_cli, text};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::Connection;
 
 fn json(output: &std::process::Output) -> Value {
@@ -91,6 +91,135 @@ fn exit_codes_tell_failures_apart() {
         None,
     );
     assert_eq!(code(&down), 6, "{}", text(&down.stderr));
+}
+
+#[test]
+fn keys_take_limits_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let owner = server.owner_token();
+    let cli = |args: &[&str]| server.cli(args, Some(&owner), None);
+    let ok_json = |args: &[&str]| {
+        let out = cli(args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", text(&out.stderr));
+        json(&out)
+    };
+
+    let created = ok_json(&[
+        "keys",
+        "create",
+        "--name",
+        "limited",
+        "--rate",
+        "100/minute",
+        "--rate",
+        "5000/d",
+        "--concurrency",
+        "5",
+        "--json",
+    ]);
+    let id = created["key"]["id"].as_str().unwrap().to_owned();
+    let both = json!({
+        "requests": [{"limit": 100, "per": "minute"}, {"limit": 5000, "per": "day"}],
+        "concurrency": 5,
+    });
+    assert_eq!(created["key"]["limits"], both);
+    assert_eq!(ok_json(&["keys", "show", &id, "--json"])["limits"], both);
+    let shown = cli(&["keys", "show", &id]);
+    assert_eq!(code(&shown), 0);
+    assert!(
+        text(&shown.stdout).contains("100/minute, 5000/day; 5 in flight"),
+        "{}",
+        text(&shown.stdout)
+    );
+
+    // Each flag replaces its own kind of limit and keeps the other.
+    let capped = ok_json(&["keys", "update", &id, "--concurrency", "2", "--json"]);
+    assert_eq!(
+        capped["limits"],
+        json!({"requests": both["requests"], "concurrency": 2})
+    );
+    let rated = ok_json(&["keys", "update", &id, "--rate", "10/s", "--json"]);
+    assert_eq!(
+        rated["limits"],
+        json!({"requests": [{"limit": 10, "per": "second"}], "concurrency": 2})
+    );
+    let cleared = ok_json(&["keys", "update", &id, "--no-limits", "--json"]);
+    assert_eq!(cleared["limits"], json!({}));
+    let shown = cli(&["keys", "show", &id]);
+    assert!(
+        !text(&shown.stdout).contains("in flight"),
+        "{}",
+        text(&shown.stdout)
+    );
+
+    // Text that is not a rate is a usage error (2), before any request; limits out of
+    // bounds are refused by the server (5), naming the field.
+    for (args, exit, word) in [
+        (
+            vec!["create", "--name", "x", "--rate", "100"],
+            2,
+            "100/minute",
+        ),
+        (
+            vec!["create", "--name", "x", "--rate", "5/fortnight"],
+            2,
+            "100/minute",
+        ),
+        (
+            vec!["create", "--name", "x", "--rate", "many/day"],
+            2,
+            "100/minute",
+        ),
+        (
+            vec!["create", "--name", "x", "--concurrency=-1"],
+            2,
+            "concurrency",
+        ),
+        (
+            vec!["update", &id, "--no-limits", "--rate", "1/s"],
+            2,
+            "--no-limits",
+        ),
+        (
+            vec!["update", &id, "--no-limits", "--concurrency", "1"],
+            2,
+            "--no-limits",
+        ),
+        (
+            vec!["create", "--name", "x", "--rate", "0/minute"],
+            5,
+            "limits.requests",
+        ),
+        (
+            vec![
+                "create", "--name", "x", "--rate", "1/minute", "--rate", "2/min",
+            ],
+            5,
+            "limits.requests",
+        ),
+        (
+            vec!["create", "--name", "x", "--concurrency", "0"],
+            5,
+            "limits.concurrency",
+        ),
+        (vec!["update", &id, "--rate", "0/h"], 5, "limits.requests"),
+    ] {
+        let args: Vec<&str> = ["keys"].into_iter().chain(args).collect();
+        let out = cli(&args);
+        assert_eq!(code(&out), exit, "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(word),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let listed = ok_json(&["keys", "list", "--json"]);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        ok_json(&["keys", "show", &id, "--json"])["limits"],
+        json!({})
+    );
 }
 
 #[test]

@@ -3,14 +3,16 @@
 use std::time::Duration;
 
 use keygate_core::{
-    AuditEvent, KeyEnv, KeyId, KeyPatch, KeyRecord, KeyStatus, Metadata, Role, Scope, Timestamp,
-    ValidationError,
+    AuditEvent, KeyEnv, KeyId, KeyLimits, KeyPatch, KeyRecord, KeyStatus, Metadata, Per,
+    RequestRate, Role, Scope, Timestamp, ValidationError,
 };
 use keygate_store::Project;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
+use super::extract::redact_serde;
 use crate::service::{AuditReport, CreateKey, CreateToken, KeyQuery};
 
 mod secrets;
@@ -77,6 +79,100 @@ impl From<StatusParam> for KeyStatus {
     }
 }
 
+/// A key's limits; `{}` means none. Kinds of limit not listed here are refused, never ignored.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct LimitsParam {
+    /// Request rates, each counted on its own (`100/minute` and `5000/day` together): at most
+    /// 4, one per period.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<RateParam>,
+    /// Most requests in flight at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 100_000)]
+    pub concurrency: Option<u32>,
+}
+
+/// At most `limit` requests per `per`, in bursts of up to `limit`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RateParam {
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    pub limit: u64,
+    pub per: PerParam,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PerParam {
+    Second,
+    Minute,
+    Hour,
+    Day,
+}
+
+impl From<&KeyLimits> for LimitsParam {
+    fn from(limits: &KeyLimits) -> Self {
+        let per = |per: Per| match per {
+            Per::Second => PerParam::Second,
+            Per::Minute => PerParam::Minute,
+            Per::Hour => PerParam::Hour,
+            Per::Day => PerParam::Day,
+        };
+        Self {
+            requests: limits
+                .requests
+                .iter()
+                .map(|rate| RateParam {
+                    limit: rate.limit,
+                    per: per(rate.per),
+                })
+                .collect(),
+            concurrency: limits.concurrency,
+        }
+    }
+}
+
+/// The kinds of limit a key can carry today.
+const LIMIT_KINDS: [&str; 2] = ["requests", "concurrency"];
+
+/// Reads a `limits` object, naming the part that is wrong. It is read kind by kind rather than
+/// in one go so that a message says `limits.requests` or `limits.concurrency`, and a kind
+/// keygate does not support yet (such as `tokens`) is refused by name. The bounds are checked
+/// later, by the service, on every path that sets limits.
+fn parse_limits(value: serde_json::Value) -> Result<KeyLimits, ApiError> {
+    let serde_json::Value::Object(mut map) = value else {
+        return Err(ValidationError::new(
+            "limits",
+            "an object such as {\"requests\": [{\"limit\": 100, \"per\": \"minute\"}], \
+             \"concurrency\": 5}",
+        )
+        .into());
+    };
+    if let Some(unknown) = map.keys().find(|k| !LIMIT_KINDS.contains(&k.as_str())) {
+        return Err(ApiError::validation(format!(
+            "limits: `{unknown}` is not a kind of limit keygate supports; the kinds are \
+             `requests` (rates per second, minute, hour or day) and `concurrency`"
+        )));
+    }
+    let requests: Option<Vec<RequestRate>> = limit_part(&mut map, "requests")?;
+    Ok(KeyLimits {
+        requests: requests.unwrap_or_default(),
+        concurrency: limit_part(&mut map, "concurrency")?,
+    })
+}
+
+/// One kind of limit out of a `limits` object; absent or `null` is `None`.
+fn limit_part<T: DeserializeOwned>(
+    map: &mut serde_json::Map<String, serde_json::Value>,
+    kind: &str,
+) -> Result<Option<T>, ApiError> {
+    let Some(value) = map.remove(kind) else {
+        return Ok(None);
+    };
+    serde_json::from_value(value).map_err(|err| {
+        ApiError::validation(format!("limits.{kind}: {}", redact_serde(&err.to_string())))
+    })
+}
+
 /// A new API key.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +192,9 @@ pub struct CreateKeyBody {
     pub ip_allow: Vec<String>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
+    /// Request rates and a concurrency cap; without it, none.
+    #[schema(value_type = Option<LimitsParam>)]
+    pub limits: Option<serde_json::Value>,
     /// Rotation policy: the key is listed as due this long after its last rotation.
     pub rotate_every_seconds: Option<u64>,
 }
@@ -114,13 +213,18 @@ impl CreateKeyBody {
                 .transpose()?,
             ip_allow: self.ip_allow,
             metadata: self.metadata,
+            limits: self
+                .limits
+                .map(parse_limits)
+                .transpose()?
+                .unwrap_or_default(),
             rotate_every: self.rotate_every_seconds.map(Duration::from_secs),
         })
     }
 }
 
 /// A change to a key: absent fields stay, `null` clears `expires_at` and
-/// `rotate_every_seconds`.
+/// `rotate_every_seconds`; `limits` replaces every limit at once (`{}` or `null` clears them).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKeyBody {
@@ -132,6 +236,10 @@ pub struct UpdateKeyBody {
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
     pub ip_allow: Option<Vec<String>>,
+    /// Replaces every limit at once; `{}` or `null` removes them.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<LimitsParam>)]
+    pub limits: Option<Option<serde_json::Value>>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<u64>)]
     pub rotate_every_seconds: Option<Option<u64>>,
@@ -151,7 +259,11 @@ impl UpdateKeyBody {
                 .ip_allow
                 .map(|ips| keygate_core::record::parse_ip_allow(&ips))
                 .transpose()?,
-            limits: None,
+            limits: self
+                .limits
+                .map(|v| v.map(parse_limits).transpose())
+                .transpose()?
+                .map(Option::unwrap_or_default),
             rotate_every: self
                 .rotate_every_seconds
                 .map(|v| v.map(Duration::from_secs)),
@@ -225,6 +337,8 @@ pub struct KeyView {
     pub scopes: Vec<String>,
     pub expires_at: Option<String>,
     pub ip_allow: Vec<String>,
+    /// Request rates and a concurrency cap; `{}` when the key has none.
+    pub limits: LimitsParam,
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     pub created_at: String,
@@ -267,6 +381,7 @@ impl KeyView {
             scopes: key.scopes.iter().map(ToString::to_string).collect(),
             expires_at: key.expires_at.map(Timestamp::to_rfc3339),
             ip_allow: key.ip_allow.iter().map(ToString::to_string).collect(),
+            limits: LimitsParam::from(&key.limits),
             metadata: serde_json::Value::Object(key.metadata.as_map().clone()),
             created_at: key.created_at.to_rfc3339(),
             updated_at: key.updated_at.to_rfc3339(),

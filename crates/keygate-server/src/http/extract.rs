@@ -36,7 +36,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], empty_ok: bool) -> Result<T
 
 /// Removes quoted input values from serde messages (`invalid type: string "…"`), which could
 /// hold a secret, while keeping field names (`unknown field `x``).
-fn redact_serde(message: &str) -> String {
+pub(crate) fn redact_serde(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
     while let Some(start) = rest.find('"') {

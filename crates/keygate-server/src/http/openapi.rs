@@ -44,6 +44,7 @@ impl Modify for AdminTokenAuth {
     ),
     components(schemas(
         ErrorBody, ErrorDetail, dto::KeyView, dto::KeyWithSecret, dto::KeyList,
+        dto::LimitsParam, dto::RateParam, dto::PerParam,
         dto::CreateKeyBody, dto::UpdateKeyBody, dto::RotateBody, dto::RevokeBody,
         dto::ProjectView, dto::ProjectList, dto::CreateProjectBody, dto::CreateTokenBody,
         dto::TokenView, dto::TokenList, dto::TokenWithSecret, dto::AuditEventView, dto::AuditList,

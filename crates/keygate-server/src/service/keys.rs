@@ -6,8 +6,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keygate_core::record::{MAX_NAME_CHARS, MAX_REASON_CHARS, check_text, parse_ip_allow};
 use keygate_core::{
-    ApiKey, AuditAction, KeyEnv, KeyId, KeyKind, KeyPatch, KeyRecord, KeySecret, KeySpec,
-    KeyStatus, Metadata, Permission, Scope, Timestamp, ValidationError,
+    ApiKey, AuditAction, KeyEnv, KeyId, KeyKind, KeyLimits, KeyPatch, KeyRecord, KeySecret,
+    KeySpec, KeyStatus, Metadata, Permission, Scope, Timestamp, ValidationError,
 };
 use keygate_store::{IdempotencyEntry, KeyFilter, Project, RotateOutcome, Rotation};
 use sha2::{Digest, Sha256};
@@ -34,6 +34,8 @@ pub struct CreateKey {
     pub scopes: Vec<String>,
     pub expires_at: Option<Timestamp>,
     pub ip_allow: Vec<String>,
+    /// Its bounds are checked by [`Keygate::create_key`].
+    pub limits: KeyLimits,
     pub metadata: Option<serde_json::Value>,
     pub rotate_every: Option<Duration>,
 }
@@ -161,6 +163,7 @@ impl Keygate {
                 .await?;
         }
         let ip_allow = parse_ip_allow(&input.ip_allow)?;
+        let limits = input.limits.validate()?;
         let metadata = input
             .metadata
             .map(Metadata::parse)
@@ -172,6 +175,7 @@ impl Keygate {
             scopes: record_scopes,
             expires_at: input.expires_at,
             ip_allow,
+            limits,
             metadata,
             rotate_every: input.rotate_every,
             ..KeySpec::api(
@@ -279,7 +283,7 @@ impl Keygate {
         &self,
         caller: &Caller,
         id: &KeyId,
-        patch: KeyPatch,
+        mut patch: KeyPatch,
     ) -> Result<KeyRecord, ServiceError> {
         let key = self.visible_key(caller, id, Permission::KeysWrite).await?;
         let now = self.clock.now();
@@ -308,6 +312,7 @@ impl Keygate {
         if let Some(every) = patch.rotate_every {
             check_rotate_every(every)?;
         }
+        patch.limits = patch.limits.map(KeyLimits::validate).transpose()?;
         let mut audit = caller.audit(AuditAction::KeyUpdate, key.project_id.as_ref());
         audit.target = Some(id.to_string());
         audit.details = serde_json::json!({ "fields": changed_fields(&patch) });
@@ -450,6 +455,9 @@ fn changed_fields(patch: &KeyPatch) -> Vec<&'static str> {
     }
     if patch.ip_allow.is_some() {
         fields.push("ip_allow");
+    }
+    if patch.limits.is_some() {
+        fields.push("limits");
     }
     if patch.rotate_every.is_some() {
         fields.push("rotate_every_seconds");

@@ -1,5 +1,6 @@
 //! `keygate keys …`: the key lifecycle through the admin API.
 
+use keygate_core::{KeyLimits, RequestRate};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
@@ -9,7 +10,7 @@ use crate::cli::{
     UpdateKeyArgs, VerifyArgs,
 };
 use crate::client::{AdminClient, segment};
-use crate::output::{self, KEY_COLUMNS, KEY_FIELDS, note, out};
+use crate::output::{self, KEY_COLUMNS, note, out};
 
 pub async fn run(command: KeysCommand) -> Result<(), CliError> {
     match command {
@@ -139,11 +140,49 @@ fn expiry_from_now(duration: std::time::Duration) -> Result<String, CliError> {
     Ok(now.saturating_add(duration).to_rfc3339())
 }
 
+/// The `limits` object of the API, from `--rate` and `--concurrency`.
+fn limits_json(requests: Vec<RequestRate>, concurrency: Option<u32>) -> Result<Value, CliError> {
+    serde_json::to_value(KeyLimits {
+        requests,
+        concurrency,
+    })
+    .map_err(|e| CliError::Other(e.into()))
+}
+
+/// The limits `update` sends. The API replaces every limit at once, so the kind the command
+/// line leaves out is read from the key and sent back as it is (a change to it made between
+/// the read and the write is lost).
+async fn updated_limits(client: &AdminClient, args: &UpdateKeyArgs) -> Result<Value, CliError> {
+    let mut requests = args.rates.clone();
+    let mut concurrency = args.concurrency;
+    if requests.is_empty() || concurrency.is_none() {
+        let key = client
+            .get(&format!("/admin/v1/keys/{}", segment(&args.id)), &[])
+            .await?;
+        let current = match &key["limits"] {
+            Value::Null => KeyLimits::default(),
+            // A kind of limit this CLI does not know would be lost by sending the rest back.
+            limits => serde_json::from_value(limits.clone()).map_err(|_| {
+                CliError::Invalid(
+                    "the key has limits this keygate CLI does not know; change them with a \
+                     newer CLI or through the admin API"
+                        .into(),
+                )
+            })?,
+        };
+        if requests.is_empty() {
+            requests = current.requests;
+        }
+        concurrency = concurrency.or(current.concurrency);
+    }
+    limits_json(requests, concurrency)
+}
+
 fn show_key(api: &ApiArgs, key: &Value) {
     if api.json {
         output::json(key);
     } else {
-        output::record(key, &KEY_FIELDS);
+        output::key(key);
     }
 }
 
@@ -154,7 +193,7 @@ fn show_secret(api: &ApiArgs, quiet: bool, reply: &Value) {
     } else if quiet {
         out(reply["secret"].as_str().unwrap_or_default());
     } else {
-        output::record(&reply["key"], &KEY_FIELDS);
+        output::key(&reply["key"]);
         note("The secret is shown only this once; store it now:");
         out(reply["secret"].as_str().unwrap_or_default());
     }
@@ -173,6 +212,12 @@ async fn create(args: CreateKeyArgs) -> Result<(), CliError> {
     }
     if let Some(text) = &args.metadata {
         body.insert("metadata".into(), parse_metadata(text)?);
+    }
+    if !args.rates.is_empty() || args.concurrency.is_some() {
+        body.insert(
+            "limits".into(),
+            limits_json(args.rates.clone(), args.concurrency)?,
+        );
     }
     if let Some(at) = args.expires_at {
         body.insert("expires_at".into(), json!(at));
@@ -253,6 +298,11 @@ async fn update(args: UpdateKeyArgs) -> Result<(), CliError> {
     }
     if let Some(text) = &args.metadata {
         body.insert("metadata".into(), parse_metadata(text)?);
+    }
+    if args.no_limits {
+        body.insert("limits".into(), json!({}));
+    } else if !args.rates.is_empty() || args.concurrency.is_some() {
+        body.insert("limits".into(), updated_limits(&client, &args).await?);
     }
     if args.no_rotation {
         body.insert("rotate_every_seconds".into(), Value::Null);

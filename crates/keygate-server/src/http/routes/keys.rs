@@ -105,7 +105,7 @@ pub async fn show(
     Ok(Json(KeyView::new(&key, now(&state))))
 }
 
-/// Change a key's name, scopes, expiry, metadata, IP allow-list or rotation policy.
+/// Change a key's name, scopes, expiry, metadata, IP allow-list, limits or rotation policy.
 #[utoipa::path(patch, path = "/admin/v1/keys/{id}", tag = "keys",
     params(("id" = String, Path, description = "Key id")),
     request_body = UpdateKeyBody,

@@ -19,6 +19,7 @@ use crate::cache::CachedKey;
 use crate::http::AppState;
 use crate::http::extract::{RequestMeta, bearer};
 use crate::http::llm_error::LlmError;
+use crate::limits::{Admission, Refusal};
 use crate::service::{ProjectSecrets, VerifyOutcome, VerifyQuery};
 use crate::usage_log::ToCount;
 
@@ -304,13 +305,39 @@ async fn serve(
             .record(draft.record(&state, err.status.as_u16(), Some(err.code)));
         return err.respond(format);
     }
+    // The key's limits: a refused request is recorded, and consumes none of them.
+    let admission = state
+        .limiter
+        .admit(&key.record, state.keygate.clock().as_ref(), true);
+    let Admission { rate, permit } = match admission {
+        Ok(admission) => admission,
+        Err(refusal) => {
+            let err = LlmError {
+                retry_after: refusal.retry_after(),
+                ..LlmError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    refusal.code(),
+                    refusal.message(),
+                )
+            };
+            state
+                .keygate
+                .usage()
+                .record(draft.record(&state, 429, Some(err.code)));
+            let mut response = err.respond(format);
+            if let Refusal::Rate { state: rate, .. } = &refusal {
+                rate_headers(response.headers_mut(), rate);
+            }
+            return response;
+        }
+    };
     let secrets = ProjectSecrets {
         keygate: &state.keygate,
         project: key.record.project_id.as_ref(),
     };
     let scopes = &key.record.scopes;
     let allowed = |alias: &str| any_grants(scopes, &model_permission(alias));
-    match gateway.dispatch(&inbound, &secrets, &allowed).await {
+    let mut response = match gateway.dispatch(&inbound, &secrets, &allowed).await {
         Ok(Reply::Complete {
             status,
             content_type,
@@ -348,6 +375,8 @@ async fn serve(
             let request = inbound.body.clone();
             let state_for_end = state.clone();
             relay.on_end(move |end: StreamEnd| {
+                // The request's slot of the key's concurrency cap frees with the stream.
+                drop(permit);
                 let (status, code) = match &end.outcome {
                     StreamOutcome::Completed => (200, None),
                     StreamOutcome::Failed(_) => (200, Some("upstream_stream_interrupted")),
@@ -424,6 +453,28 @@ async fn serve(
             record.deployment = deployment;
             state.keygate.usage().record(record);
             err.respond(format)
+        }
+    };
+    if let Some(rate) = rate {
+        rate_headers(response.headers_mut(), &rate);
+    }
+    response
+}
+
+/// The state of the key's tightest request rate, under OpenAI's header names (which the
+/// OpenAI SDKs read).
+fn rate_headers(headers: &mut HeaderMap, rate: &keygate_limits::State) {
+    let pairs = [
+        ("x-ratelimit-limit-requests", rate.limit.to_string()),
+        ("x-ratelimit-remaining-requests", rate.remaining.to_string()),
+        (
+            "x-ratelimit-reset-requests",
+            crate::limits::openai_duration(rate.reset_after),
+        ),
+    ];
+    for (name, value) in pairs {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
         }
     }
 }

@@ -36,11 +36,36 @@ pub async fn verify(
         })
         .await?;
     Ok(Json(match outcome {
-        VerifyOutcome::Valid(key) => VerifyResponse::valid(&key.record),
+        // A verification is a use: it counts against the key's request rates.
+        VerifyOutcome::Valid(key) => {
+            let clock = state.keygate.clock().as_ref();
+            match state.limiter.admit(&key.record, clock, false) {
+                Ok(admission) => VerifyResponse {
+                    ratelimit: admission.rate.map(|rate| ratelimit(&rate)),
+                    ..VerifyResponse::valid(&key.record)
+                },
+                Err(refusal) => {
+                    let rate = state.limiter.peek(&key.record, clock);
+                    VerifyResponse {
+                        ratelimit: rate.map(|rate| ratelimit(&rate)),
+                        ..VerifyResponse::refused(refusal.code(), Some(&key.record.id))
+                    }
+                }
+            }
+        }
         // A refused key's details stay private: whoever holds a revoked key learns only
         // which key it was, to find it in the admin API.
         VerifyOutcome::Invalid(rejection, key) => {
             VerifyResponse::refused(rejection.code(), key.as_ref().map(|k| &k.record.id))
         }
     }))
+}
+
+/// A rate's state as the verify API shows it.
+fn ratelimit(state: &keygate_limits::State) -> serde_json::Value {
+    serde_json::json!({
+        "limit": state.limit,
+        "remaining": state.remaining,
+        "reset_ms": u64::try_from(state.reset_after.as_millis()).unwrap_or(u64::MAX),
+    })
 }

@@ -1,0 +1,208 @@
+//! A key's limits over real sockets: request rates refuse the request past the limit with
+//! 429 `rate_limited`, `Retry-After` and OpenAI's `x-ratelimit-*` headers; a concurrency cap
+//! refuses a request beyond it with `concurrency_limited` until one ends; the verify API
+//! counts and reports; refused requests are recorded.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a failed step should fail the test"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keygate_testkit::{Db, MockOpenAi, MockReply, TestServer};
+use serde_json::{Value, json};
+
+const UPSTREAM_KEY: &str = "sk-upstream-limits-0123456789";
+
+struct Setup {
+    server: TestServer,
+    upstream: MockOpenAi,
+}
+
+async fn setup(db: Db) -> Setup {
+    let upstream = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
+    let config = format!(
+        r#"
+        [providers.up]
+        kind = "openai"
+        base_url = "{}/v1"
+        credential = "env::UPSTREAM_KEY"
+
+        [model_groups.chat]
+        deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
+        "#,
+        upstream.origin()
+    );
+    let server = TestServer::start_gateway(db, &config, &[("UPSTREAM_KEY", UPSTREAM_KEY)])
+        .await
+        .unwrap();
+    Setup { server, upstream }
+}
+
+async fn key_with(s: &Setup, limits: Value) -> String {
+    s.server
+        .api()
+        .create_key(
+            &s.server.owner_token,
+            json!({"project": "default", "name": "limited", "scopes": ["models:*"], "limits": limits}),
+        )
+        .await
+        .secret
+}
+
+fn hello(stream: bool) -> Value {
+    json!({"model": "chat", "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+async fn chat(s: &Setup, key: &str, stream: bool) -> keygate_testkit::Reply {
+    s.server
+        .api()
+        .post("/v1/chat/completions")
+        .token(key)
+        .json(&hello(stream))
+        .send()
+        .await
+}
+
+async fn request_rates_refuse_past_the_limit(db: Db) {
+    let s = setup(db).await;
+    let key = key_with(
+        &s,
+        json!({"requests": [{"limit": 3, "per": "minute"}, {"limit": 100, "per": "day"}]}),
+    )
+    .await;
+    for remaining in ["2", "1", "0"] {
+        let reply = chat(&s, &key, false).await.expect(200);
+        assert_eq!(reply.header("x-ratelimit-limit-requests"), Some("3"));
+        assert_eq!(
+            reply.header("x-ratelimit-remaining-requests"),
+            Some(remaining)
+        );
+        assert!(reply.header("x-ratelimit-reset-requests").is_some());
+    }
+    let refused = chat(&s, &key, false).await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert_eq!(refused.body["error"]["code"], "rate_limited");
+    assert_eq!(refused.body["error"]["type"], "rate_limit_error");
+    assert_eq!(
+        refused.header("retry-after"),
+        Some("20"),
+        "one request every 20 s"
+    );
+    assert_eq!(refused.header("x-ratelimit-remaining-requests"), Some("0"));
+    assert_eq!(
+        s.upstream.request_count(),
+        3,
+        "the refused request never went upstream"
+    );
+
+    // Anthropic's clients get Anthropic's shape.
+    let refused = s
+        .server
+        .api()
+        .post("/v1/messages")
+        .header("x-api-key", &key)
+        .json(&json!({"model": "chat", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.body["error"]["type"], "rate_limit_error");
+    assert_eq!(refused.body["error"]["code"], "rate_limited");
+
+    // Another key is not limited by this one's use.
+    let other = key_with(&s, json!({"requests": [{"limit": 3, "per": "minute"}]})).await;
+    chat(&s, &other, false).await.expect(200);
+
+    // Refusals are in the usage records.
+    let api = s.server.api();
+    let mut errors = 0;
+    for _ in 0..100 {
+        let report = api
+            .get("/admin/v1/usage?group_by=key")
+            .token(&s.server.owner_token)
+            .send()
+            .await
+            .expect(200)
+            .body;
+        errors = report["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["errors"].as_u64().unwrap())
+            .sum();
+        if errors >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(errors, 2, "both refusals were recorded");
+}
+
+async fn a_concurrency_cap_holds_until_a_request_ends(db: Db) {
+    let s = setup(db).await;
+    let key = key_with(&s, json!({"concurrency": 1})).await;
+    let release = Arc::new(tokio::sync::Notify::new());
+    s.upstream.push(MockReply::Gated {
+        first: "first".into(),
+        release: release.clone(),
+        rest: " and the rest".into(),
+    });
+    let api = s.server.api();
+    let held = {
+        let api = api.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            api.post("/v1/chat/completions")
+                .token(&key)
+                .json(&hello(true))
+                .send()
+                .await
+        })
+    };
+    // Wait until the first stream is running upstream.
+    for _ in 0..100 {
+        if s.upstream.request_count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = chat(&s, &key, false).await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert_eq!(refused.body["error"]["code"], "concurrency_limited");
+    assert!(refused.header("retry-after").is_some());
+    release.notify_one();
+    let first = held.await.unwrap().expect(200);
+    assert!(first.text.contains("[DONE]"));
+    chat(&s, &key, false).await.expect(200);
+}
+
+async fn verify_counts_and_reports_the_rate(db: Db) {
+    let s = setup(db).await;
+    let key = key_with(&s, json!({"requests": [{"limit": 2, "per": "hour"}]})).await;
+    let api = s.server.api();
+    let first = api.verify(&key, None, None).await;
+    assert_eq!(first["valid"], true);
+    assert_eq!(first["ratelimit"]["limit"], 2);
+    assert_eq!(first["ratelimit"]["remaining"], 1);
+    let second = api.verify(&key, None, None).await;
+    assert_eq!(second["ratelimit"]["remaining"], 0);
+    let third = api.verify(&key, None, None).await;
+    assert_eq!(third["valid"], false);
+    assert_eq!(third["code"], "rate_limited");
+    assert_eq!(third["ratelimit"]["remaining"], 0);
+    assert!(third["ratelimit"]["reset_ms"].as_u64().unwrap() > 0);
+
+    let unlimited = key_with(&s, json!({})).await;
+    let reply = api.verify(&unlimited, None, None).await;
+    assert_eq!(reply["valid"], true);
+    assert!(reply["ratelimit"].is_null());
+}
+
+keygate_testkit::on_both_databases!(
+    request_rates_refuse_past_the_limit,
+    a_concurrency_cap_holds_until_a_request_ends,
+    verify_counts_and_reports_the_rate,
+);
