@@ -14,12 +14,14 @@
 pub mod budget;
 mod concurrency;
 pub mod gcra;
+mod global;
 mod local;
 pub mod quota;
 
 use std::time::Duration;
 
 pub use concurrency::{Concurrency, Permit};
+pub use global::{GlobalError, GlobalLimiter};
 pub use local::LocalLimiter;
 
 /// One limit, as configured.
