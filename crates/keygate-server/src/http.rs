@@ -92,4 +92,12 @@ impl AppState {
             limiter: Arc::new(crate::limits::Limiter::new()),
         }
     }
+
+    /// The same, with `limiter` (for rates shared through Redis).
+    pub fn with_limiter(self, limiter: crate::limits::Limiter) -> Self {
+        Self {
+            limiter: Arc::new(limiter),
+            ..self
+        }
+    }
 }

@@ -1,11 +1,118 @@
-//! A key's limits on the hot path: its request rates and its cap on requests in flight,
-//! checked in memory on this node ([`keygate_limits::LocalLimiter`]). A refused request
-//! consumes nothing; an admitted one holds a permit until its answer ends.
+//! A key's limits on the hot path: its request rates and its cap on requests in flight. Rates
+//! are counted in memory on this node ([`keygate_limits::LocalLimiter`]) or, with Redis, across
+//! all nodes ([`keygate_limits::GlobalLimiter`]). A refused request consumes nothing; an
+//! admitted one holds a permit until its answer ends.
+//!
+//! When Redis stops answering, the configured policy applies — count on this node and log the
+//! outage (the default), or refuse with `limits_unavailable` — and Redis is tried again every
+//! two seconds until it answers.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use keygate_core::{Clock, KeyRecord};
-use keygate_limits::{Check, Concurrency, Limit, LocalLimiter, Permit, State};
+use keygate_limits::{
+    Check, Concurrency, Decision, GlobalLimiter, Limit, LocalLimiter, Permit, State,
+};
+
+/// What happens to limits while Redis is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnRedisFailure {
+    /// Count on each node (a key may then get up to its limit on every node) and log it.
+    #[default]
+    Local,
+    /// Refuse limited requests with 503 `limits_unavailable`.
+    Closed,
+}
+
+/// How long a check waits for Redis.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+/// How long after a failure Redis is left alone before it is tried again.
+const REDIS_REST: Duration = Duration::from_secs(2);
+
+/// Redis, when configured: the connection (made again after a failure) and its health.
+struct Shared {
+    url: String,
+    on_failure: OnRedisFailure,
+    limiter: RwLock<Option<GlobalLimiter>>,
+    /// Microseconds after `epoch` before which Redis is not tried.
+    rest_until: AtomicU64,
+    epoch: Instant,
+    down: AtomicBool,
+}
+
+impl std::fmt::Debug for Shared {
+    /// Leaves the URL (which may hold a password) out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("on_failure", &self.on_failure)
+            .field("down", &self.down)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn elapsed(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// The limiter to use now, connecting first when there is none and it is time to try.
+    async fn limiter(&self) -> Option<GlobalLimiter> {
+        let now = self.elapsed();
+        if now < self.rest_until.load(Ordering::Relaxed) {
+            return None;
+        }
+        if let Some(limiter) = self
+            .limiter
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        {
+            return Some(limiter);
+        }
+        // One request at a time tries to connect; the others use the fallback meanwhile.
+        let rest = now + u64::try_from(REDIS_REST.as_micros()).unwrap_or(u64::MAX);
+        let due = self.rest_until.load(Ordering::Relaxed);
+        if self
+            .rest_until
+            .compare_exchange(due, rest, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return None;
+        }
+        match GlobalLimiter::connect(&self.url, REDIS_TIMEOUT).await {
+            Ok(limiter) => {
+                *self.limiter.write().unwrap_or_else(PoisonError::into_inner) =
+                    Some(limiter.clone());
+                self.rest_until.store(0, Ordering::Relaxed);
+                Some(limiter)
+            }
+            Err(err) => {
+                self.failed(&err);
+                None
+            }
+        }
+    }
+
+    fn failed(&self, err: &keygate_limits::GlobalError) {
+        let rest = self.elapsed() + u64::try_from(REDIS_REST.as_micros()).unwrap_or(u64::MAX);
+        self.rest_until.store(rest, Ordering::Relaxed);
+        if !self.down.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                error = %err,
+                policy = ?self.on_failure,
+                "Redis is unreachable: limits are not shared across nodes until it answers"
+            );
+        }
+    }
+
+    fn answered(&self) {
+        if self.down.swap(false, Ordering::Relaxed) {
+            tracing::info!("Redis answers again: limits are shared across nodes");
+        }
+    }
+}
 
 /// The limiter of this node.
 #[derive(Debug, Default)]
@@ -13,7 +120,8 @@ pub struct Limiter {
     rates: LocalLimiter,
     in_flight: Concurrency,
     /// Checks so far, to prune now and then.
-    checks: std::sync::atomic::AtomicU64,
+    checks: AtomicU64,
+    shared: Option<Shared>,
 }
 
 /// Every this many checks, whole rates are forgotten.
@@ -29,6 +137,8 @@ pub enum Refusal {
     },
     /// As many requests as the key allows are running.
     Concurrency { limit: u32 },
+    /// Redis is unreachable and the policy is to refuse.
+    Unavailable,
 }
 
 impl Refusal {
@@ -37,6 +147,7 @@ impl Refusal {
         match self {
             Self::Rate { .. } => "rate_limited",
             Self::Concurrency { .. } => "concurrency_limited",
+            Self::Unavailable => "limits_unavailable",
         }
     }
 
@@ -50,6 +161,9 @@ impl Refusal {
             Self::Concurrency { limit } => {
                 format!("this key may have {limit} requests in flight at once")
             }
+            Self::Unavailable => {
+                "the key's limits cannot be checked right now; retry shortly".to_owned()
+            }
         }
     }
 
@@ -57,7 +171,7 @@ impl Refusal {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Rate { retry_after, .. } => *retry_after,
-            Self::Concurrency { .. } => Some(Duration::from_secs(1)),
+            Self::Concurrency { .. } | Self::Unavailable => Some(Duration::from_secs(1)),
         }
     }
 }
@@ -104,8 +218,54 @@ fn tightest(states: &[State]) -> Option<State> {
 }
 
 impl Limiter {
+    /// Rates counted on this node only.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Rates shared through Redis at `url`, with `on_failure` while it is unreachable. The
+    /// first connection is made by the first limited request.
+    pub fn shared(url: &str, on_failure: OnRedisFailure) -> Self {
+        Self {
+            shared: Some(Shared {
+                url: url.to_owned(),
+                on_failure,
+                limiter: RwLock::new(None),
+                rest_until: AtomicU64::new(0),
+                epoch: Instant::now(),
+                down: AtomicBool::new(false),
+            }),
+            ..Self::default()
+        }
+    }
+
+    /// Connects to Redis now (rather than on the first limited request); `false`, with the
+    /// outage logged, when it does not answer. Later requests try again.
+    pub async fn connect(&self) -> bool {
+        match &self.shared {
+            Some(shared) => shared.limiter().await.is_some(),
+            None => false,
+        }
+    }
+
+    /// Checks rates across nodes when Redis answers, else as the policy says.
+    async fn decide(&self, now: u64, checks: &[Check]) -> Result<Decision, Refusal> {
+        let Some(shared) = &self.shared else {
+            return Ok(self.rates.check(now, checks));
+        };
+        if let Some(limiter) = shared.limiter().await {
+            match limiter.check(checks).await {
+                Ok(decision) => {
+                    shared.answered();
+                    return Ok(decision);
+                }
+                Err(err) => shared.failed(&err),
+            }
+        }
+        match shared.on_failure {
+            OnRedisFailure::Local => Ok(self.rates.check(now, checks)),
+            OnRedisFailure::Closed => Err(Refusal::Unavailable),
+        }
     }
 
     fn now(clock: &dyn Clock) -> u64 {
@@ -113,8 +273,9 @@ impl Limiter {
     }
 
     /// Admits one request of `key`, or says which limit refused it. With `hold`, the request
-    /// takes a slot of the key's concurrency cap until the returned permit drops.
-    pub fn admit(
+    /// takes a slot of the key's concurrency cap (counted on this node) until the returned
+    /// permit drops.
+    pub async fn admit(
         &self,
         key: &KeyRecord,
         clock: &dyn Clock,
@@ -139,7 +300,7 @@ impl Limiter {
         if seen % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.rates.prune(now);
         }
-        let decision = self.rates.check(now, &checks);
+        let decision = self.decide(now, &checks).await?;
         if let Some(refused) = decision.refused {
             return Err(Refusal::Rate {
                 state: decision.states[refused.index],
@@ -150,15 +311,6 @@ impl Limiter {
             rate: tightest(&decision.states),
             permit,
         })
-    }
-
-    /// The state of `key`'s tightest rate, without using any of it.
-    pub fn peek(&self, key: &KeyRecord, clock: &dyn Clock) -> Option<State> {
-        let checks = checks(key);
-        if checks.is_empty() {
-            return None;
-        }
-        tightest(&self.rates.peek(Self::now(clock), &checks))
     }
 }
 
@@ -205,8 +357,8 @@ mod tests {
         )
     }
 
-    #[test]
-    fn rates_then_concurrency() {
+    #[tokio::test]
+    async fn rates_then_concurrency() {
         let clock = ManualClock::starting_at(Timestamp::from_millis(1_771_063_200_000));
         let limiter = Limiter::new();
         let limited = key(KeyLimits {
@@ -222,25 +374,31 @@ mod tests {
             ],
             concurrency: Some(1),
         });
-        let first = limiter.admit(&limited, &clock, true).unwrap();
+        let first = limiter.admit(&limited, &clock, true).await.unwrap();
         assert_eq!(
             first.rate.unwrap().remaining,
             1,
             "the minute's rate is the tightest"
         );
         assert_eq!(
-            limiter.admit(&limited, &clock, true).unwrap_err(),
+            limiter.admit(&limited, &clock, true).await.unwrap_err(),
             Refusal::Concurrency { limit: 1 }
         );
         drop(first);
-        let second = limiter.admit(&limited, &clock, true).unwrap();
+        let second = limiter.admit(&limited, &clock, true).await.unwrap();
         drop(second);
-        let refused = limiter.admit(&limited, &clock, true).unwrap_err();
+        let refused = limiter.admit(&limited, &clock, true).await.unwrap_err();
         assert_eq!(refused.code(), "rate_limited");
         assert_eq!(refused.retry_after(), Some(Duration::from_secs(30)));
-        assert_eq!(limiter.peek(&limited, &clock).unwrap().remaining, 0);
         let free = key(KeyLimits::default());
-        assert!(limiter.admit(&free, &clock, true).unwrap().rate.is_none());
+        assert!(
+            limiter
+                .admit(&free, &clock, true)
+                .await
+                .unwrap()
+                .rate
+                .is_none()
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::cli::StoreArgs;
 
 /// Keys the file and the environment may set. Anything else in the file is an error.
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 13] = [
     "listen",
     "kek",
     "pkcs11_module",
@@ -27,6 +27,8 @@ const KEYS: [&str; 11] = [
     "log_format",
     "body_limit_bytes",
     "request_timeout_seconds",
+    "redis_url",
+    "limits_on_redis_failure",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -43,6 +45,8 @@ struct RawConfig {
     log_format: Option<LogFormat>,
     body_limit_bytes: Option<usize>,
     request_timeout_seconds: Option<u64>,
+    redis_url: Option<String>,
+    limits_on_redis_failure: Option<RedisFailure>,
     /// The LLM gateway's tables; they come from the file only.
     #[serde(default)]
     gateway: keygate_llm::config::TuningFile,
@@ -74,6 +78,35 @@ pub struct Pkcs11Settings {
     pub key_label: String,
 }
 
+/// What limits do while Redis is unreachable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisFailure {
+    /// Count on each node, and log the outage.
+    #[default]
+    Local,
+    /// Refuse limited requests with `limits_unavailable`.
+    Closed,
+}
+
+/// Where limits are counted.
+#[derive(Clone, Default)]
+pub struct LimitsSettings {
+    /// Redis, to share limits across nodes; `None` counts on each node.
+    pub redis_url: Option<String>,
+    pub on_redis_failure: RedisFailure,
+}
+
+impl std::fmt::Debug for LimitsSettings {
+    /// The URL may hold a password: shown as set or not.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LimitsSettings")
+            .field("redis_url", &self.redis_url.as_ref().map(|_| "[set]"))
+            .field("on_redis_failure", &self.on_redis_failure)
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -94,6 +127,7 @@ pub struct Settings {
     pub master_key_file: PathBuf,
     pub log_format: LogFormat,
     pub server: ServerSettings,
+    pub limits: LimitsSettings,
     /// The LLM gateway's tables (providers, model groups, prices), as read; `serve` checks
     /// them with [`check_gateway`].
     pub gateway: GatewayFile,
@@ -111,6 +145,8 @@ pub enum ConfigError {
     BadBodyLimit,
     #[error("request_timeout_seconds: between 1 and 3600")]
     BadTimeout,
+    #[error("redis_url: a redis:// or rediss:// URL")]
+    BadRedisUrl,
     #[error("gateway configuration: {0}")]
     Gateway(#[from] keygate_llm::ConfigError),
 }
@@ -186,6 +222,13 @@ pub fn resolve(
     if !(1..=3600).contains(&timeout) {
         return Err(ConfigError::BadTimeout);
     }
+    let redis_url = raw.redis_url.filter(|url| !url.is_empty());
+    if redis_url
+        .as_deref()
+        .is_some_and(|url| !(url.starts_with("redis://") || url.starts_with("rediss://")))
+    {
+        return Err(ConfigError::BadRedisUrl);
+    }
     Ok(Settings {
         listen,
         kek: raw.kek,
@@ -206,6 +249,10 @@ pub fn resolve(
             body_limit,
             request_timeout: Duration::from_secs(timeout),
             ..ServerSettings::default()
+        },
+        limits: LimitsSettings {
+            redis_url,
+            on_redis_failure: raw.limits_on_redis_failure.unwrap_or_default(),
         },
         gateway: GatewayFile {
             gateway: raw.gateway,

@@ -4,8 +4,10 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::config::RedisFailure;
 use anyhow::Context;
 use keygate_core::SystemClock;
+use keygate_server::limits::{Limiter, OnRedisFailure};
 use keygate_server::service::ensure_owner;
 use keygate_server::{AppState, GatewayState, Keygate};
 use tokio::net::TcpListener;
@@ -69,10 +71,24 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
         store = ?keygate.store().backend(),
         "keygate is listening"
     );
+    let limiter = match &settings.limits.redis_url {
+        None => Limiter::new(),
+        Some(url) => {
+            let policy = match settings.limits.on_redis_failure {
+                RedisFailure::Local => OnRedisFailure::Local,
+                RedisFailure::Closed => OnRedisFailure::Closed,
+            };
+            let limiter = Limiter::shared(url, policy);
+            if limiter.connect().await {
+                tracing::info!("limits are shared across nodes through Redis");
+            }
+            limiter
+        }
+    };
     let store = keygate.store().clone();
     keygate_server::run(
         listener,
-        AppState::with_gateway(keygate, settings.server, Arc::new(gateway)),
+        AppState::with_gateway(keygate, settings.server, Arc::new(gateway)).with_limiter(limiter),
         stop,
     )
     .await

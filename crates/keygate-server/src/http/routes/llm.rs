@@ -308,22 +308,23 @@ async fn serve(
     // The key's limits: a refused request is recorded, and consumes none of them.
     let admission = state
         .limiter
-        .admit(&key.record, state.keygate.clock().as_ref(), true);
+        .admit(&key.record, state.keygate.clock().as_ref(), true)
+        .await;
     let Admission { rate, permit } = match admission {
         Ok(admission) => admission,
         Err(refusal) => {
+            let status = match refusal {
+                Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::TOO_MANY_REQUESTS,
+            };
             let err = LlmError {
                 retry_after: refusal.retry_after(),
-                ..LlmError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    refusal.code(),
-                    refusal.message(),
-                )
+                ..LlmError::new(status, refusal.code(), refusal.message())
             };
             state
                 .keygate
                 .usage()
-                .record(draft.record(&state, 429, Some(err.code)));
+                .record(draft.record(&state, err.status.as_u16(), Some(err.code)));
             let mut response = err.respond(format);
             if let Refusal::Rate { state: rate, .. } = &refusal {
                 rate_headers(response.headers_mut(), rate);

@@ -9,6 +9,7 @@ use crate::http::dto::{VerifyBody, VerifyResponse};
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 use crate::http::{ApiError, AppState};
+use crate::limits::Refusal;
 use crate::service::{VerifyOutcome, VerifyQuery};
 
 /// Verify an API key, optionally for a permission and a client address. Answers 200 with
@@ -39,15 +40,18 @@ pub async fn verify(
         // A verification is a use: it counts against the key's request rates.
         VerifyOutcome::Valid(key) => {
             let clock = state.keygate.clock().as_ref();
-            match state.limiter.admit(&key.record, clock, false) {
+            match state.limiter.admit(&key.record, clock, false).await {
                 Ok(admission) => VerifyResponse {
                     ratelimit: admission.rate.map(|rate| ratelimit(&rate)),
                     ..VerifyResponse::valid(&key.record)
                 },
                 Err(refusal) => {
-                    let rate = state.limiter.peek(&key.record, clock);
+                    let rate = match &refusal {
+                        Refusal::Rate { state, .. } => Some(ratelimit(state)),
+                        _ => None,
+                    };
                     VerifyResponse {
-                        ratelimit: rate.map(|rate| ratelimit(&rate)),
+                        ratelimit: rate,
                         ..VerifyResponse::refused(refusal.code(), Some(&key.record.id))
                     }
                 }
