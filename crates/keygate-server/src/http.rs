@@ -4,6 +4,7 @@
 //! the result. Logging happens in middleware, which never records a query string or a
 //! credential header.
 
+pub mod client_ip;
 mod dto;
 mod error;
 mod extract;
@@ -42,6 +43,8 @@ pub struct ServerSettings {
     pub usage_flush: Duration,
     /// How often the stored model groups are checked for changes made on other nodes.
     pub model_groups_reload: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed; empty, the peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServerSettings {
@@ -55,6 +58,7 @@ impl Default for ServerSettings {
             rotation_check: Duration::from_secs(60),
             usage_flush: Duration::from_secs(1),
             model_groups_reload: Duration::from_secs(5),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::cli::StoreArgs;
 
 /// Keys the file and the environment may set. Anything else in the file is an error.
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 14] = [
     "listen",
     "kek",
     "pkcs11_module",
@@ -29,6 +29,7 @@ const KEYS: [&str; 13] = [
     "request_timeout_seconds",
     "redis_url",
     "limits_on_redis_failure",
+    "trusted_proxies",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +48,7 @@ struct RawConfig {
     request_timeout_seconds: Option<u64>,
     redis_url: Option<String>,
     limits_on_redis_failure: Option<RedisFailure>,
+    trusted_proxies: Option<OneOrMany>,
     /// The LLM gateway's tables; they come from the file only.
     #[serde(default)]
     gateway: keygate_llm::config::TuningFile,
@@ -76,6 +78,28 @@ pub struct Pkcs11Settings {
     pub module: PathBuf,
     pub token: Option<String>,
     pub key_label: String,
+}
+
+/// A list in the file, or comma-separated text in a variable.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn items(self) -> Vec<String> {
+        match self {
+            Self::One(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            Self::Many(items) => items,
+        }
+    }
 }
 
 /// What limits do while Redis is unreachable.
@@ -147,6 +171,8 @@ pub enum ConfigError {
     BadTimeout,
     #[error("redis_url: a redis:// or rediss:// URL")]
     BadRedisUrl,
+    #[error("trusted_proxies: at most 100 CIDR blocks or addresses, e.g. 10.0.0.0/8")]
+    BadTrustedProxies,
     #[error("gateway configuration: {0}")]
     Gateway(#[from] keygate_llm::ConfigError),
 }
@@ -229,6 +255,12 @@ pub fn resolve(
     {
         return Err(ConfigError::BadRedisUrl);
     }
+    let trusted_proxies = keygate_core::record::parse_ip_allow(
+        &raw.trusted_proxies
+            .map(OneOrMany::items)
+            .unwrap_or_default(),
+    )
+    .map_err(|_| ConfigError::BadTrustedProxies)?;
     Ok(Settings {
         listen,
         kek: raw.kek,
@@ -248,6 +280,7 @@ pub fn resolve(
         server: ServerSettings {
             body_limit,
             request_timeout: Duration::from_secs(timeout),
+            trusted_proxies,
             ..ServerSettings::default()
         },
         limits: LimitsSettings {
@@ -279,6 +312,29 @@ mod tests {
             figment: Figment::new().merge(Toml::string(toml)),
             env: BTreeMap::from([("GROQ_KEY".to_owned(), "gsk-test".to_owned())]),
         }
+    }
+
+    #[test]
+    fn trusted_proxies_from_a_list_or_text() {
+        let store = StoreArgs::default();
+        let listed = resolve(
+            &sources("trusted_proxies = [\"10.0.0.0/8\", \"::1\"]"),
+            &store,
+            None,
+        )
+        .unwrap();
+        assert_eq!(listed.server.trusted_proxies.len(), 2);
+        let text = resolve(
+            &sources("trusted_proxies = \"10.0.0.0/8, 192.168.1.1\""),
+            &store,
+            None,
+        )
+        .unwrap();
+        assert_eq!(text.server.trusted_proxies.len(), 2);
+        assert!(matches!(
+            resolve(&sources("trusted_proxies = [\"nope\"]"), &store, None),
+            Err(ConfigError::BadTrustedProxies)
+        ));
     }
 
     #[test]

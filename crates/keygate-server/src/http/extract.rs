@@ -159,10 +159,17 @@ pub struct RequestMeta {
 
 impl RequestMeta {
     pub fn from_parts(parts: &Parts) -> Self {
+        // Resolved past trusted proxies by the client-IP layer; the peer otherwise.
         let client_ip = parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
+            .get::<super::client_ip::ClientIp>()
+            .map(|super::client_ip::ClientIp(ip)| *ip)
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|ConnectInfo(addr)| addr.ip())
+            });
         let request_id = parts
             .headers
             .get("x-request-id")

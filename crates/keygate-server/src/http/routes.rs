@@ -92,6 +92,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             middleware::reject_key_in_query,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::client_ip::resolve_client_ip,
+        ))
         .layer(
             ServiceBuilder::new()
                 .map_request(middleware::drop_unusable_request_id)
