@@ -74,6 +74,8 @@ pub struct AppState {
     pub started_at: i64,
     /// Keys' request rates and concurrency caps on this node.
     pub limiter: Arc<crate::limits::Limiter>,
+    /// The generic routes, `/proxy/<route>/…`.
+    pub routes: Arc<crate::proxy::ProxyRoutes>,
 }
 
 impl AppState {
@@ -94,6 +96,15 @@ impl AppState {
             gateway,
             started_at,
             limiter: Arc::new(crate::limits::Limiter::new()),
+            routes: Arc::new(crate::proxy::ProxyRoutes::default()),
+        }
+    }
+
+    /// The same, with the generic `/proxy/<route>/…` routes.
+    pub fn with_routes(self, routes: crate::proxy::ProxyRoutes) -> Self {
+        Self {
+            routes: Arc::new(routes),
+            ..self
         }
     }
 

@@ -10,6 +10,7 @@ pub mod gateway_state;
 pub mod http;
 mod last_used;
 pub mod limits;
+pub mod proxy;
 pub mod service;
 pub mod usage_log;
 

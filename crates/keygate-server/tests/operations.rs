@@ -25,11 +25,14 @@ fn routes_in_source() -> BTreeSet<(String, String)> {
             // A catch-all segment (`{*model}`) is documented as a plain parameter.
             let path = chunk.split('"').nth(1).unwrap().replace("{*", "{");
             let handlers = &chunk[..chunk.find("\n        .").unwrap_or(chunk.len())];
-            for method in ["get", "post", "patch", "delete", "put"] {
-                let called = handlers.match_indices(&format!("{method}(")).any(|(i, _)| {
+            let called = |name: &str| {
+                handlers.match_indices(&format!("{name}(")).any(|(i, _)| {
                     !handlers[..i].ends_with(|c: char| c.is_alphanumeric() || c == ':' || c == '_')
-                });
-                if called {
+                })
+            };
+            for method in ["get", "post", "patch", "delete", "put"] {
+                // `any(…)` (the proxy routes) takes every method; it is documented as GET.
+                if called(method) || (method == "get" && called("any")) {
                     routes.insert((format!("{prefix}{path}"), method.to_owned()));
                 }
             }
@@ -129,6 +132,9 @@ async fn openapi_documents_every_admin_route() {
                 if path.starts_with("/admin/") {
                     reply.expect_error(401, "unauthenticated");
                 }
+            } else if path.starts_with("/proxy/") {
+                // A proxy route forwards every method: the key decides which it may use.
+                reply.expect_error(401, "unauthenticated");
             } else {
                 reply.expect_error(405, "method_not_allowed");
             }

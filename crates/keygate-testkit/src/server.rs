@@ -37,14 +37,34 @@ impl TestServer {
         clock: Arc<dyn Clock>,
         settings: ServerSettings,
     ) -> anyhow::Result<Self> {
-        Self::start_full(db, clock, settings, Arc::new(GatewayState::empty())).await
+        Self::start_full(
+            db,
+            clock,
+            settings,
+            Arc::new(GatewayState::empty()),
+            keygate_server::proxy::ProxyRoutes::default(),
+        )
+        .await
     }
 
     /// A server whose LLM gateway is configured by `config`: the `[providers.*]`,
-    /// `[model_groups.*]`, `[gateway]` and `[prices.*]` tables of `keygate.toml`. `env::`
+    /// `[model_groups.*]`, `[gateway]`, `[prices.*]` and `[routes.*]` tables of `keygate.toml`. `env::`
     /// credentials are looked up in `env`, never in the process environment.
     pub async fn start_gateway(db: Db, config: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
-        let file = GatewayFile::from_toml(config)?;
+        // `[routes.*]` (the generic proxy routes) are the server's; the rest is the gateway's.
+        let mut table: toml::Table = toml::from_str(config)?;
+        let routes: std::collections::BTreeMap<String, keygate_server::proxy::RouteFile> =
+            match table.remove("routes") {
+                Some(routes) => routes.try_into()?,
+                None => std::collections::BTreeMap::new(),
+            };
+        let file = GatewayFile::from_toml(&toml::to_string(&table)?)?;
+        let lookup = |name: &str| {
+            env.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        let routes = keygate_server::proxy::ProxyRoutes::new(&routes, &lookup)?;
         let env = env
             .iter()
             .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
@@ -54,7 +74,14 @@ impl TestServer {
             usage_flush: std::time::Duration::from_millis(50),
             ..ServerSettings::default()
         };
-        Self::start_full(db, Arc::new(SystemClock), settings, Arc::new(gateway)).await
+        Self::start_full(
+            db,
+            Arc::new(SystemClock),
+            settings,
+            Arc::new(gateway),
+            routes,
+        )
+        .await
     }
 
     async fn start_full(
@@ -62,6 +89,7 @@ impl TestServer {
         clock: Arc<dyn Clock>,
         settings: ServerSettings,
         gateway: Arc<GatewayState>,
+        routes: keygate_server::proxy::ProxyRoutes,
     ) -> anyhow::Result<Self> {
         let store = TestStore::new(db).await?;
         let master_key = MasterKey::load_or_create(&store.dir.path().join("master.key"))?;
@@ -73,7 +101,7 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
-        let state = AppState::with_gateway(keygate.clone(), settings, gateway);
+        let state = AppState::with_gateway(keygate.clone(), settings, gateway).with_routes(routes);
         let handle = tokio::spawn(keygate_server::run(listener, state, async {
             let _ = rx.await;
         }));

@@ -58,6 +58,9 @@ struct RawConfig {
     model_groups: BTreeMap<String, keygate_llm::config::GroupFile>,
     #[serde(default)]
     prices: BTreeMap<String, keygate_llm::config::PriceFile>,
+    /// Generic proxy routes; from the file only.
+    #[serde(default)]
+    routes: BTreeMap<String, keygate_server::proxy::RouteFile>,
 }
 
 /// Where the key-encryption key comes from.
@@ -155,6 +158,8 @@ pub struct Settings {
     /// The LLM gateway's tables (providers, model groups, prices), as read; `serve` checks
     /// them with [`check_gateway`].
     pub gateway: GatewayFile,
+    /// The `[routes.*]` tables, as read; `serve` checks them.
+    pub routes: BTreeMap<String, keygate_server::proxy::RouteFile>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -293,6 +298,7 @@ pub fn resolve(
             model_groups: raw.model_groups,
             prices: raw.prices,
         },
+        routes: raw.routes,
     })
 }
 

@@ -40,6 +40,7 @@ impl Modify for AdminTokenAuth {
         routes::verify::verify,
         routes::llm::chat_completions, routes::llm::embeddings, routes::llm::list_models,
         routes::llm::get_model, routes::llm::messages, routes::llm::count_tokens,
+        routes::proxy::forward,
         routes::ops::healthz, routes::ops::readyz,
     ),
     components(schemas(

@@ -6,6 +6,7 @@ pub(super) mod llm;
 pub(super) mod model_groups;
 pub(super) mod ops;
 pub(super) mod projects;
+pub(super) mod proxy;
 pub(super) mod secrets;
 pub(super) mod tokens;
 pub(super) mod usage;
@@ -13,7 +14,7 @@ pub(super) mod verify;
 
 use axum::Router;
 use axum::http::{HeaderName, Request, StatusCode, header};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -65,7 +66,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/messages", post(llm::messages))
         .route("/v1/messages/count_tokens", post(llm::count_tokens))
         .route("/v1/models", get(llm::list_models))
-        .route("/v1/models/{*model}", get(llm::get_model));
+        .route("/v1/models/{*model}", get(llm::get_model))
+        .route("/proxy/{route}", any(proxy::forward))
+        .route("/proxy/{route}/{*path}", any(proxy::forward));
     let api = Router::new()
         .nest("/admin/v1", admin)
         .route("/v1/keys/verify", post(verify::verify))

@@ -8,6 +8,7 @@ use crate::config::RedisFailure;
 use anyhow::Context;
 use keygate_core::SystemClock;
 use keygate_server::limits::{Limiter, OnRedisFailure};
+use keygate_server::proxy::ProxyRoutes;
 use keygate_server::service::ensure_owner;
 use keygate_server::{AppState, GatewayState, Keygate};
 use tokio::net::TcpListener;
@@ -56,6 +57,8 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
             token.expose()
         ));
     }
+    let routes = ProxyRoutes::new(&settings.routes, &|name| sources.env.get(name).cloned())
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
     let gateway = GatewayState::new(settings.gateway, sources.env)
         .map_err(|e| CliError::Invalid(e.to_string()))?;
     let aliases = gateway.current().aliases().to_vec();
@@ -88,7 +91,9 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
     let store = keygate.store().clone();
     keygate_server::run(
         listener,
-        AppState::with_gateway(keygate, settings.server, Arc::new(gateway)).with_limiter(limiter),
+        AppState::with_gateway(keygate, settings.server, Arc::new(gateway))
+            .with_limiter(limiter)
+            .with_routes(routes),
         stop,
     )
     .await
