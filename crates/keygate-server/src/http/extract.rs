@@ -276,3 +276,58 @@ mod tests {
         assert_eq!(err.code, "invalid_json");
     }
 }
+
+/// Why the keygate key of a gateway or proxy request was refused: a status, a stable code and
+/// a message, for each API to put in its own error shape.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyRefusal {
+    pub status: axum::http::StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Verifies the keygate key a gateway or proxy request carries (bearer or `x-api-key`),
+/// from the client's address.
+pub(crate) async fn api_key(
+    state: &super::AppState,
+    headers: &axum::http::HeaderMap,
+    meta: &RequestMeta,
+) -> Result<std::sync::Arc<crate::cache::CachedKey>, KeyRefusal> {
+    use axum::http::StatusCode;
+    let Some(key) = bearer(headers) else {
+        return Err(KeyRefusal {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthenticated",
+            message: "send your keygate key as `Authorization: Bearer <key>` or `x-api-key: <key>`"
+                .to_owned(),
+        });
+    };
+    let outcome = state
+        .keygate
+        .verify(crate::service::VerifyQuery {
+            key,
+            permission: None,
+            ip: meta.client_ip,
+        })
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %err, "key verification failed");
+            KeyRefusal {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "unavailable",
+                message: "keys cannot be verified right now; retry shortly".to_owned(),
+            }
+        })?;
+    match outcome {
+        crate::service::VerifyOutcome::Valid(cached) => Ok(cached),
+        crate::service::VerifyOutcome::Invalid(rejection, _) => Err(KeyRefusal {
+            status: if rejection == keygate_core::KeyRejection::IpNotAllowed {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::UNAUTHORIZED
+            },
+            code: rejection.code(),
+            message: rejection.to_string(),
+        }),
+    }
+}

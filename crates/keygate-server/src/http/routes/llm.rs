@@ -17,10 +17,10 @@ use keygate_llm::{Endpoint, Failure, Inbound, Reply, StreamEnd, StreamOutcome};
 
 use crate::cache::CachedKey;
 use crate::http::AppState;
-use crate::http::extract::{RequestMeta, bearer};
+use crate::http::extract::{RequestMeta, api_key};
 use crate::http::llm_error::LlmError;
 use crate::limits::{Admission, Refusal};
-use crate::service::{ProjectSecrets, VerifyOutcome, VerifyQuery};
+use crate::service::ProjectSecrets;
 use crate::usage_log::ToCount;
 
 /// The scope a key needs for a model or alias.
@@ -34,44 +34,9 @@ async fn authenticate(
     headers: &HeaderMap,
     meta: &RequestMeta,
 ) -> Result<Arc<CachedKey>, LlmError> {
-    let Some(key) = bearer(headers) else {
-        return Err(LlmError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "send your keygate key as `Authorization: Bearer <key>` or `x-api-key: <key>`",
-        ));
-    };
-    let outcome = state
-        .keygate
-        .verify(VerifyQuery {
-            key,
-            permission: None,
-            ip: meta.client_ip,
-        })
+    api_key(state, headers, meta)
         .await
-        .map_err(|err| {
-            tracing::error!(error = %err, "key verification failed");
-            LlmError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "keys cannot be verified right now; retry shortly",
-            )
-        })?;
-    match outcome {
-        VerifyOutcome::Valid(cached) => Ok(cached),
-        VerifyOutcome::Invalid(rejection, _) => {
-            let status = if rejection == keygate_core::KeyRejection::IpNotAllowed {
-                StatusCode::FORBIDDEN
-            } else {
-                StatusCode::UNAUTHORIZED
-            };
-            Err(LlmError::new(
-                status,
-                rejection.code(),
-                rejection.to_string(),
-            ))
-        }
-    }
+        .map_err(|refusal| LlmError::new(refusal.status, refusal.code, refusal.message))
 }
 
 fn not_allowed(model: &str) -> LlmError {

@@ -14,11 +14,11 @@ use keygate_core::{TokenCounts, TokenSource, UsageRecord};
 use percent_encoding::percent_decode_str;
 use secrecy::ExposeSecret;
 
-use crate::http::extract::{RequestMeta, bearer};
+use crate::http::extract::{RequestMeta, api_key};
 use crate::http::{ApiError, AppState};
 use crate::limits::Refusal;
 use crate::proxy::{Inject, Route, RouteCredential};
-use crate::service::{ProjectSecrets, VerifyOutcome, VerifyQuery};
+use crate::service::ProjectSecrets;
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1), and the ones
 /// that carry the keygate key.
@@ -90,36 +90,9 @@ async fn serve(
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let (route_name, tail) = split_path(parts.uri.path())?;
-    let key = bearer(&parts.headers).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "send your keygate key as `Authorization: Bearer <key>` or `x-api-key: <key>`",
-        )
-    })?;
-    let outcome = state
-        .keygate
-        .verify(VerifyQuery {
-            key,
-            permission: None,
-            ip: meta.client_ip,
-        })
-        .await?;
-    let key = match outcome {
-        VerifyOutcome::Valid(key) => key,
-        VerifyOutcome::Invalid(rejection, _) => {
-            let status = if rejection == keygate_core::KeyRejection::IpNotAllowed {
-                StatusCode::FORBIDDEN
-            } else {
-                StatusCode::UNAUTHORIZED
-            };
-            return Err(ApiError::new(
-                status,
-                rejection.code(),
-                rejection.to_string(),
-            ));
-        }
-    };
+    let key = api_key(state, &parts.headers, meta)
+        .await
+        .map_err(|refusal| ApiError::new(refusal.status, refusal.code, refusal.message))?;
     let routes = state.routes.clone();
     let Some(route) = routes.get(route_name) else {
         return Err(ApiError::not_found("route"));
