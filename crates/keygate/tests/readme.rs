@@ -170,6 +170,10 @@ async fn readme_gateway_runs_as_written() {
         stdout.contains("REQUESTS") && stdout.contains("COST (USD)"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("200 200 429"),
+        "the capped key's third request is refused: {stdout}"
+    );
     let seen = openai.requests();
     assert_eq!(
         seen[0].header("authorization"),
