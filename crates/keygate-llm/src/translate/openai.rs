@@ -409,26 +409,7 @@ pub fn encode_request(
     for (i, message) in request.messages.iter().enumerate() {
         match message.role {
             Role::Assistant => {
-                let text: String = message
-                    .content
-                    .iter()
-                    .filter_map(|p| match p {
-                        Part::Text(t) => Some(t.as_str()),
-                        _ => None,
-                    })
-                    .collect();
-                let calls: Vec<Value> = message
-                    .content
-                    .iter()
-                    .filter_map(|p| match p {
-                        Part::ToolCall(call) => Some(json!({
-                            "id": call.id,
-                            "type": "function",
-                            "function": {"name": call.name, "arguments": call.arguments},
-                        })),
-                        _ => None,
-                    })
-                    .collect();
+                let (text, calls) = text_and_calls(&message.content);
                 let mut out = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { Value::String(text) }});
                 if !calls.is_empty() {
                     out["tool_calls"] = Value::Array(calls);
@@ -661,28 +642,27 @@ fn created() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Writes a whole `chat.completion`.
-pub fn encode_response(response: &ChatResponse) -> Value {
-    let text: String = response
-        .content
-        .iter()
-        .filter_map(|p| match p {
-            Part::Text(t) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect();
-    let calls: Vec<Value> = response
-        .content
-        .iter()
-        .filter_map(|p| match p {
-            Part::ToolCall(call) => Some(json!({
+/// An assistant turn's text, joined, and its tool calls in OpenAI's shape.
+fn text_and_calls(content: &[Part]) -> (String, Vec<Value>) {
+    let mut text = String::new();
+    let mut calls = Vec::new();
+    for part in content {
+        match part {
+            Part::Text(piece) => text.push_str(piece),
+            Part::ToolCall(call) => calls.push(json!({
                 "id": call.id,
                 "type": "function",
                 "function": {"name": call.name, "arguments": call.arguments},
             })),
-            _ => None,
-        })
-        .collect();
+            _ => {}
+        }
+    }
+    (text, calls)
+}
+
+/// Writes a whole `chat.completion`.
+pub fn encode_response(response: &ChatResponse) -> Value {
+    let (text, calls) = text_and_calls(&response.content);
     let mut message = json!({
         "role": "assistant",
         "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) },
