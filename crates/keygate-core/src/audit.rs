@@ -11,6 +11,7 @@ use crate::Timestamp;
 pub enum AuditAction {
     OwnerBootstrap,
     ProjectCreate,
+    ProjectUpdate,
     KeyCreate,
     KeyUpdate,
     KeyRotate,
@@ -39,6 +40,7 @@ impl AuditAction {
         match self {
             Self::OwnerBootstrap => "owner.bootstrap",
             Self::ProjectCreate => "project.create",
+            Self::ProjectUpdate => "project.update",
             Self::KeyCreate => "key.create",
             Self::KeyUpdate => "key.update",
             Self::KeyRotate => "key.rotate",

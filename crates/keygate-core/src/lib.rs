@@ -11,6 +11,7 @@ pub mod error;
 pub mod ids;
 pub mod key;
 pub mod limits;
+pub mod publishable;
 pub mod record;
 pub mod role;
 pub mod scope;
@@ -22,7 +23,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ValidationError;
 pub use ids::{KeyId, OrgId, ProjectId, SecretId};
 pub use key::{ApiKey, KeyEnv, KeyFormatError, KeyHint};
-pub use limits::{KeyLimits, Per, RequestRate};
+pub use limits::{Budget, KeyLimits, Per, Quota, RequestRate, Window};
+pub use publishable::{AllowedOrigins, Origin};
 pub use record::{
     KeyKind, KeyPatch, KeyRecord, KeyRejection, KeySecret, KeySpec, KeyStatus, Metadata,
 };

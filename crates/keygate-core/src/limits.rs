@@ -1,11 +1,13 @@
-//! The limits a key carries: requests per period (any number of periods at once) and a cap on
-//! requests in flight. Checked on the hot path by `keygate-limits`.
+//! The limits a key or a project carries: request and token rates (any number of periods at
+//! once), a cap on requests in flight, a quota of uses per window and budgets of money per day
+//! or month. A project's limits count all its keys together. Checked on the hot path by
+//! `keygate-limits`.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ValidationError;
+use crate::{MicroUsd, ValidationError};
 
 /// A period a rate is counted over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -48,7 +50,7 @@ impl Per {
     }
 }
 
-/// At most `limit` requests per `per`, in bursts of up to `limit`.
+/// At most `limit` requests (or LLM tokens) per `per`, in bursts of up to `limit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestRate {
@@ -81,50 +83,207 @@ impl std::fmt::Display for RequestRate {
     }
 }
 
-/// A key's limits. Empty means none.
+/// The window a quota or a budget counts over, in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Window {
+    Minute,
+    Hour,
+    Day,
+    Month,
+}
+
+impl Window {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Minute => "minute",
+            Self::Hour => "hour",
+            Self::Day => "day",
+            Self::Month => "month",
+        }
+    }
+
+    /// Reads `minute`, `hour`, `day` or `month` (or `min`, `h`, `d`, `mo`).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "minute" | "min" => Some(Self::Minute),
+            "hour" | "h" => Some(Self::Hour),
+            "day" | "d" => Some(Self::Day),
+            "month" | "mo" => Some(Self::Month),
+            _ => None,
+        }
+    }
+}
+
+/// `amount` uses per window, whole again when the next window starts (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    pub amount: u64,
+    pub per: Window,
+}
+
+impl Quota {
+    /// Reads `1000/day` as the CLI takes it.
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        const EXPECTED: &str = "AMOUNT/WINDOW, such as 1000/day (minute, hour, day, month)";
+        let invalid = || ValidationError::new("limits.quota", EXPECTED);
+        let (amount, per) = text.split_once('/').ok_or_else(invalid)?;
+        Ok(Self {
+            amount: amount.trim().parse().map_err(|_| invalid())?,
+            per: Window::parse(per.trim()).ok_or_else(invalid)?,
+        })
+    }
+}
+
+impl std::fmt::Display for Quota {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.amount, self.per.as_str())
+    }
+}
+
+/// At most `usd` dollars of LLM usage per UTC day or calendar month (written as a decimal
+/// string, `"25.00"`: money is never a float).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    pub usd: MicroUsd,
+    pub per: Window,
+}
+
+impl Budget {
+    /// Reads `25/month` or `2.50/day` (dollars) as the CLI takes it.
+    pub fn parse(text: &str) -> Result<Self, ValidationError> {
+        const EXPECTED: &str = "DOLLARS/WINDOW, such as 25/month or 2.50/day";
+        let invalid = || ValidationError::new("limits.budgets", EXPECTED);
+        let (usd, per) = text.split_once('/').ok_or_else(invalid)?;
+        Ok(Self {
+            usd: usd
+                .trim()
+                .trim_start_matches('$')
+                .parse()
+                .map_err(|_| invalid())?,
+            per: Window::parse(per.trim()).ok_or_else(invalid)?,
+        })
+    }
+}
+
+impl std::fmt::Display for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "${}/{}", self.usd, self.per.as_str())
+    }
+}
+
+/// The limits of a key, or of a project (then counted for all its keys together). Empty
+/// means none.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyLimits {
     /// Request rates, each counted on its own (`100/minute` and `5000/day` together).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requests: Vec<RequestRate>,
+    /// LLM token rates (prompt and completion together): an estimate is reserved before the
+    /// upstream call and the real count settled after.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<RequestRate>,
     /// Most requests in flight at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u32>,
+    /// Uses per window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
+    /// Money per day or month, at most one per window: the highest cost of a request is
+    /// reserved before it is sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<Budget>,
 }
 
 /// Most request rates on one key.
 pub const MAX_RATES: usize = 4;
 /// Largest request limit: far beyond any real rate, far from overflow.
 pub const MAX_RATE_LIMIT: u64 = 1_000_000_000;
+/// Largest token limit.
+pub const MAX_TOKEN_LIMIT: u64 = 1_000_000_000_000;
 /// Largest concurrency cap.
 pub const MAX_CONCURRENCY: u32 = 100_000;
+/// Largest quota.
+pub const MAX_QUOTA: u64 = 1_000_000_000_000;
+/// Largest budget: a billion dollars, in micro-dollars.
+pub const MAX_BUDGET: MicroUsd = MicroUsd(1_000_000_000 * 1_000_000);
+
+/// At most [`MAX_RATES`] rates, one per period, each from 1 to `max`.
+fn validate_rates(
+    rates: &[RequestRate],
+    field: &'static str,
+    max: u64,
+    bounds: &'static str,
+) -> Result<(), ValidationError> {
+    if rates.len() > MAX_RATES {
+        return Err(ValidationError::new(
+            field,
+            "at most 4 rates, one per period",
+        ));
+    }
+    for (i, rate) in rates.iter().enumerate() {
+        if rate.limit == 0 || rate.limit > max {
+            return Err(ValidationError::new(field, bounds));
+        }
+        if rates[..i].iter().any(|other| other.per == rate.per) {
+            return Err(ValidationError::new(field, "at most one rate per period"));
+        }
+    }
+    Ok(())
+}
 
 impl KeyLimits {
     pub fn is_empty(&self) -> bool {
-        self.requests.is_empty() && self.concurrency.is_none()
+        self == &Self::default()
     }
 
-    /// Checks the bounds: at most 4 rates, one per period, each 1 to 10⁹; a concurrency cap
-    /// of 1 to 100 000.
+    /// Checks the bounds: at most 4 request and 4 token rates, one per period each (requests
+    /// 1 to 10⁹, tokens 1 to 10¹²); a concurrency cap of 1 to 100 000; a quota of 1 to 10¹²
+    /// uses; at most one budget per window (day or month), above zero.
     pub fn validate(self) -> Result<Self, ValidationError> {
-        if self.requests.len() > MAX_RATES {
+        validate_rates(
+            &self.requests,
+            "limits.requests",
+            MAX_RATE_LIMIT,
+            "a limit of 1 to 1000000000 requests",
+        )?;
+        validate_rates(
+            &self.tokens,
+            "limits.tokens",
+            MAX_TOKEN_LIMIT,
+            "a limit of 1 to 1000000000000 tokens",
+        )?;
+        if let Some(quota) = self.quota
+            && (quota.amount == 0 || quota.amount > MAX_QUOTA)
+        {
             return Err(ValidationError::new(
-                "limits.requests",
-                "at most 4 rates, one per period",
+                "limits.quota",
+                "an amount of 1 to 1000000000000 uses",
             ));
         }
-        for (i, rate) in self.requests.iter().enumerate() {
-            if rate.limit == 0 || rate.limit > MAX_RATE_LIMIT {
+        for (i, budget) in self.budgets.iter().enumerate() {
+            if !matches!(budget.per, Window::Day | Window::Month) {
                 return Err(ValidationError::new(
-                    "limits.requests",
-                    "a limit of 1 to 1000000000 requests",
+                    "limits.budgets",
+                    "a budget is per day or per month",
                 ));
             }
-            if self.requests[..i].iter().any(|other| other.per == rate.per) {
+            if budget.usd.0 <= 0 || budget.usd > MAX_BUDGET {
                 return Err(ValidationError::new(
-                    "limits.requests",
-                    "at most one rate per period",
+                    "limits.budgets",
+                    "a budget above zero, up to 1000000000 dollars",
+                ));
+            }
+            if self.budgets[..i]
+                .iter()
+                .any(|other| other.per == budget.per)
+            {
+                return Err(ValidationError::new(
+                    "limits.budgets",
+                    "at most one budget per window",
                 ));
             }
         }
@@ -168,6 +327,7 @@ mod tests {
                 RequestRate::parse("1000/day").unwrap(),
             ],
             concurrency: Some(4),
+            ..KeyLimits::default()
         };
         assert!(ok.clone().validate().is_ok());
         let twice = KeyLimits {
@@ -175,7 +335,7 @@ mod tests {
                 RequestRate::parse("10/s").unwrap(),
                 RequestRate::parse("20/s").unwrap(),
             ],
-            concurrency: None,
+            ..KeyLimits::default()
         };
         assert_eq!(twice.validate().unwrap_err().field, "limits.requests");
         let zero = KeyLimits {
@@ -183,12 +343,12 @@ mod tests {
                 limit: 0,
                 per: Per::Day,
             }],
-            concurrency: None,
+            ..KeyLimits::default()
         };
         assert!(zero.validate().is_err());
         let cap = KeyLimits {
-            requests: vec![],
             concurrency: Some(0),
+            ..KeyLimits::default()
         };
         assert_eq!(cap.validate().unwrap_err().field, "limits.concurrency");
         let text = serde_json::to_string(&ok).unwrap();
@@ -197,8 +357,56 @@ mod tests {
             r#"{"requests":[{"limit":10,"per":"second"},{"limit":1000,"per":"day"}],"concurrency":4}"#
         );
         assert!(
-            serde_json::from_str::<KeyLimits>(r#"{"tokens":[]}"#).is_err(),
+            serde_json::from_str::<KeyLimits>(r#"{"seats":[]}"#).is_err(),
             "unknown kinds are refused"
         );
+    }
+
+    #[test]
+    fn tokens_quotas_and_budgets() {
+        let limits: KeyLimits = serde_json::from_str(
+            r#"{"tokens":[{"limit":100000,"per":"minute"}],"quota":{"amount":1000,"per":"month"},
+                "budgets":[{"usd":"2.50","per":"day"},{"usd":"25","per":"month"}]}"#,
+        )
+        .unwrap();
+        let limits = limits.validate().unwrap();
+        assert_eq!(limits.budgets[0].usd, MicroUsd(2_500_000));
+        assert_eq!(limits.quota.unwrap().to_string(), "1000/month");
+        assert_eq!(limits.budgets[1].to_string(), "$25.000000/month");
+        assert_eq!(Budget::parse("$2.50/day").unwrap(), limits.budgets[0]);
+        assert_eq!(Quota::parse("1000/mo").unwrap(), limits.quota.unwrap());
+        assert!(Budget::parse("2.5/week").is_err());
+        assert!(
+            Budget::parse("0.0000001/day").is_err(),
+            "six decimals at most"
+        );
+        let hourly = KeyLimits {
+            budgets: vec![Budget::parse("1/hour").unwrap()],
+            ..KeyLimits::default()
+        };
+        assert_eq!(hourly.validate().unwrap_err().field, "limits.budgets");
+        let twice = KeyLimits {
+            budgets: vec![
+                Budget::parse("1/day").unwrap(),
+                Budget::parse("2/day").unwrap(),
+            ],
+            ..KeyLimits::default()
+        };
+        assert!(twice.validate().is_err());
+        let free = KeyLimits {
+            budgets: vec![Budget::parse("0/day").unwrap()],
+            ..KeyLimits::default()
+        };
+        assert!(
+            free.validate().is_err(),
+            "a zero budget would refuse everything"
+        );
+        let none = KeyLimits {
+            quota: Some(Quota::parse("0/day").unwrap()),
+            ..KeyLimits::default()
+        };
+        assert_eq!(none.validate().unwrap_err().field, "limits.quota");
+        let text = serde_json::to_string(&limits).unwrap();
+        assert_eq!(serde_json::from_str::<KeyLimits>(&text).unwrap(), limits);
     }
 }

@@ -6,7 +6,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::{KeyEnv, KeyHint, KeyId, OrgId, ProjectId, Role, Scope, Timestamp, ValidationError};
+use crate::{
+    AllowedOrigins, KeyEnv, KeyHint, KeyId, OrgId, ProjectId, Role, Scope, Timestamp,
+    ValidationError,
+};
 
 /// What a key is for: calling APIs, or administering keygate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +180,10 @@ pub struct KeyRecord {
     pub scopes: Vec<Scope>,
     pub expires_at: Option<Timestamp>,
     pub ip_allow: Vec<IpNet>,
+    /// Set for a publishable key (an API key meant to be embedded in a web page or an app):
+    /// the origins it may be used from. Fixed at creation: a key whose text was public cannot
+    /// become secret, nor a secret key publishable.
+    pub publishable: Option<AllowedOrigins>,
     pub limits: crate::KeyLimits,
     pub metadata: Metadata,
     pub created_at: Timestamp,
@@ -320,6 +327,8 @@ pub struct KeySpec {
     pub scopes: Vec<Scope>,
     pub expires_at: Option<Timestamp>,
     pub ip_allow: Vec<IpNet>,
+    /// Makes the key publishable, usable from these origins only.
+    pub publishable: Option<AllowedOrigins>,
     pub limits: crate::KeyLimits,
     pub metadata: Metadata,
     pub rotate_every: Option<Duration>,
@@ -338,6 +347,7 @@ impl KeySpec {
             scopes: Vec::new(),
             expires_at: None,
             ip_allow: Vec::new(),
+            publishable: None,
             limits: crate::KeyLimits::default(),
             metadata: Metadata::default(),
             rotate_every: None,
@@ -356,6 +366,7 @@ impl KeySpec {
             scopes: Vec::new(),
             expires_at: None,
             ip_allow: Vec::new(),
+            publishable: None,
             limits: crate::KeyLimits::default(),
             metadata: Metadata::default(),
             rotate_every: None,
@@ -377,6 +388,7 @@ impl KeyRecord {
             scopes: spec.scopes,
             expires_at: spec.expires_at,
             ip_allow: spec.ip_allow,
+            publishable: spec.publishable,
             limits: spec.limits,
             metadata: spec.metadata,
             created_at: now,
@@ -402,6 +414,8 @@ pub struct KeyPatch {
     pub expires_at: Option<Option<Timestamp>>,
     pub metadata: Option<Metadata>,
     pub ip_allow: Option<Vec<IpNet>>,
+    /// New origins for a publishable key; refused for any other key.
+    pub origins: Option<AllowedOrigins>,
     pub limits: Option<crate::KeyLimits>,
     pub rotate_every: Option<Option<Duration>>,
 }
@@ -413,6 +427,27 @@ impl KeyPatch {
 }
 
 impl KeyRecord {
+    /// Checks the rules a patch must keep for this key: only a publishable key has origins to
+    /// change, and its scopes stay read-only.
+    pub fn check_patch(&self, patch: &KeyPatch) -> Result<(), ValidationError> {
+        match (&self.publishable, &patch.origins) {
+            (None, Some(_)) => Err(ValidationError::new(
+                "origins",
+                "only a publishable key has origins, and a key cannot become publishable \
+                 after it is created",
+            )),
+            (Some(_), _) => patch
+                .scopes
+                .as_deref()
+                .map_or(Ok(()), crate::publishable::check_scopes),
+            (None, None) => Ok(()),
+        }
+    }
+
+    pub fn is_publishable(&self) -> bool {
+        self.publishable.is_some()
+    }
+
     /// Applies a validated patch.
     pub fn apply(&mut self, patch: &KeyPatch, now: Timestamp) {
         if let Some(name) = &patch.name {
@@ -432,6 +467,10 @@ impl KeyRecord {
         }
         if let Some(ip_allow) = &patch.ip_allow {
             self.ip_allow.clone_from(ip_allow);
+        }
+        // Only a publishable key's origins change; [`KeyRecord::check_patch`] refuses the rest.
+        if let (Some(origins), Some(current)) = (&patch.origins, &mut self.publishable) {
+            current.clone_from(origins);
         }
         if let Some(rotate_every) = patch.rotate_every {
             self.rotate_every = rotate_every;
@@ -583,6 +622,41 @@ mod tests {
         assert_eq!(key.rotation_due_at(), Some(Timestamp::from_millis(10_000)));
         key.rotated_at = Some(Timestamp::from_millis(5_000));
         assert_eq!(key.rotation_due_at(), Some(Timestamp::from_millis(15_000)));
+    }
+
+    #[test]
+    fn only_publishable_keys_change_origins_and_stay_read_only() {
+        let now = Timestamp::from_millis(0);
+        let mut secret = record(now);
+        let origins = AllowedOrigins::parse(&["https://app.example.com".to_owned()]).unwrap();
+        let patch = KeyPatch {
+            origins: Some(origins.clone()),
+            ..KeyPatch::default()
+        };
+        assert!(secret.check_patch(&patch).is_err());
+        secret.apply(&patch, now);
+        assert_eq!(
+            secret.publishable, None,
+            "a secret key never becomes publishable"
+        );
+
+        let mut public = record(now);
+        public.publishable =
+            Some(AllowedOrigins::parse(&["https://old.example.com".to_owned()]).unwrap());
+        assert!(public.check_patch(&patch).is_ok());
+        public.apply(&patch, now);
+        assert_eq!(public.publishable, Some(origins));
+        let writes = KeyPatch {
+            scopes: Some(vec![Scope::parse("POST /proxy/x/*").unwrap()]),
+            ..KeyPatch::default()
+        };
+        assert!(public.check_patch(&writes).is_err());
+        assert!(secret.check_patch(&writes).is_ok());
+        let reads = KeyPatch {
+            scopes: Some(vec![Scope::parse("GET /proxy/x/*").unwrap()]),
+            ..KeyPatch::default()
+        };
+        assert!(public.check_patch(&reads).is_ok());
     }
 
     #[test]

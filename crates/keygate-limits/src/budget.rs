@@ -2,44 +2,7 @@
 //! before it reaches the upstream and settles the real cost after; one that would go over is
 //! refused before it is sent.
 
-use time::{Date, Month, OffsetDateTime, Time};
-
-/// The period a budget covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Window {
-    Day,
-    Month,
-}
-
-/// The start and end (µs since the epoch) of the window holding `now`.
-pub fn bounds(window: Window, now: u64) -> (u64, u64) {
-    const DAY: u64 = 86_400_000_000;
-    match window {
-        Window::Day => {
-            let start = now - now % DAY;
-            (start, start + DAY)
-        }
-        Window::Month => {
-            let seconds = i64::try_from(now / 1_000_000).unwrap_or(i64::MAX);
-            let Ok(at) = OffsetDateTime::from_unix_timestamp(seconds) else {
-                return (now - now % DAY, now - now % DAY + DAY);
-            };
-            let first = |year: i32, month: Month| {
-                Date::from_calendar_date(year, month, 1)
-                    .map(|date| date.with_time(Time::MIDNIGHT).assume_utc())
-                    .map(|start| u64::try_from(start.unix_timestamp()).unwrap_or(0) * 1_000_000)
-            };
-            let (next_year, next_month) = match at.month() {
-                Month::December => (at.year() + 1, Month::January),
-                month => (at.year(), month.next()),
-            };
-            match (first(at.year(), at.month()), first(next_year, next_month)) {
-                (Ok(start), Ok(end)) => (start, end),
-                _ => (now - now % DAY, now - now % DAY + DAY),
-            }
-        }
-    }
-}
+pub use crate::window::Window;
 
 /// A budget's stored state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,7 +25,7 @@ pub struct Checked {
 }
 
 fn current(window: Window, state: Option<BudgetState>, now: u64) -> (BudgetState, u64) {
-    let (start, end) = bounds(window, now);
+    let (start, end) = window.bounds(now);
     let state = match state {
         Some(state) if state.window == start => state,
         _ => BudgetState {
@@ -131,21 +94,6 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-
-    #[test]
-    fn windows_are_utc_days_and_calendar_months() {
-        // 2026-02-14T10:00:00Z
-        let now = 1_771_063_200 * 1_000_000;
-        let (start, end) = bounds(Window::Month, now);
-        assert_eq!(start, 1_769_904_000 * 1_000_000, "2026-02-01");
-        assert_eq!(end, 1_772_323_200 * 1_000_000, "2026-03-01");
-        let (start, end) = bounds(Window::Day, now);
-        assert_eq!(end - start, 86_400_000_000);
-        assert!(start <= now && now < end);
-        // December rolls into the next year.
-        let december = 1_796_126_400 * 1_000_000; // 2026-12-01T12:00Z
-        assert_eq!(bounds(Window::Month, december).1, 1_798_761_600 * 1_000_000);
-    }
 
     #[test]
     fn a_request_that_would_go_over_is_refused_before_it_runs() {

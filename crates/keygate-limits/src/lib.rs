@@ -17,22 +17,24 @@ pub mod gcra;
 mod global;
 mod local;
 pub mod quota;
+mod window;
 
 use std::time::Duration;
 
 pub use concurrency::{Concurrency, Permit};
-pub use global::{GlobalError, GlobalLimiter};
-pub use local::LocalLimiter;
+pub use global::{GlobalError, GlobalLimiter, SLOT_LEASE, Slot};
+pub use local::{CountKind, LocalLimiter, SavedCount};
+pub use window::Window;
 
 /// One limit, as configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Limit {
     /// At most `limit` units per `period`, in bursts of up to `limit`.
     Rate { limit: u64, period: Duration },
-    /// `amount` uses, restored every `interval` (counted from the Unix epoch).
-    Quota { amount: u64, interval: Duration },
+    /// `amount` uses per window, whole again when the next one starts.
+    Quota { amount: u64, window: Window },
     /// At most `limit` micro-dollars per window.
-    Budget { limit: u64, window: budget::Window },
+    Budget { limit: u64, window: Window },
 }
 
 impl Limit {
@@ -60,6 +62,8 @@ pub enum Kind {
     Rate,
     Quota,
     Budget,
+    /// Requests in flight (counted across nodes by the shared limiter).
+    Concurrency,
 }
 
 impl Kind {
@@ -69,6 +73,7 @@ impl Kind {
             Self::Rate => "rate_limited",
             Self::Quota => "quota_exhausted",
             Self::Budget => "budget_exceeded",
+            Self::Concurrency => "concurrency_limited",
         }
     }
 }
@@ -81,6 +86,15 @@ pub struct Check {
     pub key: String,
     pub limit: Limit,
     pub cost: u64,
+}
+
+/// A reservation to settle: `check` was admitted at `at` (µs, this node's clock), reserving
+/// `check.cost`; `actual` was used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    pub check: Check,
+    pub at: u64,
+    pub actual: u64,
 }
 
 /// A limit's state after a check, for `x-ratelimit-*` headers and the verify API.

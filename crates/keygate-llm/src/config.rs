@@ -88,6 +88,8 @@ pub struct TuningFile {
     /// `max_tokens` sent to Anthropic when a translated request names none (Anthropic
     /// requires it).
     pub default_max_tokens: Option<u64>,
+    /// The only Anthropic betas clients may ask for in `anthropic-beta`; unset, any.
+    pub anthropic_beta: Option<Vec<String>>,
 }
 
 /// Everything the gateway reads from the file: the `[gateway]`, `[providers.*]`,
@@ -134,8 +136,8 @@ impl Default for Timeouts {
     }
 }
 
-/// Retries and breakers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Limits, retries and breakers.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tuning {
     pub body_limit: usize,
     pub retry_base: Duration,
@@ -145,6 +147,7 @@ pub struct Tuning {
     pub breaker_failures: u32,
     pub breaker_open: Duration,
     pub default_max_tokens: u64,
+    pub anthropic_beta: crate::beta::BetaPolicy,
 }
 
 impl Default for Tuning {
@@ -157,6 +160,7 @@ impl Default for Tuning {
             breaker_failures: 5,
             breaker_open: Duration::from_secs(30),
             default_max_tokens: 4096,
+            anthropic_beta: crate::beta::BetaPolicy::any(),
         }
     }
 }
@@ -331,6 +335,7 @@ fn resolve_tuning(raw: &TuningFile) -> Result<Tuning, ConfigError> {
                 ));
             }
         },
+        anthropic_beta: crate::beta::BetaPolicy::resolve(raw.anthropic_beta.as_deref())?,
     })
 }
 

@@ -94,6 +94,19 @@ impl Gateway {
                 deployment: None,
             });
         };
+        // Checked once, before any attempt: a refused beta is the client's to fix.
+        let beta = match inbound.format {
+            Format::Anthropic => self
+                .tuning
+                .anthropic_beta
+                .pass_on(inbound.anthropic_beta.as_deref())
+                .map_err(|err| Failure {
+                    error: err.into(),
+                    attempts: 0,
+                    deployment: None,
+                })?,
+            Format::OpenAi | Format::Gemini => None,
+        };
         let chain = std::iter::once(primary).chain(
             primary
                 .fallbacks
@@ -143,7 +156,7 @@ impl Gateway {
                     break;
                 };
                 let outcome = self
-                    .attempt(deployment, inbound, secrets, attempts + 1)
+                    .attempt(deployment, inbound, beta.as_deref(), secrets, attempts + 1)
                     .await;
                 let asked = match outcome {
                     Attempt::Done(reply) => return Ok(*reply),
@@ -196,6 +209,7 @@ impl Gateway {
         &self,
         deployment: &Deployment,
         inbound: &Inbound,
+        beta: Option<&str>,
         secrets: &dyn SecretSource,
         attempts: u32,
     ) -> Attempt {
@@ -224,6 +238,7 @@ impl Gateway {
                     url,
                     body,
                     credential: credential.as_ref(),
+                    beta,
                 },
                 started,
                 in_flight,
@@ -263,6 +278,7 @@ impl Gateway {
             url,
             body,
             credential,
+            beta,
         } = outbound;
         let provider = &deployment.provider;
         let spec = &deployment.spec;
@@ -282,9 +298,9 @@ impl Gateway {
         if target == Format::Anthropic {
             request = request.header("anthropic-version", translate::anthropic::API_VERSION);
             if client_format == Format::Anthropic
-                && let Some(beta) = &inbound.anthropic_beta
+                && let Some(beta) = beta
             {
-                request = request.header("anthropic-beta", beta.as_str());
+                request = request.header("anthropic-beta", beta);
             }
         }
         if let Some(credential) = credential {
@@ -441,6 +457,8 @@ struct Outbound<'a> {
     url: reqwest::Url,
     body: Bytes,
     credential: Option<&'a SecretString>,
+    /// The `anthropic-beta` header the policy lets through, for an Anthropic client.
+    beta: Option<&'a str>,
 }
 
 /// The URL and body for `deployment`: the client's request as it is when the deployment

@@ -109,4 +109,7 @@ pub enum GatewayError {
         last: AttemptError,
         attempts: u32,
     },
+    /// The client's `anthropic-beta` header is refused; nothing was sent.
+    #[error(transparent)]
+    AnthropicBeta(#[from] crate::beta::BetaError),
 }

@@ -270,7 +270,7 @@ impl Gateway {
             groups,
             aliases,
             prices: config.prices.clone(),
-            tuning: config.tuning,
+            tuning: config.tuning.clone(),
             health,
             clients,
         })
@@ -292,6 +292,28 @@ impl Gateway {
     /// The cost of `tokens` on the upstream `model`; `None` when its price is unknown.
     pub fn cost(&self, model: &str, tokens: TokenCounts) -> Option<MicroUsd> {
         self.prices.cost(model, tokens)
+    }
+
+    /// The highest cost `tokens` may have on any deployment that may serve `alias`, its
+    /// fallbacks' included: what a budget must hold before the request is sent. `None` when
+    /// any of them has no known price (or the alias is unknown).
+    pub fn highest_cost(&self, alias: &str, tokens: TokenCounts) -> Option<MicroUsd> {
+        let mut seen = vec![alias];
+        let mut highest = MicroUsd::ZERO;
+        let mut next = 0;
+        while let Some(&alias) = seen.get(next) {
+            next += 1;
+            let group = self.groups.get(alias)?;
+            for member in &group.members {
+                highest = highest.max(self.prices.cost(&member.spec.model, tokens)?);
+            }
+            for fallback in &group.fallbacks {
+                if !seen.contains(&fallback.as_str()) {
+                    seen.push(fallback);
+                }
+            }
+        }
+        Some(highest)
     }
 
     pub fn status(&self) -> Vec<DeploymentStatus> {
@@ -355,5 +377,54 @@ mod tests {
             "new limits, new counters"
         );
         assert_eq!(health(&changed).limits(), (Some(20), None));
+    }
+
+    #[test]
+    fn the_highest_cost_spans_members_and_fallbacks() {
+        let file = GatewayFile::from_toml(
+            r#"
+            [providers.local]
+            kind = "vllm"
+
+            [prices.cheap]
+            input = "1"
+            output = "2"
+
+            [prices.dear]
+            input = "10"
+            output = "20"
+
+            [model_groups.chat]
+            deployments = [{ provider = "local", model = "cheap" }]
+            fallbacks = ["big"]
+
+            [model_groups.big]
+            deployments = [{ provider = "local", model = "dear" }]
+            fallbacks = ["chat"]
+
+            [model_groups.unpriced]
+            deployments = [{ provider = "local", model = "mystery-model" }]
+            "#,
+        )
+        .unwrap();
+        let config = GatewayConfig::resolve(&file, &|_| None).unwrap();
+        let gateway = Gateway::new(&config).unwrap();
+        let tokens = TokenCounts {
+            prompt: 1_000_000,
+            completion: 1_000_000,
+            cached: 0,
+        };
+        assert_eq!(
+            gateway.cost("cheap", tokens),
+            Some(MicroUsd(3_000_000)),
+            "the member alone"
+        );
+        assert_eq!(
+            gateway.highest_cost("chat", tokens),
+            Some(MicroUsd(30_000_000)),
+            "a fallback may serve it"
+        );
+        assert_eq!(gateway.highest_cost("unpriced", tokens), None);
+        assert_eq!(gateway.highest_cost("nothing", tokens), None);
     }
 }

@@ -7,6 +7,7 @@
 //! between their lookup and the outbound request, and never appear in an error.
 
 mod backoff;
+pub mod beta;
 mod breaker;
 pub mod config;
 mod credential;

@@ -33,6 +33,11 @@ pub enum StreamOutcome {
     Failed(AttemptError),
     /// The client went away; the upstream request was dropped with it.
     ClientGone,
+    /// keygate ended the stream (its meter said stop, as when a budget ran out), with an
+    /// error event carrying `code`.
+    Stopped {
+        code: &'static str,
+    },
 }
 
 /// What the relay saw, handed to its `on_end` callback exactly once.
@@ -48,6 +53,18 @@ pub struct StreamEnd {
 }
 
 type OnEnd = Box<dyn FnOnce(StreamEnd) + Send>;
+
+/// Told the bytes of output generated so far; `false` ends the stream.
+type MeterFn = Box<dyn FnMut(u64) -> bool + Send>;
+
+/// A meter on a stream's output, and what the client is told when it stops the stream.
+struct Meter {
+    allow: MeterFn,
+    code: &'static str,
+    message: String,
+    /// Output bytes so far (text, tool names and arguments), not capped.
+    output: u64,
+}
 
 /// Decrements the deployment's in-flight count when the stream is over.
 #[derive(Debug)]
@@ -91,6 +108,8 @@ pub struct Relay {
     client: Format,
     reported: Option<TokenCounts>,
     text: String,
+    /// Output bytes read since the meter last looked.
+    output_seen: usize,
     started: Instant,
     first_token: Option<Duration>,
     /// Whether an event with data (not only comments) arrived.
@@ -108,6 +127,7 @@ pub struct Relay {
     ended: bool,
     in_flight: InFlight,
     on_end: Option<OnEnd>,
+    meter: Option<Meter>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -143,6 +163,7 @@ impl Relay {
             client: parts.client,
             reported: None,
             text: String::new(),
+            output_seen: 0,
             started: parts.started,
             first_token: None,
             saw_data: false,
@@ -154,7 +175,52 @@ impl Relay {
             ended: false,
             in_flight: parts.in_flight,
             on_end: None,
+            meter: None,
         }
+    }
+
+    /// Meters the stream's output: after each piece, `allow` is told the bytes of output so
+    /// far, and when it answers `false` the stream ends with an error event carrying `code`
+    /// and `message` in the client's format (as when a budget runs out mid-stream).
+    pub fn meter(
+        &mut self,
+        code: &'static str,
+        message: String,
+        allow: impl FnMut(u64) -> bool + Send + 'static,
+    ) {
+        self.meter = Some(Meter {
+            allow: Box::new(allow),
+            code,
+            message,
+            output: 0,
+        });
+    }
+
+    /// Counts new output for the meter; `false` when the meter stops the stream.
+    fn metered(&mut self, bytes: usize) -> bool {
+        let Some(meter) = &mut self.meter else {
+            return true;
+        };
+        if bytes == 0 {
+            return true;
+        }
+        meter.output = meter
+            .output
+            .saturating_add(u64::try_from(bytes).unwrap_or(u64::MAX));
+        (meter.allow)(meter.output)
+    }
+
+    /// Ends the stream for the meter: what was already generated goes out, then the error.
+    fn stop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let Some(meter) = &self.meter else { return };
+        let code = meter.code;
+        self.ready
+            .push_back(stop_event(code, &meter.message, self.client));
+        self.finished = true;
+        self.end(StreamOutcome::Stopped { code });
     }
 
     /// Calls `on_end` once when the stream ends, however it ends.
@@ -221,6 +287,7 @@ impl Relay {
             let chunk = read_chunk(&data, &mut self.text, TEXT_CAP)
                 .map_err(|_| AttemptError::InvalidResponse)?;
             self.saw_data = true;
+            self.output_seen += chunk.output_bytes;
             if chunk.is_error {
                 // The upstream's own error (a content filter, an overload) goes to the client
                 // as it was sent, but for an echoed credential; the outcome records it.
@@ -292,6 +359,7 @@ impl Relay {
                 &mut Observed {
                     reported: &mut self.reported,
                     text: &mut self.text,
+                    output: &mut self.output_seen,
                     first_token: &mut self.first_token,
                     started: self.started,
                     done: &mut self.done,
@@ -338,6 +406,7 @@ impl Relay {
             &mut Observed {
                 reported: &mut self.reported,
                 text: &mut self.text,
+                output: &mut self.output_seen,
                 first_token: &mut self.first_token,
                 started: self.started,
                 done: &mut self.done,
@@ -417,6 +486,7 @@ impl Relay {
 struct Observed<'a> {
     reported: &'a mut Option<TokenCounts>,
     text: &'a mut String,
+    output: &'a mut usize,
     first_token: &'a mut Option<Duration>,
     started: Instant,
     done: &'a mut bool,
@@ -445,6 +515,7 @@ fn observe(events: &[StreamEvent], seen: &mut Observed<'_>) {
             }
             _ => continue,
         };
+        *seen.output += piece.len();
         if !piece.is_empty() && seen.first_token.is_none() {
             *seen.first_token = Some(seen.started.elapsed());
         }
@@ -474,6 +545,26 @@ fn error_event(err: &AttemptError, client: Format) -> Bytes {
         Format::OpenAi | Format::Gemini => {
             let body = serde_json::json!({
                 "error": {"message": message, "type": "upstream_error", "param": null, "code": code}
+            });
+            format!("data: {body}\n\n")
+        }
+    };
+    Bytes::from(text)
+}
+
+/// The event that tells a client keygate ended its stream, in the client's format.
+fn stop_event(code: &str, message: &str, client: Format) -> Bytes {
+    let text = match client {
+        Format::Anthropic => {
+            let body = serde_json::json!({
+                "type": "error",
+                "error": {"type": "rate_limit_error", "message": message, "code": code},
+            });
+            format!("event: error\ndata: {body}\n\n")
+        }
+        Format::OpenAi | Format::Gemini => {
+            let body = serde_json::json!({
+                "error": {"message": message, "type": "rate_limit_error", "param": null, "code": code}
             });
             format!("data: {body}\n\n")
         }
@@ -518,6 +609,12 @@ impl Stream for Relay {
                     this.gap_timer.as_mut().reset(next);
                     if let Err(err) = this.ingest(&chunk) {
                         this.finish(StreamOutcome::Failed(err));
+                    } else {
+                        let output = std::mem::take(&mut this.output_seen);
+                        // A stream already at its end marker is whole: nothing to stop.
+                        if !this.done && !this.metered(output) {
+                            this.stop();
+                        }
                     }
                 }
                 Poll::Ready(Some(Err(_))) => {
@@ -619,6 +716,54 @@ mod tests {
             let text = String::from_utf8(out.concat()).unwrap();
             assert!(text.contains("bad key [redacted]"), "{text}");
             assert!(!text.contains(secret), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_meter_ends_the_stream_with_an_error_event() {
+        let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n";
+        let block = "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
+        let delta = |text: &str| {
+            format!(
+                "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{text}\"}}}}\n\n"
+            )
+        };
+        let (one, two, three) = (
+            delta("0123456789"),
+            delta("abcdefghij"),
+            delta("NEVER-SENT"),
+        );
+        for client in [Format::Anthropic, Format::OpenAi] {
+            let mut stream = relay(&[start, block, &one, &two, &three], client, None);
+            let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let log = seen.clone();
+            stream.meter(
+                "budget_exceeded",
+                "the budget ran out".into(),
+                move |bytes| {
+                    log.lock().unwrap().push(bytes);
+                    bytes <= 15
+                },
+            );
+            let (ended, ends) = std::sync::mpsc::channel();
+            stream.on_end(move |end| ended.send(end.outcome).unwrap());
+            stream.prime().await.unwrap();
+            let out: Vec<Bytes> = stream.map(Result::unwrap).collect().await;
+            let text = String::from_utf8(out.concat()).unwrap();
+            assert!(
+                text.contains("abcdefghij"),
+                "what was generated goes out: {text}"
+            );
+            assert!(!text.contains("NEVER-SENT"), "{text}");
+            assert!(text.contains("\"code\":\"budget_exceeded\""), "{text}");
+            assert!(!text.contains("[DONE]") && !text.contains("message_stop"));
+            assert_eq!(*seen.lock().unwrap(), vec![10, 20], "counted once each");
+            assert_eq!(
+                ends.recv().unwrap(),
+                StreamOutcome::Stopped {
+                    code: "budget_exceeded"
+                }
+            );
         }
     }
 }

@@ -110,6 +110,8 @@ pub struct Chunk {
     pub has_output: bool,
     /// An error object in the stream.
     pub is_error: bool,
+    /// Bytes of generated text and tool-call pieces in the chunk.
+    pub output_bytes: usize,
 }
 
 /// Reads a chunk's data, appending its generated text to `text` (up to `text_cap` bytes) for
@@ -132,6 +134,7 @@ pub fn read_chunk(
         let Some(delta) = &choice.delta else { continue };
         let mut append = |piece: &str| {
             chunk.has_output |= !piece.is_empty();
+            chunk.output_bytes += piece.len();
             if text.len() + piece.len() <= text_cap {
                 text.push_str(piece);
             }

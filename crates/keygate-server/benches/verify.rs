@@ -38,6 +38,7 @@ fn verify(c: &mut Criterion) {
                     limits: keygate_core::KeyLimits::default(),
                     metadata: None,
                     rotate_every: None,
+                    publishable: None,
                 },
             )
             .await

@@ -2,13 +2,14 @@
 //!
 //! Two maps: digest → key id (immutable once known; `None` caches an unknown digest for a
 //! minute), and key id → the key with its live secrets. A change to a key invalidates its
-//! entry by id, so revoke, rotate, update and delete take effect at once on this node.
+//! entry by id, so revoke, rotate, update and delete take effect at once on this node; with
+//! Redis, [`crate::invalidation`] carries the change to the other nodes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use keygate_core::{KeyId, KeyRecord, KeySecret};
+use keygate_core::{KeyId, KeyLimits, KeyRecord, KeySecret};
 use keygate_crypto::KeyDigest;
 use moka::Expiry;
 use moka::sync::Cache;
@@ -18,6 +19,8 @@ use moka::sync::Cache;
 pub struct CachedKey {
     pub record: KeyRecord,
     pub secrets: Vec<KeySecret>,
+    /// The limits of the key's project, counted for all its keys together.
+    pub project_limits: KeyLimits,
     loaded_at: Instant,
 }
 
@@ -29,8 +32,14 @@ impl CachedKey {
         Self {
             record,
             secrets,
+            project_limits: KeyLimits::default(),
             loaded_at: Instant::now(),
         }
+    }
+
+    pub fn with_project_limits(mut self, limits: KeyLimits) -> Self {
+        self.project_limits = limits;
+        self
     }
 
     /// The live secret with this digest, compared in constant time.
@@ -46,7 +55,7 @@ impl CachedKey {
 }
 
 /// How long a known key stays cached without a change notice. It bounds staleness when a
-/// change is made on another node that does not fan out invalidations.
+/// change made on another node does not reach this one (no Redis, or Redis unreachable).
 const KEY_TTL: Duration = Duration::from_secs(30);
 const KNOWN_DIGEST_TTL: Duration = Duration::from_secs(3600);
 const UNKNOWN_DIGEST_TTL: Duration = Duration::from_secs(60);
@@ -130,12 +139,22 @@ impl VerifyCache {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.keys.invalidate(id);
     }
+
+    /// Forgets every cached key, for when change notices may have been missed. Digest → key
+    /// id entries stay: a digest names one key for good, and an unknown digest only refuses.
+    pub fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.keys.invalidate_all();
+    }
 }
 
-/// Tells caches that a key changed. Local for one node; a later multi-node implementation
-/// also publishes the notice to the other nodes.
+/// Tells caches that a key changed: [`LocalInvalidation`] on one node, and
+/// [`crate::invalidation::SharedInvalidation`] on every node that shares a Redis.
 pub trait Invalidation: Send + Sync + std::fmt::Debug {
     fn key_changed(&self, id: &KeyId);
+    /// Something any cached key may carry changed (a project's limits): every cache forgets
+    /// every key.
+    fn everything_changed(&self);
 }
 
 /// Announces a key change when dropped: after the store call that made it, and also when the
@@ -164,5 +183,57 @@ pub struct LocalInvalidation(pub Arc<VerifyCache>);
 impl Invalidation for LocalInvalidation {
     fn key_changed(&self, id: &KeyId) {
         self.0.invalidate(id);
+    }
+
+    fn everything_changed(&self) {
+        self.0.invalidate_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keygate_core::{KeyEnv, KeyHint, KeySpec, OrgId, ProjectId, Timestamp};
+
+    use super::*;
+
+    fn cached() -> Arc<CachedKey> {
+        let spec = KeySpec::api(
+            OrgId::generate(),
+            ProjectId::generate(),
+            "k".into(),
+            KeyEnv::Live,
+        );
+        let record = KeyRecord::issue(
+            spec,
+            KeyHint::from_stored("kg_live_abcd…wxyz".into()),
+            Timestamp::from_millis(0),
+        );
+        Arc::new(CachedKey::new(record, Vec::new()))
+    }
+
+    #[test]
+    fn invalidate_all_forgets_every_key_and_refuses_loads_begun_before() {
+        let cache = VerifyCache::new(100);
+        let (a, b) = (cached(), cached());
+        cache.remember_key(a.clone(), cache.epoch());
+        cache.remember_key(b.clone(), cache.epoch());
+        let digest = [7; 32];
+        cache.remember_digest(digest, Some(a.record.id.clone()));
+        // A load that read the store before the clear must not land after it.
+        let loading_since = cache.epoch();
+
+        cache.invalidate_all();
+
+        assert!(cache.key(&a.record.id).is_none());
+        assert!(cache.key(&b.record.id).is_none());
+        cache.remember_key(cached(), loading_since);
+        assert_eq!(cache.keys.iter().count(), 0, "a racing load is dropped");
+        assert_eq!(
+            cache.key_id(&digest),
+            Some(Some(a.record.id.clone())),
+            "digest → id mappings never go stale and stay"
+        );
+        cache.remember_key(a.clone(), cache.epoch());
+        assert!(cache.key(&a.record.id).is_some(), "later loads are cached");
     }
 }

@@ -5,6 +5,7 @@
 //! credential header.
 
 pub mod client_ip;
+mod cors;
 mod dto;
 mod error;
 mod extract;

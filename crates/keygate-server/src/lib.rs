@@ -8,6 +8,7 @@ mod cache;
 mod error;
 pub mod gateway_state;
 pub mod http;
+pub mod invalidation;
 mod last_used;
 pub mod limits;
 pub mod proxy;

@@ -1,118 +1,32 @@
-//! A key's limits on the hot path: its request rates and its cap on requests in flight. Rates
-//! are counted in memory on this node ([`keygate_limits::LocalLimiter`]) or, with Redis, across
-//! all nodes ([`keygate_limits::GlobalLimiter`]). A refused request consumes nothing; an
-//! admitted one holds a permit until its answer ends.
+//! The limits of a key and of its project on the hot path: request and token rates, quotas,
+//! budgets and caps on requests in flight, all checked together — a refused request consumes
+//! none of them. They are counted in memory on this node ([`keygate_limits::LocalLimiter`])
+//! or, with Redis, across all nodes ([`keygate_limits::GlobalLimiter`]). An admitted request
+//! holds its slots until its answer ends, and settles what it reserved (tokens, money) when
+//! the real amounts are known.
 //!
 //! When Redis stops answering, the configured policy applies — count on this node and log the
 //! outage (the default), or refuse with `limits_unavailable` — and Redis is tried again every
 //! two seconds until it answers.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock};
-use std::time::{Duration, Instant};
+pub mod persist;
+mod plan;
+mod redis;
+mod reservation;
 
-use keygate_core::{Clock, KeyRecord};
-use keygate_limits::{
-    Check, Concurrency, Decision, GlobalLimiter, Limit, LocalLimiter, Permit, State,
-};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-/// What happens to limits while Redis is unreachable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnRedisFailure {
-    /// Count on each node (a key may then get up to its limit on every node) and log it.
-    #[default]
-    Local,
-    /// Refuse limited requests with 503 `limits_unavailable`.
-    Closed,
-}
+use keygate_core::{Clock, Per, Window};
+use keygate_limits::{Concurrency, Decision, LocalLimiter, Slot, State};
 
-/// How long a check waits for Redis.
-const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
-/// How long after a failure Redis is left alone before it is tried again.
-const REDIS_REST: Duration = Duration::from_secs(2);
-
-/// Redis, when configured: the connection (made again after a failure) and its health.
-struct Shared {
-    url: String,
-    on_failure: OnRedisFailure,
-    limiter: RwLock<Option<GlobalLimiter>>,
-    /// Microseconds after `epoch` before which Redis is not tried.
-    rest_until: AtomicU64,
-    epoch: Instant,
-    down: AtomicBool,
-}
-
-impl std::fmt::Debug for Shared {
-    /// Leaves the URL (which may hold a password) out.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("on_failure", &self.on_failure)
-            .field("down", &self.down)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Shared {
-    fn elapsed(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
-    }
-
-    /// The limiter to use now, connecting first when there is none and it is time to try.
-    async fn limiter(&self) -> Option<GlobalLimiter> {
-        let now = self.elapsed();
-        if now < self.rest_until.load(Ordering::Relaxed) {
-            return None;
-        }
-        if let Some(limiter) = self
-            .limiter
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-        {
-            return Some(limiter);
-        }
-        // One request at a time tries to connect; the others use the fallback meanwhile.
-        let rest = now + u64::try_from(REDIS_REST.as_micros()).unwrap_or(u64::MAX);
-        let due = self.rest_until.load(Ordering::Relaxed);
-        if self
-            .rest_until
-            .compare_exchange(due, rest, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
-            return None;
-        }
-        match GlobalLimiter::connect(&self.url, REDIS_TIMEOUT).await {
-            Ok(limiter) => {
-                *self.limiter.write().unwrap_or_else(PoisonError::into_inner) =
-                    Some(limiter.clone());
-                self.rest_until.store(0, Ordering::Relaxed);
-                Some(limiter)
-            }
-            Err(err) => {
-                self.failed(&err);
-                None
-            }
-        }
-    }
-
-    fn failed(&self, err: &keygate_limits::GlobalError) {
-        let rest = self.elapsed() + u64::try_from(REDIS_REST.as_micros()).unwrap_or(u64::MAX);
-        self.rest_until.store(rest, Ordering::Relaxed);
-        if !self.down.swap(true, Ordering::Relaxed) {
-            tracing::error!(
-                error = %err,
-                policy = ?self.on_failure,
-                "Redis is unreachable: limits are not shared across nodes until it answers"
-            );
-        }
-    }
-
-    fn answered(&self) {
-        if self.down.swap(false, Ordering::Relaxed) {
-            tracing::info!("Redis answers again: limits are shared across nodes");
-        }
-    }
-}
+use crate::cache::CachedKey;
+use plan::Plan;
+pub use redis::OnRedisFailure;
+use redis::Shared;
+use reservation::SharedSlots;
+pub use reservation::{Growth, Hold, Reservation, ReservationHandle};
 
 /// The limiter of this node.
 #[derive(Debug, Default)]
@@ -127,16 +41,81 @@ pub struct Limiter {
 /// Every this many checks, whole rates are forgotten.
 const PRUNE_EVERY: u64 = 8_192;
 
+/// Whose limit it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Key,
+    Project,
+}
+
+impl Owner {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Key => "key",
+            Self::Project => "project",
+        }
+    }
+}
+
+/// What a limit counts, and over what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    Requests(Per),
+    Tokens(Per),
+    Quota(Window),
+    Budget(Window),
+}
+
+impl Counted {
+    /// The name of the limit in the verify API: `requests`, `tokens`, `quota`, `budget`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Requests(_) => "requests",
+            Self::Tokens(_) => "tokens",
+            Self::Quota(_) => "quota",
+            Self::Budget(_) => "budget",
+        }
+    }
+
+    /// The period or window it counts over.
+    pub fn per(self) -> &'static str {
+        match self {
+            Self::Requests(per) | Self::Tokens(per) => per.as_str(),
+            Self::Quota(window) | Self::Budget(window) => window.as_str(),
+        }
+    }
+}
+
+/// One limit that applied to a request, with its state after the check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitState {
+    pub owner: Owner,
+    pub counted: Counted,
+    pub state: State,
+}
+
+/// What a request asks of the limits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Demand {
+    /// Takes a slot of the caps on requests in flight until its answer ends.
+    pub hold: bool,
+    /// LLM tokens to reserve (an estimate of the prompt and the most output); token rates
+    /// apply only to requests that say.
+    pub tokens: Option<u64>,
+    /// The highest cost in micro-dollars; budgets apply only to requests that say.
+    pub cost: Option<u64>,
+}
+
 /// Why a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    /// A request rate is used up; `state` is the rate that refused.
-    Rate {
-        state: State,
+    /// A rate, quota or budget: the limit that refused, as it stands.
+    Limit {
+        limit: LimitState,
         retry_after: Option<Duration>,
     },
-    /// As many requests as the key allows are running.
-    Concurrency { limit: u32 },
+    /// As many requests as the key (or its project) allows are running.
+    Concurrency { owner: Owner, limit: u64 },
     /// Redis is unreachable and the policy is to refuse.
     Unavailable,
 }
@@ -145,7 +124,11 @@ impl Refusal {
     /// The stable error code.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Rate { .. } => "rate_limited",
+            Self::Limit { limit, .. } => match limit.counted {
+                Counted::Requests(_) | Counted::Tokens(_) => "rate_limited",
+                Counted::Quota(_) => "quota_exhausted",
+                Counted::Budget(_) => "budget_exceeded",
+            },
             Self::Concurrency { .. } => "concurrency_limited",
             Self::Unavailable => "limits_unavailable",
         }
@@ -153,13 +136,40 @@ impl Refusal {
 
     pub fn message(&self) -> String {
         match self {
-            Self::Rate { state, .. } => format!(
-                "this key may make {} requests per {}; retry after the time in Retry-After",
-                state.limit,
-                period_name(state)
-            ),
-            Self::Concurrency { limit } => {
-                format!("this key may have {limit} requests in flight at once")
+            Self::Limit { limit, retry_after } => {
+                let owner = limit.owner.as_str();
+                let n = limit.state.limit;
+                let wait = if retry_after.is_some() {
+                    "; retry after the time in Retry-After"
+                } else {
+                    "; this request alone is more than the whole limit"
+                };
+                match limit.counted {
+                    Counted::Requests(per) => {
+                        format!(
+                            "this {owner} may make {n} requests per {}{wait}",
+                            per.as_str()
+                        )
+                    }
+                    Counted::Tokens(per) => {
+                        format!("this {owner} may use {n} tokens per {}{wait}", per.as_str())
+                    }
+                    Counted::Quota(window) => format!(
+                        "this {owner}'s quota of {n} uses per {} is used up{wait}",
+                        window.as_str()
+                    ),
+                    Counted::Budget(window) => format!(
+                        "this request could cost more than is left of this {owner}'s budget of ${} per {}{wait}",
+                        keygate_core::MicroUsd(i64::try_from(n).unwrap_or(i64::MAX)),
+                        window.as_str()
+                    ),
+                }
+            }
+            Self::Concurrency { owner, limit } => {
+                format!(
+                    "this {} may have {limit} requests in flight at once",
+                    owner.as_str()
+                )
             }
             Self::Unavailable => {
                 "the key's limits cannot be checked right now; retry shortly".to_owned()
@@ -167,74 +177,58 @@ impl Refusal {
         }
     }
 
-    /// When to retry: a rate says; a concurrency slot frees when a request ends, soon.
+    /// When to retry: a limit says; a slot in flight frees when a request ends, soon.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Rate { retry_after, .. } => *retry_after,
+            Self::Limit { retry_after, .. } => *retry_after,
             Self::Concurrency { .. } | Self::Unavailable => Some(Duration::from_secs(1)),
         }
     }
 }
 
-fn period_name(state: &State) -> &'static str {
-    // The reset of a full bucket is its period; the message names it loosely.
-    match state.reset_after.as_secs() {
-        0..=1 => "second",
-        2..=60 => "minute",
-        61..=3_600 => "hour",
-        _ => "day",
+/// An admitted request: the states of its limits, its slots among requests in flight and
+/// what it reserved.
+#[derive(Debug, Default)]
+pub struct Admission {
+    pub limits: Vec<LimitState>,
+    pub hold: Hold,
+    /// Tokens and money reserved, to settle when the real amounts are known.
+    pub reservation: Option<Reservation>,
+}
+
+impl Admission {
+    /// The state that runs out first among the limits that `matches`: the fewest remaining,
+    /// then the latest reset.
+    pub fn tightest(&self, matches: impl Fn(Counted) -> bool) -> Option<State> {
+        self.limits
+            .iter()
+            .filter(|l| matches(l.counted))
+            .map(|l| l.state)
+            .min_by_key(|s| (s.remaining, std::cmp::Reverse(s.reset_after)))
+    }
+
+    /// The tightest request rate, for `x-ratelimit-*-requests`.
+    pub fn requests(&self) -> Option<State> {
+        self.tightest(|c| matches!(c, Counted::Requests(_)))
+    }
+
+    /// The tightest token rate, for `x-ratelimit-*-tokens`.
+    pub fn tokens(&self) -> Option<State> {
+        self.tightest(|c| matches!(c, Counted::Tokens(_)))
     }
 }
 
-/// An admitted request: the state of its tightest rate (for headers) and its permit.
-#[derive(Debug, Default)]
-pub struct Admission {
-    pub rate: Option<State>,
-    pub permit: Option<Permit>,
-}
-
-/// The checks of a key's request rates.
-fn checks(key: &KeyRecord) -> Vec<Check> {
-    key.limits
-        .requests
-        .iter()
-        .map(|rate| Check {
-            key: format!("key:{}:requests:{}", key.id, rate.per.as_str()),
-            limit: Limit::Rate {
-                limit: rate.limit,
-                period: rate.per.duration(),
-            },
-            cost: 1,
-        })
-        .collect()
-}
-
-/// The state that runs out first: the fewest remaining, then the latest reset.
-fn tightest(states: &[State]) -> Option<State> {
-    states
-        .iter()
-        .copied()
-        .min_by_key(|s| (s.remaining, std::cmp::Reverse(s.reset_after)))
-}
-
 impl Limiter {
-    /// Rates counted on this node only.
+    /// Limits counted on this node only.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Rates shared through Redis at `url`, with `on_failure` while it is unreachable. The
+    /// Limits shared through Redis at `url`, with `on_failure` while it is unreachable. The
     /// first connection is made by the first limited request.
     pub fn shared(url: &str, on_failure: OnRedisFailure) -> Self {
         Self {
-            shared: Some(Shared {
-                url: url.to_owned(),
-                on_failure,
-                limiter: RwLock::new(None),
-                rest_until: AtomicU64::new(0),
-                epoch: Instant::now(),
-                down: AtomicBool::new(false),
-            }),
+            shared: Some(Shared::new(url, on_failure)),
             ..Self::default()
         }
     }
@@ -248,69 +242,193 @@ impl Limiter {
         }
     }
 
-    /// Checks rates across nodes when Redis answers, else as the policy says.
-    async fn decide(&self, now: u64, checks: &[Check]) -> Result<Decision, Refusal> {
-        let Some(shared) = &self.shared else {
-            return Ok(self.rates.check(now, checks));
-        };
-        if let Some(limiter) = shared.limiter().await {
-            match limiter.check(checks).await {
-                Ok(decision) => {
-                    shared.answered();
-                    return Ok(decision);
-                }
-                Err(err) => shared.failed(&err),
-            }
-        }
-        match shared.on_failure {
-            OnRedisFailure::Local => Ok(self.rates.check(now, checks)),
-            OnRedisFailure::Closed => Err(Refusal::Unavailable),
-        }
+    pub(super) fn on_failure(&self) -> OnRedisFailure {
+        self.shared
+            .as_ref()
+            .map_or(OnRedisFailure::Local, |s| s.on_failure)
     }
 
     fn now(clock: &dyn Clock) -> u64 {
         u64::try_from(clock.now().as_millis()).unwrap_or(0) * 1_000
     }
 
-    /// Admits one request of `key`, or says which limit refused it. With `hold`, the request
-    /// takes a slot of the key's concurrency cap (counted on this node) until the returned
-    /// permit drops.
+    /// Admits one request of `key` (and its project) asking `demand` of their limits, or
+    /// says which limit refused it; a refused request consumes none of them.
     pub async fn admit(
-        &self,
-        key: &KeyRecord,
-        clock: &dyn Clock,
-        hold: bool,
+        self: &Arc<Self>,
+        key: &CachedKey,
+        clock: &Arc<dyn Clock>,
+        demand: Demand,
     ) -> Result<Admission, Refusal> {
-        let permit = match key.limits.concurrency {
-            Some(limit) if hold => Some(
-                self.in_flight
-                    .acquire(key.id.as_str(), u64::from(limit))
-                    .ok_or(Refusal::Concurrency { limit })?,
-            ),
-            _ => None,
-        };
-        let checks = checks(key);
-        if checks.is_empty() {
-            return Ok(Admission { rate: None, permit });
+        let plan = Plan::new(key, demand);
+        if plan.checks.is_empty() && plan.caps.is_empty() {
+            return Ok(Admission::default());
         }
-        let now = Self::now(clock);
-        let seen = self
-            .checks
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if seen % PRUNE_EVERY == PRUNE_EVERY - 1 {
+        let now = Self::now(clock.as_ref());
+        if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.rates.prune(now);
         }
-        let decision = self.decide(now, &checks).await?;
+        let (decision, hold, shared) = self.decide(now, &plan).await?;
+        let limits: Vec<LimitState> = plan
+            .what
+            .iter()
+            .zip(&decision.states)
+            .map(|((owner, counted), state)| LimitState {
+                owner: *owner,
+                counted: *counted,
+                state: *state,
+            })
+            .collect();
         if let Some(refused) = decision.refused {
-            return Err(Refusal::Rate {
-                state: decision.states[refused.index],
-                retry_after: refused.retry_after,
+            return Err(match plan.what.get(refused.index) {
+                Some(_) => Refusal::Limit {
+                    limit: limits[refused.index],
+                    retry_after: refused.retry_after,
+                },
+                None => {
+                    let (_, owner, limit) = &plan.caps[refused.index - plan.checks.len()];
+                    Refusal::Concurrency {
+                        owner: *owner,
+                        limit: *limit,
+                    }
+                }
             });
         }
+        let reserved = plan.reserved();
+        let reservation = (!reserved.is_empty())
+            .then(|| Reservation::new(self.clone(), clock.clone(), now, shared, reserved));
         Ok(Admission {
-            rate: tightest(&decision.states),
-            permit,
+            limits,
+            hold,
+            reservation,
         })
+    }
+
+    /// Checks the plan across nodes when Redis answers, else as the policy says. Returns
+    /// the decision, the slots held, and whether Redis decided.
+    async fn decide(&self, now: u64, plan: &Plan) -> Result<(Decision, Hold, bool), Refusal> {
+        if let Some(shared) = &self.shared {
+            if let Some(global) = shared.limiter().await {
+                let holder = uuid::Uuid::now_v7().to_string();
+                let slots: Vec<Slot<'_>> = plan
+                    .caps
+                    .iter()
+                    .map(|(key, _, max)| Slot {
+                        key,
+                        max: *max,
+                        holder: &holder,
+                    })
+                    .collect();
+                match global.check(now, &plan.checks, &slots).await {
+                    Ok(decision) => {
+                        shared.answered();
+                        let hold = Hold {
+                            permits: Vec::new(),
+                            shared: (decision.admitted() && !slots.is_empty()).then(|| {
+                                SharedSlots {
+                                    limiter: global.clone(),
+                                    keys: plan.caps.iter().map(|(key, ..)| key.clone()).collect(),
+                                    holder: holder.clone(),
+                                }
+                            }),
+                        };
+                        return Ok((decision, hold, true));
+                    }
+                    Err(err) => {
+                        shared.failed(&err);
+                        // A script that timed out may still have run and taken the slots:
+                        // give them back (removing a holder that is not there is harmless).
+                        if !slots.is_empty() {
+                            drop(SharedSlots {
+                                limiter: global.clone(),
+                                keys: plan.caps.iter().map(|(key, ..)| key.clone()).collect(),
+                                holder: holder.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+            if shared.on_failure == OnRedisFailure::Closed {
+                return Err(Refusal::Unavailable);
+            }
+        }
+        // On this node: the slots first (a refusal frees those taken), then the limits.
+        let mut permits = Vec::with_capacity(plan.caps.len());
+        for (key, owner, max) in &plan.caps {
+            match self.in_flight.acquire(key, *max) {
+                Some(permit) => permits.push(permit),
+                None => {
+                    return Err(Refusal::Concurrency {
+                        owner: *owner,
+                        limit: *max,
+                    });
+                }
+            }
+        }
+        let decision = self.rates.check(now, &plan.checks);
+        Ok((
+            decision,
+            Hold {
+                permits,
+                shared: None,
+            },
+            false,
+        ))
+    }
+
+    /// The states of `key`'s limits (and its project's) as they stand, consuming nothing:
+    /// for the verify API. Token rates and budgets are included.
+    pub async fn peek(&self, key: &CachedKey, clock: &dyn Clock) -> Vec<LimitState> {
+        let plan = Plan::new(
+            key,
+            Demand {
+                hold: false,
+                tokens: Some(0),
+                cost: Some(0),
+            },
+        );
+        if plan.checks.is_empty() {
+            return Vec::new();
+        }
+        let now = Self::now(clock);
+        let mut states = None;
+        if let Some(shared) = &self.shared
+            && let Some(global) = shared.limiter().await
+        {
+            match global.peek(now, &plan.checks).await {
+                Ok(found) => states = Some(found),
+                Err(err) => shared.failed(&err),
+            }
+        }
+        let states = states.unwrap_or_else(|| self.rates.peek(now, &plan.checks));
+        plan.what
+            .iter()
+            .zip(states)
+            .map(|((owner, counted), state)| LimitState {
+                owner: *owner,
+                counted: *counted,
+                state,
+            })
+            .collect()
+    }
+}
+
+/// `Retry-After` and, for a limit, `x-ratelimit-limit`, `x-ratelimit-remaining` and
+/// `x-ratelimit-reset` (seconds) on a refusal outside the LLM routes.
+pub fn refusal_headers(headers: &mut axum::http::HeaderMap, refusal: &Refusal) {
+    use axum::http::{HeaderValue, header};
+    let mut set = |name: &'static str, value: u64| {
+        if let Ok(value) = HeaderValue::from_str(&value.to_string()) {
+            headers.insert(name, value);
+        }
+    };
+    if let Some(after) = refusal.retry_after() {
+        set(header::RETRY_AFTER.as_str(), seconds_up(after));
+    }
+    if let Refusal::Limit { limit, .. } = refusal {
+        set("x-ratelimit-limit", limit.state.limit);
+        set("x-ratelimit-remaining", limit.state.remaining);
+        set("x-ratelimit-reset", seconds_up(limit.state.reset_after));
     }
 }
 
@@ -336,68 +454,258 @@ pub fn openai_duration(duration: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use keygate_core::{
-        KeyEnv, KeyHint, KeyLimits, KeySpec, ManualClock, OrgId, Per, ProjectId, RequestRate,
-        Timestamp,
+        Budget, KeyEnv, KeyHint, KeyLimits, KeyRecord, KeySpec, ManualClock, OrgId, Per, ProjectId,
+        Quota, RequestRate, Timestamp,
     };
 
     use super::*;
 
-    fn key(limits: KeyLimits) -> KeyRecord {
-        let mut spec = KeySpec::api(
-            OrgId::generate(),
-            ProjectId::generate(),
-            "k".into(),
-            KeyEnv::Live,
-        );
+    /// 2026-02-14T10:00:00Z
+    const NOW: i64 = 1_771_063_200_000;
+
+    fn clock() -> Arc<dyn Clock> {
+        Arc::new(ManualClock::starting_at(Timestamp::from_millis(NOW)))
+    }
+
+    fn key_in(project: &ProjectId, limits: KeyLimits, project_limits: KeyLimits) -> CachedKey {
+        let mut spec = KeySpec::api(OrgId::generate(), project.clone(), "k".into(), KeyEnv::Live);
         spec.limits = limits;
-        KeyRecord::issue(
+        let record = KeyRecord::issue(
             spec,
             KeyHint::from_stored("kg_live_abcd…wxyz".into()),
             Timestamp::from_millis(0),
-        )
+        );
+        CachedKey::new(record, Vec::new()).with_project_limits(project_limits)
     }
+
+    fn key(limits: KeyLimits) -> CachedKey {
+        key_in(&ProjectId::generate(), limits, KeyLimits::default())
+    }
+
+    fn rate(limit: u64, per: Per) -> RequestRate {
+        RequestRate { limit, per }
+    }
+
+    const HOLD: Demand = Demand {
+        hold: true,
+        tokens: None,
+        cost: None,
+    };
 
     #[tokio::test]
     async fn rates_then_concurrency() {
-        let clock = ManualClock::starting_at(Timestamp::from_millis(1_771_063_200_000));
-        let limiter = Limiter::new();
+        let (clock, limiter) = (clock(), Arc::new(Limiter::new()));
         let limited = key(KeyLimits {
-            requests: vec![
-                RequestRate {
-                    limit: 2,
-                    per: Per::Minute,
-                },
-                RequestRate {
-                    limit: 100,
-                    per: Per::Day,
-                },
-            ],
+            requests: vec![rate(2, Per::Minute), rate(100, Per::Day)],
             concurrency: Some(1),
+            ..KeyLimits::default()
         });
-        let first = limiter.admit(&limited, &clock, true).await.unwrap();
+        let first = limiter.admit(&limited, &clock, HOLD).await.unwrap();
         assert_eq!(
-            first.rate.unwrap().remaining,
+            first.requests().unwrap().remaining,
             1,
             "the minute's rate is the tightest"
         );
         assert_eq!(
-            limiter.admit(&limited, &clock, true).await.unwrap_err(),
-            Refusal::Concurrency { limit: 1 }
+            limiter.admit(&limited, &clock, HOLD).await.unwrap_err(),
+            Refusal::Concurrency {
+                owner: Owner::Key,
+                limit: 1
+            }
         );
         drop(first);
-        let second = limiter.admit(&limited, &clock, true).await.unwrap();
-        drop(second);
-        let refused = limiter.admit(&limited, &clock, true).await.unwrap_err();
+        drop(limiter.admit(&limited, &clock, HOLD).await.unwrap());
+        let refused = limiter.admit(&limited, &clock, HOLD).await.unwrap_err();
         assert_eq!(refused.code(), "rate_limited");
         assert_eq!(refused.retry_after(), Some(Duration::from_secs(30)));
         let free = key(KeyLimits::default());
         assert!(
             limiter
-                .admit(&free, &clock, true)
+                .admit(&free, &clock, HOLD)
                 .await
                 .unwrap()
-                .rate
-                .is_none()
+                .limits
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_project_counts_all_its_keys_together() {
+        let (clock, limiter) = (clock(), Arc::new(Limiter::new()));
+        let project = ProjectId::generate();
+        let shared = KeyLimits {
+            requests: vec![rate(3, Per::Hour)],
+            concurrency: Some(2),
+            ..KeyLimits::default()
+        };
+        let a = key_in(&project, KeyLimits::default(), shared.clone());
+        let b = key_in(&project, KeyLimits::default(), shared.clone());
+        let held_a = limiter.admit(&a, &clock, HOLD).await.unwrap();
+        let held_b = limiter.admit(&b, &clock, HOLD).await.unwrap();
+        let busy = limiter.admit(&a, &clock, HOLD).await.unwrap_err();
+        assert_eq!(
+            busy,
+            Refusal::Concurrency {
+                owner: Owner::Project,
+                limit: 2
+            }
+        );
+        drop((held_a, held_b));
+        assert!(limiter.admit(&b, &clock, Demand::default()).await.is_ok());
+        let Refusal::Limit { limit, .. } = limiter.admit(&a, &clock, HOLD).await.unwrap_err()
+        else {
+            panic!("a rate refuses")
+        };
+        assert_eq!(
+            (limit.owner, limit.counted),
+            (Owner::Project, Counted::Requests(Per::Hour))
+        );
+        let elsewhere = key(KeyLimits::default());
+        assert!(limiter.admit(&elsewhere, &clock, HOLD).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn tokens_are_reserved_then_settled() {
+        let (clock, limiter) = (clock(), Arc::new(Limiter::new()));
+        let limited = key(KeyLimits {
+            tokens: vec![rate(1_000, Per::Minute)],
+            ..KeyLimits::default()
+        });
+        let ask = |tokens| Demand {
+            hold: false,
+            tokens: Some(tokens),
+            cost: None,
+        };
+        let first = limiter.admit(&limited, &clock, ask(800)).await.unwrap();
+        assert_eq!(first.tokens().unwrap().remaining, 200);
+        let refused = limiter.admit(&limited, &clock, ask(800)).await.unwrap_err();
+        assert_eq!(refused.code(), "rate_limited");
+        assert!(
+            refused.message().contains("1000 tokens per minute"),
+            "{}",
+            refused.message()
+        );
+        // 800 reserved, 150 used: the rest comes back at once.
+        first.reservation.unwrap().settle(Some(150), Some(0));
+        let second = limiter.admit(&limited, &clock, ask(800)).await.unwrap();
+        assert_eq!(second.tokens().unwrap().remaining, 50);
+        // Released (the upstream refused it): nothing was used.
+        second.reservation.unwrap().release();
+        let third = limiter.admit(&limited, &clock, ask(800)).await.unwrap();
+        // Dropped unsettled (the client went away mid-call): what was reserved is charged.
+        drop(third);
+        let charged = limiter.admit(&limited, &clock, ask(100)).await.unwrap_err();
+        assert_eq!(charged.code(), "rate_limited");
+        assert!(
+            limiter
+                .admit(&limited, &clock, Demand::default())
+                .await
+                .is_ok(),
+            "a request without tokens (a verification) is not held to token rates"
+        );
+    }
+
+    #[tokio::test]
+    async fn budgets_refuse_what_could_go_over_and_grow_for_streams() {
+        let (clock, limiter) = (clock(), Arc::new(Limiter::new()));
+        let limited = key(KeyLimits {
+            budgets: vec![Budget::parse("1/day").unwrap()],
+            ..KeyLimits::default()
+        });
+        let ask = |cost| Demand {
+            hold: false,
+            tokens: None,
+            cost: Some(cost),
+        };
+        let first = limiter.admit(&limited, &clock, ask(600_000)).await.unwrap();
+        let refused = limiter
+            .admit(&limited, &clock, ask(600_000))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), "budget_exceeded");
+        let Refusal::Limit { retry_after, .. } = &refused else {
+            panic!()
+        };
+        assert_eq!(
+            *retry_after,
+            Some(Duration::from_secs(14 * 3_600)),
+            "at midnight UTC"
+        );
+        let reservation = first.reservation.unwrap();
+        assert_eq!(reservation.grow(300_000), Growth::Granted);
+        assert_eq!(reservation.cost(), 900_000);
+        assert_eq!(
+            reservation.grow(300_000),
+            Growth::Refused,
+            "only 100 000 left"
+        );
+        reservation.settle(Some(0), Some(950_000));
+        let too_much = limiter
+            .admit(&limited, &clock, ask(60_000))
+            .await
+            .unwrap_err();
+        assert_eq!(too_much.code(), "budget_exceeded");
+        assert!(limiter.admit(&limited, &clock, ask(50_000)).await.is_ok());
+        let whole = limiter
+            .admit(&limited, &clock, ask(2_000_000))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            whole.retry_after(),
+            None,
+            "more than the whole budget never passes"
+        );
+        assert!(
+            limiter
+                .admit(&limited, &clock, Demand::default())
+                .await
+                .is_ok(),
+            "a request that costs nothing is not held to budgets"
+        );
+    }
+
+    #[tokio::test]
+    async fn quotas_run_out_and_a_refusal_consumes_nothing() {
+        let (clock, limiter) = (clock(), Arc::new(Limiter::new()));
+        let project = ProjectId::generate();
+        let limited = key_in(
+            &project,
+            KeyLimits {
+                quota: Some(Quota::parse("3/day").unwrap()),
+                ..KeyLimits::default()
+            },
+            KeyLimits {
+                requests: vec![rate(1, Per::Minute)],
+                ..KeyLimits::default()
+            },
+        );
+        assert!(limiter.admit(&limited, &clock, HOLD).await.is_ok());
+        for _ in 0..3 {
+            let refused = limiter.admit(&limited, &clock, HOLD).await.unwrap_err();
+            assert_eq!(refused.code(), "rate_limited", "the project's rate");
+        }
+        let states = limiter.peek(&limited, clock.as_ref()).await;
+        let quota = states
+            .iter()
+            .find(|l| matches!(l.counted, Counted::Quota(_)))
+            .unwrap();
+        assert_eq!(quota.state.remaining, 2, "refused requests used no quota");
+        let mut at = NOW;
+        for _ in 0..2 {
+            at += 61_000;
+            let clock: Arc<dyn Clock> =
+                Arc::new(ManualClock::starting_at(Timestamp::from_millis(at)));
+            assert!(limiter.admit(&limited, &clock, HOLD).await.is_ok());
+        }
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::starting_at(Timestamp::from_millis(
+            at + 61_000,
+        )));
+        let spent = limiter.admit(&limited, &clock, HOLD).await.unwrap_err();
+        assert_eq!(spent.code(), "quota_exhausted");
+        assert!(
+            spent.message().contains("quota of 3 uses per day"),
+            "{}",
+            spent.message()
         );
     }
 

@@ -2,6 +2,11 @@
 //! keygate key; keygate checks it (scope `METHOD /proxy/<route>/<path>`, limits), strips it,
 //! injects the route's upstream credential (a header or a query parameter) and streams the
 //! request and the answer through.
+//!
+//! A route declared `public = true` also serves publishable keys, for `GET` and `HEAD` only.
+//! Such a key is public by nature, so a public route may inject no credential unless the
+//! operator marks that credential public too (`credential_public = true`, for an upstream's
+//! own browser-safe key): a publishable key can never reach a private upstream credential.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,6 +30,13 @@ pub struct RouteFile {
     pub timeout_ms: Option<u64>,
     /// Largest request body passed on.
     pub body_limit_bytes: Option<usize>,
+    /// Serves publishable keys too (`GET` and `HEAD` from their origins), with CORS.
+    #[serde(default)]
+    pub public: bool,
+    /// Says the credential of a public route is itself meant to be public (an upstream's
+    /// browser key); without it a public route must have `credential = "none"`.
+    #[serde(default)]
+    pub credential_public: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -63,6 +75,16 @@ impl std::fmt::Debug for RouteCredential {
     }
 }
 
+/// Which keys a route serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteAccess {
+    /// Secret keys only: the default.
+    Private,
+    /// Publishable keys as well, for `GET` and `HEAD`. The route's credential, if it has one,
+    /// was declared public.
+    Public,
+}
+
 /// A checked route.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -72,6 +94,7 @@ pub struct Route {
     pub inject: Inject,
     pub timeout: Duration,
     pub body_limit: usize,
+    pub access: RouteAccess,
 }
 
 /// Why a route table was refused.
@@ -88,6 +111,28 @@ pub struct RouteError {
 pub struct ProxyRoutes {
     routes: BTreeMap<String, Route>,
     client: Option<reqwest::Client>,
+}
+
+/// Whether a route is public, and whether it may be: a public route injects no credential
+/// unless the file declares that credential public.
+fn route_access(
+    file: &RouteFile,
+    credential: &RouteCredential,
+) -> Result<RouteAccess, (&'static str, &'static str)> {
+    match (file.public, file.credential_public, credential) {
+        (false, false, _) => Ok(RouteAccess::Private),
+        (false, true, _) => Err((
+            "credential_public",
+            "only a public route (`public = true`) declares its credential public",
+        )),
+        (true, _, RouteCredential::None) | (true, true, _) => Ok(RouteAccess::Public),
+        (true, false, _) => Err((
+            "credential",
+            "a public route serves publishable keys, which anyone can read, so it may not \
+             inject a private credential: use `credential = \"none\"`, or set \
+             `credential_public = true` if this credential is itself meant to be public",
+        )),
+    }
 }
 
 impl ProxyRoutes {
@@ -169,6 +214,11 @@ impl ProxyRoutes {
             if body_limit == 0 || body_limit > 1024 * 1024 * 1024 {
                 return Err(error("body_limit_bytes", "1 byte to 1 GiB"));
             }
+            let access = route_access(file, &credential).map_err(|(field, reason)| RouteError {
+                route: name.clone(),
+                field,
+                reason: reason.to_owned(),
+            })?;
             routes.insert(
                 name.clone(),
                 Route {
@@ -178,6 +228,7 @@ impl ProxyRoutes {
                     inject,
                     timeout,
                     body_limit,
+                    access,
                 },
             );
         }
@@ -214,5 +265,65 @@ impl ProxyRoutes {
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.routes.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(credential: &str, public: bool, credential_public: bool) -> RouteFile {
+        RouteFile {
+            upstream: "https://api.example.com".to_owned(),
+            credential: credential.to_owned(),
+            inject: InjectFile::default(),
+            timeout_ms: None,
+            body_limit_bytes: None,
+            public,
+            credential_public,
+        }
+    }
+
+    fn load(files: &[(&str, RouteFile)]) -> Result<ProxyRoutes, RouteError> {
+        let files: BTreeMap<String, RouteFile> = files
+            .iter()
+            .map(|(name, file)| ((*name).to_owned(), file.clone()))
+            .collect();
+        ProxyRoutes::new(&files, &|name| {
+            (name == "MAPS_KEY").then(|| "browser-key".to_owned())
+        })
+    }
+
+    #[test]
+    fn a_public_route_refuses_a_private_credential() {
+        for credential in ["secret::stripe", "secret::shop/stripe", "env::MAPS_KEY"] {
+            let err = load(&[("catalog", route(credential, true, false))]).unwrap_err();
+            assert_eq!(
+                (err.route.as_str(), err.field),
+                ("catalog", "credential"),
+                "{credential}"
+            );
+            assert!(err.to_string().contains("credential_public"), "{err}");
+        }
+    }
+
+    #[test]
+    fn public_routes_without_credential_or_with_a_public_one() {
+        let loaded = load(&[
+            ("catalog", route("none", true, false)),
+            ("maps", route("env::MAPS_KEY", true, true)),
+            ("payments", route("secret::stripe", false, false)),
+        ])
+        .unwrap();
+        let access = |name: &str| loaded.get(name).unwrap().access;
+        assert_eq!(access("catalog"), RouteAccess::Public);
+        assert_eq!(access("maps"), RouteAccess::Public);
+        assert_eq!(access("payments"), RouteAccess::Private);
+    }
+
+    #[test]
+    fn credential_public_needs_a_public_route() {
+        let err = load(&[("pay", route("secret::stripe", false, true))]).unwrap_err();
+        assert_eq!(err.field, "credential_public");
     }
 }

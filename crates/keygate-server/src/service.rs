@@ -2,6 +2,7 @@
 //! local commands both call these.
 
 mod audit;
+mod auth_failures;
 mod bootstrap;
 mod caller;
 mod credentials;
@@ -25,6 +26,7 @@ use keygate_store::Store;
 
 use crate::ServiceError;
 use crate::cache::{Invalidation, LocalInvalidation, VerifyCache};
+use crate::invalidation::{InvalidationError, SharedInvalidation};
 use crate::last_used::LastUsed;
 use crate::usage_log::UsageLog;
 
@@ -55,8 +57,12 @@ pub struct Keygate {
     clock: Arc<dyn Clock>,
     cache: Arc<VerifyCache>,
     invalidation: Arc<dyn Invalidation>,
+    /// Set when key changes are shared through Redis: its tasks run with the server.
+    shared_invalidation: Option<Arc<SharedInvalidation>>,
     last_used: Arc<LastUsed>,
     usage: Arc<UsageLog>,
+    /// Failed admin authentications per source, so a flood costs one audit row a minute.
+    auth_failures: auth_failures::AuthFailureThrottle,
     /// Gateway credentials by project and secret name, decrypted (see `credentials.rs`).
     credentials: moka::sync::Cache<(keygate_core::ProjectId, String), Arc<secrecy::SecretString>>,
     /// Decrypted current values read by API keys, kept briefly (see `secrets.rs`).
@@ -84,9 +90,11 @@ impl Keygate {
             kek,
             clock,
             invalidation: Arc::new(LocalInvalidation(cache.clone())),
+            shared_invalidation: None,
             cache,
             last_used: Arc::new(LastUsed::default()),
             usage: Arc::new(UsageLog::default()),
+            auth_failures: auth_failures::AuthFailureThrottle::default(),
             credentials: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(VALUE_TTL)
@@ -103,6 +111,24 @@ impl Keygate {
                 .build()
                 .map_err(|_| ServiceError::HttpClientSetup)?,
         })
+    }
+
+    /// The same, with key changes shared with every node that uses the Redis at `url`; the
+    /// tasks that publish and receive them run with the server ([`crate::run`]).
+    pub fn with_shared_invalidation(self, url: &str) -> Result<Self, InvalidationError> {
+        let shared = Arc::new(SharedInvalidation::new(url, self.cache.clone())?);
+        Ok(Self {
+            invalidation: shared.clone(),
+            shared_invalidation: Some(shared),
+            ..self
+        })
+    }
+
+    /// Publishes and receives key changes until `stop`, when they are shared; else returns.
+    pub async fn share_key_changes(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        if let Some(shared) = &self.shared_invalidation {
+            shared.clone().run(stop).await;
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

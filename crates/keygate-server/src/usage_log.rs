@@ -35,6 +35,8 @@ pub struct ToCount {
     pub format: keygate_llm::translate::Format,
     pub text: String,
     pub gateway: Arc<Gateway>,
+    /// Tokens and money the request reserved, settled once counted.
+    pub reservation: Option<crate::limits::Reservation>,
 }
 
 /// Most bytes (request bodies and streamed text) held for counting; past it, a stream without
@@ -69,11 +71,18 @@ impl UsageLog {
         let mut pending = self.lock();
         if pending.ready.len() + pending.to_count.len() >= MAX_PENDING {
             pending.dropped += 1;
+            // Not counted: what was reserved is charged.
+            if let Some(reservation) = entry.reservation {
+                reservation.settle(None, None);
+            }
             return;
         }
         let bytes = entry.request.len() + entry.text.len();
         if pending.to_count_bytes + bytes > MAX_COUNT_BYTES {
             pending.ready.push(entry.record);
+            if let Some(reservation) = entry.reservation {
+                reservation.settle(None, None);
+            }
             return;
         }
         pending.to_count_bytes += bytes;
@@ -179,5 +188,13 @@ fn count(entry: ToCount) -> UsageRecord {
     record.tokens = tokens;
     record.token_source = TokenSource::Counted;
     record.cost = entry.gateway.cost(&entry.model, tokens);
+    if let Some(reservation) = entry.reservation {
+        // Without a price the tokens are still known; what was reserved of budgets is
+        // charged (a budget refuses unpriced models, so there is none in practice).
+        reservation.settle(
+            Some(tokens.prompt.saturating_add(tokens.completion)),
+            record.cost.map(|cost| u64::try_from(cost.0).unwrap_or(0)),
+        );
+    }
     record
 }

@@ -1,6 +1,7 @@
 //! Failed admin authentication: every way of presenting a wrong, missing, unknown, revoked or
 //! expired credential is refused with its stable code and recorded as `admin.auth_failed`,
-//! without the presented text, and the request has no effect.
+//! without the presented text, and the request has no effect. A flood from one source costs
+//! one audit row a minute, with the failures in between counted, not lost.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -124,6 +125,8 @@ async fn failed_admin_authentication_is_refused_and_recorded() {
     ];
     let head_before = server.store.store.audit_head().await.unwrap().seq;
     for (i, (header, value, code, _)) in cases.iter().enumerate() {
+        // A source's failures are recorded one a minute (see the flood test below).
+        clock.advance(Duration::from_secs(61));
         let mut call = api
             .post("/admin/v1/projects")
             .request_id(&format!("auth-{i}"))
@@ -187,4 +190,85 @@ async fn failed_admin_authentication_is_refused_and_recorded() {
         .send()
         .await
         .expect(200);
+}
+
+/// The events recorded since `after`, from the store (the server may be stopped).
+async fn auth_failures_since(server: &TestServer, after: i64) -> Vec<keygate_core::AuditEvent> {
+    let store = &server.store.store;
+    let head = store.audit_head().await.unwrap().seq;
+    store
+        .audit_chain_page(after, head, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "admin.auth_failed")
+        .collect()
+}
+
+fn details(event: &keygate_core::AuditEvent) -> serde_json::Value {
+    serde_json::from_str(&event.details).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_tokens_costs_one_row_a_minute_per_source() {
+    let clock = ManualClock::starting_at(T0);
+    let settings = ServerSettings {
+        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+        ..ServerSettings::default()
+    };
+    let mut server = TestServer::start_with(Db::Sqlite, Arc::new(clock.clone()), settings)
+        .await
+        .unwrap();
+    let api = server.api();
+    let unknown = ApiKey::generate(KeyEnv::Live).unwrap();
+    let bad = format!("Bearer {}", unknown.expose());
+    let fail = |from: &'static str| {
+        let api = api.clone();
+        let bad = bad.clone();
+        async move {
+            api.get("/admin/v1/projects")
+                .header("authorization", &bad)
+                .header("x-forwarded-for", from)
+                .send()
+                .await
+                .expect_error(401, "key_invalid");
+        }
+    };
+    let start = server.store.store.audit_head().await.unwrap().seq;
+
+    for _ in 0..50 {
+        fail("203.0.113.7").await;
+    }
+    fail("198.51.100.9").await;
+    let rows = auth_failures_since(&server, start).await;
+    let sources: Vec<_> = rows.iter().map(|e| e.client_ip.as_deref()).collect();
+    assert_eq!(
+        sources,
+        [Some("203.0.113.7"), Some("198.51.100.9")],
+        "one row for the flood, one for the other address"
+    );
+    assert_eq!(details(&rows[0]), json!({"code": "key_invalid"}));
+
+    // A minute on, the next failure is recorded with the count of those in between.
+    clock.advance(Duration::from_secs(60));
+    fail("203.0.113.7").await;
+    let rows = auth_failures_since(&server, start).await;
+    assert_eq!(rows.len(), 3);
+    assert_eq!(
+        details(&rows[2]),
+        json!({"code": "key_invalid", "suppressed": 49, "source": "203.0.113.7"})
+    );
+
+    // Failures still counted when the server stops are written as a summary.
+    for _ in 0..5 {
+        fail("203.0.113.7").await;
+    }
+    server.stop().await.unwrap();
+    let rows = auth_failures_since(&server, start).await;
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert_eq!(rows[3].client_ip.as_deref(), Some("203.0.113.7"));
+    assert_eq!(
+        details(&rows[3]),
+        json!({"suppressed": 5, "source": "203.0.113.7"})
+    );
 }

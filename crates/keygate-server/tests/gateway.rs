@@ -205,7 +205,7 @@ async fn refuses_bad_requests_in_openai_shape(db: Db) {
         .secret;
     chat(&api, &narrow, hello("chat"))
         .await
-        .expect_error(403, "model_not_allowed");
+        .expect_error(403, "scope_denied");
     // The attempt outside the key's scopes is in the usage records (beside the unknown model).
     let report = usage(&s, "model", 2).await;
     assert_eq!(report["data"][0]["group"], "chat");
@@ -213,7 +213,7 @@ async fn refuses_bad_requests_in_openai_shape(db: Db) {
     // A key without the scope cannot probe which models exist.
     chat(&api, &narrow, hello("nope"))
         .await
-        .expect_error(403, "model_not_allowed");
+        .expect_error(403, "scope_denied");
 
     let no_key = api
         .post("/v1/chat/completions")

@@ -77,7 +77,8 @@ async fn create_shows_the_secret_once(db: Db) {
         "name": "billing", "env": "test", "status": "active",
         "hint": format!("{}…{}", &secret[..12], &secret[53..]),
         "scopes": ["chat:*", "models:gpt-4o*"], "expires_at": at(86_400),
-        "ip_allow": ["10.0.0.0/8"], "limits": {}, "metadata": {"team": "billing", "tier": 2},
+        "ip_allow": ["10.0.0.0/8"], "publishable": false, "origins": [], "limits": {},
+        "metadata": {"team": "billing", "tier": 2},
         "created_at": at(0), "updated_at": at(0), "last_used_at": null,
         "revoked_at": null, "revoked_reason": null, "rotate_every_seconds": 3600,
         "rotated_at": null, "rotation_due_at": at(3600), "generation": 0,
@@ -115,7 +116,7 @@ async fn create_shows_the_secret_once(db: Db) {
             "valid": true, "code": "valid", "key_id": id, "project": expected["project_id"],
             "name": "billing", "env": "test", "scopes": ["chat:*", "models:gpt-4o*"],
             "expires_at": at(86_400), "metadata": {"team": "billing", "tier": 2},
-            "ratelimit": null,
+            "publishable": false, "origins": null, "ratelimit": null, "limits": [],
         })
     );
     assert_eq!(
@@ -535,6 +536,7 @@ async fn limits_are_set_shown_and_cleared(db: Db) {
                 },
             ],
             concurrency: Some(5),
+            ..KeyLimits::default()
         }
     );
     let plain = api
@@ -609,9 +611,18 @@ async fn limits_are_set_shown_and_cleared(db: Db) {
         (json!({"concurrency": 0}), &["limits.concurrency"]),
         (json!({"concurrency": 100_001}), &["limits.concurrency"]),
         (json!({"concurrency": -1}), &["limits.concurrency"]),
+        (json!({"tokens": [rate(0, "minute")]}), &["limits.tokens"]),
         (
-            json!({"tokens": [rate(1000, "minute")]}),
-            &["limits", "`tokens`", "requests", "concurrency"],
+            json!({"quota": {"amount": 10, "per": "fortnight"}}),
+            &["limits.quota"],
+        ),
+        (
+            json!({"budgets": [{"usd": "5", "per": "minute"}]}),
+            &["limits.budgets"],
+        ),
+        (
+            json!({"seats": [rate(1000, "minute")]}),
+            &["limits", "`seats`", "requests", "tokens", "budgets"],
         ),
         (
             json!({"requests": [rate(10, "second")], "budget": 5}),
@@ -662,6 +673,27 @@ async fn limits_are_set_shown_and_cleared(db: Db) {
     let view = patch(json!({"limits": null})).await;
     assert_eq!(view["limits"], json!({}));
     assert_eq!(api.get_key(owner, &key.id).await, view);
+    // Token rates, a quota and budgets are a key's too.
+    let metered = json!({
+        "tokens": [{"limit": 100000, "per": "minute"}],
+        "quota": {"amount": 1000, "per": "month"},
+        "budgets": [{"usd": "25.000000", "per": "month"}],
+    });
+    let view = patch(json!({ "limits": metered })).await;
+    assert_eq!(view["limits"], metered);
+    assert_eq!(
+        server
+            .store
+            .store
+            .key(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .limits
+            .budgets[0]
+            .usd,
+        keygate_core::MicroUsd(25_000_000)
+    );
 
     let fields: Vec<Value> = api
         .audit_events(owner)
@@ -671,7 +703,7 @@ async fn limits_are_set_shown_and_cleared(db: Db) {
         .map(|e| e["details"]["fields"].clone())
         .collect();
     let limits_only = json!(["limits"]);
-    let mut expected = vec![limits_only.clone(); 5];
+    let mut expected = vec![limits_only.clone(); 6];
     expected[1] = json!(["name"]);
     assert_eq!(fields, expected);
 }

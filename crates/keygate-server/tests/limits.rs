@@ -23,6 +23,11 @@ struct Setup {
 }
 
 async fn setup(db: Db) -> Setup {
+    setup_with(db, "").await
+}
+
+/// With `extra` tables in the configuration (prices, more groups).
+async fn setup_with(db: Db, extra: &str) -> Setup {
     let upstream = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
     let config = format!(
         r#"
@@ -33,6 +38,10 @@ async fn setup(db: Db) -> Setup {
 
         [model_groups.chat]
         deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
+
+        [model_groups.mystery]
+        deployments = [{{ provider = "up", model = "mystery-model" }}]
+        {extra}
         "#,
         upstream.origin()
     );
@@ -201,8 +210,169 @@ async fn verify_counts_and_reports_the_rate(db: Db) {
     assert!(reply["ratelimit"].is_null());
 }
 
+async fn chat_with(s: &Setup, key: &str, body: Value) -> keygate_testkit::Reply {
+    s.server
+        .api()
+        .post("/v1/chat/completions")
+        .token(key)
+        .json(&body)
+        .send()
+        .await
+}
+
+fn header_number(reply: &keygate_testkit::Reply, name: &str) -> u64 {
+    reply
+        .header(name)
+        .unwrap_or_else(|| panic!("{name} is missing"))
+        .parse()
+        .unwrap()
+}
+
+async fn token_rates_reserve_then_settle(db: Db) {
+    let s = setup(db).await;
+    let key = key_with(&s, json!({"tokens": [{"limit": 1000, "per": "minute"}]})).await;
+    let ask = |max: u64| json!({"model": "chat", "max_tokens": max, "messages": [{"role": "user", "content": "hi"}]});
+    s.upstream.push(MockReply::Text("one two three".into()));
+    let first = chat_with(&s, &key, ask(50)).await.expect(200);
+    assert_eq!(header_number(&first, "x-ratelimit-limit-tokens"), 1000);
+    assert!(first.header("x-ratelimit-reset-tokens").is_some());
+    // The prompt's estimate and the 50 allowed are reserved.
+    let reserved = 1000 - header_number(&first, "x-ratelimit-remaining-tokens");
+    assert!(reserved > 50 && reserved < 80, "{reserved}");
+    // Settled at the reported 4 + 3 tokens before the answer left.
+    s.upstream.push(MockReply::Text("one two three".into()));
+    let second = chat_with(&s, &key, ask(50)).await.expect(200);
+    assert_eq!(
+        header_number(&second, "x-ratelimit-remaining-tokens"),
+        1000 - 7 - reserved
+    );
+    let too_big = chat_with(&s, &key, ask(5_000)).await;
+    assert_eq!(too_big.status, 429, "{}", too_big.text);
+    assert_eq!(too_big.body["error"]["code"], "rate_limited");
+    assert!(
+        too_big.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tokens per minute")
+    );
+    assert_eq!(
+        too_big.header("retry-after"),
+        None,
+        "waiting would not help"
+    );
+    assert_eq!(s.upstream.request_count(), 2, "refused before the upstream");
+}
+
+/// Prices of a thousand dollars a million tokens: a thousand micro-dollars a token.
+const DEAR: &str = r#"
+    [prices."gpt-4o-mini"]
+    input = "1000"
+    output = "1000"
+"#;
+
+async fn budgets_refuse_before_the_upstream_and_end_streams(db: Db) {
+    let s = setup_with(db, DEAR).await;
+    // 200 000 micro-dollars: two hundred tokens.
+    let key = key_with(&s, json!({"budgets": [{"usd": "0.20", "per": "day"}]})).await;
+    let ask = |max: u64| json!({"model": "chat", "max_tokens": max, "messages": [{"role": "user", "content": "hi"}]});
+    s.upstream.push(MockReply::Text("one two three".into()));
+    chat_with(&s, &key, ask(100)).await.expect(200);
+    // 7 000 spent: 190 more tokens of output could not be paid for.
+    let refused = chat_with(&s, &key, ask(190)).await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert_eq!(refused.body["error"]["code"], "budget_exceeded");
+    assert!(
+        refused.header("retry-after").is_some(),
+        "the next day may pass it"
+    );
+    assert_eq!(s.upstream.request_count(), 1, "refused before the upstream");
+
+    // A stream that names no most output starts on what is left, and ends when it runs out.
+    let mut words: Vec<String> = (0..400).map(|n| format!("w{n}")).collect();
+    words.push("FINALWORD".into());
+    s.upstream.push(MockReply::Text(words.join(" ")));
+    let stream = chat_with(
+        &s,
+        &key,
+        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await
+    .expect(200);
+    assert!(stream.text.contains("\" w1\""), "{}", stream.text);
+    assert!(
+        stream.text.contains("\"code\":\"budget_exceeded\""),
+        "{}",
+        stream.text
+    );
+    assert!(!stream.text.contains("FINALWORD"), "{}", stream.text);
+    assert!(!stream.text.contains("[DONE]"));
+    let state = s.server.api().verify(&key, None, None).await;
+    let budget = state["limits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["kind"] == "budget")
+        .unwrap()
+        .clone();
+    assert_eq!(budget["limit"], 200_000);
+    assert_eq!(budget["limit_usd"], "0.200000");
+    let remaining = budget["remaining"].as_u64().unwrap();
+    assert!(
+        remaining < 193_000 - 50_000,
+        "the stream was charged: {budget}"
+    );
+
+    // With a budget, a model without a known price is refused rather than let through.
+    let unpriced = chat_with(
+        &s,
+        &key,
+        json!({"model": "mystery", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(unpriced.status, 403, "{}", unpriced.text);
+    assert_eq!(unpriced.body["error"]["code"], "price_unknown");
+    assert_eq!(s.upstream.request_count(), 2);
+}
+
+async fn quotas_count_uses_and_verify_shows_every_limit(db: Db) {
+    let s = setup(db).await;
+    let key = key_with(
+        &s,
+        json!({"quota": {"amount": 2, "per": "day"}, "budgets": [{"usd": "1.50", "per": "month"}],
+               "tokens": [{"limit": 500, "per": "minute"}]}),
+    )
+    .await;
+    let api = s.server.api();
+    let first = api.verify(&key, None, None).await;
+    assert_eq!(first["valid"], true, "{first}");
+    let limits = first["limits"].as_array().unwrap();
+    let find = |kind: &str| limits.iter().find(|l| l["kind"] == kind).unwrap().clone();
+    assert_eq!(find("quota")["remaining"], 1);
+    assert_eq!(find("quota")["per"], "day");
+    assert_eq!(find("quota")["owner"], "key");
+    assert_eq!(find("budget")["remaining_usd"], "1.500000");
+    assert_eq!(find("budget")["per"], "month");
+    assert_eq!(
+        find("tokens")["remaining"],
+        500,
+        "a verification uses no tokens"
+    );
+    chat(&s, &key, false).await.expect(200);
+    let spent = api.verify(&key, None, None).await;
+    assert_eq!(spent["valid"], false);
+    assert_eq!(spent["code"], "quota_exhausted");
+    let refused = chat(&s, &key, false).await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.body["error"]["code"], "quota_exhausted");
+    let wait = header_number(&refused, "retry-after");
+    assert!(wait > 0 && wait <= 86_400, "until the next UTC day: {wait}");
+}
+
 keygate_testkit::on_both_databases!(
     request_rates_refuse_past_the_limit,
     a_concurrency_cap_holds_until_a_request_ends,
     verify_counts_and_reports_the_rate,
+    token_rates_reserve_then_settle,
+    budgets_refuse_before_the_upstream_and_end_streams,
+    quotas_count_uses_and_verify_shows_every_limit,
 );

@@ -6,6 +6,7 @@
 //! admin change is written in the same transaction as its audit event.
 
 mod error;
+mod limit_counts;
 mod model;
 mod model_groups;
 mod postgres;
@@ -19,11 +20,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use keygate_core::{
-    AuditDraft, AuditEvent, ChainHead, KeyId, KeyPatch, KeyRecord, KeySecret, OrgId, ProjectId,
-    Timestamp,
+    AuditDraft, AuditEvent, ChainHead, KeyId, KeyLimits, KeyPatch, KeyRecord, KeySecret, OrgId,
+    ProjectId, Timestamp,
 };
 
 pub use error::{Conflict, StoreError};
+pub use limit_counts::{LIMIT_COUNTS_PER_STATEMENT, LimitCount, LimitCountKind, LimitCountStore};
 pub use model::{
     AuditFilter, Bootstrap, IdempotencyEntry, KeyFilter, Org, Project, RotateOutcome, Rotation,
 };
@@ -56,7 +58,7 @@ pub enum Backend {
 /// write both in one transaction.
 #[async_trait]
 pub trait Store:
-    SecretStore + UsageStore + ModelGroupStore + Send + Sync + std::fmt::Debug
+    SecretStore + UsageStore + ModelGroupStore + LimitCountStore + Send + Sync + std::fmt::Debug
 {
     fn backend(&self) -> Backend;
 
@@ -111,6 +113,14 @@ pub trait Store:
     async fn project_by_name(&self, org: &OrgId, name: &str)
     -> Result<Option<Project>, StoreError>;
     async fn list_projects(&self, org: &OrgId) -> Result<Vec<Project>, StoreError>;
+    /// Replaces a project's limits (`{}` removes them) and returns the project as stored.
+    async fn set_project_limits(
+        &self,
+        id: &ProjectId,
+        limits: &KeyLimits,
+        now: Timestamp,
+        audit: &AuditDraft,
+    ) -> Result<Project, StoreError>;
 
     /// Inserts a new key with its first secret.
     async fn create_key(

@@ -1,7 +1,8 @@
 //! Values the store takes and returns beyond the core domain types.
 
 use keygate_core::{
-    KeyEnv, KeyHint, KeyId, KeyKind, KeyRecord, KeySecret, KeyStatus, OrgId, ProjectId, Timestamp,
+    KeyEnv, KeyHint, KeyId, KeyKind, KeyLimits, KeyRecord, KeySecret, KeyStatus, OrgId, ProjectId,
+    Timestamp,
 };
 use serde::Serialize;
 
@@ -18,6 +19,8 @@ pub struct Project {
     pub org_id: OrgId,
     pub name: String,
     pub created_at: Timestamp,
+    /// Limits counted for all the project's keys together, beside each key's own.
+    pub limits: KeyLimits,
 }
 
 /// The first organisation, project and owner token of a fresh store.

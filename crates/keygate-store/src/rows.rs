@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use keygate_core::{
-    AuditEvent, KeyEnv, KeyHint, KeyId, KeyKind, KeyRecord, KeySecret, Metadata, OrgId, ProjectId,
-    Role, Scope, Timestamp,
+    AllowedOrigins, AuditEvent, KeyEnv, KeyHint, KeyId, KeyKind, KeyRecord, KeySecret, Metadata,
+    OrgId, ProjectId, Role, Scope, Timestamp,
 };
 
 use crate::{Org, Project, StoreError};
@@ -37,12 +37,14 @@ impl TryFrom<OrgRow> for Org {
     }
 }
 
+/// The columns of `projects`, in `project_columns!` order.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct ProjectRow {
     id: String,
     org_id: String,
     name: String,
     created_at: i64,
+    limits: String,
 }
 
 impl TryFrom<ProjectRow> for Project {
@@ -53,8 +55,14 @@ impl TryFrom<ProjectRow> for Project {
             org_id: OrgId::parse(&row.org_id).map_err(|_| corrupt("projects.org_id")())?,
             name: row.name,
             created_at: ts(row.created_at),
+            limits: serde_json::from_str(&row.limits).map_err(|_| corrupt("projects.limits")())?,
         })
     }
+}
+
+/// Limits as stored: JSON text, `{}` for none.
+pub(crate) fn limits_text(limits: &keygate_core::KeyLimits) -> String {
+    serde_json::to_string(limits).unwrap_or_else(|_| "{}".to_owned())
 }
 
 /// The columns of `api_keys`, in the order of [`KEY_COLUMNS`].
@@ -82,6 +90,8 @@ pub(crate) struct KeyRow {
     pub generation: i64,
     pub hint: String,
     pub limits: String,
+    /// JSON array of origin rules; `NULL` unless the key is publishable.
+    pub publishable_origins: Option<String>,
 }
 
 impl TryFrom<KeyRow> for KeyRecord {
@@ -95,6 +105,11 @@ impl TryFrom<KeyRow> for KeyRecord {
             serde_json::from_str(&row.metadata).map_err(|_| corrupt("api_keys.metadata")())?;
         let limits: keygate_core::KeyLimits =
             serde_json::from_str(&row.limits).map_err(|_| corrupt("api_keys.limits")())?;
+        let publishable: Option<AllowedOrigins> = row
+            .publishable_origins
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|_| corrupt("api_keys.publishable_origins")())?;
         Ok(KeyRecord {
             id: KeyId::parse(&row.id).map_err(|_| corrupt("api_keys.id")())?,
             kind: KeyKind::parse(&row.kind).ok_or_else(corrupt("api_keys.kind"))?,
@@ -117,6 +132,7 @@ impl TryFrom<KeyRow> for KeyRecord {
             scopes,
             expires_at: row.expires_at.map(ts),
             ip_allow,
+            publishable,
             limits,
             metadata: Metadata::parse(metadata).map_err(|_| corrupt("api_keys.metadata")())?,
             created_at: ts(row.created_at),
@@ -153,6 +169,10 @@ impl KeyRow {
             ip_allow: strings(key.ip_allow.iter().map(ToString::to_string).collect()),
             metadata: key.metadata.to_json_text(),
             limits: serde_json::to_string(&key.limits).unwrap_or_else(|_| "{}".to_owned()),
+            publishable_origins: key
+                .publishable
+                .as_ref()
+                .map(|origins| strings(origins.to_strings())),
             created_at: key.created_at.as_millis(),
             updated_at: key.updated_at.as_millis(),
             last_used_at: key.last_used_at.map(Timestamp::as_millis),

@@ -12,7 +12,7 @@ macro_rules! key_columns {
     () => {
         "id, kind, org_id, project_id, name, env, role, scopes, expires_at, ip_allow, metadata, \
          created_at, updated_at, last_used_at, revoked_at, revoked_reason, deleted_at, \
-         rotate_every_ms, rotated_at, generation, hint, limits"
+         rotate_every_ms, rotated_at, generation, hint, limits, publishable_origins"
     };
 }
 
@@ -22,7 +22,14 @@ macro_rules! key_columns_k {
         "k.id, k.kind, k.org_id, k.project_id, k.name, k.env, k.role, k.scopes, k.expires_at, \
          k.ip_allow, k.metadata, k.created_at, k.updated_at, k.last_used_at, k.revoked_at, \
          k.revoked_reason, k.deleted_at, k.rotate_every_ms, k.rotated_at, k.generation, k.hint, \
-         k.limits"
+         k.limits, k.publishable_origins"
+    };
+}
+
+/// The columns of `projects`, in [`crate::rows::ProjectRow`] order.
+macro_rules! project_columns {
+    () => {
+        "id, org_id, name, created_at, limits"
     };
 }
 
@@ -70,6 +77,11 @@ macro_rules! impl_sql_store {
         $crate::sql::impl_sql_model_groups! {
             store: $store,
             for_update: $for_update,
+        }
+
+        $crate::sql::impl_sql_limit_counts! {
+            store: $store,
+            db: $db,
         }
 
         #[async_trait::async_trait]
@@ -212,13 +224,16 @@ macro_rules! impl_sql_store {
                     .execute(&mut *tx)
                     .await?;
                 let project = &bootstrap.project;
-                sqlx::query(
-                    "INSERT INTO projects (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)",
-                )
+                sqlx::query(concat!(
+                    "INSERT INTO projects (",
+                    $crate::sql::project_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5)"
+                ))
                 .bind(project.id.as_str())
                 .bind(project.org_id.as_str())
                 .bind(&project.name)
                 .bind(project.created_at.as_millis())
+                .bind($crate::rows::limits_text(&project.limits))
                 .execute(&mut *tx)
                 .await?;
                 Self::insert_key_tx(&mut tx, &bootstrap.owner, &bootstrap.owner_secret).await?;
@@ -242,13 +257,16 @@ macro_rules! impl_sql_store {
                 audit: &AuditDraft,
             ) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
-                let inserted = sqlx::query(
-                    "INSERT INTO projects (id, org_id, name, created_at) VALUES ($1, $2, $3, $4)",
-                )
+                let inserted = sqlx::query(concat!(
+                    "INSERT INTO projects (",
+                    $crate::sql::project_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5)"
+                ))
                 .bind(project.id.as_str())
                 .bind(project.org_id.as_str())
                 .bind(&project.name)
                 .bind(project.created_at.as_millis())
+                .bind($crate::rows::limits_text(&project.limits))
                 .execute(&mut *tx)
                 .await;
                 match inserted {
@@ -263,9 +281,11 @@ macro_rules! impl_sql_store {
             }
 
             async fn project(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
-                let row: Option<ProjectRow> = sqlx::query_as(
-                    "SELECT id, org_id, name, created_at FROM projects WHERE id = $1",
-                )
+                let row: Option<ProjectRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::project_columns!(),
+                    " FROM projects WHERE id = $1"
+                ))
                 .bind(id.as_str())
                 .fetch_optional(self.reader())
                 .await?;
@@ -277,10 +297,11 @@ macro_rules! impl_sql_store {
                 org: &OrgId,
                 name: &str,
             ) -> Result<Option<Project>, StoreError> {
-                let row: Option<ProjectRow> = sqlx::query_as(
-                    "SELECT id, org_id, name, created_at FROM projects \
-                     WHERE org_id = $1 AND name = $2",
-                )
+                let row: Option<ProjectRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::project_columns!(),
+                    " FROM projects WHERE org_id = $1 AND name = $2"
+                ))
                 .bind(org.as_str())
                 .bind(name)
                 .fetch_optional(self.reader())
@@ -289,14 +310,38 @@ macro_rules! impl_sql_store {
             }
 
             async fn list_projects(&self, org: &OrgId) -> Result<Vec<Project>, StoreError> {
-                let rows: Vec<ProjectRow> = sqlx::query_as(
-                    "SELECT id, org_id, name, created_at FROM projects \
-                     WHERE org_id = $1 ORDER BY name",
-                )
+                let rows: Vec<ProjectRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::project_columns!(),
+                    " FROM projects WHERE org_id = $1 ORDER BY name"
+                ))
                 .bind(org.as_str())
                 .fetch_all(self.reader())
                 .await?;
                 rows.into_iter().map(Project::try_from).collect()
+            }
+
+            async fn set_project_limits(
+                &self,
+                id: &ProjectId,
+                limits: &keygate_core::KeyLimits,
+                now: Timestamp,
+                audit: &AuditDraft,
+            ) -> Result<Project, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let row: Option<ProjectRow> = sqlx::query_as(concat!(
+                    "UPDATE projects SET limits = $2 WHERE id = $1 RETURNING ",
+                    $crate::sql::project_columns!()
+                ))
+                .bind(id.as_str())
+                .bind($crate::rows::limits_text(limits))
+                .fetch_optional(&mut *tx)
+                .await?;
+                let project =
+                    Project::try_from(row.ok_or(StoreError::NotFound { entity: "project" })?)?;
+                Self::append_audit_tx(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(project)
             }
 
             async fn create_key(
@@ -575,12 +620,14 @@ macro_rules! impl_sql_store {
 }
 
 mod helpers;
+pub(crate) mod limit_counts;
 pub(crate) mod model_groups;
 pub(crate) mod secrets;
 pub(crate) mod usage;
 
 pub(crate) use helpers::impl_sql_helpers;
+pub(crate) use limit_counts::impl_sql_limit_counts;
 pub(crate) use model_groups::impl_sql_model_groups;
 pub(crate) use secrets::impl_sql_secrets;
 pub(crate) use usage::impl_sql_usage;
-pub(crate) use {impl_sql_store, key_columns, key_columns_k, key_filter};
+pub(crate) use {impl_sql_store, key_columns, key_columns_k, key_filter, project_columns};

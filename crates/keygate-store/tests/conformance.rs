@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use keygate_core::audit::ChainVerifier;
 use keygate_core::{
-    AuditAction, ChainBreak, KeyEnv, KeyHint, KeyId, KeyKind, KeyLimits, KeyPatch, KeyStatus,
-    Metadata, OrgId, Per, ProjectId, RequestRate, Scope, Timestamp,
+    AuditAction, Budget, ChainBreak, KeyEnv, KeyHint, KeyId, KeyKind, KeyLimits, KeyPatch,
+    KeyStatus, Metadata, MicroUsd, OrgId, Per, ProjectId, Quota, RequestRate, Scope, Timestamp,
+    Window,
 };
 use keygate_store::{
     AuditFilter, Bootstrap, Conflict, IdempotencyEntry, KeyFilter, Org, Project, RotateOutcome,
@@ -132,7 +133,25 @@ fn limits() -> KeyLimits {
             rate(1_000, Per::Hour),
             rate(1_000_000_000, Per::Day),
         ],
+        tokens: vec![
+            rate(100_000, Per::Minute),
+            rate(1_000_000_000_000, Per::Day),
+        ],
         concurrency: Some(100_000),
+        quota: Some(Quota {
+            amount: 1_000,
+            per: Window::Month,
+        }),
+        budgets: vec![
+            Budget {
+                usd: MicroUsd(2_500_000),
+                per: Window::Day,
+            },
+            Budget {
+                usd: MicroUsd(25_000_001),
+                per: Window::Month,
+            },
+        ],
     }
 }
 
@@ -175,6 +194,73 @@ async fn keys_round_trip_every_field(db: Db) {
     );
 }
 
+/// A publishable key keeps its origins through create, read, patch and listing; a secret key
+/// reads back without any.
+async fn publishable_keys_round_trip(db: Db) {
+    let w = world(db).await;
+    let store = &w.db.store;
+    let origins = |items: &[&str]| {
+        keygate_core::AllowedOrigins::parse(
+            &items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+        )
+        .unwrap()
+    };
+    let mut fx = new_key(&w.digest_key, &w.org.id, &w.project.id, at(0));
+    fx.record.scopes = vec![Scope::parse("GET /proxy/catalog/*").unwrap()];
+    fx.record.publishable = Some(origins(&[
+        "https://app.example.com",
+        "https://*.example.org",
+    ]));
+    store
+        .create_key(&fx.record, &fx.secret, &audit(AuditAction::KeyCreate))
+        .await
+        .unwrap();
+    let secret_key = new_key(&w.digest_key, &w.org.id, &w.project.id, at(0));
+    store
+        .create_key(
+            &secret_key.record,
+            &secret_key.secret,
+            &audit(AuditAction::KeyCreate),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.key(&fx.record.id).await.unwrap(),
+        Some(fx.record.clone())
+    );
+    let (by_digest, _) = store
+        .key_by_digest(&fx.secret.digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_digest.publishable, fx.record.publishable);
+    assert_eq!(
+        store
+            .key(&secret_key.record.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .publishable,
+        None
+    );
+
+    let patch = KeyPatch {
+        origins: Some(origins(&["capacitor://localhost"])),
+        ..KeyPatch::default()
+    };
+    let updated = store
+        .update_key(&fx.record.id, &patch, at(5), &audit(AuditAction::KeyUpdate))
+        .await
+        .unwrap();
+    assert_eq!(
+        updated.publishable,
+        Some(origins(&["capacitor://localhost"]))
+    );
+    let listed = store.list_keys(&filter(&w)).await.unwrap();
+    let found = listed.iter().find(|k| k.id == fx.record.id).unwrap();
+    assert_eq!(found, &updated);
+}
+
 async fn listing_filters_and_paginates(db: Db) {
     let w = world(db).await;
     let other = Project {
@@ -182,6 +268,7 @@ async fn listing_filters_and_paginates(db: Db) {
         org_id: w.org.id.clone(),
         name: "other".into(),
         created_at: T0,
+        limits: KeyLimits::default(),
     };
     w.db.store
         .create_project(&other, &audit(AuditAction::ProjectCreate))
@@ -644,6 +731,100 @@ async fn projects_are_unique_per_org(db: Db) {
     );
 }
 
+/// A project's limits are written with their audit event, read back by every project query,
+/// and can be removed again; an unknown project is "not found" and writes no event.
+async fn project_limits_round_trip(db: Db) {
+    let w = world(db).await;
+    let store = &w.db.store;
+    assert!(w.project.limits.is_empty(), "a new project has none");
+    let head = store.audit_head().await.unwrap();
+
+    let set = store
+        .set_project_limits(
+            &w.project.id,
+            &limits(),
+            at(5),
+            &audit(AuditAction::ProjectUpdate),
+        )
+        .await
+        .unwrap();
+    let expected = Project {
+        limits: limits(),
+        ..w.project.clone()
+    };
+    assert_eq!(set, expected);
+    assert_eq!(
+        store.project(&w.project.id).await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        store.project_by_name(&w.org.id, "default").await.unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        store.list_projects(&w.org.id).await.unwrap(),
+        vec![expected]
+    );
+    assert_eq!(store.audit_head().await.unwrap().seq, head.seq + 1);
+    let events = store
+        .list_audit(&AuditFilter {
+            org_id: w.org.id.clone(),
+            project_id: None,
+            action: Some("project.update".into()),
+            before: None,
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1, "the change and its event commit together");
+
+    // Limits given at creation are stored too.
+    let limited = Project {
+        id: ProjectId::generate(),
+        org_id: w.org.id.clone(),
+        name: "limited".into(),
+        created_at: at(6),
+        limits: limits(),
+    };
+    store
+        .create_project(&limited, &audit(AuditAction::ProjectCreate))
+        .await
+        .unwrap();
+    assert_eq!(store.project(&limited.id).await.unwrap(), Some(limited));
+
+    let cleared = store
+        .set_project_limits(
+            &w.project.id,
+            &KeyLimits::default(),
+            at(7),
+            &audit(AuditAction::ProjectUpdate),
+        )
+        .await
+        .unwrap();
+    assert!(cleared.limits.is_empty());
+    assert_eq!(store.project(&w.project.id).await.unwrap(), Some(cleared));
+
+    let head = store.audit_head().await.unwrap();
+    let err = store
+        .set_project_limits(
+            &ProjectId::generate(),
+            &limits(),
+            at(8),
+            &audit(AuditAction::ProjectUpdate),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound { entity: "project" }),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.audit_head().await.unwrap(),
+        head,
+        "nothing was written"
+    );
+}
+
 async fn audit_chain_detects_tampering(db: Db) {
     let w = world(db).await;
     for i in 0..5 {
@@ -712,6 +893,7 @@ keygate_testkit::on_both_databases!(
     settings_keep_the_first_value,
     migrations_apply_once,
     keys_round_trip_every_field,
+    publishable_keys_round_trip,
     listing_filters_and_paginates,
     update_applies_patch_and_refuses_revoked,
     rotation_keeps_old_secret_for_grace,
@@ -720,6 +902,7 @@ keygate_testkit::on_both_databases!(
     last_use_never_goes_back,
     rotation_policy_lists_due_keys,
     projects_are_unique_per_org,
+    project_limits_round_trip,
     audit_chain_detects_tampering,
     concurrent_appends_keep_one_chain,
 );

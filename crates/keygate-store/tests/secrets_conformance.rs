@@ -151,6 +151,7 @@ async fn racing_writers_get_a_conflict(db: Db) {
         org_id: w.org.id.clone(),
         name: "other".into(),
         created_at: T0,
+        limits: keygate_core::KeyLimits::default(),
     };
     store
         .create_project(&other, &audit(AuditAction::ProjectCreate))

@@ -31,6 +31,7 @@ impl World {
             org_id: org.id.clone(),
             name: "default".into(),
             created_at: now,
+            limits: keygate_core::KeyLimits::default(),
         };
         let mut owner = new_key(&digest_key, &org.id, &project.id, now);
         owner.record.kind = KeyKind::Admin;

@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use keygate_core::RequestRate;
 
+mod limits;
 mod vault;
+
+pub use limits::LimitArgs;
 
 pub use vault::{
     KekCommand, KekRotateArgs, ListSecretsArgs, PromoteArgs, PutSecretArgs, RevealArgs,
@@ -202,16 +204,19 @@ pub struct CreateKeyArgs {
     /// Metadata as a JSON object.
     #[arg(long, value_name = "JSON")]
     pub metadata: Option<String>,
-    /// A request rate such as `100/minute` (per second, minute, hour or day); repeat for more,
-    /// one per period.
-    #[arg(long = "rate", value_name = "LIMIT/PERIOD", value_parser = parse_rate)]
-    pub rates: Vec<RequestRate>,
-    /// Most requests in flight at once.
-    #[arg(long, value_name = "N")]
-    pub concurrency: Option<u32>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Rotation policy, e.g. `90d`.
     #[arg(long, value_name = "DURATION")]
     pub rotate_every: Option<humantime::Duration>,
+    /// A publishable key, to embed in a web page or a mobile app: it may only read public proxy
+    /// routes, from its `--origin`s, and each scope must be `GET /…` or `HEAD /…`.
+    #[arg(long, requires = "origins")]
+    pub publishable: bool,
+    /// An origin the publishable key may be used from, such as `https://app.example.com` or
+    /// `https://*.example.com` (its subdomains); repeat for more.
+    #[arg(long = "origin", value_name = "ORIGIN", requires = "publishable")]
+    pub origins: Vec<String>,
     /// Print only the secret (for scripts).
     #[arg(long, short)]
     pub quiet: bool,
@@ -274,29 +279,22 @@ pub struct UpdateKeyArgs {
     pub clear_ips: bool,
     #[arg(long, value_name = "JSON")]
     pub metadata: Option<String>,
-    /// Replace the request rates, e.g. `100/minute`; repeat for more. The concurrency cap stays
-    /// unless `--concurrency` is given too.
-    #[arg(long = "rate", value_name = "LIMIT/PERIOD", value_parser = parse_rate)]
-    pub rates: Vec<RequestRate>,
-    /// Replace the cap on requests in flight. The request rates stay unless `--rate` is given
-    /// too.
-    #[arg(long, value_name = "N")]
-    pub concurrency: Option<u32>,
+    /// Each limit flag replaces its own kind of limit; the key's other kinds stay.
+    #[command(flatten)]
+    pub limits: LimitArgs,
     /// Remove every limit.
-    #[arg(long, conflicts_with_all = ["rates", "concurrency"])]
+    #[arg(long, conflicts_with_all = limits::LIMIT_FLAGS)]
     pub no_limits: bool,
     #[arg(long, value_name = "DURATION", conflicts_with = "no_rotation")]
     pub rotate_every: Option<humantime::Duration>,
     /// Remove the rotation policy.
     #[arg(long)]
     pub no_rotation: bool,
+    /// Replace a publishable key's origins; repeat for more.
+    #[arg(long = "origin", value_name = "ORIGIN")]
+    pub origins: Vec<String>,
     #[command(flatten)]
     pub api: ApiArgs,
-}
-
-/// Reads `--rate 100/minute`; clap reports a failure as a usage error.
-fn parse_rate(text: &str) -> Result<RequestRate, &'static str> {
-    RequestRate::parse(text).map_err(|err| err.expected)
 }
 
 #[derive(Debug, Args)]
@@ -353,8 +351,13 @@ pub struct VerifyArgs {
 pub enum ProjectsCommand {
     /// List projects.
     List(ApiOnly),
-    /// Create a project.
+    /// Create a project, optionally with limits counted for all its keys together.
     Create(CreateProjectArgs),
+    /// Show one project and its limits.
+    Show(ProjectRefArgs),
+    /// Change a project's limits, counted for all its keys together (beside each key's own).
+    /// Needs an organisation-wide owner or admin token.
+    Update(UpdateProjectArgs),
 }
 
 #[derive(Debug, Args)]
@@ -366,6 +369,30 @@ pub struct ApiOnly {
 #[derive(Debug, Args)]
 pub struct CreateProjectArgs {
     pub name: String,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectRefArgs {
+    /// Project id (`proj_…`) or name.
+    pub project: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateProjectArgs {
+    /// Project id (`proj_…`) or name.
+    pub project: String,
+    /// Each limit flag replaces its own kind of limit; the project's other kinds stay.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    /// Remove every limit.
+    #[arg(long, conflicts_with_all = limits::LIMIT_FLAGS)]
+    pub no_limits: bool,
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -499,9 +526,9 @@ mod tests {
         let Command::Keys(KeysCommand::Update(args)) = cli.command else {
             panic!("not an update: {cli:?}");
         };
-        let rates: Vec<String> = args.rates.iter().map(ToString::to_string).collect();
+        let rates: Vec<String> = args.limits.rates.iter().map(ToString::to_string).collect();
         assert_eq!(rates, ["100/minute", "5000/day"]);
-        assert_eq!(args.concurrency, Some(5));
+        assert_eq!(args.limits.concurrency, Some(5));
 
         for bad in ["100", "x/minute", "5/fortnight", "-1/s", "1/"] {
             let rate = format!("--rate={bad}");
@@ -510,14 +537,118 @@ mod tests {
             assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
             assert!(err.to_string().contains("100/minute"), "{err}");
         }
-        for extra in ["--rate=1/s", "--concurrency=1"] {
-            let err =
-                Cli::try_parse_from(["keygate", "keys", "update", "key_x", "--no-limits", extra])
-                    .unwrap_err();
+        for extra in [
+            "--rate=1/s",
+            "--tokens=1/s",
+            "--concurrency=1",
+            "--quota=1/day",
+            "--budget=1/day",
+        ] {
+            for command in [["keys", "update", "key_x"], ["projects", "update", "p"]] {
+                let mut argv = vec!["keygate"];
+                argv.extend(command);
+                argv.extend(["--no-limits", extra]);
+                let err = Cli::try_parse_from(argv).unwrap_err();
+                assert_eq!(
+                    err.kind(),
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "{command:?} {extra}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn limits_take_tokens_quotas_and_budgets() {
+        let cli = Cli::try_parse_from([
+            "keygate",
+            "projects",
+            "update",
+            "default",
+            "--tokens",
+            "100000/minute",
+            "--tokens",
+            "5000000/d",
+            "--quota",
+            "1000/day",
+            "--budget",
+            "25/month",
+            "--budget",
+            "$2.50/day",
+        ])
+        .unwrap();
+        let Command::Projects(ProjectsCommand::Update(args)) = cli.command else {
+            panic!("not a project update: {cli:?}");
+        };
+        let tokens: Vec<String> = args.limits.tokens.iter().map(ToString::to_string).collect();
+        assert_eq!(tokens, ["100000/minute", "5000000/day"]);
+        assert_eq!(
+            args.limits.quota.map(|q| q.to_string()).as_deref(),
+            Some("1000/day")
+        );
+        let budgets: Vec<String> = args
+            .limits
+            .budgets
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(budgets, ["$25.000000/month", "$2.500000/day"]);
+        assert!(args.limits.rates.is_empty() && !args.no_limits);
+
+        for (flag, bad, hint) in [
+            ("--tokens", "lots/minute", "100/minute"),
+            ("--quota", "1000", "1000/day"),
+            ("--quota", "10/s", "1000/day"),
+            ("--budget", "25", "25/month"),
+            ("--budget", "2.5/week", "25/month"),
+            ("--budget", "0.0000001/day", "25/month"),
+        ] {
+            let flag = format!("{flag}={bad}");
+            let err = Cli::try_parse_from(["keygate", "keys", "create", "--name", "n", &flag])
+                .unwrap_err();
             assert_eq!(
                 err.kind(),
-                clap::error::ErrorKind::ArgumentConflict,
-                "{extra}"
+                clap::error::ErrorKind::ValueValidation,
+                "{flag}"
+            );
+            assert!(err.to_string().contains(hint), "{err}");
+        }
+    }
+
+    #[test]
+    fn publishable_keys_come_with_origins() {
+        let cli = Cli::try_parse_from([
+            "keygate",
+            "keys",
+            "create",
+            "--name",
+            "web",
+            "--publishable",
+            "--origin",
+            "https://app.example.com",
+            "--origin",
+            "https://*.example.org",
+        ])
+        .unwrap();
+        let Command::Keys(KeysCommand::Create(args)) = cli.command else {
+            panic!("not a create: {cli:?}");
+        };
+        assert!(args.publishable);
+        assert_eq!(
+            args.origins,
+            ["https://app.example.com", "https://*.example.org"]
+        );
+        for alone in [
+            &["--publishable"][..],
+            &["--origin", "https://app.example.com"][..],
+        ] {
+            let mut argv = vec!["keygate", "keys", "create", "--name", "web"];
+            argv.extend_from_slice(alone);
+            let err = Cli::try_parse_from(argv).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "{alone:?}"
             );
         }
     }

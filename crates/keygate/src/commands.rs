@@ -4,6 +4,7 @@ mod admin;
 mod audit;
 mod kek;
 mod keys;
+mod limits;
 mod projects;
 mod run;
 mod secrets;

@@ -119,7 +119,7 @@ pub enum RedisFailure {
 /// Where limits are counted.
 #[derive(Clone, Default)]
 pub struct LimitsSettings {
-    /// Redis, to share limits across nodes; `None` counts on each node.
+    /// Redis, to share limits and key changes across nodes; `None` keeps both on each node.
     pub redis_url: Option<String>,
     pub on_redis_failure: RedisFailure,
 }

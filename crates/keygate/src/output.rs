@@ -76,32 +76,68 @@ pub fn record(item: &Value, fields: &[&str]) {
 
 /// One key as field / value lines, its limits on one line.
 pub fn key(key: &Value) {
-    let mut shown = key.clone();
+    record(&with_readable_limits(key), &KEY_FIELDS);
+}
+
+/// A key or project with its `limits` object replaced by [`limits_text`].
+pub fn with_readable_limits(item: &Value) -> Value {
+    let mut shown = item.clone();
     if let Some(limits) = shown.get_mut("limits") {
         *limits = Value::String(limits_text(limits));
     }
-    record(&shown, &KEY_FIELDS);
+    shown
 }
 
-/// A key's limits as `100/minute, 5000/day; 5 in flight`, or `-` for none.
+/// Limits on one line, each kind in its own part: `100/minute, 5000/day; 100000 tokens/minute;
+/// 5 in flight; 1000 per day; $25.00 per month`, or `-` for none.
 fn limits_text(limits: &Value) -> String {
-    let rates: Vec<String> = limits["requests"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|rate| format!("{}/{}", text(&rate["limit"]), text(&rate["per"])))
-        .collect();
-    let mut parts = Vec::new();
-    if !rates.is_empty() {
-        parts.push(rates.join(", "));
-    }
-    if !limits["concurrency"].is_null() {
-        parts.push(format!("{} in flight", text(&limits["concurrency"])));
-    }
+    let each = |kind: &str, show: &dyn Fn(&Value) -> String| -> Option<String> {
+        let items: Vec<String> = limits[kind]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(show)
+            .collect();
+        (!items.is_empty()).then(|| items.join(", "))
+    };
+    let parts = [
+        each("requests", &|rate| {
+            format!("{}/{}", text(&rate["limit"]), text(&rate["per"]))
+        }),
+        each("tokens", &|rate| {
+            format!("{} tokens/{}", text(&rate["limit"]), text(&rate["per"]))
+        }),
+        (!limits["concurrency"].is_null())
+            .then(|| format!("{} in flight", text(&limits["concurrency"]))),
+        (!limits["quota"].is_null()).then(|| {
+            let quota = &limits["quota"];
+            format!("{} per {}", text(&quota["amount"]), text(&quota["per"]))
+        }),
+        each("budgets", &|budget| {
+            format!(
+                "${} per {}",
+                dollars(&text(&budget["usd"])),
+                text(&budget["per"])
+            )
+        }),
+    ];
+    let parts: Vec<String> = parts.into_iter().flatten().collect();
     if parts.is_empty() {
         "-".to_owned()
     } else {
         parts.join("; ")
+    }
+}
+
+/// `25.000000` as `25.00` and `0.000125` as it is: cents always, finer digits when they
+/// matter.
+fn dollars(amount: &str) -> String {
+    match amount.split_once('.') {
+        Some((whole, fraction)) => {
+            let fraction = fraction.trim_end_matches('0');
+            format!("{whole}.{fraction:0<2}")
+        }
+        None => format!("{amount}.00"),
     }
 }
 
@@ -115,7 +151,7 @@ pub const KEY_COLUMNS: [(&str, &str); 7] = [
     ("LAST USED", "last_used_at"),
 ];
 
-const KEY_FIELDS: [&str; 20] = [
+const KEY_FIELDS: [&str; 22] = [
     "id",
     "project_id",
     "name",
@@ -125,6 +161,8 @@ const KEY_FIELDS: [&str; 20] = [
     "scopes",
     "expires_at",
     "ip_allow",
+    "publishable",
+    "origins",
     "limits",
     "metadata",
     "created_at",
@@ -153,5 +191,21 @@ mod tests {
         assert_eq!(limits_text(&rates), "10/second");
         assert_eq!(limits_text(&json!({"concurrency": 2})), "2 in flight");
         assert_eq!(limits_text(&json!({})), "-");
+        let every = json!({
+            "requests": [{"limit": 100, "per": "minute"}],
+            "tokens": [{"limit": 100000, "per": "minute"}, {"limit": 5000000, "per": "day"}],
+            "concurrency": 5,
+            "quota": {"amount": 1000, "per": "day"},
+            "budgets": [{"usd": "2.500000", "per": "day"}, {"usd": "0.000125", "per": "month"}],
+        });
+        assert_eq!(
+            limits_text(&every),
+            "100/minute; 100000 tokens/minute, 5000000 tokens/day; 5 in flight; \
+             1000 per day; $2.50 per day, $0.000125 per month"
+        );
+        assert_eq!(
+            limits_text(&json!({"budgets": [{"usd": "25", "per": "month"}]})),
+            "$25.00 per month"
+        );
     }
 }

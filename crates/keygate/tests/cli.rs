@@ -144,6 +144,59 @@ fn keys_take_limits_from_the_command_line() {
         rated["limits"],
         json!({"requests": [{"limit": 10, "per": "second"}], "concurrency": 2})
     );
+    let metered = ok_json(&[
+        "keys",
+        "update",
+        &id,
+        "--tokens",
+        "100000/minute",
+        "--quota",
+        "1000/day",
+        "--budget",
+        "25/month",
+        "--budget",
+        "$2.50/day",
+        "--json",
+    ]);
+    assert_eq!(
+        metered["limits"],
+        json!({
+            "requests": [{"limit": 10, "per": "second"}],
+            "tokens": [{"limit": 100000, "per": "minute"}],
+            "concurrency": 2,
+            "quota": {"amount": 1000, "per": "day"},
+            "budgets": [{"usd": "25.000000", "per": "month"}, {"usd": "2.500000", "per": "day"}],
+        })
+    );
+    let shown = text(&cli(&["keys", "show", &id]).stdout);
+    for part in [
+        "10/second",
+        "100000 tokens/minute",
+        "2 in flight",
+        "1000 per day",
+        "$25.00 per month, $2.50 per day",
+    ] {
+        assert!(shown.contains(part), "{part}: {shown}");
+    }
+    let rebudgeted = ok_json(&["keys", "update", &id, "--budget", "5/day", "--json"]);
+    assert_eq!(
+        rebudgeted["limits"]["budgets"],
+        json!([{"usd": "5.000000", "per": "day"}])
+    );
+    assert_eq!(rebudgeted["limits"]["tokens"], metered["limits"]["tokens"]);
+    assert_eq!(rebudgeted["limits"]["quota"], metered["limits"]["quota"]);
+    let created = ok_json(&[
+        "keys", "create", "--name", "metered", "--tokens", "1000/min", "--quota", "50/h",
+        "--budget", "1/day", "--json",
+    ]);
+    assert_eq!(
+        created["key"]["limits"],
+        json!({
+            "tokens": [{"limit": 1000, "per": "minute"}],
+            "quota": {"amount": 50, "per": "hour"},
+            "budgets": [{"usd": "1.000000", "per": "day"}],
+        })
+    );
     let cleared = ok_json(&["keys", "update", &id, "--no-limits", "--json"]);
     assert_eq!(cleared["limits"], json!({}));
     let shown = cli(&["keys", "show", &id]);
@@ -187,6 +240,37 @@ fn keys_take_limits_from_the_command_line() {
             "--no-limits",
         ),
         (
+            vec!["update", &id, "--no-limits", "--budget", "1/day"],
+            2,
+            "--no-limits",
+        ),
+        (
+            vec!["create", "--name", "x", "--tokens", "lots/minute"],
+            2,
+            "100/minute",
+        ),
+        (
+            vec!["create", "--name", "x", "--quota", "1000"],
+            2,
+            "1000/day",
+        ),
+        (
+            vec!["create", "--name", "x", "--budget", "25"],
+            2,
+            "25/month",
+        ),
+        (
+            vec!["create", "--name", "x", "--tokens", "0/minute"],
+            5,
+            "limits.tokens",
+        ),
+        (
+            vec!["create", "--name", "x", "--budget", "25/hour"],
+            5,
+            "limits.budgets",
+        ),
+        (vec!["update", &id, "--quota", "0/day"], 5, "limits.quota"),
+        (
             vec!["create", "--name", "x", "--rate", "0/minute"],
             5,
             "limits.requests",
@@ -215,11 +299,156 @@ fn keys_take_limits_from_the_command_line() {
         );
     }
     let listed = ok_json(&["keys", "list", "--json"]);
-    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        listed["data"].as_array().unwrap().len(),
+        2,
+        "no refused key was created"
+    );
     assert_eq!(
         ok_json(&["keys", "show", &id, "--json"])["limits"],
         json!({})
     );
+}
+
+#[test]
+fn projects_take_limits_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let owner = server.owner_token();
+    let cli = |args: &[&str]| server.cli(args, Some(&owner), None);
+    let ok_json = |args: &[&str]| {
+        let out = cli(args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", text(&out.stderr));
+        json(&out)
+    };
+
+    assert_eq!(
+        ok_json(&["projects", "show", "default", "--json"])["limits"],
+        json!({})
+    );
+    let every = json!({
+        "requests": [{"limit": 100, "per": "minute"}],
+        "tokens": [{"limit": 100000, "per": "minute"}],
+        "concurrency": 10,
+        "quota": {"amount": 1000, "per": "day"},
+        "budgets": [{"usd": "25.000000", "per": "month"}],
+    });
+    let updated = ok_json(&[
+        "projects",
+        "update",
+        "default",
+        "--rate",
+        "100/minute",
+        "--tokens",
+        "100000/minute",
+        "--concurrency",
+        "10",
+        "--quota",
+        "1000/day",
+        "--budget",
+        "25/month",
+        "--json",
+    ]);
+    assert_eq!(updated["limits"], every);
+    let id = updated["id"].as_str().unwrap().to_owned();
+    assert_eq!(ok_json(&["projects", "show", &id, "--json"]), updated);
+
+    // Each flag replaces its own kind of limit and keeps the others.
+    let capped = ok_json(&["projects", "update", &id, "--concurrency", "3", "--json"]);
+    let mut expected = every.clone();
+    expected["concurrency"] = json!(3);
+    assert_eq!(capped["limits"], expected);
+    let shown = text(&cli(&["projects", "show", "default"]).stdout);
+    for part in [
+        "100/minute",
+        "100000 tokens/minute",
+        "3 in flight",
+        "1000 per day",
+        "$25.00 per month",
+    ] {
+        assert!(shown.contains(part), "{part}: {shown}");
+    }
+    let listed = text(&cli(&["projects", "list"]).stdout);
+    assert!(listed.contains("3 in flight"), "{listed}");
+
+    let created = ok_json(&[
+        "projects", "create", "metered", "--budget", "2.50/day", "--json",
+    ]);
+    assert_eq!(
+        created["limits"],
+        json!({"budgets": [{"usd": "2.500000", "per": "day"}]})
+    );
+
+    for (args, exit, word) in [
+        (vec!["update", "default"], 2, "nothing to change"),
+        (
+            vec!["update", "default", "--no-limits", "--rate", "1/s"],
+            2,
+            "--no-limits",
+        ),
+        (vec!["update", "default", "--quota", "1000"], 2, "1000/day"),
+        (
+            vec!["update", "default", "--budget", "1/hour"],
+            5,
+            "limits.budgets",
+        ),
+        (
+            vec!["update", "default", "--tokens", "0/day"],
+            5,
+            "limits.tokens",
+        ),
+        (
+            vec!["update", "nowhere", "--concurrency", "1"],
+            3,
+            "not found",
+        ),
+        (vec!["show", "nowhere"], 3, "not found"),
+    ] {
+        let args: Vec<&str> = ["projects"].into_iter().chain(args).collect();
+        let out = cli(&args);
+        assert_eq!(code(&out), exit, "{args:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(word),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(
+        ok_json(&["projects", "show", "default", "--json"])["limits"],
+        expected,
+        "refused changes changed nothing"
+    );
+
+    // A token bound to the project may read its limits but not lift them.
+    let bound = run_cli(
+        dir.path(),
+        &[
+            "admin",
+            "token",
+            "create",
+            "--role",
+            "admin",
+            "--project",
+            "default",
+        ],
+        &[],
+        None,
+        None,
+    );
+    assert_eq!(code(&bound), 0, "{}", text(&bound.stderr));
+    let bound = text(&bound.stdout).trim().to_owned();
+    let read = server.cli(&["projects", "show", "default"], Some(&bound), None);
+    assert_eq!(code(&read), 0, "{}", text(&read.stderr));
+    let lift = server.cli(
+        &["projects", "update", "default", "--no-limits"],
+        Some(&bound),
+        None,
+    );
+    assert_eq!(code(&lift), 4, "{}", text(&lift.stderr));
+    assert!(text(&lift.stderr).contains("forbidden"));
+
+    let cleared = ok_json(&["projects", "update", "default", "--no-limits", "--json"]);
+    assert_eq!(cleared["limits"], json!({}));
 }
 
 #[test]

@@ -17,7 +17,7 @@ mod process;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use keygate_testkit::{Db, TestStore};
+use keygate_testkit::{Api, Db, MockOpenAi, MockReply, TestStore};
 use process::{ServerProcess, text};
 use serde_json::Value;
 
@@ -99,6 +99,252 @@ async fn two_nodes_admit_exactly_the_limit() {
                 .contains("limits are shared across nodes through Redis")
         );
     }
+}
+
+const UPSTREAM_KEY: &str = "sk-upstream-two-nodes-0123456789";
+
+/// Two nodes serving the gateway (an OpenAI mock upstream, a thousand micro-dollars a token)
+/// on one PostgreSQL and the machine's Redis.
+struct Gateway {
+    _store: TestStore,
+    _dir: tempfile::TempDir,
+    upstream: MockOpenAi,
+    a: ServerProcess,
+    b: ServerProcess,
+    owner: String,
+}
+
+async fn gateway() -> Gateway {
+    let store = TestStore::new(Db::Postgres).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
+    let config = dir.path().join("keygate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+            [providers.up]
+            kind = "openai"
+            base_url = "{}/v1"
+            credential = "env::UPSTREAM_KEY"
+
+            [model_groups.chat]
+            deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
+
+            [prices."gpt-4o-mini"]
+            input = "1000"
+            output = "1000"
+            "#,
+            upstream.origin()
+        ),
+    )
+    .unwrap();
+    let redis = redis_url();
+    let env = [
+        ("KEYGATE_DATABASE_URL", store.url.as_str()),
+        ("KEYGATE_REDIS_URL", redis.as_str()),
+        ("KEYGATE_CONFIG", config.to_str().unwrap()),
+        ("UPSTREAM_KEY", UPSTREAM_KEY),
+    ];
+    let a = ServerProcess::start(dir.path(), &env);
+    let b = ServerProcess::start(dir.path(), &env);
+    let owner = a.owner_token();
+    Gateway {
+        _store: store,
+        _dir: dir,
+        upstream,
+        a,
+        b,
+        owner,
+    }
+}
+
+impl Gateway {
+    async fn key(&self, limits: Value) -> String {
+        Api::new(&self.a.url)
+            .create_key(
+                &self.owner,
+                serde_json::json!({"project": "default", "name": "two-nodes",
+                    "scopes": ["models:*"], "limits": limits}),
+            )
+            .await
+            .secret
+    }
+
+    fn node(&self, n: usize) -> String {
+        if n.is_multiple_of(2) {
+            self.a.url.clone()
+        } else {
+            self.b.url.clone()
+        }
+    }
+}
+
+async fn chat(http: &reqwest::Client, node: &str, key: &str, stream: bool) -> (u16, String) {
+    let reply = http
+        .post(format!("{node}/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(
+            &serde_json::json!({"model": "chat", "max_tokens": 40, "stream": stream,
+            "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    (reply.status().as_u16(), reply.text().await.unwrap())
+}
+
+/// The state of the key's limit of `kind` as the verify API shows it, once a verification
+/// (which uses a request of the key's quota, if any) went through.
+async fn limit_of(http: &reqwest::Client, node: &str, key: &str, kind: &str) -> Value {
+    let reply = verify(http, node, key).await;
+    reply["limits"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{reply}"))
+        .iter()
+        .find(|l| l["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {reply}"))
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_tokens_budgets_and_slots_are_exact_across_two_nodes() {
+    let g = gateway().await;
+    let http = reqwest::Client::new();
+
+    // A quota: 80 verifications on both nodes, 30 uses a day.
+    let quota = g
+        .key(serde_json::json!({"quota": {"amount": 30, "per": "day"}}))
+        .await;
+    let mut tasks = Vec::new();
+    for task in 0..8 {
+        let (http, node, key) = (http.clone(), g.node(task), quota.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut admitted = 0u64;
+            for _ in 0..10 {
+                let reply = verify(&http, &node, &key).await;
+                match reply["code"].as_str().unwrap() {
+                    "valid" => admitted += 1,
+                    "quota_exhausted" => {}
+                    other => panic!("unexpected {other}: {reply}"),
+                }
+            }
+            admitted
+        }));
+    }
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += task.await.unwrap();
+    }
+    assert_eq!(
+        admitted, 30,
+        "80 verifications on two nodes against 30 a day"
+    );
+
+    // Requests in flight: two streams held open, one on each node, fill a cap of two.
+    let capped = g.key(serde_json::json!({"concurrency": 2})).await;
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    for _ in 0..2 {
+        g.upstream.push(MockReply::Gated {
+            first: "first".into(),
+            release: release.clone(),
+            rest: "and the rest".into(),
+        });
+    }
+    let before = g.upstream.request_count();
+    let held: Vec<_> = (0..2)
+        .map(|n| {
+            let (http, node, key) = (http.clone(), g.node(n), capped.clone());
+            tokio::spawn(async move { chat(&http, &node, &key, true).await })
+        })
+        .collect();
+    for _ in 0..200 {
+        if g.upstream.request_count() == before + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for node in [&g.a.url, &g.b.url] {
+        let (status, body) = chat(&http, node, &capped, false).await;
+        assert_eq!(status, 429, "{body}");
+        assert!(body.contains("concurrency_limited"), "{body}");
+    }
+    release.notify_waiters();
+    release.notify_one();
+    release.notify_one();
+    for stream in held {
+        let (status, body) = stream.await.unwrap();
+        assert_eq!(status, 200);
+        assert!(body.contains("[DONE]"), "{body}");
+    }
+    // Both slots came back (released in Redis just after the streams ended).
+    let mut status = 0;
+    for _ in 0..100 {
+        status = chat(&http, &g.b.url, &capped, false).await.0;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200);
+
+    // Tokens and money: each request reserves its prompt and 40 tokens of output (about
+    // 48 000 micro-dollars) and settles at the 7 tokens the upstream reports (4 of prompt,
+    // 3 of answer).
+    let metered = g
+        .key(
+            serde_json::json!({"tokens": [{"limit": 1000, "per": "day"}],
+            "budgets": [{"usd": "0.50", "per": "day"}]}),
+        )
+        .await;
+    for _ in 0..90 {
+        g.upstream.push(MockReply::Text("one two three".into()));
+    }
+    let mut tasks = Vec::new();
+    for task in 0..6 {
+        let (http, node, key) = (http.clone(), g.node(task), metered.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut admitted = 0u64;
+            for _ in 0..15 {
+                match chat(&http, &node, &key, false).await {
+                    (200, _) => admitted += 1,
+                    (429, body) => assert!(
+                        body.contains("budget_exceeded") || body.contains("rate_limited"),
+                        "{body}"
+                    ),
+                    (status, body) => panic!("unexpected {status}: {body}"),
+                }
+            }
+            admitted
+        }));
+    }
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += task.await.unwrap();
+    }
+    assert!(admitted >= 10, "at least what fits unsettled: {admitted}");
+    assert!(
+        admitted * 7_000 <= 500_000,
+        "never over the budget: {admitted}"
+    );
+    // Settlements reach Redis just after each answer: wait until both nodes agree.
+    let (mut tokens, mut budget) = (Value::Null, Value::Null);
+    for _ in 0..100 {
+        tokens = limit_of(&http, &g.a.url, &metered, "tokens").await;
+        budget = limit_of(&http, &g.b.url, &metered, "budget").await;
+        if budget["remaining"] == 500_000 - 7_000 * admitted
+            && tokens["remaining"] == 1_000 - 7 * admitted
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        budget["remaining"],
+        500_000 - 7_000 * admitted,
+        "every node charged one shared budget: {budget}"
+    );
+    assert_eq!(tokens["remaining"], 1_000 - 7 * admitted, "{tokens}");
 }
 
 /// A Redis of this test's own, which it can kill and start again on the same port.

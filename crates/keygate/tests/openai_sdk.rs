@@ -222,7 +222,7 @@ async fn the_official_python_sdk_works_through_the_gateway() {
     );
 
     // Every chat request the upstream answered is in the usage report, with tokens, and so
-    // is the narrow key's one refused attempt at `chat` (`model_not_allowed`).
+    // is the narrow key's one refused attempt at `chat` (`scope_denied`).
     let expected = chats.len() as u64 + 1;
     let row = usage_row(&server, &owner, "chat", expected);
     assert_eq!(row["requests"].as_u64(), Some(expected), "{row}");

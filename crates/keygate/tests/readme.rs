@@ -174,6 +174,13 @@ async fn readme_gateway_runs_as_written() {
         stdout.contains("200 200 429"),
         "the capped key's third request is refused: {stdout}"
     );
+    for line in [
+        "key tokens per minute: 100000 left",
+        "key budget per day: 2.000000 left",
+        "project budget per month: 50.000000 left",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line}: {stdout}");
+    }
     let seen = openai.requests();
     assert_eq!(
         seen[0].header("authorization"),

@@ -3,20 +3,26 @@
 use std::time::Duration;
 
 use keygate_core::{
-    AuditEvent, KeyEnv, KeyId, KeyLimits, KeyPatch, KeyRecord, KeyStatus, Metadata, Per,
-    RequestRate, Role, Scope, Timestamp, ValidationError,
+    AllowedOrigins, AuditEvent, KeyEnv, KeyId, KeyPatch, KeyRecord, KeyStatus, Metadata, Role,
+    Scope, Timestamp, ValidationError,
 };
-use keygate_store::Project;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiError;
-use super::extract::redact_serde;
 use crate::service::{AuditReport, CreateKey, CreateToken, KeyQuery};
 
+mod limit_state;
+mod limits;
+mod projects;
 mod secrets;
 
+pub use limit_state::LimitStateView;
+use limits::parse_limits;
+pub use limits::{
+    BudgetParam, LimitsParam, PerParam, QuotaParam, RateParam, TokenRateParam, WindowParam,
+};
+pub use projects::{CreateProjectBody, ProjectList, ProjectView, UpdateProjectBody};
 pub use secrets::{
     CheckBody, DueSecretList, DueSecretView, ListSecretsParams, PromoteBody, PutSecretBody,
     RevealBody, RevealedValue, RotateSecretBody, RotationView, SecretList, SecretVersionView,
@@ -79,100 +85,6 @@ impl From<StatusParam> for KeyStatus {
     }
 }
 
-/// A key's limits; `{}` means none. Kinds of limit not listed here are refused, never ignored.
-#[derive(Debug, Default, Serialize, ToSchema)]
-pub struct LimitsParam {
-    /// Request rates, each counted on its own (`100/minute` and `5000/day` together): at most
-    /// 4, one per period.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub requests: Vec<RateParam>,
-    /// Most requests in flight at once.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(minimum = 1, maximum = 100_000)]
-    pub concurrency: Option<u32>,
-}
-
-/// At most `limit` requests per `per`, in bursts of up to `limit`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RateParam {
-    #[schema(minimum = 1, maximum = 1_000_000_000)]
-    pub limit: u64,
-    pub per: PerParam,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PerParam {
-    Second,
-    Minute,
-    Hour,
-    Day,
-}
-
-impl From<&KeyLimits> for LimitsParam {
-    fn from(limits: &KeyLimits) -> Self {
-        let per = |per: Per| match per {
-            Per::Second => PerParam::Second,
-            Per::Minute => PerParam::Minute,
-            Per::Hour => PerParam::Hour,
-            Per::Day => PerParam::Day,
-        };
-        Self {
-            requests: limits
-                .requests
-                .iter()
-                .map(|rate| RateParam {
-                    limit: rate.limit,
-                    per: per(rate.per),
-                })
-                .collect(),
-            concurrency: limits.concurrency,
-        }
-    }
-}
-
-/// The kinds of limit a key can carry today.
-const LIMIT_KINDS: [&str; 2] = ["requests", "concurrency"];
-
-/// Reads a `limits` object, naming the part that is wrong. It is read kind by kind rather than
-/// in one go so that a message says `limits.requests` or `limits.concurrency`, and a kind
-/// keygate does not support yet (such as `tokens`) is refused by name. The bounds are checked
-/// later, by the service, on every path that sets limits.
-fn parse_limits(value: serde_json::Value) -> Result<KeyLimits, ApiError> {
-    let serde_json::Value::Object(mut map) = value else {
-        return Err(ValidationError::new(
-            "limits",
-            "an object such as {\"requests\": [{\"limit\": 100, \"per\": \"minute\"}], \
-             \"concurrency\": 5}",
-        )
-        .into());
-    };
-    if let Some(unknown) = map.keys().find(|k| !LIMIT_KINDS.contains(&k.as_str())) {
-        return Err(ApiError::validation(format!(
-            "limits: `{unknown}` is not a kind of limit keygate supports; the kinds are \
-             `requests` (rates per second, minute, hour or day) and `concurrency`"
-        )));
-    }
-    let requests: Option<Vec<RequestRate>> = limit_part(&mut map, "requests")?;
-    Ok(KeyLimits {
-        requests: requests.unwrap_or_default(),
-        concurrency: limit_part(&mut map, "concurrency")?,
-    })
-}
-
-/// One kind of limit out of a `limits` object; absent or `null` is `None`.
-fn limit_part<T: DeserializeOwned>(
-    map: &mut serde_json::Map<String, serde_json::Value>,
-    kind: &str,
-) -> Result<Option<T>, ApiError> {
-    let Some(value) = map.remove(kind) else {
-        return Ok(None);
-    };
-    serde_json::from_value(value).map_err(|err| {
-        ApiError::validation(format!("limits.{kind}: {}", redact_serde(&err.to_string())))
-    })
-}
-
 /// A new API key.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -192,11 +104,42 @@ pub struct CreateKeyBody {
     pub ip_allow: Vec<String>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
-    /// Request rates and a concurrency cap; without it, none.
+    /// Rates, a concurrency cap, a quota and budgets; without it, none.
     #[schema(value_type = Option<LimitsParam>)]
     pub limits: Option<serde_json::Value>,
     /// Rotation policy: the key is listed as due this long after its last rotation.
     pub rotate_every_seconds: Option<u64>,
+    /// A publishable key, meant to be embedded in a web page or a mobile app: it reaches only
+    /// `GET`/`HEAD` on public proxy routes, from its `origins`, and its scopes must each be
+    /// `GET /…` or `HEAD /…`. Fixed at creation.
+    #[serde(default)]
+    pub publishable: bool,
+    /// Required for a publishable key, refused for any other: 1-50 origins
+    /// (`scheme://host[:port]`), exact or `https://*.example.com` for subdomains.
+    pub origins: Option<Vec<String>>,
+}
+
+/// A publishable key's origins from `publishable` and `origins`, which only make sense
+/// together.
+fn publishable_origins(
+    publishable: bool,
+    origins: Option<Vec<String>>,
+) -> Result<Option<AllowedOrigins>, ApiError> {
+    match (publishable, origins) {
+        (true, Some(origins)) => Ok(Some(AllowedOrigins::parse(&origins)?)),
+        (true, None) => Err(ValidationError::new(
+            "origins",
+            "a publishable key needs the origins it may be used from, \
+             e.g. [\"https://app.example.com\"]",
+        )
+        .into()),
+        (false, Some(_)) => Err(ValidationError::new(
+            "origins",
+            "only a publishable key has origins: add \"publishable\": true",
+        )
+        .into()),
+        (false, None) => Ok(None),
+    }
 }
 
 impl CreateKeyBody {
@@ -219,6 +162,7 @@ impl CreateKeyBody {
                 .transpose()?
                 .unwrap_or_default(),
             rotate_every: self.rotate_every_seconds.map(Duration::from_secs),
+            publishable: publishable_origins(self.publishable, self.origins)?,
         })
     }
 }
@@ -243,6 +187,8 @@ pub struct UpdateKeyBody {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<u64>)]
     pub rotate_every_seconds: Option<Option<u64>>,
+    /// Replaces a publishable key's origins (1-50); refused for any other key.
+    pub origins: Option<Vec<String>>,
 }
 
 impl UpdateKeyBody {
@@ -267,6 +213,10 @@ impl UpdateKeyBody {
             rotate_every: self
                 .rotate_every_seconds
                 .map(|v| v.map(Duration::from_secs)),
+            origins: self
+                .origins
+                .map(|o| AllowedOrigins::parse(&o))
+                .transpose()?,
         })
     }
 }
@@ -337,7 +287,11 @@ pub struct KeyView {
     pub scopes: Vec<String>,
     pub expires_at: Option<String>,
     pub ip_allow: Vec<String>,
-    /// Request rates and a concurrency cap; `{}` when the key has none.
+    /// Whether the key is publishable (read-only, public routes, its `origins` only).
+    pub publishable: bool,
+    /// A publishable key's allowed origins; empty for any other key.
+    pub origins: Vec<String>,
+    /// The key's own limits; `{}` when it has none.
     pub limits: LimitsParam,
     #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
@@ -381,6 +335,12 @@ impl KeyView {
             scopes: key.scopes.iter().map(ToString::to_string).collect(),
             expires_at: key.expires_at.map(Timestamp::to_rfc3339),
             ip_allow: key.ip_allow.iter().map(ToString::to_string).collect(),
+            publishable: key.is_publishable(),
+            origins: key
+                .publishable
+                .as_ref()
+                .map(AllowedOrigins::to_strings)
+                .unwrap_or_default(),
             limits: LimitsParam::from(&key.limits),
             metadata: serde_json::Value::Object(key.metadata.as_map().clone()),
             created_at: key.created_at.to_rfc3339(),
@@ -409,34 +369,6 @@ pub struct KeyList {
     pub data: Vec<KeyView>,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateProjectBody {
-    pub name: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProjectView {
-    pub id: String,
-    pub name: String,
-    pub created_at: String,
-}
-
-impl From<&Project> for ProjectView {
-    fn from(p: &Project) -> Self {
-        Self {
-            id: p.id.to_string(),
-            name: p.name.clone(),
-            created_at: p.created_at.to_rfc3339(),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProjectList {
-    pub data: Vec<ProjectView>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
@@ -653,11 +585,20 @@ pub struct VerifyResponse {
     pub env: Option<EnvParam>,
     pub scopes: Option<Vec<String>>,
     pub expires_at: Option<String>,
+    /// Whether the key is publishable: meant to be public, read-only, tied to `origins`.
+    pub publishable: Option<bool>,
+    /// For a publishable key, the origins it may be used from: a service that verifies one
+    /// should check the caller's `Origin` against them, as the gateway does.
+    pub origins: Option<Vec<String>>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
-    /// Rate-limit state of the key; `null` while the key has no limits.
+    /// The key's tightest request rate (`limit`, `remaining`, `reset_ms`); `null` while it
+    /// has none.
     #[schema(value_type = Option<Object>)]
     pub ratelimit: Option<serde_json::Value>,
+    /// Every limit of the key and its project (request and token rates, quotas, budgets),
+    /// as it stands after this verification; `null` for a refused key.
+    pub limits: Option<Vec<LimitStateView>>,
 }
 
 impl VerifyResponse {
@@ -671,8 +612,11 @@ impl VerifyResponse {
             env: Some(env_param(key.env)),
             scopes: Some(key.scopes.iter().map(ToString::to_string).collect()),
             expires_at: key.expires_at.map(Timestamp::to_rfc3339),
+            publishable: Some(key.is_publishable()),
+            origins: key.publishable.as_ref().map(AllowedOrigins::to_strings),
             metadata: Some(serde_json::Value::Object(key.metadata.as_map().clone())),
             ratelimit: None,
+            limits: None,
         }
     }
 
@@ -686,8 +630,11 @@ impl VerifyResponse {
             env: None,
             scopes: None,
             expires_at: None,
+            publishable: None,
+            origins: None,
             metadata: None,
             ratelimit: None,
+            limits: None,
         }
     }
 }

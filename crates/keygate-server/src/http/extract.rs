@@ -286,9 +286,69 @@ pub(crate) struct KeyRefusal {
     pub message: String,
 }
 
-/// Verifies the keygate key a gateway or proxy request carries (bearer or `x-api-key`),
-/// from the client's address.
+/// Verifies the keygate key of a gateway request (bearer or `x-api-key`), from the client's
+/// address, for an endpoint that serves secret keys only — every one but the public proxy
+/// routes. A publishable key is refused with 403 `publishable_key_forbidden` and the attempt
+/// is recorded: refusing here, by default, means a new endpoint cannot forget to.
 pub(crate) async fn api_key(
+    state: &super::AppState,
+    headers: &axum::http::HeaderMap,
+    meta: &RequestMeta,
+) -> Result<std::sync::Arc<crate::cache::CachedKey>, KeyRefusal> {
+    let key = any_api_key(state, headers, meta).await?;
+    if key.record.is_publishable() {
+        state
+            .keygate
+            .usage()
+            .record(publishable_refused(state, &key.record, meta));
+        return Err(KeyRefusal {
+            status: axum::http::StatusCode::FORBIDDEN,
+            code: PUBLISHABLE_FORBIDDEN,
+            message: "a publishable key may only read public proxy routes \
+                      (GET or HEAD /proxy/<public route>/…)"
+                .to_owned(),
+        });
+    }
+    Ok(key)
+}
+
+/// The code of a publishable key's attempt at something only secret keys may do.
+pub(crate) const PUBLISHABLE_FORBIDDEN: &str = "publishable_key_forbidden";
+
+/// The usage record of a publishable key refused by a secret-only endpoint. The endpoint is not
+/// known here: `gateway` (with no model) tells these attempts from the proxy's own refusals.
+fn publishable_refused(
+    state: &super::AppState,
+    key: &keygate_core::KeyRecord,
+    meta: &RequestMeta,
+) -> keygate_core::UsageRecord {
+    keygate_core::UsageRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        at: state.keygate.clock().now(),
+        org_id: key.org_id.clone(),
+        project_id: key.project_id.clone(),
+        key_id: key.id.clone(),
+        endpoint: "gateway".to_owned(),
+        model: String::new(),
+        deployment: None,
+        provider: None,
+        status: 403,
+        error_code: Some(PUBLISHABLE_FORBIDDEN.to_owned()),
+        streamed: false,
+        attempts: 0,
+        latency_ms: 0,
+        ttft_ms: None,
+        tokens: keygate_core::TokenCounts::default(),
+        token_source: keygate_core::TokenSource::None,
+        cost: None,
+        client_ip: meta.ip_text(),
+        user_agent: None,
+    }
+}
+
+/// Verifies the keygate key of a request that publishable keys may make too (a public proxy
+/// route); the caller applies the public-route rules to a publishable key.
+pub(crate) async fn any_api_key(
     state: &super::AppState,
     headers: &axum::http::HeaderMap,
     meta: &RequestMeta,

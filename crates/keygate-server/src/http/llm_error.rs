@@ -8,6 +8,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keygate_llm::beta::BetaError;
 use keygate_llm::translate::{self, Format, TranslateError};
 use keygate_llm::{AttemptError, GatewayError, RequestError};
 
@@ -65,6 +66,18 @@ impl From<GatewayError> for LlmError {
                 param: Some("model".to_owned()),
                 ..Self::new(S::NOT_FOUND, "model_not_found", message)
             },
+            GatewayError::AnthropicBeta(err) => {
+                let code = match err {
+                    BetaError::NotAllowed(_) => "unsupported_feature",
+                    BetaError::Malformed | BetaError::TooLong | BetaError::TooMany => {
+                        "invalid_request"
+                    }
+                };
+                Self {
+                    param: Some("anthropic-beta".to_owned()),
+                    ..Self::new(S::BAD_REQUEST, code, message)
+                }
+            }
             GatewayError::NoDeployment(_) => {
                 Self::new(S::SERVICE_UNAVAILABLE, "no_healthy_deployment", message)
             }

@@ -29,7 +29,8 @@ impl Modify for AdminTokenAuth {
     paths(
         routes::keys::create, routes::keys::list, routes::keys::due, routes::keys::show,
         routes::keys::update, routes::keys::rotate, routes::keys::revoke, routes::keys::delete,
-        routes::projects::list, routes::projects::create,
+        routes::projects::list, routes::projects::create, routes::projects::show,
+        routes::projects::update,
         routes::tokens::create, routes::tokens::list, routes::tokens::revoke,
         routes::secrets::put, routes::secrets::list, routes::secrets::show,
         routes::secrets::delete, routes::secrets::reveal, routes::secrets::read_with_key,
@@ -45,9 +46,11 @@ impl Modify for AdminTokenAuth {
     ),
     components(schemas(
         ErrorBody, ErrorDetail, dto::KeyView, dto::KeyWithSecret, dto::KeyList,
-        dto::LimitsParam, dto::RateParam, dto::PerParam,
+        dto::LimitsParam, dto::RateParam, dto::TokenRateParam, dto::PerParam, dto::QuotaParam,
+        dto::BudgetParam, dto::WindowParam,
         dto::CreateKeyBody, dto::UpdateKeyBody, dto::RotateBody, dto::RevokeBody,
-        dto::ProjectView, dto::ProjectList, dto::CreateProjectBody, dto::CreateTokenBody,
+        dto::ProjectView, dto::ProjectList, dto::CreateProjectBody, dto::UpdateProjectBody,
+        dto::CreateTokenBody,
         dto::TokenView, dto::TokenList, dto::TokenWithSecret, dto::AuditEventView, dto::AuditList,
         dto::AuditVerifyView, dto::PutSecretBody, dto::RevealBody, dto::RevealedValue,
         dto::SecretVersionView, dto::SecretView, dto::SecretList, dto::CheckBody,

@@ -30,6 +30,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let admin = Router::new()
         .route("/projects", get(projects::list).post(projects::create))
+        .route(
+            "/projects/{project}",
+            get(projects::show).patch(projects::update),
+        )
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/due", get(keys::due))
         .route(

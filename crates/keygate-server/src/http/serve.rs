@@ -51,6 +51,8 @@ pub async fn run(
         state.settings.usage_flush,
         stop.clone(),
     ));
+    tasks.spawn(state.keygate.clone().share_key_changes(stop.clone()));
+    tasks.spawn(state.keygate.clone().summarise_auth_failures(stop.clone()));
     tasks.spawn(
         state
             .keygate

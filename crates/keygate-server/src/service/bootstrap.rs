@@ -38,6 +38,7 @@ pub async fn bootstrap(keygate: &Keygate) -> Result<ApiKey, ServiceError> {
         org_id: org.id.clone(),
         name: DEFAULT_NAME.to_owned(),
         created_at: now,
+        limits: keygate_core::KeyLimits::default(),
     };
     let key = ApiKey::generate(KeyEnv::Live)?;
     let spec = KeySpec::admin(

@@ -6,8 +6,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keygate_core::record::{MAX_NAME_CHARS, MAX_REASON_CHARS, check_text, parse_ip_allow};
 use keygate_core::{
-    ApiKey, AuditAction, KeyEnv, KeyId, KeyKind, KeyLimits, KeyPatch, KeyRecord, KeySecret,
-    KeySpec, KeyStatus, Metadata, Permission, Scope, Timestamp, ValidationError,
+    AllowedOrigins, ApiKey, AuditAction, KeyEnv, KeyId, KeyKind, KeyLimits, KeyPatch, KeyRecord,
+    KeySecret, KeySpec, KeyStatus, Metadata, Permission, Scope, Timestamp, ValidationError,
 };
 use keygate_store::{IdempotencyEntry, KeyFilter, Project, RotateOutcome, Rotation};
 use sha2::{Digest, Sha256};
@@ -38,6 +38,9 @@ pub struct CreateKey {
     pub limits: KeyLimits,
     pub metadata: Option<serde_json::Value>,
     pub rotate_every: Option<Duration>,
+    /// Makes the key publishable, usable from these origins only; its scopes must then be
+    /// read-only.
+    pub publishable: Option<AllowedOrigins>,
 }
 
 /// Which keys to list.
@@ -157,6 +160,9 @@ impl Keygate {
         check_expiry(input.expires_at, now)?;
         check_rotate_every(input.rotate_every)?;
         let record_scopes = Scope::parse_list(&input.scopes)?;
+        if input.publishable.is_some() {
+            keygate_core::publishable::check_scopes(&record_scopes)?;
+        }
         // A key that can read upstream secret values is as strong as a reveal: owners only.
         if record_scopes.iter().any(Scope::touches_secrets) {
             self.authorize(caller, Permission::SecretsReveal, Some(&project.id), None)
@@ -178,6 +184,7 @@ impl Keygate {
             limits,
             metadata,
             rotate_every: input.rotate_every,
+            publishable: input.publishable,
             ..KeySpec::api(
                 project.org_id.clone(),
                 project.id.clone(),
@@ -195,6 +202,10 @@ impl Keygate {
             "hint": record.hint,
             "scopes": record.scopes,
         });
+        if let Some(origins) = &record.publishable {
+            audit.details["publishable"] = true.into();
+            audit.details["origins"] = origins.to_strings().into();
+        }
         self.store.create_key(&record, &secret, &audit).await?;
         Ok((key, record))
     }
@@ -290,6 +301,7 @@ impl Keygate {
         if patch.is_empty() {
             return Err(ValidationError::new("body", "at least one field to change").into());
         }
+        key.check_patch(&patch)?;
         if patch
             .scopes
             .as_ref()
@@ -461,6 +473,9 @@ fn changed_fields(patch: &KeyPatch) -> Vec<&'static str> {
     }
     if patch.rotate_every.is_some() {
         fields.push("rotate_every_seconds");
+    }
+    if patch.origins.is_some() {
+        fields.push("origins");
     }
     fields
 }

@@ -1,19 +1,36 @@
-//! Projects: the unit that keys belong to and that roles can be bound to.
+//! Projects: the unit that keys belong to, that roles can be bound to, and that carries
+//! limits counted for all its keys together.
 
 use keygate_core::record::check_text;
-use keygate_core::{AuditAction, Permission, ProjectId};
+use keygate_core::{AuditAction, KeyLimits, Permission, ProjectId};
 use keygate_store::Project;
 
 use super::{Caller, Keygate};
 use crate::ServiceError;
+use crate::cache::Invalidation;
 
 const MAX_PROJECT_NAME: usize = 64;
 
+/// Has every node forget every cached key when dropped: after the store call, and also when
+/// the request is cancelled mid-way, after the change may already have committed. Each cached
+/// key holds its project's limits, and clearing the whole cache is simpler (and as cheap, for
+/// a change this rare) than finding the project's keys in it.
+struct ForgetKeysOnDrop<'a>(&'a dyn Invalidation);
+
+impl Drop for ForgetKeysOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.everything_changed();
+    }
+}
+
 impl Keygate {
+    /// Creates a project in the caller's organisation, with `limits` (checked here; empty for
+    /// none).
     pub async fn create_project(
         &self,
         caller: &Caller,
         name: &str,
+        limits: KeyLimits,
     ) -> Result<Project, ServiceError> {
         self.authorize(caller, Permission::ProjectsWrite, None, None)
             .await?;
@@ -25,15 +42,21 @@ impl Keygate {
             )
             .into());
         }
+        let limits = limits.validate()?;
         let project = Project {
             id: ProjectId::generate(),
             org_id: caller.org().clone(),
             name: name.to_owned(),
             created_at: self.clock.now(),
+            limits,
         };
         let mut audit = caller.audit(AuditAction::ProjectCreate, Some(&project.id));
         audit.target = Some(project.id.to_string());
-        audit.details = serde_json::json!({ "name": name });
+        audit.details = if project.limits.is_empty() {
+            serde_json::json!({ "name": name })
+        } else {
+            serde_json::json!({ "name": name, "limits": project.limits })
+        };
         self.store.create_project(&project, &audit).await?;
         Ok(project)
     }
@@ -48,5 +71,69 @@ impl Keygate {
             projects.retain(|p| p.id == own);
         }
         Ok(projects)
+    }
+
+    /// One project, by id or name. A project outside the caller's reach is "not found", so
+    /// that its existence is not revealed; the attempt is audited.
+    pub async fn get_project(
+        &self,
+        caller: &Caller,
+        project: &str,
+    ) -> Result<Project, ServiceError> {
+        let project = self.resolve_project(caller, project).await?;
+        self.project_access(
+            caller,
+            &project,
+            Permission::ProjectsRead,
+            Some(&project.id),
+        )
+        .await?;
+        Ok(project)
+    }
+
+    /// Replaces a project's limits (empty removes them). Only an organisation-wide principal
+    /// may: the project's limits are the ceiling for all its keys, which a token bound to the
+    /// project must not be able to lift. This node's cached keys are dropped so the new limits
+    /// apply at once; other nodes load them when their cached keys expire.
+    pub async fn set_project_limits(
+        &self,
+        caller: &Caller,
+        project: &str,
+        limits: KeyLimits,
+    ) -> Result<Project, ServiceError> {
+        let project = self.resolve_project(caller, project).await?;
+        self.project_access(caller, &project, Permission::ProjectsWrite, None)
+            .await?;
+        let limits = limits.validate()?;
+        let mut audit = caller.audit(AuditAction::ProjectUpdate, Some(&project.id));
+        audit.target = Some(project.id.to_string());
+        audit.details = serde_json::json!({ "fields": ["limits"], "limits": limits });
+        let _forget = ForgetKeysOnDrop(self.invalidation.as_ref());
+        Ok(self
+            .store
+            .set_project_limits(&project.id, &limits, self.clock.now(), &audit)
+            .await?)
+    }
+
+    /// Checks `permission` on `scope` (the project, or `None` for the whole organisation);
+    /// a refusal to a caller who may not even read the project becomes "not found".
+    async fn project_access(
+        &self,
+        caller: &Caller,
+        project: &Project,
+        permission: Permission,
+        scope: Option<&ProjectId>,
+    ) -> Result<(), ServiceError> {
+        match self
+            .authorize(caller, permission, scope, Some(project.id.as_str()))
+            .await
+        {
+            Err(ServiceError::Forbidden { .. })
+                if !caller.may(Permission::ProjectsRead, Some(&project.id)) =>
+            {
+                Err(ServiceError::NotFound { entity: "project" })
+            }
+            other => other,
+        }
     }
 }

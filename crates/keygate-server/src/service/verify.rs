@@ -6,7 +6,8 @@ use std::sync::Arc;
 use keygate_core::KeyId;
 use keygate_core::scope::any_grants;
 use keygate_core::{
-    ApiKey, AuditAction, AuditDraft, KeyKind, KeyRejection, KeyStatus, Outcome, Principal,
+    ApiKey, AuditAction, AuditDraft, KeyKind, KeyLimits, KeyRejection, KeyStatus, Outcome,
+    Principal,
 };
 use keygate_crypto::KeyDigest;
 
@@ -133,13 +134,25 @@ impl Keygate {
         Ok(owner)
     }
 
-    /// The key and its live secrets, read from the store.
+    /// The key and its live secrets, read from the store, with its project's limits. An
+    /// admin token is never limited, so its project (if it has one) is not read.
     async fn load_key(&self, id: &KeyId) -> Result<Option<CachedKey>, ServiceError> {
         let Some(record) = self.store.key(id).await? else {
             return Ok(None);
         };
         let secrets = self.store.live_secrets(id, self.clock.now()).await?;
-        Ok(Some(CachedKey::new(record, secrets)))
+        let project_limits = match (&record.kind, &record.project_id) {
+            (KeyKind::Api, Some(project)) => self
+                .store
+                .project(project)
+                .await?
+                .map(|p| p.limits)
+                .unwrap_or_default(),
+            _ => KeyLimits::default(),
+        };
+        Ok(Some(
+            CachedKey::new(record, secrets).with_project_limits(project_limits),
+        ))
     }
 
     /// The key behind a digest, straight from the store.
@@ -169,30 +182,6 @@ impl Keygate {
         let loaded = Arc::new(loaded);
         self.cache.remember_key(loaded.clone(), epoch);
         Ok(Some(loaded))
-    }
-
-    /// Records a failed admin authentication in the audit log. Only the outcome and, for a
-    /// known token, its id are kept: never the presented text.
-    pub async fn record_auth_failure(
-        &self,
-        rejection: Option<KeyRejection>,
-        known: Option<&CachedKey>,
-        client_ip: Option<String>,
-        request_id: Option<String>,
-    ) -> Result<(), ServiceError> {
-        let mut draft = AuditDraft::new("anonymous", AuditAction::AdminAuthFailed);
-        draft.outcome = Outcome::Denied;
-        draft.client_ip = client_ip;
-        draft.request_id = request_id;
-        if let Some(known) = known {
-            draft.org_id = Some(known.record.org_id.to_string());
-            draft.target = Some(known.record.id.to_string());
-        }
-        draft.details = serde_json::json!({
-            "code": rejection.map_or("missing_credentials", KeyRejection::code),
-        });
-        self.store.append_audit(&draft, self.clock.now()).await?;
-        Ok(())
     }
 
     /// Records a keygate key seen in a URL query string: a likely leak into logs and

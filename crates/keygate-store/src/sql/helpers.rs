@@ -67,7 +67,7 @@ macro_rules! impl_sql_helpers {
                     "INSERT INTO api_keys (",
                     $crate::sql::key_columns!(),
                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                     $15, $16, $17, $18, $19, $20, $21, $22)"
+                     $15, $16, $17, $18, $19, $20, $21, $22, $23)"
                 ))
                 .bind(row.id)
                 .bind(row.kind)
@@ -91,6 +91,7 @@ macro_rules! impl_sql_helpers {
                 .bind(row.generation)
                 .bind(row.hint)
                 .bind(row.limits)
+                .bind(row.publishable_origins)
                 .execute(&mut **tx)
                 .await?;
                 Self::insert_secret_tx(tx, secret).await
@@ -137,7 +138,7 @@ macro_rules! impl_sql_helpers {
                     "UPDATE api_keys SET name = $2, scopes = $3, expires_at = $4, ip_allow = $5, \
                      metadata = $6, updated_at = $7, revoked_at = $8, revoked_reason = $9, \
                      deleted_at = $10, rotate_every_ms = $11, rotated_at = $12, generation = $13, \
-                     hint = $14, limits = $15 WHERE id = $1",
+                     hint = $14, limits = $15, publishable_origins = $16 WHERE id = $1",
                 )
                 .bind(row.id)
                 .bind(row.name)
@@ -154,6 +155,7 @@ macro_rules! impl_sql_helpers {
                 .bind(row.generation)
                 .bind(row.hint)
                 .bind(row.limits)
+                .bind(row.publishable_origins)
                 .execute(&mut **tx)
                 .await?;
                 Ok(())

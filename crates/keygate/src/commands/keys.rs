@@ -1,6 +1,5 @@
 //! `keygate keys …`: the key lifecycle through the admin API.
 
-use keygate_core::{KeyLimits, RequestRate};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
@@ -140,44 +139,6 @@ fn expiry_from_now(duration: std::time::Duration) -> Result<String, CliError> {
     Ok(now.saturating_add(duration).to_rfc3339())
 }
 
-/// The `limits` object of the API, from `--rate` and `--concurrency`.
-fn limits_json(requests: Vec<RequestRate>, concurrency: Option<u32>) -> Result<Value, CliError> {
-    serde_json::to_value(KeyLimits {
-        requests,
-        concurrency,
-    })
-    .map_err(|e| CliError::Other(e.into()))
-}
-
-/// The limits `update` sends. The API replaces every limit at once, so the kind the command
-/// line leaves out is read from the key and sent back as it is (a change to it made between
-/// the read and the write is lost).
-async fn updated_limits(client: &AdminClient, args: &UpdateKeyArgs) -> Result<Value, CliError> {
-    let mut requests = args.rates.clone();
-    let mut concurrency = args.concurrency;
-    if requests.is_empty() || concurrency.is_none() {
-        let key = client
-            .get(&format!("/admin/v1/keys/{}", segment(&args.id)), &[])
-            .await?;
-        let current = match &key["limits"] {
-            Value::Null => KeyLimits::default(),
-            // A kind of limit this CLI does not know would be lost by sending the rest back.
-            limits => serde_json::from_value(limits.clone()).map_err(|_| {
-                CliError::Invalid(
-                    "the key has limits this keygate CLI does not know; change them with a \
-                     newer CLI or through the admin API"
-                        .into(),
-                )
-            })?,
-        };
-        if requests.is_empty() {
-            requests = current.requests;
-        }
-        concurrency = concurrency.or(current.concurrency);
-    }
-    limits_json(requests, concurrency)
-}
-
 fn show_key(api: &ApiArgs, key: &Value) {
     if api.json {
         output::json(key);
@@ -207,16 +168,20 @@ async fn create(args: CreateKeyArgs) -> Result<(), CliError> {
     body.insert("env".into(), json!(env_text(args.env)));
     body.insert("scopes".into(), json!(args.scopes));
     body.insert("ip_allow".into(), json!(args.ip_allow));
+    if args.publishable {
+        body.insert("publishable".into(), json!(true));
+        body.insert("origins".into(), json!(args.origins));
+    }
     if let Some(every) = args.rotate_every {
         body.insert("rotate_every_seconds".into(), json!(every.as_secs()));
     }
     if let Some(text) = &args.metadata {
         body.insert("metadata".into(), parse_metadata(text)?);
     }
-    if !args.rates.is_empty() || args.concurrency.is_some() {
+    if !args.limits.is_empty() {
         body.insert(
             "limits".into(),
-            limits_json(args.rates.clone(), args.concurrency)?,
+            super::limits::to_json(&args.limits.apply_to(Default::default()))?,
         );
     }
     if let Some(at) = args.expires_at {
@@ -301,8 +266,15 @@ async fn update(args: UpdateKeyArgs) -> Result<(), CliError> {
     }
     if args.no_limits {
         body.insert("limits".into(), json!({}));
-    } else if !args.rates.is_empty() || args.concurrency.is_some() {
-        body.insert("limits".into(), updated_limits(&client, &args).await?);
+    } else if !args.limits.is_empty() {
+        let path = format!("/admin/v1/keys/{}", segment(&args.id));
+        body.insert(
+            "limits".into(),
+            super::limits::updated(&client, &path, &args.limits).await?,
+        );
+    }
+    if !args.origins.is_empty() {
+        body.insert("origins".into(), json!(args.origins));
     }
     if args.no_rotation {
         body.insert("rotate_every_seconds".into(), Value::Null);

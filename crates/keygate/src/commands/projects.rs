@@ -1,11 +1,12 @@
 //! `keygate projects …`.
 
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
+use super::limits;
 use crate::CliError;
-use crate::cli::ProjectsCommand;
-use crate::client::AdminClient;
+use crate::cli::{ApiArgs, ProjectsCommand, UpdateProjectArgs};
+use crate::client::{AdminClient, segment};
 use crate::output;
 
 pub async fn run(command: ProjectsCommand) -> Result<(), CliError> {
@@ -16,29 +17,88 @@ pub async fn run(command: ProjectsCommand) -> Result<(), CliError> {
             if args.api.json {
                 output::json(&page);
             } else {
-                let items = page["data"].as_array().cloned().unwrap_or_default();
+                let items: Vec<Value> = page["data"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(output::with_readable_limits)
+                    .collect();
                 output::rows(
                     &items,
-                    &[("ID", "id"), ("NAME", "name"), ("CREATED", "created_at")],
+                    &[
+                        ("ID", "id"),
+                        ("NAME", "name"),
+                        ("LIMITS", "limits"),
+                        ("CREATED", "created_at"),
+                    ],
                 );
             }
         }
         ProjectsCommand::Create(args) => {
             let client = AdminClient::new(&args.api)?;
+            let mut body = Map::new();
+            body.insert("name".into(), json!(args.name));
+            if !args.limits.is_empty() {
+                let limits = args.limits.apply_to(Default::default());
+                body.insert("limits".into(), limits::to_json(&limits)?);
+            }
             let reply = client
                 .call(
                     Method::POST,
                     "/admin/v1/projects",
-                    Some(&json!({ "name": args.name })),
+                    Some(&Value::Object(body)),
                     &[],
                 )
                 .await?;
-            if args.api.json {
-                output::json(&reply.body);
-            } else {
-                output::record(&reply.body, &["id", "name", "created_at"]);
-            }
+            show(&args.api, &reply.body);
         }
+        ProjectsCommand::Show(args) => {
+            let client = AdminClient::new(&args.api)?;
+            let project = client.get(&path(&args.project), &[]).await?;
+            show(&args.api, &project);
+        }
+        ProjectsCommand::Update(args) => update(args).await?,
     }
+    Ok(())
+}
+
+fn path(project: &str) -> String {
+    format!("/admin/v1/projects/{}", segment(project))
+}
+
+fn show(api: &ApiArgs, project: &Value) {
+    if api.json {
+        output::json(project);
+    } else {
+        output::record(
+            &output::with_readable_limits(project),
+            &["id", "name", "limits", "created_at"],
+        );
+    }
+}
+
+async fn update(args: UpdateProjectArgs) -> Result<(), CliError> {
+    let client = AdminClient::new(&args.api)?;
+    let path = path(&args.project);
+    let limits = if args.no_limits {
+        json!({})
+    } else if args.limits.is_empty() {
+        return Err(CliError::Invalid(
+            "nothing to change: pass at least one of --rate, --tokens, --concurrency, --quota, \
+             --budget or --no-limits"
+                .into(),
+        ));
+    } else {
+        limits::updated(&client, &path, &args.limits).await?
+    };
+    let reply = client
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&json!({ "limits": limits })),
+            &[],
+        )
+        .await?;
+    show(&args.api, &reply.body);
     Ok(())
 }

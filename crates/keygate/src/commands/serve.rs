@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::config::RedisFailure;
 use anyhow::Context;
 use keygate_core::SystemClock;
+use keygate_server::limits::persist::Saver;
 use keygate_server::limits::{Limiter, OnRedisFailure};
 use keygate_server::proxy::ProxyRoutes;
 use keygate_server::service::ensure_owner;
@@ -46,6 +47,13 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
     let keygate = Keygate::open(store, kek, Arc::new(SystemClock))
         .await
         .map_err(|e| CliError::Invalid(e.to_string()))?;
+    // With Redis, key changes reach the other nodes' verification caches at once.
+    let keygate = match &settings.limits.redis_url {
+        Some(url) => keygate
+            .with_shared_invalidation(url)
+            .map_err(|e| CliError::Invalid(e.to_string()))?,
+        None => keygate,
+    };
     let keygate = Arc::new(keygate);
     if let Some(token) = ensure_owner(&keygate)
         .await
@@ -89,15 +97,24 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
         }
     };
     let store = keygate.store().clone();
-    keygate_server::run(
-        listener,
-        AppState::with_gateway(keygate, settings.server, Arc::new(gateway))
-            .with_limiter(limiter)
-            .with_routes(routes),
-        stop,
-    )
-    .await
-    .context("server failed")?;
+    let clock = keygate.clock().clone();
+    // Without Redis, the counts saved by the last run are back before the first request: a
+    // restart must not make a quota or a budget whole again.
+    let restored = limiter
+        .restore_from(store.as_ref(), clock.as_ref())
+        .await
+        .map_err(|e| CliError::StoreUnavailable(e.to_string()))?;
+    if limiter.counts_locally() {
+        tracing::info!(restored, "quota and budget counts restored from the store");
+    }
+    let state = AppState::with_gateway(keygate, settings.server, Arc::new(gateway))
+        .with_limiter(limiter)
+        .with_routes(routes);
+    let saver = Saver::start(state.limiter.clone(), store.clone(), clock);
+    let served = keygate_server::run(listener, state, stop).await;
+    // After the drain, with every reservation settled: the last save counts what was spent.
+    saver.stop().await;
+    served.context("server failed")?;
     store.close().await;
     tracing::info!("keygate stopped");
     Ok(())

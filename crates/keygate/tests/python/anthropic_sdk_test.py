@@ -410,10 +410,10 @@ class Errors(unittest.TestCase):
             client().messages.create(model="no-such-model", max_tokens=16, messages=HELLO)
         self.assert_error(caught.exception, 404, "not_found_error", "model_not_found")
 
-    def test_model_not_allowed(self):
+    def test_a_model_outside_the_scopes_is_denied(self):
         with self.assertRaises(anthropic.PermissionDeniedError) as caught:
             client(NARROW_KEY).messages.create(model="claude", max_tokens=16, messages=HELLO)
-        self.assert_error(caught.exception, 403, "permission_error", "model_not_allowed")
+        self.assert_error(caught.exception, 403, "permission_error", "scope_denied")
 
     def test_narrow_key_on_its_model(self):
         message = client(NARROW_KEY).messages.create(model="gpt", max_tokens=16, messages=HELLO)

@@ -510,10 +510,10 @@ class Errors(unittest.TestCase):
             with self.subTest(key=key), self.assertRaises(openai.AuthenticationError):
                 client(key).models.list()
 
-    def test_model_not_allowed(self):
+    def test_a_model_outside_the_scopes_is_denied(self):
         with self.assertRaises(openai.PermissionDeniedError) as caught:
             client(NARROW_KEY).chat.completions.create(model="chat", messages=HELLO)
-        self.assert_status(caught.exception, 403, "model_not_allowed")
+        self.assert_status(caught.exception, 403, "scope_denied")
         self.assertEqual(caught.exception.param, "model")
 
     def test_unknown_model(self):

@@ -19,7 +19,7 @@ use crate::cache::CachedKey;
 use crate::http::AppState;
 use crate::http::extract::{RequestMeta, api_key};
 use crate::http::llm_error::LlmError;
-use crate::limits::{Admission, Refusal};
+use crate::limits::{Admission, Counted, Demand, Growth, Refusal, Reservation};
 use crate::service::ProjectSecrets;
 use crate::usage_log::ToCount;
 
@@ -44,7 +44,7 @@ fn not_allowed(model: &str) -> LlmError {
         param: Some("model".to_owned()),
         ..LlmError::new(
             StatusCode::FORBIDDEN,
-            "model_not_allowed",
+            "scope_denied",
             format!("this key may not use model `{model}` (it needs the scope `models:{model}`)"),
         )
     }
@@ -59,7 +59,7 @@ fn not_allowed(model: &str) -> LlmError {
     responses((status = 200, description = "`chat.completion`, or SSE chunks when streaming"),
         (status = 400, description = "`invalid_request` or `invalid_json`; `param` names the field"),
         (status = 401, description = "a missing or refused keygate key"),
-        (status = 403, description = "`model_not_allowed`: the key lacks `models:<model>`"),
+        (status = 403, description = "`scope_denied`: the key lacks `models:<model>`"),
         (status = 404, description = "`model_not_found`"),
         (status = 413, description = "`payload_too_large`"),
         (status = 429, description = "`upstream_rate_limited`, with `Retry-After`"),
@@ -82,7 +82,7 @@ pub async fn chat_completions(
     responses((status = 200, description = "OpenAI's embedding list"),
         (status = 400, description = "`invalid_request` or `invalid_json`"),
         (status = 401, description = "a missing or refused keygate key"),
-        (status = 403, description = "`model_not_allowed`"),
+        (status = 403, description = "`scope_denied`"),
         (status = 404, description = "`model_not_found`"),
         (status = 503, description = "`all_deployments_failed` or `no_healthy_deployment`")),
     security(("api_key" = [])))]
@@ -104,7 +104,7 @@ pub async fn embeddings(
     responses((status = 200, description = "a `message`, or SSE events when streaming"),
         (status = 400, description = "`invalid_request`, `invalid_json` or `unsupported_feature` (content the serving provider cannot express)"),
         (status = 401, description = "a missing or refused keygate key (`x-api-key` or bearer)"),
-        (status = 403, description = "`model_not_allowed`"),
+        (status = 403, description = "`scope_denied`"),
         (status = 404, description = "`model_not_found`"),
         (status = 429, description = "`upstream_rate_limited`, with `Retry-After`"),
         (status = 502, description = "`upstream_invalid_response`"),
@@ -127,7 +127,7 @@ pub async fn messages(
     responses((status = 200, description = "`{\"input_tokens\": N}`"),
         (status = 400, description = "`invalid_request` or `invalid_json`"),
         (status = 401, description = "a missing or refused keygate key"),
-        (status = 403, description = "`model_not_allowed`"),
+        (status = 403, description = "`scope_denied`"),
         (status = 404, description = "`model_not_found`")),
     security(("api_key" = [])))]
 pub async fn count_tokens(
@@ -270,12 +270,43 @@ async fn serve(
             .record(draft.record(&state, err.status.as_u16(), Some(err.code)));
         return err.respond(format);
     }
-    // The key's limits: a refused request is recorded, and consumes none of them.
-    let admission = state
+    // The limits of the key and its project: a refused request is recorded, and consumes
+    // none of them.
+    let demand = match demand(&key, &inbound, &gateway) {
+        Ok(demand) => demand,
+        Err(err) => {
+            state
+                .keygate
+                .usage()
+                .record(draft.record(&state, err.status.as_u16(), Some(err.code)));
+            return err.respond(format);
+        }
+    };
+    let ask = |cost| Demand {
+        hold: true,
+        tokens: demand.tokens,
+        cost,
+    };
+    let mut admission = state
         .limiter
-        .admit(&key.record, state.keygate.clock().as_ref(), true)
+        .admit(&key, state.keygate.clock(), ask(demand.cost))
         .await;
-    let Admission { rate, permit } = match admission {
+    // A request that names no most output may still start on what is left of a budget: it
+    // is metered, and ended when the budget runs out.
+    if let Err(Refusal::Limit { limit, .. }) = &admission
+        && matches!(limit.counted, Counted::Budget(_))
+        && demand.least_cost.is_some()
+    {
+        admission = state
+            .limiter
+            .admit(&key, state.keygate.clock(), ask(demand.least_cost))
+            .await;
+    }
+    let Admission {
+        limits,
+        hold,
+        reservation,
+    } = match admission {
         Ok(admission) => admission,
         Err(refusal) => {
             let status = match refusal {
@@ -291,11 +322,23 @@ async fn serve(
                 .usage()
                 .record(draft.record(&state, err.status.as_u16(), Some(err.code)));
             let mut response = err.respond(format);
-            if let Refusal::Rate { state: rate, .. } = &refusal {
-                rate_headers(response.headers_mut(), rate);
+            if let Refusal::Limit { limit, .. } = &refusal {
+                match limit.counted {
+                    Counted::Requests(_) => {
+                        rate_headers(response.headers_mut(), "requests", &limit.state);
+                    }
+                    Counted::Tokens(_) => {
+                        rate_headers(response.headers_mut(), "tokens", &limit.state);
+                    }
+                    Counted::Quota(_) | Counted::Budget(_) => {}
+                }
             }
             return response;
         }
+    };
+    let headers_of = Admission {
+        limits,
+        ..Admission::default()
     };
     let secrets = ProjectSecrets {
         keygate: &state.keygate,
@@ -322,6 +365,8 @@ async fn serve(
                 record.token_source = TokenSource::Provider;
                 record.cost = gateway.cost(&served.model, tokens);
             }
+            settle(reservation, tokens, record.cost, status);
+            drop(hold);
             state.keygate.usage().record(record);
             let mut response = Response::new(Body::from(body));
             *response.status_mut() =
@@ -340,13 +385,21 @@ async fn serve(
             let usage = state.keygate.usage().clone();
             let request = inbound.body.clone();
             let state_for_end = state.clone();
+            let (prompt, prompt_cost) = (demand.prompt, demand.prompt_cost);
+            if let Some(reservation) = &reservation
+                && reservation.has_budget()
+                && demand.output_assumed
+            {
+                meter_budget(&mut relay, reservation, &gateway, &inbound.model, &demand);
+            }
             relay.on_end(move |end: StreamEnd| {
-                // The request's slot of the key's concurrency cap frees with the stream.
-                drop(permit);
+                // The request's slots in flight free with the stream.
+                drop(hold);
                 let (status, code) = match &end.outcome {
                     StreamOutcome::Completed => (200, None),
                     StreamOutcome::Failed(_) => (200, Some("upstream_stream_interrupted")),
                     StreamOutcome::ClientGone => (499, Some("client_closed_request")),
+                    StreamOutcome::Stopped { code } => (200, Some(*code)),
                 };
                 let mut record = draft.record(&state_for_end, status, code);
                 record.deployment = Some(served.deployment.clone());
@@ -359,9 +412,16 @@ async fn serve(
                         record.tokens = tokens;
                         record.token_source = TokenSource::Provider;
                         record.cost = gateway.cost(&served.model, tokens);
+                        settle(reservation, Some(tokens), record.cost, 200);
                         usage.record(record);
                     }
-                    None if end.text.is_empty() && status != 200 => usage.record(record),
+                    None if end.text.is_empty() && status != 200 => {
+                        // Nothing was generated, but the upstream read the prompt.
+                        if let Some(reservation) = reservation {
+                            reservation.settle(Some(prompt), prompt_cost);
+                        }
+                        usage.record(record);
+                    }
                     None => usage.record_uncounted(ToCount {
                         record,
                         model: served.model.clone(),
@@ -369,6 +429,7 @@ async fn serve(
                         format,
                         text: end.text,
                         gateway,
+                        reservation,
                     }),
                 }
             });
@@ -390,7 +451,10 @@ async fn serve(
             ..
         }) if endpoint == Endpoint::CountTokens => {
             // No deployment of the group is Anthropic's, which alone counts exactly: an
-            // estimate with OpenAI's tokenizer.
+            // estimate with OpenAI's tokenizer. Nothing went upstream.
+            if let Some(reservation) = reservation {
+                reservation.release();
+            }
             let request = match translate::anthropic::decode_count_request(&inbound.body) {
                 Ok(request) => request,
                 Err(err) => {
@@ -413,6 +477,10 @@ async fn serve(
             attempts,
             deployment,
         }) => {
+            // Every attempt failed or was refused: nothing is charged.
+            if let Some(reservation) = reservation {
+                reservation.release();
+            }
             let err = LlmError::from(error);
             let mut record = draft.record(&state, err.status.as_u16(), Some(err.code));
             record.attempts = attempts;
@@ -421,25 +489,217 @@ async fn serve(
             err.respond(format)
         }
     };
-    if let Some(rate) = rate {
-        rate_headers(response.headers_mut(), &rate);
+    if let Some(rate) = headers_of.requests() {
+        rate_headers(response.headers_mut(), "requests", &rate);
+    }
+    if let Some(rate) = headers_of.tokens() {
+        rate_headers(response.headers_mut(), "tokens", &rate);
     }
     response
 }
 
-/// The state of the key's tightest request rate, under OpenAI's header names (which the
-/// OpenAI SDKs read).
-fn rate_headers(headers: &mut HeaderMap, rate: &keygate_limits::State) {
+/// What a request asks of the limits, worked out only when a token rate or a budget applies.
+struct Asked {
+    tokens: Option<u64>,
+    cost: Option<u64>,
+    /// The prompt, estimated, and its highest cost (when a budget applies).
+    prompt: u64,
+    prompt_cost: Option<u64>,
+    /// Whether the most output was assumed (the request named no maximum): a stream is then
+    /// metered against its budget.
+    output_assumed: bool,
+    /// With the output assumed, the cost of the prompt and one token of output: what a
+    /// metered stream needs to start.
+    least_cost: Option<u64>,
+}
+
+/// Estimates the tokens and the highest cost of a request for the limits that need them:
+/// the prompt with the tokenizer, the output at the request's own maximum (or the gateway's
+/// default), priced at the dearest deployment that may serve it. With a budget and no known
+/// price the request is refused: a budget that cannot be enforced is not skipped.
+fn demand(
+    key: &CachedKey,
+    inbound: &Inbound,
+    gateway: &keygate_llm::Gateway,
+) -> Result<Asked, LlmError> {
+    let limits = [&key.record.limits, &key.project_limits];
+    let wants_tokens = limits.iter().any(|l| !l.tokens.is_empty());
+    let wants_cost = limits.iter().any(|l| !l.budgets.is_empty());
+    if !wants_tokens && !wants_cost || inbound.endpoint == Endpoint::CountTokens {
+        return Ok(Asked {
+            tokens: None,
+            cost: None,
+            prompt: 0,
+            prompt_cost: None,
+            output_assumed: false,
+            least_cost: None,
+        });
+    }
+    let prompt = keygate_llm::tokens::count_body(inbound.format, &inbound.model, &inbound.body);
+    let (output, output_assumed) = match inbound.endpoint {
+        Endpoint::Embeddings => (0, false),
+        _ => match max_output(&inbound.body) {
+            Some(max) => (max, false),
+            None => (gateway.tuning().default_max_tokens, true),
+        },
+    };
+    let price = |completion| {
+        let tokens = TokenCounts {
+            prompt,
+            completion,
+            cached: 0,
+        };
+        gateway
+            .highest_cost(&inbound.model, tokens)
+            .map(|cost| u64::try_from(cost.0).unwrap_or(0))
+    };
+    let cost = if wants_cost {
+        let Some(cost) = price(output) else {
+            return Err(LlmError {
+                param: Some("model".to_owned()),
+                ..LlmError::new(
+                    StatusCode::FORBIDDEN,
+                    "price_unknown",
+                    format!(
+                        "a budget applies to this key, and keygate knows no price for a model that may serve `{}`; set one under [prices]",
+                        inbound.model
+                    ),
+                )
+            });
+        };
+        Some(cost)
+    } else {
+        None
+    };
+    Ok(Asked {
+        // Without a most output of its own, a request reserves only its prompt against
+        // token rates (the gateway's default would outweigh small rates): its output is
+        // counted when it settles.
+        tokens: wants_tokens.then_some(if output_assumed {
+            prompt
+        } else {
+            prompt.saturating_add(output)
+        }),
+        cost,
+        prompt,
+        prompt_cost: if wants_cost { price(0) } else { None },
+        output_assumed,
+        least_cost: (wants_cost && output_assumed && inbound.stream)
+            .then(|| price(1))
+            .flatten(),
+    })
+}
+
+/// The most output a request allows itself: OpenAI's `max_completion_tokens` or
+/// `max_tokens`, Anthropic's `max_tokens`.
+fn max_output(body: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Max {
+        max_completion_tokens: Option<u64>,
+        max_tokens: Option<u64>,
+    }
+    let max: Max = serde_json::from_slice(body).ok()?;
+    max.max_completion_tokens.or(max.max_tokens)
+}
+
+/// Settles a reservation once the upstream answered: what it reported, or (for a success
+/// without a count) what was reserved; a refusal used nothing.
+fn settle(
+    reservation: Option<Reservation>,
+    tokens: Option<TokenCounts>,
+    cost: Option<keygate_core::MicroUsd>,
+    status: u16,
+) {
+    let Some(reservation) = reservation else {
+        return;
+    };
+    if status >= 400 {
+        reservation.release();
+        return;
+    }
+    reservation.settle(
+        tokens.map(|t| t.prompt.saturating_add(t.completion)),
+        cost.map(|c| u64::try_from(c.0).unwrap_or(0)),
+    );
+}
+
+/// Ends a stream whose output would cost more than its budget holds. The reservation
+/// assumed the gateway's default output; as the output nears it, more is reserved from
+/// the budgets, and when none is left the stream ends with a `budget_exceeded` error event.
+/// Output is estimated at three bytes a token, which errs towards more tokens.
+fn meter_budget(
+    relay: &mut keygate_llm::Relay,
+    reservation: &Reservation,
+    gateway: &Arc<keygate_llm::Gateway>,
+    alias: &str,
+    asked: &Asked,
+) {
+    let handle = reservation.share();
+    let gateway = gateway.clone();
+    let alias = alias.to_owned();
+    let cost_of = move |prompt: u64, completion: u64| {
+        let tokens = TokenCounts {
+            prompt,
+            completion,
+            cached: 0,
+        };
+        gateway
+            .highest_cost(&alias, tokens)
+            .map_or(u64::MAX, |c| u64::try_from(c.0).unwrap_or(u64::MAX))
+    };
+    let prompt = asked.prompt;
+    // More is asked for 1 024 tokens at a time, then in smaller steps as the budget runs
+    // low, down to 16 tokens.
+    let mut step = cost_of(0, 1_024).max(1);
+    let least = cost_of(0, 16).max(1);
+    let mut refused = false;
+    // What was reserved when Redis was last asked for more: not asked again until it answers.
+    let mut pending_at = None;
+    relay.meter(
+        "budget_exceeded",
+        "the budget of this key or its project ran out during the stream".to_owned(),
+        move |bytes| {
+            let cost = cost_of(prompt, bytes / 3 + 1);
+            // Nearing what is reserved: ask for more.
+            // A few steps at most per piece of output: each grant moves what is reserved.
+            for _ in 0..8 {
+                if refused
+                    || cost.saturating_mul(4) < handle.cost().saturating_mul(3)
+                    || pending_at == Some(handle.cost())
+                {
+                    break;
+                }
+                match handle.grow(step) {
+                    Growth::Granted => {}
+                    Growth::Pending => pending_at = Some(handle.cost()),
+                    Growth::Refused if step > least => step = (step / 4).max(least),
+                    Growth::Refused => refused = true,
+                }
+            }
+            cost <= handle.cost() || !(refused || handle.growth_refused())
+        },
+    );
+}
+
+/// A limit's state under OpenAI's header names (which the OpenAI SDKs read):
+/// `x-ratelimit-limit-requests`, `…-remaining-tokens`, `…-reset-requests`.
+fn rate_headers(headers: &mut HeaderMap, what: &str, rate: &keygate_limits::State) {
     let pairs = [
-        ("x-ratelimit-limit-requests", rate.limit.to_string()),
-        ("x-ratelimit-remaining-requests", rate.remaining.to_string()),
+        (format!("x-ratelimit-limit-{what}"), rate.limit.to_string()),
         (
-            "x-ratelimit-reset-requests",
+            format!("x-ratelimit-remaining-{what}"),
+            rate.remaining.to_string(),
+        ),
+        (
+            format!("x-ratelimit-reset-{what}"),
             crate::limits::openai_duration(rate.reset_after),
         ),
     ];
     for (name, value) in pairs {
-        if let Ok(value) = HeaderValue::from_str(&value) {
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::try_from(name),
+            HeaderValue::from_str(&value),
+        ) {
             headers.insert(name, value);
         }
     }

@@ -1,10 +1,10 @@
 //! `/admin/v1/projects`.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use crate::http::dto::{CreateProjectBody, ProjectList, ProjectView};
+use crate::http::dto::{CreateProjectBody, ProjectList, ProjectView, UpdateProjectBody};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AdminCaller, ApiJson};
 use crate::http::{ApiError, AppState};
@@ -24,7 +24,7 @@ pub async fn list(
     }))
 }
 
-/// Create a project in the caller's organisation.
+/// Create a project in the caller's organisation, optionally with limits.
 #[utoipa::path(post, path = "/admin/v1/projects", tag = "projects",
     request_body = CreateProjectBody,
     responses((status = 201, body = ProjectView), (status = 400, body = ErrorBody),
@@ -36,6 +36,48 @@ pub async fn create(
     AdminCaller(caller): AdminCaller,
     ApiJson(body): ApiJson<CreateProjectBody>,
 ) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
-    let project = state.keygate.create_project(&caller, &body.name).await?;
+    let limits = body.limits()?;
+    let project = state
+        .keygate
+        .create_project(&caller, &body.name, limits)
+        .await?;
     Ok((StatusCode::CREATED, Json(ProjectView::from(&project))))
+}
+
+/// Show one project, with its limits.
+#[utoipa::path(get, path = "/admin/v1/projects/{project}", tag = "projects",
+    params(("project" = String, Path, description = "Project id (`proj_…`) or name")),
+    responses((status = 200, body = ProjectView), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn show(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(project): Path<String>,
+) -> Result<Json<ProjectView>, ApiError> {
+    let project = state.keygate.get_project(&caller, &project).await?;
+    Ok(Json(ProjectView::from(&project)))
+}
+
+/// Replace a project's limits, counted for all its keys together. Needs an
+/// organisation-wide owner or admin token.
+#[utoipa::path(patch, path = "/admin/v1/projects/{project}", tag = "projects",
+    params(("project" = String, Path, description = "Project id (`proj_…`) or name")),
+    request_body = UpdateProjectBody,
+    responses((status = 200, body = ProjectView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(project): Path<String>,
+    ApiJson(body): ApiJson<UpdateProjectBody>,
+) -> Result<Json<ProjectView>, ApiError> {
+    let limits = body.into_limits()?;
+    let project = state
+        .keygate
+        .set_project_limits(&caller, &project, limits)
+        .await?;
+    Ok(Json(ProjectView::from(&project)))
 }

@@ -1,6 +1,11 @@
 //! `/proxy/<route>/…`: a keygate key in, the route's upstream credential out. The method and
 //! path must be granted by a scope (`GET /proxy/payments/v1/customers/*`); a refused attempt
 //! is answered 403 `scope_denied` and recorded. Bodies stream both ways.
+//!
+//! A publishable key gets further only on a public route, with `GET` or `HEAD`, from one of
+//! its origins (403 `publishable_key_forbidden` or `origin_not_allowed` otherwise, recorded
+//! too); its answer carries CORS headers for that origin. Preflights are answered from the
+//! route alone (see [`cors`]).
 
 use std::time::Instant;
 
@@ -14,10 +19,11 @@ use keygate_core::{TokenCounts, TokenSource, UsageRecord};
 use percent_encoding::percent_decode_str;
 use secrecy::ExposeSecret;
 
-use crate::http::extract::{RequestMeta, api_key};
+use crate::http::cors;
+use crate::http::extract::{PUBLISHABLE_FORBIDDEN, RequestMeta, any_api_key};
 use crate::http::{ApiError, AppState};
 use crate::limits::Refusal;
-use crate::proxy::{Inject, Route, RouteCredential};
+use crate::proxy::{Inject, Route, RouteAccess, RouteCredential};
 use crate::service::ProjectSecrets;
 
 /// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1), and the ones
@@ -39,6 +45,17 @@ const NOT_FORWARDED: [&str; 11] = [
 fn forwardable(name: &HeaderName) -> bool {
     !NOT_FORWARDED.contains(&name.as_str())
 }
+
+/// Headers of a publishable key's request that are not forwarded either: ones that could turn
+/// its `GET` into a write at an upstream that honours them, cookies (a publishable key's
+/// requests carry no ambient credentials), and the body's length, as its body is not sent.
+const NOT_FORWARDED_FOR_PUBLISHABLE: [&str; 5] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "cookie",
+    "content-length",
+];
 
 /// Splits `/proxy/<route>/<rest>`; refuses `.` and `..` segments (also percent-encoded), which
 /// would let a path leave the route's upstream base or the scope that granted it.
@@ -63,8 +80,9 @@ fn split_path(path: &str) -> Result<(&str, &str), ApiError> {
 #[utoipa::path(get, path = "/proxy/{route}/{path}", tag = "gateway",
     params(("route" = String, Path), ("path" = String, Path)),
     responses((status = 200, description = "the upstream's answer, streamed (any method is forwarded the same way)"),
+        (status = 204, description = "a CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) to a public route"),
         (status = 401, description = "a missing or refused keygate key"),
-        (status = 403, description = "`scope_denied`: no scope grants `METHOD /proxy/<route>/<path>`"),
+        (status = 403, description = "`scope_denied`: no scope grants `METHOD /proxy/<route>/<path>`; `publishable_key_forbidden`: a publishable key on a route that is not public, or with a method other than GET or HEAD; `origin_not_allowed`: a publishable key from an origin it does not allow (or naming none); `cors_not_allowed`: a preflight to a route that is not public, or for a method other than GET or HEAD"),
         (status = 404, description = "`not_found`: no such route"),
         (status = 413, description = "`payload_too_large`"),
         (status = 429, description = "`rate_limited` or `concurrency_limited`"),
@@ -76,21 +94,78 @@ pub async fn forward(
     meta: RequestMeta,
     request: Request,
 ) -> Response {
-    match serve(&state, &meta, request).await {
+    if cors::is_preflight(request.method(), request.headers()) {
+        return match split_path(request.uri().path()) {
+            Ok((route, _)) => cors::preflight(state.routes.get(route), request.headers()),
+            Err(err) => err.into_response(),
+        };
+    }
+    let mut allowed_origin = None;
+    let mut response = match serve(&state, &meta, request, &mut allowed_origin).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
+    };
+    // Set once a publishable key's origin passed, so that its refusals from then on (scope,
+    // limits, upstream trouble) are readable by the page too.
+    if let Some(origin) = &allowed_origin {
+        cors::allow(response.headers_mut(), origin);
     }
+    response
+}
+
+/// Whether a publishable key may make this request: a public route, a read, from one of its
+/// origins. Returns the origin, for the answer's CORS headers.
+fn admit_publishable(
+    route: &Route,
+    method: &axum::http::Method,
+    headers: &HeaderMap,
+    origins: &keygate_core::AllowedOrigins,
+) -> Result<keygate_core::Origin, ApiError> {
+    if route.access != RouteAccess::Public {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            PUBLISHABLE_FORBIDDEN,
+            format!(
+                "route `{}` is not public: a publishable key may only read public routes",
+                route.name
+            ),
+        ));
+    }
+    if !cors::is_read(method) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            PUBLISHABLE_FORBIDDEN,
+            "a publishable key is read-only: it may send only GET and HEAD",
+        ));
+    }
+    let Some(origin) = cors::claimed_origin(headers) else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "a publishable key is accepted only from its origins, and this request names none \
+             (send `Origin`, or a `Referer` from one of the key's origins)",
+        ));
+    };
+    if !origins.allows(&origin) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "the request's origin is not one of this key's origins",
+        ));
+    }
+    Ok(origin)
 }
 
 async fn serve(
     state: &AppState,
     meta: &RequestMeta,
     request: Request,
+    allowed_origin: &mut Option<keygate_core::Origin>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
     let (route_name, tail) = split_path(parts.uri.path())?;
-    let key = api_key(state, &parts.headers, meta)
+    let key = any_api_key(state, &parts.headers, meta)
         .await
         .map_err(|refusal| ApiError::new(refusal.status, refusal.code, refusal.message))?;
     let routes = state.routes.clone();
@@ -119,6 +194,16 @@ async fn serve(
         client_ip: meta.ip_text(),
         user_agent: None,
     };
+    let publishable = key.record.publishable.as_ref();
+    if let Some(origins) = publishable {
+        match admit_publishable(route, &parts.method, &parts.headers, origins) {
+            Ok(origin) => *allowed_origin = Some(origin),
+            Err(err) => {
+                state.keygate.usage().record(record(403, Some(err.code)));
+                return Err(err);
+            }
+        }
+    }
     // The scope names the method and the path as the client sent them.
     let permission = format!("{} /proxy/{}/{}", parts.method, route.name, tail);
     if !any_grants(&key.record.scopes, &permission) {
@@ -137,10 +222,17 @@ async fn serve(
     }
     let admission = state
         .limiter
-        .admit(&key.record, state.keygate.clock().as_ref(), true)
+        .admit(
+            &key,
+            state.keygate.clock(),
+            crate::limits::Demand {
+                hold: true,
+                ..crate::limits::Demand::default()
+            },
+        )
         .await;
     let permit = match admission {
-        Ok(admission) => admission.permit,
+        Ok(admission) => admission.hold,
         Err(refusal) => {
             let status = match refusal {
                 Refusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -152,12 +244,7 @@ async fn serve(
                 .record(record(status.as_u16(), Some(refusal.code())));
             let mut response =
                 ApiError::new(status, refusal.code(), refusal.message()).into_response();
-            if let Some(after) = refusal.retry_after() {
-                let seconds = crate::limits::seconds_up(after);
-                if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-                    response.headers_mut().insert(header::RETRY_AFTER, value);
-                }
-            }
+            crate::limits::refusal_headers(response.headers_mut(), &refusal);
             return Ok(response);
         }
     };
@@ -200,6 +287,7 @@ async fn serve(
     for (name, value) in &parts.headers {
         if forwardable(name)
             && !matches!(&route.inject, Inject::Header { name: injected, .. } if injected == name)
+            && !(publishable.is_some() && NOT_FORWARDED_FOR_PUBLISHABLE.contains(&name.as_str()))
         {
             upstream = upstream.header(name, value);
         }
@@ -228,7 +316,13 @@ async fn serve(
         }
         Ok(chunk)
     });
-    let upstream = upstream.body(reqwest::Body::wrap_stream(body));
+    // A GET or HEAD body has no defined meaning (RFC 9110 §9.3.1); a publishable key's is
+    // not passed on, so that nothing but a read reaches the upstream.
+    let upstream = if publishable.is_some() {
+        upstream
+    } else {
+        upstream.body(reqwest::Body::wrap_stream(body))
+    };
     let answer = match tokio::time::timeout(route.timeout, upstream.send()).await {
         Err(_) => {
             state
@@ -261,7 +355,7 @@ async fn serve(
     state.keygate.usage().record(record(status.as_u16(), None));
     let mut headers = HeaderMap::new();
     for (name, value) in answer.headers() {
-        if forwardable(name) && name != header::CONTENT_LENGTH {
+        if forwardable(name) && name != header::CONTENT_LENGTH && !cors::is_cors_header(name) {
             headers.append(name.clone(), value.clone());
         }
     }

@@ -5,11 +5,11 @@ use std::net::IpAddr;
 use axum::Json;
 use axum::extract::State;
 
-use crate::http::dto::{VerifyBody, VerifyResponse};
+use crate::http::dto::{LimitStateView, VerifyBody, VerifyResponse};
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 use crate::http::{ApiError, AppState};
-use crate::limits::Refusal;
+use crate::limits::{Counted, Demand, Refusal};
 use crate::service::{VerifyOutcome, VerifyQuery};
 
 /// Verify an API key, optionally for a permission and a client address. Answers 200 with
@@ -37,21 +37,46 @@ pub async fn verify(
         })
         .await?;
     Ok(Json(match outcome {
-        // A verification is a use: it counts against the key's request rates.
+        // A verification is a use: it counts against the request rates and quotas of the key
+        // and its project. Token rates and budgets are shown as they stand.
         VerifyOutcome::Valid(key) => {
-            let clock = state.keygate.clock().as_ref();
-            match state.limiter.admit(&key.record, clock, false).await {
-                Ok(admission) => VerifyResponse {
-                    ratelimit: admission.rate.map(|rate| ratelimit(&rate)),
-                    ..VerifyResponse::valid(&key.record)
-                },
+            let clock = state.keygate.clock();
+            match state.limiter.admit(&key, clock, Demand::default()).await {
+                Ok(admission) => {
+                    let mut limits = admission.limits.clone();
+                    let metered = [&key.record.limits, &key.project_limits]
+                        .iter()
+                        .any(|l| !l.tokens.is_empty() || !l.budgets.is_empty());
+                    if metered {
+                        limits.extend(
+                            state
+                                .limiter
+                                .peek(&key, clock.as_ref())
+                                .await
+                                .into_iter()
+                                .filter(|l| {
+                                    matches!(l.counted, Counted::Tokens(_) | Counted::Budget(_))
+                                }),
+                        );
+                    }
+                    VerifyResponse {
+                        ratelimit: admission.requests().map(|rate| ratelimit(&rate)),
+                        limits: Some(limits.iter().map(LimitStateView::from).collect()),
+                        ..VerifyResponse::valid(&key.record)
+                    }
+                }
                 Err(refusal) => {
-                    let rate = match &refusal {
-                        Refusal::Rate { state, .. } => Some(ratelimit(state)),
-                        _ => None,
+                    let (rate, limits) = match &refusal {
+                        Refusal::Limit { limit, .. } => (
+                            matches!(limit.counted, Counted::Requests(_))
+                                .then(|| ratelimit(&limit.state)),
+                            Some(vec![LimitStateView::from(limit)]),
+                        ),
+                        _ => (None, None),
                     };
                     VerifyResponse {
                         ratelimit: rate,
+                        limits,
                         ..VerifyResponse::refused(refusal.code(), Some(&key.record.id))
                     }
                 }

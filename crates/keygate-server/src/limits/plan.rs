@@ -1,0 +1,120 @@
+//! Which limits apply to a request: the key's, then its project's, each with what the request
+//! costs against it.
+
+use keygate_core::{KeyLimits, Window};
+use keygate_limits::{Check, Limit};
+
+use super::{Counted, Demand, Owner};
+use crate::cache::CachedKey;
+
+/// The window of `keygate-limits` for a window of the model.
+fn window(window: Window) -> keygate_limits::Window {
+    match window {
+        Window::Minute => keygate_limits::Window::Minute,
+        Window::Hour => keygate_limits::Window::Hour,
+        Window::Day => keygate_limits::Window::Day,
+        Window::Month => keygate_limits::Window::Month,
+    }
+}
+
+/// The limits of a request: for the key, then its project.
+pub(super) struct Plan {
+    pub(super) checks: Vec<Check>,
+    pub(super) what: Vec<(Owner, Counted)>,
+    /// Caps on requests in flight: where, whose, how many.
+    pub(super) caps: Vec<(String, Owner, u64)>,
+}
+
+impl Plan {
+    pub(super) fn new(key: &CachedKey, demand: Demand) -> Self {
+        let mut plan = Self {
+            checks: Vec::new(),
+            what: Vec::new(),
+            caps: Vec::new(),
+        };
+        plan.add(
+            Owner::Key,
+            &format!("keygate:key:{}", key.record.id),
+            &key.record.limits,
+            demand,
+        );
+        if let Some(project) = &key.record.project_id {
+            plan.add(
+                Owner::Project,
+                &format!("keygate:project:{project}"),
+                &key.project_limits,
+                demand,
+            );
+        }
+        plan
+    }
+
+    fn add(&mut self, owner: Owner, prefix: &str, limits: &KeyLimits, demand: Demand) {
+        for rate in &limits.requests {
+            self.checks.push(Check {
+                key: format!("{prefix}:requests:{}", rate.per.as_str()),
+                limit: Limit::Rate {
+                    limit: rate.limit,
+                    period: rate.per.duration(),
+                },
+                cost: 1,
+            });
+            self.what.push((owner, Counted::Requests(rate.per)));
+        }
+        if let Some(tokens) = demand.tokens {
+            for rate in &limits.tokens {
+                self.checks.push(Check {
+                    key: format!("{prefix}:tokens:{}", rate.per.as_str()),
+                    limit: Limit::Rate {
+                        limit: rate.limit,
+                        period: rate.per.duration(),
+                    },
+                    cost: tokens,
+                });
+                self.what.push((owner, Counted::Tokens(rate.per)));
+            }
+        }
+        if let Some(quota) = limits.quota {
+            self.checks.push(Check {
+                key: format!("{prefix}:quota:{}", quota.per.as_str()),
+                limit: Limit::Quota {
+                    amount: quota.amount,
+                    window: window(quota.per),
+                },
+                cost: 1,
+            });
+            self.what.push((owner, Counted::Quota(quota.per)));
+        }
+        if let Some(cost) = demand.cost {
+            for budget in &limits.budgets {
+                self.checks.push(Check {
+                    key: format!("{prefix}:budget:{}", budget.per.as_str()),
+                    limit: Limit::Budget {
+                        limit: u64::try_from(budget.usd.0).unwrap_or(0),
+                        window: window(budget.per),
+                    },
+                    cost,
+                });
+                self.what.push((owner, Counted::Budget(budget.per)));
+            }
+        }
+        if demand.hold
+            && let Some(cap) = limits.concurrency
+        {
+            self.caps
+                .push((format!("{prefix}:inflight"), owner, u64::from(cap)));
+        }
+    }
+
+    /// The reservation to settle: token rates and budgets, with what they reserved.
+    pub(super) fn reserved(&self) -> Vec<Check> {
+        self.checks
+            .iter()
+            .zip(&self.what)
+            .filter(|(check, (_, counted))| {
+                check.cost > 0 && matches!(counted, Counted::Tokens(_) | Counted::Budget(_))
+            })
+            .map(|(check, _)| check.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,367 @@
+//! Projects through the admin API: show, create with limits, and limits set, validated,
+//! audited and confined to organisation-wide owners and admins; the verification cache picks
+//! new limits up at once. On SQLite and PostgreSQL.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a failed step should fail the test"
+)]
+
+use keygate_core::{KeyLimits, MicroUsd, ProjectId};
+use keygate_server::service::{VerifyOutcome, VerifyQuery};
+use keygate_testkit::{Api, Db, TestServer};
+use serde_json::{Value, json};
+
+/// Every kind of limit, as a client writes it.
+fn every_kind() -> Value {
+    json!({
+        "requests": [{"limit": 100, "per": "minute"}],
+        "tokens": [{"limit": 100000, "per": "minute"}, {"limit": 5000000, "per": "day"}],
+        "concurrency": 10,
+        "quota": {"amount": 1000, "per": "day"},
+        "budgets": [{"usd": "25.00", "per": "month"}, {"usd": "2.5", "per": "day"}],
+    })
+}
+
+/// The same limits as the API shows them: dollars with six decimals.
+fn every_kind_shown() -> Value {
+    let mut shown = every_kind();
+    shown["budgets"] = json!([
+        {"usd": "25.000000", "per": "month"},
+        {"usd": "2.500000", "per": "day"},
+    ]);
+    shown
+}
+
+async fn patch_limits(api: &Api, token: &str, project: &str, limits: Value) -> Value {
+    api.patch(&format!("/admin/v1/projects/{project}"))
+        .token(token)
+        .json(&json!({ "limits": limits }))
+        .send()
+        .await
+        .expect(200)
+        .body
+}
+
+async fn show(api: &Api, token: &str, project: &str) -> Value {
+    api.get(&format!("/admin/v1/projects/{project}"))
+        .token(token)
+        .send()
+        .await
+        .expect(200)
+        .body
+}
+
+async fn project_limits_are_set_shown_and_audited(db: Db) {
+    let server = TestServer::start(db).await.unwrap();
+    let api = server.api();
+    let owner = server.owner_token.as_str();
+    let shown = show(&api, owner, "default").await;
+    assert_eq!(shown["limits"], json!({}));
+    let id = shown["id"].as_str().unwrap().to_owned();
+    assert_eq!(show(&api, owner, &id).await, shown, "by id or by name");
+
+    let view = patch_limits(&api, owner, "default", every_kind()).await;
+    assert_eq!(view["id"], id.as_str());
+    assert_eq!(view["limits"], every_kind_shown());
+    assert_eq!(show(&api, owner, &id).await, view);
+    let listed = api
+        .get("/admin/v1/projects")
+        .token(owner)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(listed.body["data"][0]["limits"], every_kind_shown());
+    let stored = server
+        .store
+        .store
+        .project(&ProjectId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.limits.budgets[0].usd, MicroUsd(25_000_000));
+    assert_eq!(stored.limits.tokens.len(), 2);
+
+    let events: Vec<Value> = api
+        .audit_events(owner)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "project.update")
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["target"], id.as_str());
+    assert_eq!(events[0]["project_id"], id.as_str());
+    assert_eq!(events[0]["details"]["limits"], every_kind_shown());
+
+    // Refused limits name the part that is wrong and change nothing, not even the audit log.
+    let head = server.store.store.audit_head().await.unwrap();
+    let cases: Vec<(Value, &[&str])> = vec![
+        (
+            json!({"limits": {"tokens": [{"limit": 0, "per": "minute"}]}}),
+            &["limits.tokens"],
+        ),
+        (
+            json!({"limits": {"tokens": [{"limit": 1, "per": "week"}]}}),
+            &["limits.tokens"],
+        ),
+        (
+            json!({"limits": {"quota": {"amount": 0, "per": "day"}}}),
+            &["limits.quota"],
+        ),
+        (
+            json!({"limits": {"quota": {"amount": 5, "per": "second"}}}),
+            &["limits.quota"],
+        ),
+        (
+            json!({"limits": {"budgets": [{"usd": "5", "per": "hour"}]}}),
+            &["limits.budgets", "day or per month"],
+        ),
+        (
+            json!({"limits": {"budgets": [{"usd": 5, "per": "day"}]}}),
+            &["limits.budgets"],
+        ),
+        (
+            json!({"limits": {"budgets": [{"usd": "1.0000001", "per": "day"}]}}),
+            &["limits.budgets"],
+        ),
+        (
+            json!({"limits": {"budgets": [{"usd": "0", "per": "day"}]}}),
+            &["limits.budgets"],
+        ),
+        (
+            json!({"limits": {"budgets": [{"usd": "1", "per": "day"},
+                                          {"usd": "2", "per": "day"}]}}),
+            &["limits.budgets", "one budget per window"],
+        ),
+        (
+            json!({"limits": {"concurrency": 0}}),
+            &["limits.concurrency"],
+        ),
+        (json!({"limits": {"seats": 3}}), &["`seats`", "budgets"]),
+        (json!({"limits": "100/minute"}), &["limits"]),
+        (json!({}), &["limits"]),
+        (json!({"name": "renamed"}), &["name"]),
+    ];
+    for (body, words) in &cases {
+        let reply = api
+            .patch(&format!("/admin/v1/projects/{id}"))
+            .token(owner)
+            .json(body)
+            .send()
+            .await
+            .expect_error(400, "validation_failed");
+        for word in *words {
+            assert!(reply.message().contains(word), "{body}: {}", reply.text);
+        }
+    }
+    assert_eq!(show(&api, owner, &id).await, view);
+    assert_eq!(server.store.store.audit_head().await.unwrap(), head);
+
+    // `{}` and `null` remove every limit.
+    let cleared = patch_limits(&api, owner, &id, json!({})).await;
+    assert_eq!(cleared["limits"], json!({}));
+    patch_limits(&api, owner, &id, json!({"concurrency": 2})).await;
+    let cleared = patch_limits(&api, owner, &id, Value::Null).await;
+    assert_eq!(cleared["limits"], json!({}));
+    assert_eq!(show(&api, owner, &id).await, cleared);
+
+    // An unknown project is not found, by id or by name.
+    for missing in [ProjectId::generate().to_string(), "nowhere".to_owned()] {
+        api.get(&format!("/admin/v1/projects/{missing}"))
+            .token(owner)
+            .send()
+            .await
+            .expect_error(404, "not_found");
+        api.patch(&format!("/admin/v1/projects/{missing}"))
+            .token(owner)
+            .json(&json!({"limits": {}}))
+            .send()
+            .await
+            .expect_error(404, "not_found");
+    }
+}
+
+async fn projects_are_created_with_limits(db: Db) {
+    let server = TestServer::start(db).await.unwrap();
+    let api = server.api();
+    let owner = server.owner_token.as_str();
+    let created = api
+        .post("/admin/v1/projects")
+        .token(owner)
+        .json(&json!({"name": "metered", "limits": every_kind()}))
+        .send()
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(created["limits"], every_kind_shown());
+    assert_eq!(show(&api, owner, "metered").await, created);
+    let event = api
+        .audit_events(owner)
+        .await
+        .into_iter()
+        .find(|e| e["action"] == "project.create" && e["target"] == created["id"])
+        .unwrap();
+    assert_eq!(event["details"]["limits"], every_kind_shown());
+
+    let plain = api
+        .post("/admin/v1/projects")
+        .token(owner)
+        .json(&json!({"name": "plain"}))
+        .send()
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(plain["limits"], json!({}));
+
+    let refused = api
+        .post("/admin/v1/projects")
+        .token(owner)
+        .json(&json!({"name": "refused", "limits": {"tokens": [{"limit": 0, "per": "day"}]}}))
+        .send()
+        .await
+        .expect_error(400, "validation_failed");
+    assert!(
+        refused.message().contains("limits.tokens"),
+        "{}",
+        refused.text
+    );
+    api.get("/admin/v1/projects/refused")
+        .token(owner)
+        .send()
+        .await
+        .expect_error(404, "not_found");
+}
+
+/// Reading a project follows `projects:read` and the token's binding; changing its limits
+/// needs an organisation-wide owner or admin, since they are the ceiling of every key in it.
+async fn only_org_wide_admins_change_project_limits(db: Db) {
+    let server = TestServer::start(db).await.unwrap();
+    let api = server.api();
+    let owner = server.owner_token.as_str();
+    let alpha = api.create_project(owner, "alpha").await;
+    let beta = api.create_project(owner, "beta").await;
+    let limits = json!({"concurrency": 3});
+    let patch = |token: &str, project: &str| {
+        api.patch(&format!("/admin/v1/projects/{project}"))
+            .token(token)
+            .json(&json!({ "limits": limits }))
+            .send()
+    };
+
+    for role in ["operator", "auditor", "viewer"] {
+        let token = api.create_token(owner, role, None).await;
+        assert_eq!(show(&api, &token.secret, &alpha).await["limits"], json!({}));
+        patch(&token.secret, &alpha)
+            .await
+            .expect_error(403, "forbidden");
+    }
+    let bound = api.create_token(owner, "admin", Some("alpha")).await;
+    assert_eq!(
+        show(&api, &bound.secret, &alpha).await["id"],
+        alpha.as_str()
+    );
+    patch(&bound.secret, &alpha)
+        .await
+        .expect_error(403, "forbidden");
+    // Another project is absent to a token bound elsewhere.
+    api.get(&format!("/admin/v1/projects/{beta}"))
+        .token(&bound.secret)
+        .send()
+        .await
+        .expect_error(404, "not_found");
+    patch(&bound.secret, &beta)
+        .await
+        .expect_error(404, "not_found");
+    assert_eq!(show(&api, owner, &alpha).await["limits"], json!({}));
+    let denied = api
+        .audit_events(owner)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "access.denied" && e["details"]["permission"] == "ProjectsWrite")
+        .count();
+    assert_eq!(denied, 5, "every refused change is on record");
+
+    let admin = api.create_token(owner, "admin", None).await;
+    let view = patch(&admin.secret, &alpha).await.expect(200).body;
+    assert_eq!(view["limits"], limits);
+}
+
+/// A key's verification carries its project's limits, and a change to them reaches this
+/// node's cache at once rather than when the cached key expires.
+async fn verification_sees_new_project_limits_at_once(db: Db) {
+    let server = TestServer::start(db).await.unwrap();
+    let api = server.api();
+    let owner = server.owner_token.as_str();
+    let key = api
+        .create_key(owner, json!({"project": "default", "name": "k"}))
+        .await;
+    let project_limits = || async {
+        let query = VerifyQuery {
+            key: &key.secret,
+            permission: None,
+            ip: None,
+        };
+        match server.keygate.verify(query).await.unwrap() {
+            VerifyOutcome::Valid(cached) => cached.project_limits.clone(),
+            VerifyOutcome::Invalid(rejection, _) => panic!("refused: {rejection:?}"),
+        }
+    };
+    assert_eq!(project_limits().await, KeyLimits::default());
+    // Cached now; the change below must not wait for it to expire.
+    assert_eq!(project_limits().await, KeyLimits::default());
+
+    patch_limits(&api, owner, "default", every_kind()).await;
+    let limits = project_limits().await;
+    assert_eq!(serde_json::to_value(&limits).unwrap(), every_kind_shown());
+
+    patch_limits(&api, owner, "default", json!({})).await;
+    assert!(project_limits().await.is_empty());
+}
+
+/// The OpenAPI document describes every kind of limit, money as a decimal string, and the
+/// project routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_describes_every_kind_of_limit() {
+    let server = TestServer::start(Db::Sqlite).await.unwrap();
+    let doc = server
+        .api()
+        .get("/openapi.json")
+        .send()
+        .await
+        .expect(200)
+        .body;
+    let schemas = &doc["components"]["schemas"];
+    let mut kinds: Vec<&str> = schemas["LimitsParam"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        ["budgets", "concurrency", "quota", "requests", "tokens"]
+    );
+    let usd = &schemas["BudgetParam"]["properties"]["usd"];
+    assert_eq!(usd["type"], "string", "{usd}");
+    assert_eq!(usd["example"], "25.00", "{usd}");
+    assert_eq!(
+        schemas["TokenRateParam"]["properties"]["limit"]["maximum"],
+        json!(1_000_000_000_000_u64)
+    );
+    assert!(schemas["ProjectView"]["properties"]["limits"].is_object());
+    assert!(schemas["UpdateProjectBody"]["properties"]["limits"].is_object());
+    let project = &doc["paths"]["/admin/v1/projects/{project}"];
+    assert!(
+        project["get"].is_object() && project["patch"].is_object(),
+        "{project}"
+    );
+}
+
+keygate_testkit::on_both_databases!(
+    project_limits_are_set_shown_and_audited,
+    projects_are_created_with_limits,
+    only_org_wide_admins_change_project_limits,
+    verification_sees_new_project_limits_at_once,
+);

@@ -1,0 +1,224 @@
+//! Key changes across nodes: two `keygate serve` processes share PostgreSQL and a Redis of this
+//! test's own (`redis-server` on a free port, so parallel tests never hear each other's
+//! notices). A key cached by node B and revoked through node A is refused by B at once, not
+//! when B's cached copy expires (30 s); a key revoked while Redis is down is refused by B once
+//! B subscribes again, because a node that may have missed notices clears its cache.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a failed step should fail the test"
+)]
+
+#[path = "support/process.rs"]
+mod process;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use keygate_testkit::{Db, TestStore};
+use process::{ServerProcess, free_port, text};
+use serde_json::Value;
+
+/// A Redis of this test's own, which it can kill and start again on the same port.
+struct OwnRedis {
+    port: u16,
+    password: &'static str,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start(port: u16, password: &'static str) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--requirepass",
+                password,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (Debian package redis-server)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            port,
+            password,
+            child: Some(child),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://:{}@127.0.0.1:{}", self.password, self.port)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn create_key(node: &ServerProcess, owner: &str) -> String {
+    let out = node.cli(
+        &["keys", "create", "--name", "shared", "--quiet"],
+        Some(owner),
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_owned()
+}
+
+fn revoke(node: &ServerProcess, owner: &str, id: &str) {
+    let out = node.cli(
+        &["keys", "revoke", id, "--reason", "leaked"],
+        Some(owner),
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+async fn verify(http: &reqwest::Client, node: &ServerProcess, key: &str) -> Value {
+    http.post(format!("{}/v1/keys/verify", node.url))
+        .json(&serde_json::json!({"key": key}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Waits until `node`'s log holds `line`.
+async fn logged(node: &ServerProcess, line: &str) {
+    for _ in 0..200 {
+        if node.log().contains(line) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("`{line}` never logged:\n{}", node.log());
+}
+
+/// Verifies on `node` until the key is refused as revoked, for at most `within`; returns how
+/// long that took.
+async fn refused_within(
+    http: &reqwest::Client,
+    node: &ServerProcess,
+    key: &str,
+    within: Duration,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let reply = verify(http, node, key).await;
+        match reply["code"].as_str() {
+            Some("key_revoked") => return start.elapsed(),
+            Some("valid") if start.elapsed() < within => {}
+            _ => panic!(
+                "still {reply} after {:?}; node log:\n{}",
+                start.elapsed(),
+                node.log()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const SUBSCRIBED: &str = "key changes are shared across nodes through Redis";
+
+/// Two nodes on one fresh PostgreSQL schema and `redis`; both listening for key changes.
+async fn two_nodes(
+    store: &TestStore,
+    dir: &std::path::Path,
+    redis: &OwnRedis,
+) -> (ServerProcess, ServerProcess) {
+    let url = redis.url();
+    let env = [
+        ("KEYGATE_DATABASE_URL", store.url.as_str()),
+        ("KEYGATE_REDIS_URL", url.as_str()),
+    ];
+    let a = ServerProcess::start(dir, &env);
+    let b = ServerProcess::start(dir, &env);
+    for node in [&a, &b] {
+        logged(node, SUBSCRIBED).await;
+    }
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_node_is_honoured_by_the_other_at_once() {
+    let redis = OwnRedis::start(free_port(), "fan-out-secret-1");
+    let store = TestStore::new(Db::Postgres).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = two_nodes(&store, dir.path(), &redis).await;
+    let owner = a.owner_token();
+    let key = create_key(&a, &owner);
+    let http = reqwest::Client::new();
+    // B loads the key and caches it for 30 seconds.
+    let first = verify(&http, &b, &key).await;
+    assert_eq!(first["code"], "valid", "{first}");
+    let id = first["key_id"].as_str().unwrap().to_owned();
+
+    revoke(&a, &owner, &id);
+
+    let took = refused_within(&http, &b, &key, Duration::from_secs(3)).await;
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    for node in [&a, &b] {
+        assert!(
+            !node.log().contains(redis.password),
+            "the Redis password leaked"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_made_while_redis_is_down_is_honoured_once_it_is_back() {
+    let mut redis = OwnRedis::start(free_port(), "fan-out-secret-2");
+    let store = TestStore::new(Db::Postgres).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = two_nodes(&store, dir.path(), &redis).await;
+    let owner = a.owner_token();
+    let key = create_key(&a, &owner);
+    let http = reqwest::Client::new();
+    let first = verify(&http, &b, &key).await;
+    assert_eq!(first["code"], "valid", "{first}");
+    let id = first["key_id"].as_str().unwrap().to_owned();
+
+    redis.kill();
+    logged(&b, "Redis is unreachable: key changes made on other nodes").await;
+    // The admin request does not wait for Redis nor fail with it.
+    revoke(&a, &owner, &id);
+    assert_eq!(verify(&http, &a, &key).await["code"], "key_revoked");
+    // B could not hear of it and still serves its cached copy.
+    assert_eq!(verify(&http, &b, &key).await["code"], "valid");
+
+    let redis = OwnRedis::start(redis.port, redis.password);
+    logged(
+        &b,
+        "Redis answers again: key changes are shared across nodes",
+    )
+    .await;
+    refused_within(&http, &b, &key, Duration::from_secs(3)).await;
+    for node in [&a, &b] {
+        assert!(
+            !node.log().contains(redis.password),
+            "the Redis password leaked"
+        );
+    }
+}
