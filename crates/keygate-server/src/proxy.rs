@@ -8,6 +8,8 @@
 //! operator marks that credential public too (`credential_public = true`, for an upstream's
 //! own browser-safe key): a publishable key can never reach a private upstream credential.
 
+pub mod scrub;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Generic routes, `/proxy/<route>/…`, over real sockets: the keygate key is checked (scope
 //! `METHOD /proxy/<route>/<path>`, limits) and stripped, the route's credential is injected in
-//! a header or the query, and bodies stream both ways; refusals have stable codes and
-//! out-of-scope attempts are recorded.
+//! a header or the query, and bodies stream both ways (a credential the upstream echoes is
+//! scrubbed); refusals have stable codes and out-of-scope attempts are recorded.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -58,6 +58,33 @@ async fn echo_upstream() -> (SocketAddr, Log) {
         }
         if parts.uri.path().ends_with("/echo") {
             return ([("x-upstream", "echo")], Body::from(body)).into_response();
+        }
+        if parts.uri.path().ends_with("/leaky") {
+            // An upstream that quotes what it was given: the credential, in the body (split
+            // over many small chunks) and in a redirect.
+            let told = format!(
+                "you sent {} and {}",
+                parts
+                    .headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-"),
+                parts.uri.query().unwrap_or("-"),
+            );
+            let location = format!(
+                "https://elsewhere.example/?{}",
+                parts.uri.query().unwrap_or("")
+            );
+            let chunks: Vec<Result<Bytes, std::io::Error>> = told
+                .into_bytes()
+                .chunks(3)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            return (
+                [("location", location)],
+                Body::from_stream(futures_util::stream::iter(chunks)),
+            )
+                .into_response();
         }
         if parts.uri.path().ends_with("/missing") {
             return (axum::http::StatusCode::NOT_FOUND, "no such thing").into_response();
@@ -223,6 +250,36 @@ async fn the_credential_goes_upstream_and_the_key_does_not(db: Db) {
     let reply = api.get("/proxy/pay/v1/missing").token(&key).send().await;
     assert_eq!(reply.status, 404);
     assert_eq!(reply.text, "no such thing");
+
+    // An upstream that echoes the credential: the client never sees it, in the body (even
+    // split across chunks) or in a header.
+    for path in ["/proxy/pay/v1/leaky", "/proxy/maps/leaky?q=x"] {
+        let reply = api
+            .get(path)
+            .token(&key)
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .expect(200);
+        assert!(reply.text.contains("[redacted]"), "{path}: {}", reply.text);
+        for secret in [PAY_KEY, MAPS_KEY] {
+            assert!(!reply.text.contains(secret), "{path}: {}", reply.text);
+        }
+        let location = reply.header("location");
+        if path.contains("maps") {
+            assert_eq!(location, None, "a redirect holding the key is dropped");
+        } else {
+            assert_eq!(location, Some("https://elsewhere.example/?"), "others stay");
+        }
+        let seen = s.log.lock().unwrap().last().unwrap().clone();
+        assert!(
+            seen.headers
+                .iter()
+                .any(|(n, v)| n == "accept-encoding" && v == "identity"),
+            "asked in the clear, to be scrubbed: {:?}",
+            seen.headers
+        );
+    }
 }
 
 async fn what_no_scope_grants_is_refused_and_recorded(db: Db) {

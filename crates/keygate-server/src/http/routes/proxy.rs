@@ -23,6 +23,7 @@ use crate::http::cors;
 use crate::http::extract::{PUBLISHABLE_FORBIDDEN, RequestMeta, any_api_key};
 use crate::http::{ApiError, AppState};
 use crate::limits::Refusal;
+use crate::proxy::scrub::{Scrubber, scrub_stream};
 use crate::proxy::{Inject, Route, RouteAccess, RouteCredential};
 use crate::service::ProjectSecrets;
 
@@ -284,13 +285,22 @@ async fn serve(
         .client()
         .ok_or_else(|| ApiError::not_found("route"))?;
     let mut upstream = client.request(parts.method.clone(), url);
+    // An answer that may echo the credential is read in the clear, so that it can be scrubbed.
+    let scrubber = credential
+        .as_ref()
+        .and_then(|secret| Scrubber::new(secret.expose_secret()));
     for (name, value) in &parts.headers {
-        if forwardable(name)
-            && !matches!(&route.inject, Inject::Header { name: injected, .. } if injected == name)
-            && !(publishable.is_some() && NOT_FORWARDED_FOR_PUBLISHABLE.contains(&name.as_str()))
-        {
+        let injected =
+            matches!(&route.inject, Inject::Header { name: injected, .. } if injected == name);
+        let withheld = publishable.is_some()
+            && NOT_FORWARDED_FOR_PUBLISHABLE.contains(&name.as_str())
+            || scrubber.is_some() && name == header::ACCEPT_ENCODING;
+        if forwardable(name) && !injected && !withheld {
             upstream = upstream.header(name, value);
         }
+    }
+    if scrubber.is_some() {
+        upstream = upstream.header(header::ACCEPT_ENCODING, "identity");
     }
     if let (Inject::Header { name, prefix }, Some(secret)) = (&route.inject, &credential) {
         let Ok(mut value) = HeaderValue::from_str(&format!("{prefix}{}", secret.expose_secret()))
@@ -356,6 +366,13 @@ async fn serve(
     let mut headers = HeaderMap::new();
     for (name, value) in answer.headers() {
         if forwardable(name) && name != header::CONTENT_LENGTH && !cors::is_cors_header(name) {
+            // A header that echoes the credential (a redirect to a URL holding it) is dropped.
+            if scrubber
+                .as_ref()
+                .is_some_and(|s| s.found_in(value.as_bytes()))
+            {
+                continue;
+            }
             headers.append(name.clone(), value.clone());
         }
     }
@@ -364,7 +381,11 @@ async fn serve(
         let _held = &permit;
         chunk.map_err(std::io::Error::other)
     });
-    let mut response = Response::new(Body::from_stream(stream));
+    let body = match scrubber {
+        Some(scrubber) => Body::from_stream(scrub_stream(stream, scrubber)),
+        None => Body::from_stream(stream),
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     Ok(response)
