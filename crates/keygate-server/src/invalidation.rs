@@ -368,61 +368,12 @@ mod tests {
     //! Against a Redis of the test's own (`redis-server` on a free port), which a test can
     //! kill and start again.
 
-    use std::process::{Child, Command, Stdio};
-
     use keygate_core::{KeyEnv, KeyHint, KeyRecord, KeySpec, OrgId, ProjectId, Timestamp};
+
+    use keygate_testkit::OwnRedis;
 
     use super::*;
     use crate::cache::CachedKey;
-
-    struct OwnRedis {
-        port: u16,
-        child: Child,
-    }
-
-    impl OwnRedis {
-        fn start(port: u16) -> Self {
-            let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed (Debian package redis-server)");
-            for _ in 0..200 {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Self { port, child }
-        }
-
-        fn url(&self) -> String {
-            format!("redis://127.0.0.1:{}", self.port)
-        }
-    }
-
-    impl Drop for OwnRedis {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
 
     fn cached() -> Arc<CachedKey> {
         let spec = KeySpec::api(
@@ -504,7 +455,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_change_reaches_the_other_node() {
-        let redis = OwnRedis::start(free_port());
+        let redis = OwnRedis::start(None);
         let (a, key) = node(&redis.url());
         let (b, b_initial) = node(&redis.url());
         let stop = CancellationToken::new();
@@ -530,20 +481,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_node_clears_its_cache_when_it_subscribes_again() {
-        let port = free_port();
-        let redis = OwnRedis::start(port);
+        let mut redis = OwnRedis::start(None);
         let (b, initial) = node(&redis.url());
         let stop = CancellationToken::new();
         let task = tokio::spawn(b.clone().run(stop.clone()));
         listening(&b, &initial).await;
 
-        drop(redis);
+        redis.kill();
         // Cached while nobody could tell this node of changes: it may be stale by now.
         let key = cached();
         b.cache.remember_key(key.clone(), b.cache.epoch());
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(is_cached(&b, &key), "nothing clears it while Redis is down");
-        let _redis = OwnRedis::start(port);
+        redis.restart();
 
         eventually("the cache is cleared on subscribing again", || {
             !is_cached(&b, &key)
@@ -555,7 +505,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lost_notice_tells_every_node_to_clear_everything() {
-        let redis = OwnRedis::start(free_port());
+        let redis = OwnRedis::start(None);
         let (a, _) = node(&redis.url());
         let (b, initial) = node(&redis.url());
         let stop = CancellationToken::new();

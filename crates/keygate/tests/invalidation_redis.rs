@@ -13,67 +13,14 @@
 #[path = "support/process.rs"]
 mod process;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use keygate_testkit::{Db, TestStore};
-use process::{ServerProcess, free_port, text};
+use keygate_testkit::{Db, OwnRedis, TestStore};
+use process::{ServerProcess, text};
 use serde_json::Value;
 
-/// A Redis of this test's own, which it can kill and start again on the same port.
-struct OwnRedis {
-    port: u16,
-    password: &'static str,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start(port: u16, password: &'static str) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--requirepass",
-                password,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (Debian package redis-server)");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self {
-            port,
-            password,
-            child: Some(child),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://:{}@127.0.0.1:{}", self.password, self.port)
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+/// What the test-owned Redis requires, and what must never show in a log.
+const PASSWORD: &str = "fan-out-secret-0123";
 
 fn create_key(node: &ServerProcess, owner: &str) -> String {
     let out = node.cli(
@@ -163,7 +110,7 @@ async fn two_nodes(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_on_one_node_is_honoured_by_the_other_at_once() {
-    let redis = OwnRedis::start(free_port(), "fan-out-secret-1");
+    let redis = OwnRedis::start(Some(PASSWORD));
     let store = TestStore::new(Db::Postgres).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = two_nodes(&store, dir.path(), &redis).await;
@@ -180,16 +127,13 @@ async fn a_revocation_on_one_node_is_honoured_by_the_other_at_once() {
     let took = refused_within(&http, &b, &key, Duration::from_secs(3)).await;
     assert!(took < Duration::from_secs(3), "{took:?}");
     for node in [&a, &b] {
-        assert!(
-            !node.log().contains(redis.password),
-            "the Redis password leaked"
-        );
+        assert!(!node.log().contains(PASSWORD), "the Redis password leaked");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_made_while_redis_is_down_is_honoured_once_it_is_back() {
-    let mut redis = OwnRedis::start(free_port(), "fan-out-secret-2");
+    let mut redis = OwnRedis::start(Some(PASSWORD));
     let store = TestStore::new(Db::Postgres).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = two_nodes(&store, dir.path(), &redis).await;
@@ -208,7 +152,7 @@ async fn a_revocation_made_while_redis_is_down_is_honoured_once_it_is_back() {
     // B could not hear of it and still serves its cached copy.
     assert_eq!(verify(&http, &b, &key).await["code"], "valid");
 
-    let redis = OwnRedis::start(redis.port, redis.password);
+    redis.restart();
     logged(
         &b,
         "Redis answers again: key changes are shared across nodes",
@@ -216,9 +160,6 @@ async fn a_revocation_made_while_redis_is_down_is_honoured_once_it_is_back() {
     .await;
     refused_within(&http, &b, &key, Duration::from_secs(3)).await;
     for node in [&a, &b] {
-        assert!(
-            !node.log().contains(redis.password),
-            "the Redis password leaked"
-        );
+        assert!(!node.log().contains(PASSWORD), "the Redis password leaked");
     }
 }

@@ -14,10 +14,9 @@
 #[path = "support/process.rs"]
 mod process;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use keygate_testkit::{Api, Db, MockOpenAi, MockReply, TestStore};
+use keygate_testkit::{Api, Db, MockOpenAi, MockReply, OwnRedis, TestStore};
 use process::{ServerProcess, text};
 use serde_json::Value;
 
@@ -347,65 +346,6 @@ async fn quotas_tokens_budgets_and_slots_are_exact_across_two_nodes() {
     assert_eq!(tokens["remaining"], 1_000 - 7 * admitted, "{tokens}");
 }
 
-/// A Redis of this test's own, which it can kill and start again on the same port.
-struct OwnRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (Debian package redis-server)");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self {
-            port,
-            child: Some(child),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Waits until `node`'s log holds `line`.
 async fn logged(node: &ServerProcess, line: &str) {
     for _ in 0..100 {
@@ -419,7 +359,7 @@ async fn logged(node: &ServerProcess, line: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_follows_the_policy_then_recovers() {
-    let mut redis = OwnRedis::start(free_port());
+    let mut redis = OwnRedis::start(None);
     let store = TestStore::new(Db::Postgres).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let url = redis.url();
@@ -447,7 +387,7 @@ async fn a_redis_outage_follows_the_policy_then_recovers() {
     assert_eq!(refused["valid"], false, "{refused}");
     assert_eq!(refused["code"], "limits_unavailable");
 
-    let _redis = OwnRedis::start(redis.port);
+    redis.restart();
     // Both go back to Redis by themselves (after at most a two-second rest).
     let mut recovered = false;
     for _ in 0..80 {
