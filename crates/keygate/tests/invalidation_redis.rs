@@ -16,8 +16,7 @@ mod process;
 use std::time::{Duration, Instant};
 
 use keygate_testkit::{Db, OwnRedis, TestStore};
-use process::{ServerProcess, text};
-use serde_json::Value;
+use process::{ServerProcess, text, verify};
 
 /// What the test-owned Redis requires, and what must never show in a log.
 const PASSWORD: &str = "fan-out-secret-0123";
@@ -41,28 +40,6 @@ fn revoke(node: &ServerProcess, owner: &str, id: &str) {
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
-async fn verify(http: &reqwest::Client, node: &ServerProcess, key: &str) -> Value {
-    http.post(format!("{}/v1/keys/verify", node.url))
-        .json(&serde_json::json!({"key": key}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-/// Waits until `node`'s log holds `line`.
-async fn logged(node: &ServerProcess, line: &str) {
-    for _ in 0..200 {
-        if node.log().contains(line) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("`{line}` never logged:\n{}", node.log());
-}
-
 /// Verifies on `node` until the key is refused as revoked, for at most `within`; returns how
 /// long that took.
 async fn refused_within(
@@ -73,7 +50,7 @@ async fn refused_within(
 ) -> Duration {
     let start = Instant::now();
     loop {
-        let reply = verify(http, node, key).await;
+        let reply = verify(http, &node.url, key).await;
         match reply["code"].as_str() {
             Some("key_revoked") => return start.elapsed(),
             Some("valid") if start.elapsed() < within => {}
@@ -103,7 +80,7 @@ async fn two_nodes(
     let a = ServerProcess::start(dir, &env);
     let b = ServerProcess::start(dir, &env);
     for node in [&a, &b] {
-        logged(node, SUBSCRIBED).await;
+        node.logged(SUBSCRIBED).await;
     }
     (a, b)
 }
@@ -118,7 +95,7 @@ async fn a_revocation_on_one_node_is_honoured_by_the_other_at_once() {
     let key = create_key(&a, &owner);
     let http = reqwest::Client::new();
     // B loads the key and caches it for 30 seconds.
-    let first = verify(&http, &b, &key).await;
+    let first = verify(&http, &b.url, &key).await;
     assert_eq!(first["code"], "valid", "{first}");
     let id = first["key_id"].as_str().unwrap().to_owned();
 
@@ -140,24 +117,22 @@ async fn a_revocation_made_while_redis_is_down_is_honoured_once_it_is_back() {
     let owner = a.owner_token();
     let key = create_key(&a, &owner);
     let http = reqwest::Client::new();
-    let first = verify(&http, &b, &key).await;
+    let first = verify(&http, &b.url, &key).await;
     assert_eq!(first["code"], "valid", "{first}");
     let id = first["key_id"].as_str().unwrap().to_owned();
 
     redis.kill();
-    logged(&b, "Redis is unreachable: key changes made on other nodes").await;
+    b.logged("Redis is unreachable: key changes made on other nodes")
+        .await;
     // The admin request does not wait for Redis nor fail with it.
     revoke(&a, &owner, &id);
-    assert_eq!(verify(&http, &a, &key).await["code"], "key_revoked");
+    assert_eq!(verify(&http, &a.url, &key).await["code"], "key_revoked");
     // B could not hear of it and still serves its cached copy.
-    assert_eq!(verify(&http, &b, &key).await["code"], "valid");
+    assert_eq!(verify(&http, &b.url, &key).await["code"], "valid");
 
     redis.restart();
-    logged(
-        &b,
-        "Redis answers again: key changes are shared across nodes",
-    )
-    .await;
+    b.logged("Redis answers again: key changes are shared across nodes")
+        .await;
     refused_within(&http, &b, &key, Duration::from_secs(3)).await;
     for node in [&a, &b] {
         assert!(!node.log().contains(PASSWORD), "the Redis password leaked");

@@ -17,7 +17,7 @@ mod process;
 use std::time::Duration;
 
 use keygate_testkit::{Api, Db, MockOpenAi, MockReply, OwnRedis, TestStore};
-use process::{ServerProcess, text};
+use process::{ServerProcess, priced_gateway_config, text, verify};
 use serde_json::Value;
 
 fn redis_url() -> String {
@@ -34,17 +34,6 @@ fn create_key(node: &ServerProcess, owner: &str, rate: &str) -> String {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     text(&out.stdout).trim().to_owned()
-}
-
-async fn verify(http: &reqwest::Client, node: &str, key: &str) -> Value {
-    http.post(format!("{node}/v1/keys/verify"))
-        .json(&serde_json::json!({"key": key}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,27 +106,7 @@ async fn gateway() -> Gateway {
     let store = TestStore::new(Db::Postgres).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let upstream = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
-    let config = dir.path().join("keygate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-            [providers.up]
-            kind = "openai"
-            base_url = "{}/v1"
-            credential = "env::UPSTREAM_KEY"
-
-            [model_groups.chat]
-            deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
-
-            [prices."gpt-4o-mini"]
-            input = "1000"
-            output = "1000"
-            "#,
-            upstream.origin()
-        ),
-    )
-    .unwrap();
+    let config = priced_gateway_config(dir.path(), &upstream.origin());
     let redis = redis_url();
     let env = [
         ("KEYGATE_DATABASE_URL", store.url.as_str()),
@@ -346,17 +315,6 @@ async fn quotas_tokens_budgets_and_slots_are_exact_across_two_nodes() {
     assert_eq!(tokens["remaining"], 1_000 - 7 * admitted, "{tokens}");
 }
 
-/// Waits until `node`'s log holds `line`.
-async fn logged(node: &ServerProcess, line: &str) {
-    for _ in 0..100 {
-        if node.log().contains(line) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("`{line}` never logged:\n{}", node.log());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_follows_the_policy_then_recovers() {
     let mut redis = OwnRedis::start(None);
@@ -381,7 +339,7 @@ async fn a_redis_outage_follows_the_policy_then_recovers() {
     redis.kill();
     // The default policy counts on the node and says so in its log.
     assert_eq!(verify(&http, &local.url, &key).await["code"], "valid");
-    logged(&local, "Redis is unreachable").await;
+    local.logged("Redis is unreachable").await;
     // The closed policy refuses until Redis is back.
     let refused = verify(&http, &closed.url, &key).await;
     assert_eq!(refused["valid"], false, "{refused}");
@@ -399,5 +357,5 @@ async fn a_redis_outage_follows_the_policy_then_recovers() {
     }
     assert!(recovered, "the closed node admits again:\n{}", closed.log());
     verify(&http, &local.url, &key).await;
-    logged(&local, "Redis answers again").await;
+    local.logged("Redis answers again").await;
 }

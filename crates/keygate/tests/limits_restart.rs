@@ -16,19 +16,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use keygate_testkit::{Api, Db, MockOpenAi, MockReply, TestStore};
-use process::{ServerProcess, text};
+use process::{ServerProcess, priced_gateway_config, text, verify};
 use serde_json::Value;
-
-async fn verify(http: &reqwest::Client, node: &ServerProcess, key: &str) -> Value {
-    http.post(format!("{}/v1/keys/verify", node.url))
-        .json(&serde_json::json!({"key": key}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 /// How the first server ends.
 #[derive(Clone, Copy)]
@@ -55,7 +44,7 @@ async fn a_quota_survives(dir: &Path, env: &[(&str, &str)], ending: Ending) {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let key = text(&out.stdout).trim().to_owned();
     for _ in 0..2 {
-        let reply = verify(&http, &first, &key).await;
+        let reply = verify(&http, &first.url, &key).await;
         assert_eq!(reply["code"], "valid", "{reply}");
     }
     match ending {
@@ -68,9 +57,9 @@ async fn a_quota_survives(dir: &Path, env: &[(&str, &str)], ending: Ending) {
     }
 
     let second = ServerProcess::start(dir, env);
-    let reply = verify(&http, &second, &key).await;
+    let reply = verify(&http, &second.url, &key).await;
     assert_eq!(reply["code"], "valid", "the third use of the day: {reply}");
-    let reply = verify(&http, &second, &key).await;
+    let reply = verify(&http, &second.url, &key).await;
     assert_eq!(
         reply["code"],
         "quota_exhausted",
@@ -124,27 +113,7 @@ const UPSTREAM_KEY: &str = "sk-upstream-restart-0123456789";
 async fn a_budget_survives_a_graceful_restart() {
     let dir = tempfile::tempdir().unwrap();
     let upstream = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
-    let config = dir.path().join("keygate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-            [providers.up]
-            kind = "openai"
-            base_url = "{}/v1"
-            credential = "env::UPSTREAM_KEY"
-
-            [model_groups.chat]
-            deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
-
-            [prices."gpt-4o-mini"]
-            input = "1000"
-            output = "1000"
-            "#,
-            upstream.origin()
-        ),
-    )
-    .unwrap();
+    let config = priced_gateway_config(dir.path(), &upstream.origin());
     let env = [
         ("KEYGATE_CONFIG", config.to_str().unwrap()),
         ("UPSTREAM_KEY", UPSTREAM_KEY),
@@ -185,7 +154,7 @@ async fn a_budget_survives_a_graceful_restart() {
     // Each answer settles just after it is sent.
     let mut before = Value::Null;
     for _ in 0..100 {
-        before = budget(verify(&http, &first, &key).await);
+        before = budget(verify(&http, &first.url, &key).await);
         if before == spent {
             break;
         }
@@ -196,7 +165,7 @@ async fn a_budget_survives_a_graceful_restart() {
 
     let second = ServerProcess::start(dir.path(), &env);
     assert_eq!(
-        budget(verify(&http, &second, &key).await),
+        budget(verify(&http, &second.url, &key).await),
         spent,
         "the restart did not give the budget back:\n{}",
         second.log()

@@ -149,3 +149,55 @@ fn isolate(command: &mut Command) {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// `POST /v1/keys/verify` for `key` at the server at `base`: the answer's JSON.
+pub async fn verify(http: &reqwest::Client, base: &str, key: &str) -> serde_json::Value {
+    http.post(format!("{base}/v1/keys/verify"))
+        .json(&serde_json::json!({"key": key}))
+        .send()
+        .await
+        .expect("the verify API answers")
+        .json()
+        .await
+        .expect("a JSON answer")
+}
+
+impl ServerProcess {
+    /// Waits (ten seconds at most) until the server has logged `line`.
+    pub async fn logged(&self, line: &str) {
+        for _ in 0..200 {
+            if self.log().contains(line) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("`{line}` never logged:\n{}", self.log());
+    }
+}
+
+/// Writes a `keygate.toml` in `dir` serving the alias `chat` from the OpenAI-compatible
+/// upstream at `origin` (its credential from `UPSTREAM_KEY`), priced at a thousand dollars a
+/// million tokens — a thousand micro-dollars a token — and returns its path.
+pub fn priced_gateway_config(dir: &Path, origin: &str) -> PathBuf {
+    let path = dir.join("keygate.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+            [providers.up]
+            kind = "openai"
+            base_url = "{origin}/v1"
+            credential = "env::UPSTREAM_KEY"
+
+            [model_groups.chat]
+            deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
+
+            [prices."gpt-4o-mini"]
+            input = "1000"
+            output = "1000"
+            "#
+        ),
+    )
+    .expect("write keygate.toml");
+    path
+}
