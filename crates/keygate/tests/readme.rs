@@ -1,4 +1,5 @@
-//! The README's walkthroughs, run exactly as written against a fresh `keygate serve`.
+//! The README's walkthroughs, run exactly as written against a fresh `keygate serve` (with
+//! mock upstreams in place of the providers and hosts the README names).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,7 +10,11 @@
 #[path = "support/process.rs"]
 mod process;
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use process::{ServerProcess, binary, text};
 
@@ -30,33 +35,49 @@ fn block(name: &str) -> String {
     block[body_start..body_end].to_owned()
 }
 
+/// Runs `script` with bash (`-euo pipefail`) in `dir`, the built `keygate` first on `PATH`,
+/// `KEYGATE_URL` pointing at `server` and `KEYGATE_CONFIG` at `config` when given:
+/// `(stdout, stderr, success)`.
+fn run_script(
+    script: &str,
+    dir: &std::path::Path,
+    server: &ServerProcess,
+    config: Option<&std::path::Path>,
+) -> (String, String, bool) {
+    let bin_dir = binary().parent().unwrap().to_owned();
+    let mut command = Command::new("bash");
+    command
+        .args(["-euo", "pipefail", "-c", script])
+        .current_dir(dir)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin_dir.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("KEYGATE_URL", &server.url)
+        .env_remove("KEYGATE_TOKEN");
+    if let Some(config) = config {
+        command.env("KEYGATE_CONFIG", config);
+    }
+    let output = command.output().unwrap();
+    (
+        text(&output.stdout),
+        text(&output.stderr),
+        output.status.success(),
+    )
+}
+
 #[test]
 fn readme_walkthrough_runs_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = ServerProcess::start(dir.path(), &[]);
-    let bin_dir = binary().parent().unwrap().to_owned();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let output = Command::new("bash")
-        .args([
-            "-euo",
-            "pipefail",
-            "-c",
-            &format!("{}\n{}", block("walkthrough"), block("secrets")),
-        ])
-        .current_dir(dir.path())
-        .env("PATH", path)
-        .env("KEYGATE_URL", &server.url)
-        .env_remove("KEYGATE_TOKEN")
-        .output()
-        .unwrap();
-    let stdout = text(&output.stdout);
-    let stderr = text(&output.stderr);
+    let script = format!("{}\n{}", block("walkthrough"), block("secrets"));
+    let (stdout, stderr, ok) = run_script(&script, dir.path(), &server, None);
     assert!(
-        output.status.success(),
+        ok,
         "walkthrough failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver:\n{}",
         server.log()
     );
@@ -124,31 +145,10 @@ async fn readme_gateway_runs_as_written() {
                 ("ANTHROPIC_API_KEY", "sk-ant-readme-test"),
             ],
         );
-        let bin_dir = binary().parent().unwrap().to_owned();
-        let output = Command::new("bash")
-            .args(["-euo", "pipefail", "-c", &block("gateway")])
-            .current_dir(dir.path())
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    bin_dir.display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .env("KEYGATE_URL", &server.url)
-            .env("KEYGATE_CONFIG", &path)
-            .env_remove("KEYGATE_TOKEN")
-            .output()
-            .unwrap();
+        let (stdout, stderr, ok) = run_script(&block("gateway"), dir.path(), &server, Some(&path));
         let log = server.log();
         assert!(server.stop().success(), "graceful shutdown");
-        (
-            text(&output.stdout),
-            text(&output.stderr),
-            output.status.success(),
-            log,
-        )
+        (stdout, stderr, ok, log)
     })
     .await
     .unwrap();
@@ -194,4 +194,68 @@ async fn readme_gateway_runs_as_written() {
         "the Anthropic request reached OpenAI translated"
     );
     assert_eq!(anthropic.request_count(), 0);
+}
+
+/// For the publishable-key section: an upstream on a thread that answers every request `200 {"items": []}` and counts them.
+fn upstream() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            seen.fetch_add(1, Ordering::SeqCst);
+            let body = r#"{"items": []}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+                 connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, count)
+}
+
+#[test]
+fn readme_publishable_keys_run_as_written() {
+    let (upstream, requests) = upstream();
+    let config = block("publishable-config").replace(
+        "https://catalog.internal.example/v1",
+        &format!("{upstream}/v1"),
+    );
+    assert!(config.contains(&upstream), "{config}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keygate.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut server =
+        ServerProcess::start(dir.path(), &[("KEYGATE_CONFIG", path.to_str().unwrap())]);
+    let (stdout, stderr, ok) = run_script(&block("publishable"), dir.path(), &server, Some(&path));
+    assert!(
+        ok,
+        "walkthrough failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver:\n{}",
+        server.log()
+    );
+    let lines: Vec<&str> = stdout.lines().map(str::trim).collect();
+    assert_eq!(
+        lines,
+        [
+            "access-control-allow-origin: https://shop.example.com",
+            "origin_not_allowed",
+            "publishable_key_forbidden",
+        ],
+        "{stdout}"
+    );
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        1,
+        "only the allowed read went upstream"
+    );
+    assert!(server.stop().success(), "graceful shutdown");
 }
