@@ -36,6 +36,34 @@ fn create_key(node: &ServerProcess, owner: &str, rate: &str) -> String {
     text(&out.stdout).trim().to_owned()
 }
 
+/// Verifies `key` from `tasks` concurrent tasks spread over `nodes`, `each` times per task;
+/// every refusal must be `refused`. Returns how many were admitted.
+async fn hammer(nodes: &[&str], key: &str, tasks: usize, each: usize, refused: &str) -> u64 {
+    let http = reqwest::Client::new();
+    let mut running = Vec::new();
+    for task in 0..tasks {
+        let node = nodes[task % nodes.len()].to_owned();
+        let (http, key, refused) = (http.clone(), key.to_owned(), refused.to_owned());
+        running.push(tokio::spawn(async move {
+            let mut admitted = 0u64;
+            for _ in 0..each {
+                let reply = verify(&http, &node, &key).await;
+                match reply["code"].as_str().unwrap() {
+                    "valid" => admitted += 1,
+                    code if code == refused => {}
+                    other => panic!("unexpected {other}: {reply}"),
+                }
+            }
+            admitted
+        }));
+    }
+    let mut admitted = 0;
+    for task in running {
+        admitted += task.await.unwrap();
+    }
+    admitted
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_admit_exactly_the_limit() {
     let store = TestStore::new(Db::Postgres).await.unwrap();
@@ -51,32 +79,7 @@ async fn two_nodes_admit_exactly_the_limit() {
     let limit = 40;
     let key = create_key(&a, &owner, &format!("{limit}/hour"));
 
-    let http = reqwest::Client::new();
-    let mut tasks = Vec::new();
-    for task in 0..8 {
-        let node = if task % 2 == 0 {
-            a.url.clone()
-        } else {
-            b.url.clone()
-        };
-        let (http, key) = (http.clone(), key.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut admitted = 0u64;
-            for _ in 0..20 {
-                let reply = verify(&http, &node, &key).await;
-                match reply["code"].as_str().unwrap() {
-                    "valid" => admitted += 1,
-                    "rate_limited" => {}
-                    other => panic!("unexpected {other}: {reply}"),
-                }
-            }
-            admitted
-        }));
-    }
-    let mut admitted = 0;
-    for task in tasks {
-        admitted += task.await.unwrap();
-    }
+    let admitted = hammer(&[&a.url, &b.url], &key, 8, 20, "rate_limited").await;
     assert_eq!(
         admitted, limit,
         "160 verifications on two nodes against 40 an hour"
@@ -184,26 +187,7 @@ async fn quotas_tokens_budgets_and_slots_are_exact_across_two_nodes() {
     let quota = g
         .key(serde_json::json!({"quota": {"amount": 30, "per": "day"}}))
         .await;
-    let mut tasks = Vec::new();
-    for task in 0..8 {
-        let (http, node, key) = (http.clone(), g.node(task), quota.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut admitted = 0u64;
-            for _ in 0..10 {
-                let reply = verify(&http, &node, &key).await;
-                match reply["code"].as_str().unwrap() {
-                    "valid" => admitted += 1,
-                    "quota_exhausted" => {}
-                    other => panic!("unexpected {other}: {reply}"),
-                }
-            }
-            admitted
-        }));
-    }
-    let mut admitted = 0;
-    for task in tasks {
-        admitted += task.await.unwrap();
-    }
+    let admitted = hammer(&[&g.a.url, &g.b.url], &quota, 8, 10, "quota_exhausted").await;
     assert_eq!(
         admitted, 30,
         "80 verifications on two nodes against 30 a day"
