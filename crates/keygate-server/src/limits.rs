@@ -177,6 +177,14 @@ impl Refusal {
         }
     }
 
+    /// Whether a client should retry on its own: not when waiting cannot help, nor when it
+    /// would wait more than a minute (a spent quota or budget). The OpenAI and Anthropic SDKs
+    /// read this as `x-should-retry: false` and raise at once instead of retrying.
+    pub fn worth_retrying(&self) -> bool {
+        self.retry_after()
+            .is_some_and(|after| after <= Duration::from_secs(60))
+    }
+
     /// When to retry: a limit says; a slot in flight frees when a request ends, soon.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -425,10 +433,14 @@ pub fn refusal_headers(headers: &mut axum::http::HeaderMap, refusal: &Refusal) {
     if let Some(after) = refusal.retry_after() {
         set(header::RETRY_AFTER.as_str(), seconds_up(after));
     }
+
     if let Refusal::Limit { limit, .. } = refusal {
         set("x-ratelimit-limit", limit.state.limit);
         set("x-ratelimit-remaining", limit.state.remaining);
         set("x-ratelimit-reset", seconds_up(limit.state.reset_after));
+    }
+    if !refusal.worth_retrying() {
+        headers.insert("x-should-retry", HeaderValue::from_static("false"));
     }
 }
 

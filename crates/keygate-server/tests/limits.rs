@@ -101,6 +101,11 @@ async fn request_rates_refuse_past_the_limit(db: Db) {
         Some("20"),
         "one request every 20 s"
     );
+    assert_eq!(
+        refused.header("x-should-retry"),
+        None,
+        "worth retrying soon"
+    );
     assert_eq!(refused.header("x-ratelimit-remaining-requests"), Some("0"));
     assert_eq!(
         s.upstream.request_count(),
@@ -260,6 +265,11 @@ async fn token_rates_reserve_then_settle(db: Db) {
         None,
         "waiting would not help"
     );
+    assert_eq!(
+        too_big.header("x-should-retry"),
+        Some("false"),
+        "the SDKs do not retry"
+    );
     assert_eq!(s.upstream.request_count(), 2, "refused before the upstream");
 }
 
@@ -366,6 +376,7 @@ async fn quotas_count_uses_and_verify_shows_every_limit(db: Db) {
     assert_eq!(refused.body["error"]["code"], "quota_exhausted");
     let wait = header_number(&refused, "retry-after");
     assert!(wait > 0 && wait <= 86_400, "until the next UTC day: {wait}");
+    assert_eq!(refused.header("x-should-retry"), Some("false"));
 }
 
 keygate_testkit::on_both_databases!(

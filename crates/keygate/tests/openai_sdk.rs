@@ -18,7 +18,7 @@ mod python;
 use std::time::Duration;
 
 use keygate_testkit::{MockAnthropic, MockGemini, MockOpenAi, SeenRequest};
-use process::{ServerProcess, text};
+use process::{ServerProcess, text, verify};
 use python::{
     assert_credential, assert_no_keygate_key, assert_passed, create_key, put_secret, run_suite,
 };
@@ -142,11 +142,32 @@ async fn the_official_python_sdk_works_through_the_gateway() {
     put_secret(&server, &owner, "upstream", UPSTREAM_KEY);
     let key = create_key(&server, &owner, "sdk", "models:*");
     let narrow = create_key(&server, &owner, "sdk-narrow", "models:embed");
+    // A key whose quota of one use a day is spent (a verification is a use).
+    let spent = server.cli(
+        &[
+            "keys",
+            "create",
+            "--name",
+            "sdk-spent",
+            "--scope",
+            "models:*",
+            "--quota",
+            "1/day",
+            "--quiet",
+        ],
+        Some(&owner),
+        None,
+    );
+    assert!(spent.status.success(), "{}", text(&spent.stderr));
+    let spent = text(&spent.stdout).trim().to_owned();
+    let used = verify(&reqwest::Client::new(), &server.url, &spent).await;
+    assert_eq!(used["code"], "valid", "{used}");
 
     let env = vec![
         ("KEYGATE_BASE_URL", format!("{}/v1", server.url)),
         ("KEYGATE_KEY", key.clone()),
         ("KEYGATE_NARROW_KEY", narrow.clone()),
+        ("KEYGATE_SPENT_KEY", spent.clone()),
     ];
     let work = dir.path().to_owned();
     let run =
@@ -222,11 +243,12 @@ async fn the_official_python_sdk_works_through_the_gateway() {
     );
 
     // Every chat request the upstream answered is in the usage report, with tokens, and so
-    // is the narrow key's one refused attempt at `chat` (`scope_denied`).
-    let expected = chats.len() as u64 + 1;
+    // are the two refused attempts at `chat`: the narrow key's (`scope_denied`) and the spent
+    // key's (`quota_exhausted`) — once, as `x-should-retry: false` kept the SDK from retrying.
+    let expected = chats.len() as u64 + 2;
     let row = usage_row(&server, &owner, "chat", expected);
     assert_eq!(row["requests"].as_u64(), Some(expected), "{row}");
-    assert_eq!(row["errors"].as_u64(), Some(1), "{row}");
+    assert_eq!(row["errors"].as_u64(), Some(2), "{row}");
     assert!(row["prompt_tokens"].as_u64().unwrap() > 0, "{row}");
     assert!(row["completion_tokens"].as_u64().unwrap() > 0, "{row}");
 }

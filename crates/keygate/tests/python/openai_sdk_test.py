@@ -6,6 +6,7 @@ upstream, then runs this suite with:
 - KEYGATE_BASE_URL: the gateway, such as http://127.0.0.1:PORT/v1
 - KEYGATE_KEY: a keygate key with the scope `models:*`
 - KEYGATE_NARROW_KEY: a keygate key with the scope `models:embed` only
+- KEYGATE_SPENT_KEY: a keygate key whose quota (one use a day) is spent
 
 and these model aliases, served by the OpenAI mock: `chat` (text answers), `tools` (parallel
 calls of get_weather and get_time), `embed` (embeddings), `limited` (the upstream always
@@ -28,6 +29,7 @@ from openai import AsyncOpenAI, OpenAI
 BASE_URL = os.environ["KEYGATE_BASE_URL"]
 KEY = os.environ["KEYGATE_KEY"]
 NARROW_KEY = os.environ["KEYGATE_NARROW_KEY"]
+SPENT_KEY = os.environ["KEYGATE_SPENT_KEY"]
 
 ALIASES = [
     "broken",
@@ -520,6 +522,17 @@ class Errors(unittest.TestCase):
         with self.assertRaises(openai.NotFoundError) as caught:
             client().chat.completions.create(model="no-such-model", messages=HELLO)
         self.assert_status(caught.exception, 404, "model_not_found")
+
+    def test_a_spent_quota_is_refused_at_once(self):
+        # The quota is whole again only tomorrow: keygate says `x-should-retry: false`, and the
+        # SDK raises at once even with retries allowed (the server counts one attempt).
+        retrying = OpenAI(base_url=BASE_URL, api_key=SPENT_KEY, max_retries=3, timeout=30.0)
+        with self.assertRaises(openai.RateLimitError) as caught:
+            retrying.chat.completions.create(model="chat", messages=HELLO)
+        self.assert_status(caught.exception, 429, "quota_exhausted")
+        headers = caught.exception.response.headers
+        self.assertEqual(headers.get("x-should-retry"), "false")
+        self.assertIsNotNone(headers.get("retry-after"))
 
     def test_rate_limited(self):
         with self.assertRaises(openai.RateLimitError) as caught:

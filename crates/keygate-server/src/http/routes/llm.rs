@@ -322,6 +322,11 @@ async fn serve(
                 .usage()
                 .record(draft.record(&state, err.status.as_u16(), Some(err.code)));
             let mut response = err.respond(format);
+            if !refusal.worth_retrying() {
+                response
+                    .headers_mut()
+                    .insert("x-should-retry", HeaderValue::from_static("false"));
+            }
             if let Refusal::Limit { limit, .. } = &refusal {
                 match limit.counted {
                     Counted::Requests(_) => {
