@@ -45,9 +45,12 @@ struct Shard {
 impl Shard {
     /// Writes `entry` at `key`; a key seen before is updated in place, without an allocation.
     fn write(&mut self, key: &str, entry: Entry) {
+        // Only counts are saved: a rate's write leaves the shard unmarked, so that a snapshot
+        // does not walk shards that hold nothing to save.
+        let counted = !matches!(entry, Entry::Tat(_));
         let slot = Slot {
             entry,
-            changed: true,
+            changed: counted,
         };
         match self.entries.get_mut(key) {
             Some(stored) => *stored = slot,
@@ -55,7 +58,7 @@ impl Shard {
                 self.entries.insert(key.to_owned(), slot);
             }
         }
-        self.changed = true;
+        self.changed |= counted;
     }
 
     fn get(&self, key: &str) -> Option<Entry> {

@@ -429,8 +429,11 @@ async fn preflights_are_answered_from_the_route(db: Db) {
     let write = preflight("/proxy/catalog/items", "POST").send().await;
     assert_eq!((write.status, write.code()), (403, "cors_not_allowed"));
     assert_eq!(write.header("access-control-allow-origin"), None);
+    // A route that does not exist answers as a private one does: preflights, which need no
+    // key, do not tell which routes exist.
     let unknown = preflight("/proxy/nope/x", "GET").send().await;
-    assert_eq!((unknown.status, unknown.code()), (404, "not_found"));
+    assert_eq!((unknown.status, unknown.code()), (403, "cors_not_allowed"));
+    assert_eq!(unknown.body, private.body);
     assert!(
         s.log.lock().unwrap().is_empty(),
         "preflights never go upstream"
@@ -531,8 +534,20 @@ async fn keys_are_made_publishable_with_checked_origins_and_scopes(db: Db) {
     assert_eq!(created["details"]["publishable"], true);
     assert_eq!(created["details"]["origins"][0], APP);
 
-    // The verify API says what the key is, for services that check keys themselves.
-    let verified = api.verify(&key, None, None).await;
+    // The verify API refuses a publishable key unless the caller expects one (holding it
+    // proves nothing: it is public), and then says what it is.
+    let refused = api.verify(&key, None, None).await;
+    assert_eq!(refused["valid"], false);
+    assert_eq!(refused["code"], "publishable_key_forbidden");
+    assert_eq!(refused["key_id"], id.as_str());
+    assert!(refused["origins"].is_null() && refused["scopes"].is_null());
+    let verified = api
+        .post("/v1/keys/verify")
+        .json(&json!({"key": key, "allow_publishable": true}))
+        .send()
+        .await
+        .expect(200)
+        .body;
     assert_eq!(verified["valid"], true);
     assert_eq!(verified["publishable"], true);
     assert_eq!(verified["origins"][0], APP);

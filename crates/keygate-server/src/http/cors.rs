@@ -48,19 +48,15 @@ pub(crate) fn is_read(method: &Method) -> bool {
     method == Method::GET || method == Method::HEAD
 }
 
-/// Answers a preflight for `route` (`None`: no such route).
+/// Answers a preflight for `route` (`None`: no such route). A preflight carries no key, so a
+/// route that does not exist and one that is not public get the same answer: nobody learns
+/// the private routes by asking.
 pub(crate) fn preflight(route: Option<&Route>, headers: &HeaderMap) -> Response {
-    let Some(route) = route else {
-        return ApiError::not_found("route").into_response();
-    };
-    if route.access != RouteAccess::Public {
+    if !route.is_some_and(|route| route.access == RouteAccess::Public) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "cors_not_allowed",
-            format!(
-                "route `{}` is not public: browsers (and publishable keys) may not call it",
-                route.name
-            ),
+            "browsers (and publishable keys) may call only the routes declared public",
         )
         .into_response();
     }

@@ -571,13 +571,19 @@ pub struct VerifyBody {
     pub permission: Option<String>,
     /// The end client's address, checked against the key's IP allow-list.
     pub ip: Option<String>,
+    /// Accept a publishable key. Off by default: a publishable key is public (it ships in web
+    /// pages), so holding one proves nothing, and a service that only reads `valid` must not
+    /// let its holder in. A service that serves browsers sets it and checks `origins`.
+    #[serde(default)]
+    pub allow_publishable: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VerifyResponse {
     pub valid: bool,
     /// `valid`, or why not: `key_malformed`, `key_invalid`, `key_expired`, `key_revoked`,
-    /// `key_rotated`, `ip_not_allowed`, `permission_denied`.
+    /// `key_rotated`, `ip_not_allowed`, `permission_denied`, `publishable_key_forbidden`
+    /// (without `allow_publishable`), `rate_limited`, `quota_exhausted`.
     pub code: String,
     pub key_id: Option<String>,
     pub project: Option<String>,

@@ -6,8 +6,10 @@
 //! the window are only counted. The count is written with the source's first failure after the
 //! window, or, when none comes, as a summary row once the window has ended (and at shutdown),
 //! so under a steady flood a source costs one row a minute and no failure goes uncounted.
-//! A counted failure keeps only its count, not its code or the token it named. At most
-//! [`MAX_SOURCES`] windows are kept; failures from further sources share one window.
+//! A counted failure keeps only its count, not its code. A real token that was refused
+//! (revoked, expired) has a window of its own wherever it is tried from, so another
+//! failure from the same address cannot hide it. At most [`MAX_SOURCES`] windows are kept;
+//! failures from further sources share one window (and say so in the log).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -29,8 +31,11 @@ const MAX_SOURCES: usize = 4096;
 const SUMMARISE_EVERY: Duration = Duration::from_secs(10);
 
 /// Where failures come from, as far as throttling tells them apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Source {
+    /// A real token that was refused (revoked, expired, rotated out): its own window whatever
+    /// the address, so that a stolen token's first use each minute is always on record.
+    Token(keygate_core::KeyId),
     V4(std::net::Ipv4Addr),
     /// The first 64 bits of an IPv6 address.
     V6(u64),
@@ -52,13 +57,14 @@ impl Source {
     }
 
     /// The source as the audit log names it: an address, a network, or a word.
-    fn name(self) -> String {
+    fn name(&self) -> String {
         match self {
+            Self::Token(id) => format!("token {id}"),
             Self::V4(v4) => v4.to_string(),
             Self::V6(prefix) => {
                 format!(
                     "{}/64",
-                    std::net::Ipv6Addr::from_bits(u128::from(prefix) << 64)
+                    std::net::Ipv6Addr::from_bits(u128::from(*prefix) << 64)
                 )
             }
             Self::Unknown => "unknown".to_owned(),
@@ -101,6 +107,13 @@ impl AuthFailureThrottle {
             // for the summary.
             windows.retain(|_, window| !(window.ended(now) && window.suppressed == 0));
             if windows.len() >= MAX_SOURCES {
+                if !windows.contains_key(&Source::Others) {
+                    tracing::warn!(
+                        sources = MAX_SOURCES,
+                        "failed admin logins come from more sources than are told apart: \
+                         further ones share one window"
+                    );
+                }
                 source = Source::Others;
             }
         }
@@ -140,7 +153,7 @@ impl AuthFailureThrottle {
                 return true;
             }
             if window.suppressed > 0 {
-                counts.push((*source, window.suppressed));
+                counts.push((source.clone(), window.suppressed));
             }
             false
         });
@@ -180,8 +193,11 @@ impl Keygate {
         request_id: Option<String>,
     ) -> Result<(), ServiceError> {
         let now = self.clock.now();
-        let source = Source::of(client_ip.as_deref());
-        let Verdict::Record { suppressed } = self.auth_failures.admit(source, now) else {
+        let source = match known {
+            Some(known) => Source::Token(known.record.id.clone()),
+            None => Source::of(client_ip.as_deref()),
+        };
+        let Verdict::Record { suppressed } = self.auth_failures.admit(source.clone(), now) else {
             return Ok(());
         };
         let mut draft = AuditDraft::new("anonymous", AuditAction::AdminAuthFailed);
@@ -222,7 +238,7 @@ impl Keygate {
         while let Some((source, suppressed)) = counts.next() {
             let mut draft = AuditDraft::new("anonymous", AuditAction::AdminAuthFailed);
             draft.outcome = Outcome::Denied;
-            if let Source::V4(_) | Source::V6(_) = source {
+            if let Source::V4(_) | Source::V6(_) = &source {
                 draft.client_ip = Some(source.name());
             }
             draft.details = serde_json::json!({
@@ -255,33 +271,61 @@ mod tests {
         let throttle = AuthFailureThrottle::default();
         let a = Source::of(Some("203.0.113.7"));
         let b = Source::of(Some("203.0.113.8"));
-        assert_eq!(throttle.admit(a, at(0)), Verdict::Record { suppressed: 0 });
+        assert_eq!(
+            throttle.admit(a.clone(), at(0)),
+            Verdict::Record { suppressed: 0 }
+        );
         for s in 1..60 {
-            assert_eq!(throttle.admit(a, at(s)), Verdict::Suppress, "second {s}");
+            assert_eq!(
+                throttle.admit(a.clone(), at(s)),
+                Verdict::Suppress,
+                "second {s}"
+            );
         }
         assert_eq!(
-            throttle.admit(b, at(30)),
+            throttle.admit(b.clone(), at(30)),
             Verdict::Record { suppressed: 0 },
             "another address has its own window"
         );
         assert_eq!(
-            throttle.admit(a, at(60)),
+            throttle.admit(a.clone(), at(60)),
             Verdict::Record { suppressed: 59 }
         );
-        assert_eq!(throttle.admit(a, at(61)), Verdict::Suppress);
+        assert_eq!(throttle.admit(a.clone(), at(61)), Verdict::Suppress);
         assert!(throttle.take_ended(at(100), Ending::Ended).is_empty());
         assert_eq!(
             throttle.take_ended(at(120), Ending::Ended),
-            vec![(a, 1)],
+            vec![(a.clone(), 1)],
             "b ended with nothing to say"
         );
         assert_eq!(
-            throttle.admit(a, at(121)),
+            throttle.admit(a.clone(), at(121)),
             Verdict::Record { suppressed: 0 }
         );
-        throttle.admit(a, at(122));
-        assert_eq!(throttle.take_ended(at(123), Ending::All), vec![(a, 1)]);
+        throttle.admit(a.clone(), at(122));
+        assert_eq!(
+            throttle.take_ended(at(123), Ending::All),
+            vec![(a.clone(), 1)]
+        );
         assert!(throttle.windows.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_real_token_has_a_window_of_its_own() {
+        let throttle = AuthFailureThrottle::default();
+        let address = Source::of(Some("203.0.113.7"));
+        let token = Source::Token(keygate_core::KeyId::generate());
+        assert_eq!(
+            throttle.admit(address.clone(), at(0)),
+            Verdict::Record { suppressed: 0 }
+        );
+        // A revoked token tried from the same address right after is still on record.
+        assert_eq!(
+            throttle.admit(token.clone(), at(1)),
+            Verdict::Record { suppressed: 0 }
+        );
+        assert_eq!(throttle.admit(token.clone(), at(2)), Verdict::Suppress);
+        assert!(token.name().starts_with("token "));
     }
 
     #[test]
@@ -328,8 +372,8 @@ mod tests {
     fn unwritten_counts_are_kept() {
         let throttle = AuthFailureThrottle::default();
         let a = Source::of(Some("203.0.113.7"));
-        throttle.restore(vec![(a, 5)], at(0));
-        throttle.admit(a, at(1));
+        throttle.restore(vec![(a.clone(), 5)], at(0));
+        throttle.admit(a.clone(), at(1));
         assert_eq!(throttle.take_ended(at(60), Ending::Ended), vec![(a, 6)]);
     }
 }

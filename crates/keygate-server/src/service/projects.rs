@@ -93,8 +93,9 @@ impl Keygate {
 
     /// Replaces a project's limits (empty removes them). Only an organisation-wide principal
     /// may: the project's limits are the ceiling for all its keys, which a token bound to the
-    /// project must not be able to lift. This node's cached keys are dropped so the new limits
-    /// apply at once; other nodes load them when their cached keys expire.
+    /// project must not be able to lift. Cached keys are dropped so the new limits apply at
+    /// once: on this node, and through Redis (when configured) on every other; without it,
+    /// other nodes load them when their cached keys expire.
     pub async fn set_project_limits(
         &self,
         caller: &Caller,

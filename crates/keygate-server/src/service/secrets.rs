@@ -323,7 +323,10 @@ impl Keygate {
             }
         };
         let record = &cached.record;
-        if !keygate_core::scope::grants_secret_read(&record.scopes, name) {
+        // A publishable key is public: it never reads the vault, whatever its scopes (which
+        // cannot name `secrets:` today; this holds if that ever changes).
+        if record.is_publishable() || !keygate_core::scope::grants_secret_read(&record.scopes, name)
+        {
             return Err(ServiceError::ScopeDenied {
                 permission: format!("secrets:read:{name}"),
             });

@@ -7,7 +7,7 @@ use axum::extract::State;
 
 use crate::http::dto::{LimitStateView, VerifyBody, VerifyResponse};
 use crate::http::error::ErrorBody;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, PUBLISHABLE_FORBIDDEN};
 use crate::http::{ApiError, AppState};
 use crate::limits::{Counted, Demand, Refusal};
 use crate::service::{VerifyOutcome, VerifyQuery};
@@ -39,6 +39,10 @@ pub async fn verify(
     Ok(Json(match outcome {
         // A verification is a use: it counts against the request rates and quotas of the key
         // and its project. Token rates and budgets are shown as they stand.
+        // A publishable key is public: valid only for a caller that says it expects one.
+        VerifyOutcome::Valid(key) if key.record.is_publishable() && !body.allow_publishable => {
+            VerifyResponse::refused(PUBLISHABLE_FORBIDDEN, Some(&key.record.id))
+        }
         VerifyOutcome::Valid(key) => {
             let clock = state.keygate.clock();
             match state.limiter.admit(&key, clock, Demand::default()).await {
