@@ -32,13 +32,18 @@ impl Plan {
             what: Vec::new(),
             caps: Vec::new(),
         };
-        plan.add(
-            Owner::Key,
-            &format!("keygate:key:{}", key.record.id),
-            &key.record.limits,
-            demand,
-        );
-        if let Some(project) = &key.record.project_id {
+        // Most keys have no limits: they cost no allocation here.
+        if !key.record.limits.is_empty() {
+            plan.add(
+                Owner::Key,
+                &format!("keygate:key:{}", key.record.id),
+                &key.record.limits,
+                demand,
+            );
+        }
+        if let Some(project) = &key.record.project_id
+            && !key.project_limits.is_empty()
+        {
             plan.add(
                 Owner::Project,
                 &format!("keygate:project:{project}"),
