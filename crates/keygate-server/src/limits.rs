@@ -250,6 +250,15 @@ impl Limiter {
         }
     }
 
+    /// Where limits are counted now: `local`, `redis` or `redis_unreachable`.
+    pub fn mode(&self) -> &'static str {
+        match &self.shared {
+            None => "local",
+            Some(shared) if shared.is_down() => "redis_unreachable",
+            Some(_) => "redis",
+        }
+    }
+
     pub(super) fn on_failure(&self) -> OnRedisFailure {
         self.shared
             .as_ref()

@@ -156,7 +156,7 @@ async fn health_readiness_and_errors() {
             "a request id is made when none is sent"
         );
         let ready = api.get("/readyz").send().await.expect(200);
-        assert_eq!(ready.body, json!({"status": "ready"}));
+        assert_eq!(ready.body, json!({"status": "ready", "limits": "local"}));
     }
     let server = TestServer::start(Db::Sqlite).await.unwrap();
     let api = server.api();

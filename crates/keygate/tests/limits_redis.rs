@@ -320,10 +320,13 @@ async fn a_redis_outage_follows_the_policy_then_recovers() {
         assert_eq!(verify(&http, &node.url, &key).await["code"], "valid");
     }
 
+    assert_eq!(readiness(&http, &local).await, "redis");
+
     redis.kill();
-    // The default policy counts on the node and says so in its log.
+    // The default policy counts on the node and says so in its log and its readiness.
     assert_eq!(verify(&http, &local.url, &key).await["code"], "valid");
     local.logged("Redis is unreachable").await;
+    assert_eq!(readiness(&http, &local).await, "redis_unreachable");
     // The closed policy refuses until Redis is back.
     let refused = verify(&http, &closed.url, &key).await;
     assert_eq!(refused["valid"], false, "{refused}");
@@ -342,4 +345,17 @@ async fn a_redis_outage_follows_the_policy_then_recovers() {
     assert!(recovered, "the closed node admits again:\n{}", closed.log());
     verify(&http, &local.url, &key).await;
     local.logged("Redis answers again").await;
+    assert_eq!(readiness(&http, &local).await, "redis");
+}
+
+/// Where `node` says its limits are counted (`GET /readyz`, which answers 200 either way).
+async fn readiness(http: &reqwest::Client, node: &ServerProcess) -> String {
+    let reply = http
+        .get(format!("{}/readyz", node.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let body: serde_json::Value = reply.json().await.unwrap();
+    body["limits"].as_str().unwrap().to_owned()
 }

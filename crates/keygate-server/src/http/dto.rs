@@ -648,6 +648,11 @@ impl VerifyResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     pub status: String,
+    /// Where limits are counted (readiness only): `local` (no Redis configured), `redis`, or
+    /// `redis_unreachable` — the node then follows `limits_on_redis_failure`, and a monitor
+    /// should raise an alert.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<&'static str>,
 }
 
 // Bodies that carry a key are redacted in debug output: a stray `{:?}` must not leak one.

@@ -120,6 +120,11 @@ impl Shared {
             .clone()
     }
 
+    /// Whether the last attempt failed (and none has answered since).
+    pub(super) fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
     pub(super) fn answered(&self) {
         if self.down.swap(false, Ordering::Relaxed) {
             tracing::info!("Redis answers again: limits are shared across nodes");

@@ -14,10 +14,11 @@ use crate::http::{ApiError, AppState};
 pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".to_owned(),
+        limits: None,
     })
 }
 
-/// The store answers: the node can serve.
+/// The store answers: the node can serve. Also says where limits are counted.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
@@ -29,8 +30,11 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
             "the store is unreachable",
         )
     })?;
+    // Ready either way: without Redis the node still serves, by its policy; the state is
+    // there for monitoring.
     Ok(Json(Health {
         status: "ready".to_owned(),
+        limits: Some(state.limiter.mode()),
     }))
 }
 
