@@ -14,31 +14,23 @@
 )]
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::response::{Html, IntoResponse};
+use keygate_testkit::upstream::RecordingUpstream;
 use keygate_testkit::{Db, TestServer};
 use serde_json::json;
 
 const PRIVATE_KEY: &str = "sk_live_private_0123456789abcdef";
 
-/// An upstream that answers every request with an empty catalog, and counts them.
-async fn upstream() -> (SocketAddr, Arc<AtomicUsize>) {
-    let count = Arc::new(AtomicUsize::new(0));
-    let app = Router::new()
-        .fallback(|State(count): State<Arc<AtomicUsize>>| async move {
-            count.fetch_add(1, Ordering::SeqCst);
-            axum::Json(json!({"items": []}))
-        })
-        .with_state(count.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, count)
+/// An upstream that answers every request with an empty catalog.
+async fn upstream() -> RecordingUpstream {
+    RecordingUpstream::start(|_| async { axum::Json(json!({"items": []})).into_response() })
+        .await
+        .unwrap()
 }
 
 /// The storefront: `/call/{method}/{route}` is a page whose script calls `route` on keygate
@@ -99,7 +91,8 @@ async fn open(url: String) -> String {
 }
 
 async fn a_browser_reads_only_what_cors_allows(db: Db) {
-    let (upstream, calls) = upstream().await;
+    let catalog = upstream().await;
+    let upstream = catalog.addr;
     let config = format!(
         r#"
         [routes.catalog]
@@ -132,7 +125,7 @@ async fn a_browser_reads_only_what_cors_allows(db: Db) {
     // From the key's origin, the script reads the public route's answer.
     let dom = open(format!("{origin}/call/GET/catalog")).await;
     assert!(dom.contains(r#"status 200 {"items":[]}"#), "{dom}");
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(catalog.count(), 1);
 
     // The same page from another origin (localhost is not 127.0.0.1 to a browser): blocked.
     let other = format!("http://localhost:{}", page.port());
@@ -146,7 +139,7 @@ async fn a_browser_reads_only_what_cors_allows(db: Db) {
         assert!(dom.contains("blocked TypeError"), "{path}: {dom}");
     }
     assert_eq!(
-        calls.load(Ordering::SeqCst),
+        catalog.count(),
         1,
         "only the allowed read reached the upstream"
     );

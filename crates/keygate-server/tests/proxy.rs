@@ -9,71 +9,35 @@
     reason = "a failed step should fail the test"
 )]
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
+use keygate_testkit::upstream::{Recorded, RecordingUpstream};
 use keygate_testkit::{Db, TestServer};
 use serde_json::{Value, json};
 
 const PAY_KEY: &str = "sk_live_payments_0123456789abcdef";
 const MAPS_KEY: &str = "maps-key-0123456789abcdef";
 
-/// What the echo upstream saw.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    query: Option<String>,
-    headers: Vec<(String, String)>,
-    body: Bytes,
-}
-
-type Log = Arc<Mutex<Vec<Seen>>>;
-
 /// An upstream that records each request and answers with what it saw (the body echoed
-/// for `/echo`, a pause for `/slow`).
-async fn echo_upstream() -> (SocketAddr, Log) {
-    async fn handle(State(log): State<Log>, request: Request) -> Response {
-        let (parts, body) = request.into_parts();
-        let body = axum::body::to_bytes(body, 64 * 1024 * 1024).await.unwrap();
-        let seen = Seen {
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_owned(),
-            query: parts.uri.query().map(str::to_owned),
-            headers: parts
-                .headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
-                .collect(),
-            body: body.clone(),
-        };
-        log.lock().unwrap().push(seen);
-        if parts.uri.path().ends_with("/slow") {
+/// for `/echo`, a pause for `/slow`, the credential quoted back for `/leaky`).
+async fn echo_upstream() -> RecordingUpstream {
+    RecordingUpstream::start(|seen: Recorded| async move {
+        if seen.path.ends_with("/slow") {
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
-        if parts.uri.path().ends_with("/echo") {
-            return ([("x-upstream", "echo")], Body::from(body)).into_response();
+        if seen.path.ends_with("/echo") {
+            return ([("x-upstream", "echo")], Body::from(seen.body)).into_response();
         }
-        if parts.uri.path().ends_with("/leaky") {
+        if seen.path.ends_with("/leaky") {
             // An upstream that quotes what it was given: the credential, in the body (split
             // over many small chunks) and in a redirect.
+            let query = seen.query.clone().unwrap_or_default();
             let told = format!(
-                "you sent {} and {}",
-                parts
-                    .headers
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-"),
-                parts.uri.query().unwrap_or("-"),
-            );
-            let location = format!(
-                "https://elsewhere.example/?{}",
-                parts.uri.query().unwrap_or("")
+                "you sent {} and {query}",
+                seen.header("authorization").unwrap_or("-")
             );
             let chunks: Vec<Result<Bytes, std::io::Error>> = told
                 .into_bytes()
@@ -81,22 +45,18 @@ async fn echo_upstream() -> (SocketAddr, Log) {
                 .map(|c| Ok(Bytes::copy_from_slice(c)))
                 .collect();
             return (
-                [("location", location)],
+                [("location", format!("https://elsewhere.example/?{query}"))],
                 Body::from_stream(futures_util::stream::iter(chunks)),
             )
                 .into_response();
         }
-        if parts.uri.path().ends_with("/missing") {
+        if seen.path.ends_with("/missing") {
             return (axum::http::StatusCode::NOT_FOUND, "no such thing").into_response();
         }
-        axum::Json(json!({"ok": true, "path": parts.uri.path()})).into_response()
-    }
-    let log: Log = Arc::default();
-    let app = Router::new().fallback(handle).with_state(log.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, log)
+        axum::Json(json!({"ok": true, "path": seen.path})).into_response()
+    })
+    .await
+    .unwrap()
 }
 
 /// A request sent byte for byte; returns the whole answer.
@@ -122,11 +82,13 @@ async fn raw_get(server: &TestServer, path: &str, key: &str) -> String {
 
 struct Setup {
     server: TestServer,
-    log: Log,
+    log: Arc<Mutex<Vec<Recorded>>>,
+    _upstream: RecordingUpstream,
 }
 
 async fn setup(db: Db) -> Setup {
-    let (addr, log) = echo_upstream().await;
+    let upstream = echo_upstream().await;
+    let (addr, log) = (upstream.addr, upstream.log.clone());
     let config = format!(
         r#"
         [routes.pay]
@@ -157,7 +119,11 @@ async fn setup(db: Db) -> Setup {
         .send()
         .await
         .expect(200);
-    Setup { server, log }
+    Setup {
+        server,
+        log,
+        _upstream: upstream,
+    }
 }
 
 async fn key(s: &Setup, scopes: &[&str], limits: Value) -> String {

@@ -8,13 +8,11 @@
     reason = "a failed step should fail the test"
 )]
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
+use keygate_testkit::upstream::{Recorded, RecordingUpstream};
 use keygate_testkit::{Db, Method, MockOpenAi, Reply, TestServer};
 use serde_json::{Value, json};
 
@@ -22,58 +20,33 @@ const PAY_KEY: &str = "sk_live_payments_0123456789abcdef";
 const OPENAI_KEY: &str = "sk-upstream-openai-0123456789abcdef";
 const APP: &str = "https://app.example.com";
 
-/// What the upstream saw of one request.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body_len: usize,
-}
-
-type Log = Arc<Mutex<Vec<Seen>>>;
-
 /// An upstream that records each request and answers with its path, adding a CORS policy of
 /// its own that keygate must not pass on.
-async fn upstream() -> (SocketAddr, Log) {
-    async fn handle(State(log): State<Log>, request: Request) -> Response {
-        let (parts, body) = request.into_parts();
-        let body = axum::body::to_bytes(body, 1024 * 1024).await.unwrap();
-        log.lock().unwrap().push(Seen {
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_owned(),
-            headers: parts
-                .headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
-                .collect(),
-            body_len: body.len(),
-        });
+async fn upstream() -> RecordingUpstream {
+    RecordingUpstream::start(|seen: Recorded| async move {
         (
             [
                 ("access-control-allow-origin", "*"),
                 ("access-control-allow-credentials", "true"),
             ],
-            axum::Json(json!({"path": parts.uri.path()})),
+            axum::Json(json!({"path": seen.path})),
         )
             .into_response()
-    }
-    let log: Log = Arc::default();
-    let app = Router::new().fallback(handle).with_state(log.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, log)
+    })
+    .await
+    .unwrap()
 }
 
 struct Setup {
     server: TestServer,
-    log: Log,
+    log: Arc<Mutex<Vec<Recorded>>>,
+    _upstream: RecordingUpstream,
     openai: MockOpenAi,
 }
 
 async fn setup(db: Db) -> Setup {
-    let (addr, log) = upstream().await;
+    let upstream = upstream().await;
+    let (addr, log) = (upstream.addr, upstream.log.clone());
     let openai = MockOpenAi::start("openai", OPENAI_KEY).await.unwrap();
     let config = format!(
         r#"
@@ -111,6 +84,7 @@ async fn setup(db: Db) -> Setup {
     Setup {
         server,
         log,
+        _upstream: upstream,
         openai,
     }
 }
@@ -326,7 +300,7 @@ async fn is_refused_everywhere_else(db: Db) {
         assert!(log.iter().all(|seen| seen.path.starts_with("/catalog/")));
         assert!(
             log.iter()
-                .all(|seen| seen.method == "GET" && seen.body_len == 0)
+                .all(|seen| seen.method == "GET" && seen.body.is_empty())
         );
         assert!(
             log[1]

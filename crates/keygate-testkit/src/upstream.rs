@@ -119,3 +119,88 @@ impl Drop for OpenAiModels {
         self.handle.abort();
     }
 }
+
+/// A request as a [`RecordingUpstream`] received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: bytes::Bytes,
+}
+
+impl Recorded {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A plain HTTP upstream, for proxy routes: it records every request (bodies up to 64 MiB)
+/// and answers with what `answer` makes of it.
+#[derive(Debug)]
+pub struct RecordingUpstream {
+    pub addr: SocketAddr,
+    /// Every request so far, oldest first.
+    pub log: Arc<Mutex<Vec<Recorded>>>,
+    handle: JoinHandle<()>,
+}
+
+impl RecordingUpstream {
+    pub async fn start<F, Fut>(answer: F) -> anyhow::Result<Self>
+    where
+        F: Fn(Recorded) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = axum::response::Response> + Send + 'static,
+    {
+        let log: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let seen = log.clone();
+        let app = Router::new().fallback(move |request: axum::extract::Request| {
+            let (seen, answer) = (seen.clone(), answer.clone());
+            async move {
+                let (parts, body) = request.into_parts();
+                let Ok(body) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
+                    return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+                };
+                let recorded = Recorded {
+                    method: parts.method.to_string(),
+                    path: parts.uri.path().to_owned(),
+                    query: parts.uri.query().map(str::to_owned),
+                    headers: parts
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+                        .collect(),
+                    body,
+                };
+                seen.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(recorded.clone());
+                answer(recorded).await
+            }
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let handle = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, log, handle })
+    }
+
+    /// How many requests arrived.
+    pub fn count(&self) -> usize {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl Drop for RecordingUpstream {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
