@@ -284,7 +284,9 @@ impl SharedInvalidation {
             return;
         }
         if id == ALL {
-            tracing::info!("another node missed sending key changes: verification cache cleared");
+            // A project's limits changed, or that node missed sending key changes. At debug
+            // level: anyone who can publish on the channel could otherwise fill the log.
+            tracing::debug!("another node had every cached key forgotten");
             self.cache.invalidate_all();
             return;
         }
