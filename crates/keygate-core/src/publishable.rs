@@ -161,6 +161,15 @@ pub struct OriginRule {
     port: Option<u16>,
 }
 
+/// Whether `host` is itself on the public suffix list (where anyone may register a name
+/// below it).
+fn is_public_suffix(host: &str) -> bool {
+    use psl::Psl as _;
+    psl::List
+        .suffix(host.as_bytes())
+        .is_some_and(|suffix| suffix.is_known() && suffix.as_bytes() == host.as_bytes())
+}
+
 impl OriginRule {
     pub fn parse(text: &str) -> Result<Self, ValidationError> {
         let invalid = || ValidationError::new("origins", EXPECTED_ORIGINS);
@@ -194,6 +203,15 @@ impl OriginRule {
                         "origins",
                         "a wildcard origin names a domain of two labels or more below `*.`, \
                          e.g. https://*.example.com",
+                    ));
+                }
+                // `*.github.io` or `*.co.uk` would open a key to every site anyone runs under a
+                // public suffix (Mozilla's list, compiled in).
+                if is_public_suffix(&origin.host) {
+                    return Err(ValidationError::new(
+                        "origins",
+                        "a wildcard origin names a domain of your own, not a public suffix \
+                         such as co.uk or github.io",
                     ));
                 }
                 Ok(Self {
@@ -386,6 +404,9 @@ mod tests {
             "https://app_x.example.com",
             "https://*",
             "https://*.com",
+            "https://*.co.uk",
+            "https://*.github.io",
+            "https://*.herokuapp.com",
             "https://*.0.0.1",
             "https://*.[::1]",
             "https://a.*.example.com",
@@ -396,6 +417,13 @@ mod tests {
             "null",
         ] {
             assert!(OriginRule::parse(bad).is_err(), "{bad:?}");
+        }
+        for good in [
+            "https://*.example.co.uk",
+            "https://*.myname.github.io",
+            "https://*.example.com",
+        ] {
+            assert!(OriginRule::parse(good).is_ok(), "{good:?}");
         }
         assert!(
             AllowedOrigins::parse(&[]).is_err(),
