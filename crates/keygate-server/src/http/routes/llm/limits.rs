@@ -1,0 +1,219 @@
+//! What a gateway request asks of the limits (its tokens and highest cost, estimated before
+//! the call), how it settles after, and the meter that ends a stream whose budget ran out.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use keygate_core::TokenCounts;
+use keygate_llm::{Endpoint, Inbound};
+
+use crate::cache::CachedKey;
+use crate::http::llm_error::LlmError;
+use crate::limits::{Growth, Reservation};
+
+/// What a request asks of the limits, worked out only when a token rate or a budget applies.
+pub(super) struct Asked {
+    pub(super) tokens: Option<u64>,
+    pub(super) cost: Option<u64>,
+    /// The prompt, estimated, and its highest cost (when a budget applies).
+    pub(super) prompt: u64,
+    pub(super) prompt_cost: Option<u64>,
+    /// Whether the most output was assumed (the request named no maximum): a stream is then
+    /// metered against its budget.
+    pub(super) output_assumed: bool,
+    /// With the output assumed, the cost of the prompt and one token of output: what a
+    /// metered stream needs to start.
+    pub(super) least_cost: Option<u64>,
+}
+
+/// Estimates the tokens and the highest cost of a request for the limits that need them:
+/// the prompt with the tokenizer, the output at the request's own maximum (or the gateway's
+/// default), priced at the dearest deployment that may serve it. With a budget and no known
+/// price the request is refused: a budget that cannot be enforced is not skipped.
+pub(super) fn demand(
+    key: &CachedKey,
+    inbound: &Inbound,
+    gateway: &keygate_llm::Gateway,
+) -> Result<Asked, LlmError> {
+    let limits = [&key.record.limits, &key.project_limits];
+    let wants_tokens = limits.iter().any(|l| !l.tokens.is_empty());
+    let wants_cost = limits.iter().any(|l| !l.budgets.is_empty());
+    if !wants_tokens && !wants_cost || inbound.endpoint == Endpoint::CountTokens {
+        return Ok(Asked {
+            tokens: None,
+            cost: None,
+            prompt: 0,
+            prompt_cost: None,
+            output_assumed: false,
+            least_cost: None,
+        });
+    }
+    let prompt = keygate_llm::tokens::count_body(inbound.format, &inbound.model, &inbound.body);
+    let (output, output_assumed) = match inbound.endpoint {
+        Endpoint::Embeddings => (0, false),
+        _ => match max_output(&inbound.body) {
+            Some(max) => (max, false),
+            None => (gateway.tuning().default_max_tokens, true),
+        },
+    };
+    let price = |completion| {
+        let tokens = TokenCounts {
+            prompt,
+            completion,
+            cached: 0,
+        };
+        gateway
+            .highest_cost(&inbound.model, tokens)
+            .map(|cost| u64::try_from(cost.0).unwrap_or(0))
+    };
+    let cost = if wants_cost {
+        let Some(cost) = price(output) else {
+            return Err(LlmError {
+                param: Some("model".to_owned()),
+                ..LlmError::new(
+                    StatusCode::FORBIDDEN,
+                    "price_unknown",
+                    format!(
+                        "a budget applies to this key, and keygate knows no price for a model that may serve `{}`; set one under [prices]",
+                        inbound.model
+                    ),
+                )
+            });
+        };
+        Some(cost)
+    } else {
+        None
+    };
+    Ok(Asked {
+        // Without a most output of its own, a request reserves only its prompt against
+        // token rates (the gateway's default would outweigh small rates): its output is
+        // counted when it settles.
+        tokens: wants_tokens.then_some(if output_assumed {
+            prompt
+        } else {
+            prompt.saturating_add(output)
+        }),
+        cost,
+        prompt,
+        prompt_cost: if wants_cost { price(0) } else { None },
+        output_assumed,
+        least_cost: (wants_cost && output_assumed && inbound.stream)
+            .then(|| price(1))
+            .flatten(),
+    })
+}
+
+/// The most output a request allows itself: OpenAI's `max_completion_tokens` or
+/// `max_tokens`, Anthropic's `max_tokens`.
+fn max_output(body: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Max {
+        max_completion_tokens: Option<u64>,
+        max_tokens: Option<u64>,
+    }
+    let max: Max = serde_json::from_slice(body).ok()?;
+    max.max_completion_tokens.or(max.max_tokens)
+}
+
+/// Settles a reservation once the upstream answered: what it reported, or (for a success
+/// without a count) what was reserved; a refusal used nothing.
+pub(super) fn settle(
+    reservation: Option<Reservation>,
+    tokens: Option<TokenCounts>,
+    cost: Option<keygate_core::MicroUsd>,
+    status: u16,
+) {
+    let Some(reservation) = reservation else {
+        return;
+    };
+    if status >= 400 {
+        reservation.release();
+        return;
+    }
+    reservation.settle(
+        tokens.map(|t| t.prompt.saturating_add(t.completion)),
+        cost.map(|c| u64::try_from(c.0).unwrap_or(0)),
+    );
+}
+
+/// Ends a stream whose output would cost more than its budget holds. The reservation
+/// assumed the gateway's default output; as the output nears it, more is reserved from
+/// the budgets, and when none is left the stream ends with a `budget_exceeded` error event.
+/// Output is estimated at three bytes a token, which errs towards more tokens.
+pub(super) fn meter_budget(
+    relay: &mut keygate_llm::Relay,
+    reservation: &Reservation,
+    gateway: &Arc<keygate_llm::Gateway>,
+    alias: &str,
+    asked: &Asked,
+) {
+    let handle = reservation.share();
+    let gateway = gateway.clone();
+    let alias = alias.to_owned();
+    let cost_of = move |prompt: u64, completion: u64| {
+        let tokens = TokenCounts {
+            prompt,
+            completion,
+            cached: 0,
+        };
+        gateway
+            .highest_cost(&alias, tokens)
+            .map_or(u64::MAX, |c| u64::try_from(c.0).unwrap_or(u64::MAX))
+    };
+    let prompt = asked.prompt;
+    // More is asked for 1 024 tokens at a time, then in smaller steps as the budget runs
+    // low, down to 16 tokens.
+    let mut step = cost_of(0, 1_024).max(1);
+    let least = cost_of(0, 16).max(1);
+    let mut refused = false;
+    // What was reserved when Redis was last asked for more: not asked again until it answers.
+    let mut pending_at = None;
+    relay.meter(
+        "budget_exceeded",
+        "the budget of this key or its project ran out during the stream".to_owned(),
+        move |bytes| {
+            let cost = cost_of(prompt, bytes / 3 + 1);
+            // Nearing what is reserved: ask for more.
+            // A few steps at most per piece of output: each grant moves what is reserved.
+            for _ in 0..8 {
+                if refused
+                    || cost.saturating_mul(4) < handle.cost().saturating_mul(3)
+                    || pending_at == Some(handle.cost())
+                {
+                    break;
+                }
+                match handle.grow(step) {
+                    Growth::Granted => {}
+                    Growth::Pending => pending_at = Some(handle.cost()),
+                    Growth::Refused if step > least => step = (step / 4).max(least),
+                    Growth::Refused => refused = true,
+                }
+            }
+            cost <= handle.cost() || !(refused || handle.growth_refused())
+        },
+    );
+}
+
+/// A limit's state under OpenAI's header names (which the OpenAI SDKs read):
+/// `x-ratelimit-limit-requests`, `…-remaining-tokens`, `…-reset-requests`.
+pub(super) fn rate_headers(headers: &mut HeaderMap, what: &str, rate: &keygate_limits::State) {
+    let pairs = [
+        (format!("x-ratelimit-limit-{what}"), rate.limit.to_string()),
+        (
+            format!("x-ratelimit-remaining-{what}"),
+            rate.remaining.to_string(),
+        ),
+        (
+            format!("x-ratelimit-reset-{what}"),
+            crate::limits::openai_duration(rate.reset_after),
+        ),
+    ];
+    for (name, value) in pairs {
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::try_from(name),
+            HeaderValue::from_str(&value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+}
