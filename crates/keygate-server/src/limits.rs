@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use keygate_core::{Clock, Per, Window};
-use keygate_limits::{Concurrency, Decision, LocalLimiter, Slot, State};
+use keygate_limits::{Concurrency, Decision, GlobalLimiter, LocalLimiter, Slot, State};
 
 use crate::cache::CachedKey;
 use plan::Plan;
@@ -226,6 +226,15 @@ impl Admission {
     }
 }
 
+/// The slots of `plan`'s caps that `holder` took in Redis, given back when dropped.
+fn taken(global: &GlobalLimiter, plan: &Plan, holder: &str) -> SharedSlots {
+    SharedSlots {
+        limiter: global.clone(),
+        keys: plan.caps.iter().map(|(key, ..)| key.clone()).collect(),
+        holder: holder.to_owned(),
+    }
+}
+
 impl Limiter {
     /// Limits counted on this node only.
     pub fn new() -> Self {
@@ -341,13 +350,8 @@ impl Limiter {
                         shared.answered();
                         let hold = Hold {
                             permits: Vec::new(),
-                            shared: (decision.admitted() && !slots.is_empty()).then(|| {
-                                SharedSlots {
-                                    limiter: global.clone(),
-                                    keys: plan.caps.iter().map(|(key, ..)| key.clone()).collect(),
-                                    holder: holder.clone(),
-                                }
-                            }),
+                            shared: (decision.admitted() && !slots.is_empty())
+                                .then(|| taken(&global, plan, &holder)),
                         };
                         return Ok((decision, hold, true));
                     }
@@ -356,11 +360,7 @@ impl Limiter {
                         // A script that timed out may still have run and taken the slots:
                         // give them back (removing a holder that is not there is harmless).
                         if !slots.is_empty() {
-                            drop(SharedSlots {
-                                limiter: global.clone(),
-                                keys: plan.caps.iter().map(|(key, ..)| key.clone()).collect(),
-                                holder: holder.clone(),
-                            });
+                            drop(taken(&global, plan, &holder));
                         }
                     }
                 }
