@@ -13,10 +13,18 @@ const SHORTEST: usize = 8;
 
 /// A streaming search-and-replace of one secret. Bytes that may be the start of a secret
 /// split across chunks are held back until the next chunk (or the end) decides.
-#[derive(Debug)]
 pub struct Scrubber {
     needle: Zeroizing<Vec<u8>>,
     held: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Scrubber {
+    /// Leaves the secret (and the held bytes, which may begin it) out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scrubber")
+            .field("held", &self.held.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Scrubber {
@@ -119,6 +127,14 @@ mod tests {
             "a prefix only"
         );
         assert!(Scrubber::new("short").is_none());
+        // Debug output names neither the secret nor the bytes held back.
+        let mut holding = Scrubber::new(SECRET).unwrap();
+        holding.push(b"xx sk_live_0123");
+        let shown = format!("{holding:?}");
+        assert!(
+            !shown.contains("sk_live") && !shown.contains("115"),
+            "{shown}"
+        );
     }
 
     proptest! {
