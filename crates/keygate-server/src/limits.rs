@@ -9,24 +9,28 @@
 //! outage (the default), or refuse with `limits_unavailable` — and Redis is tried again every
 //! two seconds until it answers.
 
+mod meter;
 pub mod persist;
 mod plan;
 mod redis;
 mod reservation;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use keygate_core::{Clock, Per, Window};
 use keygate_limits::{Concurrency, Decision, GlobalLimiter, LocalLimiter, Slot, State};
+use tokio_util::task::TaskTracker;
 
 use crate::cache::CachedKey;
+pub use meter::BudgetMeter;
 use plan::Plan;
 pub use redis::OnRedisFailure;
 use redis::Shared;
 use reservation::SharedSlots;
-pub use reservation::{Growth, Hold, Reservation, ReservationHandle};
+pub use reservation::{Ask, Hold, Reservation, ReservationHandle};
 
 /// The limiter of this node.
 #[derive(Debug, Default)]
@@ -36,6 +40,20 @@ pub struct Limiter {
     /// Checks so far, to prune now and then.
     checks: AtomicU64,
     shared: Option<Shared>,
+    /// What runs off the request's path (Redis settlements, growths, slots given back):
+    /// joined by [`Limiter::drain`] at shutdown.
+    tasks: TaskTracker,
+}
+
+/// Spawns `task` on the current runtime, tracked by `tasks`; `false` outside a runtime.
+fn spawn_tracked(tasks: &TaskTracker, task: impl Future<Output = ()> + Send + 'static) -> bool {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            tasks.spawn_on(task, &runtime);
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 /// Every this many checks, whole rates are forgotten.
@@ -226,16 +244,37 @@ impl Admission {
     }
 }
 
-/// The slots of `plan`'s caps that `holder` took in Redis, given back when dropped.
-fn taken(global: &GlobalLimiter, plan: &Plan, holder: &str) -> SharedSlots {
-    SharedSlots {
-        limiter: global.clone(),
-        keys: plan.caps.iter().map(|(key, ..)| key.clone()).collect(),
-        holder: holder.to_owned(),
-    }
-}
-
 impl Limiter {
+    /// The slots of `plan`'s caps that `holder` took in Redis, given back when dropped.
+    fn taken(&self, global: &GlobalLimiter, plan: &Plan, holder: &str) -> SharedSlots {
+        SharedSlots {
+            limiter: global.clone(),
+            keys: plan.caps.iter().map(|(key, ..)| key.clone()).collect(),
+            holder: holder.to_owned(),
+            tasks: self.tasks.clone(),
+        }
+    }
+
+    /// Runs `task` off the request's path, tracked; `false` outside a runtime.
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> bool {
+        spawn_tracked(&self.tasks, task)
+    }
+
+    /// Waits (at most `patience`) for what runs off the request's path — settlements and
+    /// slots given back to Redis — once no request is left to start more.
+    pub async fn drain(&self, patience: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(patience, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "limits still settling in Redis at shutdown; their reservations lapse with their windows"
+            );
+        }
+        self.tasks.reopen();
+    }
+
     /// Limits counted on this node only.
     pub fn new() -> Self {
         Self::default()
@@ -351,7 +390,7 @@ impl Limiter {
                         let hold = Hold {
                             permits: Vec::new(),
                             shared: (decision.admitted() && !slots.is_empty())
-                                .then(|| taken(&global, plan, &holder)),
+                                .then(|| self.taken(&global, plan, &holder)),
                         };
                         return Ok((decision, hold, true));
                     }
@@ -360,7 +399,7 @@ impl Limiter {
                         // A script that timed out may still have run and taken the slots:
                         // give them back (removing a holder that is not there is harmless).
                         if !slots.is_empty() {
-                            drop(taken(&global, plan, &holder));
+                            drop(self.taken(&global, plan, &holder));
                         }
                     }
                 }
@@ -499,7 +538,7 @@ mod tests {
         CachedKey::new(record, Vec::new()).with_project_limits(project_limits)
     }
 
-    fn key(limits: KeyLimits) -> CachedKey {
+    pub(super) fn key(limits: KeyLimits) -> CachedKey {
         key_in(&ProjectId::generate(), limits, KeyLimits::default())
     }
 
@@ -653,11 +692,15 @@ mod tests {
             "at midnight UTC"
         );
         let reservation = first.reservation.unwrap();
-        assert_eq!(reservation.grow(300_000), Growth::Granted);
+        let handle = reservation.share();
+        handle.ask(300_000);
+        assert_eq!(handle.answer(), Ask::Granted { left: 100_000 });
+        assert_eq!(handle.answer(), Ask::Idle, "an answer is read once");
         assert_eq!(reservation.cost(), 900_000);
+        handle.ask(300_000);
         assert_eq!(
-            reservation.grow(300_000),
-            Growth::Refused,
+            handle.answer(),
+            Ask::Refused { left: 100_000 },
             "only 100 000 left"
         );
         reservation.settle(Some(0), Some(950_000));

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use keygate_server::limits::{Limiter, OnRedisFailure};
 use keygate_testkit::{Db, MockOpenAi, MockReply, TestServer};
 use serde_json::{Value, json};
 
@@ -28,6 +29,15 @@ async fn setup(db: Db) -> Setup {
 
 /// With `extra` tables in the configuration (prices, more groups).
 async fn setup_with(db: Db, extra: &str) -> Setup {
+    setup_limited(db, extra, Limiter::new()).await
+}
+
+fn redis_url() -> String {
+    std::env::var("KEYGATE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Counting limits with `limiter`.
+async fn setup_limited(db: Db, extra: &str, limiter: Limiter) -> Setup {
     let upstream = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
     let config = format!(
         r#"
@@ -45,9 +55,10 @@ async fn setup_with(db: Db, extra: &str) -> Setup {
         "#,
         upstream.origin()
     );
-    let server = TestServer::start_gateway(db, &config, &[("UPSTREAM_KEY", UPSTREAM_KEY)])
-        .await
-        .unwrap();
+    let server =
+        TestServer::start_gateway_limited(db, &config, &[("UPSTREAM_KEY", UPSTREAM_KEY)], limiter)
+            .await
+            .unwrap();
     Setup { server, upstream }
 }
 
@@ -344,6 +355,66 @@ async fn budgets_refuse_before_the_upstream_and_end_streams(db: Db) {
     assert_eq!(s.upstream.request_count(), 2);
 }
 
+/// A stream that costs a few cents under a budget of up to a dollar runs to its end, on this
+/// node and through Redis: the first step asked for (1 024 tokens, a dollar at this price)
+/// is more than the budget holds, and a refusal of it shrinks the step instead of ending
+/// the stream.
+async fn streams_well_within_their_budget_run_to_their_end(db: Db) {
+    for shared in [false, true] {
+        let limiter = if shared {
+            Limiter::shared(&redis_url(), OnRedisFailure::Closed)
+        } else {
+            Limiter::new()
+        };
+        let s = setup_limited(db, DEAR, limiter).await;
+        for (usd, left) in [("1", 1_000_000u64), ("0.03", 30_000)] {
+            let key = key_with(&s, json!({"budgets": [{"usd": usd, "per": "day"}]})).await;
+            s.upstream.push(MockReply::Text(
+                "Hello from the other side, FINALWORD".into(),
+            ));
+            let stream = chat_with(
+                &s,
+                &key,
+                json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .await
+            .expect(200);
+            let mode = if shared { "redis" } else { "local" };
+            assert!(
+                !stream.text.contains("budget_exceeded"),
+                "{mode}, ${usd}: {}",
+                stream.text
+            );
+            assert!(
+                stream.text.contains("FINALWORD") && stream.text.contains("[DONE]"),
+                "{mode}, ${usd}: {}",
+                stream.text
+            );
+            // Charged what the upstream reported, once the settlement has landed.
+            let mut remaining = 0;
+            for _ in 0..100 {
+                let state = s.server.api().verify(&key, None, None).await;
+                let budget = state["limits"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|l| l["kind"] == "budget")
+                    .unwrap()
+                    .clone();
+                remaining = budget["remaining"].as_u64().unwrap();
+                if remaining + 30_000 > left && remaining < left - 5_000 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(
+                remaining + 30_000 > left && remaining < left - 5_000,
+                "{mode}, ${usd}: a few cents charged, {remaining} left"
+            );
+        }
+    }
+}
+
 async fn quotas_count_uses_and_verify_shows_every_limit(db: Db) {
     let s = setup(db).await;
     let key = key_with(
@@ -385,5 +456,6 @@ keygate_testkit::on_both_databases!(
     verify_counts_and_reports_the_rate,
     token_rates_reserve_then_settle,
     budgets_refuse_before_the_upstream_and_end_streams,
+    streams_well_within_their_budget_run_to_their_end,
     quotas_count_uses_and_verify_shows_every_limit,
 );

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use keygate_core::{Clock, ManualClock, SystemClock, Timestamp};
 use keygate_crypto::MasterKey;
 use keygate_llm::GatewayFile;
+use keygate_server::limits::Limiter;
 use keygate_server::service::ensure_owner;
 use keygate_server::{AppState, GatewayState, Keygate, ServerSettings};
 use tokio::net::TcpListener;
@@ -43,6 +44,7 @@ impl TestServer {
             settings,
             Arc::new(GatewayState::empty()),
             keygate_server::proxy::ProxyRoutes::default(),
+            Limiter::new(),
         )
         .await
     }
@@ -51,6 +53,16 @@ impl TestServer {
     /// `[model_groups.*]`, `[gateway]`, `[prices.*]` and `[routes.*]` tables of `keygate.toml`. `env::`
     /// credentials are looked up in `env`, never in the process environment.
     pub async fn start_gateway(db: Db, config: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_gateway_limited(db, config, env, Limiter::new()).await
+    }
+
+    /// The same, counting limits with `limiter` (one sharing them through Redis, say).
+    pub async fn start_gateway_limited(
+        db: Db,
+        config: &str,
+        env: &[(&str, &str)],
+        limiter: Limiter,
+    ) -> anyhow::Result<Self> {
         // `[routes.*]` (the generic proxy routes) are the server's; the rest is the gateway's.
         let mut table: toml::Table = toml::from_str(config)?;
         let routes: std::collections::BTreeMap<String, keygate_server::proxy::RouteFile> =
@@ -80,6 +92,7 @@ impl TestServer {
             settings,
             Arc::new(gateway),
             routes,
+            limiter,
         )
         .await
     }
@@ -90,6 +103,7 @@ impl TestServer {
         settings: ServerSettings,
         gateway: Arc<GatewayState>,
         routes: keygate_server::proxy::ProxyRoutes,
+        limiter: Limiter,
     ) -> anyhow::Result<Self> {
         let store = TestStore::new(db).await?;
         let master_key = MasterKey::load_or_create(&store.dir.path().join("master.key"))?;
@@ -101,7 +115,9 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
-        let state = AppState::with_gateway(keygate.clone(), settings, gateway).with_routes(routes);
+        let state = AppState::with_gateway(keygate.clone(), settings, gateway)
+            .with_routes(routes)
+            .with_limiter(limiter);
         let handle = tokio::spawn(keygate_server::run(listener, state, async {
             let _ = rx.await;
         }));

@@ -22,6 +22,8 @@ use super::{AppState, router};
 
 /// Largest request head: request line and headers together.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// How long shutdown waits for settlements on their way to Redis.
+const LIMITS_PATIENCE: Duration = Duration::from_secs(3);
 
 /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests
 /// (for at most `settings.drain_timeout`) and flushes batched writes before returning.
@@ -61,6 +63,7 @@ pub async fn run(
     );
     let header_read_timeout = state.settings.header_read_timeout;
     let drain_timeout = state.settings.drain_timeout;
+    let limiter = state.limiter.clone();
     let app = router(state);
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -122,6 +125,8 @@ pub async fn run(
         }
     }
     connections.shutdown().await;
+    // Settlements still on their way to Redis, before the process may exit.
+    limiter.drain(LIMITS_PATIENCE.min(drain_timeout)).await;
     stop.cancel();
     tasks.close();
     tasks.wait().await;

@@ -1,12 +1,12 @@
 //! What an admitted request holds: its slots among requests in flight, and the tokens and
 //! money it reserved, settled when the real amounts are known.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use keygate_core::Clock;
 use keygate_limits::{Check, GlobalLimiter, Kind, Permit, Settlement, Slot};
+use tokio_util::task::TaskTracker;
 
 use super::{Limiter, OnRedisFailure};
 
@@ -23,6 +23,8 @@ pub(super) struct SharedSlots {
     pub(super) limiter: GlobalLimiter,
     pub(super) keys: Vec<String>,
     pub(super) holder: String,
+    /// The limiter's background tasks, which the release joins.
+    pub(super) tasks: TaskTracker,
 }
 
 impl std::fmt::Debug for SharedSlots {
@@ -40,23 +42,21 @@ impl Drop for SharedSlots {
             std::mem::take(&mut self.keys),
             std::mem::take(&mut self.holder),
         );
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let slots: Vec<Slot<'_>> = keys
-                    .iter()
-                    .map(|key| Slot {
-                        key,
-                        max: 0,
-                        holder: &holder,
-                    })
-                    .collect();
-                if limiter.release(&slots).await.is_err() {
-                    tracing::warn!(
-                        "a slot in flight could not be given back to Redis; its lease frees it"
-                    );
-                }
-            });
-        }
+        super::spawn_tracked(&self.tasks, async move {
+            let slots: Vec<Slot<'_>> = keys
+                .iter()
+                .map(|key| Slot {
+                    key,
+                    max: 0,
+                    holder: &holder,
+                })
+                .collect();
+            if limiter.release(&slots).await.is_err() {
+                tracing::warn!(
+                    "a slot in flight could not be given back to Redis; its lease frees it"
+                );
+            }
+        });
     }
 }
 
@@ -79,14 +79,14 @@ struct Reserved {
     /// The token rates and budgets, each with the amount it reserved.
     checks: Vec<Check>,
     state: Mutex<Grown>,
-    /// Set when Redis refused to reserve more.
-    growth_refused: AtomicBool,
 }
 
-/// What a reservation grew by since it was made, and whether it is settled; one lock, so a
-/// growth granted by Redis after the settlement is given back rather than lost.
+/// What a reservation grew by since it was made, whether it is settled, and where the last
+/// request for more stands; one lock, so a growth granted by Redis after the settlement is
+/// given back rather than lost.
 #[derive(Debug, Default)]
 struct Grown {
+    ask: Ask,
     /// Micro-dollars reserved from every budget since (where the reservation lives).
     backed: u64,
     /// Micro-dollars granted while Redis could not reserve them (the outage policy allowed
@@ -113,7 +113,6 @@ impl Reservation {
                 shared,
                 checks,
                 state: Mutex::new(Grown::default()),
-                growth_refused: AtomicBool::new(false),
             }),
         }
     }
@@ -142,13 +141,6 @@ impl Reservation {
         self.inner.settle(Some(0), Some(0));
     }
 
-    /// Reserves `cost` more micro-dollars from every budget, for a stream that runs past
-    /// its reservation; `false` when a budget cannot give it. In Redis the answer is not
-    /// waited for: `Growth::Pending` until it arrives.
-    pub fn grow(&self, cost: u64) -> Growth {
-        self.inner.clone().grow(cost)
-    }
-
     /// A handle the stream's meter keeps.
     pub fn share(&self) -> ReservationHandle {
         ReservationHandle(self.inner.clone())
@@ -160,27 +152,60 @@ impl Reservation {
 pub struct ReservationHandle(Arc<Reserved>);
 
 impl ReservationHandle {
-    pub fn grow(&self, cost: u64) -> Growth {
-        self.0.clone().grow(cost)
+    /// Asks every budget for `cost` more micro-dollars, for a stream that runs past its
+    /// reservation. On this node the answer is there at once; Redis answers later. Either
+    /// way [`Self::answer`] reads it; a second ask while one waits is ignored.
+    pub fn ask(&self, cost: u64) {
+        self.0.clone().ask(cost);
     }
 
+    /// Where the last ask stands; a granted or refused answer is read once.
+    pub fn answer(&self) -> Ask {
+        let mut grown = self.0.grown();
+        match grown.ask {
+            Ask::Waiting => Ask::Waiting,
+            answered => {
+                grown.ask = Ask::Idle;
+                answered
+            }
+        }
+    }
+
+    /// Micro-dollars reserved from the budgets so far.
     pub fn cost(&self) -> u64 {
         self.0.cost()
     }
 
-    /// Whether Redis refused a growth asked before.
-    pub fn growth_refused(&self) -> bool {
-        self.0.growth_refused.load(Ordering::Acquire)
+    /// Whether an ask waits for Redis (tests wait for the answer as a stream would).
+    #[cfg(test)]
+    pub(super) fn answer_pending(&self) -> bool {
+        self.0.grown().ask == Ask::Waiting
     }
 }
 
-/// What a request for more budget got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Growth {
-    Granted,
-    Refused,
-    /// Asked of Redis; it shows in [`Reservation::cost`] once granted.
-    Pending,
+/// Where a request for more budget stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ask {
+    /// Nothing asked since the last answer was read.
+    #[default]
+    Idle,
+    /// Asked of Redis, not answered yet.
+    Waiting,
+    /// Granted (it shows in [`ReservationHandle::cost`]), leaving `left` micro-dollars in
+    /// the budgets (the least of them).
+    Granted { left: u64 },
+    /// Refused: the budgets have only `left` micro-dollars to give.
+    Refused { left: u64 },
+}
+
+/// What is left of the budgets a decision looked at: the least of them.
+fn left(decision: &keygate_limits::Decision) -> u64 {
+    decision
+        .states
+        .iter()
+        .map(|s| s.remaining)
+        .min()
+        .unwrap_or(0)
 }
 
 impl Drop for Reservation {
@@ -218,57 +243,79 @@ impl Reserved {
             .collect()
     }
 
-    fn grow(self: Arc<Self>, cost: u64) -> Growth {
+    fn ask(self: Arc<Self>, cost: u64) {
         let budgets = self.budgets(cost);
-        if budgets.is_empty() || self.grown().settled {
-            return Growth::Refused;
+        let mut grown = self.grown();
+        if grown.ask == Ask::Waiting {
+            return;
+        }
+        if budgets.is_empty() || grown.settled {
+            grown.ask = Ask::Refused { left: 0 };
+            return;
         }
         if !self.shared {
-            let mut grown = self.grown();
             let now = Limiter::now(self.clock.as_ref());
-            if grown.settled || !self.limiter.rates.check(now, &budgets).admitted() {
-                return Growth::Refused;
-            }
-            grown.backed = grown.backed.saturating_add(cost);
-            return Growth::Granted;
+            let decision = self.limiter.rates.check(now, &budgets);
+            grown.ask = if decision.admitted() {
+                grown.backed = grown.backed.saturating_add(cost);
+                Ask::Granted {
+                    left: left(&decision),
+                }
+            } else {
+                Ask::Refused {
+                    left: left(&decision),
+                }
+            };
+            return;
         }
-        let (Ok(runtime), Some(shared)) = (
-            tokio::runtime::Handle::try_current(),
-            self.limiter.shared.as_ref(),
-        ) else {
-            return Growth::Refused;
+        let Some(shared) = self.limiter.shared.as_ref() else {
+            grown.ask = Ask::Refused { left: 0 };
+            return;
         };
         let Some(global) = shared.current() else {
             // Redis is resting after a failure: the policy decides.
-            return match shared.on_failure {
+            grown.ask = match shared.on_failure {
                 OnRedisFailure::Local => {
-                    let mut grown = self.grown();
                     grown.unbacked = grown.unbacked.saturating_add(cost);
-                    Growth::Granted
+                    Ask::Granted { left: u64::MAX }
                 }
-                OnRedisFailure::Closed => Growth::Refused,
+                OnRedisFailure::Closed => Ask::Refused { left: 0 },
             };
+            return;
         };
-        runtime.spawn(async move {
+        grown.ask = Ask::Waiting;
+        drop(grown);
+        let this = self.clone();
+        let spawned = self.limiter.spawn(async move {
             // Charged to the window the reservation was made in, as its settlement will be.
-            let answer = global.check(self.at, &budgets, &[]).await;
+            let answer = global.check(this.at, &budgets, &[]).await;
             // Decided under the lock, so a growth and the settlement never cross.
             let give_back = {
-                let mut grown = self.grown();
+                let mut grown = this.grown();
                 match answer {
                     Ok(decision) if decision.admitted() => {
+                        grown.ask = Ask::Granted {
+                            left: left(&decision),
+                        };
                         if !grown.settled {
                             grown.backed = grown.backed.saturating_add(cost);
                         }
                         grown.settled
                     }
                     // An outage counts as a refusal only when the policy is to refuse.
-                    Err(_) if self.limiter.on_failure() == OnRedisFailure::Local => {
+                    Err(_) if this.limiter.on_failure() == OnRedisFailure::Local => {
+                        grown.ask = Ask::Granted { left: u64::MAX };
                         grown.unbacked = grown.unbacked.saturating_add(cost);
                         false
                     }
-                    _ => {
-                        self.growth_refused.store(true, Ordering::Release);
+                    Ok(decision) => {
+                        grown.ask = Ask::Refused {
+                            left: left(&decision),
+                        };
+                        false
+                    }
+                    Err(_) => {
+                        grown.ask = Ask::Refused { left: 0 };
                         false
                     }
                 }
@@ -279,14 +326,16 @@ impl Reserved {
                     .into_iter()
                     .map(|check| Settlement {
                         check,
-                        at: self.at,
+                        at: this.at,
                         actual: 0,
                     })
                     .collect();
                 let _ = global.settle(&back).await;
             }
         });
-        Growth::Pending
+        if !spawned {
+            self.grown().ask = Ask::Refused { left: 0 };
+        }
     }
 
     /// Settles with what was used; `None` charges what was reserved. Once only.
@@ -325,14 +374,10 @@ impl Reserved {
             }
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!("a reservation made in Redis could not be settled: no runtime");
-            return;
-        };
         let limiter = self.limiter.clone();
         // Off the request's path; while Redis rests after a failure, the settlement waits
         // for it (a while) rather than leave the whole reservation charged.
-        runtime.spawn(async move {
+        let spawned = self.limiter.spawn(async move {
             let Some(shared) = limiter.shared.as_ref() else {
                 return;
             };
@@ -348,5 +393,8 @@ impl Reserved {
                 "a reservation could not be settled in Redis; it stays charged until its window ends"
             );
         });
+        if !spawned {
+            tracing::warn!("a reservation made in Redis could not be settled: no runtime");
+        }
     }
 }

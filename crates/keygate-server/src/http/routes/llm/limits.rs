@@ -9,7 +9,7 @@ use keygate_llm::{Endpoint, Inbound};
 
 use crate::cache::CachedKey;
 use crate::http::llm_error::LlmError;
-use crate::limits::{Growth, Reservation};
+use crate::limits::{BudgetMeter, Reservation};
 
 /// What a request asks of the limits, worked out only when a token rate or a budget applies.
 pub(super) struct Asked {
@@ -137,9 +137,11 @@ pub(super) fn settle(
 }
 
 /// Ends a stream whose output would cost more than its budget holds. The reservation
-/// assumed the gateway's default output; as the output nears it, more is reserved from
-/// the budgets, and when none is left the stream ends with a `budget_exceeded` error event.
-/// Output is estimated at three bytes a token, which errs towards more tokens.
+/// assumed only the prompt and a token of output; as the output nears what is reserved,
+/// [`BudgetMeter`] asks the budgets for more — 1 024 tokens' worth at a time, less after a
+/// refusal, down to 16 — and the stream ends with a `budget_exceeded` error event only when
+/// not even that can be paid for. Output is estimated at three bytes a token, which errs
+/// towards more tokens.
 pub(super) fn meter_budget(
     relay: &mut keygate_llm::Relay,
     reservation: &Reservation,
@@ -147,7 +149,6 @@ pub(super) fn meter_budget(
     alias: &str,
     asked: &Asked,
 ) {
-    let handle = reservation.share();
     let gateway = gateway.clone();
     let alias = alias.to_owned();
     let cost_of = move |prompt: u64, completion: u64| {
@@ -161,36 +162,11 @@ pub(super) fn meter_budget(
             .map_or(u64::MAX, |c| u64::try_from(c.0).unwrap_or(u64::MAX))
     };
     let prompt = asked.prompt;
-    // More is asked for 1 024 tokens at a time, then in smaller steps as the budget runs
-    // low, down to 16 tokens.
-    let mut step = cost_of(0, 1_024).max(1);
-    let least = cost_of(0, 16).max(1);
-    let mut refused = false;
-    // What was reserved when Redis was last asked for more: not asked again until it answers.
-    let mut pending_at = None;
+    let mut meter = BudgetMeter::new(reservation, cost_of(0, 1_024), cost_of(0, 16));
     relay.meter(
         "budget_exceeded",
         "the budget of this key or its project ran out during the stream".to_owned(),
-        move |bytes| {
-            let cost = cost_of(prompt, bytes / 3 + 1);
-            // Nearing what is reserved: ask for more.
-            // A few steps at most per piece of output: each grant moves what is reserved.
-            for _ in 0..8 {
-                if refused
-                    || cost.saturating_mul(4) < handle.cost().saturating_mul(3)
-                    || pending_at == Some(handle.cost())
-                {
-                    break;
-                }
-                match handle.grow(step) {
-                    Growth::Granted => {}
-                    Growth::Pending => pending_at = Some(handle.cost()),
-                    Growth::Refused if step > least => step = (step / 4).max(least),
-                    Growth::Refused => refused = true,
-                }
-            }
-            cost <= handle.cost() || !(refused || handle.growth_refused())
-        },
+        move |bytes| meter.allow(cost_of(prompt, bytes / 3 + 1)),
     );
 }
 
