@@ -11,6 +11,7 @@ use reqwest::header::{self, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::backoff;
+use crate::client::ClientFormat;
 use crate::config::Credential;
 use crate::credential::SecretSource;
 use crate::error::{AttemptError, GatewayError};
@@ -96,7 +97,7 @@ impl Gateway {
         };
         // Checked once, before any attempt: a refused beta is the client's to fix.
         let beta = match inbound.format {
-            Format::Anthropic => self
+            ClientFormat::Anthropic => self
                 .tuning
                 .anthropic_beta
                 .pass_on(inbound.anthropic_beta.as_deref())
@@ -105,7 +106,7 @@ impl Gateway {
                     attempts: 0,
                     deployment: None,
                 })?,
-            Format::OpenAi | Format::Gemini => None,
+            ClientFormat::OpenAi => None,
         };
         let chain = std::iter::once(primary).chain(
             primary
@@ -286,6 +287,8 @@ impl Gateway {
         let deadline = started + timeouts.total;
         let target = provider.preset.format;
         let client_format = inbound.format;
+        // Whether the deployment speaks the client's format: then nothing is translated.
+        let same = target == client_format.wire();
         let ask_usage = provider.preset.stream_usage_option && target == Format::OpenAi;
         let mut request = deployment
             .client
@@ -297,7 +300,7 @@ impl Gateway {
         }
         if target == Format::Anthropic {
             request = request.header("anthropic-version", translate::anthropic::API_VERSION);
-            if client_format == Format::Anthropic
+            if client_format == ClientFormat::Anthropic
                 && let Some(beta) = beta
             {
                 request = request.header("anthropic-beta", beta);
@@ -356,7 +359,7 @@ impl Gateway {
             let (body, tokens, content_type) = if inbound.endpoint == crate::Endpoint::CountTokens {
                 // A count, not an answer: nothing was generated.
                 (body, None, content_type)
-            } else if target == client_format {
+            } else if same {
                 let tokens = match target {
                     Format::OpenAi => usage::from_body(&body).ok(),
                     // Passed through, an answer keygate cannot read for usage is still the
@@ -380,7 +383,7 @@ impl Gateway {
                     return Attempt::Failed(AttemptError::InvalidResponse);
                 };
                 let tokens = answer.usage.map(TokenCounts::from);
-                let body = translate::encode_response(client_format, &answer);
+                let body = translate::encode_response(client_format.wire(), &answer);
                 (
                     body,
                     tokens,
@@ -410,19 +413,19 @@ impl Gateway {
         if !is_event_stream {
             return Attempt::Failed(AttemptError::InvalidResponse);
         }
-        let codec = if target == Format::OpenAi && client_format == Format::OpenAi {
+        let codec = if same && client_format == ClientFormat::OpenAi {
             Codec::OpenAiPassthrough {
                 drop_usage_only: ask_usage && !inbound.client_wants_usage,
             }
         } else {
             Codec::Decoded(Box::new(Decoded {
                 decoder: StreamDecoder::new(target),
-                encoder: (target != client_format)
-                    .then(|| StreamEncoder::new(client_format, inbound.client_wants_usage)),
+                encoder: (!same)
+                    .then(|| StreamEncoder::new(client_format.wire(), inbound.client_wants_usage)),
                 events: Vec::new(),
             }))
         };
-        let content_type = if target == client_format {
+        let content_type = if same {
             content_type
         } else {
             Some(HeaderValue::from_static("text/event-stream"))
@@ -528,7 +531,7 @@ async fn failed_status(
     deadline: Instant,
     credential: Option<&SecretString>,
     served: Served,
-    (upstream, client): (Format, Format),
+    (upstream, client): (Format, ClientFormat),
 ) -> Attempt {
     let mut status = response.status().as_u16();
     let retry_after = backoff::parse_retry_after(response.headers());
@@ -558,7 +561,7 @@ async fn failed_status(
             retry_after,
         });
     }
-    let (body, content_type) = if upstream == client {
+    let (body, content_type) = if upstream == client.wire() {
         (body, content_type)
     } else {
         let error = translate::decode_error(upstream, status, &body);

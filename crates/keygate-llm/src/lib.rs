@@ -9,6 +9,7 @@
 mod backoff;
 pub mod beta;
 mod breaker;
+mod client;
 pub mod config;
 mod credential;
 mod dispatch;
@@ -25,6 +26,7 @@ pub mod tokens;
 pub mod translate;
 pub mod usage;
 
+pub use client::{ClientError, ClientFormat};
 pub use config::{GatewayConfig, GatewayFile};
 pub use credential::{CredentialError, CredentialRef, SecretRef, SecretSource};
 pub use dispatch::{Failure, Reply, Served};

@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 
+use crate::client::ClientFormat;
 use crate::translate::Format;
 
 /// A provider of the OpenAI-compatible family. A closed set: adding one is a code change
@@ -193,10 +194,10 @@ impl Endpoint {
     }
 
     /// The format the client speaks.
-    pub fn format(self) -> Format {
+    pub fn format(self) -> ClientFormat {
         match self {
-            Self::ChatCompletions | Self::Embeddings => Format::OpenAi,
-            Self::Messages | Self::CountTokens => Format::Anthropic,
+            Self::ChatCompletions | Self::Embeddings => ClientFormat::OpenAi,
+            Self::Messages | Self::CountTokens => ClientFormat::Anthropic,
         }
     }
 }

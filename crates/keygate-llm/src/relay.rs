@@ -15,11 +15,12 @@ use keygate_core::TokenCounts;
 use secrecy::SecretString;
 use tokio::time::Sleep;
 
+use crate::client::{ClientError, ClientFormat};
 use crate::error::AttemptError;
 use crate::health::Health;
 use crate::sse::EventSplitter;
 use crate::translate::ir::{ErrorKind, StreamEvent};
-use crate::translate::{Format, StreamDecoder, StreamEncoder};
+use crate::translate::{StreamDecoder, StreamEncoder};
 use crate::usage::read_chunk;
 
 /// Generated text kept for counting when a provider reports no usage.
@@ -105,7 +106,7 @@ pub struct Relay {
     deadline: Pin<Box<Sleep>>,
     codec: Codec,
     /// The client's format, for keygate's own error event.
-    client: Format,
+    client: ClientFormat,
     reported: Option<TokenCounts>,
     text: String,
     /// Output bytes read since the meter last looked.
@@ -144,7 +145,7 @@ pub(crate) struct RelayParts {
     pub gap: Duration,
     pub deadline: Instant,
     pub codec: Codec,
-    pub client: Format,
+    pub client: ClientFormat,
     pub credential: Option<SecretString>,
     pub started: Instant,
     pub in_flight: InFlight,
@@ -525,51 +526,29 @@ fn observe(events: &[StreamEvent], seen: &mut Observed<'_>) {
     }
 }
 
-/// The event that tells a client the stream broke, in the client's format. The OpenAI SDKs
-/// raise an `APIError` on an event with an `error` object; the Anthropic SDKs on an `error`
-/// event.
-fn error_event(err: &AttemptError, client: Format) -> Bytes {
+/// The event that tells a client the stream broke, in the client's format.
+fn error_event(err: &AttemptError, client: ClientFormat) -> Bytes {
     let code = match err {
         AttemptError::InvalidResponse => "upstream_invalid_response",
         _ => "upstream_stream_interrupted",
     };
     let message = format!("the upstream stream broke off: {}", err.summary());
-    let text = match client {
-        Format::Anthropic => {
-            let body = serde_json::json!({
-                "type": "error",
-                "error": {"type": "api_error", "message": message, "code": code},
-            });
-            format!("event: error\ndata: {body}\n\n")
-        }
-        Format::OpenAi | Format::Gemini => {
-            let body = serde_json::json!({
-                "error": {"message": message, "type": "upstream_error", "param": null, "code": code}
-            });
-            format!("data: {body}\n\n")
-        }
-    };
-    Bytes::from(text)
+    Bytes::from(client.error_event(&ClientError {
+        kind: ErrorKind::Api,
+        code,
+        message: &message,
+        param: None,
+    }))
 }
 
 /// The event that tells a client keygate ended its stream, in the client's format.
-fn stop_event(code: &str, message: &str, client: Format) -> Bytes {
-    let text = match client {
-        Format::Anthropic => {
-            let body = serde_json::json!({
-                "type": "error",
-                "error": {"type": "rate_limit_error", "message": message, "code": code},
-            });
-            format!("event: error\ndata: {body}\n\n")
-        }
-        Format::OpenAi | Format::Gemini => {
-            let body = serde_json::json!({
-                "error": {"message": message, "type": "rate_limit_error", "param": null, "code": code}
-            });
-            format!("data: {body}\n\n")
-        }
-    };
-    Bytes::from(text)
+fn stop_event(code: &str, message: &str, client: ClientFormat) -> Bytes {
+    Bytes::from(client.error_event(&ClientError {
+        kind: ErrorKind::RateLimited,
+        code,
+        message,
+        param: None,
+    }))
 }
 
 impl Stream for Relay {
@@ -650,9 +629,9 @@ mod tests {
 
     use super::*;
     use crate::breaker::Breaker;
-    use crate::translate::{StreamDecoder, StreamEncoder};
+    use crate::translate::{Format, StreamDecoder, StreamEncoder};
 
-    fn relay(events: &[&str], client: Format, credential: Option<&str>) -> Relay {
+    fn relay(events: &[&str], client: ClientFormat, credential: Option<&str>) -> Relay {
         let chunks: Vec<reqwest::Result<Bytes>> = events
             .iter()
             .map(|e| Ok(Bytes::from(e.to_string())))
@@ -668,7 +647,8 @@ mod tests {
             deadline: Instant::now() + Duration::from_secs(5),
             codec: Codec::Decoded(Box::new(Decoded {
                 decoder: StreamDecoder::new(Format::Anthropic),
-                encoder: (client != Format::Anthropic).then(|| StreamEncoder::new(client, false)),
+                encoder: (client != ClientFormat::Anthropic)
+                    .then(|| StreamEncoder::new(client.wire(), false)),
                 events: Vec::new(),
             })),
             client,
@@ -682,7 +662,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_error_before_any_output_may_be_retried() {
-        for client in [Format::Anthropic, Format::OpenAi] {
+        for client in [ClientFormat::Anthropic, ClientFormat::OpenAi] {
             let mut early = relay(&[OVERLOADED], client, None);
             assert_eq!(
                 early.prime().await,
@@ -695,7 +675,7 @@ mod tests {
         }
         let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n";
         let text = "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n";
-        let mut late = relay(&[start, text, OVERLOADED], Format::Anthropic, None);
+        let mut late = relay(&[start, text, OVERLOADED], ClientFormat::Anthropic, None);
         assert_eq!(late.prime().await, Ok(()), "committed at the first event");
         let out: Vec<Bytes> = late.map(Result::unwrap).collect().await;
         let text = String::from_utf8(out.concat()).unwrap();
@@ -709,7 +689,7 @@ mod tests {
         let echo = format!(
             "event: error\ndata: {{\"type\":\"error\",\"error\":{{\"type\":\"invalid_request_error\",\"message\":\"bad key {secret}\"}}}}\n\n"
         );
-        for client in [Format::Anthropic, Format::OpenAi] {
+        for client in [ClientFormat::Anthropic, ClientFormat::OpenAi] {
             let mut stream = relay(&[start, &echo], client, Some(secret));
             stream.prime().await.unwrap();
             let out: Vec<Bytes> = stream.map(Result::unwrap).collect().await;
@@ -733,7 +713,7 @@ mod tests {
             delta("abcdefghij"),
             delta("NEVER-SENT"),
         );
-        for client in [Format::Anthropic, Format::OpenAi] {
+        for client in [ClientFormat::Anthropic, ClientFormat::OpenAi] {
             let mut stream = relay(&[start, block, &one, &two, &three], client, None);
             let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
             let log = seen.clone();

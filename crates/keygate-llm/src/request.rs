@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::client::ClientFormat;
 use crate::provider::Endpoint;
 use crate::translate::{self, Format, TargetOptions, TranslateError};
 
@@ -116,7 +117,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Peek<'a> {
 pub struct Inbound {
     pub endpoint: Endpoint,
     /// The client's wire format.
-    pub format: Format,
+    pub format: ClientFormat,
     /// The client's `anthropic-beta` header, passed on to Anthropic deployments only.
     pub anthropic_beta: Option<String>,
     pub body: Bytes,
@@ -273,7 +274,7 @@ impl Inbound {
         model: &str,
         options: &TargetOptions,
     ) -> Result<Bytes, TranslateError> {
-        if target == self.format {
+        if target == self.format.wire() {
             return Ok(self.body_for(model, options.stream_usage && target == Format::OpenAi));
         }
         let request = translate::decode_request(self.format, &self.body, target)?;

@@ -94,13 +94,11 @@ pub fn count_prompt(model: &str, request: &[u8]) -> u64 {
 
 /// Counts the prompt tokens of a request body in the client's `format`: an Anthropic request
 /// keeps its system prompt, tool results and tools apart from its messages.
-pub fn count_body(format: crate::translate::Format, model: &str, body: &[u8]) -> u64 {
+pub fn count_body(format: crate::ClientFormat, model: &str, body: &[u8]) -> u64 {
     match format {
-        crate::translate::Format::Anthropic => {
-            crate::translate::anthropic::decode_count_request(body)
-                .map_or(0, |request| count_request(model, &request))
-        }
-        _ => count_prompt(model, body),
+        crate::ClientFormat::Anthropic => crate::translate::anthropic::decode_count_request(body)
+            .map_or(0, |request| count_request(model, &request)),
+        crate::ClientFormat::OpenAi => count_prompt(model, body),
     }
 }
 
@@ -149,7 +147,7 @@ mod tests {
         let anthropic = br#"{"model":"m","max_tokens":5,"system":"You are terse.",
             "messages":[{"role":"user","content":[{"type":"text","text":"hello world"}]}]}"#;
         assert_eq!(
-            count_body(crate::translate::Format::Anthropic, "gpt-4o", anthropic),
+            count_body(crate::ClientFormat::Anthropic, "gpt-4o", anthropic),
             15,
             "the system prompt counts as a message would"
         );

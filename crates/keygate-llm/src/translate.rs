@@ -14,6 +14,7 @@ pub mod openai;
 mod stream;
 mod value;
 
+use crate::client::{ClientError, ClientFormat};
 use bytes::Bytes;
 
 pub use self::stream::{StreamDecoder, StreamEncoder};
@@ -137,19 +138,15 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 #[error("the upstream answer is not in the {0} format")]
 pub struct DecodeError(pub Format);
 
-/// Reads a client's request. Only OpenAI and Anthropic requests come in.
+/// Reads a client's request.
 pub fn decode_request(
-    format: Format,
+    format: ClientFormat,
     body: &[u8],
     target: Format,
 ) -> Result<ir::ChatRequest, TranslateError> {
     match format {
-        Format::OpenAi => openai::decode_request(body, target),
-        Format::Anthropic => anthropic::decode_request(body, target),
-        Format::Gemini => Err(TranslateError::invalid(
-            "body",
-            "Gemini requests are not accepted",
-        )),
+        ClientFormat::OpenAi => openai::decode_request(body, target),
+        ClientFormat::Anthropic => anthropic::decode_request(body, target),
     }
 }
 
@@ -223,11 +220,8 @@ pub fn decode_error(format: Format, status: u16, body: &[u8]) -> ir::UpstreamErr
     }
 }
 
-/// Writes an error body in a client's format; `code` is keygate's stable code.
-pub fn encode_error(format: Format, error: &ir::UpstreamError, code: &str) -> Bytes {
-    let value = match format {
-        Format::OpenAi | Format::Gemini => openai::error_body(error, code),
-        Format::Anthropic => anthropic::error_body(error, code),
-    };
+/// Writes an upstream's error in a client's format; `code` is keygate's stable code.
+pub fn encode_error(format: ClientFormat, error: &ir::UpstreamError, code: &str) -> Bytes {
+    let value = format.error_body(&ClientError::upstream(error, code));
     Bytes::from(value.to_string())
 }

@@ -20,13 +20,14 @@
 
 use std::path::{Path, PathBuf};
 
+use keygate_llm::ClientFormat;
 use keygate_llm::sse::EventSplitter;
 use keygate_llm::translate::{
     self, Format, StreamDecoder, StreamEncoder, TargetOptions, ir::StreamEvent,
 };
 use serde_json::{Value, json};
 
-const CLIENTS: [Format; 2] = [Format::OpenAi, Format::Anthropic];
+const CLIENTS: [ClientFormat; 2] = [ClientFormat::OpenAi, ClientFormat::Anthropic];
 const UPSTREAMS: [Format; 3] = [Format::OpenAi, Format::Anthropic, Format::Gemini];
 
 fn root() -> PathBuf {
@@ -89,7 +90,7 @@ fn parse(bytes: &[u8]) -> Value {
 fn requests_translate_to_every_other_provider() {
     for client in CLIENTS {
         for (case, text) in fixtures(&format!("requests/{client}")) {
-            for target in UPSTREAMS.into_iter().filter(|t| *t != client) {
+            for target in UPSTREAMS.into_iter().filter(|t| *t != client.wire()) {
                 let translated = translate::decode_request(client, text.as_bytes(), target)
                     .and_then(|request| {
                         translate::encode_request(
@@ -115,8 +116,8 @@ fn responses_translate_for_every_other_client() {
         for (case, text) in fixtures(&format!("responses/{upstream}")) {
             let answer = translate::decode_response(upstream, text.as_bytes())
                 .unwrap_or_else(|err| panic!("{upstream}/{case}: {err}"));
-            for client in CLIENTS.into_iter().filter(|c| *c != upstream) {
-                let body = translate::encode_response(client, &answer);
+            for client in CLIENTS.into_iter().filter(|c| c.wire() != upstream) {
+                let body = translate::encode_response(client.wire(), &answer);
                 check(
                     &format!("response__{upstream}__{case}__to_{client}"),
                     &parse(&body),
@@ -185,8 +186,8 @@ fn client_events(text: &str) -> Vec<Value> {
 fn streams_translate_for_every_other_client() {
     for upstream in UPSTREAMS {
         for (case, text) in fixtures(&format!("streams/{upstream}")) {
-            for client in CLIENTS.into_iter().filter(|c| *c != upstream) {
-                let value = translate_stream(upstream, client, &text);
+            for client in CLIENTS.into_iter().filter(|c| c.wire() != upstream) {
+                let value = translate_stream(upstream, client.wire(), &text);
                 check(&format!("stream__{upstream}__{case}__to_{client}"), &value);
             }
         }

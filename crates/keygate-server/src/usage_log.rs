@@ -32,7 +32,7 @@ pub struct ToCount {
     pub model: String,
     /// The client's request, in the client's format.
     pub request: Bytes,
-    pub format: keygate_llm::translate::Format,
+    pub format: keygate_llm::ClientFormat,
     pub text: String,
     pub gateway: Arc<Gateway>,
     /// Tokens and money the request reserved, settled once counted.

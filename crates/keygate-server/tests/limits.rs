@@ -236,6 +236,18 @@ async fn chat_with(s: &Setup, key: &str, body: Value) -> keygate_testkit::Reply 
         .await
 }
 
+/// The key's budget as the verify API shows it.
+async fn budget_of(s: &Setup, key: &str) -> Value {
+    let state = s.server.api().verify(key, None, None).await;
+    state["limits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["kind"] == "budget")
+        .unwrap()
+        .clone()
+}
+
 fn header_number(reply: &keygate_testkit::Reply, name: &str) -> u64 {
     reply
         .header(name)
@@ -327,14 +339,7 @@ async fn budgets_refuse_before_the_upstream_and_end_streams(db: Db) {
     );
     assert!(!stream.text.contains("FINALWORD"), "{}", stream.text);
     assert!(!stream.text.contains("[DONE]"));
-    let state = s.server.api().verify(&key, None, None).await;
-    let budget = state["limits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|l| l["kind"] == "budget")
-        .unwrap()
-        .clone();
+    let budget = budget_of(&s, &key).await;
     assert_eq!(budget["limit"], 200_000);
     assert_eq!(budget["limit_usd"], "0.200000");
     let remaining = budget["remaining"].as_u64().unwrap();
@@ -393,15 +398,7 @@ async fn streams_well_within_their_budget_run_to_their_end(db: Db) {
             // Charged what the upstream reported, once the settlement has landed.
             let mut remaining = 0;
             for _ in 0..100 {
-                let state = s.server.api().verify(&key, None, None).await;
-                let budget = state["limits"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|l| l["kind"] == "budget")
-                    .unwrap()
-                    .clone();
-                remaining = budget["remaining"].as_u64().unwrap();
+                remaining = budget_of(&s, &key).await["remaining"].as_u64().unwrap();
                 if remaining + 30_000 > left && remaining < left - 5_000 {
                     break;
                 }

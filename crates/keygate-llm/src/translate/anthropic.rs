@@ -13,6 +13,7 @@ use super::value::{
     Obj, as_array, as_bool, as_f64, as_object, as_str, as_u64, get, object, owned_str, required_str,
 };
 use super::{Format, TargetOptions, TranslateError};
+use crate::client::{ClientError, ClientFormat};
 
 /// The API version keygate speaks to Anthropic.
 pub const API_VERSION: &str = "2023-06-01";
@@ -650,19 +651,6 @@ pub fn error_message(body: &[u8]) -> Option<String> {
     Some(value.get("error")?.get("message")?.as_str()?.to_owned())
 }
 
-fn error_type(kind: ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::InvalidRequest => "invalid_request_error",
-        ErrorKind::Authentication => "authentication_error",
-        ErrorKind::Permission => "permission_error",
-        ErrorKind::NotFound => "not_found_error",
-        ErrorKind::TooLarge => "request_too_large",
-        ErrorKind::RateLimited => "rate_limit_error",
-        ErrorKind::Overloaded => "overloaded_error",
-        ErrorKind::Api => "api_error",
-    }
-}
-
 fn error_kind(kind: &str) -> ErrorKind {
     match kind {
         "invalid_request_error" => ErrorKind::InvalidRequest,
@@ -674,14 +662,6 @@ fn error_kind(kind: &str) -> ErrorKind {
         "overloaded_error" => ErrorKind::Overloaded,
         _ => ErrorKind::Api,
     }
-}
-
-/// An error body in Anthropic's shape, with keygate's stable code beside the type.
-pub fn error_body(error: &UpstreamError, code: &str) -> Value {
-    json!({
-        "type": "error",
-        "error": {"type": error_type(error.kind), "message": error.message, "code": code},
-    })
 }
 
 fn event(out: &mut String, data: &Value) {
@@ -984,7 +964,8 @@ impl Encoder {
                 );
             }
             StreamEvent::Error(error) => {
-                self::event(out, &error_body(error, "upstream_error"));
+                let error = ClientError::upstream(error, "upstream_error");
+                out.push_str(&ClientFormat::Anthropic.error_event(&error));
             }
             StreamEvent::End => self::event(out, &json!({"type": "message_stop"})),
         }

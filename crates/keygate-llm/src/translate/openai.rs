@@ -14,6 +14,7 @@ use super::value::{
     required_str,
 };
 use super::{Format, TargetOptions, TranslateError, field_name};
+use crate::client::{ClientError, ClientFormat};
 
 /// Fields accepted only with a value that asks for nothing another format lacks.
 fn default_only(key: &str, value: &Value) -> bool {
@@ -695,19 +696,6 @@ pub fn error_message(body: &[u8]) -> Option<String> {
     Some(value.get("error")?.get("message")?.as_str()?.to_owned())
 }
 
-/// An error body in OpenAI's shape.
-pub fn error_body(error: &UpstreamError, code: &str) -> Value {
-    let kind = match error.kind {
-        ErrorKind::InvalidRequest | ErrorKind::TooLarge => "invalid_request_error",
-        ErrorKind::Authentication => "authentication_error",
-        ErrorKind::Permission => "permission_error",
-        ErrorKind::NotFound => "not_found_error",
-        ErrorKind::RateLimited => "rate_limit_error",
-        ErrorKind::Overloaded | ErrorKind::Api => "api_error",
-    };
-    json!({"error": {"message": error.message, "type": kind, "param": null, "code": code}})
-}
-
 /// Reads a stream of `chat.completion.chunk` events into common events.
 #[derive(Debug, Default)]
 pub struct Decoder {
@@ -1000,10 +988,8 @@ impl Encoder {
                 }
             }
             StreamEvent::Error(error) => {
-                out.push_str(&format!(
-                    "data: {}\n\n",
-                    error_body(error, "upstream_error")
-                ));
+                let error = ClientError::upstream(error, "upstream_error");
+                out.push_str(&ClientFormat::OpenAi.error_event(&error));
             }
             StreamEvent::End => out.push_str("data: [DONE]\n\n"),
         }

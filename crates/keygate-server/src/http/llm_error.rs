@@ -9,8 +9,10 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_llm::beta::BetaError;
-use keygate_llm::translate::{self, Format, TranslateError};
+use keygate_llm::translate::TranslateError;
+use keygate_llm::translate::ir::ErrorKind;
 use keygate_llm::{AttemptError, GatewayError, RequestError};
+use keygate_llm::{ClientError, ClientFormat};
 
 #[derive(Debug, Clone)]
 pub struct LlmError {
@@ -29,17 +31,6 @@ impl LlmError {
             message: message.into(),
             param: None,
             retry_after: None,
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        match self.status.as_u16() {
-            401 => "authentication_error",
-            403 => "permission_error",
-            404 => "not_found_error",
-            429 => "rate_limit_error",
-            400..=499 => "invalid_request_error",
-            _ => "api_error",
         }
     }
 }
@@ -115,25 +106,15 @@ impl From<GatewayError> for LlmError {
 }
 
 impl LlmError {
-    /// The error in the shape of the API the client called.
-    pub fn respond(self, format: Format) -> Response {
-        let body = match format {
-            Format::Anthropic => translate::anthropic::error_body(
-                &translate::ir::UpstreamError {
-                    kind: translate::ir::ErrorKind::from_status(self.status.as_u16()),
-                    message: self.message.clone(),
-                },
-                self.code,
-            ),
-            Format::OpenAi | Format::Gemini => serde_json::json!({
-                "error": {
-                    "message": self.message,
-                    "type": self.kind(),
-                    "param": self.param,
-                    "code": self.code,
-                }
-            }),
-        };
+    /// The error in the shape of the API the client called (the status is the only part
+    /// chosen here; keygate-llm writes the body).
+    pub fn respond(self, format: ClientFormat) -> Response {
+        let body = format.error_body(&ClientError {
+            kind: ErrorKind::from_status(self.status.as_u16()),
+            code: self.code,
+            message: &self.message,
+            param: self.param.as_deref(),
+        });
         let mut response = (self.status, Json(body)).into_response();
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -151,6 +132,6 @@ impl LlmError {
 
 impl IntoResponse for LlmError {
     fn into_response(self) -> Response {
-        self.respond(Format::OpenAi)
+        self.respond(ClientFormat::OpenAi)
     }
 }

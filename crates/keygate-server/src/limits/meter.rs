@@ -88,10 +88,8 @@ mod tests {
         std::env::var("KEYGATE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
     }
 
-    /// One stream against a budget of `budget` micro-dollars, `spent_before` of it already
-    /// gone: the prompt costs `prompt`, each output token `price`, and the output arrives in
-    /// `pieces` of tokens. Returns where it was cut (the cost so far), what it charged, and
-    /// what remained before it.
+    /// How a stream went: where it was cut (its cost so far), what it charged, and what the
+    /// budget held before it.
     struct Run {
         cut_at: Option<u64>,
         charged: u64,
@@ -100,6 +98,9 @@ mod tests {
         left_after: u64,
     }
 
+    /// One stream against a budget of `budget` micro-dollars, `spent_before` of it already
+    /// gone: the prompt costs `prompt`, each output token `price`, and the output arrives in
+    /// `pieces` of tokens.
     async fn stream(
         limiter: Arc<Limiter>,
         budget: u64,

@@ -14,8 +14,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_core::scope::any_grants;
 use keygate_core::{TokenCounts, TokenSource, UsageRecord};
-use keygate_llm::translate::{self, Format};
-use keygate_llm::{Endpoint, Failure, Inbound, Reply, StreamEnd, StreamOutcome};
+use keygate_llm::translate;
+use keygate_llm::{ClientFormat, Endpoint, Failure, Inbound, Reply, StreamEnd, StreamOutcome};
 
 use crate::cache::CachedKey;
 use crate::http::AppState;
@@ -195,7 +195,7 @@ async fn proxy(
     let request_id = meta.request_id.clone();
     let mut response = serve(state, meta, headers, body, endpoint).await;
     // Anthropic's SDKs read the request id from `request-id` (keygate's own is `x-request-id`).
-    if endpoint.format() == Format::Anthropic
+    if endpoint.format() == ClientFormat::Anthropic
         && let Some(value) = request_id.and_then(|id| HeaderValue::from_str(&id).ok())
     {
         response.headers_mut().insert("request-id", value);
@@ -501,10 +501,14 @@ async fn serve(
     response
 }
 
-/// Whether the caller speaks Anthropic's API: its SDKs send `anthropic-version` on every
-/// request, and `/v1/models` answers them in Anthropic's list shape.
-fn wants_anthropic(headers: &HeaderMap) -> bool {
-    headers.contains_key("anthropic-version")
+/// The API the caller speaks: Anthropic's SDKs send `anthropic-version` on every request,
+/// and `/v1/models` answers them in Anthropic's list shape.
+fn client_of(headers: &HeaderMap) -> ClientFormat {
+    if headers.contains_key("anthropic-version") {
+        ClientFormat::Anthropic
+    } else {
+        ClientFormat::OpenAi
+    }
 }
 
 /// The models (aliases) this key may use, in OpenAI's list shape, or Anthropic's when the
@@ -518,11 +522,7 @@ pub async fn list_models(
     meta: RequestMeta,
     headers: HeaderMap,
 ) -> Response {
-    let format = if wants_anthropic(&headers) {
-        Format::Anthropic
-    } else {
-        Format::OpenAi
-    };
+    let format = client_of(&headers);
     let key = match authenticate(&state, &headers, &meta).await {
         Ok(key) => key,
         Err(err) => return err.respond(format),
@@ -540,13 +540,13 @@ pub async fn list_models(
         .map(|alias| model_object(&state, alias, format))
         .collect();
     let body = match format {
-        Format::Anthropic => serde_json::json!({
+        ClientFormat::Anthropic => serde_json::json!({
             "data": data,
             "has_more": false,
             "first_id": aliases.first(),
             "last_id": aliases.last(),
         }),
-        _ => serde_json::json!({ "object": "list", "data": data }),
+        ClientFormat::OpenAi => serde_json::json!({ "object": "list", "data": data }),
     };
     axum::Json(body).into_response()
 }
@@ -564,11 +564,7 @@ pub async fn get_model(
     headers: HeaderMap,
     Path(model): Path<String>,
 ) -> Response {
-    let format = if wants_anthropic(&headers) {
-        Format::Anthropic
-    } else {
-        Format::OpenAi
-    };
+    let format = client_of(&headers);
     let key = match authenticate(&state, &headers, &meta).await {
         Ok(key) => key,
         Err(err) => return err.respond(format),
@@ -581,9 +577,9 @@ pub async fn get_model(
     LlmError::from(keygate_llm::GatewayError::ModelNotFound(model)).respond(format)
 }
 
-fn model_object(state: &AppState, alias: &str, format: Format) -> serde_json::Value {
+fn model_object(state: &AppState, alias: &str, format: ClientFormat) -> serde_json::Value {
     match format {
-        Format::Anthropic => {
+        ClientFormat::Anthropic => {
             let created = keygate_core::Timestamp::from_millis(state.started_at);
             serde_json::json!({
                 "type": "model",
@@ -592,7 +588,7 @@ fn model_object(state: &AppState, alias: &str, format: Format) -> serde_json::Va
                 "created_at": created.to_rfc3339(),
             })
         }
-        _ => serde_json::json!({
+        ClientFormat::OpenAi => serde_json::json!({
             "id": alias,
             "object": "model",
             "created": state.started_at / 1000,
