@@ -9,6 +9,7 @@ mod cors;
 mod dto;
 mod error;
 mod extract;
+mod limit_headers;
 mod llm_error;
 mod middleware;
 mod openapi;
@@ -98,6 +99,15 @@ impl AppState {
             started_at,
             limiter: Arc::new(crate::limits::Limiter::new()),
             routes: Arc::new(crate::proxy::ProxyRoutes::default()),
+        }
+    }
+
+    /// The gateway service over this node's services.
+    pub fn gateway_service(&self) -> crate::gateway::Service<'_> {
+        crate::gateway::Service {
+            keygate: &self.keygate,
+            limiter: &self.limiter,
+            models: &self.gateway,
         }
     }
 

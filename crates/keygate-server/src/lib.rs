@@ -6,6 +6,7 @@
 
 mod cache;
 mod error;
+pub mod gateway;
 pub mod gateway_state;
 pub mod http;
 pub mod invalidation;

@@ -469,48 +469,6 @@ impl Limiter {
     }
 }
 
-/// `Retry-After` and, for a limit, `x-ratelimit-limit`, `x-ratelimit-remaining` and
-/// `x-ratelimit-reset` (seconds) on a refusal outside the LLM routes.
-pub fn refusal_headers(headers: &mut axum::http::HeaderMap, refusal: &Refusal) {
-    use axum::http::{HeaderValue, header};
-    let mut set = |name: &'static str, value: u64| {
-        if let Ok(value) = HeaderValue::from_str(&value.to_string()) {
-            headers.insert(name, value);
-        }
-    };
-    if let Some(after) = refusal.retry_after() {
-        set(header::RETRY_AFTER.as_str(), seconds_up(after));
-    }
-
-    if let Refusal::Limit { limit, .. } = refusal {
-        set("x-ratelimit-limit", limit.state.limit);
-        set("x-ratelimit-remaining", limit.state.remaining);
-        set("x-ratelimit-reset", seconds_up(limit.state.reset_after));
-    }
-    if !refusal.worth_retrying() {
-        headers.insert("x-should-retry", HeaderValue::from_static("false"));
-    }
-}
-
-/// `Retry-After` in whole seconds, rounded up.
-pub fn seconds_up(duration: Duration) -> u64 {
-    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
-}
-
-/// A reset as OpenAI writes it in `x-ratelimit-reset-requests`: `1s`, `6m0s`, `20ms`.
-pub fn openai_duration(duration: Duration) -> String {
-    let millis = duration.as_millis();
-    if millis < 1_000 {
-        return format!("{millis}ms");
-    }
-    let seconds = seconds_up(duration);
-    match (seconds / 3_600, seconds / 60 % 60, seconds % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (0, m, s) => format!("{m}m{s}s"),
-        (h, m, s) => format!("{h}h{m}m{s}s"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use keygate_core::{
@@ -771,13 +729,5 @@ mod tests {
             "{}",
             spent.message()
         );
-    }
-
-    #[test]
-    fn durations_in_openai_style() {
-        assert_eq!(openai_duration(Duration::from_millis(20)), "20ms");
-        assert_eq!(openai_duration(Duration::from_millis(1_500)), "2s");
-        assert_eq!(openai_duration(Duration::from_secs(360)), "6m0s");
-        assert_eq!(openai_duration(Duration::from_secs(3_700)), "1h1m40s");
     }
 }

@@ -270,6 +270,11 @@ impl ProxyRoutes {
     }
 }
 
+/// Whether a publishable key may use `method`: public routes are read-only.
+pub(crate) fn is_read(method: &reqwest::Method) -> bool {
+    method == reqwest::Method::GET || method == reqwest::Method::HEAD
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -270,9 +270,12 @@ async fn token_rates_reserve_then_settle(db: Db) {
     // Settled at the reported 4 + 3 tokens before the answer left.
     s.upstream.push(MockReply::Text("one two three".into()));
     let second = chat_with(&s, &key, ask(50)).await.expect(200);
-    assert_eq!(
-        header_number(&second, "x-ratelimit-remaining-tokens"),
-        1000 - 7 - reserved
+    // A thousand a minute refills a token every 60 ms: one or two may come back between the
+    // two requests on a busy machine.
+    let remaining = header_number(&second, "x-ratelimit-remaining-tokens");
+    assert!(
+        (1000 - 7 - reserved..=1000 - 5 - reserved).contains(&remaining),
+        "{remaining} remaining after {reserved} reserved and 7 settled"
     );
     let too_big = chat_with(&s, &key, ask(5_000)).await;
     assert_eq!(too_big.status, 429, "{}", too_big.text);

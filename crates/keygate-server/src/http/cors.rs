@@ -43,10 +43,7 @@ pub(crate) fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
         && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
-/// Whether a publishable key may use `method`: public routes are read-only.
-pub(crate) fn is_read(method: &Method) -> bool {
-    method == Method::GET || method == Method::HEAD
-}
+pub(crate) use crate::proxy::is_read;
 
 /// Answers a preflight for `route` (`None`: no such route). A preflight carries no key, so a
 /// route that does not exist and one that is not public get the same answer: nobody learns
@@ -119,12 +116,6 @@ pub(crate) fn allow(headers: &mut HeaderMap, origin: &Origin) {
         HeaderValue::from_static(EXPOSED_HEADERS),
     );
     headers.append(header::VARY, HeaderValue::from_static("origin"));
-}
-
-/// Whether a response header is CORS policy. An upstream's policy is never passed on:
-/// keygate's, per key, is the one that holds.
-pub(crate) fn is_cors_header(name: &header::HeaderName) -> bool {
-    name.as_str().starts_with("access-control-")
 }
 
 #[cfg(test)]

@@ -312,8 +312,7 @@ pub(crate) async fn api_key(
     Ok(key)
 }
 
-/// The code of a publishable key's attempt at something only secret keys may do.
-pub(crate) const PUBLISHABLE_FORBIDDEN: &str = "publishable_key_forbidden";
+pub(crate) use crate::gateway::PUBLISHABLE_FORBIDDEN;
 
 /// The usage record of a publishable key refused by a secret-only endpoint. The endpoint is not
 /// known here: `gateway` (with no model) tells these attempts from the proxy's own refusals.

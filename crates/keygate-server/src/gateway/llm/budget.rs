@@ -1,40 +1,39 @@
-//! What a gateway request asks of the limits (its tokens and highest cost, estimated before
-//! the call), how it settles after, and the meter that ends a stream whose budget ran out.
+//! What an LLM call asks of the limits (its tokens and highest cost, estimated before the
+//! call), how it settles after, and the meter that ends a stream whose budget ran out.
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use keygate_core::TokenCounts;
 use keygate_llm::{Endpoint, Inbound};
 
 use crate::cache::CachedKey;
-use crate::http::llm_error::LlmError;
+use crate::gateway::Refused;
 use crate::limits::{BudgetMeter, Reservation};
 
 /// What a request asks of the limits, worked out only when a token rate or a budget applies.
-pub(super) struct Asked {
-    pub(super) tokens: Option<u64>,
-    pub(super) cost: Option<u64>,
+pub(crate) struct Asked {
+    pub(crate) tokens: Option<u64>,
+    pub(crate) cost: Option<u64>,
     /// The prompt, estimated, and its highest cost (when a budget applies).
-    pub(super) prompt: u64,
-    pub(super) prompt_cost: Option<u64>,
+    pub(crate) prompt: u64,
+    pub(crate) prompt_cost: Option<u64>,
     /// Whether the most output was assumed (the request named no maximum): a stream is then
     /// metered against its budget.
-    pub(super) output_assumed: bool,
+    pub(crate) output_assumed: bool,
     /// With the output assumed, the cost of the prompt and one token of output: what a
     /// metered stream needs to start.
-    pub(super) least_cost: Option<u64>,
+    pub(crate) least_cost: Option<u64>,
 }
 
 /// Estimates the tokens and the highest cost of a request for the limits that need them:
 /// the prompt with the tokenizer, the output at the request's own maximum (or the gateway's
 /// default), priced at the dearest deployment that may serve it. With a budget and no known
 /// price the request is refused: a budget that cannot be enforced is not skipped.
-pub(super) fn demand(
+pub(crate) fn demand(
     key: &CachedKey,
     inbound: &Inbound,
     gateway: &keygate_llm::Gateway,
-) -> Result<Asked, LlmError> {
+) -> Result<Asked, Refused> {
     let limits = [&key.record.limits, &key.project_limits];
     let wants_tokens = limits.iter().any(|l| !l.tokens.is_empty());
     let wants_cost = limits.iter().any(|l| !l.budgets.is_empty());
@@ -68,16 +67,8 @@ pub(super) fn demand(
     };
     let cost = if wants_cost {
         let Some(cost) = price(output) else {
-            return Err(LlmError {
-                param: Some("model".to_owned()),
-                ..LlmError::new(
-                    StatusCode::FORBIDDEN,
-                    "price_unknown",
-                    format!(
-                        "a budget applies to this key, and keygate knows no price for a model that may serve `{}`; set one under [prices]",
-                        inbound.model
-                    ),
-                )
+            return Err(Refused::PriceUnknown {
+                model: inbound.model.clone(),
             });
         };
         Some(cost)
@@ -117,7 +108,7 @@ fn max_output(body: &[u8]) -> Option<u64> {
 
 /// Settles a reservation once the upstream answered: what it reported, or (for a success
 /// without a count) what was reserved; a refusal used nothing.
-pub(super) fn settle(
+pub(crate) fn settle(
     reservation: Option<Reservation>,
     tokens: Option<TokenCounts>,
     cost: Option<keygate_core::MicroUsd>,
@@ -142,7 +133,7 @@ pub(super) fn settle(
 /// refusal, down to 16 — and the stream ends with a `budget_exceeded` error event only when
 /// not even that can be paid for. Output is estimated at three bytes a token, which errs
 /// towards more tokens.
-pub(super) fn meter_budget(
+pub(crate) fn meter_budget(
     relay: &mut keygate_llm::Relay,
     reservation: &Reservation,
     gateway: &Arc<keygate_llm::Gateway>,
@@ -168,28 +159,4 @@ pub(super) fn meter_budget(
         "the budget of this key or its project ran out during the stream".to_owned(),
         move |bytes| meter.allow(cost_of(prompt, bytes / 3 + 1)),
     );
-}
-
-/// A limit's state under OpenAI's header names (which the OpenAI SDKs read):
-/// `x-ratelimit-limit-requests`, `…-remaining-tokens`, `…-reset-requests`.
-pub(super) fn rate_headers(headers: &mut HeaderMap, what: &str, rate: &keygate_limits::State) {
-    let pairs = [
-        (format!("x-ratelimit-limit-{what}"), rate.limit.to_string()),
-        (
-            format!("x-ratelimit-remaining-{what}"),
-            rate.remaining.to_string(),
-        ),
-        (
-            format!("x-ratelimit-reset-{what}"),
-            crate::limits::openai_duration(rate.reset_after),
-        ),
-    ];
-    for (name, value) in pairs {
-        if let (Ok(name), Ok(value)) = (
-            axum::http::HeaderName::try_from(name),
-            HeaderValue::from_str(&value),
-        ) {
-            headers.insert(name, value);
-        }
-    }
 }

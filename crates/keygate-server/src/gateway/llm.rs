@@ -1,0 +1,299 @@
+//! One LLM call, from an authenticated key to its settled usage: the request read, the
+//! model's scope, the limits of the key and its project, dispatch to a deployment, and the
+//! usage record and settlement — for a stream, when it ends, however it ends.
+
+mod budget;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use keygate_core::scope::any_grants;
+use keygate_core::{TokenSource, UsageRecord};
+use keygate_limits::State;
+use keygate_llm::{
+    AttemptError, Endpoint, Failure, GatewayError, Inbound, Relay, Reply, StreamEnd, StreamOutcome,
+};
+use reqwest::header::HeaderValue;
+
+use super::{Refused, Service, UsageDraft, draft::millis};
+use crate::cache::CachedKey;
+use crate::limits::{Admission, Counted, Demand, Refusal};
+use crate::service::ProjectSecrets;
+use crate::usage_log::ToCount;
+use budget::{demand, meter_budget, settle};
+
+/// The scope a key needs for a model or alias.
+pub fn model_permission(model: &str) -> String {
+    format!("models:{model}")
+}
+
+/// An LLM call as the client made it.
+#[derive(Debug)]
+pub struct LlmCall {
+    pub key: Arc<CachedKey>,
+    pub endpoint: Endpoint,
+    pub body: Bytes,
+    /// The client's `anthropic-beta` header.
+    pub anthropic_beta: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub started: Instant,
+}
+
+/// What goes back to the client.
+#[derive(Debug)]
+pub enum LlmAnswer {
+    /// A whole answer: the upstream's (translated) or an upstream error passed through.
+    Complete {
+        status: u16,
+        content_type: Option<HeaderValue>,
+        body: Bytes,
+    },
+    Stream {
+        content_type: Option<HeaderValue>,
+        relay: Box<Relay>,
+    },
+    /// An estimate of a Messages request's input tokens, when no deployment counts them.
+    Counted { input_tokens: u64 },
+}
+
+/// An answer or a refusal, with the request and token rates as they stand after it.
+#[derive(Debug)]
+pub struct LlmOutcome {
+    pub answer: Result<LlmAnswer, Refused>,
+    pub requests: Option<State>,
+    pub tokens: Option<State>,
+}
+
+impl From<Refused> for LlmOutcome {
+    fn from(refused: Refused) -> Self {
+        Self {
+            answer: Err(refused),
+            requests: None,
+            tokens: None,
+        }
+    }
+}
+
+impl Service<'_> {
+    /// Serves one LLM call; every outcome but an unreadable body leaves a usage record.
+    pub async fn complete(&self, call: LlmCall) -> LlmOutcome {
+        let mut inbound = match Inbound::parse(call.endpoint, call.body) {
+            Ok(inbound) => inbound,
+            Err(err) => return Refused::Request(err).into(),
+        };
+        inbound.anthropic_beta = call.anthropic_beta;
+        let draft = UsageDraft {
+            started: call.started,
+            key: call.key,
+            endpoint: call.endpoint.as_str(),
+            model: inbound.model.clone(),
+            streamed: inbound.stream,
+            client_ip: call.client_ip,
+            user_agent: call.user_agent,
+        };
+        let (answer, admission) = self.serve(&draft, inbound).await;
+        let (requests, tokens) = admission
+            .map(|a| (a.requests(), a.tokens()))
+            .unwrap_or_default();
+        LlmOutcome {
+            answer,
+            requests,
+            tokens,
+        }
+    }
+
+    /// Records the usage of a refusal and passes it on.
+    fn refuse<T>(&self, draft: &UsageDraft, refused: Refused) -> Result<T, Refused> {
+        self.usage(draft.record(
+            self.keygate.clock().as_ref(),
+            refused.status(),
+            Some(refused.code()),
+        ));
+        Err(refused)
+    }
+
+    fn usage(&self, record: UsageRecord) {
+        self.keygate.usage().record(record);
+    }
+
+    async fn serve(
+        &self,
+        draft: &UsageDraft,
+        inbound: Inbound,
+    ) -> (Result<LlmAnswer, Refused>, Option<Admission>) {
+        let key = &draft.key;
+        // The scope is checked first, so a key learns nothing of models it may not use. The
+        // attempt is recorded: usage shows what keys tried outside their scopes.
+        if !any_grants(&key.record.scopes, &model_permission(&inbound.model)) {
+            let model = inbound.model.clone();
+            return (self.refuse(draft, Refused::Scope { model }), None);
+        }
+        let gateway = self.models.current();
+        let asked = match demand(key, &inbound, &gateway) {
+            Ok(asked) => asked,
+            Err(refused) => return (self.refuse(draft, refused), None),
+        };
+        let mut admission = match self.admit(key, &asked).await {
+            Ok(admission) => admission,
+            Err(refusal) => return (self.refuse(draft, Refused::Limit(refusal)), None),
+        };
+        // The slots and the reservation go with the answer; the limits' states stay for
+        // the response's headers.
+        let hold = std::mem::take(&mut admission.hold);
+        let reservation = admission.reservation.take();
+        let secrets = ProjectSecrets {
+            keygate: self.keygate,
+            project: key.record.project_id.as_ref(),
+        };
+        let scopes = &key.record.scopes;
+        let allowed = |alias: &str| any_grants(scopes, &model_permission(alias));
+        let clock = self.keygate.clock().clone();
+        let answer = match gateway.dispatch(&inbound, &secrets, &allowed).await {
+            Ok(Reply::Complete {
+                status,
+                content_type,
+                body,
+                tokens,
+                served,
+            }) => {
+                let code = (status >= 400).then_some("upstream_error");
+                let mut record = draft.served(clock.as_ref(), &served, status, code);
+                if let Some(tokens) = tokens {
+                    record.tokens = tokens;
+                    record.token_source = TokenSource::Provider;
+                    record.cost = gateway.cost(&served.model, tokens);
+                }
+                settle(reservation, tokens, record.cost, status);
+                drop(hold);
+                self.usage(record);
+                Ok(LlmAnswer::Complete {
+                    status,
+                    content_type,
+                    body,
+                })
+            }
+            Ok(Reply::Stream {
+                content_type,
+                mut relay,
+                served,
+            }) => {
+                if let Some(reservation) = &reservation
+                    && reservation.has_budget()
+                    && asked.output_assumed
+                {
+                    meter_budget(&mut relay, reservation, &gateway, &inbound.model, &asked);
+                }
+                let usage = self.keygate.usage().clone();
+                let (draft, format) = (draft.clone(), inbound.format);
+                let (prompt, prompt_cost, request) =
+                    (asked.prompt, asked.prompt_cost, inbound.body.clone());
+                relay.on_end(move |end: StreamEnd| {
+                    // The request's slots in flight free with the stream.
+                    drop(hold);
+                    let (status, code) = match &end.outcome {
+                        StreamOutcome::Completed => (200, None),
+                        StreamOutcome::Failed(_) => (200, Some("upstream_stream_interrupted")),
+                        StreamOutcome::ClientGone => (499, Some("client_closed_request")),
+                        StreamOutcome::Stopped { code } => (200, Some(*code)),
+                    };
+                    let mut record = draft.served(clock.as_ref(), &served, status, code);
+                    record.ttft_ms = end.first_token.map(millis);
+                    record.latency_ms = millis(end.elapsed.max(draft.started.elapsed()));
+                    match end.reported {
+                        Some(tokens) => {
+                            record.tokens = tokens;
+                            record.token_source = TokenSource::Provider;
+                            record.cost = gateway.cost(&served.model, tokens);
+                            settle(reservation, Some(tokens), record.cost, 200);
+                            usage.record(record);
+                        }
+                        None if end.text.is_empty() && status != 200 => {
+                            // Nothing was generated, but the upstream read the prompt.
+                            if let Some(reservation) = reservation {
+                                reservation.settle(Some(prompt), prompt_cost);
+                            }
+                            usage.record(record);
+                        }
+                        None => usage.record_uncounted(ToCount {
+                            record,
+                            model: served.model.clone(),
+                            request,
+                            format,
+                            text: end.text,
+                            gateway,
+                            reservation,
+                        }),
+                    }
+                });
+                Ok(LlmAnswer::Stream {
+                    content_type,
+                    relay,
+                })
+            }
+            Err(Failure {
+                error:
+                    GatewayError::Exhausted {
+                        last: AttemptError::Untranslatable(_),
+                        ..
+                    },
+                ..
+            }) if inbound.endpoint == Endpoint::CountTokens => {
+                // No deployment of the group is Anthropic's, which alone counts exactly: an
+                // estimate with OpenAI's tokenizer. Nothing went upstream.
+                if let Some(reservation) = reservation {
+                    reservation.release();
+                }
+                match keygate_llm::translate::anthropic::decode_count_request(&inbound.body) {
+                    Ok(request) => {
+                        let input_tokens =
+                            keygate_llm::tokens::count_request(&inbound.model, &request);
+                        self.usage(draft.record(clock.as_ref(), 200, None));
+                        Ok(LlmAnswer::Counted { input_tokens })
+                    }
+                    Err(err) => Err(Refused::Untranslatable(err)),
+                }
+            }
+            Err(Failure {
+                error,
+                attempts,
+                deployment,
+            }) => {
+                // Every attempt failed or was refused: nothing is charged.
+                if let Some(reservation) = reservation {
+                    reservation.release();
+                }
+                let refused = Refused::Gateway(error);
+                let mut record =
+                    draft.record(clock.as_ref(), refused.status(), Some(refused.code()));
+                record.attempts = attempts;
+                record.deployment = deployment;
+                self.usage(record);
+                Err(refused)
+            }
+        };
+        (answer, Some(admission))
+    }
+
+    /// Admits the call under the limits of its key and project. A call that names no most
+    /// output may still start on what is left of a budget: it is metered, and ended when the
+    /// budget runs out.
+    async fn admit(&self, key: &CachedKey, asked: &budget::Asked) -> Result<Admission, Refusal> {
+        let clock = self.keygate.clock();
+        let ask = |cost| Demand {
+            hold: true,
+            tokens: asked.tokens,
+            cost,
+        };
+        let admission = self.limiter.admit(key, clock, ask(asked.cost)).await;
+        match admission {
+            Err(Refusal::Limit { limit, .. })
+                if matches!(limit.counted, Counted::Budget(_)) && asked.least_cost.is_some() =>
+            {
+                self.limiter.admit(key, clock, ask(asked.least_cost)).await
+            }
+            admission => admission,
+        }
+    }
+}
