@@ -17,6 +17,7 @@ mod secrets;
 mod tokens;
 mod usage;
 mod verify;
+mod verify_use;
 
 use std::sync::Arc;
 
@@ -41,6 +42,7 @@ pub use secrets::{MAX_SECRET_BYTES, PutSecret, Revealed};
 pub use tokens::CreateToken;
 pub use usage::UsageReportQuery;
 pub use verify::{VerifyOutcome, VerifyQuery};
+pub use verify_use::{Publishable, Verdict};
 
 /// How many keys the verification cache holds.
 const CACHE_CAPACITY: u64 = 100_000;
