@@ -13,6 +13,7 @@ mod limit_headers;
 mod llm_error;
 mod middleware;
 mod openapi;
+mod request_log;
 mod routes;
 mod serve;
 
@@ -23,6 +24,7 @@ use crate::{GatewayState, Keygate};
 
 pub use error::ApiError;
 pub use openapi::openapi;
+pub use request_log::{BadRequestLog, RequestLog};
 pub use routes::router;
 pub use serve::run;
 
@@ -47,6 +49,8 @@ pub struct ServerSettings {
     pub model_groups_reload: Duration,
     /// Proxies whose `X-Forwarded-For` is believed; empty, the peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Which requests get a line in the log.
+    pub request_log: RequestLog,
 }
 
 impl Default for ServerSettings {
@@ -61,6 +65,7 @@ impl Default for ServerSettings {
             usage_flush: Duration::from_secs(1),
             model_groups_reload: Duration::from_secs(5),
             trusted_proxies: Vec::new(),
+            request_log: RequestLog::default(),
         }
     }
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::cli::StoreArgs;
 
 /// Keys the file and the environment may set. Anything else in the file is an error.
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
     "listen",
     "kek",
     "pkcs11_module",
@@ -25,6 +25,7 @@ const KEYS: [&str; 14] = [
     "database_url",
     "master_key_file",
     "log_format",
+    "request_log",
     "body_limit_bytes",
     "request_timeout_seconds",
     "redis_url",
@@ -44,6 +45,7 @@ struct RawConfig {
     database_url: Option<String>,
     master_key_file: Option<PathBuf>,
     log_format: Option<LogFormat>,
+    request_log: Option<String>,
     body_limit_bytes: Option<usize>,
     request_timeout_seconds: Option<u64>,
     redis_url: Option<String>,
@@ -178,6 +180,8 @@ pub enum ConfigError {
     BadRedisUrl,
     #[error("trusted_proxies: at most 100 CIDR blocks or addresses, e.g. 10.0.0.0/8")]
     BadTrustedProxies,
+    #[error("request_log: {0}")]
+    BadRequestLog(#[from] keygate_server::http::BadRequestLog),
     #[error("gateway configuration: {0}")]
     Gateway(#[from] keygate_llm::ConfigError),
 }
@@ -266,6 +270,10 @@ pub fn resolve(
             .unwrap_or_default(),
     )
     .map_err(|_| ConfigError::BadTrustedProxies)?;
+    let request_log = match &raw.request_log {
+        Some(text) => text.parse()?,
+        None => keygate_server::http::RequestLog::default(),
+    };
     Ok(Settings {
         listen,
         kek: raw.kek,
@@ -286,6 +294,7 @@ pub fn resolve(
             body_limit,
             request_timeout: Duration::from_secs(timeout),
             trusted_proxies,
+            request_log,
             ..ServerSettings::default()
         },
         limits: LimitsSettings {
@@ -341,6 +350,15 @@ mod tests {
             resolve(&sources("trusted_proxies = [\"nope\"]"), &store, None),
             Err(ConfigError::BadTrustedProxies)
         ));
+        assert!(matches!(
+            resolve(&sources("request_log = \"sometimes\""), &store, None),
+            Err(ConfigError::BadRequestLog(_))
+        ));
+        let sampled = resolve(&sources("request_log = \"1/50\""), &store, None).unwrap();
+        assert_eq!(
+            sampled.server.request_log,
+            "1/50".parse::<keygate_server::http::RequestLog>().unwrap()
+        );
     }
 
     #[test]

@@ -881,3 +881,52 @@ fn the_master_key_can_move_from_its_file_to_the_environment() {
     assert_eq!(code(&missing), 2);
     assert!(text(&missing.stderr).contains("needs KEYGATE_MASTER_KEY"));
 }
+
+/// The request log as an operator reads it from a file: no terminal colour codes, one short
+/// line per request, kept to errors when asked, and nothing when off.
+#[tokio::test]
+async fn the_request_log_is_plain_and_can_be_kept_to_errors_or_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let mut errors_only = ServerProcess::start(dir.path(), &[("KEYGATE_REQUEST_LOG", "errors")]);
+    let get = |path: &str| http.get(format!("{}{path}", errors_only.url)).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(get("/no/such/route").await.unwrap().status(), 404);
+    errors_only.logged("path=/no/such/route").await;
+    let log = errors_only.log();
+    assert!(!log.contains('\u{1b}'), "no colour codes in a file:\n{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("path=/no/such/route"))
+        .unwrap();
+    assert!(
+        line.contains("status=404") && line.contains("id="),
+        "{line}"
+    );
+    assert!(line.len() < 250, "a short line: {line}");
+    assert!(
+        !log.contains("path=/healthz"),
+        "a success is not logged:\n{log}"
+    );
+    assert!(errors_only.stop().success());
+
+    let mut off = ServerProcess::start(dir.path(), &[("KEYGATE_REQUEST_LOG", "off")]);
+    let missing = http.get(format!("{}/no/such/route", off.url)).send();
+    assert_eq!(missing.await.unwrap().status(), 404);
+    assert!(off.stop().success());
+    assert!(!off.log().contains("keygate::request"), "{}", off.log());
+
+    let bad = run_cli(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("KEYGATE_REQUEST_LOG", "sometimes")],
+        None,
+        None,
+    );
+    assert_eq!(code(&bad), 2);
+    assert!(
+        text(&bad.stderr).contains("request_log"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

@@ -13,18 +13,16 @@ pub(super) mod usage;
 pub(super) mod verify;
 
 use axum::Router;
-use axum::http::{HeaderName, Request, StatusCode, header};
+use axum::http::{HeaderName, StatusCode, header};
 use axum::routing::{any, get, post};
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use super::{ApiError, AppState, middleware};
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(super) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP API. Tests call it directly with `oneshot`; `run` serves it.
 pub fn router(state: AppState) -> Router {
@@ -84,7 +82,7 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ));
-    Router::new()
+    let app = Router::new()
         .merge(api)
         .merge(llm)
         .fallback(|| async { ApiError::not_found("route") })
@@ -111,26 +109,17 @@ pub fn router(state: AppState) -> Router {
                     HeaderName::from_static("x-api-key"),
                 ]))
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(|request: &Request<_>| {
-                            // Only the path, and not even that when it holds a key: a URL
-                            // may carry what must not be logged.
-                            let id = request
-                                .headers()
-                                .get(REQUEST_ID)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("");
-                            tracing::info_span!(
-                                "request",
-                                method = %request.method(),
-                                path = %middleware::loggable_path(request.uri().path()),
-                                request_id = %id,
-                            )
-                        })
-                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
-                )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
-        )
-        .with_state(state)
+        );
+    // Outermost, so that it sees the answer with its request id; left out when off.
+    let log = state.settings.request_log;
+    let app = if log.is_on() {
+        app.layer(axum::middleware::from_fn_with_state(
+            log,
+            super::request_log::log_request,
+        ))
+    } else {
+        app
+    };
+    app.with_state(state)
 }
