@@ -18,8 +18,18 @@ fn setting(name: &str) -> String {
     })
 }
 
+/// One test at a time on the token: SoftHSM2 keeps a token in files that each process reads
+/// and rewrites, and a process that looks while another writes may not find the token.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TOKEN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TOKEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn a_store_sealed_by_a_token_key() {
+    let _token = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let label = format!("keygate-cli-{}", std::process::id());
     let module = setting("KEYGATE_TEST_PKCS11_MODULE");
@@ -91,6 +101,7 @@ fn a_store_sealed_by_a_token_key() {
 
 #[test]
 fn a_store_moves_from_the_key_file_into_the_token() {
+    let _token = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let label = format!("keygate-move-{}", std::process::id());
     let module = setting("KEYGATE_TEST_PKCS11_MODULE");

@@ -31,10 +31,31 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Starts `keygate serve` in `dir` with extra environment, and waits until it is ready.
+    /// A free port can be taken by another process before keygate binds it: then it starts
+    /// again on another.
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Self {
+        // What a failed start logged (the owner token it printed, say) opens the next log.
+        let mut earlier = String::new();
+        for _ in 0..5 {
+            let mut server = Self::spawn(dir, env, &earlier);
+            if server.wait_ready() {
+                return server;
+            }
+            earlier = server.log();
+            if !earlier.contains("cannot listen on") {
+                panic!("keygate did not start; its log:\n{earlier}");
+            }
+            server.child.take();
+        }
+        panic!("keygate found no free port to listen on");
+    }
+
+    fn spawn(dir: &Path, env: &[(&str, &str)], earlier: &str) -> Self {
+        use std::io::Write as _;
         let port = free_port();
         let stderr_path = dir.join(format!("serve-{port}.log"));
-        let stderr = std::fs::File::create(&stderr_path).expect("log file");
+        let mut stderr = std::fs::File::create(&stderr_path).expect("log file");
+        stderr.write_all(earlier.as_bytes()).expect("log file");
         let mut command = Command::new(binary());
         command.arg("serve").current_dir(dir);
         isolate(&mut command);
@@ -47,22 +68,29 @@ impl ServerProcess {
             command.env(name, value);
         }
         let child = command.spawn().expect("start keygate serve");
-        let server = Self {
+        Self {
             dir: dir.to_owned(),
             url: format!("http://127.0.0.1:{port}"),
             port,
             child: Some(child),
             stderr_path,
-        };
-        server.wait_ready();
-        server
+        }
     }
 
-    fn wait_ready(&self) {
+    /// Whether the server answers on its port; `false` once it has exited.
+    fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+            // Its own word, not only an open port: another process may hold the port.
+            if self.log().contains("keygate is listening")
+                && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
+                return true;
+            }
+            if let Some(child) = self.child.as_mut()
+                && child.try_wait().ok().flatten().is_some()
+            {
+                return false;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
