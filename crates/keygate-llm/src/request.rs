@@ -46,6 +46,8 @@ struct Peek<'a> {
     stream_options: Option<&'a RawValue>,
     messages: Option<&'a RawValue>,
     input: Option<&'a RawValue>,
+    max_tokens: Option<&'a RawValue>,
+    max_completion_tokens: Option<&'a RawValue>,
 }
 
 /// Top-level keys the gateway reads. Another spelling of one of them (`MODEL`, `Stream`) is
@@ -92,6 +94,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Peek<'a> {
                         "stream_options" => &mut peek.stream_options,
                         "messages" => &mut peek.messages,
                         "input" => &mut peek.input,
+                        // Read for the limits, which reserve the most output a request allows.
+                        "max_tokens" => &mut peek.max_tokens,
+                        "max_completion_tokens" => &mut peek.max_completion_tokens,
                         other => {
                             if READ_KEYS.iter().any(|k| k.eq_ignore_ascii_case(other)) {
                                 return Err(serde::de::Error::custom(PeekRefusal::CaseVariant));
@@ -125,6 +130,9 @@ pub struct Inbound {
     pub stream: bool,
     /// Whether the client itself asked for a usage chunk at the end of the stream.
     pub client_wants_usage: bool,
+    /// The most output the request allows itself: OpenAI's `max_completion_tokens` or
+    /// `max_tokens`, Anthropic's `max_tokens` (read in the same pass as the rest).
+    pub max_output: Option<u64>,
     model_span: Range<usize>,
     stream_options: Option<(Range<usize>, serde_json::Map<String, serde_json::Value>)>,
 }
@@ -252,6 +260,8 @@ impl Inbound {
             .and_then(serde_json::Value::as_bool)
             .unwrap_or(false);
         let model_span = span(&body, raw_model);
+        let count = |raw: Option<&RawValue>| raw.and_then(|raw| raw.get().parse::<u64>().ok());
+        let max_output = count(peek.max_completion_tokens).or(count(peek.max_tokens));
         Ok(Self {
             endpoint,
             format: endpoint.format(),
@@ -259,6 +269,7 @@ impl Inbound {
             model,
             stream,
             client_wants_usage,
+            max_output,
             model_span,
             stream_options,
             body,
@@ -344,6 +355,30 @@ mod tests {
             text.replace("\"fast\"", "\"gpt-4o-mini\"")
         );
         assert_eq!(inbound.body_for("fast", false), inbound.body);
+    }
+
+    #[test]
+    fn the_most_output_is_read_in_the_same_pass() {
+        let max = |text: &str| chat(text).unwrap().max_output;
+        assert_eq!(max(r#"{"model":"m","messages":[]}"#), None);
+        assert_eq!(
+            max(r#"{"model":"m","messages":[],"max_tokens":40}"#),
+            Some(40)
+        );
+        assert_eq!(
+            max(r#"{"model":"m","messages":[],"max_tokens":40,"max_completion_tokens":90}"#),
+            Some(90),
+            "OpenAI's newer name wins"
+        );
+        assert_eq!(
+            max(r#"{"model":"m","messages":[],"max_tokens":"40"}"#),
+            None
+        );
+        assert_eq!(max(r#"{"model":"m","messages":[],"max_tokens":-1}"#), None);
+        assert!(
+            chat(r#"{"model":"m","messages":[],"max_tokens":1,"max_tokens":100000}"#).is_err(),
+            "two maxima: the limits could reserve for one while the upstream reads the other"
+        );
     }
 
     #[test]

@@ -50,7 +50,7 @@ pub(crate) fn demand(
     let prompt = keygate_llm::tokens::count_body(inbound.format, &inbound.model, &inbound.body);
     let (output, output_assumed) = match inbound.endpoint {
         Endpoint::Embeddings => (0, false),
-        _ => match max_output(&inbound.body) {
+        _ => match inbound.max_output {
             Some(max) => (max, false),
             None => (gateway.tuning().default_max_tokens, true),
         },
@@ -92,18 +92,6 @@ pub(crate) fn demand(
             .then(|| price(1))
             .flatten(),
     })
-}
-
-/// The most output a request allows itself: OpenAI's `max_completion_tokens` or
-/// `max_tokens`, Anthropic's `max_tokens`.
-fn max_output(body: &[u8]) -> Option<u64> {
-    #[derive(serde::Deserialize)]
-    struct Max {
-        max_completion_tokens: Option<u64>,
-        max_tokens: Option<u64>,
-    }
-    let max: Max = serde_json::from_slice(body).ok()?;
-    max.max_completion_tokens.or(max.max_tokens)
 }
 
 /// Settles a reservation once the upstream answered: what it reported, or (for a success
