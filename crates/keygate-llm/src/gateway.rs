@@ -25,18 +25,14 @@ pub(crate) struct Provider {
     pub preset: Preset,
 }
 
-/// An HTTP client for upstreams: no redirects (a credential must never follow one to another
-/// host), no proxies from the environment, TCP_NODELAY, and idle connections closed before the
-/// providers' load balancers close them.
+/// The client of a provider's deployments (see [`crate::egress`]).
 fn upstream_client(connect_timeout: Duration) -> Result<reqwest::Client, ConfigError> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .connect_timeout(connect_timeout)
-        .pool_idle_timeout(POOL_IDLE)
-        .tcp_nodelay(true)
-        .build()
-        .map_err(|_| ConfigError::HttpClient)
+    crate::egress::client(crate::egress::ClientOptions {
+        connect_timeout,
+        idle: POOL_IDLE,
+        total: None,
+    })
+    .map_err(|_| ConfigError::HttpClient)
 }
 
 #[derive(Debug)]

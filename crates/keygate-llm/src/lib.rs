@@ -13,6 +13,7 @@ mod client;
 pub mod config;
 mod credential;
 mod dispatch;
+pub mod egress;
 mod error;
 mod gateway;
 mod health;

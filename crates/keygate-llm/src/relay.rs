@@ -296,8 +296,10 @@ impl Relay {
                 if self.first_token.is_none() {
                     self.early_error = Some(ErrorKind::Api);
                 }
-                self.ready
-                    .push_back(crate::dispatch::scrub(event.raw, self.credential.as_ref()));
+                self.ready.push_back(crate::egress::scrub_body(
+                    event.raw,
+                    self.credential.as_ref(),
+                ));
                 continue;
             }
             if chunk.usage.is_some() {
@@ -381,7 +383,7 @@ impl Relay {
                 continue;
             }
             self.ready.push_back(if error.is_some() {
-                crate::dispatch::scrub(bytes, self.credential.as_ref())
+                crate::egress::scrub_body(bytes, self.credential.as_ref())
             } else {
                 bytes
             });

@@ -8,8 +8,6 @@
 //! operator marks that credential public too (`credential_public = true`, for an upstream's
 //! own browser-safe key): a publishable key can never reach a private upstream credential.
 
-pub mod scrub;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -237,21 +235,17 @@ impl ProxyRoutes {
         let client = if routes.is_empty() {
             None
         } else {
-            // No redirects (a credential must not follow one to another host), no proxies
-            // from the environment.
             Some(
-                reqwest::Client::builder()
-                    .redirect(reqwest::redirect::Policy::none())
-                    .no_proxy()
-                    .connect_timeout(Duration::from_secs(10))
-                    .pool_idle_timeout(Duration::from_secs(20))
-                    .tcp_nodelay(true)
-                    .build()
-                    .map_err(|_| RouteError {
-                        route: String::new(),
-                        field: "client",
-                        reason: "the HTTP client could not be set up".to_owned(),
-                    })?,
+                keygate_llm::egress::client(keygate_llm::egress::ClientOptions {
+                    connect_timeout: Duration::from_secs(10),
+                    idle: Duration::from_secs(20),
+                    total: None,
+                })
+                .map_err(|_| RouteError {
+                    route: String::new(),
+                    field: "client",
+                    reason: "the HTTP client could not be set up".to_owned(),
+                })?,
             )
         };
         Ok(Self { routes, client })

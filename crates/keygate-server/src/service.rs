@@ -105,13 +105,12 @@ impl Keygate {
                 .max_capacity(10_000)
                 .time_to_live(VALUE_TTL)
                 .build(),
-            upstream: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
-                .connect_timeout(std::time::Duration::from_secs(5))
-                .timeout(std::time::Duration::from_secs(10))
-                .build()
-                .map_err(|_| ServiceError::HttpClientSetup)?,
+            upstream: keygate_llm::egress::client(keygate_llm::egress::ClientOptions {
+                connect_timeout: std::time::Duration::from_secs(5),
+                idle: std::time::Duration::from_secs(20),
+                total: Some(std::time::Duration::from_secs(10)),
+            })
+            .map_err(|_| ServiceError::HttpClientSetup)?,
         })
     }
 

@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use keygate_core::Origin;
 use keygate_core::scope::any_grants;
+use keygate_llm::egress::{Scrubber, scrub_stream};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -18,7 +19,6 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{Refused, Service, UsageDraft};
 use crate::cache::CachedKey;
 use crate::limits::Demand;
-use crate::proxy::scrub::{Scrubber, scrub_stream};
 use crate::proxy::{Inject, ProxyRoutes, Route, RouteAccess, RouteCredential};
 use crate::service::ProjectSecrets;
 

@@ -56,7 +56,7 @@ fn check_request(
             "check.url",
             "an http or https URL without user or password",
         ))?;
-    if reaches_metadata(&url) {
+    if keygate_llm::egress::reaches_metadata(&url) {
         return Err(ValidationError::new(
             "check.url",
             "an upstream API, not a link-local or cloud metadata address",
@@ -75,23 +75,6 @@ fn check_request(
             .map_err(|_| ValidationError::new("value", "characters allowed in an HTTP header"))?;
     header.set_sensitive(true);
     Ok((url, name, header))
-}
-
-/// Whether the URL names a link-local address (where cloud metadata services answer). Private
-/// and loopback addresses stay allowed: self-hosted upstreams (vLLM, Ollama) live there.
-fn reaches_metadata(url: &reqwest::Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return true;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    match host.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(ip)) => ip.is_link_local(),
-        Ok(std::net::IpAddr::V6(ip)) => (ip.segments()[0] & 0xffc0) == 0xfe80,
-        Err(_) => {
-            let name = host.trim_end_matches('.').to_ascii_lowercase();
-            name == "metadata.google.internal" || name == "metadata"
-        }
-    }
 }
 
 /// What the audit log keeps of a check URL: scheme, host, port and path; never a query, which

@@ -1,9 +1,12 @@
-//! Takes a route's credential out of what the upstream answers, should the upstream echo it
-//! (an error quoting the key it was given, a redirect to a URL holding it): the client must
-//! never see the private credential its keygate key stands for.
+//! Takes a credential out of what the upstream answers, should the upstream echo it (an error
+//! quoting the key it was given, a redirect to a URL holding it): the client must never see
+//! the private credential its keygate key stands for. One scrubber for whole bodies, streamed
+//! bodies and events alike; it works on bytes (nothing is decoded or re-encoded) and wipes
+//! the secret and the bytes it holds back when dropped.
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
 /// What an echoed credential becomes.
@@ -69,6 +72,21 @@ impl Scrubber {
     }
 }
 
+/// A whole body with `credential` replaced wherever it appears; the body itself when there is
+/// no credential or it does not appear (no copy).
+pub fn scrub_body(body: Bytes, credential: Option<&SecretString>) -> Bytes {
+    let Some(mut scrubber) = credential.and_then(|secret| Scrubber::new(secret.expose_secret()))
+    else {
+        return body;
+    };
+    if !scrubber.found_in(&body) {
+        return body;
+    }
+    let mut out = scrubber.push(&body).to_vec();
+    out.extend_from_slice(&scrubber.finish());
+    Bytes::from(out)
+}
+
 /// `body` with the secret replaced wherever it appears, across chunk boundaries too.
 pub fn scrub_stream<S, E>(body: S, scrubber: Scrubber) -> impl Stream<Item = Result<Bytes, E>>
 where
@@ -110,6 +128,21 @@ mod tests {
         }
         out.extend_from_slice(&scrubber.finish());
         out
+    }
+
+    #[test]
+    fn a_whole_body_is_scrubbed_without_a_copy_when_clean() {
+        let secret = SecretString::from("sk-test-1234567890");
+        let body = Bytes::from_static(br#"{"error":{"message":"bad key sk-test-1234567890"}}"#);
+        let scrubbed = scrub_body(body, Some(&secret));
+        assert_eq!(
+            &scrubbed[..],
+            br#"{"error":{"message":"bad key [redacted]"}}"#
+        );
+        let clean = Bytes::from_static(b"\xff not utf-8, no secret");
+        let same = scrub_body(clean.clone(), Some(&secret));
+        assert_eq!(same.as_ptr(), clean.as_ptr(), "untouched, not copied");
+        assert_eq!(scrub_body(clean.clone(), None), clean);
     }
 
     #[test]

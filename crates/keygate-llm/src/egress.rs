@@ -1,0 +1,75 @@
+//! Egress: every request that carries an upstream credential leaves through here — the LLM
+//! deployments, the proxy routes and the secret-rotation check. One client builder (no
+//! redirects, so a credential never follows one to another host; no proxies from the
+//! environment; TCP_NODELAY; idle connections closed before the upstreams' load balancers
+//! close them), the rule that keeps credentials away from link-local and cloud metadata
+//! addresses, and one streaming, zeroizing scrubber for answers that echo a credential.
+
+mod scrub;
+
+use std::time::Duration;
+
+pub use scrub::{Scrubber, scrub_body, scrub_stream};
+
+/// How a client connects and how long it keeps connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientOptions {
+    pub connect_timeout: Duration,
+    /// Idle connections are closed after this (below the upstreams' keep-alive, about 30 s).
+    pub idle: Duration,
+    /// A deadline for a whole request, for callers without deadlines of their own.
+    pub total: Option<Duration>,
+}
+
+/// The TLS stack or the resolver could not be set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the upstream HTTP client could not be set up")]
+pub struct ClientSetupError;
+
+/// A client for requests that carry a credential.
+pub fn client(options: ClientOptions) -> Result<reqwest::Client, ClientSetupError> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(options.connect_timeout)
+        .pool_idle_timeout(options.idle)
+        .tcp_nodelay(true);
+    if let Some(total) = options.total {
+        builder = builder.timeout(total);
+    }
+    builder.build().map_err(|_| ClientSetupError)
+}
+
+/// Whether the URL names a link-local address (where cloud metadata services answer) or a
+/// metadata host name. Private and loopback addresses stay allowed: self-hosted upstreams
+/// (vLLM, Ollama) live there.
+pub fn reaches_metadata(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return true;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_link_local(),
+        Ok(std::net::IpAddr::V6(ip)) => (ip.segments()[0] & 0xffc0) == 0xfe80,
+        Err(_) => {
+            let name = host.trim_end_matches('.').to_ascii_lowercase();
+            name == "metadata.google.internal" || name == "metadata"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_addresses_are_told_apart_from_self_hosted_ones() {
+        let reaches = |url: &str| reaches_metadata(&reqwest::Url::parse(url).unwrap());
+        assert!(reaches("http://169.254.169.254/latest/meta-data"));
+        assert!(reaches("http://[fe80::1]/"));
+        assert!(reaches("http://metadata.google.internal./computeMetadata"));
+        assert!(!reaches("http://127.0.0.1:11434/v1"));
+        assert!(!reaches("http://10.0.0.5/v1"));
+        assert!(!reaches("https://api.openai.com/v1"));
+    }
+}
