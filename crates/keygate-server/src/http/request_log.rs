@@ -85,11 +85,14 @@ pub(crate) async fn log_request(
     next: Next,
 ) -> Response {
     let started = Instant::now();
+    // Kept as they are (a method and a URI clone without copying), and read only for a line
+    // that is written.
     let method = request.method().clone();
-    let path = loggable_path(request.uri().path()).to_owned();
+    let uri = request.uri().clone();
     let response = next.run(request).await;
     let status = response.status().as_u16();
     if mode.writes(status, &SEEN) {
+        let path = loggable_path(uri.path());
         let id = response
             .headers()
             .get(super::routes::REQUEST_ID)
