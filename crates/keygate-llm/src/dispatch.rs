@@ -481,11 +481,7 @@ fn prepare(
     };
     let url = deployment
         .url(call)
-        .ok_or_else(|| TranslateError::Unsupported {
-            field: inbound.endpoint.as_str().to_owned(),
-            what: None,
-            target: preset.format,
-        })?
+        .ok_or_else(|| TranslateError::unsupported(inbound.endpoint.as_str(), preset.format))?
         .clone();
     if inbound.endpoint == crate::Endpoint::Embeddings {
         return Ok((url, inbound.body_for(&deployment.spec.model, false)));

@@ -1,8 +1,12 @@
-//! The inbound request as the gateway needs it: the model, whether to stream, and the byte
-//! span of each, read in one pass without building the document. The body goes upstream as
-//! the client sent it, with only the model (and, for usage, `stream_options`) spliced in.
+//! The inbound request as the gateway needs it, read in one pass without building the
+//! document: the model, whether to stream, the most output, and the byte spans of the model
+//! (to splice), and of the messages, system prompt and tools (the token estimate's input).
+//! The body goes upstream as the client sent it, with only the model (and, for usage,
+//! `stream_options`) spliced in; a deployment of another format gets the request read into
+//! the common form once, whichever deployments it is tried on.
 
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
@@ -10,6 +14,8 @@ use serde_json::value::RawValue;
 
 use crate::client::ClientFormat;
 use crate::provider::Endpoint;
+use crate::tokens::Prompt;
+use crate::translate::ir::ChatRequest;
 use crate::translate::{self, Format, TargetOptions, TranslateError};
 
 /// A request the gateway refuses before choosing a deployment.
@@ -46,6 +52,8 @@ struct Peek<'a> {
     stream_options: Option<&'a RawValue>,
     messages: Option<&'a RawValue>,
     input: Option<&'a RawValue>,
+    system: Option<&'a RawValue>,
+    tools: Option<&'a RawValue>,
     max_tokens: Option<&'a RawValue>,
     max_completion_tokens: Option<&'a RawValue>,
 }
@@ -94,6 +102,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Peek<'a> {
                         "stream_options" => &mut peek.stream_options,
                         "messages" => &mut peek.messages,
                         "input" => &mut peek.input,
+                        // Read for the token estimate, with the messages.
+                        "system" => &mut peek.system,
+                        "tools" => &mut peek.tools,
                         // Read for the limits, which reserve the most output a request allows.
                         "max_tokens" => &mut peek.max_tokens,
                         "max_completion_tokens" => &mut peek.max_completion_tokens,
@@ -135,6 +146,10 @@ pub struct Inbound {
     pub max_output: Option<u64>,
     model_span: Range<usize>,
     stream_options: Option<(Range<usize>, serde_json::Map<String, serde_json::Value>)>,
+    /// Where the prompt lies in the body.
+    prompt: [Option<Range<usize>>; 3],
+    /// The request in the common form, read on first need.
+    read: OnceLock<Result<ChatRequest, TranslateError>>,
 }
 
 fn span(body: &[u8], raw: &RawValue) -> Range<usize> {
@@ -262,6 +277,8 @@ impl Inbound {
         let model_span = span(&body, raw_model);
         let count = |raw: Option<&RawValue>| raw.and_then(|raw| raw.get().parse::<u64>().ok());
         let max_output = count(peek.max_completion_tokens).or(count(peek.max_tokens));
+        let prompt =
+            [peek.messages, peek.system, peek.tools].map(|raw| raw.map(|raw| span(&body, raw)));
         Ok(Self {
             endpoint,
             format: endpoint.format(),
@@ -272,8 +289,34 @@ impl Inbound {
             max_output,
             model_span,
             stream_options,
+            prompt,
+            read: OnceLock::new(),
             body,
         })
+    }
+
+    /// The prompt, for the token estimate.
+    pub fn prompt(&self) -> Prompt {
+        let [messages, system, tools] = self.prompt.clone();
+        Prompt {
+            body: self.body.clone(),
+            messages,
+            system,
+            tools,
+        }
+    }
+
+    /// The request in the common form: read once, on the first need of it, for every
+    /// deployment it is tried on. A token count's body is a Messages request that needs no
+    /// `max_tokens`.
+    pub fn read(&self) -> Result<&ChatRequest, TranslateError> {
+        self.read
+            .get_or_init(|| match self.endpoint {
+                Endpoint::CountTokens => translate::anthropic::decode_count_request(&self.body),
+                _ => translate::read_request(self.format, &self.body),
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// The body for a deployment speaking `target`: the client's bytes with the model
@@ -288,8 +331,9 @@ impl Inbound {
         if target == self.format.wire() {
             return Ok(self.body_for(model, options.stream_usage && target == Format::OpenAi));
         }
-        let request = translate::decode_request(self.format, &self.body, target)?;
-        translate::encode_request(target, &request, model, options)
+        let request = self.read().map_err(|err| err.for_target(target))?;
+        translate::check_target(request, target)?;
+        translate::encode_request(target, request, model, options)
     }
 
     /// The body for a deployment: `model` replaced, and when `ask_usage` (a stream whose
@@ -408,6 +452,44 @@ mod tests {
         assert!(asked.client_wants_usage);
         let unchanged = asked.body_for("m", true);
         assert_eq!(unchanged, asked.body);
+    }
+
+    #[test]
+    fn the_common_form_is_read_once_and_its_errors_name_the_target() {
+        let options = TargetOptions::default();
+        let odd =
+            chat(r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"logprobs":true}"#)
+                .unwrap();
+        for (target, name) in [(Format::Anthropic, "anthropic"), (Format::Gemini, "gemini")] {
+            let err = odd.upstream_body(target, "up", &options).unwrap_err();
+            assert_eq!(err.field(), "logprobs");
+            assert!(
+                err.to_string().contains(&format!("the {name} API")),
+                "{err}"
+            );
+        }
+        assert!(
+            odd.upstream_body(Format::OpenAi, "up", &options).is_ok(),
+            "the client's own format goes as it is"
+        );
+        let plain = chat(r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#).unwrap();
+        assert!(std::ptr::eq(plain.read().unwrap(), plain.read().unwrap()));
+        let prefill = Inbound::parse(
+            Endpoint::Messages,
+            Bytes::from_static(
+                br#"{"model":"m","max_tokens":9,"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"Sure:"}]}"#,
+            ),
+        )
+        .unwrap();
+        let err = prefill
+            .upstream_body(Format::OpenAi, "up", &options)
+            .unwrap_err();
+        assert_eq!(err.field(), "messages[1].role");
+        assert!(
+            prefill
+                .upstream_body(Format::Anthropic, "up", &options)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -48,11 +48,12 @@ impl std::fmt::Display for Format {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TranslateError {
     /// The field is valid, but the target format has no way to say it; `what` says which
-    /// use of it, when the field alone does not.
+    /// use of it, when the field alone does not. Reading a request finds what the common
+    /// form cannot hold before any target is chosen: `target` is named when one is.
     Unsupported {
         field: String,
         what: Option<String>,
-        target: Format,
+        target: Option<Format>,
     },
     /// The field is malformed.
     Invalid { field: String, reason: String },
@@ -63,17 +64,18 @@ impl std::fmt::Display for TranslateError {
         match self {
             Self::Unsupported {
                 field,
-                what: None,
+                what,
                 target,
-            } => write!(f, "`{field}` has no equivalent in the {target} API"),
-            Self::Unsupported {
-                field,
-                what: Some(what),
-                target,
-            } => write!(
-                f,
-                "`{field}` ({what}) has no equivalent in the {target} API"
-            ),
+            } => {
+                write!(f, "`{field}`")?;
+                if let Some(what) = what {
+                    write!(f, " ({what})")?;
+                }
+                match target {
+                    Some(target) => write!(f, " has no equivalent in the {target} API"),
+                    None => f.write_str(" has no equivalent in the other providers' APIs"),
+                }
+            }
             Self::Invalid { field, reason } => write!(f, "`{field}`: {reason}"),
         }
     }
@@ -86,7 +88,7 @@ impl TranslateError {
         Self::Unsupported {
             field: field.into(),
             what: None,
-            target,
+            target: Some(target),
         }
     }
 
@@ -98,8 +100,33 @@ impl TranslateError {
         Self::Unsupported {
             field: field.into(),
             what: Some(what.into()),
-            target,
+            target: Some(target),
         }
+    }
+
+    /// What the common form cannot hold, found while reading a request.
+    pub(crate) fn untranslatable(field: impl Into<String>) -> Self {
+        Self::Unsupported {
+            field: field.into(),
+            what: None,
+            target: None,
+        }
+    }
+
+    pub(crate) fn untranslatable_use(field: impl Into<String>, what: impl Into<String>) -> Self {
+        Self::Unsupported {
+            field: field.into(),
+            what: Some(what.into()),
+            target: None,
+        }
+    }
+
+    /// The same error, naming the target the request was read for.
+    pub fn for_target(mut self, format: Format) -> Self {
+        if let Self::Unsupported { target, .. } = &mut self {
+            target.get_or_insert(format);
+        }
+        self
     }
 
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -138,16 +165,39 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 #[error("the upstream answer is not in the {0} format")]
 pub struct DecodeError(pub Format);
 
-/// Reads a client's request.
+/// Reads a client's request into the common form. Nothing in it depends on the target: what
+/// the common form cannot hold is refused here, and [`check_target`] adds what one target
+/// alone cannot say.
+pub fn read_request(format: ClientFormat, body: &[u8]) -> Result<ir::ChatRequest, TranslateError> {
+    match format {
+        ClientFormat::OpenAi => openai::decode_request(body),
+        ClientFormat::Anthropic => anthropic::decode_request(body),
+    }
+}
+
+/// Whether a request read by [`read_request`] can be written for `target`: an Anthropic
+/// prefill (a final assistant turn) only Anthropic continues; elsewhere it would be read as a
+/// finished turn, and the answer would be another.
+pub fn check_target(request: &ir::ChatRequest, target: Format) -> Result<(), TranslateError> {
+    match request.prefill_at {
+        Some(at) if target != Format::Anthropic => Err(TranslateError::unsupported_use(
+            format!("messages[{at}].role"),
+            "a final assistant turn, a prefill",
+            target,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Reads a client's request for a deployment of `target`.
 pub fn decode_request(
     format: ClientFormat,
     body: &[u8],
     target: Format,
 ) -> Result<ir::ChatRequest, TranslateError> {
-    match format {
-        ClientFormat::OpenAi => openai::decode_request(body, target),
-        ClientFormat::Anthropic => anthropic::decode_request(body, target),
-    }
+    let request = read_request(format, body).map_err(|err| err.for_target(target))?;
+    check_target(&request, target)?;
+    Ok(request)
 }
 
 /// Writes a request for a deployment of `format` serving `model`.

@@ -5,7 +5,6 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::Bytes;
 use keygate_core::{TokenCounts, TokenSource, UsageRecord};
 use keygate_llm::Gateway;
 use keygate_store::Store;
@@ -30,9 +29,8 @@ pub struct ToCount {
     pub record: UsageRecord,
     /// The upstream model, whose tokenizer and price apply.
     pub model: String,
-    /// The client's request, in the client's format.
-    pub request: Bytes,
-    pub format: keygate_llm::ClientFormat,
+    /// The client's prompt.
+    pub prompt: keygate_llm::tokens::Prompt,
     pub text: String,
     pub gateway: Arc<Gateway>,
     /// Tokens and money the request reserved, settled once counted.
@@ -77,7 +75,7 @@ impl UsageLog {
             }
             return;
         }
-        let bytes = entry.request.len() + entry.text.len();
+        let bytes = entry.prompt.len() + entry.text.len();
         if pending.to_count_bytes + bytes > MAX_COUNT_BYTES {
             pending.ready.push(entry.record);
             if let Some(reservation) = entry.reservation {
@@ -181,7 +179,7 @@ impl UsageLog {
 fn count(entry: ToCount) -> UsageRecord {
     let mut record = entry.record;
     let tokens = TokenCounts {
-        prompt: keygate_llm::tokens::count_body(entry.format, &entry.model, &entry.request),
+        prompt: entry.prompt.count(&entry.model),
         completion: keygate_llm::tokens::count(&entry.model, &entry.text),
         cached: 0,
     };

@@ -33,6 +33,9 @@ pub struct ChatRequest {
     pub json_output: bool,
     /// A budget of thinking tokens (Anthropic's `thinking`, Gemini's `thinkingConfig`).
     pub thinking_budget: Option<u64>,
+    /// The index of a final assistant turn in an Anthropic client's messages: a prefill,
+    /// which only Anthropic continues.
+    pub prefill_at: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

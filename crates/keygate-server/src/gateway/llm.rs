@@ -186,9 +186,9 @@ impl Service<'_> {
                     meter_budget(&mut relay, reservation, &gateway, &inbound.model, &asked);
                 }
                 let usage = self.keygate.usage().clone();
-                let (draft, format) = (draft.clone(), inbound.format);
+                let draft = draft.clone();
                 let (prompt, prompt_cost, request) =
-                    (asked.prompt, asked.prompt_cost, inbound.body.clone());
+                    (asked.prompt, asked.prompt_cost, inbound.prompt());
                 relay.on_end(move |end: StreamEnd| {
                     // The request's slots in flight free with the stream.
                     drop(hold);
@@ -219,8 +219,7 @@ impl Service<'_> {
                         None => usage.record_uncounted(ToCount {
                             record,
                             model: served.model.clone(),
-                            request,
-                            format,
+                            prompt: request,
                             text: end.text,
                             gateway,
                             reservation,
@@ -245,10 +244,9 @@ impl Service<'_> {
                 if let Some(reservation) = reservation {
                     reservation.release();
                 }
-                match keygate_llm::translate::anthropic::decode_count_request(&inbound.body) {
-                    Ok(request) => {
-                        let input_tokens =
-                            keygate_llm::tokens::count_request(&inbound.model, &request);
+                match inbound.read() {
+                    Ok(_) => {
+                        let input_tokens = inbound.prompt().count(&inbound.model);
                         self.usage(draft.record(clock.as_ref(), 200, None));
                         Ok(LlmAnswer::Counted { input_tokens })
                     }

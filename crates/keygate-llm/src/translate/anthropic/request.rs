@@ -14,9 +14,9 @@ use crate::translate::value::{
 };
 use crate::translate::{Format, TargetOptions, TranslateError};
 
-/// Reads an Anthropic Messages request for a deployment of `target`.
-pub fn decode_request(body: &[u8], target: Format) -> Result<ChatRequest, TranslateError> {
-    let request = decode(body, target)?;
+/// Reads an Anthropic Messages request into the common form, whatever its target.
+pub fn decode_request(body: &[u8]) -> Result<ChatRequest, TranslateError> {
+    let request = decode(body)?;
     if request.max_tokens.is_none() {
         return Err(TranslateError::invalid("max_tokens", "required"));
     }
@@ -25,10 +25,10 @@ pub fn decode_request(body: &[u8], target: Format) -> Result<ChatRequest, Transl
 
 /// Reads the body of a token count: a Messages request without `max_tokens`.
 pub fn decode_count_request(body: &[u8]) -> Result<ChatRequest, TranslateError> {
-    decode(body, Format::Anthropic)
+    decode(body)
 }
 
-fn decode(body: &[u8], target: Format) -> Result<ChatRequest, TranslateError> {
+fn decode(body: &[u8]) -> Result<ChatRequest, TranslateError> {
     let obj = object(body)?;
     let mut request = ChatRequest {
         source: Some(Format::Anthropic),
@@ -52,10 +52,9 @@ fn decode(body: &[u8], target: Format) -> Result<ChatRequest, TranslateError> {
                         }
                         "user_id" => {}
                         other => {
-                            return Err(TranslateError::unsupported(
-                                format!("metadata.{other}"),
-                                target,
-                            ));
+                            return Err(TranslateError::untranslatable(format!(
+                                "metadata.{other}"
+                            )));
                         }
                     }
                 }
@@ -70,7 +69,7 @@ fn decode(body: &[u8], target: Format) -> Result<ChatRequest, TranslateError> {
             "temperature" => request.temperature = Some(as_f64(value, key)?),
             "top_p" => request.top_p = Some(as_f64(value, key)?),
             "top_k" => request.top_k = Some(as_u64(value, key)?),
-            "tools" => request.tools = decode_tools(value, target)?,
+            "tools" => request.tools = decode_tools(value)?,
             "tool_choice" => {
                 let choice = as_object(value, key)?;
                 request.tool_choice = Some(match required_str(choice, "type", key)? {
@@ -101,30 +100,25 @@ fn decode(body: &[u8], target: Format) -> Result<ChatRequest, TranslateError> {
                         })?;
                         request.thinking_budget = Some(as_u64(budget, "thinking.budget_tokens")?);
                     }
-                    _ => return Err(TranslateError::unsupported("thinking.type", target)),
+                    _ => return Err(TranslateError::untranslatable("thinking.type")),
                 }
             }
             "service_tier" if value.as_str() == Some("auto") => {}
-            other => return Err(TranslateError::unsupported(other, target)),
+            other => return Err(TranslateError::untranslatable(other)),
         }
     }
     let messages =
         get(&obj, "messages").ok_or_else(|| TranslateError::invalid("messages", "required"))?;
     let messages = as_array(messages, "messages")?;
-    decode_messages(messages, &mut request, target)?;
-    // A final assistant turn is a prefill: the answer must continue it. Elsewhere it would
-    // be read as a finished turn, and the answer would be another.
-    if target != Format::Anthropic
-        && request
-            .messages
-            .last()
-            .is_some_and(|m| m.role == Role::Assistant)
+    decode_messages(messages, &mut request)?;
+    // A final assistant turn is a prefill: the answer must continue it. Only Anthropic
+    // continues one; elsewhere it would be read as a finished turn (see `for_target`).
+    if request
+        .messages
+        .last()
+        .is_some_and(|m| m.role == Role::Assistant)
     {
-        return Err(TranslateError::unsupported_use(
-            format!("messages[{}].role", messages.len().saturating_sub(1)),
-            "a final assistant turn, a prefill",
-            target,
-        ));
+        request.prefill_at = Some(messages.len().saturating_sub(1));
     }
     Ok(request)
 }
@@ -154,7 +148,7 @@ fn decode_system(value: &Value) -> Result<Vec<String>, TranslateError> {
     }
 }
 
-fn decode_tools(value: &Value, target: Format) -> Result<Vec<Tool>, TranslateError> {
+fn decode_tools(value: &Value) -> Result<Vec<Tool>, TranslateError> {
     as_array(value, "tools")?
         .iter()
         .enumerate()
@@ -163,14 +157,14 @@ fn decode_tools(value: &Value, target: Format) -> Result<Vec<Tool>, TranslateErr
             let tool = as_object(tool, &at)?;
             // Anthropic's server tools (web search, code execution…) run at Anthropic.
             if get(tool, "type").is_some_and(|t| t.as_str() != Some("custom")) {
-                return Err(TranslateError::unsupported(format!("{at}.type"), target));
+                return Err(TranslateError::untranslatable(format!("{at}.type")));
             }
             for key in tool.keys() {
                 if !matches!(
                     key.as_str(),
                     "name" | "description" | "input_schema" | "cache_control" | "type"
                 ) {
-                    return Err(TranslateError::unsupported(format!("{at}.{key}"), target));
+                    return Err(TranslateError::untranslatable(format!("{at}.{key}")));
                 }
             }
             Ok(Tool {
@@ -186,11 +180,7 @@ fn decode_tools(value: &Value, target: Format) -> Result<Vec<Tool>, TranslateErr
         .collect()
 }
 
-fn decode_messages(
-    items: &[Value],
-    request: &mut ChatRequest,
-    target: Format,
-) -> Result<(), TranslateError> {
+fn decode_messages(items: &[Value], request: &mut ChatRequest) -> Result<(), TranslateError> {
     let mut call_names: HashMap<String, String> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
         let at = format!("messages[{i}]");
@@ -222,7 +212,7 @@ fn decode_messages(
                 let mut parts = Vec::with_capacity(blocks.len());
                 for (j, block) in blocks.iter().enumerate() {
                     let at = format!("{at}.content[{j}]");
-                    if let Some(part) = decode_block(block, &at, target, &mut call_names)? {
+                    if let Some(part) = decode_block(block, &at, &mut call_names)? {
                         parts.push(part);
                     }
                 }
@@ -250,7 +240,6 @@ fn decode_messages(
 fn decode_block(
     block: &Value,
     at: &str,
-    target: Format,
     call_names: &mut HashMap<String, String>,
 ) -> Result<Option<Part>, TranslateError> {
     let block = as_object(block, at)?;
@@ -269,16 +258,15 @@ fn decode_block(
         // Thinking of earlier turns is the upstream's own; another provider cannot use it.
         "thinking" | "redacted_thinking" => return Ok(None),
         other => {
-            return Err(TranslateError::unsupported_use(
+            return Err(TranslateError::untranslatable_use(
                 format!("{at}.type"),
                 format!("`{other}` blocks"),
-                target,
             ));
         }
     };
     for (key, value) in block {
         if !allowed.contains(&key.as_str()) && !value.is_null() {
-            return Err(TranslateError::unsupported(format!("{at}.{key}"), target));
+            return Err(TranslateError::untranslatable(format!("{at}.{key}")));
         }
     }
     Ok(Some(match kind {
@@ -312,10 +300,9 @@ fn decode_block(
                         match required_str(item, "type", &at)? {
                             "text" => Ok(Part::Text(required_str(item, "text", &at)?.to_owned())),
                             "image" => Ok(Part::Image(decode_image(item, &at)?)),
-                            other => Err(TranslateError::unsupported_use(
+                            other => Err(TranslateError::untranslatable_use(
                                 format!("{at}.type"),
                                 format!("`{other}` blocks"),
-                                target,
                             )),
                         }
                     })

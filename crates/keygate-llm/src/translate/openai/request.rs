@@ -28,8 +28,8 @@ fn default_only(key: &str, value: &Value) -> bool {
     }
 }
 
-/// Reads an OpenAI chat request for a deployment of `target`.
-pub fn decode_request(body: &[u8], target: Format) -> Result<ChatRequest, TranslateError> {
+/// Reads an OpenAI chat request into the common form, whatever its target.
+pub fn decode_request(body: &[u8]) -> Result<ChatRequest, TranslateError> {
     let obj = object(body)?;
     let mut request = ChatRequest {
         source: Some(Format::OpenAi),
@@ -58,7 +58,7 @@ pub fn decode_request(body: &[u8], target: Format) -> Result<ChatRequest, Transl
                     _ => return Err(TranslateError::invalid("stop", "a string or an array")),
                 }
             }
-            "tools" => request.tools = decode_tools(value, target)?,
+            "tools" => request.tools = decode_tools(value)?,
             "tool_choice" => request.tool_choice = Some(decode_tool_choice(value)?),
             "parallel_tool_calls" => request.parallel_tool_calls = Some(as_bool(value, key)?),
             "user" => request.user = Some(as_str(value, key)?.to_owned()),
@@ -76,20 +76,20 @@ pub fn decode_request(body: &[u8], target: Format) -> Result<ChatRequest, Transl
                 match get(format, "type").and_then(Value::as_str) {
                     Some("text") => {}
                     Some("json_object") => request.json_output = true,
-                    _ => return Err(TranslateError::unsupported("response_format.type", target)),
+                    _ => return Err(TranslateError::untranslatable("response_format.type")),
                 }
             }
             other if default_only(other, value) => {}
-            other => return Err(TranslateError::unsupported(other, target)),
+            other => return Err(TranslateError::untranslatable(other)),
         }
     }
     let messages =
         get(&obj, "messages").ok_or_else(|| TranslateError::invalid("messages", "required"))?;
-    decode_messages(as_array(messages, "messages")?, &mut request, target)?;
+    decode_messages(as_array(messages, "messages")?, &mut request)?;
     Ok(request)
 }
 
-fn decode_tools(value: &Value, target: Format) -> Result<Vec<Tool>, TranslateError> {
+fn decode_tools(value: &Value) -> Result<Vec<Tool>, TranslateError> {
     as_array(value, "tools")?
         .iter()
         .enumerate()
@@ -114,7 +114,7 @@ fn decode_tools(value: &Value, target: Format) -> Result<Vec<Tool>, TranslateErr
                     // Strict schema adherence is a promise other providers do not make.
                     "strict" if value.as_bool() != Some(true) => {}
                     "strict" => {
-                        return Err(TranslateError::unsupported(format!("{at}.strict"), target));
+                        return Err(TranslateError::untranslatable(format!("{at}.strict")));
                     }
                     _ => {
                         return Err(TranslateError::invalid(
@@ -175,11 +175,7 @@ fn push(messages: &mut Vec<Message>, role: Role, part: Part) {
     }
 }
 
-fn decode_messages(
-    items: &[Value],
-    request: &mut ChatRequest,
-    target: Format,
-) -> Result<(), TranslateError> {
+fn decode_messages(items: &[Value], request: &mut ChatRequest) -> Result<(), TranslateError> {
     let mut call_names: HashMap<String, String> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
         let at = format!("messages[{i}]");
@@ -193,17 +189,16 @@ fn decode_messages(
                 _ => false,
             };
             if !known && get(message, key).is_some() {
-                return Err(TranslateError::unsupported(format!("{at}.{key}"), target));
+                return Err(TranslateError::untranslatable(format!("{at}.{key}")));
             }
         }
         let content = get(message, "content");
         match role {
             "system" | "developer" => {
                 if !request.messages.is_empty() {
-                    return Err(TranslateError::unsupported_use(
+                    return Err(TranslateError::untranslatable_use(
                         format!("{at}.role"),
                         format!("a {role} message after the conversation began"),
-                        target,
                     ));
                 }
                 let content = content
@@ -215,7 +210,7 @@ fn decode_messages(
             "user" => {
                 let content = content
                     .ok_or_else(|| TranslateError::invalid(format!("{at}.content"), "required"))?;
-                for part in decode_content(content, &format!("{at}.content"), target)? {
+                for part in decode_content(content, &format!("{at}.content"))? {
                     push(&mut request.messages, Role::User, part);
                 }
             }
@@ -273,7 +268,7 @@ fn decode_messages(
                 let call_id = required_str(message, "tool_call_id", &at)?.to_owned();
                 let content = content
                     .ok_or_else(|| TranslateError::invalid(format!("{at}.content"), "required"))?;
-                let content = decode_content(content, &format!("{at}.content"), target)?;
+                let content = decode_content(content, &format!("{at}.content"))?;
                 push(
                     &mut request.messages,
                     Role::User,
@@ -285,7 +280,7 @@ fn decode_messages(
                     }),
                 );
             }
-            "function" => return Err(TranslateError::unsupported(format!("{at}.role"), target)),
+            "function" => return Err(TranslateError::untranslatable(format!("{at}.role"))),
             _ => {
                 return Err(TranslateError::invalid(
                     format!("{at}.role"),
@@ -323,7 +318,7 @@ fn text_only(content: &Value, at: &str) -> Result<String, TranslateError> {
     }
 }
 
-fn decode_content(content: &Value, at: &str, target: Format) -> Result<Vec<Part>, TranslateError> {
+fn decode_content(content: &Value, at: &str) -> Result<Vec<Part>, TranslateError> {
     match content {
         Value::String(text) => Ok(vec![Part::Text(text.clone())]),
         Value::Array(parts) => parts
@@ -345,17 +340,15 @@ fn decode_content(content: &Value, at: &str, target: Format) -> Result<Vec<Part>
                         if let Some(detail) = get(image, "detail").and_then(Value::as_str)
                             && detail != "auto"
                         {
-                            return Err(TranslateError::unsupported(
-                                format!("{at}.image_url.detail"),
-                                target,
-                            ));
+                            return Err(TranslateError::untranslatable(format!(
+                                "{at}.image_url.detail"
+                            )));
                         }
                         Ok(Part::Image(image_from_url(url)))
                     }
-                    other => Err(TranslateError::unsupported_use(
+                    other => Err(TranslateError::untranslatable_use(
                         format!("{at}.type"),
                         format!("`{other}` content"),
-                        target,
                     )),
                 }
             })

@@ -47,7 +47,7 @@ pub(crate) fn demand(
             least_cost: None,
         });
     }
-    let prompt = keygate_llm::tokens::count_body(inbound.format, &inbound.model, &inbound.body);
+    let prompt = inbound.prompt().count(&inbound.model);
     let (output, output_assumed) = match inbound.endpoint {
         Endpoint::Embeddings => (0, false),
         _ => match inbound.max_output {
