@@ -17,7 +17,7 @@ pub fn delay(retry: u32, base: Duration, max: Duration, retry_after: Option<Dura
 
 /// Parses a `Retry-After` value in seconds (an HTTP date is not worth waiting for here), or
 /// the `retry-after-ms` / `x-ratelimit-reset-requests` style milliseconds some providers send.
-pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub fn parse_retry_after(headers: &http::header::HeaderMap) -> Option<Duration> {
     if let Some(ms) = headers
         .get("retry-after-ms")
         .and_then(|v| v.to_str().ok())
@@ -27,7 +27,7 @@ pub fn parse_retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duratio
         return Some(Duration::from_secs_f64(ms.min(86_400_000.0) / 1000.0));
     }
     headers
-        .get(reqwest::header::RETRY_AFTER)
+        .get(http::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|s| Duration::from_secs(s.min(86_400)))
@@ -58,7 +58,7 @@ mod tests {
 
     #[test]
     fn reads_retry_after_headers() {
-        let mut headers = reqwest::header::HeaderMap::new();
+        let mut headers = http::header::HeaderMap::new();
         assert_eq!(parse_retry_after(&headers), None);
         headers.insert("retry-after", "3".parse().unwrap());
         assert_eq!(parse_retry_after(&headers), Some(Duration::from_secs(3)));

@@ -353,7 +353,7 @@ fn resolve_provider(name: &str, raw: &ProviderFile) -> Result<ProviderSpec, Conf
                 format!("required for kind `{}`", raw.kind.as_str()),
             )
         })?;
-    let parsed = reqwest::Url::parse(&base_url)
+    let parsed = url::Url::parse(&base_url)
         .map_err(|_| ConfigError::invalid(format!("{field}.base_url"), "not a URL"))?;
     if !matches!(parsed.scheme(), "http" | "https")
         || parsed.query().is_some()

@@ -6,14 +6,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Uri};
 use keygate_core::TokenCounts;
-use reqwest::header::{self, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::backoff;
 use crate::client::ClientFormat;
 use crate::config::Credential;
 use crate::credential::SecretSource;
+use crate::egress::{self, SendError};
 use crate::error::{AttemptError, GatewayError};
 use crate::gateway::{Deployment, Gateway, Pick};
 use crate::provider::{AuthStyle, Call};
@@ -290,34 +292,42 @@ impl Gateway {
         // Whether the deployment speaks the client's format: then nothing is translated.
         let same = target == client_format.wire();
         let ask_usage = provider.preset.stream_usage_option && target == Format::OpenAi;
-        let mut request = deployment
-            .client
-            .post(url)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body);
+        let mut request = egress::Request::new(Method::POST, url, egress::Body::whole(body));
+        request.header(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if inbound.stream {
-            request = request.header(header::ACCEPT, "text/event-stream");
+            request.header(
+                header::ACCEPT,
+                HeaderValue::from_static("text/event-stream"),
+            );
         }
         if target == Format::Anthropic {
-            request = request.header("anthropic-version", translate::anthropic::API_VERSION);
+            request.header(
+                HeaderName::from_static("anthropic-version"),
+                HeaderValue::from_static(translate::anthropic::API_VERSION),
+            );
             if client_format == ClientFormat::Anthropic
-                && let Some(beta) = beta
+                && let Some(beta) = beta.and_then(|beta| HeaderValue::from_str(beta).ok())
             {
-                request = request.header("anthropic-beta", beta);
+                request.header(HeaderName::from_static("anthropic-beta"), beta);
             }
         }
         if let Some(credential) = credential {
-            let value = match provider.preset.auth {
-                AuthStyle::Bearer => format!("Bearer {}", credential.expose_secret()),
-                _ => credential.expose_secret().to_owned(),
+            let prefix = match provider.preset.auth {
+                AuthStyle::Bearer => "Bearer ",
+                _ => "",
             };
-            let Ok(mut value) = HeaderValue::from_str(&value) else {
+            let Some(value) = egress::secret_header(prefix, credential) else {
                 return Attempt::Failed(AttemptError::Credential(
                     crate::CredentialError::Unavailable,
                 ));
             };
-            value.set_sensitive(true);
-            request = request.header(provider.preset.auth.header(), value);
+            request.header(
+                HeaderName::from_static(provider.preset.auth.header()),
+                value,
+            );
         }
         let first_byte = timeouts.first_byte.min(timeouts.total);
         // A non-streamed answer's head comes when the whole answer is ready: only the total
@@ -327,19 +337,19 @@ impl Gateway {
         } else {
             timeouts.total
         };
-        let response = match tokio::time::timeout(head, request.send()).await {
+        let response = match tokio::time::timeout(head, deployment.client.send(request)).await {
             Err(_) if inbound.stream => {
                 return Attempt::Failed(AttemptError::FirstByteTimeout(first_byte));
             }
             Err(_) => return Attempt::Failed(AttemptError::TotalTimeout(head)),
-            Ok(Err(err)) if err.is_connect() || err.is_timeout() => {
+            Ok(Err(SendError::Connect | SendError::Timeout)) => {
                 return Attempt::Failed(AttemptError::Connect);
             }
-            Ok(Err(_)) => return Attempt::Failed(AttemptError::Interrupted),
+            Ok(Err(SendError::Failed)) => return Attempt::Failed(AttemptError::Interrupted),
             Ok(Ok(response)) => response,
         };
-        let status = response.status().as_u16();
-        let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+        let status = response.status.as_u16();
+        let content_type = response.headers.get(header::CONTENT_TYPE).cloned();
         let mut served = Served {
             deployment: spec.id.clone(),
             provider: provider.spec.name.clone(),
@@ -347,7 +357,7 @@ impl Gateway {
             attempts,
             first_byte: started.elapsed(),
         };
-        if !response.status().is_success() {
+        if !response.status.is_success() {
             let formats = (target, client_format);
             return failed_status(response, deadline, credential, served, formats).await;
         }
@@ -431,7 +441,7 @@ impl Gateway {
             Some(HeaderValue::from_static("text/event-stream"))
         };
         let mut relay = Relay::new(RelayParts {
-            upstream: response.bytes_stream().boxed(),
+            upstream: response.into_stream().boxed(),
             gap: timeouts.chunk_gap,
             deadline,
             codec,
@@ -457,7 +467,7 @@ impl Gateway {
 
 /// A request ready to send.
 struct Outbound<'a> {
-    url: reqwest::Url,
+    url: Uri,
     body: Bytes,
     credential: Option<&'a SecretString>,
     /// The `anthropic-beta` header the policy lets through, for an Anthropic client.
@@ -470,7 +480,7 @@ fn prepare(
     deployment: &Deployment,
     inbound: &Inbound,
     tuning: &crate::config::Tuning,
-) -> Result<(reqwest::Url, Bytes), TranslateError> {
+) -> Result<(Uri, Bytes), TranslateError> {
     let preset = &deployment.provider.preset;
     let call = match inbound.endpoint {
         crate::Endpoint::Embeddings => Call::Embeddings,
@@ -497,41 +507,32 @@ fn prepare(
 
 /// Reads a body up to `limit` bytes before `deadline`.
 async fn read_limited(
-    response: reqwest::Response,
+    response: egress::Response,
     deadline: Instant,
     limit: usize,
 ) -> Result<Bytes, AttemptError> {
-    let read = async {
-        let mut body = bytes::BytesMut::new();
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|_| AttemptError::Interrupted)?;
-            if body.len() + chunk.len() > limit {
-                return Err(AttemptError::InvalidResponse);
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body.freeze())
-    };
     let total = deadline.saturating_duration_since(Instant::now());
-    tokio::time::timeout(total, read)
-        .await
-        .unwrap_or(Err(AttemptError::TotalTimeout(total)))
+    match tokio::time::timeout(total, response.read(limit)).await {
+        Err(_) => Err(AttemptError::TotalTimeout(total)),
+        Ok(Err(egress::ReadError::Broken)) => Err(AttemptError::Interrupted),
+        Ok(Err(egress::ReadError::TooLarge)) => Err(AttemptError::InvalidResponse),
+        Ok(Ok(body)) => Ok(body),
+    }
 }
 
 /// An upstream error status: retried elsewhere when another deployment may do better
 /// (rate limits, server errors, and authentication or missing models, which are faults of
 /// the deployment's configuration, not of the client); passed through otherwise.
 async fn failed_status(
-    response: reqwest::Response,
+    response: egress::Response,
     deadline: Instant,
     credential: Option<&SecretString>,
     served: Served,
     (upstream, client): (Format, ClientFormat),
 ) -> Attempt {
-    let mut status = response.status().as_u16();
-    let retry_after = backoff::parse_retry_after(response.headers());
-    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+    let mut status = response.status.as_u16();
+    let retry_after = backoff::parse_retry_after(&response.headers);
+    let content_type = response.headers.get(header::CONTENT_TYPE).cloned();
     let body = read_limited(response, deadline, MAX_ERROR_BYTES)
         .await
         .unwrap_or_default();

@@ -1,14 +1,20 @@
 //! Egress: every request that carries an upstream credential leaves through here — the LLM
-//! deployments, the proxy routes and the secret-rotation check. One client builder (no
-//! redirects, so a credential never follows one to another host; no proxies from the
-//! environment; TCP_NODELAY; idle connections closed before the upstreams' load balancers
-//! close them), the rule that keeps credentials away from link-local and cloud metadata
-//! addresses, and one streaming, zeroizing scrubber for answers that echo a credential.
+//! deployments, the proxy routes and the secret-rotation check. One client ([`Client`]:
+//! hyper's pool, no redirects, so a credential never follows one to another host; no proxies
+//! from the environment; TCP_NODELAY; idle connections closed before the upstreams' load
+//! balancers close them), one way to put a credential in a header ([`secret_header`]), the
+//! rule that keeps credentials away from link-local and cloud metadata addresses, and one
+//! streaming, zeroizing scrubber for answers that echo a credential.
 
+mod client;
 mod scrub;
 
 use std::time::Duration;
 
+use http::HeaderValue;
+use secrecy::{ExposeSecret, SecretString};
+
+pub use client::{Body, BodyError, Client, ReadError, Request, Response, SendError, uri};
 pub use scrub::{Scrubber, scrub_body, scrub_stream};
 
 /// How a client connects and how long it keeps connections.
@@ -26,24 +32,20 @@ pub struct ClientOptions {
 #[error("the upstream HTTP client could not be set up")]
 pub struct ClientSetupError;
 
-/// A client for requests that carry a credential.
-pub fn client(options: ClientOptions) -> Result<reqwest::Client, ClientSetupError> {
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .connect_timeout(options.connect_timeout)
-        .pool_idle_timeout(options.idle)
-        .tcp_nodelay(true);
-    if let Some(total) = options.total {
-        builder = builder.timeout(total);
-    }
-    builder.build().map_err(|_| ClientSetupError)
+/// A header value that carries a credential: `prefix` and the secret, marked sensitive so
+/// that it is never logged nor compressed into HTTP/2's header table. `None` when the secret
+/// cannot travel in a header.
+pub fn secret_header(prefix: &str, secret: &SecretString) -> Option<HeaderValue> {
+    let text = zeroize::Zeroizing::new(format!("{prefix}{}", secret.expose_secret()));
+    let mut value = HeaderValue::from_str(&text).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 /// Whether the URL names a link-local address (where cloud metadata services answer) or a
 /// metadata host name. Private and loopback addresses stay allowed: self-hosted upstreams
 /// (vLLM, Ollama) live there.
-pub fn reaches_metadata(url: &reqwest::Url) -> bool {
+pub fn reaches_metadata(url: &url::Url) -> bool {
     let Some(host) = url.host_str() else {
         return true;
     };
@@ -64,7 +66,7 @@ mod tests {
 
     #[test]
     fn metadata_addresses_are_told_apart_from_self_hosted_ones() {
-        let reaches = |url: &str| reaches_metadata(&reqwest::Url::parse(url).unwrap());
+        let reaches = |url: &str| reaches_metadata(&url::Url::parse(url).unwrap());
         assert!(reaches("http://169.254.169.254/latest/meta-data"));
         assert!(reaches("http://[fe80::1]/"));
         assert!(reaches("http://metadata.google.internal./computeMetadata"));

@@ -7,9 +7,12 @@ use std::time::{Duration, Instant};
 
 use keygate_core::{MicroUsd, TokenCounts};
 
+use http::Uri;
+
 use crate::ConfigError;
 use crate::breaker::Breaker;
 use crate::config::{DeploymentSpec, GatewayConfig, ProviderSpec, Tuning};
+use crate::egress::Client;
 use crate::health::Health;
 use crate::price::PriceTable;
 use crate::provider::{Call, Preset, endpoint_url};
@@ -26,8 +29,8 @@ pub(crate) struct Provider {
 }
 
 /// The client of a provider's deployments (see [`crate::egress`]).
-fn upstream_client(connect_timeout: Duration) -> Result<reqwest::Client, ConfigError> {
-    crate::egress::client(crate::egress::ClientOptions {
+fn upstream_client(connect_timeout: Duration) -> Result<Client, ConfigError> {
+    Client::new(crate::egress::ClientOptions {
         connect_timeout,
         idle: POOL_IDLE,
         total: None,
@@ -42,16 +45,16 @@ pub(crate) struct Deployment {
     pub health: Arc<Health>,
     /// Upstream URLs, parsed once: chat (Gemini streams at another URL) and embeddings,
     /// which not every provider has.
-    pub chat_url: reqwest::Url,
-    pub stream_url: reqwest::Url,
-    pub embeddings_url: Option<reqwest::Url>,
-    pub count_tokens_url: Option<reqwest::Url>,
+    pub chat_url: Uri,
+    pub stream_url: Uri,
+    pub embeddings_url: Option<Uri>,
+    pub count_tokens_url: Option<Uri>,
     /// The provider's client, or one of its own when the deployment sets its connect timeout.
-    pub client: reqwest::Client,
+    pub client: Client,
 }
 
 impl Deployment {
-    pub fn url(&self, call: Call) -> Option<&reqwest::Url> {
+    pub fn url(&self, call: Call) -> Option<&Uri> {
         match call {
             Call::Chat { stream: false } => Some(&self.chat_url),
             Call::Chat { stream: true } => Some(&self.stream_url),
@@ -127,7 +130,7 @@ pub struct Gateway {
     /// Kept for the next rebuild: health by deployment id, clients by provider and connect
     /// timeout.
     health: HashMap<String, Arc<Health>>,
-    clients: HashMap<(String, Duration), reqwest::Client>,
+    clients: HashMap<(String, Duration), Client>,
 }
 
 /// A deployment's state, for operators.
@@ -167,20 +170,19 @@ impl Gateway {
     fn build(config: &GatewayConfig, previous: &Gateway) -> Result<Self, ConfigError> {
         let mut providers = HashMap::new();
         // One client (one connection pool) per provider and connect timeout.
-        let mut clients: HashMap<(String, Duration), reqwest::Client> = HashMap::new();
-        let mut client_for =
-            |name: &str, connect: Duration| -> Result<reqwest::Client, ConfigError> {
-                let key = (name.to_owned(), connect);
-                if let Some(client) = clients.get(&key) {
-                    return Ok(client.clone());
-                }
-                let client = match previous.clients.get(&key) {
-                    Some(client) => client.clone(),
-                    None => upstream_client(connect)?,
-                };
-                clients.insert(key, client.clone());
-                Ok(client)
+        let mut clients: HashMap<(String, Duration), Client> = HashMap::new();
+        let mut client_for = |name: &str, connect: Duration| -> Result<Client, ConfigError> {
+            let key = (name.to_owned(), connect);
+            if let Some(client) = clients.get(&key) {
+                return Ok(client.clone());
+            }
+            let client = match previous.clients.get(&key) {
+                Some(client) => client.clone(),
+                None => upstream_client(connect)?,
             };
+            clients.insert(key, client.clone());
+            Ok(client)
+        };
         for spec in &config.providers {
             providers.insert(
                 spec.name.clone(),
@@ -226,7 +228,7 @@ impl Gateway {
                     ) else {
                         return Ok(None);
                     };
-                    reqwest::Url::parse(&text).map(Some).map_err(|_| {
+                    text.parse::<Uri>().map(Some).map_err(|_| {
                         ConfigError::invalid(
                             format!("model_groups.{}", group.alias),
                             format!("`{}` does not make a valid URL", spec.id),

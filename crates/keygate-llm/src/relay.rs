@@ -16,6 +16,7 @@ use secrecy::SecretString;
 use tokio::time::Sleep;
 
 use crate::client::{ClientError, ClientFormat};
+use crate::egress::BodyError;
 use crate::error::AttemptError;
 use crate::health::Health;
 use crate::sse::EventSplitter;
@@ -98,7 +99,7 @@ pub(crate) struct Decoded {
 
 /// A relayed stream of SSE bytes; the client's response body.
 pub struct Relay {
-    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    upstream: BoxStream<'static, Result<Bytes, BodyError>>,
     splitter: EventSplitter,
     ready: VecDeque<Bytes>,
     gap: Duration,
@@ -141,7 +142,7 @@ impl std::fmt::Debug for Relay {
 }
 
 pub(crate) struct RelayParts {
-    pub upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    pub upstream: BoxStream<'static, Result<Bytes, BodyError>>,
     pub gap: Duration,
     pub deadline: Instant,
     pub codec: Codec,
@@ -634,7 +635,7 @@ mod tests {
     use crate::translate::{Format, StreamDecoder, StreamEncoder};
 
     fn relay(events: &[&str], client: ClientFormat, credential: Option<&str>) -> Relay {
-        let chunks: Vec<reqwest::Result<Bytes>> = events
+        let chunks: Vec<Result<Bytes, BodyError>> = events
             .iter()
             .map(|e| Ok(Bytes::from(e.to_string())))
             .collect();

@@ -89,7 +89,7 @@ pub enum RouteAccess {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub name: String,
-    pub upstream: reqwest::Url,
+    pub upstream: url::Url,
     pub credential: RouteCredential,
     pub inject: Inject,
     pub timeout: Duration,
@@ -110,7 +110,7 @@ pub struct RouteError {
 #[derive(Debug, Default)]
 pub struct ProxyRoutes {
     routes: BTreeMap<String, Route>,
-    client: Option<reqwest::Client>,
+    client: Option<keygate_llm::egress::Client>,
 }
 
 /// Whether a route is public, and whether it may be: a public route injects no credential
@@ -156,7 +156,7 @@ impl ProxyRoutes {
             if !valid_name {
                 return Err(error("name", "1-64 letters, digits, `-` or `_`"));
             }
-            let upstream = reqwest::Url::parse(&file.upstream)
+            let upstream = url::Url::parse(&file.upstream)
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https"))
                 .filter(|u| u.username().is_empty() && u.password().is_none())
@@ -236,7 +236,7 @@ impl ProxyRoutes {
             None
         } else {
             Some(
-                keygate_llm::egress::client(keygate_llm::egress::ClientOptions {
+                keygate_llm::egress::Client::new(keygate_llm::egress::ClientOptions {
                     connect_timeout: Duration::from_secs(10),
                     idle: Duration::from_secs(20),
                     total: None,
@@ -255,7 +255,7 @@ impl ProxyRoutes {
         self.routes.get(name)
     }
 
-    pub(crate) fn client(&self) -> Option<&reqwest::Client> {
+    pub(crate) fn client(&self) -> Option<&keygate_llm::egress::Client> {
         self.client.as_ref()
     }
 
@@ -265,8 +265,8 @@ impl ProxyRoutes {
 }
 
 /// Whether a publishable key may use `method`: public routes are read-only.
-pub(crate) fn is_read(method: &reqwest::Method) -> bool {
-    method == reqwest::Method::GET || method == reqwest::Method::HEAD
+pub(crate) fn is_read(method: &axum::http::Method) -> bool {
+    method == axum::http::Method::GET || method == axum::http::Method::HEAD
 }
 
 #[cfg(test)]

@@ -71,7 +71,7 @@ pub struct Keygate {
     values: moka::sync::Cache<keygate_core::SecretId, Arc<(i64, secrecy::SecretString)>>,
     /// For checks of a pending secret against its upstream. Never follows redirects: a
     /// credential must not travel to a host the check did not name.
-    upstream: reqwest::Client,
+    upstream: keygate_llm::egress::Client,
 }
 
 impl Keygate {
@@ -105,7 +105,7 @@ impl Keygate {
                 .max_capacity(10_000)
                 .time_to_live(VALUE_TTL)
                 .build(),
-            upstream: keygate_llm::egress::client(keygate_llm::egress::ClientOptions {
+            upstream: keygate_llm::egress::Client::new(keygate_llm::egress::ClientOptions {
                 connect_timeout: std::time::Duration::from_secs(5),
                 idle: std::time::Duration::from_secs(20),
                 total: Some(std::time::Duration::from_secs(10)),

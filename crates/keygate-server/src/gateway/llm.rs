@@ -7,6 +7,7 @@ mod budget;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use keygate_core::scope::any_grants;
 use keygate_core::{TokenSource, UsageRecord};
@@ -14,7 +15,6 @@ use keygate_limits::State;
 use keygate_llm::{
     AttemptError, Endpoint, Failure, GatewayError, Inbound, Relay, Reply, StreamEnd, StreamOutcome,
 };
-use reqwest::header::HeaderValue;
 
 use super::{Refused, Service, UsageDraft, draft::millis};
 use crate::cache::CachedKey;

@@ -6,14 +6,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::http::header::{self, HeaderMap};
+use axum::http::{Method, StatusCode};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use keygate_core::Origin;
 use keygate_core::scope::any_grants;
-use keygate_llm::egress::{Scrubber, scrub_stream};
-use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::{Method, StatusCode};
+use keygate_llm::egress::{self, Scrubber, scrub_stream};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{Refused, Service, UsageDraft};
@@ -190,7 +190,16 @@ impl Service<'_> {
             credential.as_ref(),
         );
         let client = routes.client().ok_or(Refused::RouteNotFound)?;
-        let mut upstream = client.request(call.method.clone(), url);
+        let Ok(uri) = egress::uri(&url) else {
+            return refuse(Refused::UpstreamUnreachable);
+        };
+        // A GET or HEAD body has no defined meaning (RFC 9110 §9.3.1); a publishable key's is
+        // not passed on, so that nothing but a read reaches the upstream.
+        let body = match publishable {
+            None => egress::Body::streamed(bounded(call.body, route.body_limit)),
+            Some(_) => egress::Body::empty(),
+        };
+        let mut upstream = egress::Request::new(call.method.clone(), uri, body);
         // An answer that may echo the credential is read in the clear, so that it can be
         // scrubbed.
         let scrubber = credential
@@ -203,40 +212,32 @@ impl Service<'_> {
                 && NOT_FORWARDED_FOR_PUBLISHABLE.contains(&name.as_str())
                 || scrubber.is_some() && name == header::ACCEPT_ENCODING;
             if forwardable(name) && !injected && !withheld {
-                upstream = upstream.header(name, value);
+                upstream.header(name.clone(), value.clone());
             }
         }
         if scrubber.is_some() {
-            upstream = upstream.header(header::ACCEPT_ENCODING, "identity");
+            upstream.header(
+                header::ACCEPT_ENCODING,
+                header::HeaderValue::from_static("identity"),
+            );
         }
         if let (Inject::Header { name, prefix }, Some(secret)) = (&route.inject, &credential) {
-            let Ok(mut value) =
-                HeaderValue::from_str(&format!("{prefix}{}", secret.expose_secret()))
-            else {
+            let Some(value) = egress::secret_header(prefix, secret) else {
                 return Err(Refused::CredentialNotAHeader);
             };
-            value.set_sensitive(true);
-            upstream = upstream.header(name.clone(), value);
+            upstream.header(name.clone(), value);
         }
-        // A GET or HEAD body has no defined meaning (RFC 9110 §9.3.1); a publishable key's is
-        // not passed on, so that nothing but a read reaches the upstream.
-        if publishable.is_none() {
-            upstream = upstream.body(reqwest::Body::wrap_stream(bounded(
-                call.body,
-                route.body_limit,
-            )));
-        }
-        let answer = match tokio::time::timeout(route.timeout, upstream.send()).await {
+        let answer = match tokio::time::timeout(route.timeout, client.send(upstream)).await {
             Err(_) => return refuse(Refused::UpstreamTimeout(route.timeout)),
             Ok(Err(_)) => return refuse(Refused::UpstreamUnreachable),
             Ok(Ok(answer)) => answer,
         };
-        let status = answer.status();
+        let status = answer.status;
         self.keygate
             .usage()
             .record(draft.record(clock.as_ref(), status.as_u16(), None));
         let mut headers = HeaderMap::new();
-        for (name, value) in answer.headers() {
+        for (name, value) in &answer.headers {
             if forwardable(name) && name != header::CONTENT_LENGTH && !is_cors_header(name) {
                 // A header that echoes the credential (a redirect to a URL holding it) is
                 // dropped.
@@ -250,7 +251,7 @@ impl Service<'_> {
             }
         }
         // The key's concurrency slot stays taken until the answer has streamed out.
-        let stream = answer.bytes_stream().map(move |chunk| {
+        let stream = answer.into_stream().map(move |chunk| {
             let _held = &permit;
             chunk.map_err(std::io::Error::other)
         });
@@ -338,7 +339,7 @@ fn upstream_url(
     tail: &str,
     query: Option<&str>,
     credential: Option<&SecretString>,
-) -> reqwest::Url {
+) -> url::Url {
     let mut url = route.upstream.clone();
     let base = url.path().trim_end_matches('/').to_owned();
     url.set_path(&format!("{base}/{tail}"));

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use axum::http::header::{HeaderName, HeaderValue};
 use keygate_core::{AuditAction, Outcome, Permission, SecretId, ValidationError};
 use keygate_crypto::envelope::seal;
 use keygate_store::{SecretStage, SecretVersion};
-use reqwest::header::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::secrets::{MAX_SECRET_BYTES, row};
@@ -47,8 +47,8 @@ pub enum SecretRotation {
 fn check_request(
     check: &UpstreamCheck,
     value: &SecretString,
-) -> Result<(reqwest::Url, HeaderName, HeaderValue), ValidationError> {
-    let url = reqwest::Url::parse(&check.url)
+) -> Result<(url::Url, HeaderName, HeaderValue), ValidationError> {
+    let url = url::Url::parse(&check.url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
         .filter(|u| u.username().is_empty() && u.password().is_none())
@@ -70,17 +70,16 @@ fn check_request(
             "at most 64 characters, no control characters",
         ));
     }
-    let mut header =
-        HeaderValue::from_str(&format!("{}{}", check.prefix, value.expose_secret()))
-            .map_err(|_| ValidationError::new("value", "characters allowed in an HTTP header"))?;
-    header.set_sensitive(true);
+    let header = keygate_llm::egress::secret_header(&check.prefix, value).ok_or(
+        ValidationError::new("value", "characters allowed in an HTTP header"),
+    )?;
     Ok((url, name, header))
 }
 
 /// What the audit log keeps of a check URL: scheme, host, port and path; never a query, which
 /// may carry a credential.
 fn audit_url(url: &str) -> Option<String> {
-    let url = reqwest::Url::parse(url).ok()?;
+    let url = url::Url::parse(url).ok()?;
     Some(format!(
         "{}://{}{}{}",
         url.scheme(),
@@ -167,24 +166,23 @@ impl Keygate {
     /// never includes the value or the upstream's body.
     async fn run_check(
         &self,
-        url: reqwest::Url,
+        url: url::Url,
         name: HeaderName,
         value: HeaderValue,
     ) -> Result<(), String> {
-        let response = self
-            .upstream
-            .get(url)
-            .header(name, value)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    "the upstream did not answer in time".to_owned()
-                } else {
-                    "the upstream could not be reached".to_owned()
-                }
-            })?;
-        let status = response.status();
+        use keygate_llm::egress::{Body, Request, SendError, uri};
+        let unreachable = |_| "the upstream could not be reached".to_owned();
+        let mut request = Request::new(
+            axum::http::Method::GET,
+            uri(&url).map_err(unreachable)?,
+            Body::empty(),
+        );
+        request.header(name, value);
+        let response = self.upstream.send(request).await.map_err(|e| match e {
+            SendError::Timeout => "the upstream did not answer in time".to_owned(),
+            SendError::Connect | SendError::Failed => unreachable(e),
+        })?;
+        let status = response.status;
         if status.is_success() {
             Ok(())
         } else {
