@@ -37,6 +37,26 @@ pub struct GroupFile {
     pub fallbacks: Vec<String>,
     /// Further attempts within the group after the first one fails.
     pub retries: Option<u32>,
+    /// What translation does with a hint the target cannot take (a cache marker, context
+    /// editing, deferred tool loading, thinking for a model that does not reason): `drop`
+    /// it (the default; the answer means the same) or `refuse` the request.
+    #[serde(default, skip_serializing_if = "Hints::is_default")]
+    pub hints: Hints,
+}
+
+/// A group's choice for hints translation cannot carry (see [`GroupFile::hints`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hints {
+    #[default]
+    Drop,
+    Refuse,
+}
+
+impl Hints {
+    fn is_default(&self) -> bool {
+        *self == Self::Drop
+    }
 }
 
 /// One deployment: a model at a provider.
@@ -203,6 +223,7 @@ pub struct GroupSpec {
     pub deployments: Vec<DeploymentSpec>,
     pub fallbacks: Vec<String>,
     pub retries: u32,
+    pub hints: Hints,
 }
 
 /// The checked configuration of the whole gateway.
@@ -444,6 +465,7 @@ fn resolve_group(
         deployments,
         fallbacks: raw.fallbacks.clone(),
         retries,
+        hints: raw.hints,
     })
 }
 

@@ -500,6 +500,8 @@ fn prepare(
         max_tokens: tuning.default_max_tokens,
         stream_usage: preset.stream_usage_option,
         max_completion_tokens: preset.max_completion_tokens,
+        reasoning: deployment.reasoning,
+        refuse_hints: deployment.refuse_hints,
     };
     let body = inbound.upstream_body(preset.format, &deployment.spec.model, &options)?;
     Ok((url, body))

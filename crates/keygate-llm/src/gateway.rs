@@ -51,6 +51,10 @@ pub(crate) struct Deployment {
     pub count_tokens_url: Option<Uri>,
     /// The provider's client, or one of its own when the deployment sets its connect timeout.
     pub client: Client,
+    /// Whether the model reasons (takes an effort): see [`crate::translate::reasons`].
+    pub reasoning: bool,
+    /// Whether its group refuses requests that would lose a hint in translation.
+    pub refuse_hints: bool,
 }
 
 impl Deployment {
@@ -242,6 +246,8 @@ impl Gateway {
                 let client = client_for(&spec.provider, connect)?;
                 members.push(Arc::new(Deployment {
                     client,
+                    reasoning: crate::translate::reasons(provider.preset.format, &spec.model),
+                    refuse_hints: group.hints == crate::config::Hints::Refuse,
                     chat_url: url(Call::Chat { stream: false })?.ok_or(ConfigError::HttpClient)?,
                     stream_url: url(Call::Chat { stream: true })?.ok_or(ConfigError::HttpClient)?,
                     embeddings_url: url(Call::Embeddings)?,

@@ -207,10 +207,19 @@ pub fn encode_request(
     model: &str,
     options: &TargetOptions,
 ) -> Result<Bytes, TranslateError> {
+    if options.refuse_hints
+        && let Some(hint) = request.hints.first()
+    {
+        return Err(TranslateError::unsupported_use(
+            hint.clone(),
+            "a hint this group refuses to leave out",
+            format,
+        ));
+    }
     let value = match format {
         Format::OpenAi => openai::encode_request(request, model, options)?,
         Format::Anthropic => anthropic::encode_request(request, model, options)?,
-        Format::Gemini => gemini::encode_request(request)?,
+        Format::Gemini => gemini::encode_request(request, options)?,
     };
     Ok(Bytes::from(value.to_string()))
 }
@@ -225,6 +234,64 @@ pub struct TargetOptions {
     /// Whether an OpenAI-compatible target takes the limit as `max_completion_tokens`
     /// (OpenAI and Azure: their reasoning models refuse `max_tokens`).
     pub max_completion_tokens: bool,
+    /// Whether the deployment's model reasons, so takes a reasoning effort (see
+    /// [`reasons`]); to one that does not, thinking and effort are hints.
+    pub reasoning: bool,
+    /// Refuse a request that would lose a hint, rather than leave the hint out (a group's
+    /// `hints = "refuse"`).
+    pub refuse_hints: bool,
+}
+
+/// The effort a reasoning target is asked for: the client's effort, or the one its thinking
+/// budget stands for; adaptive thinking alone leaves the model's own default. To a model that
+/// does not reason, thinking and effort are hints: left out, or refused when hints are.
+pub(crate) fn reasoning_effort(
+    request: &ir::ChatRequest,
+    options: &TargetOptions,
+    target: Format,
+) -> Result<Option<ir::Effort>, TranslateError> {
+    let asked = request.thinking_budget.is_some() || request.adaptive_thinking;
+    if !asked && request.effort.is_none() {
+        return Ok(None);
+    }
+    if options.reasoning {
+        return Ok(request
+            .effort
+            .or(request.thinking_budget.map(ir::Effort::of_budget)));
+    }
+    if options.refuse_hints {
+        let source = request.source.unwrap_or(target);
+        let field = if asked {
+            field_name(source, "thinking")
+        } else {
+            "output_config.effort"
+        };
+        return Err(TranslateError::unsupported_use(
+            field,
+            "reasoning, for a model that does not reason",
+            target,
+        ));
+    }
+    Ok(None)
+}
+
+/// Whether `model`, served by a deployment of `format`, is a reasoning model that takes an
+/// effort: OpenAI's o-series and GPT-5 family, and Gemini 3 (which takes a thinking level).
+/// Anthropic's models take Anthropic's own fields.
+pub fn reasons(format: Format, model: &str) -> bool {
+    let name = model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .to_ascii_lowercase();
+    match format {
+        Format::OpenAi => {
+            name.starts_with("gpt-5")
+                || (name.starts_with('o') && name[1..].starts_with(|c: char| c.is_ascii_digit()))
+        }
+        Format::Gemini => name.starts_with("gemini-3"),
+        Format::Anthropic => false,
+    }
 }
 
 impl Default for TargetOptions {
@@ -233,6 +300,8 @@ impl Default for TargetOptions {
             max_tokens: DEFAULT_MAX_TOKENS,
             stream_usage: true,
             max_completion_tokens: false,
+            reasoning: false,
+            refuse_hints: false,
         }
     }
 }

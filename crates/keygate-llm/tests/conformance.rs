@@ -215,3 +215,72 @@ fn errors_translate_for_every_client() {
         }
     }
 }
+
+/// A coding agent's request (Claude Code's fields): thinking and effort become the target's
+/// reasoning settings where the model reasons; hints are left out, or refused by a strict
+/// group, naming the first.
+#[test]
+fn coding_agent_requests_keep_their_reasoning_and_lose_only_hints() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/conformance/requests/anthropic/coding_agent.json"),
+    )
+    .unwrap();
+    let encode = |target, model: &str, options: TargetOptions| {
+        translate::decode_request(ClientFormat::Anthropic, text.as_bytes(), target)
+            .and_then(|request| translate::encode_request(target, &request, model, &options))
+            .map(|body| parse(&body))
+    };
+    let reasoning = TargetOptions {
+        reasoning: true,
+        ..TargetOptions::default()
+    };
+    let openai = encode(Format::OpenAi, "o4-mini", reasoning).unwrap();
+    assert_eq!(openai["reasoning_effort"], "medium");
+    let plain = encode(Format::OpenAi, "gpt-4.1", TargetOptions::default()).unwrap();
+    assert!(plain.get("reasoning_effort").is_none(), "{plain}");
+    let gemini = encode(Format::Gemini, "gemini-3-pro", reasoning).unwrap();
+    assert_eq!(
+        gemini["generationConfig"]["thinkingConfig"],
+        json!({"thinkingLevel": "high"})
+    );
+    let strict = TargetOptions {
+        refuse_hints: true,
+        reasoning: true,
+        ..TargetOptions::default()
+    };
+    for target in [Format::OpenAi, Format::Gemini] {
+        let err = encode(target, "m", strict).unwrap_err();
+        assert_eq!(err.field(), "context_management", "{err}");
+        assert!(
+            err.to_string().contains(&format!("the {target} API")),
+            "{err}"
+        );
+    }
+    // Without hints, a strict group refuses thinking only for a model that does not reason.
+    let thinking = br#"{"model":"m","max_tokens":10,"thinking":{"type":"adaptive"},
+        "messages":[{"role":"user","content":"hi"}]}"#;
+    let request =
+        translate::decode_request(ClientFormat::Anthropic, thinking, Format::OpenAi).unwrap();
+    let err = translate::encode_request(
+        Format::OpenAi,
+        &request,
+        "gpt-4.1",
+        &TargetOptions {
+            refuse_hints: true,
+            ..TargetOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.field(), "thinking");
+    assert!(translate::encode_request(Format::OpenAi, &request, "o3", &strict).is_ok());
+    let unknown = text.replace(r#""context_management""#, r#""context_editing""#);
+    let err =
+        translate::decode_request(ClientFormat::Anthropic, unknown.as_bytes(), Format::OpenAi)
+            .unwrap_err();
+    assert_eq!(
+        err.field(),
+        "context_editing",
+        "a field never decided on is refused"
+    );
+}

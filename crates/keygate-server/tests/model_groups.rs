@@ -58,7 +58,8 @@ async fn groups_are_stored_checked_and_served(db: Db) {
         "strategy": "least-in-flight",
         "deployments": [{"provider": "up", "model": "stored-model", "weight": 2}],
         "fallbacks": ["chat"],
-        "retries": 1
+        "retries": 1,
+        "hints": "refuse"
     });
     let put = api
         .request(reqwest::Method::PUT, "/admin/v1/model-groups/fast")
@@ -71,6 +72,7 @@ async fn groups_are_stored_checked_and_served(db: Db) {
     assert_eq!(put.body["health"][0]["deployment"], "up/stored-model");
     assert_eq!(put.body["health"][0]["breaker_open"], false);
     assert_eq!(put.body["strategy"], "least-in-flight");
+    assert_eq!(put.body["hints"], "refuse");
     chat("fast").send().await.expect(200);
     assert_eq!(
         mock.requests().last().unwrap().json()["model"],

@@ -61,6 +61,7 @@ mod tests {
 
     use super::response::parts;
     use super::*;
+    use crate::translate::TargetOptions;
     use crate::translate::ir::{ChatRequest, Part, Role, ToolCall};
 
     #[test]
@@ -98,7 +99,7 @@ mod tests {
             ],
             ..ChatRequest::default()
         };
-        let body = encode_request(&request).unwrap();
+        let body = encode_request(&request, &TargetOptions::default()).unwrap();
         let sent = &body["contents"][1]["parts"];
         assert_eq!(sent[0]["thoughtSignature"], "c2ln");
         assert!(sent[1].get("thoughtSignature").is_none(), "{sent}");
@@ -114,7 +115,7 @@ mod tests {
             }],
             ..ChatRequest::default()
         };
-        let body = encode_request(&foreign).unwrap();
+        let body = encode_request(&foreign, &TargetOptions::default()).unwrap();
         assert_eq!(
             body["contents"][0]["parts"][0]["thoughtSignature"],
             FOREIGN_CALL_SIGNATURE

@@ -33,6 +33,14 @@ pub struct ChatRequest {
     pub json_output: bool,
     /// A budget of thinking tokens (Anthropic's `thinking`, Gemini's `thinkingConfig`).
     pub thinking_budget: Option<u64>,
+    /// Thinking as the model sees fit (Anthropic's `adaptive` thinking).
+    pub adaptive_thinking: bool,
+    /// How much effort to spend (Anthropic's `output_config.effort`).
+    pub effort: Option<Effort>,
+    /// Fields left out on reading because they are hints whose absence changes no answer's
+    /// meaning elsewhere (cache markers, context editing, deferred tool loading, thinking of
+    /// earlier turns): named, so that a strict group can refuse them instead.
+    pub hints: Vec<String>,
     /// The index of a final assistant turn in an Anthropic client's messages: a prefill,
     /// which only Anthropic continues.
     pub prefill_at: Option<usize>,
@@ -42,6 +50,39 @@ pub struct ChatRequest {
 pub enum Role {
     User,
     Assistant,
+    /// Instructions given in the course of the conversation (a `system` turn among an
+    /// Anthropic client's messages); the instructions before it are [`ChatRequest::system`].
+    System,
+}
+
+/// How much effort a reasoning model spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effort {
+    Low,
+    Medium,
+    High,
+    Max,
+}
+
+impl Effort {
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "low" => Self::Low,
+            "medium" => Self::Medium,
+            "high" => Self::High,
+            "max" => Self::Max,
+            _ => return None,
+        })
+    }
+
+    /// The effort a budget of thinking tokens stands for.
+    pub fn of_budget(budget: u64) -> Self {
+        match budget {
+            0..=4_096 => Self::Low,
+            4_097..=16_384 => Self::Medium,
+            _ => Self::High,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

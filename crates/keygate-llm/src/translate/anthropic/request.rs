@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::arguments_value;
 use crate::translate::ir::{
-    ChatRequest, Image, Message, Part, Role, Tool, ToolCall, ToolChoice, ToolResult,
+    ChatRequest, Effort, Image, Message, Part, Role, Tool, ToolCall, ToolChoice, ToolResult,
 };
 use crate::translate::value::{
     Obj, as_array, as_bool, as_f64, as_object, as_str, as_u64, get, object, required_str,
@@ -42,7 +42,7 @@ fn decode(body: &[u8]) -> Result<ChatRequest, TranslateError> {
             "model" => request.model = as_str(value, "model")?.to_owned(),
             "messages" => {}
             "max_tokens" => request.max_tokens = Some(as_u64(value, key)?),
-            "system" => request.system = decode_system(value)?,
+            "system" => request.system = decode_system(value, "system", &mut request.hints)?,
             "metadata" => {
                 let metadata = as_object(value, key)?;
                 for (field, value) in metadata {
@@ -69,7 +69,7 @@ fn decode(body: &[u8]) -> Result<ChatRequest, TranslateError> {
             "temperature" => request.temperature = Some(as_f64(value, key)?),
             "top_p" => request.top_p = Some(as_f64(value, key)?),
             "top_k" => request.top_k = Some(as_u64(value, key)?),
-            "tools" => request.tools = decode_tools(value)?,
+            "tools" => request.tools = decode_tools(value, &mut request.hints)?,
             "tool_choice" => {
                 let choice = as_object(value, key)?;
                 request.tool_choice = Some(match required_str(choice, "type", key)? {
@@ -100,8 +100,49 @@ fn decode(body: &[u8]) -> Result<ChatRequest, TranslateError> {
                         })?;
                         request.thinking_budget = Some(as_u64(budget, "thinking.budget_tokens")?);
                     }
+                    "adaptive" => request.adaptive_thinking = true,
                     _ => return Err(TranslateError::untranslatable("thinking.type")),
                 }
+                for (field, value) in thinking {
+                    match field.as_str() {
+                        "type" | "budget_tokens" => {}
+                        // Whether thinking is shown: no other provider shows Anthropic's.
+                        "display" => request.hints.push("thinking.display".to_owned()),
+                        _ if value.is_null() => {}
+                        other => {
+                            return Err(TranslateError::untranslatable(format!(
+                                "thinking.{other}"
+                            )));
+                        }
+                    }
+                }
+            }
+            "output_config" => {
+                for (field, value) in as_object(value, key)? {
+                    match field.as_str() {
+                        _ if value.is_null() => {}
+                        "effort" => {
+                            let effort = as_str(value, "output_config.effort")?;
+                            request.effort = Some(Effort::parse(effort).ok_or_else(|| {
+                                TranslateError::invalid(
+                                    "output_config.effort",
+                                    "low, medium, high or max",
+                                )
+                            })?);
+                        }
+                        other => {
+                            return Err(TranslateError::untranslatable(format!(
+                                "output_config.{other}"
+                            )));
+                        }
+                    }
+                }
+            }
+            // Context editing clears old thinking and tool results at Anthropic to save
+            // context; elsewhere the whole conversation goes, as the client sent it.
+            "context_management" => {
+                as_object(value, key)?;
+                request.hints.push("context_management".to_owned());
             }
             "service_tier" if value.as_str() == Some("auto") => {}
             other => return Err(TranslateError::untranslatable(other)),
@@ -123,14 +164,19 @@ fn decode(body: &[u8]) -> Result<ChatRequest, TranslateError> {
     Ok(request)
 }
 
-fn decode_system(value: &Value) -> Result<Vec<String>, TranslateError> {
+/// System instructions: text, or text blocks (their cache markers are hints).
+fn decode_system(
+    value: &Value,
+    at: &str,
+    hints: &mut Vec<String>,
+) -> Result<Vec<String>, TranslateError> {
     match value {
         Value::String(text) => Ok(vec![text.clone()]),
         Value::Array(blocks) => blocks
             .iter()
             .enumerate()
             .map(|(i, block)| {
-                let at = format!("system[{i}]");
+                let at = format!("{at}[{i}]");
                 let block = as_object(block, &at)?;
                 if required_str(block, "type", &at)? != "text" {
                     return Err(TranslateError::invalid(
@@ -138,17 +184,20 @@ fn decode_system(value: &Value) -> Result<Vec<String>, TranslateError> {
                         "must be `text`",
                     ));
                 }
+                if get(block, "cache_control").is_some() {
+                    hints.push(format!("{at}.cache_control"));
+                }
                 Ok(required_str(block, "text", &at)?.to_owned())
             })
             .collect(),
         _ => Err(TranslateError::invalid(
-            "system",
+            at,
             "a string or an array of text blocks",
         )),
     }
 }
 
-fn decode_tools(value: &Value) -> Result<Vec<Tool>, TranslateError> {
+fn decode_tools(value: &Value, hints: &mut Vec<String>) -> Result<Vec<Tool>, TranslateError> {
     as_array(value, "tools")?
         .iter()
         .enumerate()
@@ -159,12 +208,14 @@ fn decode_tools(value: &Value) -> Result<Vec<Tool>, TranslateError> {
             if get(tool, "type").is_some_and(|t| t.as_str() != Some("custom")) {
                 return Err(TranslateError::untranslatable(format!("{at}.type")));
             }
-            for key in tool.keys() {
-                if !matches!(
-                    key.as_str(),
-                    "name" | "description" | "input_schema" | "cache_control" | "type"
-                ) {
-                    return Err(TranslateError::untranslatable(format!("{at}.{key}")));
+            for (key, value) in tool {
+                match key.as_str() {
+                    "name" | "description" | "input_schema" | "type" => {}
+                    _ if value.is_null() || value == &Value::Bool(false) => {}
+                    // A tool loaded only when a tool search finds it: elsewhere every tool
+                    // is there from the start.
+                    "cache_control" | "defer_loading" => hints.push(format!("{at}.{key}")),
+                    _ => return Err(TranslateError::untranslatable(format!("{at}.{key}"))),
                 }
             }
             Ok(Tool {
@@ -193,26 +244,38 @@ fn decode_messages(items: &[Value], request: &mut ChatRequest) -> Result<(), Tra
                 ));
             }
         }
-        let role = match required_str(message, "role", &at)? {
-            "user" => Role::User,
-            "assistant" => Role::Assistant,
-            _ => {
-                return Err(TranslateError::invalid(
-                    format!("{at}.role"),
-                    "user or assistant",
-                ));
-            }
-        };
         let content = message
             .get("content")
             .ok_or_else(|| TranslateError::invalid(format!("{at}.content"), "required"))?;
+        let role = match required_str(message, "role", &at)? {
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            // Instructions given mid-conversation; the target's system or developer turn.
+            "system" => {
+                let at = format!("{at}.content");
+                let texts = decode_system(content, &at, &mut request.hints)?;
+                request.messages.push(Message {
+                    role: Role::System,
+                    content: texts.into_iter().map(Part::Text).collect(),
+                });
+                continue;
+            }
+            _ => {
+                return Err(TranslateError::invalid(
+                    format!("{at}.role"),
+                    "user, assistant or system",
+                ));
+            }
+        };
         let parts = match content {
             Value::String(text) => vec![Part::Text(text.clone())],
             Value::Array(blocks) => {
                 let mut parts = Vec::with_capacity(blocks.len());
                 for (j, block) in blocks.iter().enumerate() {
                     let at = format!("{at}.content[{j}]");
-                    if let Some(part) = decode_block(block, &at, &mut call_names)? {
+                    if let Some(part) =
+                        decode_block(block, &at, &mut call_names, &mut request.hints)?
+                    {
                         parts.push(part);
                     }
                 }
@@ -241,6 +304,7 @@ fn decode_block(
     block: &Value,
     at: &str,
     call_names: &mut HashMap<String, String>,
+    hints: &mut Vec<String>,
 ) -> Result<Option<Part>, TranslateError> {
     let block = as_object(block, at)?;
     let kind = required_str(block, "type", at)?;
@@ -256,7 +320,10 @@ fn decode_block(
             "cache_control",
         ],
         // Thinking of earlier turns is the upstream's own; another provider cannot use it.
-        "thinking" | "redacted_thinking" => return Ok(None),
+        "thinking" | "redacted_thinking" => {
+            hints.push(format!("{at}.type"));
+            return Ok(None);
+        }
         other => {
             return Err(TranslateError::untranslatable_use(
                 format!("{at}.type"),
@@ -267,6 +334,9 @@ fn decode_block(
     for (key, value) in block {
         if !allowed.contains(&key.as_str()) && !value.is_null() {
             return Err(TranslateError::untranslatable(format!("{at}.{key}")));
+        }
+        if key == "cache_control" && !value.is_null() {
+            hints.push(format!("{at}.cache_control"));
         }
     }
     Ok(Some(match kind {
@@ -418,6 +488,14 @@ pub fn encode_request(
         let role = match message.role {
             Role::User => "user",
             Role::Assistant => "assistant",
+            // Only an Anthropic client sends these, and its requests pass as they are.
+            Role::System => {
+                return Err(TranslateError::unsupported_use(
+                    "messages",
+                    "a system turn in the conversation",
+                    target,
+                ));
+            }
         };
         messages.push(json!({"role": role, "content": blocks}));
     }

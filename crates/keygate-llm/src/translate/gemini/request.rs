@@ -3,13 +3,24 @@
 use serde_json::{Value, json};
 
 use super::{FOREIGN_CALL_SIGNATURE, signature_of};
-use crate::translate::ir::{ChatRequest, Image, Part, Role, ToolChoice};
+use crate::translate::ir::{ChatRequest, Effort, Image, Part, Role, ToolChoice};
 use crate::translate::value::Obj;
-use crate::translate::{Format, TranslateError, field_name};
+use crate::translate::{Format, TargetOptions, TranslateError, field_name, reasoning_effort};
 
 /// Writes a `generateContent` request. The model and the streaming choice are in the URL.
-pub fn encode_request(request: &ChatRequest) -> Result<Value, TranslateError> {
+/// System turns in the conversation join the system instruction: Gemini has no other place
+/// for instructions.
+pub fn encode_request(
+    request: &ChatRequest,
+    options: &TargetOptions,
+) -> Result<Value, TranslateError> {
     let target = Format::Gemini;
+    // Gemini's thinking models all take a budget; only Gemini 3 takes a level.
+    let effort = match request.thinking_budget {
+        Some(_) => None,
+        None => reasoning_effort(request, options, target)?,
+    };
+    let mut instructions: Vec<Value> = request.system.iter().map(|t| json!({"text": t})).collect();
     // `user` (an end-user id for abuse monitoring) is a hint Gemini has no field for.
     if request.parallel_tool_calls == Some(false) {
         let source = request.source.unwrap_or(Format::OpenAi);
@@ -20,6 +31,14 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, TranslateError> {
     }
     let mut contents = Vec::with_capacity(request.messages.len());
     for (i, message) in request.messages.iter().enumerate() {
+        if message.role == Role::System {
+            for part in &message.content {
+                if let Part::Text(text) = part {
+                    instructions.push(json!({"text": text}));
+                }
+            }
+            continue;
+        }
         let mut parts = Vec::with_capacity(message.content.len());
         // Whether a call of this turn carries a signature already.
         let mut signed = false;
@@ -90,16 +109,15 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, TranslateError> {
             continue;
         }
         let role = match message.role {
-            Role::User => "user",
+            Role::User | Role::System => "user",
             Role::Assistant => "model",
         };
         contents.push(json!({"role": role, "parts": parts}));
     }
     let mut body = Obj::new();
     body.insert("contents".into(), contents.into());
-    if !request.system.is_empty() {
-        let parts: Vec<Value> = request.system.iter().map(|t| json!({"text": t})).collect();
-        body.insert("systemInstruction".into(), json!({"parts": parts}));
+    if !instructions.is_empty() {
+        body.insert("systemInstruction".into(), json!({"parts": instructions}));
     }
     if !request.tools.is_empty() {
         let declarations: Vec<Value> = request
@@ -160,6 +178,12 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, TranslateError> {
     }
     if let Some(budget) = request.thinking_budget {
         generation.insert("thinkingConfig".into(), json!({"thinkingBudget": budget}));
+    } else if let Some(effort) = effort {
+        let level = match effort {
+            Effort::Low => "low",
+            Effort::Medium | Effort::High | Effort::Max => "high",
+        };
+        generation.insert("thinkingConfig".into(), json!({"thinkingLevel": level}));
     }
     if !generation.is_empty() {
         body.insert("generationConfig".into(), Value::Object(generation));

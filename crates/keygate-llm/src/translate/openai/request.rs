@@ -7,12 +7,12 @@ use serde_json::{Value, json};
 
 use super::text_and_calls;
 use crate::translate::ir::{
-    ChatRequest, Image, Message, Part, Role, Tool, ToolCall, ToolChoice, ToolResult,
+    ChatRequest, Effort, Image, Message, Part, Role, Tool, ToolCall, ToolChoice, ToolResult,
 };
 use crate::translate::value::{
     Obj, as_array, as_bool, as_f64, as_object, as_str, as_u64, data_url, get, object, required_str,
 };
-use crate::translate::{Format, TargetOptions, TranslateError, field_name};
+use crate::translate::{Format, TargetOptions, TranslateError, field_name, reasoning_effort};
 
 /// Fields accepted only with a value that asks for nothing another format lacks.
 fn default_only(key: &str, value: &Value) -> bool {
@@ -388,18 +388,17 @@ pub fn encode_request(
             target,
         ));
     }
-    if request.thinking_budget.is_some() {
-        return Err(TranslateError::unsupported(
-            field_name(source, "thinking"),
-            target,
-        ));
-    }
+    let effort = reasoning_effort(request, options, target)?;
     let mut messages = Vec::new();
     for system in &request.system {
         messages.push(json!({"role": "system", "content": system}));
     }
     for (i, message) in request.messages.iter().enumerate() {
         match message.role {
+            Role::System => {
+                let (text, _) = text_and_calls(&message.content);
+                messages.push(json!({"role": "system", "content": text}));
+            }
             Role::Assistant => {
                 let (text, calls) = text_and_calls(&message.content);
                 let mut out = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { Value::String(text) }});
@@ -511,6 +510,14 @@ pub fn encode_request(
     }
     if let Some(user) = &request.user {
         body.insert("user".into(), user.clone().into());
+    }
+    if let Some(effort) = effort {
+        let effort = match effort {
+            Effort::Low => "low",
+            Effort::Medium => "medium",
+            Effort::High | Effort::Max => "high",
+        };
+        body.insert("reasoning_effort".into(), effort.into());
     }
     if let Some(seed) = request.seed {
         body.insert("seed".into(), seed.into());

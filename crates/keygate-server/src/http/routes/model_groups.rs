@@ -27,6 +27,8 @@ pub struct ModelGroupView {
     pub deployments: serde_json::Value,
     pub fallbacks: Vec<String>,
     pub retries: Option<u32>,
+    /// `drop` (hints a target cannot take are left out) or `refuse`.
+    pub hints: String,
     /// What this node knows of each deployment now.
     pub health: Vec<DeploymentHealth>,
 }
@@ -69,6 +71,11 @@ impl ModelGroupView {
             deployments: json["deployments"].clone(),
             fallbacks: view.group.fallbacks,
             retries: view.group.retries,
+            hints: match view.group.hints {
+                keygate_llm::config::Hints::Drop => "drop",
+                keygate_llm::config::Hints::Refuse => "refuse",
+            }
+            .to_owned(),
         }
     }
 }
