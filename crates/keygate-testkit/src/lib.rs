@@ -16,6 +16,7 @@
 
 mod fixtures;
 mod http_client;
+mod mock_agent;
 pub mod mock_anthropic;
 pub mod mock_gemini;
 pub mod mock_openai;

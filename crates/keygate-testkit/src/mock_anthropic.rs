@@ -11,6 +11,7 @@
 //! `stop_reason: "refusal"`; any other name gets `Hello from <name> via <model>`.
 
 mod events;
+mod newer_fields;
 mod validate;
 mod wire;
 
@@ -203,7 +204,10 @@ async fn messages(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: B
     }
     let model = body["model"].as_str().unwrap_or_default().to_owned();
     let default_text = format!("Hello from {} via {model}", shared.name);
-    let plan = match shared.next_reply() {
+    let scripted = shared
+        .next_reply()
+        .or_else(|| crate::mock_agent::step(&model, &body));
+    let plan = match scripted {
         Some(reply) => Plan::Reply(reply),
         None => default_plan(&model, default_text.clone()),
     };

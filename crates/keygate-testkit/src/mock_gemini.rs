@@ -185,7 +185,10 @@ async fn model_method(
                 .or_else(|| config.get("max_output_tokens"))
         })
         .and_then(Value::as_u64);
-    let plan = match shared.next_reply() {
+    let scripted = shared
+        .next_reply()
+        .or_else(|| crate::mock_agent::step(&model, &body));
+    let plan = match scripted {
         Some(reply) => Plan::Reply(reply),
         None => default_plan(&model, default_text.clone(), max_output_tokens),
     };

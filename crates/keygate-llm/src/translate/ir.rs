@@ -70,7 +70,7 @@ impl Effort {
             "low" => Self::Low,
             "medium" => Self::Medium,
             "high" => Self::High,
-            "max" => Self::Max,
+            "xhigh" | "max" => Self::Max,
             _ => return None,
         })
     }

@@ -4,7 +4,9 @@
 
 use serde_json::{Map, Value};
 
-type Checked = Result<(), String>;
+use super::newer_fields;
+
+pub(super) type Checked = Result<(), String>;
 
 const TOP_LEVEL: &[&str] = &[
     "model",
@@ -23,6 +25,8 @@ const TOP_LEVEL: &[&str] = &[
     "service_tier",
     "container",
     "mcp_servers",
+    "output_config",
+    "context_management",
 ];
 
 const BLOCK_TYPES: &[&str] = &[
@@ -91,6 +95,15 @@ pub(super) fn request(body: &Value) -> Checked {
     optional(fields, "", "thinking", |path, v| {
         thinking(path, v, max_tokens)
     })?;
+    optional(fields, "", "output_config", |path, v| {
+        newer_fields::output_config(path, v, true)
+    })?;
+    optional(
+        fields,
+        "",
+        "context_management",
+        newer_fields::context_management,
+    )?;
     optional(fields, "", "service_tier", |path, v| match v.as_str() {
         Some("auto" | "standard_only") => Ok(()),
         _ => Err(format!("{path}: Input should be 'auto' or 'standard_only'")),
@@ -202,11 +215,7 @@ fn message(path: &str, value: &Value) -> Checked {
     match fields.get("role").map(|role| role.as_str()) {
         None => return Err(format!("{path}.role: Field required")),
         Some(Some("user" | "assistant")) => {}
-        Some(Some("system")) => {
-            return Err(format!(
-                "{path}.role: Unexpected role \"system\". The Messages API accepts a top-level `system` parameter, not \"system\" as an input message role."
-            ));
-        }
+        Some(Some("system")) => return newer_fields::system_turn(path, fields),
         Some(_) => {
             return Err(format!(
                 "{path}.role: Input should be 'user' or 'assistant'"
@@ -369,8 +378,10 @@ fn tools(path: &str, value: &Value) -> Checked {
                     "description",
                     "input_schema",
                     "cache_control",
+                    "defer_loading",
                 ];
                 extra_inputs(&path, fields, &known)?;
+                optional(fields, &path, "defer_loading", newer_fields::defer_loading)?;
                 optional(fields, &path, "description", string)?;
                 required(fields, &path, "input_schema", |p, v| {
                     let schema = object(p, v)?;
@@ -416,7 +427,8 @@ fn thinking(path: &str, value: &Value, max_tokens: i64) -> Checked {
     let fields = object(path, value)?;
     match fields.get("type").and_then(Value::as_str) {
         Some("enabled") => {
-            extra_inputs(path, fields, &["type", "budget_tokens"])?;
+            extra_inputs(path, fields, &["type", "budget_tokens", "display"])?;
+            optional(fields, path, "display", newer_fields::thinking_display)?;
             let budget = match fields.get("budget_tokens").map(Value::as_i64) {
                 None => return Err(format!("{path}.enabled.budget_tokens: Field required")),
                 Some(Some(budget)) if budget >= 1024 => budget,
@@ -436,7 +448,11 @@ fn thinking(path: &str, value: &Value, max_tokens: i64) -> Checked {
             }
             Ok(())
         }
-        Some("disabled" | "adaptive") => extra_inputs(path, fields, &["type"]),
+        Some("adaptive") => {
+            extra_inputs(path, fields, &["type", "display"])?;
+            optional(fields, path, "display", newer_fields::thinking_display)
+        }
+        Some("disabled") => extra_inputs(path, fields, &["type"]),
         Some(other) => Err(format!(
             "{path}.type: Input tag '{other}' found using 'type' does not match any of the expected tags: 'enabled', 'disabled', 'adaptive'"
         )),
@@ -454,28 +470,28 @@ fn join(path: &str, name: &str) -> String {
     }
 }
 
-fn object<'a>(path: &str, value: &'a Value) -> Result<&'a Map<String, Value>, String> {
+pub(super) fn object<'a>(path: &str, value: &'a Value) -> Result<&'a Map<String, Value>, String> {
     value.as_object().ok_or_else(|| {
         let path = if path.is_empty() { "body" } else { path };
         format!("{path}: Input should be a valid dictionary")
     })
 }
 
-fn list<'a>(path: &str, value: &'a Value) -> Result<&'a [Value], String> {
+pub(super) fn list<'a>(path: &str, value: &'a Value) -> Result<&'a [Value], String> {
     value
         .as_array()
         .map(Vec::as_slice)
         .ok_or_else(|| format!("{path}: Input should be a valid list"))
 }
 
-fn string(path: &str, value: &Value) -> Checked {
+pub(super) fn string(path: &str, value: &Value) -> Checked {
     match value {
         Value::String(_) => Ok(()),
         _ => Err(format!("{path}: Input should be a valid string")),
     }
 }
 
-fn boolean(path: &str, value: &Value) -> Checked {
+pub(super) fn boolean(path: &str, value: &Value) -> Checked {
     match value {
         Value::Bool(_) => Ok(()),
         _ => Err(format!("{path}: Input should be a valid boolean")),
@@ -496,7 +512,7 @@ fn number_in(path: &str, value: &Value, min: f64, max: f64) -> Checked {
 }
 
 /// The real API rejects fields it does not know ("Extra inputs are not permitted").
-fn extra_inputs(path: &str, fields: &Map<String, Value>, known: &[&str]) -> Checked {
+pub(super) fn extra_inputs(path: &str, fields: &Map<String, Value>, known: &[&str]) -> Checked {
     match fields.keys().find(|key| !known.contains(&key.as_str())) {
         Some(key) => Err(format!(
             "{}: Extra inputs are not permitted",
@@ -521,7 +537,7 @@ fn required(
 }
 
 /// Checks field `name` of the object at `path` when it is there and not `null`.
-fn optional(
+pub(super) fn optional(
     fields: &Map<String, Value>,
     path: &str,
     name: &str,

@@ -48,6 +48,7 @@ pub(super) async fn chat(
     let default_text = format!("Hello from {}: {last_user}", shared.name);
     let reply = shared
         .next_reply()
+        .or_else(|| crate::mock_agent::step(&model, &body))
         .unwrap_or_else(|| default_reply(&model, || default_text.clone()));
     let streamed = body.get("stream").and_then(Value::as_bool) == Some(true);
     let include_usage = body

@@ -121,15 +121,7 @@ fn decode(body: &[u8]) -> Result<ChatRequest, TranslateError> {
                 for (field, value) in as_object(value, key)? {
                     match field.as_str() {
                         _ if value.is_null() => {}
-                        "effort" => {
-                            let effort = as_str(value, "output_config.effort")?;
-                            request.effort = Some(Effort::parse(effort).ok_or_else(|| {
-                                TranslateError::invalid(
-                                    "output_config.effort",
-                                    "low, medium, high or max",
-                                )
-                            })?);
-                        }
+                        "effort" => request.effort = Some(effort(value, "output_config.effort")?),
                         other => {
                             return Err(TranslateError::untranslatable(format!(
                                 "output_config.{other}"
@@ -236,30 +228,30 @@ fn decode_messages(items: &[Value], request: &mut ChatRequest) -> Result<(), Tra
     for (i, item) in items.iter().enumerate() {
         let at = format!("messages[{i}]");
         let message = as_object(item, &at)?;
+        let role = required_str(message, "role", &at)?;
         for key in message.keys() {
-            if !matches!(key.as_str(), "role" | "content") {
+            let known = match key.as_str() {
+                "role" | "content" => true,
+                "output_config" => role == "system",
+                _ => false,
+            };
+            if !known {
                 return Err(TranslateError::invalid(
                     format!("{at}.{key}"),
                     "unknown field",
                 ));
             }
         }
+        if role == "system" {
+            system_turn(message, &at, request)?;
+            continue;
+        }
         let content = message
             .get("content")
             .ok_or_else(|| TranslateError::invalid(format!("{at}.content"), "required"))?;
-        let role = match required_str(message, "role", &at)? {
+        let role = match role {
             "user" => Role::User,
             "assistant" => Role::Assistant,
-            // Instructions given mid-conversation; the target's system or developer turn.
-            "system" => {
-                let at = format!("{at}.content");
-                let texts = decode_system(content, &at, &mut request.hints)?;
-                request.messages.push(Message {
-                    role: Role::System,
-                    content: texts.into_iter().map(Part::Text).collect(),
-                });
-                continue;
-            }
             _ => {
                 return Err(TranslateError::invalid(
                     format!("{at}.role"),
@@ -297,6 +289,34 @@ fn decode_messages(items: &[Value], request: &mut ChatRequest) -> Result<(), Tra
         }
     }
     Ok(())
+}
+
+/// A system turn: instructions given mid-conversation (the target's system or developer
+/// turn), and a per-turn effort, which governs the answers after it.
+fn system_turn(message: &Obj, at: &str, request: &mut ChatRequest) -> Result<(), TranslateError> {
+    if let Some(config) = get(message, "output_config") {
+        let at = format!("{at}.output_config");
+        for (field, value) in as_object(config, &at)? {
+            match field.as_str() {
+                _ if value.is_null() => {}
+                "effort" => request.effort = Some(effort(value, &format!("{at}.effort"))?),
+                other => return Err(TranslateError::untranslatable(format!("{at}.{other}"))),
+            }
+        }
+    }
+    if let Some(content) = get(message, "content") {
+        let texts = decode_system(content, &format!("{at}.content"), &mut request.hints)?;
+        request.messages.push(Message {
+            role: Role::System,
+            content: texts.into_iter().map(Part::Text).collect(),
+        });
+    }
+    Ok(())
+}
+
+fn effort(value: &Value, at: &str) -> Result<Effort, TranslateError> {
+    Effort::parse(as_str(value, at)?)
+        .ok_or_else(|| TranslateError::invalid(at, "low, medium, high, xhigh or max"))
 }
 
 /// One content block; `None` for blocks that carry nothing another provider can use.
