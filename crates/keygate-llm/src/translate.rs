@@ -1,11 +1,15 @@
 //! Translation between the wire formats keygate speaks: OpenAI's Chat Completions, Anthropic's
 //! Messages and Gemini's `generateContent`. Every format is read into one common form
 //! ([`ir`]) and written from it: requests, whole responses, streams event by event, and
-//! errors. Content that the other side cannot express is refused with the field named. Only
-//! hints without meaning elsewhere are left out: Anthropic's `cache_control`, thinking blocks
-//! of earlier turns, and the end-user id (`user`, `metadata.user_id`) for Gemini, which has no
-//! field for it. A failed tool result's error flag becomes the text `Error: ` for OpenAI, which
-//! has no flag; Gemini's thought signatures travel inside the call ids keygate gives its calls.
+//! errors. For every field a client sends there is a written decision — translate, drop as a
+//! hint, or refuse — in `translate/DECISIONS.md`, kept next to this code: content the target
+//! cannot express is refused with the field named, and only hints whose absence changes no
+//! answer's meaning (cache markers, context editing, deferred tool loading, thinking of earlier
+//! turns) are left out, unless the group refuses hints too ([`TargetOptions::refuse_hints`]).
+//! Reading a request depends on no target; [`check_target`] and the encoders add what one
+//! target alone cannot say.
+#![doc = ""]
+#![doc = include_str!("translate/DECISIONS.md")]
 
 pub mod anthropic;
 pub mod gemini;

@@ -100,7 +100,8 @@ struct Run {
     stderr: String,
 }
 
-/// Runs `claude -p PROMPT --output-format json --model MODEL` in `work`, against keygate.
+/// Runs `claude -p PROMPT --output-format json` in `work`, against keygate, with
+/// `ANTHROPIC_MODEL=MODEL`.
 async fn run_claude(
     server: &ServerProcess,
     key: &str,
@@ -111,7 +112,7 @@ async fn run_claude(
 ) -> Run {
     let mut command = tokio::process::Command::new(claude());
     command
-        .args(["-p", prompt, "--output-format", "json", "--model", model])
+        .args(["-p", prompt, "--output-format", "json"])
         .args([
             "--allowedTools",
             "Read,Edit",
@@ -124,6 +125,8 @@ async fn run_claude(
         .env("HOME", home)
         .env("ANTHROPIC_BASE_URL", &server.url)
         .env("ANTHROPIC_API_KEY", key)
+        // As the README says: the model group in ANTHROPIC_MODEL.
+        .env("ANTHROPIC_MODEL", model)
         // Side tasks (titles, summaries) go to the "small, fast" model: the same group.
         .env("ANTHROPIC_SMALL_FAST_MODEL", model)
         .env("ANTHROPIC_DEFAULT_HAIKU_MODEL", model)
