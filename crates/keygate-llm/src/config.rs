@@ -72,6 +72,9 @@ pub struct DeploymentFile {
     pub rpm: Option<u32>,
     /// Tokens per minute this node sends it at most.
     pub tpm: Option<u64>,
+    /// The most output the model can give: a translated request asking for more (a coding
+    /// agent sizes its requests for another provider's models) asks for this much.
+    pub max_output_tokens: Option<u64>,
     #[serde(default)]
     pub timeouts: TimeoutsFile,
 }
@@ -213,6 +216,7 @@ pub struct DeploymentSpec {
     pub weight: u32,
     pub rpm: Option<u32>,
     pub tpm: Option<u64>,
+    pub max_output_tokens: Option<u64>,
     pub timeouts: Timeouts,
 }
 
@@ -530,6 +534,12 @@ fn resolve_deployment(
             "rpm and tpm must be more than 0 (leave them out for no limit)",
         ));
     }
+    if raw.max_output_tokens == Some(0) {
+        return Err(ConfigError::invalid(
+            format!("{field}.max_output_tokens"),
+            "more than 0 (leave it out for no cap)",
+        ));
+    }
     let default = Timeouts::default();
     Ok(DeploymentSpec {
         id: format!("{}/{}", raw.provider, raw.model),
@@ -539,6 +549,7 @@ fn resolve_deployment(
         weight,
         rpm: raw.rpm,
         tpm: raw.tpm,
+        max_output_tokens: raw.max_output_tokens,
         timeouts: Timeouts {
             connect: raw
                 .timeouts

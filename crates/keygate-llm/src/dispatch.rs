@@ -502,6 +502,7 @@ fn prepare(
         max_completion_tokens: preset.max_completion_tokens,
         reasoning: deployment.reasoning,
         refuse_hints: deployment.refuse_hints,
+        max_output: deployment.spec.max_output_tokens,
     };
     let body = inbound.upstream_body(preset.format, &deployment.spec.model, &options)?;
     Ok((url, body))

@@ -220,6 +220,28 @@ pub fn encode_request(
             format,
         ));
     }
+    let capped;
+    let (request, options) = match options.max_output {
+        Some(cap) => {
+            let request = match request.max_tokens {
+                Some(max) if max > cap => {
+                    capped = ir::ChatRequest {
+                        max_tokens: Some(cap),
+                        ..request.clone()
+                    };
+                    &capped
+                }
+                _ => request,
+            };
+            let options = TargetOptions {
+                max_tokens: options.max_tokens.min(cap),
+                ..*options
+            };
+            (request, options)
+        }
+        None => (request, *options),
+    };
+    let options = &options;
     let value = match format {
         Format::OpenAi => openai::encode_request(request, model, options)?,
         Format::Anthropic => anthropic::encode_request(request, model, options)?,
@@ -244,6 +266,9 @@ pub struct TargetOptions {
     /// Refuse a request that would lose a hint, rather than leave the hint out (a group's
     /// `hints = "refuse"`).
     pub refuse_hints: bool,
+    /// The most output the deployment's model gives (its `max_output_tokens`): a request
+    /// asking for more asks for this much.
+    pub max_output: Option<u64>,
 }
 
 /// The effort a reasoning target is asked for: the client's effort, or the one its thinking
@@ -306,6 +331,7 @@ impl Default for TargetOptions {
             max_completion_tokens: false,
             reasoning: false,
             refuse_hints: false,
+            max_output: None,
         }
     }
 }

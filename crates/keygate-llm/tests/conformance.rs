@@ -239,6 +239,16 @@ fn coding_agent_requests_keep_their_reasoning_and_lose_only_hints() {
     assert_eq!(openai["reasoning_effort"], "medium");
     let plain = encode(Format::OpenAi, "gpt-4.1", TargetOptions::default()).unwrap();
     assert!(plain.get("reasoning_effort").is_none(), "{plain}");
+    assert_eq!(plain["max_tokens"], 32000);
+    let capped = TargetOptions {
+        max_output: Some(16384),
+        ..TargetOptions::default()
+    };
+    let gpt4o = encode(Format::OpenAi, "gpt-4o", capped).unwrap();
+    assert_eq!(
+        gpt4o["max_tokens"], 16384,
+        "asked for what the model can give"
+    );
     let gemini = encode(Format::Gemini, "gemini-3-pro", reasoning).unwrap();
     assert_eq!(
         gemini["generationConfig"]["thinkingConfig"],
