@@ -312,10 +312,11 @@ mod anthropic {
                 "n: Extra inputs are not permitted",
             ),
             (
+                // A system turn holds instructions: text only.
                 json!({"model": "claude-test", "max_tokens": 5, "messages": [
-                    {"role": "system", "content": "Be brief."}, user("hi")
+                    user("hi"), {"role": "system", "content": [{"type": "image"}]}
                 ]}),
-                "messages.0.role",
+                "messages.1.content.0.type",
             ),
             (
                 json!({"model": "claude-test", "max_tokens": 5, "messages": [
