@@ -26,7 +26,7 @@ pub use error::ApiError;
 pub use openapi::openapi;
 pub use request_log::{BadRequestLog, RequestLog};
 pub use routes::router;
-pub use serve::run;
+pub use serve::{run, run_metrics};
 
 /// Limits and timings of the HTTP server, resolved from configuration.
 #[derive(Debug, Clone)]
@@ -51,6 +51,9 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Which requests get a line in the log.
     pub request_log: RequestLog,
+    /// Whether `/metrics` is served by this API's listener (else only by a listener of its
+    /// own, `metrics_listen`).
+    pub metrics_on_api: bool,
 }
 
 impl Default for ServerSettings {
@@ -66,6 +69,7 @@ impl Default for ServerSettings {
             model_groups_reload: Duration::from_secs(5),
             trusted_proxies: Vec::new(),
             request_log: RequestLog::default(),
+            metrics_on_api: true,
         }
     }
 }
@@ -97,12 +101,13 @@ impl AppState {
         gateway: Arc<GatewayState>,
     ) -> Self {
         let started_at = keygate.clock().now().as_millis();
+        let limiter = crate::limits::Limiter::new().observed_by(keygate.metrics().limits.clone());
         Self {
             keygate,
             settings: Arc::new(settings),
             gateway,
             started_at,
-            limiter: Arc::new(crate::limits::Limiter::new()),
+            limiter: Arc::new(limiter),
             routes: Arc::new(crate::proxy::ProxyRoutes::default()),
         }
     }
@@ -126,9 +131,18 @@ impl AppState {
 
     /// The same, with `limiter` (for rates shared through Redis).
     pub fn with_limiter(self, limiter: crate::limits::Limiter) -> Self {
+        let limiter = limiter.observed_by(self.keygate.metrics().limits.clone());
         Self {
             limiter: Arc::new(limiter),
             ..self
         }
+    }
+
+    /// The exposition of `/metrics`, with the states as they are now.
+    pub fn metrics_text(&self) -> String {
+        let snapshot = self
+            .keygate
+            .metrics_snapshot(self.gateway.current().status());
+        self.keygate.metrics().render(&snapshot)
     }
 }

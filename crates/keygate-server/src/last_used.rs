@@ -15,6 +15,14 @@ pub struct LastUsed {
 }
 
 impl LastUsed {
+    /// Keys whose last use waits to be written.
+    pub fn pending(&self) -> usize {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
     pub fn record(&self, id: &KeyId, at: Timestamp) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         match pending.get_mut(id) {

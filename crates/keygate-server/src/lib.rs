@@ -12,6 +12,7 @@ pub mod http;
 pub mod invalidation;
 mod last_used;
 pub mod limits;
+pub mod metrics;
 pub mod proxy;
 pub mod service;
 pub mod usage_log;

@@ -43,6 +43,8 @@ pub struct Limiter {
     /// What runs off the request's path (Redis settlements, growths, slots given back):
     /// joined by [`Limiter::drain`] at shutdown.
     tasks: TaskTracker,
+    /// Where refusals are counted, once the server's metrics are attached.
+    metrics: Option<crate::metrics::limits::LimitMetrics>,
 }
 
 /// Spawns `task` on the current runtime, tracked by `tasks`; `false` outside a runtime.
@@ -139,6 +141,29 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The kind of limit, for the metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Limit { limit, .. } => match limit.counted {
+                Counted::Requests(_) => "requests",
+                Counted::Tokens(_) => "tokens",
+                Counted::Quota(_) => "quota",
+                Counted::Budget(_) => "budget",
+            },
+            Self::Concurrency { .. } => "concurrency",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    /// Whose limit it was, for the metrics.
+    pub fn owner(&self) -> &'static str {
+        match self {
+            Self::Limit { limit, .. } => limit.owner.as_str(),
+            Self::Concurrency { owner, .. } => owner.as_str(),
+            Self::Unavailable => "none",
+        }
+    }
+
     /// The stable error code.
     pub fn code(&self) -> &'static str {
         match self {
@@ -317,9 +342,40 @@ impl Limiter {
         u64::try_from(clock.now().as_millis()).unwrap_or(0) * 1_000
     }
 
+    /// Counts refusals in `metrics` from now on.
+    pub fn observed_by(self, metrics: crate::metrics::limits::LimitMetrics) -> Self {
+        Self {
+            metrics: Some(metrics),
+            ..self
+        }
+    }
+
     /// Admits one request of `key` (and its project) asking `demand` of their limits, or
-    /// says which limit refused it; a refused request consumes none of them.
+    /// says which limit refused it; a refused request consumes none of them. The refusal is
+    /// counted in the metrics.
     pub async fn admit(
+        self: &Arc<Self>,
+        key: &CachedKey,
+        clock: &Arc<dyn Clock>,
+        demand: Demand,
+    ) -> Result<Admission, Refusal> {
+        let admitted = self.admit_uncounted(key, clock, demand).await;
+        if let Err(refusal) = &admitted {
+            self.count_refusal(refusal);
+        }
+        admitted
+    }
+
+    /// Counts a refusal of [`Limiter::admit_uncounted`] that stands.
+    pub fn count_refusal(&self, refusal: &Refusal) {
+        if let Some(metrics) = &self.metrics {
+            metrics.refused(refusal.kind(), refusal.owner());
+        }
+    }
+
+    /// The same, uncounted: for a first try that may be followed by a smaller one, whose
+    /// refusal is not the request's (see [`Limiter::count_refusal`]).
+    pub async fn admit_uncounted(
         self: &Arc<Self>,
         key: &CachedKey,
         clock: &Arc<dyn Clock>,

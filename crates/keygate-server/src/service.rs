@@ -72,6 +72,7 @@ pub struct Keygate {
     /// For checks of a pending secret against its upstream. Never follows redirects: a
     /// credential must not travel to a host the check did not name.
     upstream: keygate_llm::egress::Client,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Keygate {
@@ -86,6 +87,7 @@ impl Keygate {
         let digest_key =
             keyring::open_digest_key(store.as_ref(), kek.as_ref(), clock.now()).await?;
         let cache = Arc::new(VerifyCache::new(CACHE_CAPACITY));
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         Ok(Self {
             store,
             digest_key,
@@ -95,7 +97,8 @@ impl Keygate {
             shared_invalidation: None,
             cache,
             last_used: Arc::new(LastUsed::default()),
-            usage: Arc::new(UsageLog::default()),
+            usage: Arc::new(UsageLog::new(metrics.gateway.clone())),
+            metrics,
             auth_failures: auth_failures::AuthFailureThrottle::default(),
             credentials: moka::sync::Cache::builder()
                 .max_capacity(10_000)
@@ -146,6 +149,24 @@ impl Keygate {
 
     pub fn usage(&self) -> &Arc<UsageLog> {
         &self.usage
+    }
+
+    /// This server's metrics.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// The states `/metrics` shows as they are now, besides `deployments`.
+    pub fn metrics_snapshot(
+        &self,
+        deployments: Vec<keygate_llm::DeploymentStatus>,
+    ) -> crate::metrics::Snapshot {
+        crate::metrics::Snapshot {
+            deployments,
+            usage_pending: self.usage.pending() as u64,
+            usage_dropped: self.usage.dropped_total(),
+            last_used_pending: self.last_used.pending() as u64,
+        }
     }
 }
 

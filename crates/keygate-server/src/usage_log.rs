@@ -2,6 +2,7 @@
 //! stream whose provider reported no usage is counted here too, with the tokenizer, so that
 //! counting never delays a response.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ use keygate_core::{TokenCounts, TokenSource, UsageRecord};
 use keygate_llm::Gateway;
 use keygate_store::Store;
 use tokio_util::sync::CancellationToken;
+
+use crate::metrics::gateway::GatewayMetrics;
 
 /// Most records held in memory while the store is unreachable; past it, the newest are
 /// dropped (and counted in the log) rather than growing without bound.
@@ -44,21 +47,53 @@ const MAX_COUNT_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Debug, Default)]
 struct Pending {
     ready: Vec<UsageRecord>,
+    /// Records of a batch the store refused, written again before the rest; already in the
+    /// metrics.
+    failed: Vec<UsageRecord>,
     to_count: Vec<ToCount>,
     /// Bytes held by `to_count`.
     to_count_bytes: usize,
     dropped: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct UsageLog {
     pending: Mutex<Pending>,
+    /// Every record is shown to the metrics once, when its batch is taken to be written.
+    metrics: GatewayMetrics,
+    dropped_total: AtomicU64,
+}
+
+impl Default for UsageLog {
+    /// A log whose records go to metrics of its own.
+    fn default() -> Self {
+        Self::new(crate::metrics::Metrics::new().gateway)
+    }
 }
 
 impl UsageLog {
+    pub fn new(metrics: GatewayMetrics) -> Self {
+        Self {
+            pending: Mutex::default(),
+            metrics,
+            dropped_total: AtomicU64::new(0),
+        }
+    }
+
+    /// Records waiting to be written.
+    pub fn pending(&self) -> usize {
+        let pending = self.lock();
+        pending.ready.len() + pending.failed.len() + pending.to_count.len()
+    }
+
+    /// Records dropped since start.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped_total.load(Ordering::Relaxed)
+    }
+
     pub fn record(&self, record: UsageRecord) {
         let mut pending = self.lock();
-        if pending.ready.len() + pending.to_count.len() >= MAX_PENDING {
+        if pending.ready.len() + pending.failed.len() + pending.to_count.len() >= MAX_PENDING {
             pending.dropped += 1;
             return;
         }
@@ -67,7 +102,7 @@ impl UsageLog {
 
     pub fn record_uncounted(&self, entry: ToCount) {
         let mut pending = self.lock();
-        if pending.ready.len() + pending.to_count.len() >= MAX_PENDING {
+        if pending.ready.len() + pending.failed.len() + pending.to_count.len() >= MAX_PENDING {
             pending.dropped += 1;
             // Not counted: what was reserved is charged.
             if let Some(reservation) = entry.reservation {
@@ -104,17 +139,28 @@ impl UsageLog {
 
     /// Counts what needs counting and writes one batch. On failure the batch is put back.
     async fn flush_batch(&self, store: &dyn Store) -> Flushed {
-        let (mut batch, to_count, dropped) = {
+        let (mut batch, fresh, to_count, dropped) = {
             let mut pending = self.lock();
-            let take = pending.ready.len().min(BATCH);
-            let batch: Vec<UsageRecord> = pending.ready.drain(..take).collect();
+            let retried = !pending.failed.is_empty();
+            let queue = if retried {
+                &mut pending.failed
+            } else {
+                &mut pending.ready
+            };
+            let take = queue.len().min(BATCH);
+            let batch: Vec<UsageRecord> = queue.drain(..take).collect();
             pending.to_count_bytes = 0;
             (
                 batch,
+                !retried,
                 std::mem::take(&mut pending.to_count),
                 std::mem::take(&mut pending.dropped),
             )
         };
+        self.dropped_total.fetch_add(dropped, Ordering::Relaxed);
+        if fresh {
+            batch.iter().for_each(|record| self.metrics.observe(record));
+        }
         if dropped > 0 {
             tracing::warn!(
                 dropped,
@@ -127,7 +173,13 @@ impl UsageLog {
             match tokio::task::spawn_blocking(move || to_count.into_iter().map(count).collect())
                 .await
             {
-                Ok(counted) => batch.extend::<Vec<UsageRecord>>(counted),
+                Ok(counted) => {
+                    let counted: Vec<UsageRecord> = counted;
+                    counted
+                        .iter()
+                        .for_each(|record| self.metrics.observe(record));
+                    batch.extend(counted);
+                }
                 Err(err) => tracing::warn!(error = %err, "token counting failed"),
             }
         }
@@ -137,13 +189,14 @@ impl UsageLog {
         if let Err(err) = store.insert_usage(&batch).await {
             tracing::warn!(error = %err, records = batch.len(), "could not write usage records");
             let mut pending = self.lock();
-            let room = MAX_PENDING.saturating_sub(pending.ready.len());
+            let room = MAX_PENDING.saturating_sub(pending.ready.len() + pending.failed.len());
             let kept = batch.len().min(room);
             pending.dropped += (batch.len() - kept) as u64;
-            pending.ready.extend(batch.into_iter().take(kept));
+            pending.failed.extend(batch.into_iter().take(kept));
             return Flushed::Failed;
         }
-        if self.lock().ready.is_empty() {
+        let pending = self.lock();
+        if pending.ready.is_empty() && pending.failed.is_empty() {
             Flushed::Done
         } else {
             Flushed::More
@@ -153,7 +206,7 @@ impl UsageLog {
     /// Whether anything waits to be written.
     pub fn is_empty(&self) -> bool {
         let pending = self.lock();
-        pending.ready.is_empty() && pending.to_count.is_empty()
+        pending.ready.is_empty() && pending.failed.is_empty() && pending.to_count.is_empty()
     }
 
     /// Flushes every `every` until `shutdown`, then once more, until nothing is left (or the

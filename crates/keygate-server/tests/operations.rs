@@ -242,3 +242,119 @@ async fn unusable_request_ids_are_replaced_everywhere() {
         .expect(200);
     assert_eq!(kept.header("x-request-id"), Some("trace-123"));
 }
+
+/// The value of each series in an exposition, by its name and labels as written.
+fn series(text: &str) -> std::collections::BTreeMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn scrape(server: &TestServer) -> std::collections::BTreeMap<String, f64> {
+    let reply = server.api().get("/metrics").send().await.expect(200);
+    series(&reply.text)
+}
+
+/// Counters move by exactly the traffic sent: verifications by result, the HTTP layer by
+/// route template, the gateway (once its usage records are written) by model group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_exactly_the_traffic() {
+    const UP: &str = "sk-upstream-0123456789abcdef";
+    let mock = keygate_testkit::MockOpenAi::start("up", UP).await.unwrap();
+    let config = format!(
+        r#"
+        [providers.up]
+        kind = "openai-compatible"
+        base_url = "{}/v1"
+        credential = "env::UP_KEY"
+
+        [model_groups.chat]
+        deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
+        "#,
+        mock.origin()
+    );
+    let server = TestServer::start_gateway(Db::Sqlite, &config, &[("UP_KEY", UP)])
+        .await
+        .unwrap();
+    let api = server.api();
+    let key = api
+        .create_key(
+            &server.owner_token,
+            json!({"project": "default", "name": "m", "scopes": ["models:*"]}),
+        )
+        .await
+        .secret;
+    let before = scrape(&server).await;
+    let at = |after: &std::collections::BTreeMap<String, f64>, name: &str| {
+        after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0)
+    };
+    for _ in 0..3 {
+        api.post("/v1/keys/verify")
+            .json(&json!({"key": key}))
+            .send()
+            .await
+            .expect(200);
+    }
+    for _ in 0..2 {
+        api.post("/v1/keys/verify")
+            .json(&json!({"key": "not-a-key"}))
+            .send()
+            .await;
+    }
+    for _ in 0..2 {
+        api.post("/v1/chat/completions")
+            .token(&key)
+            .json(&json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .expect(200);
+    }
+    let served = r#"keygate_gateway_requests_total{gen_ai_operation_name="chat",gen_ai_request_model="chat",gen_ai_provider_name="up",deployment="up/gpt-4o-mini",status_class="2xx",error_type=""}"#;
+    let mut after = scrape(&server).await;
+    for _ in 0..100 {
+        if at(&after, served) >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        after = scrape(&server).await;
+    }
+    assert_eq!(at(&after, served), 2.0, "{after:#?}");
+    assert_eq!(
+        at(&after, r#"keygate_key_verifications_total{result="valid"}"#),
+        5.0,
+        "three through the verify API, two through the gateway"
+    );
+    assert_eq!(
+        at(
+            &after,
+            r#"keygate_key_verifications_total{result="key_malformed"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        at(
+            &after,
+            r#"http_server_request_duration_seconds_count{http_route="/v1/keys/verify",http_request_method="POST",status_class="2xx"}"#
+        ),
+        5.0,
+        "the verify API answers 200 with its verdict, valid or not"
+    );
+    let input = r#"gen_ai_client_token_usage_count{gen_ai_operation_name="chat",gen_ai_request_model="chat",gen_ai_provider_name="up",gen_ai_token_type="input"}"#;
+    assert_eq!(at(&after, input), 2.0);
+    assert!(
+        after
+            .keys()
+            .all(|name| !name.contains(&key) && !name.contains("not-a-key")),
+        "no key nor client input in a label"
+    );
+    assert!(
+        after
+            .keys()
+            .any(|name| name.starts_with("keygate_gateway_deployment_breaker_open{")),
+        "deployments' breakers are shown"
+    );
+}

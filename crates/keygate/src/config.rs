@@ -15,8 +15,9 @@ use serde::Deserialize;
 use crate::cli::StoreArgs;
 
 /// Keys the file and the environment may set. Anything else in the file is an error.
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 16] = [
     "listen",
+    "metrics_listen",
     "kek",
     "pkcs11_module",
     "pkcs11_token",
@@ -37,6 +38,7 @@ const KEYS: [&str; 15] = [
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
+    metrics_listen: Option<String>,
     kek: Option<KekProvider>,
     pkcs11_module: Option<PathBuf>,
     pkcs11_token: Option<String>,
@@ -148,6 +150,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// A listener of its own for `/metrics`; then the API's listener does not serve it.
+    pub metrics_listen: Option<SocketAddr>,
     /// `None` when not configured: then `env` if `KEYGATE_MASTER_KEY` is set, else `local`.
     pub kek: Option<KekProvider>,
     pub pkcs11: Pkcs11Settings,
@@ -170,6 +174,8 @@ pub enum ConfigError {
     Invalid(#[from] Box<figment::Error>),
     #[error("configuration file {0} does not exist")]
     MissingFile(PathBuf),
+    #[error("metrics_listen: `{0}` is not an address such as 127.0.0.1:9090")]
+    BadMetricsListen(String),
     #[error("listen: `{0}` is not an address such as 127.0.0.1:8080")]
     BadListen(String),
     #[error("body_limit_bytes: between 1 KiB and 16 MiB")]
@@ -234,6 +240,13 @@ pub fn resolve(
     let listen: SocketAddr = listen_text
         .parse()
         .map_err(|_| ConfigError::BadListen(listen_text.clone()))?;
+    let metrics_listen = match raw.metrics_listen.filter(|text| !text.is_empty()) {
+        Some(text) => Some(
+            text.parse::<SocketAddr>()
+                .map_err(|_| ConfigError::BadMetricsListen(text.clone()))?,
+        ),
+        None => None,
+    };
     let data_dir = store
         .data_dir
         .clone()
@@ -276,6 +289,7 @@ pub fn resolve(
     };
     Ok(Settings {
         listen,
+        metrics_listen,
         kek: raw.kek,
         pkcs11: Pkcs11Settings {
             module: raw
@@ -295,6 +309,7 @@ pub fn resolve(
             request_timeout: Duration::from_secs(timeout),
             trusted_proxies,
             request_log,
+            metrics_on_api: metrics_listen.is_none(),
             ..ServerSettings::default()
         },
         limits: LimitsSettings {

@@ -930,3 +930,52 @@ async fn the_request_log_is_plain_and_can_be_kept_to_errors_or_turned_off() {
         text(&bad.stderr)
     );
 }
+
+/// `/metrics` is on the API's listener by default; with `metrics_listen` it is served there
+/// only, and both listeners stop together.
+#[tokio::test]
+async fn metrics_can_have_a_listener_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let mut shared = ServerProcess::start(dir.path(), &[]);
+    let exposition = http
+        .get(format!("{}/metrics", shared.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(exposition.status(), 200);
+    let text = exposition.text().await.unwrap();
+    assert!(text.contains("# TYPE keygate_queue_depth gauge"), "{text}");
+    assert!(shared.stop().success());
+
+    let port = process::free_port();
+    let metrics_listen = format!("127.0.0.1:{port}");
+    let mut apart =
+        ServerProcess::start(dir.path(), &[("KEYGATE_METRICS_LISTEN", &metrics_listen)]);
+    let on_api = http
+        .get(format!("{}/metrics", apart.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_api.status(), 404, "not on the API's listener");
+    let own = http
+        .get(format!("http://{metrics_listen}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    assert!(
+        own.text()
+            .await
+            .unwrap()
+            .contains("http_server_request_duration_seconds")
+    );
+    assert!(apart.stop().success());
+    assert!(
+        http.get(format!("http://{metrics_listen}/metrics"))
+            .send()
+            .await
+            .is_err(),
+        "the metrics listener stops with the server"
+    );
+}

@@ -284,12 +284,20 @@ impl Service<'_> {
             tokens: asked.tokens,
             cost,
         };
-        let admission = self.limiter.admit(key, clock, ask(asked.cost)).await;
-        match admission {
-            Err(Refusal::Limit { limit, .. })
-                if matches!(limit.counted, Counted::Budget(_)) && asked.least_cost.is_some() =>
-            {
+        if asked.least_cost.is_none() {
+            return self.limiter.admit(key, clock, ask(asked.cost)).await;
+        }
+        match self
+            .limiter
+            .admit_uncounted(key, clock, ask(asked.cost))
+            .await
+        {
+            Err(Refusal::Limit { limit, .. }) if matches!(limit.counted, Counted::Budget(_)) => {
                 self.limiter.admit(key, clock, ask(asked.least_cost)).await
+            }
+            Err(refusal) => {
+                self.limiter.count_refusal(&refusal);
+                Err(refusal)
             }
             admission => admission,
         }

@@ -42,7 +42,7 @@ impl Modify for AdminTokenAuth {
         routes::llm::chat_completions, routes::llm::embeddings, routes::llm::list_models,
         routes::llm::get_model, routes::llm::messages, routes::llm::count_tokens,
         routes::proxy::forward,
-        routes::ops::healthz, routes::ops::readyz,
+        routes::ops::healthz, routes::ops::readyz, routes::ops::metrics,
     ),
     components(schemas(
         ErrorBody, ErrorDetail, dto::KeyView, dto::KeyWithSecret, dto::KeyList,

@@ -4,7 +4,7 @@ pub(super) mod audit;
 pub(super) mod keys;
 pub(super) mod llm;
 pub(super) mod model_groups;
-pub(super) mod ops;
+pub(crate) mod ops;
 pub(super) mod projects;
 pub(super) mod proxy;
 pub(super) mod secrets;
@@ -82,6 +82,11 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ));
+    let api = if state.settings.metrics_on_api {
+        api.route("/metrics", get(ops::metrics))
+    } else {
+        api
+    };
     let app = Router::new()
         .merge(api)
         .merge(llm)
@@ -111,6 +116,10 @@ pub fn router(state: AppState) -> Router {
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
         );
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        state.keygate.metrics().clone(),
+        crate::metrics::http::record,
+    ));
     // Outermost, so that it sees the answer with its request id; left out when off.
     let log = state.settings.request_log;
     let app = if log.is_on() {

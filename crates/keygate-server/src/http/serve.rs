@@ -132,3 +132,18 @@ pub async fn run(
     tasks.wait().await;
     Ok(())
 }
+
+/// Serves `/metrics` alone on `listener` (`metrics_listen`) until `shutdown` resolves: the
+/// figures can then stay on an internal network while the API faces clients.
+pub async fn run_metrics(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = axum::Router::new()
+        .route("/metrics", axum::routing::get(super::routes::ops::metrics))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -35,6 +35,20 @@ pub enum VerifyOutcome {
 impl Keygate {
     /// Verifies an API key. Storage trouble on a cache miss is an error, never a pass.
     pub async fn verify(&self, query: VerifyQuery<'_>) -> Result<VerifyOutcome, ServiceError> {
+        let outcome = self.check(query).await?;
+        self.metrics.keys.verified(match &outcome {
+            VerifyOutcome::Valid(_) => "valid",
+            VerifyOutcome::Invalid(rejection, _) => rejection.code(),
+        });
+        Ok(outcome)
+    }
+
+    /// The verification, uncounted: [`Keygate::verify`] and the verify API count their own
+    /// verdicts.
+    pub(super) async fn check(
+        &self,
+        query: VerifyQuery<'_>,
+    ) -> Result<VerifyOutcome, ServiceError> {
         let cached = match self.authenticate(query.key, KeyKind::Api).await? {
             Ok(cached) => cached,
             Err((rejection, cached)) => return Ok(VerifyOutcome::Invalid(rejection, cached)),
@@ -173,8 +187,10 @@ impl Keygate {
         if let Some(cached) = self.cache.key(&id)
             && (cached.secret(digest).is_some() || !cached.may_reload())
         {
+            self.metrics.keys.looked_up(true);
             return Ok(Some(cached));
         }
+        self.metrics.keys.looked_up(false);
         let epoch = self.cache.epoch();
         let Some(loaded) = self.load_key(&id).await? else {
             return Ok(None);

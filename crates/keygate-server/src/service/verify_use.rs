@@ -49,7 +49,22 @@ impl Keygate {
         query: VerifyQuery<'_>,
         publishable: Publishable,
     ) -> Result<Verdict, ServiceError> {
-        let key = match self.verify(query).await? {
+        let verdict = self.judge(limiter, query, publishable).await?;
+        self.metrics().keys.verified(match &verdict {
+            Verdict::Valid { .. } => "valid",
+            Verdict::Refused { code, .. } => code,
+            Verdict::Invalid(rejection, _) => rejection.code(),
+        });
+        Ok(verdict)
+    }
+
+    async fn judge(
+        &self,
+        limiter: &Arc<Limiter>,
+        query: VerifyQuery<'_>,
+        publishable: Publishable,
+    ) -> Result<Verdict, ServiceError> {
+        let key = match self.check(query).await? {
             VerifyOutcome::Valid(key) => key,
             VerifyOutcome::Invalid(rejection, key) => return Ok(Verdict::Invalid(rejection, key)),
         };

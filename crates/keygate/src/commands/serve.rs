@@ -77,6 +77,16 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let metrics_listener = match settings.metrics_listen {
+        None => None,
+        Some(addr) => {
+            let bound = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?;
+            tracing::info!(addr = %bound.local_addr().map_err(anyhow::Error::from)?, "metrics are served here only");
+            Some(bound)
+        }
+    };
     tracing::info!(
         addr = %listener.local_addr().map_err(anyhow::Error::from)?,
         store = ?keygate.store().backend(),
@@ -111,7 +121,23 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
         .with_limiter(limiter)
         .with_routes(routes);
     let saver = Saver::start(state.limiter.clone(), store.clone(), clock);
-    let served = keygate_server::run(listener, state, stop).await;
+    let served = match metrics_listener {
+        None => keygate_server::run(listener, state, stop).await,
+        Some(metrics_listener) => {
+            // One stop for both listeners.
+            let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+            let api = keygate_server::run(listener, state.clone(), async move {
+                stop.await;
+                let _ = stopping.send(());
+            });
+            let metrics = keygate_server::http::run_metrics(metrics_listener, state, async {
+                let _ = stopped.await;
+            });
+            let (served, metrics) = tokio::join!(api, metrics);
+            metrics.context("the metrics listener failed")?;
+            served
+        }
+    };
     // After the drain, with every reservation settled: the last save counts what was spent.
     saver.stop().await;
     served.context("server failed")?;

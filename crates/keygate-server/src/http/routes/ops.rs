@@ -1,8 +1,9 @@
-//! Operations endpoints: liveness, readiness, the OpenAPI document.
+//! Operations endpoints: liveness, readiness, metrics, the OpenAPI document.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 
 use crate::http::dto::Health;
 use crate::http::error::ErrorBody;
@@ -41,4 +42,14 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiEr
 /// This API, described in OpenAPI 3.
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(crate::http::openapi())
+}
+
+/// Metrics in the Prometheus text format (see docs/metrics.md).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        state.metrics_text(),
+    )
 }

@@ -1,0 +1,105 @@
+//! States read when `/metrics` is scraped: each deployment's breaker and requests in flight,
+//! and the depth of the queues that run off the request path.
+
+use keygate_llm::DeploymentStatus;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// The states, as the server read them for one scrape.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub deployments: Vec<DeploymentStatus>,
+    /// Usage records waiting to be written.
+    pub usage_pending: u64,
+    /// Usage records dropped since start (the store could not keep up).
+    pub usage_dropped: u64,
+    /// Keys whose last use waits to be written.
+    pub last_used_pending: u64,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeploymentLabels {
+    pub gen_ai_request_model: String,
+    pub deployment: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    /// `usage` or `last_used`.
+    pub queue: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct StateMetrics {
+    breaker_open: Family<DeploymentLabels, Gauge>,
+    in_flight: Family<DeploymentLabels, Gauge>,
+    queued: Family<QueueLabels, Gauge>,
+    dropped: Counter,
+}
+
+impl StateMetrics {
+    pub(super) fn register(registry: &mut Registry) -> Self {
+        let breaker_open = Family::<DeploymentLabels, Gauge>::default();
+        registry.register(
+            "keygate_gateway_deployment_breaker_open",
+            "1 while a deployment's circuit breaker keeps requests away (open, or waiting on its probe)",
+            breaker_open.clone(),
+        );
+        let in_flight = Family::<DeploymentLabels, Gauge>::default();
+        registry.register(
+            "keygate_gateway_deployment_in_flight",
+            "Requests a deployment is serving now (on this node)",
+            in_flight.clone(),
+        );
+        let queued = Family::<QueueLabels, Gauge>::default();
+        registry.register(
+            "keygate_queue_depth",
+            "Items waiting to be written to the store off the request path, by queue",
+            queued.clone(),
+        );
+        let dropped = Counter::default();
+        registry.register(
+            "keygate_usage_records_dropped",
+            "Usage records dropped because the store could not keep up",
+            dropped.clone(),
+        );
+        Self {
+            breaker_open,
+            in_flight,
+            queued,
+            dropped,
+        }
+    }
+
+    pub(super) fn update(&self, snapshot: &Snapshot) {
+        // Deployments come and go with the configuration: only the current ones are shown.
+        self.breaker_open.clear();
+        self.in_flight.clear();
+        for status in &snapshot.deployments {
+            let labels = DeploymentLabels {
+                gen_ai_request_model: status.alias.clone(),
+                deployment: status.deployment.clone(),
+            };
+            self.breaker_open
+                .get_or_create(&labels)
+                .set(i64::from(status.breaker_open));
+            self.in_flight
+                .get_or_create(&labels)
+                .set(i64::from(status.in_flight));
+        }
+        for (queue, depth) in [
+            ("usage", snapshot.usage_pending),
+            ("last_used", snapshot.last_used_pending),
+        ] {
+            self.queued
+                .get_or_create(&QueueLabels { queue })
+                .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        }
+        let seen = self.dropped.get();
+        self.dropped
+            .inc_by(snapshot.usage_dropped.saturating_sub(seen));
+    }
+}
