@@ -138,11 +138,13 @@ impl AppState {
         }
     }
 
-    /// The exposition of `/metrics`, with the states as they are now.
-    pub fn metrics_text(&self) -> String {
+    /// The exposition of `/metrics`, with the states and the audit log as they are now.
+    pub async fn metrics_text(&self) -> String {
+        let metrics = self.keygate.metrics();
+        metrics.read_audit(self.keygate.store().as_ref()).await;
         let snapshot = self
             .keygate
-            .metrics_snapshot(self.gateway.current().status());
-        self.keygate.metrics().render(&snapshot)
+            .metrics_snapshot(self.gateway.current().status(), self.limiter.mode());
+        metrics.render(&snapshot)
     }
 }

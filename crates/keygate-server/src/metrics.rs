@@ -3,10 +3,12 @@
 //! place — the HTTP layer ([`http`]), the verification ([`keys`]), the usage log as it writes a
 //! gateway request's record ([`gateway`]), the limiter ([`limits`]) — and what is a state
 //! rather than an event (deployments' breakers, queue depths) is read when scraped
-//! ([`Metrics::render`]). Label sets are bounded: route templates, codes, model aliases and
+//! ([`Metrics::render`]), as are the audit log's events (admin actions, refusals, reveals),
+//! counted from the log itself ([`Metrics::read_audit`]). Label sets are bounded: route templates, codes, model aliases and
 //! deployments of the configuration; never a key id, a raw path or other user input.
 //! `docs/metrics.md` lists every metric, and a test checks it against the registry.
 
+mod audit;
 pub mod gateway;
 pub mod http;
 pub mod keys;
@@ -31,6 +33,7 @@ pub struct Metrics {
     pub gateway: gateway::GatewayMetrics,
     pub limits: limits::LimitMetrics,
     state: state::StateMetrics,
+    audit: audit::AuditMetrics,
 }
 
 impl Default for Metrics {
@@ -47,6 +50,7 @@ impl Metrics {
         let gateway = gateway::GatewayMetrics::register(&mut registry);
         let limits = limits::LimitMetrics::register(&mut registry);
         let state = state::StateMetrics::register(&mut registry);
+        let audit = audit::AuditMetrics::register(&mut registry);
         Self {
             registry: Mutex::new(registry),
             http,
@@ -54,7 +58,18 @@ impl Metrics {
             gateway,
             limits,
             state,
+            audit,
         }
+    }
+
+    /// Counts the audit events appended since the last scrape (see [`audit`]).
+    pub async fn read_audit(&self, store: &dyn keygate_store::Store) {
+        self.audit.catch_up(store).await;
+    }
+
+    /// Names the master key this node seals with.
+    pub fn kek_in_use(&self, id: &str) {
+        self.audit.kek_in_use(id);
     }
 
     /// The exposition, with the states in `snapshot` as they are now.
@@ -91,6 +106,16 @@ mod tests {
     fn exercised() -> String {
         let metrics = Metrics::new();
         metrics.keys.verified("valid");
+        metrics.kek_in_use("kek_test");
+        metrics.audit.length.set(2);
+        metrics
+            .audit
+            .events
+            .get_or_create(&audit::EventLabels {
+                action: "key.create".to_owned(),
+                outcome: "success".to_owned(),
+            })
+            .inc();
         metrics.keys.looked_up(true);
         metrics.limits.refused("requests", "key");
         let record = UsageRecord {
@@ -145,6 +170,7 @@ mod tests {
             usage_pending: 3,
             usage_dropped: 0,
             last_used_pending: 1,
+            limits_mode: "local",
         })
     }
 

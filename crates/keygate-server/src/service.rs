@@ -88,6 +88,7 @@ impl Keygate {
             keyring::open_digest_key(store.as_ref(), kek.as_ref(), clock.now()).await?;
         let cache = Arc::new(VerifyCache::new(CACHE_CAPACITY));
         let metrics = Arc::new(crate::metrics::Metrics::new());
+        metrics.kek_in_use(&kek.id().to_string());
         Ok(Self {
             store,
             digest_key,
@@ -156,13 +157,15 @@ impl Keygate {
         &self.metrics
     }
 
-    /// The states `/metrics` shows as they are now, besides `deployments`.
+    /// The states `/metrics` shows as they are now, besides the deployments' and the limits'.
     pub fn metrics_snapshot(
         &self,
         deployments: Vec<keygate_llm::DeploymentStatus>,
+        limits_mode: &'static str,
     ) -> crate::metrics::Snapshot {
         crate::metrics::Snapshot {
             deployments,
+            limits_mode,
             usage_pending: self.usage.pending() as u64,
             usage_dropped: self.usage.dropped_total(),
             last_used_pending: self.last_used.pending() as u64,

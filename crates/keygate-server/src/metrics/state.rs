@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 /// The states, as the server read them for one scrape.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Snapshot {
     pub deployments: Vec<DeploymentStatus>,
     /// Usage records waiting to be written.
@@ -18,6 +18,8 @@ pub struct Snapshot {
     pub usage_dropped: u64,
     /// Keys whose last use waits to be written.
     pub last_used_pending: u64,
+    /// Where limits are counted: `local`, `redis` or `redis_unreachable`.
+    pub limits_mode: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -32,8 +34,14 @@ pub struct QueueLabels {
     pub queue: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabels {
+    pub mode: &'static str,
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct StateMetrics {
+    limits_mode: Family<ModeLabels, Gauge>,
     breaker_open: Family<DeploymentLabels, Gauge>,
     in_flight: Family<DeploymentLabels, Gauge>,
     queued: Family<QueueLabels, Gauge>,
@@ -42,6 +50,12 @@ pub(super) struct StateMetrics {
 
 impl StateMetrics {
     pub(super) fn register(registry: &mut Registry) -> Self {
+        let limits_mode = Family::<ModeLabels, Gauge>::default();
+        registry.register(
+            "keygate_limits_backend",
+            "1 for where limits are counted now: local (this node), redis, or redis_unreachable (Redis is down; the node follows limits_on_redis_failure)",
+            limits_mode.clone(),
+        );
         let breaker_open = Family::<DeploymentLabels, Gauge>::default();
         registry.register(
             "keygate_gateway_deployment_breaker_open",
@@ -67,6 +81,7 @@ impl StateMetrics {
             dropped.clone(),
         );
         Self {
+            limits_mode,
             breaker_open,
             in_flight,
             queued,
@@ -75,6 +90,11 @@ impl StateMetrics {
     }
 
     pub(super) fn update(&self, snapshot: &Snapshot) {
+        for mode in ["local", "redis", "redis_unreachable"] {
+            self.limits_mode
+                .get_or_create(&ModeLabels { mode })
+                .set(i64::from(mode == snapshot.limits_mode));
+        }
         // Deployments come and go with the configuration: only the current ones are shown.
         self.breaker_open.clear();
         self.in_flight.clear();

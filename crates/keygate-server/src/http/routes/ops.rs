@@ -50,6 +50,6 @@ pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
-        state.metrics_text(),
+        state.metrics_text().await,
     )
 }

@@ -1,0 +1,330 @@
+//! keygate as its operators watch it: a real Prometheus (Debian's `prometheus` package, which
+//! `.ci/run` installs; `KEYGATE_TEST_PROMETHEUS` and `KEYGATE_TEST_PROMTOOL` name other
+//! binaries) scrapes a running `keygate serve` during a gateway and verify load, `promtool`
+//! passes the exposition, and the figures Prometheus stored are exactly the traffic sent.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a failed step should fail the test"
+)]
+
+#[path = "support/process.rs"]
+mod process;
+#[path = "support/python.rs"]
+mod python;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use keygate_testkit::MockOpenAi;
+use process::{ServerProcess, free_port, text};
+use python::create_key;
+use serde_json::{Value, json};
+
+const UPSTREAM_KEY: &str = "sk-upstream-observability-0123456789";
+
+/// A tool the test needs: from its variable, else from `PATH`. Missing, the test fails: a
+/// skipped check would look like a passing one.
+fn tool(variable: &str, name: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(variable) {
+        return PathBuf::from(path);
+    }
+    let found = std::env::var_os("PATH")
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_default();
+    found.unwrap_or_else(|| {
+        panic!("`{name}` is needed (Debian's prometheus package; .ci/run installs it), or set {variable}")
+    })
+}
+
+/// A Prometheus scraping `target` every second, with its data in `dir`; killed on drop.
+struct Prometheus {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Prometheus {
+    fn start(dir: &Path, target: &str) -> Self {
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 scrape_configs:\n  - job_name: keygate\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let log = dir.join("prometheus.log");
+        let child = Command::new(tool("KEYGATE_TEST_PROMETHEUS", "prometheus"))
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("prometheus starts");
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    /// The result of an instant query, once Prometheus answers it with data (within 30 s).
+    async fn query(
+        &self,
+        http: &reqwest::Client,
+        expr: &str,
+        ready: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let answer = http
+                .get(format!("{}/api/v1/query", self.url))
+                .query(&[("query", expr)])
+                .send()
+                .await;
+            if let Ok(answer) = answer
+                && let Ok(body) = answer.json::<Value>().await
+                && let Some(result) = body["data"]["result"].as_array()
+                && ready(result)
+            {
+                return result.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Prometheus never answered `{expr}` as expected; its log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The single value of a query's result.
+fn value(result: &[Value]) -> f64 {
+    result[0]["value"][1].as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_exactly_the_traffic() {
+    let mock = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("keygate.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            r#"
+[providers.up]
+kind = "openai"
+base_url = "{}/v1"
+credential = "env::UPSTREAM_KEY"
+
+[model_groups.chat]
+deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
+"#,
+            mock.origin()
+        ),
+    )
+    .unwrap();
+    let server = ServerProcess::start(
+        dir.path(),
+        &[
+            ("KEYGATE_CONFIG", config_path.to_str().unwrap()),
+            ("UPSTREAM_KEY", UPSTREAM_KEY),
+        ],
+    );
+    let owner = server.owner_token();
+    let key = create_key(&server, &owner, "watched", "models:*");
+    let http = reqwest::Client::new();
+
+    const VERIFIED: usize = 7;
+    const REFUSED: usize = 3;
+    const CHATS: usize = 4;
+    for _ in 0..VERIFIED {
+        let reply = http
+            .post(format!("{}/v1/keys/verify", server.url))
+            .json(&json!({"key": key}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+    }
+    for _ in 0..REFUSED {
+        http.post(format!("{}/v1/keys/verify", server.url))
+            .json(&json!({"key": "kg_live_not_a_real_key"}))
+            .send()
+            .await
+            .unwrap();
+    }
+    for _ in 0..CHATS {
+        let reply = http
+            .post(format!("{}/v1/chat/completions", server.url))
+            .bearer_auth(&key)
+            .json(&json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+    }
+    // The gateway's figures come with the usage records, written within a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // promtool accepts the exposition as it is served.
+    let exposition = http
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut promtool = Command::new(tool("KEYGATE_TEST_PROMTOOL", "promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs");
+    {
+        use std::io::Write as _;
+        promtool
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(exposition.as_bytes())
+            .unwrap();
+    }
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
+        "promtool check metrics: {}{}\n{exposition}",
+        text(&checked.stdout),
+        text(&checked.stderr)
+    );
+    assert!(!exposition.contains(&key) && !exposition.contains(UPSTREAM_KEY));
+
+    // A real Prometheus scrapes it and stores exactly what was sent.
+    let prometheus = Prometheus::start(dir.path(), &format!("127.0.0.1:{}", server.port));
+    let up = prometheus
+        .query(&http, r#"up{job="keygate"}"#, |r| {
+            !r.is_empty() && value(r) == 1.0
+        })
+        .await;
+    assert_eq!(value(&up), 1.0);
+    let exactly = |n: usize| move |r: &[Value]| !r.is_empty() && value(r) == n as f64;
+    prometheus
+        .query(
+            &http,
+            r#"keygate_key_verifications_total{result="valid"}"#,
+            exactly(VERIFIED + CHATS),
+        )
+        .await;
+    prometheus
+        .query(
+            &http,
+            r#"keygate_key_verifications_total{result="key_malformed"}"#,
+            exactly(REFUSED),
+        )
+        .await;
+    prometheus
+        .query(
+            &http,
+            r#"sum(keygate_gateway_requests_total{gen_ai_request_model="chat",status_class="2xx"})"#,
+            exactly(CHATS),
+        )
+        .await;
+    prometheus
+        .query(
+            &http,
+            r#"sum(http_server_request_duration_seconds_count{http_route="/v1/chat/completions"})"#,
+            exactly(CHATS),
+        )
+        .await;
+    prometheus
+        .query(
+            &http,
+            r#"sum(gen_ai_client_token_usage_count{gen_ai_token_type="output"})"#,
+            exactly(CHATS),
+        )
+        .await;
+    prometheus
+        .query(
+            &http,
+            r#"keygate_gateway_deployment_breaker_open{deployment="up/gpt-4o-mini"}"#,
+            exactly(0),
+        )
+        .await;
+    // Admin actions come from the audit log: the key created above, and the owner's first start.
+    prometheus
+        .query(
+            &http,
+            r#"keygate_audit_events_total{action="key.create",outcome="success"}"#,
+            exactly(1),
+        )
+        .await;
+    let length = prometheus
+        .query(&http, "keygate_audit_chain_length", |r| {
+            !r.is_empty() && value(r) >= 2.0
+        })
+        .await;
+    assert!(value(&length) >= 2.0);
+    prometheus
+        .query(&http, "count(keygate_kek_info == 1)", exactly(1))
+        .await;
+    prometheus
+        .query(&http, "keygate_audit_chain_valid", exactly(1))
+        .await;
+
+    // Every expression of the shipped dashboard returns data from this Prometheus.
+    let dashboard: Value =
+        serde_json::from_str(include_str!("../../../deploy/grafana/keygate.json")).unwrap();
+    let expressions: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().cloned().unwrap_or_default())
+        .map(|target| target["expr"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(expressions.len() >= 15, "{expressions:?}");
+    for expr in &expressions {
+        prometheus.query(&http, expr, |r| !r.is_empty()).await;
+    }
+}
+
+/// The shipped alerting rules load in Prometheus.
+#[test]
+fn the_alerting_rules_pass_promtool() {
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/prometheus/alerts.yml");
+    let checked = Command::new(tool("KEYGATE_TEST_PROMTOOL", "promtool"))
+        .arg("check")
+        .arg("rules")
+        .arg(&rules)
+        .output()
+        .expect("promtool runs");
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        text(&checked.stdout),
+        text(&checked.stderr)
+    );
+    assert!(text(&checked.stdout).contains("SUCCESS: 6 rules found"));
+}
