@@ -2,6 +2,7 @@
 //! local commands both call these.
 
 mod audit;
+mod audit_export;
 mod auth_failures;
 mod bootstrap;
 mod caller;
@@ -32,6 +33,7 @@ use crate::last_used::LastUsed;
 use crate::usage_log::UsageLog;
 
 pub use audit::{AuditQuery, AuditReport, verify_audit_chain};
+pub use audit_export::AuditExport;
 pub use bootstrap::{bootstrap, ensure_owner};
 pub use caller::{Actor, Caller};
 pub use credentials::ProjectSecrets;

@@ -1,7 +1,8 @@
 //! Leak search: after a full scenario (create, verify, rotate, revoke, failed logins, a key in
 //! a URL, bad requests), no secret keygate issued or was shown appears in the logs (captured at
-//! TRACE from every crate), in any response but the one that issued it, in the audit log, or
-//! anywhere in the database, rows or raw SQLite files.
+//! TRACE from every crate), in any response but the one that issued it (the metrics and the
+//! audit export included), in the audit log, or anywhere in the database, rows or raw SQLite
+//! files.
 //!
 //! A binary of its own: it installs the process-wide tracing subscriber.
 #![allow(
@@ -444,6 +445,17 @@ async fn nothing_leaks(db: Db) {
     scenario(&server, &api, &mut secrets).await;
     gateway_scenario(&server, &api, &mut secrets, (&a, &c)).await;
     assert_eq!(secrets.allowed.len(), 12, "the scenario's secrets");
+    // What operators collect — metrics and the audit export — is in the transcript too, and
+    // shows none of them.
+    let metrics = api.get("/metrics").send().await.expect(200);
+    assert!(metrics.text.contains("keygate_key_verifications_total"));
+    let exported = api
+        .get("/admin/v1/audit/export")
+        .token(&server.owner_token)
+        .send()
+        .await
+        .expect(200);
+    assert!(exported.text.lines().count() > 10);
     // Shut down so that batched writes reach the database before it is read.
     server.stop().await.unwrap();
 

@@ -27,7 +27,8 @@ use keygate_core::{
 pub use error::{Conflict, StoreError};
 pub use limit_counts::{LIMIT_COUNTS_PER_STATEMENT, LimitCount, LimitCountKind, LimitCountStore};
 pub use model::{
-    AuditFilter, Bootstrap, IdempotencyEntry, KeyFilter, Org, Project, RotateOutcome, Rotation,
+    AuditFilter, AuditSince, Bootstrap, IdempotencyEntry, KeyFilter, Org, Project, RotateOutcome,
+    Rotation,
 };
 pub use model_groups::{MODEL_GROUPS_REVISION, ModelGroupStore, StoredModelGroup};
 pub use postgres::PgStore;
@@ -177,6 +178,9 @@ pub trait Store:
     async fn append_audit(&self, audit: &AuditDraft, now: Timestamp) -> Result<(), StoreError>;
     /// Events newest first.
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Events in chain order after `filter.after`, for export; the same events as
+    /// [`Store::list_audit`] shows the same principal.
+    async fn audit_since(&self, filter: &AuditSince) -> Result<Vec<AuditEvent>, StoreError>;
     /// Events in chain order with `after < seq <= upto`, for verification up to a head read
     /// before: entries appended meanwhile are left for the next check.
     async fn audit_chain_page(

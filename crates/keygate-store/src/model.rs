@@ -57,6 +57,17 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
+/// Which events to export: an org's (and, for a project-bound principal, one project's) in
+/// chain order after a sequence number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSince {
+    pub org_id: OrgId,
+    pub project_id: Option<ProjectId>,
+    /// Events with a larger sequence number only (0 for all).
+    pub after: i64,
+    pub limit: u32,
+}
+
 /// A stored response for a retried request with the same `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyEntry {

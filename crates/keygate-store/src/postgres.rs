@@ -13,8 +13,8 @@ use crate::model::IDEMPOTENCY_TTL_MS;
 use crate::rows::{AuditRow, IdempotencyRow, KeyRow, KeyWithSecretRow, OrgRow, ProjectRow};
 use crate::sql::impl_sql_store;
 use crate::{
-    AuditFilter, Backend, Bootstrap, Conflict, IdempotencyEntry, KeyFilter, Org, Project,
-    RotateOutcome, Rotation, Store, StoreError,
+    AuditFilter, AuditSince, Backend, Bootstrap, Conflict, IdempotencyEntry, KeyFilter, Org,
+    Project, RotateOutcome, Rotation, Store, StoreError,
 };
 
 #[derive(Debug, Clone)]

@@ -591,6 +591,21 @@ macro_rules! impl_sql_store {
                 Ok(rows.into_iter().map(AuditEvent::from).collect())
             }
 
+            async fn audit_since(&self, filter: &AuditSince) -> Result<Vec<AuditEvent>, StoreError> {
+                let rows: Vec<AuditRow> = sqlx::query_as(
+                    "SELECT * FROM audit_events \
+                     WHERE (org_id = $1 OR (org_id IS NULL AND $2 IS NULL)) \
+                     AND ($2 IS NULL OR project_id = $2) AND seq > $3 ORDER BY seq LIMIT $4",
+                )
+                .bind(filter.org_id.as_str())
+                .bind(filter.project_id.as_ref().map(ProjectId::as_str))
+                .bind(filter.after)
+                .bind(i64::from(filter.limit))
+                .fetch_all(self.reader())
+                .await?;
+                Ok(rows.into_iter().map(AuditEvent::from).collect())
+            }
+
             async fn audit_chain_page(
                 &self,
                 after: i64,

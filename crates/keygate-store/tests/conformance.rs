@@ -15,8 +15,8 @@ use keygate_core::{
     Window,
 };
 use keygate_store::{
-    AuditFilter, Bootstrap, Conflict, IdempotencyEntry, KeyFilter, Org, Project, RotateOutcome,
-    Rotation, StoreError,
+    AuditFilter, AuditSince, Bootstrap, Conflict, IdempotencyEntry, KeyFilter, Org, Project,
+    RotateOutcome, Rotation, StoreError,
 };
 use keygate_testkit::{Db, audit, new_key};
 
@@ -846,6 +846,26 @@ async fn audit_chain_detects_tampering(db: Db) {
             .await
             .unwrap();
     assert_eq!(listed.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![6, 5]);
+    // Export: chain order, after a cursor, the org's events only.
+    let since = |after, limit| AuditSince {
+        org_id: w.org.id.clone(),
+        project_id: None,
+        after,
+        limit,
+    };
+    let page = w.db.store.audit_since(&since(2, 2)).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
+    let rest = w.db.store.audit_since(&since(4, 10)).await.unwrap();
+    assert_eq!(rest.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![5, 6]);
+    let other = AuditSince {
+        org_id: keygate_core::OrgId::generate(),
+        ..since(0, 10)
+    };
+    let seen = w.db.store.audit_since(&other).await.unwrap();
+    assert!(
+        seen.iter().all(|e| e.org_id.is_none()),
+        "another org sees none of this org's events (only those of no org, as in the list)"
+    );
 
     w.db.tamper("UPDATE audit_events SET target = 'key_x' WHERE seq = 3")
         .await

@@ -459,6 +459,23 @@ pub enum AuditCommand {
     List(AuditListArgs),
     /// Verify the hash chain offline, on the store itself.
     Verify(AuditVerifyArgs),
+    /// Export events as NDJSON, one per line, in chain order (for a SIEM); with `--follow`,
+    /// keep printing new ones as they are appended.
+    Export(AuditExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    /// Start after this sequence number (the last one received); default, from the start.
+    #[arg(long, default_value_t = 0)]
+    pub after: i64,
+    /// Keep going: ask for new events every `--interval` seconds, until interrupted.
+    #[arg(long)]
+    pub follow: bool,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub interval: u64,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 #[derive(Debug, Args)]

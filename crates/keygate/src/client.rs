@@ -122,6 +122,42 @@ impl AdminClient {
         self.send(request).await
     }
 
+    /// GETs a body of lines (NDJSON) and hands each complete line to `line` as it arrives;
+    /// returns how many there were.
+    pub async fn lines(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        mut line: impl FnMut(&str),
+    ) -> Result<usize, CliError> {
+        let unreachable = |e: reqwest::Error| CliError::Unreachable {
+            url: self.base.clone(),
+            reason: e.without_url().to_string(),
+        };
+        let mut response = self
+            .request(Method::GET, path)
+            .query(query)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.json::<Value>().await.unwrap_or(Value::Null);
+            return Err(api_error(status, &body));
+        }
+        let (mut pending, mut count) = (Vec::new(), 0);
+        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+                let text = String::from_utf8_lossy(&pending[..end]).into_owned();
+                pending.drain(..=end);
+                line(&text);
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
     fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         let request = self.http.request(method, format!("{}{}", self.base, path));
         if self.token.is_empty() {

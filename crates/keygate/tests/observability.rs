@@ -328,3 +328,67 @@ fn the_alerting_rules_pass_promtool() {
     );
     assert!(text(&checked.stdout).contains("SUCCESS: 6 rules found"));
 }
+
+/// `keygate audit export` prints the log as NDJSON in chain order; with `--follow` it keeps
+/// printing events as they are appended, from where it left off.
+#[test]
+fn a_siem_tails_the_audit_log() {
+    use std::io::{BufRead, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]);
+    let owner = server.owner_token();
+    create_key(&server, &owner, "first", "models:*");
+    let exported = server.cli(&["audit", "export"], Some(&owner), None);
+    assert!(exported.status.success(), "{}", text(&exported.stderr));
+    let events: Vec<Value> = text(&exported.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    assert!(events.iter().any(|e| e["action"] == "key.create"));
+    let last = *seqs.last().unwrap();
+
+    let mut follow = Command::new(process::binary())
+        .args(["audit", "export", "--follow", "--interval", "1"])
+        .arg("--after")
+        .arg(last.to_string())
+        .env("KEYGATE_URL", &server.url)
+        .env("KEYGATE_TOKEN", &owner)
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    create_key(&server, &owner, "second", "models:*");
+    create_key(&server, &owner, "third", "models:*");
+    let mut tailed = Vec::new();
+    while tailed.len() < 2 {
+        let line = received
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the follower printed the new events");
+        tailed.push(serde_json::from_str::<Value>(&line).unwrap());
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let names: Vec<&str> = tailed
+        .iter()
+        .map(|e| e["details"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["second", "third"],
+        "only what came after, once each"
+    );
+    assert_eq!(tailed[0]["seq"].as_i64(), Some(last + 1));
+}

@@ -484,6 +484,16 @@ pub struct AuditParams {
     pub limit: Option<u32>,
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditExportParams {
+    /// Events after this sequence number (the last one received); default 0, from the start.
+    pub after: Option<i64>,
+    /// At most this many events; default, every one up to the head.
+    pub limit: Option<u64>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEventView {
     pub seq: i64,

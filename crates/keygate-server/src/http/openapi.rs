@@ -35,7 +35,7 @@ impl Modify for AdminTokenAuth {
         routes::secrets::put, routes::secrets::list, routes::secrets::show,
         routes::secrets::delete, routes::secrets::reveal, routes::secrets::read_with_key,
         routes::secrets::rotate, routes::secrets::promote, routes::secrets::due,
-        routes::audit::list, routes::audit::verify, routes::usage::report,
+        routes::audit::list, routes::audit::verify, routes::audit::export, routes::usage::report,
         routes::model_groups::list, routes::model_groups::show, routes::model_groups::put,
         routes::model_groups::delete,
         routes::verify::verify,

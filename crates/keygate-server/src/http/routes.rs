@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/secrets/{id}/promote", post(secrets::promote))
         .route("/audit", get(audit::list))
         .route("/audit/verify", get(audit::verify))
+        .route("/audit/export", get(audit::export))
         .route("/usage", get(usage::report))
         .route("/model-groups", get(model_groups::list))
         .route(

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{local_settings, open_store};
 use crate::CliError;
-use crate::cli::{AuditCommand, AuditListArgs, AuditVerifyArgs};
+use crate::cli::{AuditCommand, AuditExportArgs, AuditListArgs, AuditVerifyArgs};
 use crate::client::AdminClient;
 use crate::output::{self, out};
 
@@ -14,6 +14,34 @@ pub async fn run(config: Option<&Path>, command: AuditCommand) -> Result<(), Cli
     match command {
         AuditCommand::List(args) => list(args).await,
         AuditCommand::Verify(args) => verify(config, args).await,
+        AuditCommand::Export(args) => export(args).await,
+    }
+}
+
+/// Prints events as the server exports them, resuming each time from the last one printed.
+async fn export(args: AuditExportArgs) -> Result<(), CliError> {
+    let client = AdminClient::new(&args.api)?;
+    let mut after = args.after;
+    loop {
+        client
+            .lines(
+                "/admin/v1/audit/export",
+                &[("after", after.to_string())],
+                |line| {
+                    out(line);
+                    if let Some(seq) = serde_json::from_str::<serde_json::Value>(line)
+                        .ok()
+                        .and_then(|event| event["seq"].as_i64())
+                    {
+                        after = seq;
+                    }
+                },
+            )
+            .await?;
+        if !args.follow {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(args.interval)).await;
     }
 }
 
