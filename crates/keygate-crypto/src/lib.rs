@@ -5,6 +5,7 @@
 //! Architecture invariant: key material lives only in zeroizing types and never appears in
 //! `Debug` output or error messages.
 
+mod audit_signer;
 mod digest;
 pub mod envelope;
 mod error;
@@ -16,6 +17,7 @@ mod ring;
 mod sealed;
 mod wrap;
 
+pub use audit_signer::{AuditPublicKey, AuditSigner};
 pub use digest::{DigestKey, KeyDigest};
 pub use envelope::{Envelope, SecretRow};
 pub use error::CryptoError;

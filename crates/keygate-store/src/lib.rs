@@ -6,6 +6,7 @@
 //! admin change is written in the same transaction as its audit event.
 
 mod error;
+mod checkpoints;
 mod limit_counts;
 mod model;
 mod model_groups;
@@ -25,6 +26,7 @@ use keygate_core::{
 };
 
 pub use error::{Conflict, StoreError};
+pub use checkpoints::{Checkpoint, CheckpointStore};
 pub use limit_counts::{LIMIT_COUNTS_PER_STATEMENT, LimitCount, LimitCountKind, LimitCountStore};
 pub use model::{
     AuditFilter, AuditSince, Bootstrap, IdempotencyEntry, KeyFilter, Org, Project, RotateOutcome,
@@ -59,7 +61,14 @@ pub enum Backend {
 /// write both in one transaction.
 #[async_trait]
 pub trait Store:
-    SecretStore + UsageStore + ModelGroupStore + LimitCountStore + Send + Sync + std::fmt::Debug
+    SecretStore
+    + UsageStore
+    + ModelGroupStore
+    + LimitCountStore
+    + CheckpointStore
+    + Send
+    + Sync
+    + std::fmt::Debug
 {
     fn backend(&self) -> Backend;
 

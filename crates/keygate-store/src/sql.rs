@@ -84,6 +84,10 @@ macro_rules! impl_sql_store {
             db: $db,
         }
 
+        $crate::sql::impl_sql_checkpoints! {
+            store: $store,
+        }
+
         #[async_trait::async_trait]
         impl Store for $store {
             fn backend(&self) -> Backend {
@@ -634,12 +638,14 @@ macro_rules! impl_sql_store {
     };
 }
 
+pub(crate) mod checkpoints;
 mod helpers;
 pub(crate) mod limit_counts;
 pub(crate) mod model_groups;
 pub(crate) mod secrets;
 pub(crate) mod usage;
 
+pub(crate) use checkpoints::{checkpoint_from_row, impl_sql_checkpoints};
 pub(crate) use helpers::impl_sql_helpers;
 pub(crate) use limit_counts::impl_sql_limit_counts;
 pub(crate) use model_groups::impl_sql_model_groups;

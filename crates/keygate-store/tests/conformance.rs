@@ -825,6 +825,35 @@ async fn project_limits_round_trip(db: Db) {
     );
 }
 
+async fn checkpoints_are_kept_once_each(db: Db) {
+    let w = world(db).await;
+    let store = &w.db.store;
+    assert_eq!(store.last_checkpoint().await.unwrap(), None);
+    let checkpoint = |seq: i64| keygate_store::Checkpoint {
+        seq,
+        hash: format!("hash-{seq}"),
+        signed_at: at(seq as u64),
+        key_id: "k1".into(),
+        signature: "c2ln".into(),
+    };
+    assert!(store.add_checkpoint(&checkpoint(5)).await.unwrap());
+    assert!(store.add_checkpoint(&checkpoint(2)).await.unwrap());
+    let other = keygate_store::Checkpoint {
+        hash: "another".into(),
+        ..checkpoint(5)
+    };
+    assert!(
+        !store.add_checkpoint(&other).await.unwrap(),
+        "the first one at a sequence number stays"
+    );
+    assert_eq!(store.last_checkpoint().await.unwrap(), Some(checkpoint(5)));
+    assert_eq!(
+        store.checkpoints(0, 10).await.unwrap(),
+        vec![checkpoint(2), checkpoint(5)]
+    );
+    assert_eq!(store.checkpoints(2, 10).await.unwrap(), vec![checkpoint(5)]);
+}
+
 async fn audit_chain_detects_tampering(db: Db) {
     let w = world(db).await;
     for i in 0..5 {
@@ -924,5 +953,6 @@ keygate_testkit::on_both_databases!(
     projects_are_unique_per_org,
     project_limits_round_trip,
     audit_chain_detects_tampering,
+    checkpoints_are_kept_once_each,
     concurrent_appends_keep_one_chain,
 );
