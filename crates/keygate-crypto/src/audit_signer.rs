@@ -124,7 +124,10 @@ mod tests {
         assert_eq!(opened.public_key(), public, "the same key after sealing");
         let other = AuditSigner::generate().unwrap().public_key();
         assert!(!other.verifies(b"keygate-audit-checkpoint:v1:3:abc", &signature));
-        assert_eq!(AuditPublicKey::from_base64(&public.to_base64()), Some(public));
+        assert_eq!(
+            AuditPublicKey::from_base64(&public.to_base64()),
+            Some(public)
+        );
         assert!(!format!("{signer:?}").contains(&public.to_base64()));
     }
 }

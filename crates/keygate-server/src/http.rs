@@ -54,6 +54,8 @@ pub struct ServerSettings {
     /// Whether `/metrics` is served by this API's listener (else only by a listener of its
     /// own, `metrics_listen`).
     pub metrics_on_api: bool,
+    /// When the audit chain's head is signed.
+    pub audit_checkpoints: crate::service::CheckpointPolicy,
 }
 
 impl Default for ServerSettings {
@@ -70,6 +72,7 @@ impl Default for ServerSettings {
             trusted_proxies: Vec::new(),
             request_log: RequestLog::default(),
             metrics_on_api: true,
+            audit_checkpoints: crate::service::CheckpointPolicy::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! local commands both call these.
 
 mod audit;
+mod audit_checkpoints;
 mod audit_export;
 mod auth_failures;
 mod bootstrap;
@@ -33,11 +34,16 @@ use crate::last_used::LastUsed;
 use crate::usage_log::UsageLog;
 
 pub use audit::{AuditQuery, AuditReport, verify_audit_chain};
+pub use audit_checkpoints::{
+    CheckpointBreak, CheckpointFile, CheckpointPolicy, CheckpointReport, checkpoint_message,
+    verify_checkpoints,
+};
 pub use audit_export::AuditExport;
 pub use bootstrap::{bootstrap, ensure_owner};
 pub use caller::{Actor, Caller};
 pub use credentials::ProjectSecrets;
 pub use kek_rotation::{Pace, RewrapReport, references_other_keks, rewrap_all};
+pub use keyring::audit_public_key;
 pub use keys::{CreateKey, KeyPage, KeyQuery, Rotated};
 pub use secret_rotation::{RotateSecret, SecretRotation, UpstreamCheck};
 pub use secrets::{MAX_SECRET_BYTES, PutSecret, Revealed};
@@ -75,6 +81,8 @@ pub struct Keygate {
     /// credential must not travel to a host the check did not name.
     upstream: keygate_llm::egress::Client,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Signs checkpoints of the audit chain (see `audit_checkpoints.rs`).
+    audit_signer: Arc<keygate_crypto::AuditSigner>,
 }
 
 impl Keygate {
@@ -87,7 +95,12 @@ impl Keygate {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ServiceError> {
         let digest_key =
-            keyring::open_digest_key(store.as_ref(), kek.as_ref(), clock.now()).await?;
+            keyring::open::<keygate_crypto::DigestKey>(store.as_ref(), kek.as_ref(), clock.now())
+                .await?;
+        let audit_signer = Arc::new(
+            keyring::open::<keygate_crypto::AuditSigner>(store.as_ref(), kek.as_ref(), clock.now())
+                .await?,
+        );
         let cache = Arc::new(VerifyCache::new(CACHE_CAPACITY));
         let metrics = Arc::new(crate::metrics::Metrics::new());
         metrics.kek_in_use(&kek.id().to_string());
@@ -102,6 +115,7 @@ impl Keygate {
             last_used: Arc::new(LastUsed::default()),
             usage: Arc::new(UsageLog::new(metrics.gateway.clone())),
             metrics,
+            audit_signer,
             auth_failures: auth_failures::AuthFailureThrottle::default(),
             credentials: moka::sync::Cache::builder()
                 .max_capacity(10_000)

@@ -5,8 +5,8 @@
 //! Architecture invariants: the store never sees a plaintext API key, only digests; every
 //! admin change is written in the same transaction as its audit event.
 
-mod error;
 mod checkpoints;
+mod error;
 mod limit_counts;
 mod model;
 mod model_groups;
@@ -25,8 +25,8 @@ use keygate_core::{
     ProjectId, Timestamp,
 };
 
-pub use error::{Conflict, StoreError};
 pub use checkpoints::{Checkpoint, CheckpointStore};
+pub use error::{Conflict, StoreError};
 pub use limit_counts::{LIMIT_COUNTS_PER_STATEMENT, LimitCount, LimitCountKind, LimitCountStore};
 pub use model::{
     AuditFilter, AuditSince, Bootstrap, IdempotencyEntry, KeyFilter, Org, Project, RotateOutcome,

@@ -462,6 +462,28 @@ pub enum AuditCommand {
     /// Export events as NDJSON, one per line, in chain order (for a SIEM); with `--follow`,
     /// keep printing new ones as they are appended.
     Export(AuditExportArgs),
+    /// The key that signs the chain's checkpoints.
+    PublicKey(ApiOnlyArgs),
+    /// The signed checkpoints, with their key, as JSON: keep this file outside the database
+    /// and pass it to `keygate audit verify --checkpoints FILE`.
+    Checkpoints(AuditCheckpointsArgs),
+    /// Sign a checkpoint of the chain's head now.
+    Checkpoint(ApiOnlyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApiOnlyArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditCheckpointsArgs {
+    /// Only checkpoints after this sequence number.
+    #[arg(long, default_value_t = 0)]
+    pub after: i64,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 #[derive(Debug, Args)]
@@ -497,6 +519,11 @@ pub struct AuditVerifyArgs {
     /// the log must still hold it. This catches a rewrite that recomputed every hash.
     #[arg(long, value_name = "SEQ:HASH")]
     pub anchor: Option<String>,
+    /// Signed checkpoints exported earlier (`keygate audit checkpoints`): each must be signed
+    /// by the key in the file, and the log must still hold what it signed. Without it, the
+    /// checkpoints in the store are checked with the store's key.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoints: Option<std::path::PathBuf>,
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

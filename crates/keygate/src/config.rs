@@ -15,9 +15,11 @@ use serde::Deserialize;
 use crate::cli::StoreArgs;
 
 /// Keys the file and the environment may set. Anything else in the file is an error.
-const KEYS: [&str; 16] = [
+const KEYS: [&str; 18] = [
     "listen",
     "metrics_listen",
+    "audit_checkpoint_events",
+    "audit_checkpoint_minutes",
     "kek",
     "pkcs11_module",
     "pkcs11_token",
@@ -39,6 +41,8 @@ const KEYS: [&str; 16] = [
 struct RawConfig {
     listen: Option<String>,
     metrics_listen: Option<String>,
+    audit_checkpoint_events: Option<i64>,
+    audit_checkpoint_minutes: Option<u64>,
     kek: Option<KekProvider>,
     pkcs11_module: Option<PathBuf>,
     pkcs11_token: Option<String>,
@@ -174,6 +178,10 @@ pub enum ConfigError {
     Invalid(#[from] Box<figment::Error>),
     #[error("configuration file {0} does not exist")]
     MissingFile(PathBuf),
+    #[error(
+        "audit_checkpoint_events is 1 to 1000000, and audit_checkpoint_minutes 1 to 10080 (a week)"
+    )]
+    BadCheckpoints,
     #[error("metrics_listen: `{0}` is not an address such as 127.0.0.1:9090")]
     BadMetricsListen(String),
     #[error("listen: `{0}` is not an address such as 127.0.0.1:8080")]
@@ -247,6 +255,18 @@ pub fn resolve(
         ),
         None => None,
     };
+    let defaults = keygate_server::service::CheckpointPolicy::default();
+    let audit_checkpoints = keygate_server::service::CheckpointPolicy {
+        events: raw.audit_checkpoint_events.unwrap_or(defaults.events),
+        every: raw
+            .audit_checkpoint_minutes
+            .map_or(defaults.every, |minutes| Duration::from_secs(minutes * 60)),
+    };
+    if !(1..=1_000_000).contains(&audit_checkpoints.events)
+        || !(60..=7 * 24 * 3600).contains(&audit_checkpoints.every.as_secs())
+    {
+        return Err(ConfigError::BadCheckpoints);
+    }
     let data_dir = store
         .data_dir
         .clone()
@@ -310,6 +330,7 @@ pub fn resolve(
             trusted_proxies,
             request_log,
             metrics_on_api: metrics_listen.is_none(),
+            audit_checkpoints,
             ..ServerSettings::default()
         },
         limits: LimitsSettings {

@@ -392,3 +392,197 @@ fn a_siem_tails_the_audit_log() {
     );
     assert_eq!(tailed[0]["seq"].as_i64(), Some(last + 1));
 }
+
+/// Sets the audit rows from `seq` on to `rewrite(event)`, recomputing every hash after it and
+/// the head: the rewrite of someone who holds the database (and could re-sign with the master
+/// key). Returns the new head.
+async fn rewrite_tail(
+    db: &Path,
+    seq: i64,
+    rewrite: impl Fn(&mut keygate_core::AuditEvent),
+) -> keygate_core::ChainHead {
+    use sqlx::{Connection, Row};
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let rows = sqlx::query("SELECT * FROM audit_events WHERE seq >= ?1 ORDER BY seq")
+        .bind(seq - 1)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let event = |row: &sqlx::sqlite::SqliteRow| keygate_core::AuditEvent {
+        seq: row.get("seq"),
+        ts: keygate_core::Timestamp::from_millis(row.get("ts")),
+        actor: row.get("actor"),
+        action: row.get("action"),
+        outcome: row.get("outcome"),
+        org_id: row.get("org_id"),
+        project_id: row.get("project_id"),
+        target: row.get("target"),
+        details: row.get("details"),
+        client_ip: row.get("client_ip"),
+        request_id: row.get("request_id"),
+        prev_hash: row.get("prev_hash"),
+        hash: row.get("hash"),
+    };
+    let mut prev = event(&rows[0]).hash;
+    let mut head = keygate_core::ChainHead::genesis();
+    for row in &rows[1..] {
+        let mut e = event(row);
+        if e.seq == seq {
+            rewrite(&mut e);
+        }
+        e.prev_hash = prev;
+        e.hash = hex::encode(e.compute_hash());
+        sqlx::query(
+            "UPDATE audit_events SET details = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
+        )
+        .bind(&e.details)
+        .bind(&e.prev_hash)
+        .bind(&e.hash)
+        .bind(e.seq)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        prev = e.hash.clone();
+        head = keygate_core::ChainHead {
+            seq: e.seq,
+            hash: e.hash,
+        };
+    }
+    sqlx::query("UPDATE audit_head SET seq = ?1, hash = ?2 WHERE id = 1")
+        .bind(head.seq)
+        .bind(&head.hash)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    head
+}
+
+/// Checkpoints signed by keygate and kept outside the database prove the log was not
+/// rewritten after they were taken — even by someone who rewrote the whole tail, hashes,
+/// head and the database's own checkpoints included — and a checkpoint signed by another
+/// key is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_checkpoints_catch_a_rewritten_log() {
+    use base64::Engine as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(dir.path(), &[]);
+    let owner = server.owner_token();
+    for name in ["a", "b", "c"] {
+        create_key(&server, &owner, name, "models:*");
+    }
+    let signed = server.cli(&["audit", "checkpoint"], Some(&owner), None);
+    assert!(signed.status.success(), "{}", text(&signed.stderr));
+    assert!(
+        text(&signed.stdout).contains("checkpoint signed at entry 4"),
+        "{}",
+        text(&signed.stdout)
+    );
+    let again = server.cli(&["audit", "checkpoint"], Some(&owner), None);
+    assert!(text(&again.stdout).contains("signed already"));
+    let key = server.cli(&["audit", "public-key", "--json"], Some(&owner), None);
+    let key: Value = serde_json::from_slice(&key.stdout).unwrap();
+    let exported = server.cli(&["audit", "checkpoints"], Some(&owner), None);
+    assert!(exported.status.success(), "{}", text(&exported.stderr));
+    let file: Value = serde_json::from_slice(&exported.stdout).unwrap();
+    assert_eq!(file["public_key"], key["public_key"]);
+    let seqs: Vec<i64> = file["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs.last(),
+        Some(&4),
+        "the server signs its head as it starts, and again when asked: {seqs:?}"
+    );
+    let copy = dir.path().join("checkpoints.json");
+    std::fs::write(&copy, &exported.stdout).unwrap();
+    create_key(&server, &owner, "d", "models:*");
+    assert!(server.stop().success());
+
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["audit", "verify"];
+        args.extend_from_slice(extra);
+        process::run_cli(dir.path(), &args, &[], None, None)
+    };
+    let intact = verify(&["--checkpoints", copy.to_str().unwrap()]);
+    assert!(intact.status.success(), "{}", text(&intact.stderr));
+    assert!(
+        text(&intact.stdout).contains(&format!("{} signed checkpoints hold", seqs.len())),
+        "{}",
+        text(&intact.stdout)
+    );
+
+    // A rewrite from entry 3 on, every hash recomputed, and the database's checkpoints signed
+    // again by a key of the forger's: the database alone now looks consistent.
+    let db = dir.path().join("keygate-data/keygate.db");
+    let head = rewrite_tail(&db, 3, |event| {
+        event.details = r#"{"name":"forged"}"#.to_owned()
+    })
+    .await;
+    let forger = keygate_crypto::AuditSigner::generate().unwrap();
+    let message = format!("keygate-audit-checkpoint:v1:{}:{}", head.seq, head.hash);
+    let forged_signature =
+        base64::engine::general_purpose::STANDARD.encode(forger.sign(message.as_bytes()));
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM audit_checkpoints")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO audit_checkpoints (seq, hash, signed_at, key_id, signature) VALUES (?1, ?2, 0, ?3, ?4)")
+            .bind(head.seq)
+            .bind(&head.hash)
+            .bind(forger.public_key().id())
+            .bind(&forged_signature)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let setting: String =
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = 'audit_signing_key'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        let mut setting: Value = serde_json::from_str(&setting).unwrap();
+        setting["public_key"] = forger.public_key().to_base64().into();
+        sqlx::query("UPDATE settings SET value = ?1 WHERE name = 'audit_signing_key'")
+            .bind(setting.to_string())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let fooled = verify(&[]);
+    assert!(
+        fooled.status.success(),
+        "the database alone is consistent after such a rewrite: {}",
+        text(&fooled.stderr)
+    );
+    let caught = verify(&["--checkpoints", copy.to_str().unwrap()]);
+    assert_eq!(caught.status.code(), Some(7), "{}", text(&caught.stdout));
+    assert!(
+        text(&caught.stderr).contains("entry 4 differs from its signed checkpoint"),
+        "{}",
+        text(&caught.stderr)
+    );
+
+    // A checkpoint in the file signed by another key than the file's is refused.
+    let mut tampered: Value = serde_json::from_slice(&exported.stdout).unwrap();
+    let last = seqs.len() - 1;
+    tampered["checkpoints"][last]["signature"] = forged_signature.into();
+    let bad = dir.path().join("forged.json");
+    std::fs::write(&bad, tampered.to_string()).unwrap();
+    let refused = verify(&["--checkpoints", bad.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(7));
+    assert!(
+        text(&refused.stderr).contains("is not signed by the audit key"),
+        "{}",
+        text(&refused.stderr)
+    );
+}

@@ -494,6 +494,24 @@ pub struct AuditExportParams {
     pub limit: Option<u64>,
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CheckpointParams {
+    /// Checkpoints after this sequence number; default, all.
+    pub after: Option<i64>,
+}
+
+/// The key that signs the audit chain's checkpoints.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPublicKeyView {
+    pub algorithm: String,
+    /// The first 8 bytes of the key's SHA-256, in hex.
+    pub key_id: String,
+    /// Base64 of the 32-byte Ed25519 public key.
+    pub public_key: String,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEventView {
     pub seq: i64,

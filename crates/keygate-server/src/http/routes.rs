@@ -51,6 +51,11 @@ pub fn router(state: AppState) -> Router {
         .route("/audit", get(audit::list))
         .route("/audit/verify", get(audit::verify))
         .route("/audit/export", get(audit::export))
+        .route("/audit/public-key", get(audit::public_key))
+        .route(
+            "/audit/checkpoints",
+            get(audit::checkpoints).post(audit::checkpoint),
+        )
         .route("/usage", get(usage::report))
         .route("/model-groups", get(model_groups::list))
         .route(

@@ -59,6 +59,12 @@ pub async fn run(
         state
             .keygate
             .clone()
+            .run_checkpoints(state.settings.audit_checkpoints, stop.clone()),
+    );
+    tasks.spawn(
+        state
+            .keygate
+            .clone()
             .watch_due_secrets(state.settings.rotation_check, stop.clone()),
     );
     let header_read_timeout = state.settings.header_read_timeout;

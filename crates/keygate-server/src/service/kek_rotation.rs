@@ -1,4 +1,4 @@
-//! KEK rotation: every data key and the digest key move from the KEKs that wrap them now to
+//! KEK rotation: every data key, the digest key and the audit signing key move from the KEKs that wrap them now to
 //! a new one. Values are never decrypted or re-encrypted; API keys keep verifying throughout,
 //! since the digest key itself does not change. Each step skips what is already done, so an
 //! interrupted rotation resumes where it stopped.
@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use keygate_core::{AuditAction, AuditDraft, Clock, SecretId};
 use keygate_crypto::envelope::rewrap;
-use keygate_crypto::{DigestKey, Envelope, Kek, KekId, WrappedKey};
+use keygate_crypto::{AuditSigner, DigestKey, Envelope, Kek, KekId, WrappedKey};
 use keygate_store::{SecretRecord, Store};
 use serde::Serialize;
 
-use super::keyring::{SETTING, StoredDigestKey};
+use super::keyring;
 use super::secrets::row;
 use crate::ServiceError;
 
@@ -20,6 +20,8 @@ use crate::ServiceError;
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RewrapReport {
     pub digest_key_rewrapped: bool,
+    /// The audit signing key moved too.
+    pub audit_key_rewrapped: bool,
     pub versions_rewrapped: u64,
     /// Replies kept for idempotent rotations, moved with the rest.
     pub replies_rewrapped: u64,
@@ -37,10 +39,6 @@ pub struct Pace {
     pub pause: Duration,
 }
 
-fn bad_stored() -> ServiceError {
-    keygate_crypto::CryptoError::WrappedMalformed.into()
-}
-
 /// Re-wraps everything under `to`. `from` must unwrap whatever wraps things now (a keyring
 /// that holds the old and the new KEK). `on_batch` hears how many versions each batch moved.
 pub async fn rewrap_all(
@@ -53,7 +51,8 @@ pub async fn rewrap_all(
 ) -> Result<RewrapReport, ServiceError> {
     let target = to.id();
     let mut report = RewrapReport {
-        digest_key_rewrapped: rewrap_digest_key(store, from, to).await?,
+        digest_key_rewrapped: keyring::rewrap::<DigestKey>(store, from, to).await?,
+        audit_key_rewrapped: keyring::rewrap::<AuditSigner>(store, from, to).await?,
         ..RewrapReport::default()
     };
     let mut secrets: HashMap<SecretId, Option<SecretRecord>> = HashMap::new();
@@ -131,45 +130,10 @@ pub async fn rewrap_all(
     Ok(report)
 }
 
-/// Moves the digest key to `to`, unless it is there already.
-async fn rewrap_digest_key(
-    store: &dyn Store,
-    from: &dyn Kek,
-    to: &dyn Kek,
-) -> Result<bool, ServiceError> {
-    let Some(text) = store.setting(SETTING).await? else {
-        return Ok(false);
-    };
-    let stored: StoredDigestKey = serde_json::from_str(&text).map_err(|_| bad_stored())?;
-    if stored.kek_id == to.id().as_str() {
-        return Ok(false);
-    }
-    let wrapped = WrappedKey {
-        kek_id: KekId::from_stored(stored.kek_id),
-        sealed: stored.sealed,
-    };
-    let moved = DigestKey::unwrap(from, &wrapped)?.wrap(to)?;
-    let new_text = serde_json::to_string(&StoredDigestKey {
-        kek_id: moved.kek_id.to_string(),
-        sealed: moved.sealed,
-    })
-    .map_err(|_| bad_stored())?;
-    store.replace_setting(SETTING, &text, &new_text).await?;
-    Ok(true)
-}
-
 /// Whether anything in the store is still wrapped by a KEK other than `kek`.
 pub async fn references_other_keks(store: &dyn Store, kek: &KekId) -> Result<bool, ServiceError> {
-    let digest = match store.setting(SETTING).await? {
-        Some(text) => {
-            serde_json::from_str::<StoredDigestKey>(&text)
-                .map_err(|_| bad_stored())?
-                .kek_id
-                != kek.as_str()
-        }
-        None => false,
-    };
-    Ok(digest
+    Ok(keyring::sealed_by_other::<DigestKey>(store, kek).await?
+        || keyring::sealed_by_other::<AuditSigner>(store, kek).await?
         || !store
             .versions_not_wrapped_by(kek.as_str(), 1)
             .await?

@@ -36,7 +36,10 @@ macro_rules! impl_sql_checkpoints {
                 .bind(i64::from(limit))
                 .fetch_all(self.reader())
                 .await?;
-                Ok(rows.into_iter().map($crate::sql::checkpoint_from_row).collect())
+                Ok(rows
+                    .into_iter()
+                    .map($crate::sql::checkpoint_from_row)
+                    .collect())
             }
 
             async fn last_checkpoint(&self) -> Result<Option<$crate::Checkpoint>, StoreError> {

@@ -198,10 +198,11 @@ async fn rotate(config: Option<&Path>, args: KekRotateArgs) -> Result<(), CliErr
             from_id.as_ref().map_or("(none)", |id| id.as_str()),
             next.id(),
             report.versions_rewrapped,
-            if report.digest_key_rewrapped {
-                ", and the digest key"
-            } else {
-                ""
+            match (report.digest_key_rewrapped, report.audit_key_rewrapped) {
+                (true, true) => ", and the digest and audit signing keys",
+                (true, false) => ", and the digest key",
+                (false, true) => ", and the audit signing key",
+                (false, false) => "",
             },
             archive
                 .as_ref()

@@ -1,4 +1,4 @@
-//! `/admin/v1/audit`: the tamper-evident log.
+//! `/admin/v1/audit`: the tamper-evident log, its export, and its signed checkpoints.
 
 use axum::Json;
 use axum::body::Body;
@@ -7,7 +7,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use crate::http::dto::{
-    AuditEventView, AuditExportParams, AuditList, AuditParams, AuditVerifyParams, AuditVerifyView,
+    AuditEventView, AuditExportParams, AuditList, AuditParams, AuditPublicKeyView,
+    AuditVerifyParams, AuditVerifyView, CheckpointParams,
 };
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AdminCaller, ApiQuery};
@@ -111,4 +112,58 @@ pub async fn export(
         Body::from_stream(lines),
     )
         .into_response())
+}
+
+/// The key that signs the audit chain's checkpoints.
+#[utoipa::path(get, path = "/admin/v1/audit/public-key", tag = "audit",
+    responses((status = 200, body = AuditPublicKeyView), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn public_key(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+) -> Result<Json<AuditPublicKeyView>, ApiError> {
+    let key = state.keygate.audit_public_key(&caller).await?;
+    Ok(Json(AuditPublicKeyView {
+        algorithm: "ed25519".to_owned(),
+        key_id: key.id(),
+        public_key: key.to_base64(),
+    }))
+}
+
+/// Signed checkpoints after `after`, with the key that signed them: keep this file outside
+/// the database, and `keygate audit verify --checkpoints FILE` proves the log was not
+/// rewritten since.
+#[utoipa::path(get, path = "/admin/v1/audit/checkpoints", tag = "audit",
+    params(CheckpointParams),
+    responses((status = 200, body = Object, description = "`{algorithm, public_key, key_id, checkpoints: [{seq, hash, signed_at, key_id, signature}]}`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn checkpoints(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    ApiQuery(params): ApiQuery<CheckpointParams>,
+) -> Result<Json<crate::service::CheckpointFile>, ApiError> {
+    Ok(Json(
+        state
+            .keygate
+            .audit_checkpoints(&caller, params.after.unwrap_or(0))
+            .await?,
+    ))
+}
+
+/// Signs a checkpoint of the chain's head now, unless the head is signed already.
+#[utoipa::path(post, path = "/admin/v1/audit/checkpoints", tag = "audit",
+    responses((status = 201, body = Object, description = "The new checkpoint"),
+        (status = 204, description = "The head is signed already"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn checkpoint(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+) -> Result<Response, ApiError> {
+    Ok(match state.keygate.checkpoint_audit(&caller).await? {
+        Some(checkpoint) => (axum::http::StatusCode::CREATED, Json(checkpoint)).into_response(),
+        None => axum::http::StatusCode::NO_CONTENT.into_response(),
+    })
 }
