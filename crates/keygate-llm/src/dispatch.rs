@@ -10,6 +10,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Uri};
 use keygate_core::TokenCounts;
 use secrecy::{ExposeSecret, SecretString};
+use tracing::Instrument as _;
 
 use crate::backoff;
 use crate::client::ClientFormat;
@@ -233,6 +234,7 @@ impl Gateway {
             return Attempt::Skipped;
         };
         let in_flight = InFlight(deployment.health.clone());
+        let span = attempt_span(deployment);
         let outcome = self
             .send(
                 deployment,
@@ -247,7 +249,9 @@ impl Gateway {
                 in_flight,
                 attempts,
             )
+            .instrument(span.clone())
             .await;
+        record_attempt(&span, &outcome);
         let now = Instant::now();
         match &outcome {
             Attempt::Done(reply) => match &**reply {
@@ -313,6 +317,9 @@ impl Gateway {
             {
                 request.header(HeaderName::from_static("anthropic-beta"), beta);
             }
+        }
+        if let Some(traceparent) = egress::traceparent(inbound.traceparent.as_deref()) {
+            request.header(HeaderName::from_static("traceparent"), traceparent);
         }
         if let Some(credential) = credential {
             let prefix = match provider.preset.auth {
@@ -462,6 +469,48 @@ impl Gateway {
             relay: Box::new(relay),
             served,
         }))
+    }
+}
+
+/// The span of one upstream attempt, a child of the request's (see keygate-server's
+/// `gateway/trace.rs`): disabled, and free, unless traces are exported.
+fn attempt_span(deployment: &Deployment) -> tracing::Span {
+    tracing::info_span!(
+        target: "keygate::otel",
+        "attempt",
+        otel.name = format!("chat {}", deployment.spec.model),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        gen_ai.provider.name = deployment.provider.spec.name.as_str(),
+        gen_ai.request.model = deployment.spec.model.as_str(),
+        keygate.deployment = deployment.spec.id.as_str(),
+        http.response.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    )
+}
+
+fn record_attempt(span: &tracing::Span, outcome: &Attempt) {
+    if span.is_disabled() {
+        return;
+    }
+    match outcome {
+        Attempt::Done(reply) => {
+            if let Reply::Complete { status, .. } = &**reply {
+                span.record("http.response.status_code", *status);
+            } else {
+                span.record("http.response.status_code", 200);
+            }
+        }
+        Attempt::Failed(err) => {
+            if let AttemptError::Status { status, .. } = err {
+                span.record("http.response.status_code", *status);
+            }
+            span.record("error.type", err.kind());
+            span.record("otel.status_code", "ERROR");
+        }
+        Attempt::Skipped => {
+            span.record("error.type", "breaker_open");
+        }
     }
 }
 

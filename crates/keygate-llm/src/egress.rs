@@ -42,6 +42,26 @@ pub fn secret_header(prefix: &str, secret: &SecretString) -> Option<HeaderValue>
     Some(value)
 }
 
+/// The W3C `traceparent` of a request sent within the current span: keygate's own trace when
+/// traces are exported (the attempt's span), else the client's as it came (`client`).
+pub fn traceparent(client: Option<&str>) -> Option<HeaderValue> {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let own = span.span_context();
+    if own.is_valid() {
+        let text = format!(
+            "00-{}-{}-{:02x}",
+            own.trace_id(),
+            own.span_id(),
+            own.trace_flags().to_u8()
+        );
+        return HeaderValue::from_str(&text).ok();
+    }
+    client.and_then(|text| HeaderValue::from_str(text).ok())
+}
+
 /// Whether the URL names a link-local address (where cloud metadata services answer) or a
 /// metadata host name. Private and loopback addresses stay allowed: self-hosted upstreams
 /// (vLLM, Ollama) live there.

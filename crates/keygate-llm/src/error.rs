@@ -60,6 +60,22 @@ pub enum AttemptError {
 }
 
 impl AttemptError {
+    /// The class of the failure, for traces (`error.type`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::FirstByteTimeout(_) => "first_byte_timeout",
+            Self::TotalTimeout(_) => "total_timeout",
+            Self::Status { .. } => "status",
+            Self::ChunkGap(_) => "chunk_gap",
+            Self::StreamError => "stream_error",
+            Self::InvalidResponse => "invalid_response",
+            Self::Interrupted => "interrupted",
+            Self::Credential(_) => "credential",
+            Self::Untranslatable(_) => "untranslatable",
+        }
+    }
+
     /// A short summary for the client and the logs: never a credential or a payload.
     pub fn summary(&self) -> String {
         match self {

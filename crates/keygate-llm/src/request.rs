@@ -136,6 +136,8 @@ pub struct Inbound {
     pub format: ClientFormat,
     /// The client's `anthropic-beta` header, passed on to Anthropic deployments only.
     pub anthropic_beta: Option<String>,
+    /// The client's W3C `traceparent`, passed on when keygate's own trace does not replace it.
+    pub traceparent: Option<String>,
     pub body: Bytes,
     pub model: String,
     pub stream: bool,
@@ -283,6 +285,7 @@ impl Inbound {
             endpoint,
             format: endpoint.format(),
             anthropic_beta: None,
+            traceparent: None,
             model,
             stream,
             client_wants_usage,

@@ -8,6 +8,7 @@ mod draft;
 mod llm;
 mod proxy;
 mod refused;
+mod trace;
 
 use std::sync::Arc;
 

@@ -15,8 +15,9 @@ use serde::Deserialize;
 use crate::cli::StoreArgs;
 
 /// Keys the file and the environment may set. Anything else in the file is an error.
-const KEYS: [&str; 18] = [
+const KEYS: [&str; 19] = [
     "listen",
+    "otel_endpoint",
     "metrics_listen",
     "audit_checkpoint_events",
     "audit_checkpoint_minutes",
@@ -41,6 +42,7 @@ const KEYS: [&str; 18] = [
 struct RawConfig {
     listen: Option<String>,
     metrics_listen: Option<String>,
+    otel_endpoint: Option<String>,
     audit_checkpoint_events: Option<i64>,
     audit_checkpoint_minutes: Option<u64>,
     kek: Option<KekProvider>,
@@ -156,6 +158,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// A listener of its own for `/metrics`; then the API's listener does not serve it.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where OpenTelemetry traces go (OTLP/HTTP); none, no traces.
+    pub otel_endpoint: Option<String>,
     /// `None` when not configured: then `env` if `KEYGATE_MASTER_KEY` is set, else `local`.
     pub kek: Option<KekProvider>,
     pub pkcs11: Pkcs11Settings,
@@ -182,6 +186,8 @@ pub enum ConfigError {
         "audit_checkpoint_events is 1 to 1000000, and audit_checkpoint_minutes 1 to 10080 (a week)"
     )]
     BadCheckpoints,
+    #[error("otel_endpoint is an http:// or https:// URL, such as http://127.0.0.1:4318")]
+    BadOtelEndpoint,
     #[error("metrics_listen: `{0}` is not an address such as 127.0.0.1:9090")]
     BadMetricsListen(String),
     #[error("listen: `{0}` is not an address such as 127.0.0.1:8080")]
@@ -307,9 +313,17 @@ pub fn resolve(
         Some(text) => text.parse()?,
         None => keygate_server::http::RequestLog::default(),
     };
+    let otel_endpoint = raw.otel_endpoint.filter(|url| !url.is_empty());
+    if otel_endpoint
+        .as_deref()
+        .is_some_and(|url| !(url.starts_with("http://") || url.starts_with("https://")))
+    {
+        return Err(ConfigError::BadOtelEndpoint);
+    }
     Ok(Settings {
         listen,
         metrics_listen,
+        otel_endpoint,
         kek: raw.kek,
         pkcs11: Pkcs11Settings {
             module: raw

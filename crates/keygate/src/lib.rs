@@ -6,6 +6,7 @@ mod client;
 mod commands;
 pub mod config;
 mod output;
+mod telemetry;
 
 use std::process::ExitCode;
 

@@ -21,6 +21,8 @@ pub struct UsageDraft {
     pub streamed: bool,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The request's trace span (disabled when traces are not exported).
+    pub span: tracing::Span,
 }
 
 /// Longest user agent kept in a usage record.

@@ -16,12 +16,23 @@ use keygate_llm::{
     AttemptError, Endpoint, Failure, GatewayError, Inbound, Relay, Reply, StreamEnd, StreamOutcome,
 };
 
-use super::{Refused, Service, UsageDraft, draft::millis};
+use tracing::Instrument as _;
+
+use super::{Refused, Service, UsageDraft, draft::millis, trace};
 use crate::cache::CachedKey;
 use crate::limits::{Admission, Counted, Demand, Refusal};
 use crate::service::ProjectSecrets;
 use crate::usage_log::ToCount;
 use budget::{demand, meter_budget, settle};
+
+/// The GenAI operation of an endpoint.
+fn operation(endpoint: Endpoint) -> &'static str {
+    match endpoint {
+        Endpoint::ChatCompletions | Endpoint::Messages => "chat",
+        Endpoint::Embeddings => "embeddings",
+        Endpoint::CountTokens => "count_tokens",
+    }
+}
 
 /// The scope a key needs for a model or alias.
 pub fn model_permission(model: &str) -> String {
@@ -36,6 +47,8 @@ pub struct LlmCall {
     pub body: Bytes,
     /// The client's `anthropic-beta` header.
     pub anthropic_beta: Option<String>,
+    /// The client's W3C `traceparent` header.
+    pub traceparent: Option<String>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     pub started: Instant,
@@ -84,6 +97,12 @@ impl Service<'_> {
             Err(err) => return Refused::Request(err).into(),
         };
         inbound.anthropic_beta = call.anthropic_beta;
+        let span = trace::request_span(
+            operation(call.endpoint),
+            &inbound.model,
+            call.traceparent.as_deref(),
+        );
+        inbound.traceparent = call.traceparent;
         let draft = UsageDraft {
             started: call.started,
             key: call.key,
@@ -92,8 +111,9 @@ impl Service<'_> {
             streamed: inbound.stream,
             client_ip: call.client_ip,
             user_agent: call.user_agent,
+            span: span.clone(),
         };
-        let (answer, admission) = self.serve(&draft, inbound).await;
+        let (answer, admission) = self.serve(&draft, inbound).instrument(span).await;
         let (requests, tokens) = admission
             .map(|a| (a.requests(), a.tokens()))
             .unwrap_or_default();
@@ -106,15 +126,20 @@ impl Service<'_> {
 
     /// Records the usage of a refusal and passes it on.
     fn refuse<T>(&self, draft: &UsageDraft, refused: Refused) -> Result<T, Refused> {
-        self.usage(draft.record(
-            self.keygate.clock().as_ref(),
-            refused.status(),
-            Some(refused.code()),
-        ));
+        self.usage(
+            draft,
+            draft.record(
+                self.keygate.clock().as_ref(),
+                refused.status(),
+                Some(refused.code()),
+            ),
+        );
         Err(refused)
     }
 
-    fn usage(&self, record: UsageRecord) {
+    /// Writes a request's usage record, and what it says on the request's span.
+    fn usage(&self, draft: &UsageDraft, record: UsageRecord) {
+        trace::record_outcome(&draft.span, &record);
         self.keygate.usage().record(record);
     }
 
@@ -167,7 +192,7 @@ impl Service<'_> {
                 }
                 settle(reservation, tokens, record.cost, status);
                 drop(hold);
-                self.usage(record);
+                self.usage(draft, record);
                 Ok(LlmAnswer::Complete {
                     status,
                     content_type,
@@ -207,6 +232,7 @@ impl Service<'_> {
                             record.token_source = TokenSource::Provider;
                             record.cost = gateway.cost(&served.model, tokens);
                             settle(reservation, Some(tokens), record.cost, 200);
+                            trace::record_outcome(&draft.span, &record);
                             usage.record(record);
                         }
                         None if end.text.is_empty() && status != 200 => {
@@ -214,16 +240,20 @@ impl Service<'_> {
                             if let Some(reservation) = reservation {
                                 reservation.settle(Some(prompt), prompt_cost);
                             }
+                            trace::record_outcome(&draft.span, &record);
                             usage.record(record);
                         }
-                        None => usage.record_uncounted(ToCount {
-                            record,
-                            model: served.model.clone(),
-                            prompt: request,
-                            text: end.text,
-                            gateway,
-                            reservation,
-                        }),
+                        None => {
+                            trace::record_outcome(&draft.span, &record);
+                            usage.record_uncounted(ToCount {
+                                record,
+                                model: served.model.clone(),
+                                prompt: request,
+                                text: end.text,
+                                gateway,
+                                reservation,
+                            });
+                        }
                     }
                 });
                 Ok(LlmAnswer::Stream {
@@ -247,7 +277,7 @@ impl Service<'_> {
                 match inbound.read() {
                     Ok(_) => {
                         let input_tokens = inbound.prompt().count(&inbound.model);
-                        self.usage(draft.record(clock.as_ref(), 200, None));
+                        self.usage(draft, draft.record(clock.as_ref(), 200, None));
                         Ok(LlmAnswer::Counted { input_tokens })
                     }
                     Err(err) => Err(Refused::Untranslatable(err)),
@@ -267,7 +297,7 @@ impl Service<'_> {
                     draft.record(clock.as_ref(), refused.status(), Some(refused.code()));
                 record.attempts = attempts;
                 record.deployment = deployment;
-                self.usage(record);
+                self.usage(draft, record);
                 Err(refused)
             }
         };

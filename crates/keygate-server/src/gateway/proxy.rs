@@ -140,6 +140,7 @@ impl Service<'_> {
             streamed: false,
             client_ip: call.client_ip.clone(),
             user_agent: call.user_agent.clone(),
+            span: tracing::Span::none(),
         };
         let clock = self.keygate.clock().clone();
         let refuse = |refused: Refused| {

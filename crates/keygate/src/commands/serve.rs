@@ -13,19 +13,18 @@ use keygate_server::proxy::ProxyRoutes;
 use keygate_server::service::ensure_owner;
 use keygate_server::{AppState, GatewayState, Keygate};
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
 use super::{KeyFile, open_kek, sqlite_path};
 use crate::CliError;
 use crate::cli::ServeArgs;
-use crate::config::{LogFormat, Sources, check_gateway, resolve};
+use crate::config::{Sources, check_gateway, resolve};
 use crate::output::note;
 
 pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliError> {
     let sources = Sources::from_process(config)?;
     let settings = resolve(&sources, &args.store, args.listen.as_deref())?;
     check_gateway(&settings, &sources)?;
-    init_logging(settings.log_format);
+    let telemetry = crate::telemetry::init(settings.log_format, settings.otel_endpoint.as_deref())?;
 
     for dir in [
         Some(settings.data_dir.as_path()),
@@ -143,6 +142,8 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
     served.context("server failed")?;
     store.close().await;
     tracing::info!("keygate stopped");
+    // The exporter's last batch leaves on its own thread: not on the runtime's.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     Ok(())
 }
 
@@ -158,20 +159,6 @@ fn private_dir(dir: &Path) -> Result<(), CliError> {
         .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
         .with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(())
-}
-
-fn init_logging(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    // Colour only for a person at a terminal: a file or a log collector gets plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }
 
 /// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, before the

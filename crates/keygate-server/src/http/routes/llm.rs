@@ -184,6 +184,9 @@ async fn serve(
         endpoint,
         body,
         anthropic_beta: text("anthropic-beta").map(str::to_owned),
+        traceparent: text("traceparent")
+            .filter(|value| value.len() <= 128)
+            .map(str::to_owned),
         client_ip: meta.ip_text(),
         user_agent: UsageDraft::user_agent(text(header::USER_AGENT.as_str())),
         started,
