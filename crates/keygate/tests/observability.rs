@@ -586,3 +586,147 @@ async fn exported_checkpoints_catch_a_rewritten_log() {
         text(&refused.stderr)
     );
 }
+
+/// With `otel_endpoint`, each gateway request is one trace span with the GenAI attributes, a
+/// child of the client's `traceparent`, with a child span per upstream attempt whose context
+/// goes upstream; prompts never appear. Without it, nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_reach_an_otlp_receiver() {
+    use keygate_testkit::OtlpReceiver;
+
+    const CLIENT_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+    const PROMPT: &str = "the secret recipe for lemonade";
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let mock = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("keygate.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            r#"
+[providers.up]
+kind = "openai"
+base_url = "{}/v1"
+credential = "env::UPSTREAM_KEY"
+
+[model_groups.chat]
+deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
+"#,
+            mock.origin()
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("KEYGATE_CONFIG", config_path.to_str().unwrap()),
+        ("UPSTREAM_KEY", UPSTREAM_KEY),
+        // The batch leaves within 100 ms rather than the default 5 s.
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let mut traced = ServerProcess::start(
+        dir.path(),
+        &[
+            &env[..],
+            &[("KEYGATE_OTEL_ENDPOINT", receiver.url.as_str())],
+        ]
+        .concat(),
+    );
+    let owner = traced.owner_token();
+    let key = create_key(&traced, &owner, "traced", "models:*");
+    let http = reqwest::Client::new();
+    let chat = |url: &str| {
+        http.post(format!("{url}/v1/chat/completions"))
+            .bearer_auth(&key)
+            .header("traceparent", format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"))
+            .json(&json!({"model": "chat", "messages": [{"role": "user", "content": PROMPT}]}))
+            .send()
+    };
+    assert_eq!(chat(&traced.url).await.unwrap().status(), 200);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (server, client) = loop {
+        let spans = receiver.spans();
+        let server = spans.iter().find(|s| s.name == "chat chat").cloned();
+        let client = spans.iter().find(|s| s.name == "chat gpt-4o-mini").cloned();
+        if let (Some(server), Some(client)) = (server, client) {
+            break (server, client);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no trace arrived: {spans:#?}\n{}",
+            traced.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(server.service, "keygate");
+    assert_eq!(server.kind, 2, "a server span");
+    assert_eq!(server.trace_id, CLIENT_TRACE, "the client's trace");
+    assert_eq!(
+        server.parent_span_id, CLIENT_SPAN,
+        "under the client's span"
+    );
+    for (key, value) in [
+        ("gen_ai.operation.name", "chat"),
+        ("gen_ai.request.model", "chat"),
+        ("gen_ai.provider.name", "up"),
+        ("gen_ai.response.model", "gpt-4o-mini"),
+        ("http.response.status_code", "200"),
+    ] {
+        assert_eq!(server.attribute(key), Some(value), "{key}: {server:#?}");
+    }
+    let input: u64 = server
+        .attribute("gen_ai.usage.input_tokens")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(input > 0);
+    assert_eq!(client.kind, 3, "a client span");
+    assert_eq!(client.trace_id, CLIENT_TRACE);
+    assert_eq!(
+        client.parent_span_id, server.span_id,
+        "the attempt under the request"
+    );
+    assert_eq!(
+        client.attribute("keygate.deployment"),
+        Some("up/gpt-4o-mini")
+    );
+    let upstream = mock.requests();
+    let sent = upstream
+        .last()
+        .unwrap()
+        .header("traceparent")
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        sent,
+        format!("00-{CLIENT_TRACE}-{}-01", client.span_id),
+        "the attempt's context went upstream"
+    );
+    for span in receiver.spans() {
+        for (_, value) in &span.attributes {
+            assert!(
+                !value.contains(PROMPT) && !value.contains(&key) && !value.contains(UPSTREAM_KEY)
+            );
+        }
+    }
+    assert!(traced.stop().success());
+
+    // Without an endpoint, nothing is sent; the client's traceparent still goes upstream.
+    let before = receiver.requests();
+    let plain = ServerProcess::start(dir.path(), &env);
+    assert_eq!(chat(&plain.url).await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        receiver.requests(),
+        before,
+        "nothing exported with traces off"
+    );
+    let sent = mock
+        .requests()
+        .last()
+        .unwrap()
+        .header("traceparent")
+        .unwrap()
+        .to_owned();
+    assert_eq!(sent, format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"));
+}
