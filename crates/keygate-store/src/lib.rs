@@ -8,6 +8,7 @@
 mod checkpoints;
 mod error;
 mod limit_counts;
+mod rollup;
 mod model;
 mod model_groups;
 mod postgres;

@@ -1,4 +1,5 @@
-//! Usage and cost reports over the gateway's usage records.
+//! Usage and cost reports over the gateway's usage: from the per-minute, hour and day sums
+//! when the window falls on whole minutes (the default one does), else from the records.
 
 use keygate_core::{KeyId, Permission, ProjectId, Timestamp};
 use keygate_store::{UsageGroup, UsageQuery, UsageRow};
@@ -6,7 +7,7 @@ use keygate_store::{UsageGroup, UsageQuery, UsageRow};
 use super::{Caller, Keygate};
 use crate::ServiceError;
 
-/// A report request. Without a window, the last 30 days.
+/// A report request. Without a window, the last 30 days up to the end of this minute.
 #[derive(Debug, Clone)]
 pub struct UsageReportQuery {
     pub group_by: UsageGroup,
@@ -33,8 +34,10 @@ impl Keygate {
         self.authorize(caller, Permission::UsageRead, project.as_ref(), None)
             .await?;
         let to = query.to.unwrap_or_else(|| {
-            // The end of the current second, so records of this very moment are included.
-            Timestamp::from_millis(self.clock.now().as_millis() + 1000)
+            // The end of the current minute, so records of this very moment are included and
+            // the report reads the minute, hour and day sums rather than every record.
+            let now = self.clock.now().as_millis();
+            Timestamp::from_millis((now / 60_000 + 1) * 60_000)
         });
         let from = query.from.unwrap_or_else(|| {
             Timestamp::from_millis(

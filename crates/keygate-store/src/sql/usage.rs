@@ -51,6 +51,40 @@ macro_rules! impl_sql_usage {
                     // cache of large INSERTs would grow by megabytes per size seen.
                     insert.build().persistent(false).execute(&mut *tx).await?;
                 }
+                let sums: Vec<_> = $crate::rollup::sum(records).into_iter().collect();
+                for batch in sums.chunks($crate::rollup::ROLLUPS_PER_STATEMENT) {
+                    let mut upsert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO usage_rollups (grain, org_id, bucket, project_id, key_id, \
+                         model, status, requests, prompt_tokens, completion_tokens, \
+                         cached_tokens, cost_micros, unpriced) ",
+                    );
+                    upsert.push_values(batch, |mut row, (key, sums)| {
+                        row.push_bind(key.grain)
+                            .push_bind(key.org_id.clone())
+                            .push_bind(key.bucket)
+                            .push_bind(key.project_id.clone())
+                            .push_bind(key.key_id.clone())
+                            .push_bind(key.model.clone())
+                            .push_bind(key.status)
+                            .push_bind(sums.requests)
+                            .push_bind(sums.prompt_tokens)
+                            .push_bind(sums.completion_tokens)
+                            .push_bind(sums.cached_tokens)
+                            .push_bind(sums.cost_micros)
+                            .push_bind(sums.unpriced);
+                    });
+                    upsert.push(
+                        " ON CONFLICT (grain, org_id, bucket, project_id, key_id, model, status) \
+                         DO UPDATE SET requests = usage_rollups.requests + excluded.requests, \
+                         prompt_tokens = usage_rollups.prompt_tokens + excluded.prompt_tokens, \
+                         completion_tokens = usage_rollups.completion_tokens \
+                         + excluded.completion_tokens, \
+                         cached_tokens = usage_rollups.cached_tokens + excluded.cached_tokens, \
+                         cost_micros = usage_rollups.cost_micros + excluded.cost_micros, \
+                         unpriced = usage_rollups.unpriced + excluded.unpriced",
+                    );
+                    upsert.build().persistent(false).execute(&mut *tx).await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }
@@ -67,32 +101,81 @@ macro_rules! impl_sql_usage {
                     UsageGroup::Model => ("model", "cost DESC, grp"),
                     UsageGroup::Day => ("CAST(at / 86400000 AS TEXT)", "MIN(at)"),
                 };
-                let sql = format!(
-                    "SELECT {group} AS grp, COUNT(*) AS requests, \
-                     CAST(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS BIGINT) AS errors, \
-                     CAST(SUM(prompt_tokens) AS BIGINT) AS prompt, \
-                     CAST(SUM(completion_tokens) AS BIGINT) AS completion, \
-                     CAST(SUM(cached_tokens) AS BIGINT) AS cached, \
-                     CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS cost, \
-                     CAST(SUM(CASE WHEN cost_micros IS NULL THEN 1 ELSE 0 END) AS BIGINT) \
-                     AS unpriced \
-                     FROM usage_records \
-                     WHERE org_id = $1 AND at >= $2 AND at < $3 \
-                     AND ($4 IS NULL OR project_id = $4) AND ($5 IS NULL OR key_id = $5) \
-                     AND ($6 IS NULL OR model = $6) \
-                     GROUP BY {group} ORDER BY {order} LIMIT {limit}",
-                    limit = $crate::usage::MAX_USAGE_GROUPS,
-                );
                 let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64)> =
-                    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                        .bind(query.org.to_string())
-                        .bind(query.from.as_millis())
-                        .bind(query.to.as_millis())
-                        .bind(query.project.as_ref().map(ToString::to_string))
-                        .bind(query.key.as_ref().map(ToString::to_string))
-                        .bind(query.model.clone())
-                        .fetch_all(self.reader())
-                        .await?;
+                    match $crate::rollup::pieces(query.from.as_millis(), query.to.as_millis()) {
+                        // Whole minutes: the roll-ups, coarsest first.
+                        Some(pieces) => {
+                            let group = match query.group_by {
+                                UsageGroup::Key => "key_id",
+                                UsageGroup::Project => "project_id",
+                                UsageGroup::Model => "model",
+                                UsageGroup::Day => "CAST(bucket / 86400000 AS TEXT)",
+                            };
+                            let order = match query.group_by {
+                                UsageGroup::Day => "MIN(bucket)",
+                                _ => "cost DESC, grp",
+                            };
+                            let sql = format!(
+                                "SELECT {group} AS grp, CAST(SUM(requests) AS BIGINT) AS requests, \
+                                 CAST(SUM(CASE WHEN status >= 400 THEN requests ELSE 0 END) \
+                                 AS BIGINT) AS errors, \
+                                 CAST(SUM(prompt_tokens) AS BIGINT) AS prompt, \
+                                 CAST(SUM(completion_tokens) AS BIGINT) AS completion, \
+                                 CAST(SUM(cached_tokens) AS BIGINT) AS cached, \
+                                 CAST(SUM(cost_micros) AS BIGINT) AS cost, \
+                                 CAST(SUM(unpriced) AS BIGINT) AS unpriced \
+                                 FROM usage_rollups \
+                                 WHERE org_id = $1 \
+                                 AND ((grain = $2 AND bucket >= $3 AND bucket < $4) \
+                                   OR (grain = $5 AND bucket >= $6 AND bucket < $7) \
+                                   OR (grain = $8 AND bucket >= $9 AND bucket < $10) \
+                                   OR (grain = $11 AND bucket >= $12 AND bucket < $13) \
+                                   OR (grain = $14 AND bucket >= $15 AND bucket < $16)) \
+                                 AND ($17 IS NULL OR project_id = $17) \
+                                 AND ($18 IS NULL OR key_id = $18) AND ($19 IS NULL OR model = $19) \
+                                 GROUP BY {group} ORDER BY {order} LIMIT {limit}",
+                                limit = $crate::usage::MAX_USAGE_GROUPS,
+                            );
+                            let mut select = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                                .bind(query.org.to_string());
+                            for (grain, start, end) in pieces {
+                                select = select.bind(grain).bind(start).bind(end);
+                            }
+                            select
+                                .bind(query.project.as_ref().map(ToString::to_string))
+                                .bind(query.key.as_ref().map(ToString::to_string))
+                                .bind(query.model.clone())
+                                .fetch_all(self.reader())
+                                .await?
+                        }
+                        None => {
+                            let sql = format!(
+                                "SELECT {group} AS grp, COUNT(*) AS requests, \
+                                 CAST(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS BIGINT) AS errors, \
+                                 CAST(SUM(prompt_tokens) AS BIGINT) AS prompt, \
+                                 CAST(SUM(completion_tokens) AS BIGINT) AS completion, \
+                                 CAST(SUM(cached_tokens) AS BIGINT) AS cached, \
+                                 CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS cost, \
+                                 CAST(SUM(CASE WHEN cost_micros IS NULL THEN 1 ELSE 0 END) AS BIGINT) \
+                                 AS unpriced \
+                                 FROM usage_records \
+                                 WHERE org_id = $1 AND at >= $2 AND at < $3 \
+                                 AND ($4 IS NULL OR project_id = $4) AND ($5 IS NULL OR key_id = $5) \
+                                 AND ($6 IS NULL OR model = $6) \
+                                 GROUP BY {group} ORDER BY {order} LIMIT {limit}",
+                                limit = $crate::usage::MAX_USAGE_GROUPS,
+                            );
+                            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                                .bind(query.org.to_string())
+                                .bind(query.from.as_millis())
+                                .bind(query.to.as_millis())
+                                .bind(query.project.as_ref().map(ToString::to_string))
+                                .bind(query.key.as_ref().map(ToString::to_string))
+                                .bind(query.model.clone())
+                                .fetch_all(self.reader())
+                                .await?
+                        }
+                    };
                 let count = |n: i64| u64::try_from(n).unwrap_or(0);
                 Ok(rows
                     .into_iter()
