@@ -56,6 +56,8 @@ pub struct ServerSettings {
     pub metrics_on_api: bool,
     /// When the audit chain's head is signed.
     pub audit_checkpoints: crate::service::CheckpointPolicy,
+    /// How long usage records are kept (their day sums stay).
+    pub usage_retention: Duration,
 }
 
 impl Default for ServerSettings {
@@ -73,6 +75,7 @@ impl Default for ServerSettings {
             request_log: RequestLog::default(),
             metrics_on_api: true,
             audit_checkpoints: crate::service::CheckpointPolicy::default(),
+            usage_retention: Duration::from_secs(30 * 86_400),
         }
     }
 }

@@ -8,10 +8,10 @@
 mod checkpoints;
 mod error;
 mod limit_counts;
-mod rollup;
 mod model;
 mod model_groups;
 mod postgres;
+mod rollup;
 mod rows;
 mod secrets;
 mod sql;

@@ -60,11 +60,15 @@ pub(crate) fn sum(records: &[UsageRecord]) -> BTreeMap<RollupKey, Sums> {
             };
             let entry = sums.entry(key).or_default();
             entry.requests += 1;
-            entry.prompt_tokens = entry.prompt_tokens.saturating_add(int(record.tokens.prompt));
+            entry.prompt_tokens = entry
+                .prompt_tokens
+                .saturating_add(int(record.tokens.prompt));
             entry.completion_tokens = entry
                 .completion_tokens
                 .saturating_add(int(record.tokens.completion));
-            entry.cached_tokens = entry.cached_tokens.saturating_add(int(record.tokens.cached));
+            entry.cached_tokens = entry
+                .cached_tokens
+                .saturating_add(int(record.tokens.cached));
             match record.cost {
                 Some(cost) => entry.cost_micros = entry.cost_micros.saturating_add(cost.0),
                 None => entry.unpriced += 1,
@@ -146,7 +150,14 @@ mod tests {
             assert_eq!(covered(from, to), to - from, "{from}..{to}");
         }
         let month = pieces(day, day + 30 * DAY).unwrap();
-        assert_eq!(month[4], ("day", day, day + 30 * DAY), "a month is 30 day rows");
-        assert!(pieces(day + 1, day + DAY).is_none(), "not on a minute: the records");
+        assert_eq!(
+            month[4],
+            ("day", day, day + 30 * DAY),
+            "a month is 30 day rows"
+        );
+        assert!(
+            pieces(day + 1, day + DAY).is_none(),
+            "not on a minute: the records"
+        );
     }
 }

@@ -207,4 +207,113 @@ async fn rollups_equal_the_records(db: Db) {
     }
 }
 
-keygate_testkit::on_both_databases!(reports_group_and_filter, rollups_equal_the_records);
+/// Pruning takes the old records (and the minute and hour sums that only they made up) and
+/// leaves the day sums, so a report over whole days still says everything; one node at a time
+/// prunes, holding a lease.
+async fn pruning_keeps_the_day_sums_and_one_node_prunes(db: Db) {
+    let w = World::bootstrapped(db, T0).await;
+    let store = &w.db.store;
+    let key = KeyId::generate();
+    let mut batch = Vec::new();
+    for day in 0..4 {
+        for i in 0..50 {
+            batch.push(record(
+                &w,
+                &key,
+                "chat",
+                day * DAY + i * 60_000,
+                200,
+                Some(10),
+            ));
+        }
+    }
+    store.insert_usage(&batch).await.unwrap();
+    let report = |from: i64, to: i64| {
+        let query = UsageQuery {
+            org: w.org.id.clone(),
+            project: None,
+            key: None,
+            model: None,
+            from: Timestamp::from_millis(T0.as_millis() + from),
+            to: Timestamp::from_millis(T0.as_millis() + to),
+            group_by: UsageGroup::Model,
+        };
+        async move { store.usage_report(&query).await }
+    };
+    // Whole UTC days: T0 is 08:00.
+    let midnight = -(T0.as_millis() % DAY);
+    let whole = report(midnight, midnight + 5 * DAY).await.unwrap();
+    assert_eq!(whole[0].requests, 200);
+
+    let cut = Timestamp::from_millis(T0.as_millis() + 2 * DAY);
+    let mut pruned = 0;
+    loop {
+        let gone = store.prune_usage(cut, 30).await.unwrap();
+        assert!(gone <= 30, "at most the limit at a time");
+        pruned += gone;
+        if gone == 0 {
+            break;
+        }
+    }
+    assert_eq!(pruned, 100, "the records of the first two days");
+    assert_eq!(
+        report(midnight, midnight + 5 * DAY).await.unwrap(),
+        whole,
+        "the day sums remain: a report over whole days still says everything"
+    );
+    let recent = report(2 * DAY + 1, 4 * DAY - 1).await.unwrap();
+    assert_eq!(
+        recent[0].requests, 99,
+        "the records after the cut remain (one is at its start)"
+    );
+    assert!(
+        report(1, DAY - 1).await.unwrap().is_empty(),
+        "the records before the cut are gone"
+    );
+
+    let at = |ms: i64| Timestamp::from_millis(T0.as_millis() + ms);
+    assert!(
+        store
+            .take_lease("prune", "a", at(0), at(1000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .take_lease("prune", "b", at(10), at(1010))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .take_lease("prune", "a", at(20), at(2000))
+            .await
+            .unwrap(),
+        "renewed"
+    );
+    assert!(
+        !store
+            .take_lease("prune", "b", at(1500), at(2500))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .take_lease("prune", "b", at(2000), at(3000))
+            .await
+            .unwrap(),
+        "expired"
+    );
+    assert!(
+        store
+            .take_lease("other", "a", at(2000), at(3000))
+            .await
+            .unwrap()
+    );
+}
+
+keygate_testkit::on_both_databases!(
+    reports_group_and_filter,
+    rollups_equal_the_records,
+    pruning_keeps_the_day_sums_and_one_node_prunes
+);

@@ -15,8 +15,9 @@ use serde::Deserialize;
 use crate::cli::StoreArgs;
 
 /// Keys the file and the environment may set. Anything else in the file is an error.
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 20] = [
     "listen",
+    "usage_retention_days",
     "otel_endpoint",
     "metrics_listen",
     "audit_checkpoint_events",
@@ -43,6 +44,7 @@ struct RawConfig {
     listen: Option<String>,
     metrics_listen: Option<String>,
     otel_endpoint: Option<String>,
+    usage_retention_days: Option<u64>,
     audit_checkpoint_events: Option<i64>,
     audit_checkpoint_minutes: Option<u64>,
     kek: Option<KekProvider>,
@@ -186,6 +188,8 @@ pub enum ConfigError {
         "audit_checkpoint_events is 1 to 1000000, and audit_checkpoint_minutes 1 to 10080 (a week)"
     )]
     BadCheckpoints,
+    #[error("usage_retention_days is 1 to 3650")]
+    BadRetention,
     #[error("otel_endpoint is an http:// or https:// URL, such as http://127.0.0.1:4318")]
     BadOtelEndpoint,
     #[error("metrics_listen: `{0}` is not an address such as 127.0.0.1:9090")]
@@ -261,6 +265,11 @@ pub fn resolve(
         ),
         None => None,
     };
+    let retention_days = raw.usage_retention_days.unwrap_or(30);
+    if !(1..=3650).contains(&retention_days) {
+        return Err(ConfigError::BadRetention);
+    }
+    let usage_retention = Duration::from_secs(retention_days * 86_400);
     let defaults = keygate_server::service::CheckpointPolicy::default();
     let audit_checkpoints = keygate_server::service::CheckpointPolicy {
         events: raw.audit_checkpoint_events.unwrap_or(defaults.events),
@@ -345,6 +354,7 @@ pub fn resolve(
             request_log,
             metrics_on_api: metrics_listen.is_none(),
             audit_checkpoints,
+            usage_retention,
             ..ServerSettings::default()
         },
         limits: LimitsSettings {

@@ -65,6 +65,12 @@ pub async fn run(
         state
             .keygate
             .clone()
+            .run_usage_pruning(state.settings.usage_retention, stop.clone()),
+    );
+    tasks.spawn(
+        state
+            .keygate
+            .clone()
             .watch_due_secrets(state.settings.rotation_check, stop.clone()),
     );
     let header_read_timeout = state.settings.header_read_timeout;

@@ -63,3 +63,65 @@ impl Keygate {
         Ok((from, to, rows))
     }
 }
+
+/// How often a node tries to prune, and how long its lease lasts.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+const PRUNE_LEASE_MS: i64 = 900_000;
+/// Records deleted per statement: short transactions, so writers are not held up.
+const PRUNE_BATCH: u32 = 10_000;
+
+impl Keygate {
+    /// Deletes usage records older than `retention` (and the minute and hour sums they alone
+    /// made up) every ten minutes, on one node at a time (the one holding the `usage.prune`
+    /// lease), until `stop`. The day sums stay: reports over whole days reach back further.
+    pub async fn run_usage_pruning(
+        self: std::sync::Arc<Self>,
+        retention: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let holder = uuid::Uuid::now_v7().to_string();
+        let retention = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let mut ticker = tokio::time::interval(PRUNE_EVERY);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = stop.cancelled() => return,
+            }
+            let now = self.clock.now();
+            let until = Timestamp::from_millis(now.as_millis().saturating_add(PRUNE_LEASE_MS));
+            match self
+                .store
+                .take_lease("usage.prune", &holder, now, until)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not take the usage pruning lease");
+                    continue;
+                }
+            }
+            let before = Timestamp::from_millis(now.as_millis().saturating_sub(retention));
+            let mut pruned = 0u64;
+            loop {
+                match self.store.prune_usage(before, PRUNE_BATCH).await {
+                    Ok(gone) => {
+                        pruned += gone;
+                        if gone < u64::from(PRUNE_BATCH) || stop.is_cancelled() {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not prune old usage records");
+                        break;
+                    }
+                }
+            }
+            if pruned > 0 {
+                tracing::info!(pruned, "old usage records pruned");
+            }
+        }
+    }
+}

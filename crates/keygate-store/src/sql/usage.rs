@@ -196,6 +196,79 @@ macro_rules! impl_sql_usage {
                     })
                     .collect())
             }
+
+            async fn prune_usage(
+                &self,
+                before: keygate_core::Timestamp,
+                limit: u32,
+            ) -> Result<u64, StoreError> {
+                let mut tx = self.begin_write().await?;
+                // Organisation by organisation, so that the (org_id, at) index finds the rows.
+                let orgs: Vec<(String,)> =
+                    sqlx::query_as("SELECT DISTINCT org_id FROM usage_rollups WHERE grain = 'day'")
+                        .fetch_all(&mut *tx)
+                        .await?;
+                let mut deleted = 0u64;
+                for (org,) in orgs {
+                    let left = i64::from(limit) - i64::try_from(deleted).unwrap_or(i64::MAX);
+                    if left <= 0 {
+                        break;
+                    }
+                    deleted += sqlx::query(
+                        "DELETE FROM usage_records WHERE id IN (SELECT id FROM usage_records \
+                         WHERE org_id = $1 AND at < $2 LIMIT $3)",
+                    )
+                    .bind(&org)
+                    .bind(before.as_millis())
+                    .bind(left)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    // Finer sums end where their period does: a period that ends before the
+                    // cut is past.
+                    sqlx::query(
+                        "DELETE FROM usage_rollups WHERE grain = 'minute' AND org_id = $1 \
+                         AND bucket < $2 - 60000",
+                    )
+                    .bind(&org)
+                    .bind(before.as_millis())
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "DELETE FROM usage_rollups WHERE grain = 'hour' AND org_id = $1 \
+                         AND bucket < $2 - 3600000",
+                    )
+                    .bind(&org)
+                    .bind(before.as_millis())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(deleted)
+            }
+
+            async fn take_lease(
+                &self,
+                name: &str,
+                holder: &str,
+                now: keygate_core::Timestamp,
+                until: keygate_core::Timestamp,
+            ) -> Result<bool, StoreError> {
+                let taken = sqlx::query(
+                    "INSERT INTO leases (name, holder, until) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+                     until = excluded.until \
+                     WHERE leases.until <= $4 OR leases.holder = excluded.holder",
+                )
+                .bind(name)
+                .bind(holder)
+                .bind(until.as_millis())
+                .bind(now.as_millis())
+                .execute(self.writer())
+                .await?
+                .rows_affected();
+                Ok(taken == 1)
+            }
         }
     };
 }
