@@ -42,7 +42,7 @@ pub use sqlite::SqliteStore;
 pub use usage::{MAX_USAGE_GROUPS, UsageGroup, UsageQuery, UsageRow, UsageStore};
 
 /// A day number (days since the Unix epoch, as text) as `YYYY-MM-DD`.
-pub(crate) fn usage_day(days: &str) -> String {
+pub fn usage_day(days: &str) -> String {
     days.trim()
         .parse::<i64>()
         .ok()

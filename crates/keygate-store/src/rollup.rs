@@ -1,13 +1,14 @@
-//! Usage roll-ups: the sums of usage records per minute, hour and UTC day, by organisation,
+//! Usage roll-ups: the sums of usage records per hour and per UTC day, by organisation,
 //! project, key, model and status. A batch of records is summed here and added to the stored
-//! sums in the batch's transaction; a report over whole minutes reads the sums, coarsest first:
-//! the whole days of its range, then the whole hours at either end, then the minutes.
+//! sums in the batch's transaction. A report reads the sums for the whole days of its window,
+//! then for the whole hours at either end, and the records only for the parts of an hour at
+//! its two ends: a month costs about 30 day rows per group, not millions of records. (Per
+//! minute and key, sums would be about as many rows as requests at a few hundred a minute.)
 
 use std::collections::BTreeMap;
 
 use keygate_core::UsageRecord;
 
-pub(crate) const MINUTE: i64 = 60_000;
 pub(crate) const HOUR: i64 = 3_600_000;
 pub(crate) const DAY: i64 = 86_400_000;
 
@@ -44,7 +45,7 @@ pub(crate) fn sum(records: &[UsageRecord]) -> BTreeMap<RollupKey, Sums> {
     let mut sums: BTreeMap<RollupKey, Sums> = BTreeMap::new();
     for record in records {
         let at = record.at.as_millis();
-        for (grain, size) in [("minute", MINUTE), ("hour", HOUR), ("day", DAY)] {
+        for (grain, size) in [("hour", HOUR), ("day", DAY)] {
             let key = RollupKey {
                 grain,
                 org_id: record.org_id.to_string(),
@@ -78,24 +79,24 @@ pub(crate) fn sum(records: &[UsageRecord]) -> BTreeMap<RollupKey, Sums> {
     sums
 }
 
-/// The pieces of `[from, to)` in the coarsest sums that cover it exactly: `(grain, start,
-/// end)`, five of them (empty ones start where they end). `None` unless both ends fall on a
-/// minute: such a report is read from the records.
-pub(crate) fn pieces(from: i64, to: i64) -> Option<[(&'static str, i64, i64); 5]> {
-    if from % MINUTE != 0 || to % MINUTE != 0 || from >= to {
-        return None;
-    }
+/// How a report's window `[from, to)` is read: the records for `records` (the parts of an
+/// hour at either end; empty ranges start where they end), and the sums for `sums` (`(grain,
+/// start, end)`: whole hours at either end, whole days between).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pieces {
+    pub records: [(i64, i64); 2],
+    pub sums: [(&'static str, i64, i64); 3],
+}
+
+pub(crate) fn pieces(from: i64, to: i64) -> Pieces {
     let up = |t: i64, size: i64| (t + size - 1).div_euclid(size) * size;
     let down = |t: i64, size: i64| t.div_euclid(size) * size;
     let (first_hour, last_hour) = (up(from, HOUR), down(to, HOUR));
     if first_hour >= last_hour {
-        return Some([
-            ("minute", from, to),
-            ("minute", to, to),
-            ("hour", to, to),
-            ("hour", to, to),
-            ("day", to, to),
-        ]);
+        return Pieces {
+            records: [(from, to.max(from)), (to, to)],
+            sums: [("hour", to, to), ("hour", to, to), ("day", to, to)],
+        };
     }
     let (first_day, last_day) = (up(from, DAY), down(to, DAY));
     let (day_start, day_end) = if first_day < last_day {
@@ -103,30 +104,31 @@ pub(crate) fn pieces(from: i64, to: i64) -> Option<[(&'static str, i64, i64); 5]
     } else {
         (last_hour, last_hour)
     };
-    Some([
-        ("minute", from, first_hour),
-        ("minute", last_hour, to),
-        ("hour", first_hour, day_start),
-        ("hour", day_end, last_hour),
-        ("day", day_start, day_end),
-    ])
+    Pieces {
+        records: [(from, first_hour), (last_hour, to)],
+        sums: [
+            ("hour", first_hour, day_start),
+            ("hour", day_end, last_hour),
+            ("day", day_start, day_end),
+        ],
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The pieces cover `[from, to)` once, each within its grain's boundaries.
+    /// The pieces cover `[from, to)` once, each sum within its grain's boundaries.
     fn covered(from: i64, to: i64) -> i64 {
-        let pieces = pieces(from, to).unwrap();
+        let pieces = pieces(from, to);
         let mut total = 0;
-        for (grain, start, end) in pieces {
+        for (start, end) in pieces.records {
+            assert!(start <= end);
+            total += end - start;
+        }
+        for (grain, start, end) in pieces.sums {
             assert!(start <= end, "{grain} {start} {end}");
-            let size = match grain {
-                "minute" => MINUTE,
-                "hour" => HOUR,
-                _ => DAY,
-            };
+            let size = if grain == "hour" { HOUR } else { DAY };
             if start < end {
                 assert_eq!(start % size, 0);
                 assert_eq!(end % size, 0);
@@ -137,27 +139,29 @@ mod tests {
     }
 
     #[test]
-    fn pieces_cover_the_range_exactly_and_coarsely() {
+    fn pieces_cover_the_window_exactly_and_coarsely() {
         let day = 20_000 * DAY;
+        let minute = 60_000;
         for (from, to) in [
             (day, day + 30 * DAY),
-            (day + 5 * MINUTE, day + 30 * DAY + 7 * HOUR + 3 * MINUTE),
-            (day + 5 * MINUTE, day + 50 * MINUTE),
-            (day + 5 * MINUTE, day + 3 * HOUR),
+            (day + 5 * minute + 7, day + 30 * DAY + 7 * HOUR + 3 * minute),
+            (day + 5 * minute, day + 50 * minute),
+            (day + 5 * minute, day + 3 * HOUR),
             (day - 2 * HOUR, day + 2 * HOUR),
             (day + HOUR, day + 2 * HOUR),
+            (day + 1, day + 2),
         ] {
             assert_eq!(covered(from, to), to - from, "{from}..{to}");
         }
-        let month = pieces(day, day + 30 * DAY).unwrap();
+        let month = pieces(day, day + 30 * DAY);
         assert_eq!(
-            month[4],
+            month.sums[2],
             ("day", day, day + 30 * DAY),
-            "a month is 30 day rows"
+            "a month is 30 day sums"
         );
-        assert!(
-            pieces(day + 1, day + DAY).is_none(),
-            "not on a minute: the records"
+        assert_eq!(
+            month.records,
+            [(day, day), (day + 30 * DAY, day + 30 * DAY)]
         );
     }
 }

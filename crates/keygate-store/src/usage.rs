@@ -74,8 +74,8 @@ pub trait UsageStore: Send + Sync {
     async fn insert_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError>;
     /// Sums records by group, largest cost first (days in order).
     async fn usage_report(&self, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError>;
-    /// Deletes at most `limit` usage records older than `before`, with the minute and hour
-    /// sums older than that (the day sums stay); returns how many records went.
+    /// Deletes at most `limit` usage records older than `before`, with the hour sums older
+    /// than that (the day sums stay); returns how many records went.
     async fn prune_usage(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError>;
     /// Takes the lease `name` for `holder` until `until` if it is free, expired at `now`, or
     /// already `holder`'s; whether it did.

@@ -1,5 +1,5 @@
-//! Usage and cost reports over the gateway's usage: from the per-minute, hour and day sums
-//! when the window falls on whole minutes (the default one does), else from the records.
+//! Usage and cost reports over the gateway's usage: the hour and day sums of the window, and
+//! the records of the parts of an hour at its ends.
 
 use keygate_core::{KeyId, Permission, ProjectId, Timestamp};
 use keygate_store::{UsageGroup, UsageQuery, UsageRow};
@@ -34,8 +34,7 @@ impl Keygate {
         self.authorize(caller, Permission::UsageRead, project.as_ref(), None)
             .await?;
         let to = query.to.unwrap_or_else(|| {
-            // The end of the current minute, so records of this very moment are included and
-            // the report reads the minute, hour and day sums rather than every record.
+            // The end of the current minute, so that records of this very moment are included.
             let now = self.clock.now().as_millis();
             Timestamp::from_millis((now / 60_000 + 1) * 60_000)
         });
@@ -71,8 +70,7 @@ const PRUNE_LEASE_MS: i64 = 900_000;
 const PRUNE_BATCH: u32 = 10_000;
 
 impl Keygate {
-    /// Deletes usage records older than `retention` (and the minute and hour sums they alone
-    /// made up) every ten minutes, on one node at a time (the one holding the `usage.prune`
+    /// Deletes usage records older than `retention` (and the hour sums they alone made up) every ten minutes, on one node at a time (the one holding the `usage.prune`
     /// lease), until `stop`. The day sums stay: reports over whole days reach back further.
     pub async fn run_usage_pruning(
         self: std::sync::Arc<Self>,

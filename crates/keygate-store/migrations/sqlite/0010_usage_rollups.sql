@@ -1,6 +1,6 @@
--- Usage summed per minute, hour and UTC day, by organisation, project ('' for keys without
--- one), key, model and status: written with each batch of usage records, so reports read a
--- few rows per period instead of every request. bucket is the period's start in milliseconds
+-- Usage summed per hour and per UTC day, by organisation, project ('' for keys without one),
+-- key, model and status: written with each batch of usage records, so reports read a few rows
+-- per period instead of every request. bucket is the period's start in milliseconds
 -- since the epoch; cost_micros sums the priced requests, unpriced counts the others.
 CREATE TABLE usage_rollups (
     grain             TEXT NOT NULL,
@@ -25,6 +25,5 @@ SELECT g.grain, org_id, (at / g.ms) * g.ms, COALESCE(project_id, ''), key_id, mo
        COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens),
        COALESCE(SUM(cost_micros), 0), SUM(CASE WHEN cost_micros IS NULL THEN 1 ELSE 0 END)
 FROM usage_records
-CROSS JOIN (SELECT 'minute' AS grain, 60000 AS ms UNION ALL SELECT 'hour', 3600000
-            UNION ALL SELECT 'day', 86400000) AS g
+CROSS JOIN (SELECT 'hour' AS grain, 3600000 AS ms UNION ALL SELECT 'day', 86400000) AS g
 GROUP BY g.grain, g.ms, org_id, (at / g.ms) * g.ms, COALESCE(project_id, ''), key_id, model, status;

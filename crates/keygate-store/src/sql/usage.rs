@@ -95,87 +95,65 @@ macro_rules! impl_sql_usage {
             ) -> Result<Vec<$crate::UsageRow>, StoreError> {
                 use $crate::UsageGroup;
                 // Fixed expressions per group: nothing from the request reaches the SQL text.
-                let (group, order) = match query.group_by {
-                    UsageGroup::Key => ("key_id", "cost DESC, grp"),
-                    UsageGroup::Project => ("COALESCE(project_id, '')", "cost DESC, grp"),
-                    UsageGroup::Model => ("model", "cost DESC, grp"),
-                    UsageGroup::Day => ("CAST(at / 86400000 AS TEXT)", "MIN(at)"),
+                // The sums of the whole hours and days of the window, and the records of the
+                // parts of an hour at its ends, summed together (see `rollup.rs`).
+                let pieces = $crate::rollup::pieces(query.from.as_millis(), query.to.as_millis());
+                let (summed, counted) = match query.group_by {
+                    UsageGroup::Key => ("key_id", "key_id"),
+                    UsageGroup::Project => ("project_id", "COALESCE(project_id, '')"),
+                    UsageGroup::Model => ("model", "model"),
+                    UsageGroup::Day => (
+                        "CAST(bucket / 86400000 AS TEXT)",
+                        "CAST(at / 86400000 AS TEXT)",
+                    ),
                 };
-                let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64)> =
-                    match $crate::rollup::pieces(query.from.as_millis(), query.to.as_millis()) {
-                        // Whole minutes: the roll-ups, coarsest first.
-                        Some(pieces) => {
-                            let group = match query.group_by {
-                                UsageGroup::Key => "key_id",
-                                UsageGroup::Project => "project_id",
-                                UsageGroup::Model => "model",
-                                UsageGroup::Day => "CAST(bucket / 86400000 AS TEXT)",
-                            };
-                            let order = match query.group_by {
-                                UsageGroup::Day => "MIN(bucket)",
-                                _ => "cost DESC, grp",
-                            };
-                            let sql = format!(
-                                "SELECT {group} AS grp, CAST(SUM(requests) AS BIGINT) AS requests, \
-                                 CAST(SUM(CASE WHEN status >= 400 THEN requests ELSE 0 END) \
-                                 AS BIGINT) AS errors, \
-                                 CAST(SUM(prompt_tokens) AS BIGINT) AS prompt, \
-                                 CAST(SUM(completion_tokens) AS BIGINT) AS completion, \
-                                 CAST(SUM(cached_tokens) AS BIGINT) AS cached, \
-                                 CAST(SUM(cost_micros) AS BIGINT) AS cost, \
-                                 CAST(SUM(unpriced) AS BIGINT) AS unpriced \
-                                 FROM usage_rollups \
-                                 WHERE org_id = $1 \
-                                 AND ((grain = $2 AND bucket >= $3 AND bucket < $4) \
-                                   OR (grain = $5 AND bucket >= $6 AND bucket < $7) \
-                                   OR (grain = $8 AND bucket >= $9 AND bucket < $10) \
-                                   OR (grain = $11 AND bucket >= $12 AND bucket < $13) \
-                                   OR (grain = $14 AND bucket >= $15 AND bucket < $16)) \
-                                 AND ($17 IS NULL OR project_id = $17) \
-                                 AND ($18 IS NULL OR key_id = $18) AND ($19 IS NULL OR model = $19) \
-                                 GROUP BY {group} ORDER BY {order} LIMIT {limit}",
-                                limit = $crate::usage::MAX_USAGE_GROUPS,
-                            );
-                            let mut select = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                                .bind(query.org.to_string());
-                            for (grain, start, end) in pieces {
-                                select = select.bind(grain).bind(start).bind(end);
-                            }
-                            select
-                                .bind(query.project.as_ref().map(ToString::to_string))
-                                .bind(query.key.as_ref().map(ToString::to_string))
-                                .bind(query.model.clone())
-                                .fetch_all(self.reader())
-                                .await?
-                        }
-                        None => {
-                            let sql = format!(
-                                "SELECT {group} AS grp, COUNT(*) AS requests, \
-                                 CAST(SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS BIGINT) AS errors, \
-                                 CAST(SUM(prompt_tokens) AS BIGINT) AS prompt, \
-                                 CAST(SUM(completion_tokens) AS BIGINT) AS completion, \
-                                 CAST(SUM(cached_tokens) AS BIGINT) AS cached, \
-                                 CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS cost, \
-                                 CAST(SUM(CASE WHEN cost_micros IS NULL THEN 1 ELSE 0 END) AS BIGINT) \
-                                 AS unpriced \
-                                 FROM usage_records \
-                                 WHERE org_id = $1 AND at >= $2 AND at < $3 \
-                                 AND ($4 IS NULL OR project_id = $4) AND ($5 IS NULL OR key_id = $5) \
-                                 AND ($6 IS NULL OR model = $6) \
-                                 GROUP BY {group} ORDER BY {order} LIMIT {limit}",
-                                limit = $crate::usage::MAX_USAGE_GROUPS,
-                            );
-                            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                                .bind(query.org.to_string())
-                                .bind(query.from.as_millis())
-                                .bind(query.to.as_millis())
-                                .bind(query.project.as_ref().map(ToString::to_string))
-                                .bind(query.key.as_ref().map(ToString::to_string))
-                                .bind(query.model.clone())
-                                .fetch_all(self.reader())
-                                .await?
-                        }
-                    };
+                let order = match query.group_by {
+                    UsageGroup::Day => "MIN(t)",
+                    _ => "cost DESC, grp",
+                };
+                let sql = format!(
+                    "SELECT grp, CAST(SUM(requests) AS BIGINT) AS requests, \
+                     CAST(SUM(errors) AS BIGINT) AS errors, \
+                     CAST(SUM(prompt_tokens) AS BIGINT) AS prompt, \
+                     CAST(SUM(completion_tokens) AS BIGINT) AS completion, \
+                     CAST(SUM(cached_tokens) AS BIGINT) AS cached, \
+                     CAST(SUM(cost) AS BIGINT) AS cost, \
+                     CAST(SUM(unpriced) AS BIGINT) AS unpriced FROM ( \
+                     SELECT {summed} AS grp, bucket AS t, requests, \
+                     CASE WHEN status >= 400 THEN requests ELSE 0 END AS errors, \
+                     prompt_tokens, completion_tokens, cached_tokens, cost_micros AS cost, unpriced \
+                     FROM usage_rollups WHERE org_id = $1 \
+                     AND ((grain = $2 AND bucket >= $3 AND bucket < $4) \
+                       OR (grain = $5 AND bucket >= $6 AND bucket < $7) \
+                       OR (grain = $8 AND bucket >= $9 AND bucket < $10)) \
+                     AND ($15 IS NULL OR project_id = $15) \
+                     AND ($16 IS NULL OR key_id = $16) AND ($17 IS NULL OR model = $17) \
+                     UNION ALL \
+                     SELECT {counted} AS grp, at AS t, 1 AS requests, \
+                     CASE WHEN status >= 400 THEN 1 ELSE 0 END AS errors, \
+                     prompt_tokens, completion_tokens, cached_tokens, \
+                     COALESCE(cost_micros, 0) AS cost, \
+                     CASE WHEN cost_micros IS NULL THEN 1 ELSE 0 END AS unpriced \
+                     FROM usage_records WHERE org_id = $1 \
+                     AND ((at >= $11 AND at < $12) OR (at >= $13 AND at < $14)) \
+                     AND ($15 IS NULL OR project_id = $15) \
+                     AND ($16 IS NULL OR key_id = $16) AND ($17 IS NULL OR model = $17) \
+                     ) AS parts GROUP BY grp ORDER BY {order} LIMIT {limit}",
+                    limit = $crate::usage::MAX_USAGE_GROUPS,
+                );
+                let mut select = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(query.org.to_string());
+                for (grain, start, end) in pieces.sums {
+                    select = select.bind(grain).bind(start).bind(end);
+                }
+                for (start, end) in pieces.records {
+                    select = select.bind(start).bind(end);
+                }
+                let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64)> = select
+                    .bind(query.project.as_ref().map(ToString::to_string))
+                    .bind(query.key.as_ref().map(ToString::to_string))
+                    .bind(query.model.clone())
+                    .fetch_all(self.reader())
+                    .await?;
                 let count = |n: i64| u64::try_from(n).unwrap_or(0);
                 Ok(rows
                     .into_iter()
@@ -224,16 +202,7 @@ macro_rules! impl_sql_usage {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                    // Finer sums end where their period does: a period that ends before the
-                    // cut is past.
-                    sqlx::query(
-                        "DELETE FROM usage_rollups WHERE grain = 'minute' AND org_id = $1 \
-                         AND bucket < $2 - 60000",
-                    )
-                    .bind(&org)
-                    .bind(before.as_millis())
-                    .execute(&mut *tx)
-                    .await?;
+                    // An hour's sum is past when its hour ended before the cut.
                     sqlx::query(
                         "DELETE FROM usage_rollups WHERE grain = 'hour' AND org_id = $1 \
                          AND bucket < $2 - 3600000",
