@@ -40,6 +40,8 @@ pub struct Served {
     pub attempts: u32,
     /// Time to the response head (for a stream, to its first event).
     pub first_byte: Duration,
+    /// The model group it belongs to: another than the one asked for when a fallback served.
+    pub group: String,
 }
 
 /// What goes back to the client.
@@ -163,7 +165,12 @@ impl Gateway {
                     .attempt(deployment, inbound, beta.as_deref(), secrets, attempts + 1)
                     .await;
                 let asked = match outcome {
-                    Attempt::Done(reply) => return Ok(*reply),
+                    Attempt::Done(mut reply) => {
+                        let (Reply::Complete { served, .. } | Reply::Stream { served, .. }) =
+                            &mut *reply;
+                        served.group.clone_from(&group.alias);
+                        return Ok(*reply);
+                    }
                     // The breaker closed the door between the choice and the request.
                     Attempt::Skipped => None,
                     // Not sent, and never worth sending again.
@@ -363,6 +370,7 @@ impl Gateway {
             model: spec.model.clone(),
             attempts,
             first_byte: started.elapsed(),
+            group: String::new(),
         };
         if !response.status.is_success() {
             let formats = (target, client_format);

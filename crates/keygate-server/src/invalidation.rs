@@ -137,6 +137,11 @@ impl SharedInvalidation {
 }
 
 impl SharedInvalidation {
+    /// Key changes waiting to be published.
+    pub fn pending(&self) -> usize {
+        self.outbox.max_capacity() - self.outbox.capacity()
+    }
+
     /// Invalidation of `cache` shared through the Redis at `url`. Nothing connects until
     /// [`run`](Self::run).
     pub fn new(url: &str, cache: Arc<VerifyCache>) -> Result<Self, InvalidationError> {

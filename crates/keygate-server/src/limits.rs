@@ -440,7 +440,12 @@ impl Limiter {
                         holder: &holder,
                     })
                     .collect();
-                match global.check(now, &plan.checks, &slots).await {
+                let asked = std::time::Instant::now();
+                let checked = global.check(now, &plan.checks, &slots).await;
+                if let Some(metrics) = &self.metrics {
+                    metrics.redis_answered(asked.elapsed(), checked.is_ok());
+                }
+                match checked {
                     Ok(decision) => {
                         shared.answered();
                         let hold = Hold {

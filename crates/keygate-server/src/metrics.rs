@@ -118,6 +118,9 @@ mod tests {
             .inc();
         metrics.keys.looked_up(true);
         metrics.limits.refused("requests", "key");
+        metrics
+            .limits
+            .redis_answered(std::time::Duration::from_micros(300), true);
         let record = UsageRecord {
             id: "u1".to_owned(),
             at: Timestamp::from_millis(0),
@@ -145,6 +148,7 @@ mod tests {
             user_agent: None,
         };
         metrics.gateway.observe(&record);
+        metrics.gateway.fell_back("fast", "chat");
         metrics.gateway.observe(&UsageRecord {
             endpoint: "proxy".to_owned(),
             model: "catalog".to_owned(),
@@ -170,6 +174,7 @@ mod tests {
             usage_pending: 3,
             usage_dropped: 0,
             last_used_pending: 1,
+            invalidation_pending: 0,
             limits_mode: "local",
         })
     }

@@ -185,6 +185,10 @@ impl Keygate {
             usage_pending: self.usage.pending() as u64,
             usage_dropped: self.usage.dropped_total(),
             last_used_pending: self.last_used.pending() as u64,
+            invalidation_pending: self
+                .shared_invalidation
+                .as_ref()
+                .map_or(0, |shared| shared.pending() as u64),
         }
     }
 }

@@ -318,6 +318,24 @@ async fn a_fallback_needs_its_own_scope(db: Db) {
         0,
         "`chat-backup` is a model this key may not use"
     );
+    // A key that may use it is served by it, and the metrics count the fallback.
+    for _ in 0..2 {
+        s.a.push(MockReply::Error {
+            status: 500,
+            code: String::new(),
+            message: "boom".into(),
+            retry_after: None,
+        });
+    }
+    chat(&api, &s.key, hello("chat")).await.expect(200);
+    assert_eq!(s.b.request_count(), 1);
+    let metrics = api.get("/metrics").send().await.expect(200).text;
+    assert!(
+        metrics.contains(
+            "keygate_gateway_fallbacks_total{gen_ai_request_model=\"chat\",fallback=\"chat-backup\"} 1"
+        ),
+        "{metrics}"
+    );
 }
 
 async fn retries_after_a_rate_limit(db: Db) {

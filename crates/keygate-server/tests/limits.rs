@@ -412,6 +412,18 @@ async fn streams_well_within_their_budget_run_to_their_end(db: Db) {
                 "{mode}, ${usd}: a few cents charged, {remaining} left"
             );
         }
+        // The metrics say where limits were counted, and time the checks through Redis.
+        let metrics = s.server.api().get("/metrics").send().await.expect(200).text;
+        let mode = if shared { "redis" } else { "local" };
+        assert!(
+            metrics.contains(&format!("keygate_limits_backend{{mode=\"{mode}\"}} 1")),
+            "{metrics}"
+        );
+        assert_eq!(
+            metrics.contains("keygate_limits_redis_duration_seconds_count{outcome=\"ok\"}"),
+            shared,
+            "{metrics}"
+        );
     }
 }
 

@@ -175,7 +175,16 @@ impl Service<'_> {
         let scopes = &key.record.scopes;
         let allowed = |alias: &str| any_grants(scopes, &model_permission(alias));
         let clock = self.keygate.clock().clone();
-        let answer = match gateway.dispatch(&inbound, &secrets, &allowed).await {
+        let dispatched = gateway.dispatch(&inbound, &secrets, &allowed).await;
+        if let Ok(Reply::Complete { served, .. } | Reply::Stream { served, .. }) = &dispatched
+            && served.group != inbound.model
+        {
+            self.keygate
+                .metrics()
+                .gateway
+                .fell_back(&inbound.model, &served.group);
+        }
+        let answer = match dispatched {
             Ok(Reply::Complete {
                 status,
                 content_type,

@@ -52,6 +52,13 @@ pub struct DeploymentLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FallbackLabels {
+    pub gen_ai_request_model: String,
+    /// The model group that served instead.
+    pub fallback: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub route: String,
     pub status_class: &'static str,
@@ -79,6 +86,7 @@ pub struct GatewayMetrics {
     first_token: Histograms<ModelLabels>,
     spend: Family<DeploymentLabels, Counter<f64>>,
     attempts: Family<DeploymentLabels, Counter>,
+    fallbacks: Family<FallbackLabels, Counter>,
     routes: Family<RouteLabels, Counter>,
 }
 
@@ -123,6 +131,12 @@ impl GatewayMetrics {
             "Upstream attempts (first tries, retries and fallbacks) by model group and the deployment that answered last",
             attempts.clone(),
         );
+        let fallbacks = Family::<FallbackLabels, Counter>::default();
+        registry.register(
+            "keygate_gateway_fallbacks",
+            "Requests served by a fallback group, by the group asked for and the one that served",
+            fallbacks.clone(),
+        );
         let routes = Family::<RouteLabels, Counter>::default();
         registry.register(
             "keygate_proxy_requests",
@@ -136,8 +150,19 @@ impl GatewayMetrics {
             first_token,
             spend,
             attempts,
+            fallbacks,
             routes,
         }
+    }
+
+    /// A request for `asked` was served by the fallback group `served`.
+    pub fn fell_back(&self, asked: &str, served: &str) {
+        self.fallbacks
+            .get_or_create(&FallbackLabels {
+                gen_ai_request_model: asked.to_owned(),
+                fallback: served.to_owned(),
+            })
+            .inc();
     }
 
     /// Records what one request's usage record says.

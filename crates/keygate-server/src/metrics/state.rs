@@ -18,6 +18,8 @@ pub struct Snapshot {
     pub usage_dropped: u64,
     /// Keys whose last use waits to be written.
     pub last_used_pending: u64,
+    /// Key changes waiting to be published to other nodes (with `redis_url`).
+    pub invalidation_pending: u64,
     /// Where limits are counted: `local`, `redis` or `redis_unreachable`.
     pub limits_mode: &'static str,
 }
@@ -30,7 +32,7 @@ pub struct DeploymentLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct QueueLabels {
-    /// `usage` or `last_used`.
+    /// `usage`, `last_used` or `invalidation`.
     pub queue: &'static str,
 }
 
@@ -113,6 +115,7 @@ impl StateMetrics {
         for (queue, depth) in [
             ("usage", snapshot.usage_pending),
             ("last_used", snapshot.last_used_pending),
+            ("invalidation", snapshot.invalidation_pending),
         ] {
             self.queued
                 .get_or_create(&QueueLabels { queue })
