@@ -67,6 +67,14 @@ impl Metrics {
         self.audit.catch_up(store).await;
     }
 
+    /// Counts a background task that failed.
+    pub fn task_failed(&self, task: &'static str) {
+        self.state
+            .task_failures
+            .get_or_create(&state::TaskLabels { task })
+            .inc();
+    }
+
     /// Names the master key this node seals with.
     pub fn kek_in_use(&self, id: &str) {
         self.audit.kek_in_use(id);
@@ -107,6 +115,7 @@ mod tests {
         let metrics = Metrics::new();
         metrics.keys.verified("valid");
         metrics.kek_in_use("kek_test");
+        metrics.task_failed("usage");
         metrics.audit.length.set(2);
         metrics
             .audit

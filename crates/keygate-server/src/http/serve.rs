@@ -34,44 +34,68 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let tasks = TaskTracker::new();
     let stop = CancellationToken::new();
-    tasks.spawn(state.keygate.last_used().clone().run(
-        state.keygate.store().clone(),
-        state.settings.last_used_flush,
-        stop.clone(),
-    ));
+    let metrics = state.keygate.metrics().clone();
+    let spawn = |name: &'static str, task| spawn_task(&tasks, &metrics, name, task);
+    spawn(
+        "last_used",
+        Box::pin(state.keygate.last_used().clone().run(
+            state.keygate.store().clone(),
+            state.settings.last_used_flush,
+            stop.clone(),
+        )),
+    );
 
     if let Err(err) = state.gateway.reload(state.keygate.store().as_ref()).await {
         tracing::warn!(error = %err, "stored model groups could not be loaded yet");
     }
-    tasks.spawn(state.gateway.clone().watch(
-        state.keygate.store().clone(),
-        state.settings.model_groups_reload,
-        stop.clone(),
-    ));
-    tasks.spawn(state.keygate.usage().clone().run(
-        state.keygate.store().clone(),
-        state.settings.usage_flush,
-        stop.clone(),
-    ));
-    tasks.spawn(state.keygate.clone().share_key_changes(stop.clone()));
-    tasks.spawn(state.keygate.clone().summarise_auth_failures(stop.clone()));
-    tasks.spawn(
-        state
-            .keygate
-            .clone()
-            .run_checkpoints(state.settings.audit_checkpoints, stop.clone()),
+    spawn(
+        "model_groups",
+        Box::pin(state.gateway.clone().watch(
+            state.keygate.store().clone(),
+            state.settings.model_groups_reload,
+            stop.clone(),
+        )),
     );
-    tasks.spawn(
-        state
-            .keygate
-            .clone()
-            .run_usage_pruning(state.settings.usage_retention, stop.clone()),
+    spawn(
+        "usage",
+        Box::pin(state.keygate.usage().clone().run(
+            state.keygate.store().clone(),
+            state.settings.usage_flush,
+            stop.clone(),
+        )),
     );
-    tasks.spawn(
-        state
-            .keygate
-            .clone()
-            .watch_due_secrets(state.settings.rotation_check, stop.clone()),
+    let keygate = &state.keygate;
+    spawn(
+        "key_changes",
+        Box::pin(keygate.clone().share_key_changes(stop.clone())),
+    );
+    spawn(
+        "auth_failures",
+        Box::pin(keygate.clone().summarise_auth_failures(stop.clone())),
+    );
+    spawn(
+        "audit_checkpoints",
+        Box::pin(
+            keygate
+                .clone()
+                .run_checkpoints(state.settings.audit_checkpoints, stop.clone()),
+        ),
+    );
+    spawn(
+        "usage_pruning",
+        Box::pin(
+            keygate
+                .clone()
+                .run_usage_pruning(state.settings.usage_retention, stop.clone()),
+        ),
+    );
+    spawn(
+        "due_secrets",
+        Box::pin(
+            keygate
+                .clone()
+                .watch_due_secrets(state.settings.rotation_check, stop.clone()),
+        ),
     );
     let header_read_timeout = state.settings.header_read_timeout;
     let drain_timeout = state.settings.drain_timeout;
@@ -145,6 +169,31 @@ pub async fn run(
     Ok(())
 }
 
+/// A background task of the server: tracked (shutdown waits for it), and a panic in it is
+/// logged and counted (`keygate_task_failures_total`) rather than lost.
+fn spawn_task(
+    tasks: &TaskTracker,
+    metrics: &std::sync::Arc<crate::metrics::Metrics>,
+    name: &'static str,
+    task: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+) {
+    use futures_util::FutureExt as _;
+    let metrics = metrics.clone();
+    tasks.spawn(async move {
+        if std::panic::AssertUnwindSafe(task)
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                task = name,
+                "a background task failed; the server goes on without it"
+            );
+            metrics.task_failed(name);
+        }
+    });
+}
+
 /// Serves `/metrics` alone on `listener` (`metrics_listen`) until `shutdown` resolves: the
 /// figures can then stay on an internal network while the API faces clients.
 pub async fn run_metrics(
@@ -158,4 +207,50 @@ pub async fn run_metrics(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod task_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_background_task_is_counted_and_the_rest_go_on() {
+        let tasks = TaskTracker::new();
+        let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
+        spawn_task(
+            &tasks,
+            &metrics,
+            "usage",
+            Box::pin(async {
+                let none: Option<u8> = None;
+                #[expect(clippy::unwrap_used, reason = "the failure under test")]
+                none.unwrap();
+            }),
+        );
+        let (done, finished) = tokio::sync::oneshot::channel();
+        spawn_task(
+            &tasks,
+            &metrics,
+            "last_used",
+            Box::pin(async move {
+                let _ = done.send(());
+            }),
+        );
+        tasks.close();
+        tasks.wait().await;
+        assert!(finished.await.is_ok());
+        let text = metrics.render(&crate::metrics::Snapshot {
+            deployments: Vec::new(),
+            usage_pending: 0,
+            usage_dropped: 0,
+            last_used_pending: 0,
+            invalidation_pending: 0,
+            limits_mode: "local",
+        });
+        assert!(
+            text.contains("keygate_task_failures_total{task=\"usage\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("task=\"last_used\""));
+    }
 }

@@ -41,8 +41,14 @@ pub struct ModeLabels {
     pub mode: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabels {
+    pub task: &'static str,
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct StateMetrics {
+    pub(super) task_failures: Family<TaskLabels, Counter>,
     limits_mode: Family<ModeLabels, Gauge>,
     breaker_open: Family<DeploymentLabels, Gauge>,
     in_flight: Family<DeploymentLabels, Gauge>,
@@ -52,6 +58,12 @@ pub(super) struct StateMetrics {
 
 impl StateMetrics {
     pub(super) fn register(registry: &mut Registry) -> Self {
+        let task_failures = Family::<TaskLabels, Counter>::default();
+        registry.register(
+            "keygate_task_failures",
+            "Background tasks (usage writes, last-use writes, key-change sharing, checkpoints, pruning, …) that failed, by task",
+            task_failures.clone(),
+        );
         let limits_mode = Family::<ModeLabels, Gauge>::default();
         registry.register(
             "keygate_limits_backend",
@@ -83,6 +95,7 @@ impl StateMetrics {
             dropped.clone(),
         );
         Self {
+            task_failures,
             limits_mode,
             breaker_open,
             in_flight,
