@@ -42,6 +42,11 @@ pub struct GroupFile {
     /// it (the default; the answer means the same) or `refuse` the request.
     #[serde(default, skip_serializing_if = "Hints::is_default")]
     pub hints: Hints,
+    /// Record prompts and answers on this group's trace spans (OpenTelemetry's
+    /// `gen_ai.input.messages` and `gen_ai.output.messages`). Off by default: traces carry no
+    /// content unless an operator turns it on here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trace_content: bool,
 }
 
 /// A group's choice for hints translation cannot carry (see [`GroupFile::hints`]).
@@ -228,6 +233,7 @@ pub struct GroupSpec {
     pub fallbacks: Vec<String>,
     pub retries: u32,
     pub hints: Hints,
+    pub trace_content: bool,
 }
 
 /// The checked configuration of the whole gateway.
@@ -470,6 +476,7 @@ fn resolve_group(
         fallbacks: raw.fallbacks.clone(),
         retries,
         hints: raw.hints,
+        trace_content: raw.trace_content,
     })
 }
 

@@ -74,6 +74,8 @@ pub(crate) struct Group {
     pub members: Vec<Arc<Deployment>>,
     pub fallbacks: Vec<String>,
     pub retries: u32,
+    /// Whether its trace spans carry prompts and answers.
+    pub trace_content: bool,
     chooser: Chooser,
 }
 
@@ -265,6 +267,7 @@ impl Gateway {
                     members,
                     fallbacks: group.fallbacks.clone(),
                     retries: group.retries,
+                    trace_content: group.trace_content,
                 },
             );
         }
@@ -283,6 +286,13 @@ impl Gateway {
     /// Every alias, sorted.
     pub fn aliases(&self) -> &[String] {
         &self.aliases
+    }
+
+    /// Whether the group `alias` records prompts and answers on its trace spans.
+    pub fn traces_content(&self, alias: &str) -> bool {
+        self.groups
+            .get(alias)
+            .is_some_and(|group| group.trace_content)
     }
 
     pub fn has_alias(&self, alias: &str) -> bool {

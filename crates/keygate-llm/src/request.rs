@@ -298,6 +298,12 @@ impl Inbound {
         })
     }
 
+    /// The messages as the client sent them (JSON), for a trace that records content.
+    pub fn messages_text(&self) -> Option<&str> {
+        let range = self.prompt[0].clone()?;
+        std::str::from_utf8(self.body.get(range)?).ok()
+    }
+
     /// The prompt, for the token estimate.
     pub fn prompt(&self) -> Prompt {
         let [messages, system, tools] = self.prompt.clone();

@@ -612,6 +612,11 @@ credential = "env::UPSTREAM_KEY"
 
 [model_groups.chat]
 deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
+
+# An operator who wants prompts and answers in this group's traces says so.
+[model_groups.logged]
+deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
+trace_content = true
 "#,
             mock.origin()
         ),
@@ -705,10 +710,50 @@ deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
     for span in receiver.spans() {
         for (_, value) in &span.attributes {
             assert!(
-                !value.contains(PROMPT) && !value.contains(&key) && !value.contains(UPSTREAM_KEY)
+                !value.contains(PROMPT) && !value.contains(&key) && !value.contains(UPSTREAM_KEY),
+                "no content, no key: {span:#?}"
             );
         }
     }
+    // The group that asks for content gets the prompt and the answer, and still no key.
+    let logged = http
+        .post(format!("{}/v1/chat/completions", traced.url))
+        .bearer_auth(&key)
+        .json(&json!({"model": "logged", "messages": [{"role": "user", "content": PROMPT}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logged.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let content = loop {
+        if let Some(span) = receiver
+            .spans()
+            .into_iter()
+            .find(|s| s.name == "chat logged")
+        {
+            break span;
+        }
+        assert!(Instant::now() < deadline, "no trace of the logged group");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        content
+            .attribute("gen_ai.input.messages")
+            .is_some_and(|m| m.contains(PROMPT)),
+        "{content:#?}"
+    );
+    assert!(
+        content
+            .attribute("gen_ai.output.messages")
+            .is_some_and(|m| m.contains("Hello from up")),
+        "{content:#?}"
+    );
+    assert!(
+        content
+            .attributes
+            .iter()
+            .all(|(_, v)| !v.contains(&key) && !v.contains(UPSTREAM_KEY))
+    );
     assert!(traced.stop().success());
 
     // Without an endpoint, nothing is sent; the client's traceparent still goes upstream.

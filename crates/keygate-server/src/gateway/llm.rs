@@ -156,6 +156,10 @@ impl Service<'_> {
             return (self.refuse(draft, Refused::Scope { model }), None);
         }
         let gateway = self.models.current();
+        let content = gateway.traces_content(&inbound.model) && !draft.span.is_disabled();
+        if content && let Some(messages) = inbound.messages_text() {
+            trace::record_content(&draft.span, "gen_ai.input.messages", messages);
+        }
         let asked = match demand(key, &inbound, &gateway) {
             Ok(asked) => asked,
             Err(refused) => return (self.refuse(draft, refused), None),
@@ -201,6 +205,9 @@ impl Service<'_> {
                 }
                 settle(reservation, tokens, record.cost, status);
                 drop(hold);
+                if content && let Ok(answer) = std::str::from_utf8(&body) {
+                    trace::record_content(&draft.span, "gen_ai.output.messages", answer);
+                }
                 self.usage(draft, record);
                 Ok(LlmAnswer::Complete {
                     status,

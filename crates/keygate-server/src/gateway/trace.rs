@@ -3,7 +3,8 @@
 //! its parent, and the upstream attempts as its children (in keygate-llm's dispatch). Spans
 //! have the target `keygate::otel`: only the exporter's layer wants them, so without
 //! `otel_endpoint` their call sites are disabled and cost nothing. Prompts and answers are
-//! never recorded.
+//! recorded only for a model group with `trace_content = true` (bounded; a stream's answer
+//! is not).
 
 use keygate_core::UsageRecord;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
@@ -35,6 +36,8 @@ pub(crate) fn request_span(
         error.type = Empty,
         keygate.deployment = Empty,
         keygate.attempts = Empty,
+        gen_ai.input.messages = Empty,
+        gen_ai.output.messages = Empty,
     );
     if !span.is_disabled()
         && let Some(parent) = traceparent.and_then(remote_parent)
@@ -42,6 +45,22 @@ pub(crate) fn request_span(
         let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));
     }
     span
+}
+
+/// Longest content recorded on a span, in bytes.
+const CONTENT_BYTES: usize = 16 * 1024;
+
+/// Records prompt or answer text on a span whose group asked for it (`trace_content`),
+/// bounded.
+pub(crate) fn record_content(span: &Span, field: &'static str, text: &str) {
+    if span.is_disabled() {
+        return;
+    }
+    let mut end = text.len().min(CONTENT_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    span.record(field, &text[..end]);
 }
 
 /// Records what a request's usage record says on its span.
