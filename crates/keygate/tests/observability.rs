@@ -119,18 +119,12 @@ impl Drop for Prometheus {
     }
 }
 
-/// The single value of a query's result.
-fn value(result: &[Value]) -> f64 {
-    result[0]["value"][1].as_str().unwrap().parse().unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_real_prometheus_scrapes_exactly_the_traffic() {
-    let mock = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("keygate.toml");
+/// A `keygate.toml` with the group `chat` served by `mock`, and `logged`, the same model in a
+/// group whose traces carry content.
+fn write_config(dir: &Path, mock: &MockOpenAi) -> PathBuf {
+    let path = dir.join("keygate.toml");
     std::fs::write(
-        &config_path,
+        &path,
         format!(
             r#"
 [providers.up]
@@ -140,11 +134,29 @@ credential = "env::UPSTREAM_KEY"
 
 [model_groups.chat]
 deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
+
+# An operator who wants prompts and answers in this group's traces says so.
+[model_groups.logged]
+deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
+trace_content = true
 "#,
             mock.origin()
         ),
     )
     .unwrap();
+    path
+}
+
+/// The single value of a query's result.
+fn value(result: &[Value]) -> f64 {
+    result[0]["value"][1].as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_exactly_the_traffic() {
+    let mock = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = write_config(dir.path(), &mock);
     let server = ServerProcess::start(
         dir.path(),
         &[
@@ -600,28 +612,7 @@ async fn traces_reach_an_otlp_receiver() {
     let receiver = OtlpReceiver::start().await.unwrap();
     let mock = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("keygate.toml");
-    std::fs::write(
-        &config_path,
-        format!(
-            r#"
-[providers.up]
-kind = "openai"
-base_url = "{}/v1"
-credential = "env::UPSTREAM_KEY"
-
-[model_groups.chat]
-deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
-
-# An operator who wants prompts and answers in this group's traces says so.
-[model_groups.logged]
-deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
-trace_content = true
-"#,
-            mock.origin()
-        ),
-    )
-    .unwrap();
+    let config_path = write_config(dir.path(), &mock);
     let env = [
         ("KEYGATE_CONFIG", config_path.to_str().unwrap()),
         ("UPSTREAM_KEY", UPSTREAM_KEY),
