@@ -17,6 +17,9 @@ use prometheus_client::registry::Registry;
 
 /// Most events read in one scrape; the rest wait for the next.
 const EVENTS_PER_SCRAPE: u32 = 20_000;
+/// The log is read at most this often, however often `/metrics` is asked for (it may face
+/// clients): Prometheus scrapes every 15 s or so.
+const READ_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 const PAGE: u32 = 1_000;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -40,8 +43,9 @@ pub(super) struct AuditMetrics {
     kek: Family<KekLabels, Gauge>,
     /// The last sequence number counted.
     seen: AtomicI64,
-    /// The chain as checked so far; one scrape reads at a time, so no event is counted twice.
-    reading: tokio::sync::Mutex<ChainVerifier>,
+    /// The chain as checked so far, and when it was last read; one scrape reads at a time,
+    /// so no event is counted twice.
+    reading: tokio::sync::Mutex<(ChainVerifier, Option<std::time::Instant>)>,
 }
 
 impl AuditMetrics {
@@ -77,7 +81,7 @@ impl AuditMetrics {
             valid,
             kek,
             seen: AtomicI64::new(0),
-            reading: tokio::sync::Mutex::new(ChainVerifier::default()),
+            reading: tokio::sync::Mutex::new((ChainVerifier::default(), None)),
         }
     }
 
@@ -93,7 +97,12 @@ impl AuditMetrics {
     /// Counts the events appended since the last look. A store that fails leaves the figures
     /// as they were: the next scrape tries again.
     pub(super) async fn catch_up(&self, store: &dyn Store) {
-        let mut verifier = self.reading.lock().await;
+        let mut reading = self.reading.lock().await;
+        let (verifier, last_read) = &mut *reading;
+        if last_read.is_some_and(|at| at.elapsed() < READ_EVERY) {
+            return;
+        }
+        *last_read = Some(std::time::Instant::now());
         let Ok(head) = store.audit_head().await else {
             return;
         };
