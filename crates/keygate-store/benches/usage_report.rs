@@ -156,8 +156,12 @@ fn main() {
         "| store | records | writing | bytes per request | month report, median | slowest of 20 |"
     );
     println!("|---|---|---|---|---|---|");
-    runtime.block_on(run(Db::Sqlite, total));
-    if std::env::var_os("KEYGATE_TEST_POSTGRES_URL").is_some() {
+    // `KEYGATE_BENCH_STORES=postgres` (or `sqlite`) runs one of them only.
+    let stores = std::env::var("KEYGATE_BENCH_STORES").unwrap_or_else(|_| "sqlite,postgres".into());
+    if stores.contains("sqlite") {
+        runtime.block_on(run(Db::Sqlite, total));
+    }
+    if stores.contains("postgres") && std::env::var_os("KEYGATE_TEST_POSTGRES_URL").is_some() {
         runtime.block_on(run(Db::Postgres, total));
     }
 }

@@ -111,47 +111,81 @@ macro_rules! impl_sql_usage {
                     UsageGroup::Day => "MIN(t)",
                     _ => "cost DESC, grp",
                 };
-                let sql = format!(
+                // One SELECT per piece that is not empty, each a range of the sums' primary
+                // key (or of the records' (org_id, at) index), and only the filters asked for:
+                // a plan per shape rather than one generic plan that scans everything.
+                let mut sql = sqlx::QueryBuilder::<$db>::new(
                     "SELECT grp, CAST(SUM(requests) AS BIGINT) AS requests, \
                      CAST(SUM(errors) AS BIGINT) AS errors, \
                      CAST(SUM(prompt_tokens) AS BIGINT) AS prompt, \
                      CAST(SUM(completion_tokens) AS BIGINT) AS completion, \
                      CAST(SUM(cached_tokens) AS BIGINT) AS cached, \
                      CAST(SUM(cost) AS BIGINT) AS cost, \
-                     CAST(SUM(unpriced) AS BIGINT) AS unpriced FROM ( \
-                     SELECT {summed} AS grp, bucket AS t, requests, \
-                     CASE WHEN status >= 400 THEN requests ELSE 0 END AS errors, \
-                     prompt_tokens, completion_tokens, cached_tokens, cost_micros AS cost, unpriced \
-                     FROM usage_rollups WHERE org_id = $1 \
-                     AND ((grain = $2 AND bucket >= $3 AND bucket < $4) \
-                       OR (grain = $5 AND bucket >= $6 AND bucket < $7) \
-                       OR (grain = $8 AND bucket >= $9 AND bucket < $10)) \
-                     AND ($15 IS NULL OR project_id = $15) \
-                     AND ($16 IS NULL OR key_id = $16) AND ($17 IS NULL OR model = $17) \
-                     UNION ALL \
-                     SELECT {counted} AS grp, at AS t, 1 AS requests, \
-                     CASE WHEN status >= 400 THEN 1 ELSE 0 END AS errors, \
-                     prompt_tokens, completion_tokens, cached_tokens, \
-                     COALESCE(cost_micros, 0) AS cost, \
-                     CASE WHEN cost_micros IS NULL THEN 1 ELSE 0 END AS unpriced \
-                     FROM usage_records WHERE org_id = $1 \
-                     AND ((at >= $11 AND at < $12) OR (at >= $13 AND at < $14)) \
-                     AND ($15 IS NULL OR project_id = $15) \
-                     AND ($16 IS NULL OR key_id = $16) AND ($17 IS NULL OR model = $17) \
-                     ) AS parts GROUP BY grp ORDER BY {order} LIMIT {limit}",
-                    limit = $crate::usage::MAX_USAGE_GROUPS,
+                     CAST(SUM(unpriced) AS BIGINT) AS unpriced FROM (",
                 );
-                let mut select = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(query.org.to_string());
-                for (grain, start, end) in pieces.sums {
-                    select = select.bind(grain).bind(start).bind(end);
+                let mut first = true;
+                let filters = |sql: &mut sqlx::QueryBuilder<$db>| {
+                    if let Some(project) = &query.project {
+                        sql.push(" AND project_id = ").push_bind(project.to_string());
+                    }
+                    if let Some(key) = &query.key {
+                        sql.push(" AND key_id = ").push_bind(key.to_string());
+                    }
+                    if let Some(model) = &query.model {
+                        sql.push(" AND model = ").push_bind(model.clone());
+                    }
+                };
+                for (grain, start, end) in pieces.sums.into_iter().filter(|(_, s, e)| s < e) {
+                    if !first {
+                        sql.push(" UNION ALL ");
+                    }
+                    first = false;
+                    sql.push(format_args!(
+                        "SELECT {summed} AS grp, bucket AS t, requests, \
+                         CASE WHEN status >= 400 THEN requests ELSE 0 END AS errors, \
+                         prompt_tokens, completion_tokens, cached_tokens, \
+                         cost_micros AS cost, unpriced FROM usage_rollups WHERE grain = "
+                    ));
+                    sql.push_bind(grain)
+                        .push(" AND org_id = ")
+                        .push_bind(query.org.to_string())
+                        .push(" AND bucket >= ")
+                        .push_bind(start)
+                        .push(" AND bucket < ")
+                        .push_bind(end);
+                    filters(&mut sql);
                 }
-                for (start, end) in pieces.records {
-                    select = select.bind(start).bind(end);
+                for (start, end) in pieces.records.into_iter().filter(|(s, e)| s < e) {
+                    if !first {
+                        sql.push(" UNION ALL ");
+                    }
+                    first = false;
+                    sql.push(format_args!(
+                        "SELECT {counted} AS grp, at AS t, 1 AS requests, \
+                         CASE WHEN status >= 400 THEN 1 ELSE 0 END AS errors, \
+                         prompt_tokens, completion_tokens, cached_tokens, \
+                         COALESCE(cost_micros, 0) AS cost, \
+                         CASE WHEN cost_micros IS NULL THEN 1 ELSE 0 END AS unpriced \
+                         FROM usage_records WHERE org_id = "
+                    ));
+                    sql.push_bind(query.org.to_string())
+                        .push(" AND at >= ")
+                        .push_bind(start)
+                        .push(" AND at < ")
+                        .push_bind(end);
+                    filters(&mut sql);
                 }
-                let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64)> = select
-                    .bind(query.project.as_ref().map(ToString::to_string))
-                    .bind(query.key.as_ref().map(ToString::to_string))
-                    .bind(query.model.clone())
+                if first {
+                    return Ok(Vec::new());
+                }
+                sql.push(format_args!(
+                    ") AS parts GROUP BY grp ORDER BY {order} LIMIT {limit}",
+                    limit = $crate::usage::MAX_USAGE_GROUPS,
+                ));
+                // Not kept prepared: the statement's shape follows the window and filters.
+                let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64)> = sql
+                    .build_query_as()
+                    .persistent(false)
                     .fetch_all(self.reader())
                     .await?;
                 let count = |n: i64| u64::try_from(n).unwrap_or(0);
