@@ -190,7 +190,9 @@ pub enum ConfigError {
     BadCheckpoints,
     #[error("usage_retention_days is 1 to 3650")]
     BadRetention,
-    #[error("otel_endpoint is an http:// or https:// URL, such as http://127.0.0.1:4318")]
+    #[error(
+        "otel_endpoint is an http:// or https:// URL without a user or password, such as http://127.0.0.1:4318"
+    )]
     BadOtelEndpoint,
     #[error("metrics_listen: `{0}` is not an address such as 127.0.0.1:9090")]
     BadMetricsListen(String),
@@ -323,9 +325,20 @@ pub fn resolve(
         None => keygate_server::http::RequestLog::default(),
     };
     let otel_endpoint = raw.otel_endpoint.filter(|url| !url.is_empty());
+    // An http(s) URL without a user or password in it: the URL may be logged, a credential
+    // must not be.
+    let well_formed = |url: &str| {
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        rest.is_some_and(|rest| {
+            let authority = rest.split('/').next().unwrap_or_default();
+            !authority.is_empty() && !authority.contains('@')
+        })
+    };
     if otel_endpoint
         .as_deref()
-        .is_some_and(|url| !(url.starts_with("http://") || url.starts_with("https://")))
+        .is_some_and(|url| !well_formed(url))
     {
         return Err(ConfigError::BadOtelEndpoint);
     }
@@ -454,6 +467,32 @@ mod tests {
         assert!(err.to_string().contains("NOPE"), "{err}");
         let typo = sources("[model_group.chat]\n");
         assert!(resolve(&typo, &StoreArgs::default(), None).is_err());
+    }
+
+    #[test]
+    fn observability_settings_are_checked() {
+        let good = sources(
+            "otel_endpoint = \"http://127.0.0.1:4318\"\nmetrics_listen = \"127.0.0.1:9090\"\n\
+             usage_retention_days = 7\naudit_checkpoint_events = 10\n",
+        );
+        let settings = resolve(&good, &StoreArgs::default(), None).unwrap();
+        assert_eq!(
+            settings.otel_endpoint.as_deref(),
+            Some("http://127.0.0.1:4318")
+        );
+        assert!(!settings.server.metrics_on_api);
+        assert_eq!(settings.server.usage_retention.as_secs(), 7 * 86_400);
+        assert_eq!(settings.server.audit_checkpoints.events, 10);
+        for bad in [
+            "otel_endpoint = \"collector:4318\"",
+            "otel_endpoint = \"https://user:secret@collector:4318\"",
+            "metrics_listen = \"nowhere\"",
+            "usage_retention_days = 0",
+            "audit_checkpoint_minutes = 0",
+        ] {
+            let err = resolve(&sources(bad), &StoreArgs::default(), None).unwrap_err();
+            assert!(!err.to_string().contains("secret"), "{err}");
+        }
     }
 
     #[test]
