@@ -1,5 +1,5 @@
 //! The span of one LLM request, for OpenTelemetry: the GenAI attributes (operation, provider,
-//! request and response model, token usage, finish, error), the client's W3C `traceparent` as
+//! request and response model, token usage, error), the client's W3C `traceparent` as
 //! its parent, and the upstream attempts as its children (in keygate-llm's dispatch). Spans
 //! have the target `keygate::otel`: only the exporter's layer wants them, so without
 //! `otel_endpoint` their call sites are disabled and cost nothing. Prompts and answers are
@@ -31,7 +31,6 @@ pub(crate) fn request_span(
         gen_ai.response.model = Empty,
         gen_ai.usage.input_tokens = Empty,
         gen_ai.usage.output_tokens = Empty,
-        gen_ai.response.finish_reasons = Empty,
         http.response.status_code = Empty,
         error.type = Empty,
         keygate.deployment = Empty,
@@ -84,14 +83,10 @@ pub(crate) fn record_outcome(span: &Span, record: &UsageRecord) {
         span.record("gen_ai.usage.input_tokens", record.tokens.prompt);
         span.record("gen_ai.usage.output_tokens", record.tokens.completion);
     }
-    match &record.error_code {
-        Some(code) => {
-            span.record("error.type", code.as_str());
-            span.record("otel.status_code", "ERROR");
-        }
-        None => {
-            span.record("gen_ai.response.finish_reasons", "stop");
-        }
+    // The finish reason is not carried to the usage record, so it is not claimed here.
+    if let Some(code) = &record.error_code {
+        span.record("error.type", code.as_str());
+        span.record("otel.status_code", "ERROR");
     }
 }
 
