@@ -42,6 +42,9 @@ impl KeyKind {
 pub enum KeyStatus {
     Active,
     Expired,
+    /// Refused until resumed: a reversible stop, set by an operator, an anomaly policy or a
+    /// leak report.
+    Suspended,
     Revoked,
     Deleted,
 }
@@ -51,6 +54,7 @@ impl KeyStatus {
         match self {
             Self::Active => "active",
             Self::Expired => "expired",
+            Self::Suspended => "suspended",
             Self::Revoked => "revoked",
             Self::Deleted => "deleted",
         }
@@ -60,11 +64,12 @@ impl KeyStatus {
         match text {
             "active" => Ok(Self::Active),
             "expired" => Ok(Self::Expired),
+            "suspended" => Ok(Self::Suspended),
             "revoked" => Ok(Self::Revoked),
             "deleted" => Ok(Self::Deleted),
             _ => Err(ValidationError::new(
                 "status",
-                "one of active, expired, revoked, deleted",
+                "one of active, expired, suspended, revoked, deleted",
             )),
         }
     }
@@ -191,6 +196,9 @@ pub struct KeyRecord {
     pub last_used_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
     pub revoked_reason: Option<String>,
+    /// Set while the key is suspended: refused, but resumable (unlike a revocation).
+    pub suspended_at: Option<Timestamp>,
+    pub suspended_reason: Option<String>,
     pub deleted_at: Option<Timestamp>,
     pub rotate_every: Option<Duration>,
     pub rotated_at: Option<Timestamp>,
@@ -222,6 +230,8 @@ pub enum KeyRejection {
     Expired,
     #[error("the key was revoked")]
     Revoked,
+    #[error("the key is suspended")]
+    Suspended,
     #[error("the key was rotated and its grace period is over")]
     Rotated,
     #[error("the request comes from an address the key does not allow")]
@@ -237,6 +247,7 @@ impl KeyRejection {
             Self::Invalid => "key_invalid",
             Self::Expired => "key_expired",
             Self::Revoked => "key_revoked",
+            Self::Suspended => "key_suspended",
             Self::Rotated => "key_rotated",
             Self::IpNotAllowed => "ip_not_allowed",
             Self::PermissionDenied => "permission_denied",
@@ -250,6 +261,8 @@ impl KeyRecord {
             KeyStatus::Deleted
         } else if self.revoked_at.is_some() {
             KeyStatus::Revoked
+        } else if self.suspended_at.is_some() {
+            KeyStatus::Suspended
         } else if self.expires_at.is_some_and(|at| at <= now) {
             KeyStatus::Expired
         } else {
@@ -265,6 +278,7 @@ impl KeyRecord {
         match self.status(now) {
             KeyStatus::Deleted => return Err(KeyRejection::Invalid),
             KeyStatus::Revoked => return Err(KeyRejection::Revoked),
+            KeyStatus::Suspended => return Err(KeyRejection::Suspended),
             KeyStatus::Expired => return Err(KeyRejection::Expired),
             KeyStatus::Active => {}
         }
@@ -312,6 +326,34 @@ impl KeyRecord {
     /// Whether the key can still change state (rotate, update, revoke).
     pub fn is_mutable(&self) -> bool {
         self.deleted_at.is_none() && self.revoked_at.is_none()
+    }
+
+    /// Suspends the key: refused from `now` until resumed. A revoked or deleted key cannot be
+    /// suspended, and a suspended one keeps its first reason (the error is its status).
+    pub fn suspend(&mut self, reason: &str, now: Timestamp) -> Result<(), KeyStatus> {
+        match self.status(now) {
+            KeyStatus::Active | KeyStatus::Expired => {
+                self.suspended_at = Some(now);
+                self.suspended_reason = Some(reason.to_owned());
+                self.updated_at = now;
+                Ok(())
+            }
+            other => Err(other),
+        }
+    }
+
+    /// Ends a suspension: the key is what it would have been without it (active or expired).
+    /// The error is the key's status when it is not suspended.
+    pub fn resume(&mut self, now: Timestamp) -> Result<(), KeyStatus> {
+        match self.status(now) {
+            KeyStatus::Suspended => {
+                self.suspended_at = None;
+                self.suspended_reason = None;
+                self.updated_at = now;
+                Ok(())
+            }
+            other => Err(other),
+        }
     }
 }
 
@@ -396,6 +438,8 @@ impl KeyRecord {
             last_used_at: None,
             revoked_at: None,
             revoked_reason: None,
+            suspended_at: None,
+            suspended_reason: None,
             deleted_at: None,
             rotate_every: spec.rotate_every,
             rotated_at: None,
@@ -540,10 +584,37 @@ mod tests {
 
         key.expires_at = Some(now);
         assert_eq!(key.check(&current, now), Err(KeyRejection::Expired));
+        key.suspended_at = Some(now);
+        assert_eq!(key.check(&current, now), Err(KeyRejection::Suspended));
         key.revoked_at = Some(now);
         assert_eq!(key.check(&current, now), Err(KeyRejection::Revoked));
         key.deleted_at = Some(now);
         assert_eq!(key.check(&current, now), Err(KeyRejection::Invalid));
+    }
+
+    #[test]
+    fn suspension_is_reversible_and_only_on_live_keys() {
+        let now = Timestamp::from_millis(1_000_000);
+        let later = Timestamp::from_millis(2_000_000);
+        let mut key = record(now);
+        let current = secret(&key, None);
+        key.suspend("spike", now).unwrap();
+        assert_eq!(key.status(now), KeyStatus::Suspended);
+        assert_eq!(key.check(&current, now), Err(KeyRejection::Suspended));
+        // A second suspension keeps the first reason.
+        assert_eq!(key.suspend("again", later), Err(KeyStatus::Suspended));
+        assert_eq!(key.suspended_reason.as_deref(), Some("spike"));
+        key.resume(later).unwrap();
+        assert_eq!(key.check(&current, later), Ok(()));
+        assert_eq!(key.updated_at, later);
+        assert_eq!(key.resume(later), Err(KeyStatus::Active));
+        // Resumed past its expiry, a key is expired, not active.
+        key.expires_at = Some(later);
+        key.suspend("spike", now).unwrap();
+        key.resume(later).unwrap();
+        assert_eq!(key.status(later), KeyStatus::Expired);
+        key.revoked_at = Some(later);
+        assert_eq!(key.suspend("spike", later), Err(KeyStatus::Revoked));
     }
 
     #[test]

@@ -215,6 +215,23 @@ async fn refuses_bad_requests_in_openai_shape(db: Db) {
         .await
         .expect_error(403, "scope_denied");
 
+    // A suspended key is refused with its own code, and works again once resumed.
+    let paused = api
+        .create_key(
+            &s.server.owner_token,
+            json!({"project": "default", "name": "paused", "scopes": ["models:*"]}),
+        )
+        .await;
+    api.post(&format!("/admin/v1/keys/{}/suspend", paused.id))
+        .token(&s.server.owner_token)
+        .json(&json!({"reason": "spike"}))
+        .send()
+        .await
+        .expect(200);
+    let refused = chat(&api, &paused.secret, hello("chat")).await;
+    refused.clone().expect_error(401, "key_suspended");
+    assert_eq!(refused.body["error"]["type"], "authentication_error");
+
     let no_key = api
         .post("/v1/chat/completions")
         .json(&hello("chat"))

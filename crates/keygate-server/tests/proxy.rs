@@ -295,6 +295,26 @@ async fn what_no_scope_grants_is_refused_and_recorded(db: Db) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(denied, 3, "each refused attempt is a usage record");
+
+    // A suspended key is refused before its scopes are read, with its own code.
+    let paused = api
+        .create_key(
+            &s.server.owner_token,
+            json!({"project": "default", "name": "paused", "scopes": ["GET /proxy/pay/*"]}),
+        )
+        .await;
+    api.post(&format!("/admin/v1/keys/{}/suspend", paused.id))
+        .token(&s.server.owner_token)
+        .json(&json!({"reason": "probing"}))
+        .send()
+        .await
+        .expect(200);
+    api.get("/proxy/pay/v1/customers/cus_1")
+        .token(&paused.secret)
+        .send()
+        .await
+        .expect_error(401, "key_suspended");
+    assert_eq!(s.log.lock().unwrap().len(), 1);
 }
 
 async fn bad_requests_and_upstream_failures_have_stable_codes(db: Db) {

@@ -1,5 +1,5 @@
 //! The key lifecycle through the admin API, part two: rotation with a grace period and with
-//! an `Idempotency-Key`, revocation, deletion, expiry and the rotation policy, with time moved
+//! an `Idempotency-Key`, revocation, suspension, deletion, expiry and the rotation policy, with time moved
 //! by a manual clock; on SQLite and PostgreSQL.
 #![allow(
     clippy::unwrap_used,
@@ -313,6 +313,101 @@ async fn revocation_is_immediate_and_final(db: Db) {
     assert_eq!(api.verify_code(&secret).await, "key_invalid");
 }
 
+async fn suspension_is_immediate_and_reversible(db: Db) {
+    let (server, clock) = start(db).await;
+    let api = server.api();
+    let owner = server.owner_token.as_str();
+    let (id, secret) = new_key(&api, owner, json!({})).await;
+    assert_eq!(api.verify_code(&secret).await, "valid");
+    let path = format!("/admin/v1/keys/{id}");
+
+    clock.advance(Duration::from_secs(5));
+    let suspended = api
+        .post(&format!("{path}/suspend"))
+        .token(owner)
+        .json(&json!({"reason": "spend spike"}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(suspended.body["status"], "suspended");
+    assert_eq!(suspended.body["suspended_at"], at(5));
+    assert_eq!(suspended.body["suspended_reason"], "spend spike");
+    assert_eq!(api.verify_code(&secret).await, "key_suspended");
+    let listed = api
+        .get("/admin/v1/keys?status=suspended")
+        .token(owner)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(listed.body["data"][0]["id"], id.as_str());
+    api.post(&format!("{path}/suspend"))
+        .token(owner)
+        .json(&json!({"reason": "again"}))
+        .send()
+        .await
+        .expect_error(409, "key_already_suspended");
+    // A suspended key can be rotated (a leak's usual fix), and its new secret is refused too.
+    let rotated = secret_of(&rotate(&api, owner, &id, json!({}), None).await.expect(200));
+    assert_eq!(api.verify_code(&rotated).await, "key_suspended");
+
+    clock.advance(Duration::from_secs(5));
+    let resumed = api
+        .post(&format!("{path}/resume"))
+        .token(owner)
+        .json(&json!({"reason": "rotated after the spike"}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(resumed.body["status"], "active");
+    assert_eq!(resumed.body["suspended_at"], Value::Null);
+    assert_eq!(api.verify_code(&rotated).await, "valid");
+    api.post(&format!("{path}/resume"))
+        .token(owner)
+        .json(&json!({"reason": "again"}))
+        .send()
+        .await
+        .expect_error(409, "key_not_suspended");
+    api.post(&format!("{path}/suspend"))
+        .token(owner)
+        .json(&json!({"reason": ""}))
+        .send()
+        .await
+        .expect_error(400, "validation_failed");
+
+    let events = api.audit_events(owner).await;
+    let changes: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["action"] == "key.suspend" || e["action"] == "key.resume")
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["details"]["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("key.suspend", "spend spike"),
+            ("key.resume", "rotated after the spike")
+        ]
+    );
+
+    // Revoked, a key is neither suspended nor resumed again.
+    api.post(&format!("{path}/revoke"))
+        .token(owner)
+        .json(&json!({"reason": "done"}))
+        .send()
+        .await
+        .expect(200);
+    api.post(&format!("{path}/suspend"))
+        .token(owner)
+        .json(&json!({"reason": "late"}))
+        .send()
+        .await
+        .expect_error(409, "key_not_mutable");
+}
+
 async fn deletion_is_forever(db: Db) {
     let (server, clock) = start(db).await;
     let api = server.api();
@@ -499,6 +594,7 @@ keygate_testkit::on_both_databases!(
     idempotent_rotation_rotates_once,
     concurrent_retries_rotate_once,
     revocation_is_immediate_and_final,
+    suspension_is_immediate_and_reversible,
     deletion_is_forever,
     expiry_follows_the_clock,
     rotation_policy_lists_due_keys,

@@ -11,6 +11,10 @@ pub enum Conflict {
     DuplicateName { entity: &'static str },
     #[error("the key is {status} and can no longer change", status = .0.as_str())]
     KeyNotMutable(KeyStatus),
+    #[error("the key is already suspended")]
+    AlreadySuspended,
+    #[error("the key is {status}, not suspended", status = .0.as_str())]
+    NotSuspended(KeyStatus),
     #[error("the idempotency key was already used for a different request")]
     IdempotencyKeyReused,
     #[error("another change to this {entity} landed at the same time; retry")]

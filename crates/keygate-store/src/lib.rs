@@ -175,6 +175,21 @@ pub trait Store:
         now: Timestamp,
         audit: &AuditDraft,
     ) -> Result<KeyRecord, StoreError>;
+    /// Suspends a live key (refused until resumed); a suspended key keeps its first reason.
+    async fn suspend_key(
+        &self,
+        id: &KeyId,
+        reason: &str,
+        now: Timestamp,
+        audit: &AuditDraft,
+    ) -> Result<KeyRecord, StoreError>;
+    /// Ends a key's suspension.
+    async fn resume_key(
+        &self,
+        id: &KeyId,
+        now: Timestamp,
+        audit: &AuditDraft,
+    ) -> Result<KeyRecord, StoreError>;
     async fn delete_key(
         &self,
         id: &KeyId,

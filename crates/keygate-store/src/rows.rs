@@ -92,6 +92,8 @@ pub(crate) struct KeyRow {
     pub limits: String,
     /// JSON array of origin rules; `NULL` unless the key is publishable.
     pub publishable_origins: Option<String>,
+    pub suspended_at: Option<i64>,
+    pub suspended_reason: Option<String>,
 }
 
 impl TryFrom<KeyRow> for KeyRecord {
@@ -140,6 +142,8 @@ impl TryFrom<KeyRow> for KeyRecord {
             last_used_at: row.last_used_at.map(ts),
             revoked_at: row.revoked_at.map(ts),
             revoked_reason: row.revoked_reason,
+            suspended_at: row.suspended_at.map(ts),
+            suspended_reason: row.suspended_reason,
             deleted_at: row.deleted_at.map(ts),
             rotate_every: row
                 .rotate_every_ms
@@ -178,6 +182,8 @@ impl KeyRow {
             last_used_at: key.last_used_at.map(Timestamp::as_millis),
             revoked_at: key.revoked_at.map(Timestamp::as_millis),
             revoked_reason: key.revoked_reason.clone(),
+            suspended_at: key.suspended_at.map(Timestamp::as_millis),
+            suspended_reason: key.suspended_reason.clone(),
             deleted_at: key.deleted_at.map(Timestamp::as_millis),
             rotate_every_ms: key
                 .rotate_every

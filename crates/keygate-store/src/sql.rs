@@ -12,7 +12,8 @@ macro_rules! key_columns {
     () => {
         "id, kind, org_id, project_id, name, env, role, scopes, expires_at, ip_allow, metadata, \
          created_at, updated_at, last_used_at, revoked_at, revoked_reason, deleted_at, \
-         rotate_every_ms, rotated_at, generation, hint, limits, publishable_origins"
+         rotate_every_ms, rotated_at, generation, hint, limits, publishable_origins, suspended_at, \
+         suspended_reason"
     };
 }
 
@@ -22,7 +23,7 @@ macro_rules! key_columns_k {
         "k.id, k.kind, k.org_id, k.project_id, k.name, k.env, k.role, k.scopes, k.expires_at, \
          k.ip_allow, k.metadata, k.created_at, k.updated_at, k.last_used_at, k.revoked_at, \
          k.revoked_reason, k.deleted_at, k.rotate_every_ms, k.rotated_at, k.generation, k.hint, \
-         k.limits, k.publishable_origins"
+         k.limits, k.publishable_origins, k.suspended_at, k.suspended_reason"
     };
 }
 
@@ -41,9 +42,12 @@ macro_rules! key_filter {
           AND ($4 IS NULL OR env = $4) AND ($5 IS NULL OR id > $5) AND ( \
              ($6 IS NULL AND deleted_at IS NULL) \
           OR ($6 = 'active' AND deleted_at IS NULL AND revoked_at IS NULL \
-              AND (expires_at IS NULL OR expires_at > $7)) \
+              AND suspended_at IS NULL AND (expires_at IS NULL OR expires_at > $7)) \
           OR ($6 = 'revoked' AND deleted_at IS NULL AND revoked_at IS NOT NULL) \
-          OR ($6 = 'expired' AND deleted_at IS NULL AND revoked_at IS NULL AND expires_at <= $7) \
+          OR ($6 = 'suspended' AND deleted_at IS NULL AND revoked_at IS NULL \
+              AND suspended_at IS NOT NULL) \
+          OR ($6 = 'expired' AND deleted_at IS NULL AND revoked_at IS NULL \
+              AND suspended_at IS NULL AND expires_at <= $7) \
           OR ($6 = 'deleted' AND deleted_at IS NOT NULL)) "
     };
 }
@@ -524,6 +528,40 @@ macro_rules! impl_sql_store {
                 key.revoked_at = Some(now);
                 key.revoked_reason = Some(reason.to_owned());
                 key.updated_at = now;
+                Self::write_key_tx(&mut tx, &key).await?;
+                Self::append_audit_tx(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(key)
+            }
+
+            async fn suspend_key(
+                &self,
+                id: &KeyId,
+                reason: &str,
+                now: Timestamp,
+                audit: &AuditDraft,
+            ) -> Result<KeyRecord, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let mut key = Self::locked_key(&mut tx, id).await?;
+                key.suspend(reason, now).map_err(|status| match status {
+                    KeyStatus::Suspended => Conflict::AlreadySuspended,
+                    other => Conflict::KeyNotMutable(other),
+                })?;
+                Self::write_key_tx(&mut tx, &key).await?;
+                Self::append_audit_tx(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(key)
+            }
+
+            async fn resume_key(
+                &self,
+                id: &KeyId,
+                now: Timestamp,
+                audit: &AuditDraft,
+            ) -> Result<KeyRecord, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let mut key = Self::locked_key(&mut tx, id).await?;
+                key.resume(now).map_err(Conflict::NotSuspended)?;
                 Self::write_key_tx(&mut tx, &key).await?;
                 Self::append_audit_tx(&mut tx, audit, now).await?;
                 tx.commit().await?;

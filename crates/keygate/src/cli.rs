@@ -144,6 +144,7 @@ pub enum EnvArg {
 pub enum StatusArg {
     Active,
     Expired,
+    Suspended,
     Revoked,
     Deleted,
 }
@@ -169,8 +170,12 @@ pub enum KeysCommand {
     Update(UpdateKeyArgs),
     /// Issue a new secret for a key; the old one keeps working for the grace period.
     Rotate(RotateArgs),
-    /// Revoke a key at once.
+    /// Revoke a key at once. Final: a revoked key never works again.
     Revoke(RevokeArgs),
+    /// Suspend a key: refused (`key_suspended`) on every node until it is resumed.
+    Suspend(RevokeArgs),
+    /// Resume a suspended key.
+    Resume(RevokeArgs),
     /// Delete a key; it can never verify again.
     Delete(KeyIdArgs),
     /// Keys whose rotation policy says they are due.
@@ -316,7 +321,7 @@ pub struct RotateArgs {
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
     pub id: String,
-    /// Why: kept with the key and in the audit log.
+    /// Why: kept in the audit log (and with the key while revoked or suspended).
     #[arg(long)]
     pub reason: String,
     #[command(flatten)]

@@ -151,7 +151,7 @@ pub const KEY_COLUMNS: [(&str, &str); 7] = [
     ("LAST USED", "last_used_at"),
 ];
 
-const KEY_FIELDS: [&str; 22] = [
+const KEY_FIELDS: [&str; 24] = [
     "id",
     "project_id",
     "name",
@@ -170,6 +170,8 @@ const KEY_FIELDS: [&str; 22] = [
     "last_used_at",
     "revoked_at",
     "revoked_reason",
+    "suspended_at",
+    "suspended_reason",
     "rotate_every_seconds",
     "rotated_at",
     "rotation_due_at",

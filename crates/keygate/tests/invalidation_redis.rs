@@ -1,7 +1,7 @@
 //! Key changes across nodes: two `keygate serve` processes share PostgreSQL and a Redis of this
 //! test's own (`redis-server` on a free port, so parallel tests never hear each other's
-//! notices). A key cached by node B and revoked through node A is refused by B at once, not
-//! when B's cached copy expires (30 s); a key revoked while Redis is down is refused by B once
+//! notices). A key cached by node B and suspended, resumed or revoked through node A changes
+//! on B at once, not when B's cached copy expires (30 s); a key revoked while Redis is down is refused by B once
 //! B subscribes again, because a node that may have missed notices clears its cache.
 #![allow(
     clippy::unwrap_used,
@@ -31,29 +31,35 @@ fn create_key(node: &ServerProcess, owner: &str) -> String {
     text(&out.stdout).trim().to_owned()
 }
 
-fn revoke(node: &ServerProcess, owner: &str, id: &str) {
+/// `keygate keys revoke|suspend|resume ID` through `node`.
+fn change(node: &ServerProcess, owner: &str, action: &str, id: &str) {
     let out = node.cli(
-        &["keys", "revoke", id, "--reason", "leaked"],
+        &["keys", action, id, "--reason", "leaked"],
         Some(owner),
         None,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
 
-/// Verifies on `node` until the key is refused as revoked, for at most `within`; returns how
-/// long that took.
-async fn refused_within(
+fn revoke(node: &ServerProcess, owner: &str, id: &str) {
+    change(node, owner, "revoke", id);
+}
+
+/// Verifies on `node` until the verdict's code is `code` (from `valid` before it), for at most
+/// `within`; returns how long that took.
+async fn answers_within(
     http: &reqwest::Client,
     node: &ServerProcess,
     key: &str,
+    code: &str,
     within: Duration,
 ) -> Duration {
     let start = Instant::now();
     loop {
         let reply = verify(http, &node.url, key).await;
         match reply["code"].as_str() {
-            Some("key_revoked") => return start.elapsed(),
-            Some("valid") if start.elapsed() < within => {}
+            Some(seen) if seen == code => return start.elapsed(),
+            Some(_) if start.elapsed() < within => {}
             _ => panic!(
                 "still {reply} after {:?}; node log:\n{}",
                 start.elapsed(),
@@ -62,6 +68,15 @@ async fn refused_within(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+async fn refused_within(
+    http: &reqwest::Client,
+    node: &ServerProcess,
+    key: &str,
+    within: Duration,
+) -> Duration {
+    answers_within(http, node, key, "key_revoked", within).await
 }
 
 const SUBSCRIBED: &str = "key changes are shared across nodes through Redis";
@@ -98,6 +113,12 @@ async fn a_revocation_on_one_node_is_honoured_by_the_other_at_once() {
     let first = verify(&http, &b.url, &key).await;
     assert_eq!(first["code"], "valid", "{first}");
     let id = first["key_id"].as_str().unwrap().to_owned();
+
+    // A suspension and its end reach B within a second each.
+    change(&a, &owner, "suspend", &id);
+    answers_within(&http, &b, &key, "key_suspended", Duration::from_secs(1)).await;
+    change(&a, &owner, "resume", &id);
+    answers_within(&http, &b, &key, "valid", Duration::from_secs(1)).await;
 
     revoke(&a, &owner, &id);
 

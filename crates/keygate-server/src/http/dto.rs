@@ -70,6 +70,7 @@ impl From<EnvParam> for KeyEnv {
 pub enum StatusParam {
     Active,
     Expired,
+    Suspended,
     Revoked,
     Deleted,
 }
@@ -79,6 +80,7 @@ impl From<StatusParam> for KeyStatus {
         match status {
             StatusParam::Active => KeyStatus::Active,
             StatusParam::Expired => KeyStatus::Expired,
+            StatusParam::Suspended => KeyStatus::Suspended,
             StatusParam::Revoked => KeyStatus::Revoked,
             StatusParam::Deleted => KeyStatus::Deleted,
         }
@@ -237,6 +239,14 @@ pub struct RevokeBody {
     pub reason: String,
 }
 
+/// Why a key is suspended or resumed; kept in the audit log (and, for a suspension, in the
+/// key until it is resumed).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    pub reason: String,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -300,6 +310,9 @@ pub struct KeyView {
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
     pub revoked_reason: Option<String>,
+    /// Set while the key is suspended (refused until resumed).
+    pub suspended_at: Option<String>,
+    pub suspended_reason: Option<String>,
     pub rotate_every_seconds: Option<u64>,
     pub rotated_at: Option<String>,
     pub rotation_due_at: Option<String>,
@@ -311,6 +324,7 @@ fn status_param(status: KeyStatus) -> StatusParam {
     match status {
         KeyStatus::Active => StatusParam::Active,
         KeyStatus::Expired => StatusParam::Expired,
+        KeyStatus::Suspended => StatusParam::Suspended,
         KeyStatus::Revoked => StatusParam::Revoked,
         KeyStatus::Deleted => StatusParam::Deleted,
     }
@@ -348,6 +362,8 @@ impl KeyView {
             last_used_at: key.last_used_at.map(Timestamp::to_rfc3339),
             revoked_at: key.revoked_at.map(Timestamp::to_rfc3339),
             revoked_reason: key.revoked_reason.clone(),
+            suspended_at: key.suspended_at.map(Timestamp::to_rfc3339),
+            suspended_reason: key.suspended_reason.clone(),
             rotate_every_seconds: key.rotate_every.map(|d| d.as_secs()),
             rotated_at: key.rotated_at.map(Timestamp::to_rfc3339),
             rotation_due_at: key.rotation_due_at().map(Timestamp::to_rfc3339),

@@ -70,6 +70,8 @@ impl From<ServiceError> for ApiError {
                     Conflict::AlreadyBootstrapped => (S::CONFLICT, "already_bootstrapped"),
                     Conflict::DuplicateName { .. } => (S::CONFLICT, "duplicate_name"),
                     Conflict::KeyNotMutable(_) => (S::CONFLICT, "key_not_mutable"),
+                    Conflict::AlreadySuspended => (S::CONFLICT, "key_already_suspended"),
+                    Conflict::NotSuspended(_) => (S::CONFLICT, "key_not_suspended"),
                     Conflict::IdempotencyKeyReused => {
                         (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
                     }

@@ -28,7 +28,8 @@ impl Modify for AdminTokenAuth {
     info(title = "keygate", description = "API key management and secure API gateway"),
     paths(
         routes::keys::create, routes::keys::list, routes::keys::due, routes::keys::show,
-        routes::keys::update, routes::keys::rotate, routes::keys::revoke, routes::keys::delete,
+        routes::keys::update, routes::keys::rotate, routes::keys::revoke, routes::keys::suspend,
+        routes::keys::resume, routes::keys::delete,
         routes::projects::list, routes::projects::create, routes::projects::show,
         routes::projects::update,
         routes::tokens::create, routes::tokens::list, routes::tokens::revoke,
@@ -49,7 +50,7 @@ impl Modify for AdminTokenAuth {
         ErrorBody, ErrorDetail, dto::KeyView, dto::KeyWithSecret, dto::KeyList,
         dto::LimitsParam, dto::RateParam, dto::TokenRateParam, dto::PerParam, dto::QuotaParam,
         dto::BudgetParam, dto::WindowParam,
-        dto::CreateKeyBody, dto::UpdateKeyBody, dto::RotateBody, dto::RevokeBody,
+        dto::CreateKeyBody, dto::UpdateKeyBody, dto::RotateBody, dto::RevokeBody, dto::ReasonBody,
         dto::ProjectView, dto::ProjectList, dto::CreateProjectBody, dto::UpdateProjectBody,
         dto::CreateTokenBody,
         dto::TokenView, dto::TokenList, dto::TokenWithSecret, dto::AuditEventView, dto::AuditPublicKeyView, dto::AuditList,

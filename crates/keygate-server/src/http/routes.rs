@@ -40,6 +40,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/keys/{id}/rotate", post(keys::rotate))
         .route("/keys/{id}/revoke", post(keys::revoke))
+        .route("/keys/{id}/suspend", post(keys::suspend))
+        .route("/keys/{id}/resume", post(keys::resume))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route("/secrets", get(secrets::list).post(secrets::put))

@@ -441,6 +441,44 @@ impl Keygate {
             .await?)
     }
 
+    /// Suspends a key: every node refuses it (`key_suspended`) until it is resumed.
+    pub async fn suspend_key(
+        &self,
+        caller: &Caller,
+        id: &KeyId,
+        reason: &str,
+    ) -> Result<KeyRecord, ServiceError> {
+        let key = self.visible_key(caller, id, Permission::KeysWrite).await?;
+        check_text("reason", reason, MAX_REASON_CHARS)?;
+        let mut audit = caller.audit(AuditAction::KeySuspend, key.project_id.as_ref());
+        audit.target = Some(id.to_string());
+        audit.details = serde_json::json!({ "reason": reason });
+        let _invalidate = InvalidateOnDrop::new(self.invalidation.as_ref(), id);
+        Ok(self
+            .store
+            .suspend_key(id, reason, self.clock.now(), &audit)
+            .await?)
+    }
+
+    /// Ends a key's suspension, with a reason for the audit log.
+    pub async fn resume_key(
+        &self,
+        caller: &Caller,
+        id: &KeyId,
+        reason: &str,
+    ) -> Result<KeyRecord, ServiceError> {
+        let key = self.visible_key(caller, id, Permission::KeysWrite).await?;
+        check_text("reason", reason, MAX_REASON_CHARS)?;
+        let mut audit = caller.audit(AuditAction::KeyResume, key.project_id.as_ref());
+        audit.target = Some(id.to_string());
+        audit.details = serde_json::json!({
+            "reason": reason,
+            "suspended_reason": key.suspended_reason,
+        });
+        let _invalidate = InvalidateOnDrop::new(self.invalidation.as_ref(), id);
+        Ok(self.store.resume_key(id, self.clock.now(), &audit).await?)
+    }
+
     pub async fn delete_key(&self, caller: &Caller, id: &KeyId) -> Result<KeyRecord, ServiceError> {
         let key = self.visible_key(caller, id, Permission::KeysDelete).await?;
         let mut audit = caller.audit(AuditAction::KeyDelete, key.project_id.as_ref());

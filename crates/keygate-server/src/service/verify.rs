@@ -119,6 +119,7 @@ impl Keygate {
         let rejection = match cached.record.status(now) {
             KeyStatus::Deleted => Some(KeyRejection::Invalid),
             KeyStatus::Revoked => Some(KeyRejection::Revoked),
+            KeyStatus::Suspended => Some(KeyRejection::Suspended),
             KeyStatus::Expired => Some(KeyRejection::Expired),
             KeyStatus::Active => match cached.secret(&digest) {
                 None => Some(KeyRejection::Rotated),

@@ -5,8 +5,8 @@ use serde_json::{Map, Value, json};
 
 use crate::CliError;
 use crate::cli::{
-    ApiArgs, CreateKeyArgs, DueArgs, EnvArg, KeysCommand, ListKeysArgs, RotateArgs, StatusArg,
-    UpdateKeyArgs, VerifyArgs,
+    ApiArgs, CreateKeyArgs, DueArgs, EnvArg, KeysCommand, ListKeysArgs, RevokeArgs, RotateArgs,
+    StatusArg, UpdateKeyArgs, VerifyArgs,
 };
 use crate::client::{AdminClient, segment};
 use crate::output::{self, KEY_COLUMNS, note, out};
@@ -25,19 +25,9 @@ pub async fn run(command: KeysCommand) -> Result<(), CliError> {
         }
         KeysCommand::Update(args) => update(args).await,
         KeysCommand::Rotate(args) => rotate(args).await,
-        KeysCommand::Revoke(args) => {
-            let client = AdminClient::new(&args.api)?;
-            let reply = client
-                .call(
-                    Method::POST,
-                    &format!("/admin/v1/keys/{}/revoke", segment(&args.id)),
-                    Some(&json!({ "reason": args.reason })),
-                    &[],
-                )
-                .await?;
-            show_key(&args.api, &reply.body);
-            Ok(())
-        }
+        KeysCommand::Revoke(args) => change_state(args, "revoke").await,
+        KeysCommand::Suspend(args) => change_state(args, "suspend").await,
+        KeysCommand::Resume(args) => change_state(args, "resume").await,
         KeysCommand::Delete(args) => {
             let client = AdminClient::new(&args.api)?;
             client
@@ -113,10 +103,26 @@ fn env_text(env: EnvArg) -> &'static str {
     }
 }
 
+/// Revokes, suspends or resumes a key, with a reason.
+async fn change_state(args: RevokeArgs, action: &str) -> Result<(), CliError> {
+    let client = AdminClient::new(&args.api)?;
+    let reply = client
+        .call(
+            Method::POST,
+            &format!("/admin/v1/keys/{}/{action}", segment(&args.id)),
+            Some(&json!({ "reason": args.reason })),
+            &[],
+        )
+        .await?;
+    show_key(&args.api, &reply.body);
+    Ok(())
+}
+
 fn status_text(status: StatusArg) -> &'static str {
     match status {
         StatusArg::Active => "active",
         StatusArg::Expired => "expired",
+        StatusArg::Suspended => "suspended",
         StatusArg::Revoked => "revoked",
         StatusArg::Deleted => "deleted",
     }

@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 
 use crate::http::dto::{
-    CreateKeyBody, DueParams, KeyList, KeyView, KeyWithSecret, ListKeysParams, RevokeBody,
-    RotateBody, UpdateKeyBody,
+    CreateKeyBody, DueParams, KeyList, KeyView, KeyWithSecret, ListKeysParams, ReasonBody,
+    RevokeBody, RotateBody, UpdateKeyBody,
 };
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AdminCaller, ApiJson, ApiQuery, KeyIdPath, OptionalJson};
@@ -187,6 +187,46 @@ pub async fn revoke(
     ApiJson(body): ApiJson<RevokeBody>,
 ) -> Result<Json<KeyView>, ApiError> {
     let key = state.keygate.revoke_key(&caller, &id, &body.reason).await?;
+    Ok(Json(KeyView::new(&key, now(&state))))
+}
+
+/// Suspend a key: refused with `key_suspended` on every node until it is resumed. Unlike a
+/// revocation, a suspension can be undone.
+#[utoipa::path(post, path = "/admin/v1/keys/{id}/suspend", tag = "keys",
+    params(("id" = String, Path, description = "Key id")),
+    request_body = ReasonBody,
+    responses((status = 200, body = KeyView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn suspend(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    KeyIdPath(id): KeyIdPath,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> Result<Json<KeyView>, ApiError> {
+    let key = state
+        .keygate
+        .suspend_key(&caller, &id, &body.reason)
+        .await?;
+    Ok(Json(KeyView::new(&key, now(&state))))
+}
+
+/// Resume a suspended key.
+#[utoipa::path(post, path = "/admin/v1/keys/{id}/resume", tag = "keys",
+    params(("id" = String, Path, description = "Key id")),
+    request_body = ReasonBody,
+    responses((status = 200, body = KeyView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn resume(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    KeyIdPath(id): KeyIdPath,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> Result<Json<KeyView>, ApiError> {
+    let key = state.keygate.resume_key(&caller, &id, &body.reason).await?;
     Ok(Json(KeyView::new(&key, now(&state))))
 }
 

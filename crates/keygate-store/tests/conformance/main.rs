@@ -20,6 +20,8 @@ use keygate_store::{
 };
 use keygate_testkit::{Db, audit, new_key};
 
+mod suspension;
+
 const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 
 fn at(secs: u64) -> Timestamp {
