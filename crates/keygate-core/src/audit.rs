@@ -35,6 +35,10 @@ pub enum AuditAction {
     KeyInQuery,
     ModelGroupPut,
     ModelGroupDelete,
+    WebhookCreate,
+    WebhookUpdate,
+    WebhookDelete,
+    WebhookReplay,
 }
 
 impl AuditAction {
@@ -66,6 +70,10 @@ impl AuditAction {
             Self::KeyInQuery => "key.in_query",
             Self::ModelGroupPut => "model_group.put",
             Self::ModelGroupDelete => "model_group.delete",
+            Self::WebhookCreate => "webhook.create",
+            Self::WebhookUpdate => "webhook.update",
+            Self::WebhookDelete => "webhook.delete",
+            Self::WebhookReplay => "webhook.replay",
         }
     }
 }

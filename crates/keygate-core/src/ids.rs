@@ -82,6 +82,18 @@ typed_id!(
     /// An upstream secret kept in the vault; its versions share it.
     SecretId, "sec_", "secret_id"
 );
+typed_id!(
+    /// A webhook endpoint: where alerts are delivered.
+    WebhookId, "wh_", "webhook_id"
+);
+typed_id!(
+    /// An event for webhooks; also its deliveries' `webhook-id`, the same on every retry.
+    EventId, "msg_", "event_id"
+);
+typed_id!(
+    /// One event's delivery to one endpoint, with its attempts.
+    DeliveryId, "whd_", "delivery_id"
+);
 
 #[cfg(test)]
 mod tests {

@@ -17,6 +17,7 @@ mod secrets;
 mod sql;
 mod sqlite;
 mod usage;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -40,6 +41,10 @@ pub use secrets::{
 };
 pub use sqlite::SqliteStore;
 pub use usage::{MAX_USAGE_GROUPS, UsageGroup, UsageQuery, UsageRow, UsageStore};
+pub use webhooks::{
+    AttemptOutcome, Delivery, DeliveryFilter, DeliveryState, DueDelivery, OutboxEvent,
+    WebhookEndpoint, WebhookPatch, WebhookStore,
+};
 
 /// A day number (days since the Unix epoch, as text) as `YYYY-MM-DD`.
 pub fn usage_day(days: &str) -> String {
@@ -67,6 +72,7 @@ pub trait Store:
     + ModelGroupStore
     + LimitCountStore
     + CheckpointStore
+    + WebhookStore
     + Send
     + Sync
     + std::fmt::Debug

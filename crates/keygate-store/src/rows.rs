@@ -11,7 +11,7 @@ use keygate_core::{
 
 use crate::{Org, Project, StoreError};
 
-fn corrupt(column: &'static str) -> impl Fn() -> StoreError {
+pub(crate) fn corrupt(column: &'static str) -> impl Fn() -> StoreError {
     move || StoreError::Corrupt { column }
 }
 

@@ -92,6 +92,11 @@ macro_rules! impl_sql_store {
             store: $store,
         }
 
+        $crate::sql::impl_sql_webhooks! {
+            store: $store,
+            for_update: $for_update,
+        }
+
         #[async_trait::async_trait]
         impl Store for $store {
             fn backend(&self) -> Backend {
@@ -682,6 +687,7 @@ pub(crate) mod limit_counts;
 pub(crate) mod model_groups;
 pub(crate) mod secrets;
 pub(crate) mod usage;
+pub(crate) mod webhooks;
 
 pub(crate) use checkpoints::{checkpoint_from_row, impl_sql_checkpoints};
 pub(crate) use helpers::impl_sql_helpers;
@@ -689,4 +695,5 @@ pub(crate) use limit_counts::impl_sql_limit_counts;
 pub(crate) use model_groups::impl_sql_model_groups;
 pub(crate) use secrets::impl_sql_secrets;
 pub(crate) use usage::impl_sql_usage;
+pub(crate) use webhooks::impl_sql_webhooks;
 pub(crate) use {impl_sql_store, key_columns, key_columns_k, key_filter, project_columns};

@@ -71,6 +71,7 @@ impl From<ServiceError> for ApiError {
                     Conflict::DuplicateName { .. } => (S::CONFLICT, "duplicate_name"),
                     Conflict::KeyNotMutable(_) => (S::CONFLICT, "key_not_mutable"),
                     Conflict::AlreadySuspended => (S::CONFLICT, "key_already_suspended"),
+                    Conflict::DeliveryPending => (S::CONFLICT, "delivery_pending"),
                     Conflict::NotSuspended(_) => (S::CONFLICT, "key_not_suspended"),
                     Conflict::IdempotencyKeyReused => {
                         (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused")

@@ -21,6 +21,7 @@ use keygate_store::{
 use keygate_testkit::{Db, audit, new_key};
 
 mod suspension;
+mod webhooks;
 
 const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 

@@ -1,0 +1,14 @@
+//! keygate's alerts, as pure logic: the catalogue of events operators subscribe to
+//! ([`EventType`], documented in `docs/events.md`), the events the audit log announces
+//! ([`from_audit`]), their payloads ([`Event`]), the Standard Webhooks signature
+//! ([`WebhookSecret`], [`sign`]) and when a failed delivery is tried again
+//! ([`RetrySchedule`]). The outbox lives in the store and the one delivery task in the server.
+
+mod event;
+pub mod from_audit;
+mod retry;
+mod signature;
+
+pub use event::{Event, EventType, UnknownEventType};
+pub use retry::RetrySchedule;
+pub use signature::{SIGNATURE_VERSION, WebhookSecret, WebhookSecretError, sign, verify};
