@@ -45,6 +45,10 @@ pub enum Permission {
     ModelsRead,
     /// Create, change and delete model groups.
     ModelsWrite,
+    /// See webhook endpoints and their deliveries.
+    WebhooksRead,
+    /// Add, change, delete, test and replay webhook endpoints (where alerts go).
+    WebhooksWrite,
 }
 
 impl Role {
@@ -80,10 +84,17 @@ impl Role {
                     | SecretsWrite
                     | UsageRead
                     | ModelsRead
+                    | WebhooksRead
             ),
             Self::Auditor => matches!(
                 permission,
-                KeysRead | ProjectsRead | AuditRead | SecretsRead | UsageRead | ModelsRead
+                KeysRead
+                    | ProjectsRead
+                    | AuditRead
+                    | SecretsRead
+                    | UsageRead
+                    | ModelsRead
+                    | WebhooksRead
             ),
             Self::Viewer => matches!(
                 permission,
@@ -201,6 +212,10 @@ mod tests {
         assert!(Role::Operator.allows(Permission::SecretsWrite));
         assert!(!Role::Auditor.allows(Permission::SecretsWrite));
         assert!(Role::Viewer.allows(Permission::KeysRead));
+        assert!(Role::Admin.allows(Permission::WebhooksWrite));
+        assert!(!Role::Operator.allows(Permission::WebhooksWrite));
+        assert!(Role::Auditor.allows(Permission::WebhooksRead));
+        assert!(!Role::Viewer.allows(Permission::WebhooksRead));
     }
 
     #[test]

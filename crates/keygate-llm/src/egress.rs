@@ -6,6 +6,7 @@
 //! rule that keeps credentials away from link-local and cloud metadata addresses, and one
 //! streaming, zeroizing scrubber for answers that echo a credential.
 
+mod addresses;
 mod client;
 mod scrub;
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 use http::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 
+pub use addresses::{NoPublicAddress, is_public};
 pub use client::{Body, BodyError, Client, ReadError, Request, Response, SendError, uri};
 pub use scrub::{Scrubber, scrub_body, scrub_stream};
 
@@ -25,6 +27,8 @@ pub struct ClientOptions {
     pub idle: Duration,
     /// A deadline for a whole request, for callers without deadlines of their own.
     pub total: Option<Duration>,
+    /// Connect to public addresses only (see `addresses.rs`): for URLs typed by admins.
+    pub public_only: bool,
 }
 
 /// The TLS stack or the resolver could not be set up.

@@ -34,6 +34,7 @@ fn upstream_client(connect_timeout: Duration) -> Result<Client, ConfigError> {
         connect_timeout,
         idle: POOL_IDLE,
         total: None,
+        public_only: false,
     })
     .map_err(|_| ConfigError::HttpClient)
 }

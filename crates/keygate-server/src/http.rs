@@ -58,6 +58,8 @@ pub struct ServerSettings {
     pub audit_checkpoints: crate::service::CheckpointPolicy,
     /// How long usage records are kept (their day sums stay).
     pub usage_retention: Duration,
+    /// How webhook deliveries are made.
+    pub alerts: crate::alerts::AlertSettings,
 }
 
 impl Default for ServerSettings {
@@ -76,6 +78,7 @@ impl Default for ServerSettings {
             metrics_on_api: true,
             audit_checkpoints: crate::service::CheckpointPolicy::default(),
             usage_retention: Duration::from_secs(30 * 86_400),
+            alerts: crate::alerts::AlertSettings::default(),
         }
     }
 }
@@ -93,6 +96,8 @@ pub struct AppState {
     pub limiter: Arc<crate::limits::Limiter>,
     /// The generic routes, `/proxy/<route>/…`.
     pub routes: Arc<crate::proxy::ProxyRoutes>,
+    /// Webhook endpoints and the delivery of alerts.
+    pub alerts: Arc<crate::alerts::Alerts>,
 }
 
 impl AppState {
@@ -108,7 +113,9 @@ impl AppState {
     ) -> Self {
         let started_at = keygate.clock().now().as_millis();
         let limiter = crate::limits::Limiter::new().observed_by(keygate.metrics().limits.clone());
+        let alerts = crate::alerts::Alerts::new(keygate.clone(), settings.alerts.clone());
         Self {
+            alerts: Arc::new(alerts),
             keygate,
             settings: Arc::new(settings),
             gateway,

@@ -4,6 +4,7 @@
 //! Architecture invariant: only the `http` module knows HTTP status codes; the service layer
 //! returns typed errors.
 
+pub mod alerts;
 mod cache;
 mod error;
 pub mod gateway;

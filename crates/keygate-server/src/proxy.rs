@@ -240,6 +240,7 @@ impl ProxyRoutes {
                     connect_timeout: Duration::from_secs(10),
                     idle: Duration::from_secs(20),
                     total: None,
+                    public_only: false,
                 })
                 .map_err(|_| RouteError {
                     route: String::new(),

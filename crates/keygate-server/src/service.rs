@@ -129,6 +129,7 @@ impl Keygate {
                 connect_timeout: std::time::Duration::from_secs(5),
                 idle: std::time::Duration::from_secs(20),
                 total: Some(std::time::Duration::from_secs(10)),
+                public_only: false,
             })
             .map_err(|_| ServiceError::HttpClientSetup)?,
         })
@@ -158,6 +159,11 @@ impl Keygate {
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// The key-encryption key that seals what the store keeps.
+    pub(crate) fn kek(&self) -> &Arc<dyn Kek> {
+        &self.kek
     }
 
     pub fn last_used(&self) -> &Arc<LastUsed> {

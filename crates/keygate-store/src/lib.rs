@@ -42,7 +42,7 @@ pub use secrets::{
 pub use sqlite::SqliteStore;
 pub use usage::{MAX_USAGE_GROUPS, UsageGroup, UsageQuery, UsageRow, UsageStore};
 pub use webhooks::{
-    AttemptOutcome, Delivery, DeliveryFilter, DeliveryState, DueDelivery, OutboxEvent,
+    AttemptOutcome, CursorMove, Delivery, DeliveryFilter, DeliveryState, DueDelivery, OutboxEvent,
     WebhookEndpoint, WebhookPatch, WebhookStore,
 };
 

@@ -112,7 +112,9 @@ pub struct DueDelivery {
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptOutcome {
-    Delivered { status: u16 },
+    Delivered {
+        status: u16,
+    },
     /// Failed; try again at `at`.
     Retry {
         at: Timestamp,
@@ -120,7 +122,10 @@ pub enum AttemptOutcome {
         error: String,
     },
     /// Failed, and that was the last attempt.
-    Dead { status: Option<u16>, error: String },
+    Dead {
+        status: Option<u16>,
+        error: String,
+    },
 }
 
 /// A page of one endpoint's deliveries, newest first.
@@ -131,6 +136,14 @@ pub struct DeliveryFilter {
     /// Only deliveries older than this one (the previous page's last).
     pub before: Option<DeliveryId>,
     pub limit: u32,
+}
+
+/// A cursor moved from where it was read (`None`: it did not exist yet) to `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CursorMove<'a> {
+    pub name: &'a str,
+    pub from: Option<i64>,
+    pub to: i64,
 }
 
 #[async_trait]
@@ -159,17 +172,18 @@ pub trait WebhookStore {
         audit: &AuditDraft,
     ) -> Result<(), StoreError>;
     /// Stores events with one pending delivery per endpoint that wants each (only `endpoint`,
-    /// when given), and moves the cursor `cursor.0` to `cursor.1` in the same transaction;
-    /// returns how many deliveries were queued.
+    /// when given), and moves `cursor` in the same transaction; returns how many deliveries
+    /// were queued. An event no endpoint wants is not kept. A cursor that is no longer where
+    /// the move starts (another node moved it) fails the whole call with a conflict.
     async fn enqueue_events(
         &self,
         events: &[OutboxEvent],
         endpoint: Option<&WebhookId>,
-        cursor: Option<(&str, i64)>,
+        cursor: Option<&CursorMove<'_>>,
         now: Timestamp,
     ) -> Result<u64, StoreError>;
-    /// Where the cursor `name` stands (0 before its first move).
-    async fn cursor(&self, name: &str) -> Result<i64, StoreError>;
+    /// Where the cursor `name` stands; `None` before its first move.
+    async fn cursor(&self, name: &str) -> Result<Option<i64>, StoreError>;
     /// Claims up to `limit` deliveries due at `now` (pending, not claimed by a live lease, of
     /// an endpoint neither deleted nor disabled) until `lease_until`, oldest first.
     async fn claim_deliveries(

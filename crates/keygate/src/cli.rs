@@ -6,8 +6,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod limits;
 mod vault;
+mod webhooks;
 
 pub use limits::LimitArgs;
+pub use webhooks::{DeliveriesArgs, DeliveryStateArg, UpdateWebhookArgs, WebhooksCommand};
 
 pub use vault::{
     KekCommand, KekRotateArgs, ListSecretsArgs, PromoteArgs, PutSecretArgs, RevealArgs,
@@ -53,6 +55,9 @@ pub enum Command {
     Run(RunArgs),
     /// Gateway usage and cost, grouped by key, project, model or day.
     Usage(UsageArgs),
+    /// Alerts: webhook endpoints (signed per Standard Webhooks) and their deliveries.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
 }
 
 /// What a usage report is grouped by.

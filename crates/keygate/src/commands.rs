@@ -10,6 +10,7 @@ mod run;
 mod secrets;
 mod serve;
 mod usage;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Admin(command) => admin::run(config, command).await,
         Command::Audit(command) => audit::run(config, command).await,
         Command::Usage(args) => usage::run(args).await,
+        Command::Webhooks(command) => webhooks::run(command).await,
         Command::Kek(command) => kek::run(config, command).await,
         Command::Run(_) => Ok(()),
     }

@@ -15,8 +15,10 @@ use serde::Deserialize;
 use crate::cli::StoreArgs;
 
 /// Keys the file and the environment may set. Anything else in the file is an error.
-const KEYS: [&str; 20] = [
+const KEYS: [&str; 22] = [
     "listen",
+    "webhooks_allow_private",
+    "webhook_retries",
     "usage_retention_days",
     "otel_endpoint",
     "metrics_listen",
@@ -45,6 +47,8 @@ struct RawConfig {
     metrics_listen: Option<String>,
     otel_endpoint: Option<String>,
     usage_retention_days: Option<u64>,
+    webhooks_allow_private: Option<bool>,
+    webhook_retries: Option<Vec<String>>,
     audit_checkpoint_events: Option<i64>,
     audit_checkpoint_minutes: Option<u64>,
     kek: Option<KekProvider>,
@@ -191,6 +195,10 @@ pub enum ConfigError {
     #[error("usage_retention_days is 1 to 3650")]
     BadRetention,
     #[error(
+        "webhook_retries is a list of at most 20 waits from 1s to 7d, such as [\"5s\", \"5m\", \"30m\"]"
+    )]
+    BadWebhookRetries,
+    #[error(
         "otel_endpoint is an http:// or https:// URL without a user or password, such as http://127.0.0.1:4318"
     )]
     BadOtelEndpoint,
@@ -284,6 +292,7 @@ pub fn resolve(
     {
         return Err(ConfigError::BadCheckpoints);
     }
+    let alerts = alert_settings(raw.webhooks_allow_private, raw.webhook_retries.as_deref())?;
     let data_dir = store
         .data_dir
         .clone()
@@ -368,6 +377,7 @@ pub fn resolve(
             metrics_on_api: metrics_listen.is_none(),
             audit_checkpoints,
             usage_retention,
+            alerts,
             ..ServerSettings::default()
         },
         limits: LimitsSettings {
@@ -389,6 +399,33 @@ pub fn resolve(
 pub fn check_gateway(settings: &Settings, sources: &Sources) -> Result<(), ConfigError> {
     GatewayConfig::resolve(&settings.gateway, &|name| sources.env.get(name).cloned())?;
     Ok(())
+}
+
+/// How webhooks are delivered: `webhooks_allow_private` and the `webhook_retries` waits
+/// (the Standard Webhooks schedule by default).
+fn alert_settings(
+    allow_private: Option<bool>,
+    retries: Option<&[String]>,
+) -> Result<keygate_server::alerts::AlertSettings, ConfigError> {
+    let mut settings = keygate_server::alerts::AlertSettings {
+        allow_private: allow_private.unwrap_or(false),
+        ..Default::default()
+    };
+    if let Some(waits) = retries {
+        let waits = waits
+            .iter()
+            .map(|text| humantime::parse_duration(text).ok())
+            .collect::<Option<Vec<Duration>>>()
+            .filter(|waits| waits.len() <= 20)
+            .filter(|waits| {
+                waits
+                    .iter()
+                    .all(|w| (1..=7 * 86_400).contains(&w.as_secs()))
+            })
+            .ok_or(ConfigError::BadWebhookRetries)?;
+        settings.retries = keygate_watch::RetrySchedule::new(waits);
+    }
+    Ok(settings)
 }
 
 #[cfg(test)]
@@ -483,11 +520,19 @@ mod tests {
         assert!(!settings.server.metrics_on_api);
         assert_eq!(settings.server.usage_retention.as_secs(), 7 * 86_400);
         assert_eq!(settings.server.audit_checkpoints.events, 10);
+        assert!(!settings.server.alerts.allow_private);
+        assert_eq!(settings.server.alerts.retries.attempts(), 8);
+        let alerts = sources("webhooks_allow_private = true\nwebhook_retries = [\"1s\", \"2m\"]\n");
+        let settings = resolve(&alerts, &StoreArgs::default(), None).unwrap();
+        assert!(settings.server.alerts.allow_private);
+        assert_eq!(settings.server.alerts.retries.attempts(), 3);
         for bad in [
             "otel_endpoint = \"collector:4318\"",
             "otel_endpoint = \"https://user:secret@collector:4318\"",
             "metrics_listen = \"nowhere\"",
             "usage_retention_days = 0",
+            "webhook_retries = [\"0s\"]",
+            "webhook_retries = [\"soon\"]",
             "audit_checkpoint_minutes = 0",
         ] {
             let err = resolve(&sources(bad), &StoreArgs::default(), None).unwrap_err();

@@ -16,6 +16,7 @@ use hyper_util::client::legacy::Client as Pool;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::addresses::Resolver;
 use super::{ClientOptions, ClientSetupError};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -138,7 +139,7 @@ impl Request {
 /// pool.
 #[derive(Clone)]
 pub struct Client {
-    pool: Pool<HttpsConnector<HttpConnector>, UnsyncBoxBody<Bytes, BoxError>>,
+    pool: Pool<HttpsConnector<HttpConnector<Resolver>>, UnsyncBoxBody<Bytes, BoxError>>,
     total: Option<Duration>,
 }
 
@@ -157,7 +158,7 @@ impl Client {
             .with_platform_verifier()
             .map_err(|_| ClientSetupError)?
             .with_no_client_auth();
-        let mut http = HttpConnector::new();
+        let mut http = HttpConnector::new_with_resolver(Resolver::new(options.public_only));
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(options.connect_timeout));
@@ -233,6 +234,7 @@ mod tests {
             connect_timeout: Duration::from_secs(2),
             idle: Duration::from_secs(20),
             total,
+            public_only: false,
         })
         .unwrap()
     }

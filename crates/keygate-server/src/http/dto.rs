@@ -16,6 +16,7 @@ mod limit_state;
 mod limits;
 mod projects;
 mod secrets;
+mod webhooks;
 
 pub use limit_state::LimitStateView;
 use limits::parse_limits;
@@ -27,6 +28,10 @@ pub use secrets::{
     CheckBody, DueSecretList, DueSecretView, ListSecretsParams, PromoteBody, PutSecretBody,
     RevealBody, RevealedValue, RotateSecretBody, RotationView, SecretList, SecretVersionView,
     SecretView,
+};
+pub use webhooks::{
+    CreateWebhookBody, DeliveriesParams, DeliveryList, DeliveryStateParam, DeliveryView,
+    TestEventSent, UpdateWebhookBody, WebhookList, WebhookView, WebhookWithSecret,
 };
 
 /// `null` clears a field; an absent field leaves it as it is.

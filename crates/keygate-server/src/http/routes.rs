@@ -11,6 +11,7 @@ pub(super) mod secrets;
 pub(super) mod tokens;
 pub(super) mod usage;
 pub(super) mod verify;
+pub(super) mod webhooks;
 
 use axum::Router;
 use axum::http::{HeaderName, StatusCode, header};
@@ -59,6 +60,19 @@ pub fn router(state: AppState) -> Router {
             get(audit::checkpoints).post(audit::checkpoint),
         )
         .route("/usage", get(usage::report))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::show)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route("/webhooks/{id}/test", post(webhooks::test))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/webhooks/{id}/deliveries/{delivery}/replay",
+            post(webhooks::replay),
+        )
         .route("/model-groups", get(model_groups::list))
         .route(
             "/model-groups/{alias}",

@@ -97,6 +97,7 @@ pub async fn run(
                 .watch_due_secrets(state.settings.rotation_check, stop.clone()),
         ),
     );
+    spawn("alerts", Box::pin(state.alerts.clone().run(stop.clone())));
     let header_read_timeout = state.settings.header_read_timeout;
     let drain_timeout = state.settings.drain_timeout;
     let limiter = state.limiter.clone();

@@ -25,6 +25,8 @@ pub struct RewrapReport {
     pub versions_rewrapped: u64,
     /// Replies kept for idempotent rotations, moved with the rest.
     pub replies_rewrapped: u64,
+    /// Webhook endpoints' signing secrets, moved with the rest.
+    pub webhook_secrets_rewrapped: u64,
     /// Whether work is left (the run stopped at its batch limit).
     pub remaining: bool,
 }
@@ -113,6 +115,8 @@ pub async fn rewrap_all(
         }
     }
     if !report.remaining {
+        report.webhook_secrets_rewrapped =
+            crate::alerts::rewrap_webhook_secrets(store, from, to).await?;
         // Replies kept for idempotent retries move too, so a retry still gets its key.
         for entry in store.idempotency_entries(clock.now()).await? {
             if let Some(moved) = super::replay::rewrap(from, to, &entry)? {
@@ -134,6 +138,7 @@ pub async fn rewrap_all(
 pub async fn references_other_keks(store: &dyn Store, kek: &KekId) -> Result<bool, ServiceError> {
     Ok(keyring::sealed_by_other::<DigestKey>(store, kek).await?
         || keyring::sealed_by_other::<AuditSigner>(store, kek).await?
+        || crate::alerts::webhooks_sealed_by_other(store, kek).await?
         || !store
             .versions_not_wrapped_by(kek.as_str(), 1)
             .await?

@@ -176,7 +176,7 @@ macro_rules! impl_sql_webhooks {
                 &self,
                 events: &[$crate::OutboxEvent],
                 endpoint: Option<&keygate_core::WebhookId>,
-                cursor: Option<(&str, i64)>,
+                cursor: Option<&$crate::CursorMove<'_>>,
                 now: Timestamp,
             ) -> Result<u64, StoreError> {
                 let mut tx = self.begin_write().await?;
@@ -195,6 +195,21 @@ macro_rules! impl_sql_webhooks {
                     .collect::<Result<Vec<$crate::WebhookEndpoint>, _>>()?;
                 let mut queued = 0u64;
                 for event in events {
+                    let targets: Vec<&$crate::WebhookEndpoint> = endpoints
+                        .iter()
+                        .filter(|target| {
+                            let same_org =
+                                event.org_id.as_ref().is_none_or(|o| *o == target.org_id);
+                            // A test event goes to the one endpoint asked for, even if it is
+                            // not subscribed to that type.
+                            let wanted = endpoint.is_some()
+                                || target.wants(&event.event_type, event.project_id.as_ref());
+                            same_org && wanted
+                        })
+                        .collect();
+                    if targets.is_empty() {
+                        continue;
+                    }
                     sqlx::query(
                         "INSERT INTO webhook_events (id, org_id, project_id, event_type, \
                          payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -207,15 +222,7 @@ macro_rules! impl_sql_webhooks {
                     .bind(event.at.as_millis())
                     .execute(&mut *tx)
                     .await?;
-                    for target in &endpoints {
-                        let same_org = event.org_id.as_ref().is_none_or(|o| *o == target.org_id);
-                        // A test event goes to the one endpoint asked for, even if it is not
-                        // subscribed to that type.
-                        let wanted = endpoint.is_some()
-                            || target.wants(&event.event_type, event.project_id.as_ref());
-                        if !(same_org && wanted) {
-                            continue;
-                        }
+                    for target in targets {
                         sqlx::query(
                             "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, state, \
                              attempts, next_at, locked_until, created_at) \
@@ -230,27 +237,39 @@ macro_rules! impl_sql_webhooks {
                         queued += 1;
                     }
                 }
-                if let Some((name, position)) = cursor {
-                    sqlx::query(
-                        "INSERT INTO cursors (name, position) VALUES ($1, $2) \
-                         ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-                    )
-                    .bind(name)
-                    .bind(position)
+                if let Some(cursor) = cursor {
+                    let moved = match cursor.from {
+                        None => sqlx::query(
+                            "INSERT INTO cursors (name, position) VALUES ($1, $2) \
+                             ON CONFLICT (name) DO NOTHING",
+                        )
+                        .bind(cursor.name)
+                        .bind(cursor.to),
+                        Some(from) => sqlx::query(
+                            "UPDATE cursors SET position = $2 WHERE name = $1 AND position = $3",
+                        )
+                        .bind(cursor.name)
+                        .bind(cursor.to)
+                        .bind(from),
+                    }
                     .execute(&mut *tx)
-                    .await?;
+                    .await?
+                    .rows_affected();
+                    if moved != 1 {
+                        return Err($crate::Conflict::VersionTaken { entity: "cursor" }.into());
+                    }
                 }
                 tx.commit().await?;
                 Ok(queued)
             }
 
-            async fn cursor(&self, name: &str) -> Result<i64, StoreError> {
-                let position: Option<i64> =
+            async fn cursor(&self, name: &str) -> Result<Option<i64>, StoreError> {
+                Ok(
                     sqlx::query_scalar("SELECT position FROM cursors WHERE name = $1")
                         .bind(name)
                         .fetch_optional(self.writer())
-                        .await?;
-                Ok(position.unwrap_or(0))
+                        .await?,
+                )
             }
 
             async fn claim_deliveries(
@@ -466,8 +485,7 @@ impl TryFrom<EndpointRow> for WebhookEndpoint {
     fn try_from(row: EndpointRow) -> Result<Self, StoreError> {
         Ok(Self {
             id: WebhookId::parse(&row.id).map_err(|_| corrupt("webhook_endpoints.id")())?,
-            org_id: OrgId::parse(&row.org_id)
-                .map_err(|_| corrupt("webhook_endpoints.org_id")())?,
+            org_id: OrgId::parse(&row.org_id).map_err(|_| corrupt("webhook_endpoints.org_id")())?,
             project_id: row
                 .project_id
                 .map(|p| ProjectId::parse(&p))

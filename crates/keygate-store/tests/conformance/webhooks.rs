@@ -3,7 +3,7 @@
 
 use keygate_core::{AuditAction, EventId, OrgId, ProjectId, WebhookId};
 use keygate_store::{
-    AttemptOutcome, Conflict, DeliveryFilter, DeliveryState, OutboxEvent, StoreError,
+    AttemptOutcome, Conflict, CursorMove, DeliveryFilter, DeliveryState, OutboxEvent, StoreError,
     WebhookEndpoint, WebhookPatch,
 };
 use keygate_testkit::{Db, World, audit};
@@ -57,13 +57,38 @@ async fn outbox_fans_out_by_type_and_project(db: Db) {
         event(None, None, "kek.rotated"),               // `all` only (no project)
         event(Some(&OrgId::generate()), None, "key.revoked"), // another org's: none
     ];
+    let first = CursorMove {
+        name: "audit",
+        from: None,
+        to: 17,
+    };
     let queued = store
-        .enqueue_events(&events, None, Some(("audit", 17)), at(1))
+        .enqueue_events(&events, None, Some(&first), at(1))
         .await
         .unwrap();
     assert_eq!(queued, 5);
-    assert_eq!(store.cursor("audit").await.unwrap(), 17);
-    assert_eq!(store.cursor("never").await.unwrap(), 0);
+    assert_eq!(store.cursor("audit").await.unwrap(), Some(17));
+    // Another node's move from a stale position writes nothing, events included.
+    let stale = CursorMove {
+        name: "audit",
+        from: Some(3),
+        to: 20,
+    };
+    let refused = store
+        .enqueue_events(&events[..1], None, Some(&stale), at(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        refused,
+        StoreError::Conflict(Conflict::VersionTaken { .. })
+    ));
+    let fresh = [event(org, Some(&w.project.id), "key.revoked")];
+    let again = store
+        .enqueue_events(&fresh, None, Some(&first), at(1))
+        .await;
+    assert!(again.is_err(), "a cursor is created once");
+    assert_eq!(store.cursor("audit").await.unwrap(), Some(17));
+    assert_eq!(store.cursor("never").await.unwrap(), None);
     let count = |id: &WebhookId| {
         let filter = DeliveryFilter {
             endpoint_id: id.clone(),
@@ -114,7 +139,12 @@ async fn a_delivery_is_claimed_once_retried_then_dead_and_replayed(db: Db) {
         .await
         .unwrap();
     store
-        .enqueue_events(&[event(Some(&w.org.id), None, "key.revoked")], None, None, at(1))
+        .enqueue_events(
+            &[event(Some(&w.org.id), None, "key.revoked")],
+            None,
+            None,
+            at(1),
+        )
         .await
         .unwrap();
 
@@ -124,7 +154,13 @@ async fn a_delivery_is_claimed_once_retried_then_dead_and_replayed(db: Db) {
     assert_eq!(first[0].url, hook.url);
     assert_eq!(first[0].secret_sealed, "sealed");
     // Held by the first claim, it is nobody else's until the lease ends.
-    assert!(store.claim_deliveries(at(2), at(32), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_deliveries(at(2), at(32), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let id = first[0].delivery.id.clone();
     store
         .finish_attempt(
@@ -138,7 +174,13 @@ async fn a_delivery_is_claimed_once_retried_then_dead_and_replayed(db: Db) {
         )
         .await
         .unwrap();
-    assert!(store.claim_deliveries(at(9), at(39), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_deliveries(at(9), at(39), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let again = store.claim_deliveries(at(10), at(40), 10).await.unwrap();
     assert_eq!(again[0].delivery.attempts, 1);
     assert_eq!(again[0].delivery.last_status, Some(503));
@@ -163,7 +205,13 @@ async fn a_delivery_is_claimed_once_retried_then_dead_and_replayed(db: Db) {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].attempts, 2);
     assert_eq!(listed[0].last_error.as_deref(), Some("connection refused"));
-    assert!(store.claim_deliveries(at(100), at(130), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_deliveries(at(100), at(130), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let replayed = store
         .replay_delivery(&hook.id, &id, at(12), &audit(AuditAction::WebhookReplay))
@@ -200,7 +248,12 @@ async fn a_delivery_is_claimed_once_retried_then_dead_and_replayed(db: Db) {
     // Deleted, an endpoint's pending deliveries are dead and it is gone from listings; its
     // secret is still found by a KEK rotation.
     store
-        .enqueue_events(&[event(Some(&w.org.id), None, "key.revoked")], None, None, at(14))
+        .enqueue_events(
+            &[event(Some(&w.org.id), None, "key.revoked")],
+            None,
+            None,
+            at(14),
+        )
         .await
         .unwrap();
     store
@@ -224,7 +277,13 @@ async fn a_delivery_is_claimed_once_retried_then_dead_and_replayed(db: Db) {
             .await
             .unwrap()
     );
-    assert!(store.webhooks_not_wrapped_by("kek-b", 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .webhooks_not_wrapped_by("kek-b", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 keygate_testkit::on_both_databases!(
