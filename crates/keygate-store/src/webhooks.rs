@@ -24,10 +24,10 @@ pub struct WebhookEndpoint {
 }
 
 impl WebhookEndpoint {
-    /// Whether this endpoint hears an event of `kind` about `project`.
+    /// Whether this endpoint hears an event of `kind` about `project`. A disabled endpoint
+    /// still does: its deliveries wait until it is enabled again.
     pub fn wants(&self, kind: &str, project: Option<&ProjectId>) -> bool {
-        self.disabled_at.is_none()
-            && (self.event_types.is_empty() || self.event_types.iter().any(|t| t == kind))
+        (self.event_types.is_empty() || self.event_types.iter().any(|t| t == kind))
             && match &self.project_id {
                 None => true,
                 Some(own) => project == Some(own),

@@ -195,7 +195,7 @@ pub enum ConfigError {
     #[error("usage_retention_days is 1 to 3650")]
     BadRetention,
     #[error(
-        "webhook_retries is a list of at most 20 waits from 1s to 7d, such as [\"5s\", \"5m\", \"30m\"]"
+        "webhook_retries is a list of at most 20 waits from 100ms to 7d, such as [\"5s\", \"5m\", \"30m\"]"
     )]
     BadWebhookRetries,
     #[error(
@@ -420,7 +420,7 @@ fn alert_settings(
             .filter(|waits| {
                 waits
                     .iter()
-                    .all(|w| (1..=7 * 86_400).contains(&w.as_secs()))
+                    .all(|w| (100..=7 * 86_400_000).contains(&w.as_millis()))
             })
             .ok_or(ConfigError::BadWebhookRetries)?;
         settings.retries = keygate_watch::RetrySchedule::new(waits);

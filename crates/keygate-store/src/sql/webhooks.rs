@@ -180,6 +180,29 @@ macro_rules! impl_sql_webhooks {
                 now: Timestamp,
             ) -> Result<u64, StoreError> {
                 let mut tx = self.begin_write().await?;
+                // The cursor first: a node that lost the race writes nothing.
+                if let Some(cursor) = cursor {
+                    let moved = match cursor.from {
+                        None => sqlx::query(
+                            "INSERT INTO cursors (name, position) VALUES ($1, $2) \
+                             ON CONFLICT (name) DO NOTHING",
+                        )
+                        .bind(cursor.name)
+                        .bind(cursor.to),
+                        Some(from) => sqlx::query(
+                            "UPDATE cursors SET position = $2 WHERE name = $1 AND position = $3",
+                        )
+                        .bind(cursor.name)
+                        .bind(cursor.to)
+                        .bind(from),
+                    }
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if moved != 1 {
+                        return Err($crate::Conflict::VersionTaken { entity: "cursor" }.into());
+                    }
+                }
                 let rows: Vec<$crate::sql::webhooks::EndpointRow> = sqlx::query_as(concat!(
                     "SELECT ",
                     $crate::sql::webhooks::endpoint_columns!(),
@@ -235,28 +258,6 @@ macro_rules! impl_sql_webhooks {
                         .execute(&mut *tx)
                         .await?;
                         queued += 1;
-                    }
-                }
-                if let Some(cursor) = cursor {
-                    let moved = match cursor.from {
-                        None => sqlx::query(
-                            "INSERT INTO cursors (name, position) VALUES ($1, $2) \
-                             ON CONFLICT (name) DO NOTHING",
-                        )
-                        .bind(cursor.name)
-                        .bind(cursor.to),
-                        Some(from) => sqlx::query(
-                            "UPDATE cursors SET position = $2 WHERE name = $1 AND position = $3",
-                        )
-                        .bind(cursor.name)
-                        .bind(cursor.to)
-                        .bind(from),
-                    }
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if moved != 1 {
-                        return Err($crate::Conflict::VersionTaken { entity: "cursor" }.into());
                     }
                 }
                 tx.commit().await?;

@@ -74,8 +74,9 @@ async fn outbox_fans_out_by_type_and_project(db: Db) {
         from: Some(3),
         to: 20,
     };
+    let late = [event(org, Some(&w.project.id), "key.revoked")];
     let refused = store
-        .enqueue_events(&events[..1], None, Some(&stale), at(1))
+        .enqueue_events(&late, None, Some(&stale), at(1))
         .await
         .unwrap_err();
     assert!(matches!(
@@ -112,7 +113,7 @@ async fn outbox_fans_out_by_type_and_project(db: Db) {
     assert_eq!(queued, 1);
     assert_eq!(count(&revokes.id).await, 2);
 
-    // Disabled, an endpoint is skipped by new events and its deliveries wait.
+    // Disabled, an endpoint's deliveries wait.
     let patch = WebhookPatch {
         disabled: Some(true),
         event_types: Some(vec!["key.resumed".into()]),

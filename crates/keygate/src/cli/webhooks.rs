@@ -32,9 +32,9 @@ pub struct ApiOnlyArgs {
 
 #[derive(Debug, Args)]
 pub struct CreateWebhookArgs {
-    /// Where deliveries are POSTed.
-    #[arg(long)]
-    pub url: String,
+    /// Where deliveries are POSTed (`--url` is keygate's own address).
+    #[arg(long, value_name = "URL")]
+    pub endpoint: String,
     /// An event type to receive (repeatable; see docs/events.md). None: every event.
     #[arg(long = "event")]
     pub events: Vec<String>,
@@ -60,8 +60,9 @@ pub struct WebhookIdArgs {
 #[derive(Debug, Args)]
 pub struct UpdateWebhookArgs {
     pub id: String,
-    #[arg(long)]
-    pub url: Option<String>,
+    /// A new address for deliveries.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
     #[arg(long)]
     pub description: Option<String>,
     /// Replaces the event types (repeatable).

@@ -24,7 +24,7 @@ pub async fn run(command: WebhooksCommand) -> Result<(), CliError> {
         WebhooksCommand::Create(args) => {
             let client = AdminClient::new(&args.api)?;
             let body = json!({
-                "url": args.url,
+                "url": args.endpoint,
                 "events": args.events,
                 "project": args.project,
                 "description": args.description,
@@ -131,7 +131,7 @@ fn show(api: &ApiArgs, endpoint: &Value) {
 async fn update(args: UpdateWebhookArgs) -> Result<(), CliError> {
     let client = AdminClient::new(&args.api)?;
     let mut body = Map::new();
-    if let Some(url) = args.url {
+    if let Some(url) = args.endpoint {
         body.insert("url".into(), json!(url));
     }
     if let Some(description) = args.description {

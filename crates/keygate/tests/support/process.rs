@@ -121,6 +121,13 @@ impl ServerProcess {
         child.wait().expect("wait for keygate")
     }
 
+    /// Kills the server at once (SIGKILL): nothing is flushed or drained.
+    pub fn crash(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     /// Runs a `keygate` command against this server.
     pub fn cli(&self, args: &[&str], token: Option<&str>, stdin: Option<&str>) -> Output {
         run_cli(&self.dir, args, &[("KEYGATE_URL", &self.url)], token, stdin)
