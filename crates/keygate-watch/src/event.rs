@@ -119,6 +119,16 @@ mod tests {
         assert_eq!(EventType::parse("key.*"), Err(UnknownEventType));
     }
 
+    /// docs/events.md documents every event, each under its own heading.
+    #[test]
+    fn every_event_is_documented() {
+        let doc = include_str!("../../../docs/events.md");
+        for kind in EventType::ALL {
+            let heading = format!("### `{}`", kind.as_str());
+            assert!(doc.contains(&heading), "docs/events.md lacks {heading}");
+        }
+    }
+
     #[test]
     fn payload_has_the_standard_shape() {
         let event = Event::new(
