@@ -60,6 +60,8 @@ pub struct ServerSettings {
     pub usage_retention: Duration,
     /// How webhook deliveries are made.
     pub alerts: crate::alerts::AlertSettings,
+    /// How leak reports are received and what they do to the keys they name.
+    pub leaks: crate::service::LeakSettings,
 }
 
 impl Default for ServerSettings {
@@ -79,6 +81,7 @@ impl Default for ServerSettings {
             audit_checkpoints: crate::service::CheckpointPolicy::default(),
             usage_retention: Duration::from_secs(30 * 86_400),
             alerts: crate::alerts::AlertSettings::default(),
+            leaks: crate::service::LeakSettings::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ mod credentials;
 mod kek_rotation;
 mod keyring;
 mod keys;
+mod leaks;
 mod projects;
 mod replay;
 mod secret_policy;
@@ -45,6 +46,10 @@ pub use credentials::ProjectSecrets;
 pub use kek_rotation::{Pace, RewrapReport, references_other_keks, rewrap_all};
 pub use keyring::audit_public_key;
 pub use keys::{CreateKey, KeyPage, KeyQuery, Rotated};
+pub use leaks::{
+    LeakAction, LeakLabel, LeakSettings, LeakVerdict, MAX_REPORTED_TOKENS, ReportError,
+    ReportSignature,
+};
 pub use secret_rotation::{RotateSecret, SecretRotation, UpstreamCheck};
 pub use secrets::{MAX_SECRET_BYTES, PutSecret, Revealed};
 pub use tokens::CreateToken;

@@ -7,6 +7,7 @@ use serde::Serialize;
 /// contract (receivers switch on them): add kinds, never rename one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventType {
+    KeyLeaked,
     KeySuspended,
     KeyResumed,
     KeyRevoked,
@@ -23,7 +24,8 @@ pub enum EventType {
 pub struct UnknownEventType;
 
 impl EventType {
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 8] = [
+        Self::KeyLeaked,
         Self::KeySuspended,
         Self::KeyResumed,
         Self::KeyRevoked,
@@ -35,6 +37,7 @@ impl EventType {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::KeyLeaked => "key.leaked",
             Self::KeySuspended => "key.suspended",
             Self::KeyResumed => "key.resumed",
             Self::KeyRevoked => "key.revoked",

@@ -15,8 +15,11 @@ use serde::Deserialize;
 use crate::cli::StoreArgs;
 
 /// Keys the file and the environment may set. Anything else in the file is an error.
-const KEYS: [&str; 22] = [
+const KEYS: [&str; 25] = [
     "listen",
+    "leak_action",
+    "leak_report_keys",
+    "leak_reports_require_signature",
     "webhooks_allow_private",
     "webhook_retries",
     "usage_retention_days",
@@ -40,6 +43,14 @@ const KEYS: [&str; 22] = [
     "trusted_proxies",
 ];
 
+/// A public key that signs leak reports, as GitHub lists them: its identifier and PEM.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportKeyConfig {
+    id: String,
+    key: String,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -48,6 +59,9 @@ struct RawConfig {
     otel_endpoint: Option<String>,
     usage_retention_days: Option<u64>,
     webhooks_allow_private: Option<bool>,
+    leak_action: Option<keygate_server::service::LeakAction>,
+    leak_report_keys: Option<Vec<ReportKeyConfig>>,
+    leak_reports_require_signature: Option<bool>,
     webhook_retries: Option<Vec<String>>,
     audit_checkpoint_events: Option<i64>,
     audit_checkpoint_minutes: Option<u64>,
@@ -198,6 +212,8 @@ pub enum ConfigError {
         "webhook_retries is a list of at most 20 waits from 100ms to 7d, such as [\"5s\", \"5m\", \"30m\"]"
     )]
     BadWebhookRetries,
+    #[error("leak_report_keys: {0}")]
+    BadReportKey(keygate_crypto::ReportKeyError),
     #[error(
         "otel_endpoint is an http:// or https:// URL without a user or password, such as http://127.0.0.1:4318"
     )]
@@ -293,6 +309,15 @@ pub fn resolve(
         return Err(ConfigError::BadCheckpoints);
     }
     let alerts = alert_settings(raw.webhooks_allow_private, raw.webhook_retries.as_deref())?;
+    let report_keys = raw.leak_report_keys.unwrap_or_default();
+    let leaks = keygate_server::service::LeakSettings {
+        action: raw.leak_action.unwrap_or_default(),
+        report_keys: keygate_crypto::ReportKeys::parse(
+            report_keys.iter().map(|k| (k.id.as_str(), k.key.as_str())),
+        )
+        .map_err(ConfigError::BadReportKey)?,
+        require_signature: raw.leak_reports_require_signature.unwrap_or(false),
+    };
     let data_dir = store
         .data_dir
         .clone()
@@ -378,6 +403,7 @@ pub fn resolve(
             audit_checkpoints,
             usage_retention,
             alerts,
+            leaks,
             ..ServerSettings::default()
         },
         limits: LimitsSettings {

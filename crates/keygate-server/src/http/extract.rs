@@ -97,6 +97,19 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
+/// A body as its bytes, within the body limit: for a handler that checks a signature over it
+/// before reading it.
+#[derive(Debug)]
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        read_body(req, state).await.map(RawBody)
+    }
+}
+
 /// A JSON body that may be empty (then it parses as `{}`).
 #[derive(Debug)]
 pub struct OptionalJson<T>(pub T);

@@ -2,6 +2,7 @@
 
 pub(super) mod audit;
 pub(super) mod keys;
+pub(super) mod leaks;
 pub(super) mod llm;
 pub(super) mod model_groups;
 pub(crate) mod ops;
@@ -96,6 +97,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .nest("/admin/v1", admin)
         .route("/v1/keys/verify", post(verify::verify))
+        .route("/v1/leaks", post(leaks::report))
         .route("/v1/secrets/{name}", get(secrets::read_with_key))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -1,5 +1,6 @@
-//! Being watched, as an operator sees it: alerts delivered to a webhook receiver that checks
-//! them with the `standardwebhooks` package, through real `keygate serve` processes.
+//! Being watched, as an operator sees it, through real `keygate serve` processes: alerts
+//! delivered to a webhook receiver that checks them with the `standardwebhooks` package, leak
+//! reports that quarantine keys, and the scanner rule for keygate's key format.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,5 +13,7 @@ mod process;
 #[path = "../support/python.rs"]
 mod python;
 
+mod leaks;
 mod receiver;
+mod scanner_rule;
 mod webhooks;
