@@ -40,6 +40,7 @@ pub enum AuditAction {
     WebhookUpdate,
     WebhookDelete,
     WebhookReplay,
+    AnomalyAcknowledge,
 }
 
 impl AuditAction {
@@ -76,6 +77,7 @@ impl AuditAction {
             Self::WebhookUpdate => "webhook.update",
             Self::WebhookDelete => "webhook.delete",
             Self::WebhookReplay => "webhook.replay",
+            Self::AnomalyAcknowledge => "anomaly.acknowledge",
         }
     }
 }

@@ -94,6 +94,10 @@ typed_id!(
     /// One event's delivery to one endpoint, with its attempts.
     DeliveryId, "whd_", "delivery_id"
 );
+typed_id!(
+    /// Something an anomaly detector found.
+    AnomalyId, "anom_", "anomaly_id"
+);
 
 #[cfg(test)]
 mod tests {

@@ -21,7 +21,7 @@ pub mod usage;
 pub use audit::{AuditAction, AuditDraft, AuditEvent, ChainBreak, ChainHead, Outcome};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ValidationError;
-pub use ids::{DeliveryId, EventId, KeyId, OrgId, ProjectId, SecretId, WebhookId};
+pub use ids::{AnomalyId, DeliveryId, EventId, KeyId, OrgId, ProjectId, SecretId, WebhookId};
 pub use key::{ApiKey, KeyEnv, KeyFormatError, KeyHint};
 pub use limits::{Budget, KeyLimits, Per, Quota, RequestRate, Window};
 pub use publishable::{AllowedOrigins, Origin};

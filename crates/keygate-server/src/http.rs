@@ -62,6 +62,8 @@ pub struct ServerSettings {
     pub alerts: crate::alerts::AlertSettings,
     /// How leak reports are received and what they do to the keys they name.
     pub leaks: crate::service::LeakSettings,
+    /// The anomaly detectors' thresholds and actions.
+    pub anomalies: crate::anomalies::AnomalySettings,
 }
 
 impl Default for ServerSettings {
@@ -82,6 +84,7 @@ impl Default for ServerSettings {
             usage_retention: Duration::from_secs(30 * 86_400),
             alerts: crate::alerts::AlertSettings::default(),
             leaks: crate::service::LeakSettings::default(),
+            anomalies: crate::anomalies::AnomalySettings::default(),
         }
     }
 }
@@ -101,6 +104,8 @@ pub struct AppState {
     pub routes: Arc<crate::proxy::ProxyRoutes>,
     /// Webhook endpoints and the delivery of alerts.
     pub alerts: Arc<crate::alerts::Alerts>,
+    /// The anomaly detectors and their actions.
+    pub anomalies: Arc<crate::anomalies::Anomalies>,
 }
 
 impl AppState {
@@ -117,8 +122,11 @@ impl AppState {
         let started_at = keygate.clock().now().as_millis();
         let limiter = crate::limits::Limiter::new().observed_by(keygate.metrics().limits.clone());
         let alerts = crate::alerts::Alerts::new(keygate.clone(), settings.alerts.clone());
+        let anomalies =
+            crate::anomalies::Anomalies::new(keygate.clone(), settings.anomalies.clone());
         Self {
             alerts: Arc::new(alerts),
+            anomalies,
             keygate,
             settings: Arc::new(settings),
             gateway,

@@ -5,6 +5,7 @@
 //! returns typed errors.
 
 pub mod alerts;
+pub mod anomalies;
 mod cache;
 mod error;
 pub mod gateway;

@@ -13,6 +13,7 @@ mod keyring;
 mod keys;
 mod leaks;
 mod projects;
+mod quarantine;
 mod replay;
 mod secret_policy;
 mod secret_rotation;
@@ -50,6 +51,7 @@ pub use leaks::{
     LeakAction, LeakLabel, LeakSettings, LeakVerdict, MAX_REPORTED_TOKENS, ReportError,
     ReportSignature,
 };
+pub use quarantine::Quarantine;
 pub use secret_rotation::{RotateSecret, SecretRotation, UpstreamCheck};
 pub use secrets::{MAX_SECRET_BYTES, PutSecret, Revealed};
 pub use tokens::CreateToken;

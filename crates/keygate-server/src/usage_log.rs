@@ -56,11 +56,19 @@ struct Pending {
     dropped: u64,
 }
 
+/// Something that looks at every usage record once, off the request path (the anomaly
+/// detectors).
+pub trait UsageWatcher: Send + Sync + std::fmt::Debug {
+    fn observe(&self, records: &[UsageRecord]);
+}
+
 #[derive(Debug)]
 pub struct UsageLog {
     pending: Mutex<Pending>,
-    /// Every record is shown to the metrics once, when its batch is taken to be written.
+    /// Every record is shown to the metrics once, when its batch is taken to be written, and
+    /// to the watcher, if one is set.
     metrics: GatewayMetrics,
+    watcher: std::sync::OnceLock<Arc<dyn UsageWatcher>>,
     dropped_total: AtomicU64,
 }
 
@@ -76,7 +84,23 @@ impl UsageLog {
         Self {
             pending: Mutex::default(),
             metrics,
+            watcher: std::sync::OnceLock::new(),
             dropped_total: AtomicU64::new(0),
+        }
+    }
+
+    /// Shows every record from now on to `watcher` too; the first watcher set stays.
+    pub fn watched_by(&self, watcher: Arc<dyn UsageWatcher>) {
+        let _ = self.watcher.set(watcher);
+    }
+
+    /// Shows fresh records to the metrics and the watcher, once.
+    fn observe(&self, records: &[UsageRecord]) {
+        records
+            .iter()
+            .for_each(|record| self.metrics.observe(record));
+        if let Some(watcher) = self.watcher.get() {
+            watcher.observe(records);
         }
     }
 
@@ -159,7 +183,7 @@ impl UsageLog {
         };
         self.dropped_total.fetch_add(dropped, Ordering::Relaxed);
         if fresh {
-            batch.iter().for_each(|record| self.metrics.observe(record));
+            self.observe(&batch);
         }
         if dropped > 0 {
             tracing::warn!(
@@ -175,9 +199,7 @@ impl UsageLog {
             {
                 Ok(counted) => {
                     let counted: Vec<UsageRecord> = counted;
-                    counted
-                        .iter()
-                        .for_each(|record| self.metrics.observe(record));
+                    self.observe(&counted);
                     batch.extend(counted);
                 }
                 Err(err) => tracing::warn!(error = %err, "token counting failed"),

@@ -15,6 +15,8 @@ pub enum Conflict {
     AlreadySuspended,
     #[error("the key is {status}, not suspended", status = .0.as_str())]
     NotSuspended(KeyStatus),
+    #[error("the anomaly was already acknowledged")]
+    AlreadyAcknowledged,
     #[error("the delivery is already waiting for its next attempt")]
     DeliveryPending,
     #[error("the idempotency key was already used for a different request")]

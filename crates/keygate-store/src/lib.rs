@@ -5,6 +5,7 @@
 //! Architecture invariants: the store never sees a plaintext API key, only digests; every
 //! admin change is written in the same transaction as its audit event.
 
+mod anomalies;
 mod checkpoints;
 mod error;
 mod limit_counts;
@@ -27,6 +28,7 @@ use keygate_core::{
     ProjectId, Timestamp,
 };
 
+pub use anomalies::{Anomaly, AnomalyFilter, AnomalyStore};
 pub use checkpoints::{Checkpoint, CheckpointStore};
 pub use error::{Conflict, StoreError};
 pub use limit_counts::{LIMIT_COUNTS_PER_STATEMENT, LimitCount, LimitCountKind, LimitCountStore};
@@ -73,6 +75,7 @@ pub trait Store:
     + LimitCountStore
     + CheckpointStore
     + WebhookStore
+    + AnomalyStore
     + Send
     + Sync
     + std::fmt::Debug

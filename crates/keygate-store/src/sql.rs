@@ -97,6 +97,11 @@ macro_rules! impl_sql_store {
             for_update: $for_update,
         }
 
+        $crate::sql::impl_sql_anomalies! {
+            store: $store,
+            for_update: $for_update,
+        }
+
         #[async_trait::async_trait]
         impl Store for $store {
             fn backend(&self) -> Backend {
@@ -681,6 +686,7 @@ macro_rules! impl_sql_store {
     };
 }
 
+pub(crate) mod anomalies;
 pub(crate) mod checkpoints;
 mod helpers;
 pub(crate) mod limit_counts;
@@ -689,6 +695,7 @@ pub(crate) mod secrets;
 pub(crate) mod usage;
 pub(crate) mod webhooks;
 
+pub(crate) use anomalies::impl_sql_anomalies;
 pub(crate) use checkpoints::{checkpoint_from_row, impl_sql_checkpoints};
 pub(crate) use helpers::impl_sql_helpers;
 pub(crate) use limit_counts::impl_sql_limit_counts;

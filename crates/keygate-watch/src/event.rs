@@ -7,6 +7,8 @@ use serde::Serialize;
 /// contract (receivers switch on them): add kinds, never rename one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventType {
+    AnomalyDetected,
+    AnomalyActed,
     KeyLeaked,
     KeySuspended,
     KeyResumed,
@@ -24,7 +26,9 @@ pub enum EventType {
 pub struct UnknownEventType;
 
 impl EventType {
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 10] = [
+        Self::AnomalyDetected,
+        Self::AnomalyActed,
         Self::KeyLeaked,
         Self::KeySuspended,
         Self::KeyResumed,
@@ -37,6 +41,8 @@ impl EventType {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::AnomalyDetected => "anomaly.detected",
+            Self::AnomalyActed => "anomaly.acted",
             Self::KeyLeaked => "key.leaked",
             Self::KeySuspended => "key.suspended",
             Self::KeyResumed => "key.resumed",

@@ -1,9 +1,10 @@
 //! keygate's alerts, as pure logic: the catalogue of events operators subscribe to
 //! ([`EventType`], documented in `docs/events.md`), the events the audit log announces
 //! ([`from_audit`]), their payloads ([`Event`]), the Standard Webhooks signature
-//! ([`WebhookSecret`], [`sign`]) and when a failed delivery is tried again
-//! ([`RetrySchedule`]). The outbox lives in the store and the one delivery task in the server.
+//! ([`WebhookSecret`], [`sign`]), when a failed delivery is tried again ([`RetrySchedule`]),
+//! and the anomaly detectors over keys' traffic ([`detect`]). The outbox lives in the store and the one delivery task in the server.
 
+pub mod detect;
 mod event;
 pub mod from_audit;
 mod retry;

@@ -6,10 +6,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod limits;
 mod vault;
-mod webhooks;
+mod watch;
 
 pub use limits::LimitArgs;
-pub use webhooks::{DeliveriesArgs, DeliveryStateArg, UpdateWebhookArgs, WebhooksCommand};
+pub use watch::{
+    AnomaliesCommand, DeliveriesArgs, DeliveryStateArg, ListAnomaliesArgs, UpdateWebhookArgs,
+    WebhooksCommand,
+};
 
 pub use vault::{
     KekCommand, KekRotateArgs, ListSecretsArgs, PromoteArgs, PutSecretArgs, RevealArgs,
@@ -58,6 +61,9 @@ pub enum Command {
     /// Alerts: webhook endpoints (signed per Standard Webhooks) and their deliveries.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// What the anomaly detectors found (spikes, new networks, probing), and acknowledging it.
+    #[command(subcommand)]
+    Anomalies(AnomaliesCommand),
 }
 
 /// What a usage report is grouped by.

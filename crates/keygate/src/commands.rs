@@ -1,6 +1,7 @@
 //! One module per command group; `dispatch` routes a parsed command line to it.
 
 mod admin;
+mod anomalies;
 mod audit;
 mod kek;
 mod keys;
@@ -41,6 +42,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Audit(command) => audit::run(config, command).await,
         Command::Usage(args) => usage::run(args).await,
         Command::Webhooks(command) => webhooks::run(command).await,
+        Command::Anomalies(command) => anomalies::run(command).await,
         Command::Kek(command) => kek::run(config, command).await,
         Command::Run(_) => Ok(()),
     }

@@ -14,6 +14,8 @@ use serde::Deserialize;
 
 use crate::cli::StoreArgs;
 
+mod watch;
+
 /// Keys the file and the environment may set. Anything else in the file is an error.
 const KEYS: [&str; 25] = [
     "listen",
@@ -43,14 +45,6 @@ const KEYS: [&str; 25] = [
     "trusted_proxies",
 ];
 
-/// A public key that signs leak reports, as GitHub lists them: its identifier and PEM.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReportKeyConfig {
-    id: String,
-    key: String,
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -60,7 +54,8 @@ struct RawConfig {
     usage_retention_days: Option<u64>,
     webhooks_allow_private: Option<bool>,
     leak_action: Option<keygate_server::service::LeakAction>,
-    leak_report_keys: Option<Vec<ReportKeyConfig>>,
+    leak_report_keys: Option<Vec<watch::ReportKeyConfig>>,
+    anomalies: Option<watch::AnomaliesFile>,
     leak_reports_require_signature: Option<bool>,
     webhook_retries: Option<Vec<String>>,
     audit_checkpoint_events: Option<i64>,
@@ -214,6 +209,8 @@ pub enum ConfigError {
     BadWebhookRetries,
     #[error("leak_report_keys: {0}")]
     BadReportKey(keygate_crypto::ReportKeyError),
+    #[error("[anomalies] {0}")]
+    BadAnomalies(&'static str),
     #[error(
         "otel_endpoint is an http:// or https:// URL without a user or password, such as http://127.0.0.1:4318"
     )]
@@ -308,16 +305,13 @@ pub fn resolve(
     {
         return Err(ConfigError::BadCheckpoints);
     }
-    let alerts = alert_settings(raw.webhooks_allow_private, raw.webhook_retries.as_deref())?;
-    let report_keys = raw.leak_report_keys.unwrap_or_default();
-    let leaks = keygate_server::service::LeakSettings {
-        action: raw.leak_action.unwrap_or_default(),
-        report_keys: keygate_crypto::ReportKeys::parse(
-            report_keys.iter().map(|k| (k.id.as_str(), k.key.as_str())),
-        )
-        .map_err(ConfigError::BadReportKey)?,
-        require_signature: raw.leak_reports_require_signature.unwrap_or(false),
-    };
+    let alerts = watch::alert_settings(raw.webhooks_allow_private, raw.webhook_retries.as_deref())?;
+    let leaks = watch::leak_settings(
+        raw.leak_action,
+        raw.leak_report_keys.as_deref(),
+        raw.leak_reports_require_signature,
+    )?;
+    let anomalies = watch::anomaly_settings(raw.anomalies)?;
     let data_dir = store
         .data_dir
         .clone()
@@ -404,6 +398,7 @@ pub fn resolve(
             usage_retention,
             alerts,
             leaks,
+            anomalies,
             ..ServerSettings::default()
         },
         limits: LimitsSettings {
@@ -425,33 +420,6 @@ pub fn resolve(
 pub fn check_gateway(settings: &Settings, sources: &Sources) -> Result<(), ConfigError> {
     GatewayConfig::resolve(&settings.gateway, &|name| sources.env.get(name).cloned())?;
     Ok(())
-}
-
-/// How webhooks are delivered: `webhooks_allow_private` and the `webhook_retries` waits
-/// (the Standard Webhooks schedule by default).
-fn alert_settings(
-    allow_private: Option<bool>,
-    retries: Option<&[String]>,
-) -> Result<keygate_server::alerts::AlertSettings, ConfigError> {
-    let mut settings = keygate_server::alerts::AlertSettings {
-        allow_private: allow_private.unwrap_or(false),
-        ..Default::default()
-    };
-    if let Some(waits) = retries {
-        let waits = waits
-            .iter()
-            .map(|text| humantime::parse_duration(text).ok())
-            .collect::<Option<Vec<Duration>>>()
-            .filter(|waits| waits.len() <= 20)
-            .filter(|waits| {
-                waits
-                    .iter()
-                    .all(|w| (100..=7 * 86_400_000).contains(&w.as_millis()))
-            })
-            .ok_or(ConfigError::BadWebhookRetries)?;
-        settings.retries = keygate_watch::RetrySchedule::new(waits);
-    }
-    Ok(settings)
 }
 
 #[cfg(test)]

@@ -72,6 +72,7 @@ impl From<ServiceError> for ApiError {
                     Conflict::KeyNotMutable(_) => (S::CONFLICT, "key_not_mutable"),
                     Conflict::AlreadySuspended => (S::CONFLICT, "key_already_suspended"),
                     Conflict::DeliveryPending => (S::CONFLICT, "delivery_pending"),
+                    Conflict::AlreadyAcknowledged => (S::CONFLICT, "already_acknowledged"),
                     Conflict::NotSuspended(_) => (S::CONFLICT, "key_not_suspended"),
                     Conflict::IdempotencyKeyReused => {
                         (S::UNPROCESSABLE_ENTITY, "idempotency_key_reused")

@@ -43,6 +43,7 @@ impl Modify for AdminTokenAuth {
         routes::webhooks::create, routes::webhooks::list, routes::webhooks::show,
         routes::webhooks::update, routes::webhooks::delete, routes::webhooks::test,
         routes::webhooks::deliveries, routes::webhooks::replay,
+        routes::anomalies::list, routes::anomalies::ack,
         routes::verify::verify, routes::leaks::report,
         routes::llm::chat_completions, routes::llm::embeddings, routes::llm::list_models,
         routes::llm::get_model, routes::llm::messages, routes::llm::count_tokens,
@@ -67,6 +68,8 @@ impl Modify for AdminTokenAuth {
         dto::CreateWebhookBody, dto::UpdateWebhookBody, dto::WebhookView, dto::WebhookList,
         dto::WebhookWithSecret, dto::DeliveryView, dto::DeliveryList, dto::DeliveryStateParam,
         dto::TestEventSent,
+        routes::anomalies::AnomalyView, routes::anomalies::AnomalyList,
+        routes::anomalies::AckBody, routes::anomalies::AnomalyState,
     )),
     modifiers(&AdminTokenAuth),
 )]

@@ -1,5 +1,6 @@
 //! The route table and the middleware stack around it.
 
+pub(super) mod anomalies;
 pub(super) mod audit;
 pub(super) mod keys;
 pub(super) mod leaks;
@@ -61,6 +62,8 @@ pub fn router(state: AppState) -> Router {
             get(audit::checkpoints).post(audit::checkpoint),
         )
         .route("/usage", get(usage::report))
+        .route("/anomalies", get(anomalies::list))
+        .route("/anomalies/{id}/ack", post(anomalies::ack))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route(
             "/webhooks/{id}",

@@ -98,6 +98,10 @@ pub async fn run(
         ),
     );
     spawn("alerts", Box::pin(state.alerts.clone().run(stop.clone())));
+    spawn(
+        "anomalies",
+        Box::pin(state.anomalies.clone().run(stop.clone())),
+    );
     let header_read_timeout = state.settings.header_read_timeout;
     let drain_timeout = state.settings.drain_timeout;
     let limiter = state.limiter.clone();

@@ -5,14 +5,14 @@
 //! labels each token `true_positive` or `false_positive`, as GitHub expects. A report needs no
 //! credentials: the leaked token is its own proof, and quarantining it is what its owner wants.
 
-use keygate_core::{ApiKey, AuditAction, AuditDraft, KeyStatus, ValidationError};
+use keygate_core::{ApiKey, AuditAction, AuditDraft, ValidationError};
 use keygate_crypto::ReportKeys;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::Keygate;
+use super::quarantine::Quarantine;
 use crate::ServiceError;
-use crate::cache::InvalidateOnDrop;
 
 /// Most tokens one report may carry.
 pub const MAX_REPORTED_TOKENS: usize = 100;
@@ -205,22 +205,19 @@ impl Keygate {
             return Ok(LeakLabel::FalsePositive);
         };
         let now = self.clock.now();
-        let status = record.status(now);
-        let taken = match (status, action) {
-            (KeyStatus::Deleted | KeyStatus::Revoked, _) => "none",
-            (KeyStatus::Suspended, LeakAction::Suspend) => "none",
-            (_, LeakAction::Suspend) => "suspended",
-            (_, LeakAction::Revoke) => "revoked",
+        let how = match action {
+            LeakAction::Suspend => Quarantine::Suspend,
+            LeakAction::Revoke => Quarantine::Revoke,
         };
         let actor = format!("leak-report:{reporter}");
-        let draft = |action| {
-            let mut audit = AuditDraft::new(actor.clone(), action);
-            audit.org_id = Some(record.org_id.to_string());
-            audit.project_id = record.project_id.as_ref().map(ToString::to_string);
-            audit.target = Some(record.id.to_string());
-            audit
-        };
-        let mut report = draft(AuditAction::KeyLeakReported);
+        let reason = format!("reported leaked by {reporter}");
+        let taken = self
+            .quarantine_key(&record, how, &actor, &reason, serde_json::json!({}))
+            .await?;
+        let mut report = AuditDraft::new(actor, AuditAction::KeyLeakReported);
+        report.org_id = Some(record.org_id.to_string());
+        report.project_id = record.project_id.as_ref().map(ToString::to_string);
+        report.target = Some(record.id.to_string());
         report.details = serde_json::json!({
             "reporter": reporter,
             "source": reported.source,
@@ -229,24 +226,6 @@ impl Keygate {
             "action": taken,
         });
         self.store.append_audit(&report, now).await?;
-        let reason = format!("reported leaked by {reporter}");
-        let mut change = draft(AuditAction::KeySuspend);
-        change.details = serde_json::json!({ "reason": reason });
-        let _invalidate = InvalidateOnDrop::new(self.invalidation.as_ref(), &record.id);
-        match taken {
-            "suspended" => {
-                self.store
-                    .suspend_key(&record.id, &reason, now, &change)
-                    .await?;
-            }
-            "revoked" => {
-                change.action = AuditAction::KeyRevoke;
-                self.store
-                    .revoke_key(&record.id, &reason, now, &change)
-                    .await?;
-            }
-            _ => {}
-        }
         Ok(LeakLabel::TruePositive)
     }
 }

@@ -24,6 +24,74 @@ macro_rules! delivery_columns {
 macro_rules! impl_sql_webhooks {
     (store: $store:ty, for_update: $for_update:literal $(,)?) => {
         impl $store {
+            /// Stores events with one pending delivery per endpoint that wants each (only
+            /// `endpoint`, when given); an event no endpoint wants is not kept.
+            pub(crate) async fn enqueue_tx(
+                tx: &mut Tx,
+                events: &[$crate::OutboxEvent],
+                endpoint: Option<&keygate_core::WebhookId>,
+                now: Timestamp,
+            ) -> Result<u64, StoreError> {
+                let rows: Vec<$crate::sql::webhooks::EndpointRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::webhooks::endpoint_columns!(),
+                    " FROM webhook_endpoints WHERE deleted_at IS NULL \
+                      AND ($1 IS NULL OR id = $1)"
+                ))
+                .bind(endpoint.map(keygate_core::WebhookId::as_str))
+                .fetch_all(&mut **tx)
+                .await?;
+                let endpoints = rows
+                    .into_iter()
+                    .map(TryInto::try_into)
+                    .collect::<Result<Vec<$crate::WebhookEndpoint>, _>>()?;
+                let mut queued = 0u64;
+                for event in events {
+                    let targets: Vec<&$crate::WebhookEndpoint> = endpoints
+                        .iter()
+                        .filter(|target| {
+                            let same_org =
+                                event.org_id.as_ref().is_none_or(|o| *o == target.org_id);
+                            // A test event goes to the one endpoint asked for, even if it is
+                            // not subscribed to that type.
+                            let wanted = endpoint.is_some()
+                                || target.wants(&event.event_type, event.project_id.as_ref());
+                            same_org && wanted
+                        })
+                        .collect();
+                    if targets.is_empty() {
+                        continue;
+                    }
+                    sqlx::query(
+                        "INSERT INTO webhook_events (id, org_id, project_id, event_type, \
+                         payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(event.id.as_str())
+                    .bind(event.org_id.as_ref().map(OrgId::as_str))
+                    .bind(event.project_id.as_ref().map(ProjectId::as_str))
+                    .bind(&event.event_type)
+                    .bind(&event.payload)
+                    .bind(event.at.as_millis())
+                    .execute(&mut **tx)
+                    .await?;
+                    for target in targets {
+                        sqlx::query(
+                            "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, state, \
+                             attempts, next_at, locked_until, created_at) \
+                             VALUES ($1, $2, $3, 'pending', 0, $4, 0, $4)",
+                        )
+                        .bind(keygate_core::DeliveryId::generate().as_str())
+                        .bind(event.id.as_str())
+                        .bind(target.id.as_str())
+                        .bind(now.as_millis())
+                        .execute(&mut **tx)
+                        .await?;
+                        queued += 1;
+                    }
+                }
+                Ok(queued)
+            }
+
             async fn locked_webhook_tx(
                 tx: &mut Tx,
                 id: &keygate_core::WebhookId,
@@ -203,63 +271,7 @@ macro_rules! impl_sql_webhooks {
                         return Err($crate::Conflict::VersionTaken { entity: "cursor" }.into());
                     }
                 }
-                let rows: Vec<$crate::sql::webhooks::EndpointRow> = sqlx::query_as(concat!(
-                    "SELECT ",
-                    $crate::sql::webhooks::endpoint_columns!(),
-                    " FROM webhook_endpoints WHERE deleted_at IS NULL \
-                      AND ($1 IS NULL OR id = $1)"
-                ))
-                .bind(endpoint.map(keygate_core::WebhookId::as_str))
-                .fetch_all(&mut *tx)
-                .await?;
-                let endpoints = rows
-                    .into_iter()
-                    .map(TryInto::try_into)
-                    .collect::<Result<Vec<$crate::WebhookEndpoint>, _>>()?;
-                let mut queued = 0u64;
-                for event in events {
-                    let targets: Vec<&$crate::WebhookEndpoint> = endpoints
-                        .iter()
-                        .filter(|target| {
-                            let same_org =
-                                event.org_id.as_ref().is_none_or(|o| *o == target.org_id);
-                            // A test event goes to the one endpoint asked for, even if it is
-                            // not subscribed to that type.
-                            let wanted = endpoint.is_some()
-                                || target.wants(&event.event_type, event.project_id.as_ref());
-                            same_org && wanted
-                        })
-                        .collect();
-                    if targets.is_empty() {
-                        continue;
-                    }
-                    sqlx::query(
-                        "INSERT INTO webhook_events (id, org_id, project_id, event_type, \
-                         payload, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(event.id.as_str())
-                    .bind(event.org_id.as_ref().map(OrgId::as_str))
-                    .bind(event.project_id.as_ref().map(ProjectId::as_str))
-                    .bind(&event.event_type)
-                    .bind(&event.payload)
-                    .bind(event.at.as_millis())
-                    .execute(&mut *tx)
-                    .await?;
-                    for target in targets {
-                        sqlx::query(
-                            "INSERT INTO webhook_deliveries (id, event_id, endpoint_id, state, \
-                             attempts, next_at, locked_until, created_at) \
-                             VALUES ($1, $2, $3, 'pending', 0, $4, 0, $4)",
-                        )
-                        .bind(keygate_core::DeliveryId::generate().as_str())
-                        .bind(event.id.as_str())
-                        .bind(target.id.as_str())
-                        .bind(now.as_millis())
-                        .execute(&mut *tx)
-                        .await?;
-                        queued += 1;
-                    }
-                }
+                let queued = Self::enqueue_tx(&mut tx, events, endpoint, now).await?;
                 tx.commit().await?;
                 Ok(queued)
             }

@@ -1,4 +1,4 @@
-//! The command line of alerts: webhook endpoints and their deliveries.
+//! The command line of being watched: webhook endpoints and their deliveries, anomalies.
 
 use clap::{Args, Subcommand, ValueEnum};
 
@@ -106,6 +106,46 @@ pub struct ReplayArgs {
     pub id: String,
     /// The delivery's id.
     pub delivery: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AnomaliesCommand {
+    /// What the anomaly detectors found, newest first.
+    List(ListAnomaliesArgs),
+    /// Mark an anomaly seen.
+    Ack(AckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListAnomaliesArgs {
+    /// Only those not yet acknowledged.
+    #[arg(long, conflicts_with = "acknowledged")]
+    pub open: bool,
+    /// Only acknowledged ones.
+    #[arg(long)]
+    pub acknowledged: bool,
+    /// Only this project's (id or name).
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Only this key's (id).
+    #[arg(long)]
+    pub key: Option<String>,
+    #[arg(long)]
+    pub limit: Option<u32>,
+    #[arg(long)]
+    pub cursor: Option<String>,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AckArgs {
+    pub id: String,
+    /// What was found, for the next reader.
+    #[arg(long)]
+    pub note: Option<String>,
     #[command(flatten)]
     pub api: ApiArgs,
 }

@@ -1,0 +1,253 @@
+//! Anomaly detection with actions. Every usage record goes through the detectors
+//! (keygate-watch's `detect`) as the usage log takes it to be written — off the request path,
+//! within a second of the request. What they find is queued to this node's anomaly task, which
+//! applies the policy for that detector: `record` (kept, listed at `/admin/v1/anomalies`),
+//! `alert` (kept and sent to webhooks as `anomaly.detected`) or `suspend` (the key is
+//! suspended at once on every node, audited, and `anomaly.acted` follows). The admin
+//! operations (list, acknowledge) are in `admin.rs`.
+
+mod admin;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use keygate_core::{AnomalyId, UsageRecord};
+use keygate_store::{Anomaly, OutboxEvent};
+use keygate_watch::detect::{DetectorKind, Detectors, Finding, Observation, Thresholds};
+use keygate_watch::{Event, EventType};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::ServiceError;
+use crate::service::{Keygate, Quarantine};
+use crate::usage_log::UsageWatcher;
+
+pub use admin::AnomalyQuery;
+
+/// What a detector's finding leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnomalyAction {
+    /// Kept and listed.
+    Record,
+    /// Kept, listed and sent to webhooks.
+    Alert,
+    /// The key is suspended; kept, listed and sent to webhooks.
+    Suspend,
+}
+
+impl AnomalyAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Record => "record",
+            Self::Alert => "alert",
+            Self::Suspend => "suspend",
+        }
+    }
+}
+
+/// The detectors' thresholds and each one's action.
+#[derive(Debug, Clone)]
+pub struct AnomalySettings {
+    pub thresholds: Thresholds,
+    pub actions: BTreeMap<DetectorKind, AnomalyAction>,
+}
+
+impl Default for AnomalySettings {
+    /// Spikes and probing alert; a new network is recorded (roaming clients make them common).
+    fn default() -> Self {
+        let actions = DetectorKind::ALL
+            .into_iter()
+            .map(|kind| {
+                let action = match kind {
+                    DetectorKind::NewNetwork => AnomalyAction::Record,
+                    _ => AnomalyAction::Alert,
+                };
+                (kind, action)
+            })
+            .collect();
+        Self {
+            thresholds: Thresholds::default(),
+            actions,
+        }
+    }
+}
+
+/// Findings waiting for the anomaly task; past it, new ones are dropped and counted.
+const QUEUE: usize = 1024;
+
+/// This node's detectors and the task that acts on their findings.
+#[derive(Debug)]
+pub struct Anomalies {
+    keygate: Arc<Keygate>,
+    settings: AnomalySettings,
+    detectors: Detectors,
+    found: mpsc::Sender<Finding>,
+    queue: Mutex<Option<mpsc::Receiver<Finding>>>,
+    dropped: AtomicU64,
+}
+
+impl Anomalies {
+    /// The detectors of `keygate`'s usage log.
+    pub fn new(keygate: Arc<Keygate>, settings: AnomalySettings) -> Arc<Self> {
+        let (found, queue) = mpsc::channel(QUEUE);
+        let anomalies = Arc::new(Self {
+            detectors: Detectors::new(settings.thresholds.clone()),
+            keygate,
+            settings,
+            found,
+            queue: Mutex::new(Some(queue)),
+            dropped: AtomicU64::new(0),
+        });
+        anomalies.keygate.usage().watched_by(anomalies.clone());
+        anomalies
+    }
+
+    /// Acts on findings until `stop`.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let Some(mut queue) = self
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return;
+        };
+        loop {
+            let finding = tokio::select! {
+                found = queue.recv() => match found {
+                    Some(finding) => finding,
+                    None => return,
+                },
+                () = stop.cancelled() => return,
+            };
+            if let Err(err) = self.act(finding).await {
+                tracing::warn!(error = %err, "an anomaly could not be recorded or acted on");
+            }
+        }
+    }
+
+    /// Findings dropped because the task fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    async fn act(&self, finding: Finding) -> Result<(), ServiceError> {
+        let action = self
+            .settings
+            .actions
+            .get(&finding.kind)
+            .copied()
+            .unwrap_or(AnomalyAction::Alert);
+        let id = AnomalyId::generate();
+        let detector = finding.kind.as_str();
+        let mut outcome = "recorded";
+        if action == AnomalyAction::Suspend {
+            let key = self.keygate.store().key(&finding.key_id).await?;
+            outcome = match key {
+                Some(key) => {
+                    self.keygate
+                        .quarantine_key(
+                            &key,
+                            Quarantine::Suspend,
+                            &format!("anomaly:{detector}"),
+                            &format!("anomaly {detector} ({id})"),
+                            serde_json::json!({ "anomaly_id": id.to_string() }),
+                        )
+                        .await?
+                }
+                None => "none",
+            };
+        }
+        let data = serde_json::json!({
+            "anomaly_id": id.to_string(),
+            "detector": detector,
+            "key_id": finding.key_id.to_string(),
+            "project_id": finding.project_id.as_ref().map(ToString::to_string),
+            "evidence": finding.evidence,
+            "action": action.as_str(),
+            "outcome": outcome,
+        });
+        let now = self.keygate.clock().now();
+        let mut events = Vec::new();
+        if action != AnomalyAction::Record {
+            events.push(event(
+                EventType::AnomalyDetected,
+                &finding,
+                data.clone(),
+                now,
+            ));
+        }
+        if action == AnomalyAction::Suspend && outcome != "none" {
+            events.push(event(EventType::AnomalyActed, &finding, data, now));
+        }
+        let anomaly = Anomaly {
+            id,
+            org_id: finding.org_id,
+            project_id: finding.project_id,
+            key_id: Some(finding.key_id),
+            detector: detector.to_owned(),
+            evidence: finding.evidence.to_string(),
+            action: action.as_str().to_owned(),
+            outcome: outcome.to_owned(),
+            detected_at: finding.at,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            note: None,
+        };
+        self.keygate.store().add_anomaly(&anomaly, &events).await?;
+        Ok(())
+    }
+}
+
+fn event(
+    kind: EventType,
+    finding: &Finding,
+    data: serde_json::Value,
+    now: keygate_core::Timestamp,
+) -> OutboxEvent {
+    let event = Event::new(
+        kind,
+        now,
+        Some(finding.org_id.clone()),
+        finding.project_id.clone(),
+        data,
+    );
+    OutboxEvent {
+        payload: event.payload(),
+        id: event.id,
+        org_id: event.org_id,
+        project_id: event.project_id,
+        event_type: kind.as_str().to_owned(),
+        at: event.at,
+    }
+}
+
+impl UsageWatcher for Anomalies {
+    fn observe(&self, records: &[UsageRecord]) {
+        for record in records {
+            let client_ip = record
+                .client_ip
+                .as_deref()
+                .and_then(|ip| ip.parse::<IpAddr>().ok());
+            let seen = Observation {
+                at: record.at,
+                org_id: &record.org_id,
+                project_id: record.project_id.as_ref(),
+                key_id: &record.key_id,
+                tokens: record.tokens.prompt + record.tokens.completion,
+                cost_micros: record.cost.map_or(0, |c| c.0),
+                client_ip,
+                error_code: record.error_code.as_deref(),
+            };
+            for finding in self.detectors.observe(&seen) {
+                if self.found.try_send(finding).is_err() {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
