@@ -20,6 +20,7 @@ use keygate_store::{
 };
 use keygate_testkit::{Db, audit, new_key};
 
+mod anomalies;
 mod suspension;
 mod webhooks;
 

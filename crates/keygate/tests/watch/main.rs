@@ -1,6 +1,7 @@
 //! Being watched, as an operator sees it, through real `keygate serve` processes: alerts
-//! delivered to a webhook receiver that checks them with the `standardwebhooks` package, leak
-//! reports that quarantine keys, and the scanner rule for keygate's key format.
+//! delivered to a webhook receiver that checks them with the `standardwebhooks` package,
+//! anomalies detected and acted on, leak reports that quarantine keys, and the scanner rule for
+//! keygate's key format.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,6 +14,7 @@ mod process;
 #[path = "../support/python.rs"]
 mod python;
 
+mod anomalies;
 mod leaks;
 mod receiver;
 mod scanner_rule;

@@ -1,0 +1,169 @@
+//! Anomalies as an operator meets them: a key's requests spike through the LLM gateway, the
+//! policy suspends it within moments, its next request is refused, webhooks hear
+//! `anomaly.detected`, `anomaly.acted` and `key.suspended`, and the anomaly is listed and
+//! acknowledged with the CLI.
+
+use std::time::{Duration, Instant};
+
+use keygate_testkit::MockOpenAi;
+use serde_json::{Value, json};
+
+use crate::process::{ServerProcess, text, verify};
+use crate::receiver::Receiver;
+
+const UPSTREAM_KEY: &str = "sk-upstream-anomaly-0123456789";
+
+fn cli_json(server: &ServerProcess, owner: &str, args: &[&str]) -> Value {
+    let mut args = args.to_vec();
+    args.push("--json");
+    let out = server.cli(&args, Some(owner), None);
+    assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_spike_suspends_the_key_and_is_announced() {
+    let mock = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keygate.toml");
+    // No learning period and a floor of five requests a minute: the fifth request of a new
+    // key is far above its (empty) baseline.
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+webhooks_allow_private = true
+webhook_retries = ["200ms"]
+
+[providers.up]
+kind = "openai"
+base_url = "{}/v1"
+credential = "env::UPSTREAM_KEY"
+
+[model_groups.chat]
+deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
+
+[anomalies]
+learning = "0s"
+min_requests_per_minute = 5
+cooldown = "1h"
+
+[anomalies.actions]
+request_spike = "suspend"
+"#,
+            mock.origin()
+        ),
+    )
+    .unwrap();
+    let server = ServerProcess::start(
+        dir.path(),
+        &[
+            ("KEYGATE_CONFIG", config.to_str().unwrap()),
+            ("UPSTREAM_KEY", UPSTREAM_KEY),
+        ],
+    );
+    let owner = server.owner_token();
+    let receiver = Receiver::start(dir.path(), 0, None);
+    let created = cli_json(
+        &server,
+        &owner,
+        &[
+            "webhooks",
+            "create",
+            "--endpoint",
+            &receiver.url,
+            "--event",
+            "anomaly.detected",
+            "--event",
+            "anomaly.acted",
+            "--event",
+            "key.suspended",
+        ],
+    );
+    receiver.trust(created["secret"].as_str().unwrap());
+    let made = server.cli(
+        &[
+            "keys",
+            "create",
+            "--name",
+            "busy",
+            "--scope",
+            "models:chat",
+            "--quiet",
+        ],
+        Some(&owner),
+        None,
+    );
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let key = text(&made.stdout).trim().to_owned();
+
+    let http = reqwest::Client::new();
+    let chat = || {
+        http.post(format!("{}/v1/chat/completions", server.url))
+            .bearer_auth(&key)
+            .json(&json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(chat().await.unwrap().status(), 200);
+    }
+    // Within moments (the usage log's next write), the key is suspended.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while verify(&http, &server.url, &key).await["code"] != "key_suspended" {
+        assert!(
+            Instant::now() < deadline,
+            "not suspended; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let refused = chat().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "key_suspended");
+
+    let detected = receiver
+        .wait_for("anomaly.detected", 1, Duration::from_secs(20))
+        .await;
+    let data = &detected[0]["data"];
+    assert_eq!(data["detector"], "request_spike");
+    assert_eq!(data["action"], "suspend");
+    assert_eq!(data["outcome"], "suspended");
+    assert_eq!(data["evidence"]["this_minute"], 5.0);
+    let acted = receiver
+        .wait_for("anomaly.acted", 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(acted[0]["data"]["anomaly_id"], data["anomaly_id"]);
+    let suspended = receiver
+        .wait_for("key.suspended", 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(suspended[0]["data"]["actor"], "anomaly:request_spike");
+    assert_eq!(suspended[0]["data"]["anomaly_id"], data["anomaly_id"]);
+
+    let open = cli_json(&server, &owner, &["anomalies", "list", "--open"]);
+    let listed = &open["data"][0];
+    assert_eq!(listed["id"], data["anomaly_id"]);
+    assert_eq!(listed["detector"], "request_spike");
+    assert_eq!(listed["outcome"], "suspended");
+    let id = listed["id"].as_str().unwrap();
+    let acked = cli_json(
+        &server,
+        &owner,
+        &[
+            "anomalies",
+            "ack",
+            id,
+            "--note",
+            "a runaway retry loop; key rotated",
+        ],
+    );
+    assert_eq!(acked["note"], "a runaway retry loop; key rotated");
+    let open = cli_json(&server, &owner, &["anomalies", "list", "--open"]);
+    assert_eq!(open["data"], json!([]));
+    let again = server.cli(&["anomalies", "ack", id], Some(&owner), None);
+    assert!(
+        text(&again.stderr).contains("already_acknowledged"),
+        "{}",
+        text(&again.stderr)
+    );
+}
