@@ -15,6 +15,7 @@ mod leaks;
 mod projects;
 mod quarantine;
 mod replay;
+mod review;
 mod secret_policy;
 mod secret_rotation;
 mod secrets;
@@ -52,6 +53,7 @@ pub use leaks::{
     ReportSignature,
 };
 pub use quarantine::Quarantine;
+pub use review::{DEFAULT_UNUSED_DAYS, Finding, ProjectReview, Review};
 pub use secret_rotation::{RotateSecret, SecretRotation, UpstreamCheck};
 pub use secrets::{MAX_SECRET_BYTES, PutSecret, Revealed};
 pub use tokens::CreateToken;

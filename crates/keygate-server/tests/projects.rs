@@ -1,6 +1,6 @@
 //! Projects through the admin API: show, create with limits, and limits set, validated,
 //! audited and confined to organisation-wide owners and admins; the verification cache picks
-//! new limits up at once. On SQLite and PostgreSQL.
+//! new limits up at once; the access review of what they hold. On SQLite and PostgreSQL.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -359,7 +359,190 @@ async fn openapi_describes_every_kind_of_limit() {
     );
 }
 
+/// The access review's findings, as `(kind, target)` pairs.
+async fn findings(api: &Api, token: &str) -> Vec<(String, String)> {
+    let review = api
+        .get("/admin/v1/review")
+        .token(token)
+        .send()
+        .await
+        .expect(200)
+        .body;
+    let mut found: Vec<(String, String)> = review["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["findings"].as_array().unwrap().clone())
+        .map(|f| {
+            assert!(f["fix"].as_str().unwrap().starts_with("keygate "), "{f}");
+            (
+                f["kind"].as_str().unwrap().to_owned(),
+                f["target"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn has(found: &[(String, String)], kind: &str, target: &str) -> bool {
+    found.iter().any(|(k, t)| k == kind && t == target)
+}
+
+/// Each review finding appears for a key made to match it and disappears once it is fixed.
+async fn the_access_review_finds_and_forgets(db: Db) {
+    let t0 = keygate_core::Timestamp::from_millis(1_800_000_000_000);
+    let (server, clock) = TestServer::start_frozen(db, t0).await.unwrap();
+    let api = server.api();
+    let owner = server.owner_token.as_str();
+    let expiring = |extra: Value| {
+        let mut body = json!({"project": "default", "name": "k", "scopes": ["models:chat"],
+                              "expires_at": "2099-01-01T00:00:00Z"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let tidy = api.create_key(owner, expiring(json!({}))).await.id;
+    let forever = api
+        .create_key(
+            owner,
+            json!({"project": "default", "name": "forever", "scopes": ["models:chat"]}),
+        )
+        .await
+        .id;
+    let wide = api
+        .create_key(
+            owner,
+            expiring(json!({"name": "wide", "scopes": ["models:*"]})),
+        )
+        .await
+        .id;
+    let public = api
+        .create_key(
+            owner,
+            expiring(
+                json!({"name": "web", "scopes": ["GET /proxy/maps/*"], "publishable": true,
+                            "origins": ["https://app.example.com"]}),
+            ),
+        )
+        .await
+        .id;
+    let rotating = api
+        .create_key(
+            owner,
+            expiring(json!({"name": "rot", "rotate_every_seconds": 3600})),
+        )
+        .await
+        .id;
+    let secret = api
+        .post("/admin/v1/secrets")
+        .token(owner)
+        .json(
+            &json!({"project": "default", "name": "openai", "value": "sk-x-1",
+                      "rotate_every_seconds": 3600}),
+        )
+        .send()
+        .await
+        .expect(200)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let found = findings(&api, owner).await;
+    assert!(has(&found, "key_without_expiry", &forever), "{found:?}");
+    assert!(has(&found, "scope_wider_than_use", &wide), "{found:?}");
+    assert!(
+        has(&found, "publishable_without_limits", &public),
+        "{found:?}"
+    );
+    assert!(found.iter().all(|(_, t)| t != &tidy), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .all(|(k, _)| k != "rotation_overdue" && k != "key_unused")
+    );
+
+    clock.advance(std::time::Duration::from_secs(2 * 3600));
+    let found = findings(&api, owner).await;
+    assert!(has(&found, "rotation_overdue", &rotating), "{found:?}");
+    assert!(has(&found, "secret_rotation_overdue", &secret), "{found:?}");
+
+    // Fixed, each finding goes.
+    let patch = |id: &str, body: Value| {
+        api.patch(&format!("/admin/v1/keys/{id}"))
+            .token(owner)
+            .json(&body)
+            .send()
+    };
+    patch(&forever, json!({"expires_at": "2099-01-01T00:00:00Z"}))
+        .await
+        .expect(200);
+    patch(&wide, json!({"scopes": ["models:chat"]}))
+        .await
+        .expect(200);
+    patch(
+        &public,
+        json!({"limits": {"requests": [{"limit": 60, "per": "minute"}]}}),
+    )
+    .await
+    .expect(200);
+    api.post(&format!("/admin/v1/keys/{rotating}/rotate"))
+        .token(owner)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect(200);
+    api.post(&format!("/admin/v1/secrets/{secret}/rotate"))
+        .token(owner)
+        .json(&json!({"value": "sk-x-2"}))
+        .send()
+        .await
+        .expect(200);
+    let found = findings(&api, owner).await;
+    assert!(
+        !has(&found, "secret_rotation_overdue", &secret),
+        "{found:?}"
+    );
+    for (kind, target) in [
+        ("key_without_expiry", &forever),
+        ("scope_wider_than_use", &wide),
+        ("publishable_without_limits", &public),
+        ("rotation_overdue", &rotating),
+    ] {
+        assert!(!has(&found, kind, target), "{kind} {target}: {found:?}");
+    }
+
+    // Ninety-one days later every key (and the owner's token) is unused; a suspension ends it.
+    clock.advance(std::time::Duration::from_secs(91 * 86_400));
+    let found = findings(&api, owner).await;
+    assert!(has(&found, "key_unused", &tidy), "{found:?}");
+    assert!(
+        found.iter().any(|(k, _)| k == "admin_token_unused"),
+        "{found:?}"
+    );
+    api.post(&format!("/admin/v1/keys/{tidy}/suspend"))
+        .token(owner)
+        .json(&json!({"reason": "unused for 90 days"}))
+        .send()
+        .await
+        .expect(200);
+    assert!(!has(&findings(&api, owner).await, "key_unused", &tidy));
+    // A longer span asked for, the others are no finding either.
+    let longer = api
+        .get("/admin/v1/review?unused_days=365")
+        .token(owner)
+        .send()
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(longer["unused_days"], 365);
+    assert!(!longer.to_string().contains("key_unused"), "{longer}");
+}
+
 keygate_testkit::on_both_databases!(
+    the_access_review_finds_and_forgets,
     project_limits_are_set_shown_and_audited,
     projects_are_created_with_limits,
     only_org_wide_admins_change_project_limits,

@@ -10,8 +10,8 @@ mod watch;
 
 pub use limits::LimitArgs;
 pub use watch::{
-    AnomaliesCommand, DeliveriesArgs, DeliveryStateArg, ListAnomaliesArgs, UpdateWebhookArgs,
-    WebhooksCommand,
+    AnomaliesCommand, DeliveriesArgs, DeliveryStateArg, ListAnomaliesArgs, ReviewArgs,
+    UpdateWebhookArgs, WebhooksCommand,
 };
 
 pub use vault::{
@@ -64,6 +64,9 @@ pub enum Command {
     /// What the anomaly detectors found (spikes, new networks, probing), and acknowledging it.
     #[command(subcommand)]
     Anomalies(AnomaliesCommand),
+    /// The access review: unused keys, keys that never expire, scopes wider than their use,
+    /// overdue rotations, unused admin tokens, publishable keys without limits — with fixes.
+    Review(ReviewArgs),
 }
 
 /// What a usage report is grouped by.

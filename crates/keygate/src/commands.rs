@@ -43,6 +43,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Usage(args) => usage::run(args).await,
         Command::Webhooks(command) => webhooks::run(command).await,
         Command::Anomalies(command) => anomalies::run(command).await,
+        Command::Review(args) => anomalies::review(args).await,
         Command::Kek(command) => kek::run(config, command).await,
         Command::Run(_) => Ok(()),
     }

@@ -43,7 +43,7 @@ impl Modify for AdminTokenAuth {
         routes::webhooks::create, routes::webhooks::list, routes::webhooks::show,
         routes::webhooks::update, routes::webhooks::delete, routes::webhooks::test,
         routes::webhooks::deliveries, routes::webhooks::replay,
-        routes::anomalies::list, routes::anomalies::ack,
+        routes::anomalies::list, routes::anomalies::ack, routes::review::review,
         routes::verify::verify, routes::leaks::report,
         routes::llm::chat_completions, routes::llm::embeddings, routes::llm::list_models,
         routes::llm::get_model, routes::llm::messages, routes::llm::count_tokens,

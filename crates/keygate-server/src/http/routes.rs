@@ -9,6 +9,7 @@ pub(super) mod model_groups;
 pub(crate) mod ops;
 pub(super) mod projects;
 pub(super) mod proxy;
+pub(super) mod review;
 pub(super) mod secrets;
 pub(super) mod tokens;
 pub(super) mod usage;
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
             get(audit::checkpoints).post(audit::checkpoint),
         )
         .route("/usage", get(usage::report))
+        .route("/review", get(review::review))
         .route("/anomalies", get(anomalies::list))
         .route("/anomalies/{id}/ack", post(anomalies::ack))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))

@@ -149,3 +149,12 @@ pub struct AckArgs {
     #[command(flatten)]
     pub api: ApiArgs,
 }
+
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// Keys and admin tokens unused this many days are findings.
+    #[arg(long, default_value_t = 90)]
+    pub unused_days: u32,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}

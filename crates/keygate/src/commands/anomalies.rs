@@ -1,10 +1,11 @@
-//! `keygate anomalies …`: what the anomaly detectors found, through the admin API.
+//! `keygate anomalies …` (what the anomaly detectors found) and `keygate review` (the access
+//! review), through the admin API.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::CliError;
-use crate::cli::{AnomaliesCommand, ListAnomaliesArgs};
+use crate::cli::{AnomaliesCommand, ListAnomaliesArgs, ReviewArgs};
 use crate::client::{AdminClient, segment};
 use crate::output::{self, out};
 
@@ -67,6 +68,48 @@ async fn list(args: ListAnomaliesArgs) -> Result<(), CliError> {
                 ("ACKNOWLEDGED", "acknowledged_at"),
             ],
         );
+    }
+    Ok(())
+}
+
+/// Prints the access review: per project, each finding and the command that fixes it.
+pub async fn review(args: ReviewArgs) -> Result<(), CliError> {
+    let client = AdminClient::new(&args.api)?;
+    let review = client
+        .get(
+            "/admin/v1/review",
+            &[("unused_days", args.unused_days.to_string())],
+        )
+        .await?;
+    if args.api.json {
+        output::json(&review);
+        return Ok(());
+    }
+    let projects = review["projects"].as_array().cloned().unwrap_or_default();
+    if projects.is_empty() {
+        out("nothing to review");
+    }
+    for project in projects {
+        let name = project["project"].as_str().unwrap_or_default();
+        out(&format!(
+            "{} ({})",
+            if name.is_empty() {
+                "organisation"
+            } else {
+                name
+            },
+            project["project_id"].as_str().unwrap_or_default()
+        ));
+        for finding in project["findings"].as_array().into_iter().flatten() {
+            out(&format!(
+                "  {} {} ({}): {}\n    fix: {}",
+                finding["kind"].as_str().unwrap_or_default(),
+                finding["target"].as_str().unwrap_or_default(),
+                finding["name"].as_str().unwrap_or_default(),
+                finding["detail"].as_str().unwrap_or_default(),
+                finding["fix"].as_str().unwrap_or_default(),
+            ));
+        }
     }
     Ok(())
 }
