@@ -64,6 +64,8 @@ pub struct ServerSettings {
     pub leaks: crate::service::LeakSettings,
     /// The anomaly detectors' thresholds and actions.
     pub anomalies: crate::anomalies::AnomalySettings,
+    /// How long before a key expires `key.expiring` is announced.
+    pub key_expiry_notice: Duration,
 }
 
 impl Default for ServerSettings {
@@ -85,6 +87,7 @@ impl Default for ServerSettings {
             alerts: crate::alerts::AlertSettings::default(),
             leaks: crate::service::LeakSettings::default(),
             anomalies: crate::anomalies::AnomalySettings::default(),
+            key_expiry_notice: Duration::from_secs(7 * 86_400),
         }
     }
 }

@@ -9,6 +9,7 @@ mod bootstrap;
 mod caller;
 mod credentials;
 mod kek_rotation;
+mod key_policy;
 mod keyring;
 mod keys;
 mod leaks;

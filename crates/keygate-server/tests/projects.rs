@@ -541,7 +541,74 @@ async fn the_access_review_finds_and_forgets(db: Db) {
     assert!(!longer.to_string().contains("key_unused"), "{longer}");
 }
 
+/// Keys' deadlines are announced once each in the audit log (and through it to webhooks): an
+/// expiry within the notice period, and a due rotation — again when the expiry moves.
+async fn key_deadlines_are_announced_once(db: Db) {
+    let t0 = keygate_core::Timestamp::from_millis(1_800_000_000_000);
+    let (server, clock) = TestServer::start_frozen(db, t0).await.unwrap();
+    let api = server.api();
+    let owner = server.owner_token.as_str();
+    let week = std::time::Duration::from_secs(7 * 86_400);
+    let at = |secs: u64| {
+        t0.saturating_add(std::time::Duration::from_secs(secs))
+            .to_rfc3339()
+    };
+    let soon = api
+        .create_key(
+            owner,
+            json!({"project": "default", "name": "soon", "expires_at": at(10 * 86_400)}),
+        )
+        .await
+        .id;
+    let rotating = api
+        .create_key(
+            owner,
+            json!({"project": "default", "name": "rot", "rotate_every_seconds": 3600}),
+        )
+        .await
+        .id;
+    let keygate = &server.keygate;
+    assert_eq!(keygate.announce_key_deadlines(week).await.unwrap(), 0);
+    clock.advance(std::time::Duration::from_secs(4 * 86_400));
+    // Six days from its expiry, and past its rotation: one each, then nothing more.
+    assert_eq!(keygate.announce_key_deadlines(week).await.unwrap(), 2);
+    assert_eq!(keygate.announce_key_deadlines(week).await.unwrap(), 0);
+    let events = api.audit_events(owner).await;
+    let announced: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["action"] == "key.expiring" || e["action"] == "key.rotation_due")
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["target"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        announced,
+        [
+            ("key.expiring".to_owned(), soon.clone()),
+            ("key.rotation_due".to_owned(), rotating.clone())
+        ]
+    );
+    let expiring = events
+        .iter()
+        .find(|e| e["action"] == "key.expiring")
+        .unwrap();
+    assert_eq!(expiring["details"]["expires_at"], at(10 * 86_400));
+    assert_eq!(expiring["actor"], "system");
+    // A new expiry is a new occurrence.
+    api.patch(&format!("/admin/v1/keys/{soon}"))
+        .token(owner)
+        .json(&json!({"expires_at": at(5 * 86_400)}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(keygate.announce_key_deadlines(week).await.unwrap(), 1);
+}
+
 keygate_testkit::on_both_databases!(
+    key_deadlines_are_announced_once,
     the_access_review_finds_and_forgets,
     project_limits_are_set_shown_and_audited,
     projects_are_created_with_limits,

@@ -5,6 +5,7 @@
 //! Architecture invariants: the store never sees a plaintext API key, only digests; every
 //! admin change is written in the same transaction as its audit event.
 
+mod announcements;
 mod anomalies;
 mod checkpoints;
 mod error;
@@ -28,6 +29,7 @@ use keygate_core::{
     ProjectId, Timestamp,
 };
 
+pub use announcements::{AnnouncementStore, KeyNotice};
 pub use anomalies::{Anomaly, AnomalyFilter, AnomalyStore};
 pub use checkpoints::{Checkpoint, CheckpointStore};
 pub use error::{Conflict, StoreError};
@@ -76,6 +78,7 @@ pub trait Store:
     + CheckpointStore
     + WebhookStore
     + AnomalyStore
+    + AnnouncementStore
     + Send
     + Sync
     + std::fmt::Debug

@@ -102,6 +102,10 @@ macro_rules! impl_sql_store {
             for_update: $for_update,
         }
 
+        $crate::sql::impl_sql_announcements! {
+            store: $store,
+        }
+
         #[async_trait::async_trait]
         impl Store for $store {
             fn backend(&self) -> Backend {
@@ -686,6 +690,7 @@ macro_rules! impl_sql_store {
     };
 }
 
+pub(crate) mod announcements;
 pub(crate) mod anomalies;
 pub(crate) mod checkpoints;
 mod helpers;
@@ -695,6 +700,7 @@ pub(crate) mod secrets;
 pub(crate) mod usage;
 pub(crate) mod webhooks;
 
+pub(crate) use announcements::impl_sql_announcements;
 pub(crate) use anomalies::impl_sql_anomalies;
 pub(crate) use checkpoints::{checkpoint_from_row, impl_sql_checkpoints};
 pub(crate) use helpers::impl_sql_helpers;

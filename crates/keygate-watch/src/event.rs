@@ -10,6 +10,8 @@ pub enum EventType {
     AnomalyDetected,
     AnomalyActed,
     KeyLeaked,
+    KeyExpiring,
+    KeyRotationDue,
     KeySuspended,
     KeyResumed,
     KeyRevoked,
@@ -26,10 +28,12 @@ pub enum EventType {
 pub struct UnknownEventType;
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 12] = [
         Self::AnomalyDetected,
         Self::AnomalyActed,
         Self::KeyLeaked,
+        Self::KeyExpiring,
+        Self::KeyRotationDue,
         Self::KeySuspended,
         Self::KeyResumed,
         Self::KeyRevoked,
@@ -44,6 +48,8 @@ impl EventType {
             Self::AnomalyDetected => "anomaly.detected",
             Self::AnomalyActed => "anomaly.acted",
             Self::KeyLeaked => "key.leaked",
+            Self::KeyExpiring => "key.expiring",
+            Self::KeyRotationDue => "key.rotation_due",
             Self::KeySuspended => "key.suspended",
             Self::KeyResumed => "key.resumed",
             Self::KeyRevoked => "key.revoked",

@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 
 use crate::{Event, EventType};
 
-/// The event an audit entry announces, if any: keys reported leaked, successful suspensions,
+/// The event an audit entry announces, if any: keys reported leaked, expiring soon or due for
+/// rotation, successful suspensions,
 /// resumptions and revocations of keys, admin tokens created, secrets due for rotation and KEK rotations.
 pub fn event_for(entry: &AuditEvent) -> Option<Event> {
     if entry.outcome != "success" {
@@ -15,6 +16,8 @@ pub fn event_for(entry: &AuditEvent) -> Option<Event> {
     }
     let (kind, target_field) = match entry.action.as_str() {
         "key.leak_reported" => (EventType::KeyLeaked, "key_id"),
+        "key.expiring" => (EventType::KeyExpiring, "key_id"),
+        "key.rotation_due" => (EventType::KeyRotationDue, "key_id"),
         "key.suspend" => (EventType::KeySuspended, "key_id"),
         "key.resume" => (EventType::KeyResumed, "key_id"),
         "key.revoke" => (EventType::KeyRevoked, "key_id"),

@@ -17,8 +17,9 @@ use crate::cli::StoreArgs;
 mod watch;
 
 /// Keys the file and the environment may set. Anything else in the file is an error.
-const KEYS: [&str; 25] = [
+const KEYS: [&str; 26] = [
     "listen",
+    "key_expiry_notice_days",
     "leak_action",
     "leak_report_keys",
     "leak_reports_require_signature",
@@ -53,6 +54,7 @@ struct RawConfig {
     otel_endpoint: Option<String>,
     usage_retention_days: Option<u64>,
     webhooks_allow_private: Option<bool>,
+    key_expiry_notice_days: Option<u64>,
     leak_action: Option<keygate_server::service::LeakAction>,
     leak_report_keys: Option<Vec<watch::ReportKeyConfig>>,
     anomalies: Option<watch::AnomaliesFile>,
@@ -209,6 +211,8 @@ pub enum ConfigError {
     BadWebhookRetries,
     #[error("leak_report_keys: {0}")]
     BadReportKey(keygate_crypto::ReportKeyError),
+    #[error("key_expiry_notice_days is 1 to 365")]
+    BadExpiryNotice,
     #[error("[anomalies] {0}")]
     BadAnomalies(&'static str),
     #[error(
@@ -312,6 +316,10 @@ pub fn resolve(
         raw.leak_reports_require_signature,
     )?;
     let anomalies = watch::anomaly_settings(raw.anomalies)?;
+    let notice_days = raw.key_expiry_notice_days.unwrap_or(7);
+    if !(1..=365).contains(&notice_days) {
+        return Err(ConfigError::BadExpiryNotice);
+    }
     let data_dir = store
         .data_dir
         .clone()
@@ -399,6 +407,7 @@ pub fn resolve(
             alerts,
             leaks,
             anomalies,
+            key_expiry_notice: Duration::from_secs(notice_days * 86_400),
             ..ServerSettings::default()
         },
         limits: LimitsSettings {

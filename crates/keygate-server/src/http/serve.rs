@@ -91,11 +91,11 @@ pub async fn run(
     );
     spawn(
         "due_secrets",
-        Box::pin(
-            keygate
-                .clone()
-                .watch_due_secrets(state.settings.rotation_check, stop.clone()),
-        ),
+        Box::pin(keygate.clone().watch_due_secrets(
+            state.settings.rotation_check,
+            state.settings.key_expiry_notice,
+            stop.clone(),
+        )),
     );
     spawn("alerts", Box::pin(state.alerts.clone().run(stop.clone())));
     spawn(

@@ -63,9 +63,14 @@ impl Keygate {
         Ok(announced)
     }
 
-    /// Checks for due secrets, and retires previous versions whose grace period is over,
-    /// every `every` until `stop`.
-    pub async fn watch_due_secrets(self: Arc<Self>, every: Duration, stop: CancellationToken) {
+    /// Checks for due secrets, retires previous versions whose grace period is over, and
+    /// announces keys expiring within `notice` or due for rotation, every `every` until `stop`.
+    pub async fn watch_due_secrets(
+        self: Arc<Self>,
+        every: Duration,
+        notice: Duration,
+        stop: CancellationToken,
+    ) {
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -76,6 +81,9 @@ impl Keygate {
                     }
                     if let Err(err) = self.store.retire_expired_previous(self.clock.now()).await {
                         tracing::warn!(error = %err, "could not retire previous versions");
+                    }
+                    if let Err(err) = self.announce_key_deadlines(notice).await {
+                        tracing::warn!(error = %err, "could not check keys' deadlines");
                     }
                 }
                 () = stop.cancelled() => break,

@@ -1,0 +1,47 @@
+//! One-time announcements of keys' coming expiries and due rotations.
+
+use async_trait::async_trait;
+use keygate_core::{AuditDraft, KeyRecord, Timestamp};
+
+use crate::StoreError;
+
+/// What is announced about a key, once per occurrence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyNotice {
+    /// It expires soon; the occurrence is its expiry instant.
+    Expiring,
+    /// Its rotation policy says it is due; the occurrence is the due instant.
+    RotationDue,
+}
+
+impl KeyNotice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Expiring => "key.expiring",
+            Self::RotationDue => "key.rotation_due",
+        }
+    }
+}
+
+#[async_trait]
+pub trait AnnouncementStore {
+    /// Live API keys of every organisation with a notice not yet announced: those expiring
+    /// after `now` and at or before `expiring_by`, and those whose rotation is due at `now`;
+    /// each with its occurrence (milliseconds).
+    async fn keys_to_announce(
+        &self,
+        notice: KeyNotice,
+        now: Timestamp,
+        expiring_by: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<(KeyRecord, i64)>, StoreError>;
+    /// Records the announcement with its audit event, once; whether it was new.
+    async fn announce_once(
+        &self,
+        notice: KeyNotice,
+        target: &str,
+        marker: i64,
+        audit: &AuditDraft,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+}
