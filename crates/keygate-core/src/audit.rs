@@ -304,6 +304,14 @@ impl Default for ChainVerifier {
 }
 
 impl ChainVerifier {
+    /// A verifier that checks the entries after `last`, an entry already verified.
+    pub fn continuing(last: ChainHead) -> Self {
+        Self {
+            last,
+            ..Self::default()
+        }
+    }
+
     /// A verifier that also checks the chain still holds `anchor`.
     pub fn with_anchor(anchor: ChainHead) -> Self {
         Self {

@@ -7,6 +7,7 @@ use serde::Serialize;
 /// contract (receivers switch on them): add kinds, never rename one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EventType {
+    AuditVerificationFailed,
     AnomalyDetected,
     AnomalyActed,
     KeyLeaked,
@@ -28,7 +29,8 @@ pub enum EventType {
 pub struct UnknownEventType;
 
 impl EventType {
-    pub const ALL: [EventType; 12] = [
+    pub const ALL: [EventType; 13] = [
+        Self::AuditVerificationFailed,
         Self::AnomalyDetected,
         Self::AnomalyActed,
         Self::KeyLeaked,
@@ -45,6 +47,7 @@ impl EventType {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::AuditVerificationFailed => "audit.verification_failed",
             Self::AnomalyDetected => "anomaly.detected",
             Self::AnomalyActed => "anomaly.acted",
             Self::KeyLeaked => "key.leaked",

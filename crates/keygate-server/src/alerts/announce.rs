@@ -1,10 +1,12 @@
 //! The audit log's events, announced: one node at a time (under a lease) reads the log after
 //! the cursor and writes the events it announces to the outbox, moving the cursor in the same
-//! transaction, so that each is announced once whatever stops when.
+//! transaction, so that each is announced once whatever stops when. The entries are checked as
+//! they are read; a break in the chain is announced as `audit.verification_failed`.
 
-use keygate_core::Timestamp;
+use keygate_core::audit::ChainVerifier;
+use keygate_core::{ChainHead, Timestamp};
 use keygate_store::{CursorMove, OutboxEvent};
-use keygate_watch::from_audit;
+use keygate_watch::{Event, EventType, from_audit};
 
 use super::Alerts;
 use crate::ServiceError;
@@ -34,14 +36,39 @@ impl Alerts {
             store.enqueue_events(&[], None, Some(&start), now).await?;
             return Ok(());
         };
+        // The entries read are checked against the one before them as they go by: a tail
+        // rewritten (or an entry changed) after it was written is announced at once.
+        let mut verifier = match store.audit_chain_page(after - 1, after, 1).await?.pop() {
+            Some(entry) => ChainVerifier::continuing(ChainHead {
+                seq: entry.seq,
+                hash: entry.hash,
+            }),
+            None => ChainVerifier::default(),
+        };
         loop {
             let page = store.audit_chain_page(after, i64::MAX, PAGE).await?;
             let Some(last) = page.last().map(|entry| entry.seq) else {
                 return Ok(());
             };
-            let events: Vec<OutboxEvent> = page
-                .iter()
-                .filter_map(from_audit::event_for)
+            let mut events: Vec<Event> = Vec::new();
+            for entry in &page {
+                if let Err(broken) = verifier.push(entry) {
+                    events.push(Event::new(
+                        EventType::AuditVerificationFailed,
+                        now,
+                        None,
+                        None,
+                        serde_json::json!({ "seq": entry.seq, "reason": broken.to_string() }),
+                    ));
+                    verifier = ChainVerifier::continuing(ChainHead {
+                        seq: entry.seq,
+                        hash: entry.hash.clone(),
+                    });
+                }
+                events.extend(from_audit::event_for(entry));
+            }
+            let events: Vec<OutboxEvent> = events
+                .into_iter()
                 .map(|event| OutboxEvent {
                     payload: event.payload(),
                     id: event.id,

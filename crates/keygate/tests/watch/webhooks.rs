@@ -257,3 +257,61 @@ async fn dead_deliveries_are_listed_and_replayed() {
         .await;
     assert_eq!(created[0]["data"]["role"], "viewer");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_entry_changed_after_it_was_written_is_announced() {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), 0, None);
+    let mut server = start(dir.path(), &["200ms"]);
+    let owner = server.owner_token();
+    subscribe(
+        &server,
+        &owner,
+        &receiver,
+        &["audit.verification_failed", "admin_token.created"],
+    );
+    // While keygate is down, an admin token is issued on the store, and someone edits the
+    // audit entry that records it before keygate read it.
+    server.stop();
+    let token = cli_json(
+        &server,
+        &owner,
+        &[
+            "admin", "token", "create", "--role", "viewer", "--name", "ci",
+        ],
+    );
+    assert!(token.is_object());
+    let db = format!(
+        "sqlite://{}",
+        dir.path().join("keygate-data/keygate.db").display()
+    );
+    let mut conn = sqlx::SqliteConnection::connect(&db).await.unwrap();
+    let changed = sqlx::query(
+        "UPDATE audit_events SET details = '{\"role\":\"owner\"}' \
+         WHERE seq = (SELECT MAX(seq) FROM audit_events)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(changed, 1);
+    conn.close().await.unwrap();
+    let server = start(dir.path(), &["200ms"]);
+    let broken = receiver
+        .wait_for("audit.verification_failed", 1, Duration::from_secs(20))
+        .await;
+    assert!(
+        broken[0]["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("was changed after it was written"),
+        "{broken:#?}"
+    );
+    // The edited entry is still announced for what it says, and nothing else broke.
+    let created = receiver
+        .wait_for("admin_token.created", 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(created[0]["data"]["role"], "owner");
+    drop(server);
+}
