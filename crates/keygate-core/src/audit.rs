@@ -43,6 +43,7 @@ pub enum AuditAction {
     WebhookDelete,
     WebhookReplay,
     AnomalyAcknowledge,
+    SourceBlocked,
 }
 
 impl AuditAction {
@@ -82,6 +83,7 @@ impl AuditAction {
             Self::WebhookDelete => "webhook.delete",
             Self::WebhookReplay => "webhook.replay",
             Self::AnomalyAcknowledge => "anomaly.acknowledge",
+            Self::SourceBlocked => "source.blocked",
         }
     }
 }

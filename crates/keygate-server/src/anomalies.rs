@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use keygate_core::{AnomalyId, UsageRecord};
 use keygate_store::{Anomaly, OutboxEvent};
 use keygate_watch::detect::{DetectorKind, Detectors, Finding, Observation, Thresholds};
+use keygate_watch::sources::SourceGuard;
 use keygate_watch::{Event, EventType};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -54,6 +55,10 @@ impl AnomalyAction {
 pub struct AnomalySettings {
     pub thresholds: Thresholds,
     pub actions: BTreeMap<DetectorKind, AnomalyAction>,
+    /// Failed authentications from one source in a minute that get it blocked.
+    pub auth_failures_per_minute: u32,
+    /// How long a blocked source is refused (`source_blocked`).
+    pub source_block: std::time::Duration,
 }
 
 impl Default for AnomalySettings {
@@ -72,6 +77,8 @@ impl Default for AnomalySettings {
         Self {
             thresholds: Thresholds::default(),
             actions,
+            auth_failures_per_minute: 20,
+            source_block: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -85,6 +92,7 @@ pub struct Anomalies {
     keygate: Arc<Keygate>,
     settings: AnomalySettings,
     detectors: Detectors,
+    sources: SourceGuard,
     found: mpsc::Sender<Finding>,
     queue: Mutex<Option<mpsc::Receiver<Finding>>>,
     dropped: AtomicU64,
@@ -96,6 +104,7 @@ impl Anomalies {
         let (found, queue) = mpsc::channel(QUEUE);
         let anomalies = Arc::new(Self {
             detectors: Detectors::new(settings.thresholds.clone()),
+            sources: SourceGuard::new(settings.auth_failures_per_minute, settings.source_block),
             keygate,
             settings,
             found,
@@ -127,6 +136,41 @@ impl Anomalies {
             if let Err(err) = self.act(finding).await {
                 tracing::warn!(error = %err, "an anomaly could not be recorded or acted on");
             }
+        }
+    }
+
+    /// How long `ip`'s source stays refused for its failed authentications, if it is.
+    pub fn source_blocked(&self, ip: Option<IpAddr>) -> Option<std::time::Duration> {
+        self.sources.blocked(ip?, self.keygate.clock().now())
+    }
+
+    /// Counts a failed authentication from `ip`; a source that crosses the threshold is
+    /// blocked, and the block audited (`source.blocked`, announced to webhooks).
+    pub async fn authentication_failed(&self, ip: Option<IpAddr>) {
+        let Some(ip) = ip else { return };
+        let Some(block) = self.sources.failed(ip, self.keygate.clock().now()) else {
+            return;
+        };
+        tracing::warn!(
+            source = %block.source,
+            failures = block.failures,
+            "a source is blocked after a burst of failed authentications"
+        );
+        let mut audit =
+            keygate_core::AuditDraft::new("system", keygate_core::AuditAction::SourceBlocked);
+        audit.target = Some(block.source.to_string());
+        audit.client_ip = Some(ip.to_string());
+        audit.details = serde_json::json!({
+            "failures_this_minute": block.failures,
+            "until": block.until.to_rfc3339(),
+        });
+        if let Err(err) = self
+            .keygate
+            .store()
+            .append_audit(&audit, self.keygate.clock().now())
+            .await
+        {
+            tracing::warn!(error = %err, "a source block could not be audited");
         }
     }
 

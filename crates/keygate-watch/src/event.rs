@@ -19,6 +19,7 @@ pub enum EventType {
     AdminTokenCreated,
     SecretRotationDue,
     KekRotated,
+    SourceBlocked,
     /// Sent on demand to one endpoint, to check that it receives and verifies deliveries.
     WebhookTest,
 }
@@ -29,7 +30,7 @@ pub enum EventType {
 pub struct UnknownEventType;
 
 impl EventType {
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 14] = [
         Self::AuditVerificationFailed,
         Self::AnomalyDetected,
         Self::AnomalyActed,
@@ -42,6 +43,7 @@ impl EventType {
         Self::AdminTokenCreated,
         Self::SecretRotationDue,
         Self::KekRotated,
+        Self::SourceBlocked,
         Self::WebhookTest,
     ];
 
@@ -59,6 +61,7 @@ impl EventType {
             Self::AdminTokenCreated => "admin_token.created",
             Self::SecretRotationDue => "secret.rotation_due",
             Self::KekRotated => "kek.rotated",
+            Self::SourceBlocked => "source.blocked",
             Self::WebhookTest => "webhook.test",
         }
     }

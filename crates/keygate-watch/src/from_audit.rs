@@ -24,6 +24,7 @@ pub fn event_for(entry: &AuditEvent) -> Option<Event> {
         "token.create" => (EventType::AdminTokenCreated, "token_id"),
         "secret.rotation_due" => (EventType::SecretRotationDue, "secret_id"),
         "kek.rotate" => (EventType::KekRotated, "kek_id"),
+        "source.blocked" => (EventType::SourceBlocked, "source"),
         _ => return None,
     };
     // The audit details hold names, reasons and figures, never key material (the chain's rule).

@@ -9,6 +9,7 @@ mod event;
 pub mod from_audit;
 mod retry;
 mod signature;
+pub mod sources;
 
 pub use event::{Event, EventType, UnknownEventType};
 pub use retry::RetrySchedule;

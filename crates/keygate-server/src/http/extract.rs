@@ -297,6 +297,8 @@ pub(crate) struct KeyRefusal {
     pub status: axum::http::StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// When the client may try again (a blocked source).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 /// Verifies the keygate key of a gateway request (bearer or `x-api-key`), from the client's
@@ -320,6 +322,7 @@ pub(crate) async fn api_key(
             message: "a publishable key may only read public proxy routes \
                       (GET or HEAD /proxy/<public route>/…)"
                 .to_owned(),
+            retry_after: None,
         });
     }
     Ok(key)
@@ -372,8 +375,18 @@ pub(crate) async fn any_api_key(
             code: "unauthenticated",
             message: "send your keygate key as `Authorization: Bearer <key>` or `x-api-key: <key>`"
                 .to_owned(),
+            retry_after: None,
         });
     };
+    // A source refused for its failed authentications gets nothing more looked at.
+    if let Some(wait) = state.anomalies.source_blocked(meta.client_ip) {
+        return Err(KeyRefusal {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "source_blocked",
+            message: "too many failed authentications from this address; retry later".to_owned(),
+            retry_after: Some(wait),
+        });
+    }
     let outcome = state
         .keygate
         .verify(crate::service::VerifyQuery {
@@ -388,18 +401,30 @@ pub(crate) async fn any_api_key(
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: "unavailable",
                 message: "keys cannot be verified right now; retry shortly".to_owned(),
+                retry_after: None,
             }
         })?;
     match outcome {
         crate::service::VerifyOutcome::Valid(cached) => Ok(cached),
-        crate::service::VerifyOutcome::Invalid(rejection, _) => Err(KeyRefusal {
-            status: if rejection == keygate_core::KeyRejection::IpNotAllowed {
-                StatusCode::FORBIDDEN
-            } else {
-                StatusCode::UNAUTHORIZED
-            },
-            code: rejection.code(),
-            message: rejection.to_string(),
-        }),
+        crate::service::VerifyOutcome::Invalid(rejection, _) => {
+            let forbidden = matches!(
+                rejection,
+                keygate_core::KeyRejection::IpNotAllowed
+                    | keygate_core::KeyRejection::PermissionDenied
+            );
+            if !forbidden {
+                state.anomalies.authentication_failed(meta.client_ip).await;
+            }
+            Err(KeyRefusal {
+                status: if rejection == keygate_core::KeyRejection::IpNotAllowed {
+                    StatusCode::FORBIDDEN
+                } else {
+                    StatusCode::UNAUTHORIZED
+                },
+                code: rejection.code(),
+                message: rejection.to_string(),
+                retry_after: None,
+            })
+        }
     }
 }

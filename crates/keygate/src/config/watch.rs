@@ -32,6 +32,10 @@ pub(super) struct AnomaliesFile {
     scope_denials_per_minute: Option<u64>,
     /// Quiet time after a finding, e.g. `"15m"`.
     cooldown: Option<String>,
+    /// Failed authentications from one source in a minute that get it blocked.
+    auth_failures_per_minute: Option<u32>,
+    /// How long a blocked source is refused, e.g. `"5m"`.
+    source_block: Option<String>,
     #[serde(default)]
     actions: BTreeMap<String, AnomalyAction>,
 }
@@ -122,6 +126,12 @@ pub(super) fn anomaly_settings(
         .scope_denials_per_minute
         .unwrap_or(t.scope_denials)
         .max(1);
+    if let Some(failures) = file.auth_failures_per_minute {
+        settings.auth_failures_per_minute = failures.max(1);
+    }
+    if let Some(block) = &file.source_block {
+        settings.source_block = duration(block, "source_block is a duration such as \"5m\"")?;
+    }
     for (name, action) in file.actions {
         let kind = DetectorKind::parse(&name).ok_or(ConfigError::BadAnomalies(
             "actions are keyed by request_spike, token_spike, spend_spike, new_network or \

@@ -167,3 +167,75 @@ request_spike = "suspend"
         text(&again.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_bad_keys_blocks_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keygate.toml");
+    std::fs::write(
+        &config,
+        "webhooks_allow_private = true\nwebhook_retries = [\"200ms\"]\n\
+         [anomalies]\nauth_failures_per_minute = 5\nsource_block = \"2m\"\n",
+    )
+    .unwrap();
+    let server = ServerProcess::start(dir.path(), &[("KEYGATE_CONFIG", config.to_str().unwrap())]);
+    let owner = server.owner_token();
+    let receiver = Receiver::start(dir.path(), 0, None);
+    let created = cli_json(
+        &server,
+        &owner,
+        &[
+            "webhooks",
+            "create",
+            "--endpoint",
+            &receiver.url,
+            "--event",
+            "source.blocked",
+        ],
+    );
+    receiver.trust(created["secret"].as_str().unwrap());
+    let made = server.cli(
+        &["keys", "create", "--name", "good", "--quiet"],
+        Some(&owner),
+        None,
+    );
+    let good = text(&made.stdout).trim().to_owned();
+    let http = reqwest::Client::new();
+    let chat = |key: String| {
+        http.post(format!("{}/v1/chat/completions", server.url))
+            .bearer_auth(key)
+            .json(&json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    // A guesser: five keys that are not keygate's.
+    for i in 0..5 {
+        let reply = chat(format!("kg_live_guess{i}")).await.unwrap();
+        assert_eq!(reply.status(), 401);
+    }
+    // From now on the source is refused, a good key included, and told when to come back.
+    let refused = chat(good.clone()).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let wait: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((100..=120).contains(&wait), "{wait}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "source_blocked");
+    // The verify API, which services call for their own clients, is not blocked.
+    assert_eq!(verify(&http, &server.url, &good).await["code"], "valid");
+
+    let blocked = receiver
+        .wait_for("source.blocked", 1, Duration::from_secs(20))
+        .await;
+    assert_eq!(blocked[0]["data"]["source"], "127.0.0.1");
+    assert_eq!(blocked[0]["data"]["failures_this_minute"], 5);
+    let audit = cli_json(
+        &server,
+        &owner,
+        &["audit", "list", "--action", "source.blocked"],
+    );
+    assert_eq!(audit["data"][0]["target"], "127.0.0.1");
+    assert!(!server.log().contains(&good), "a key is in the log");
+}

@@ -26,9 +26,11 @@ async fn authenticate(
     headers: &HeaderMap,
     meta: &RequestMeta,
 ) -> Result<Arc<CachedKey>, LlmError> {
-    api_key(state, headers, meta)
-        .await
-        .map_err(|refusal| LlmError::new(refusal.status, refusal.code, refusal.message))
+    api_key(state, headers, meta).await.map_err(|refusal| {
+        let mut error = LlmError::new(refusal.status, refusal.code, refusal.message);
+        error.retry_after = refusal.retry_after;
+        error
+    })
 }
 
 /// OpenAI's Chat Completions, through the model group named by `model`. The body is OpenAI's

@@ -80,7 +80,10 @@ async fn serve(
     let (route, tail) = split_path(parts.uri.path())?;
     let key = any_api_key(state, &parts.headers, meta)
         .await
-        .map_err(|refusal| ApiError::new(refusal.status, refusal.code, refusal.message))?;
+        .map_err(|refusal| {
+            ApiError::new(refusal.status, refusal.code, refusal.message)
+                .with_retry_after(refusal.retry_after)
+        })?;
     let user_agent = parts
         .headers
         .get(header::USER_AGENT)
