@@ -112,6 +112,7 @@ impl Anomalies {
             dropped: AtomicU64::new(0),
         });
         anomalies.keygate.usage().watched_by(anomalies.clone());
+        anomalies.keygate.watch_key_use(anomalies.clone());
         anomalies
     }
 
@@ -292,6 +293,37 @@ impl UsageWatcher for Anomalies {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
+        }
+    }
+}
+
+impl crate::service::KeyUseWatcher for Anomalies {
+    fn old_secret_used(
+        &self,
+        key: &keygate_core::KeyRecord,
+        secret: &keygate_core::KeySecret,
+        now: keygate_core::Timestamp,
+        ip: Option<IpAddr>,
+    ) {
+        let (Some(rotated_at), Some(grace_until)) = (key.rotated_at, secret.grace_until) else {
+            return;
+        };
+        let seen = Observation {
+            at: now,
+            org_id: &key.org_id,
+            project_id: key.project_id.as_ref(),
+            key_id: &key.id,
+            tokens: 0,
+            cost_micros: 0,
+            client_ip: ip,
+            error_code: None,
+        };
+        if let Some(finding) =
+            self.detectors
+                .old_secret_used(&seen, secret.generation, rotated_at, grace_until)
+            && self.found.try_send(finding).is_err()
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -59,7 +59,7 @@ pub use secret_rotation::{RotateSecret, SecretRotation, UpstreamCheck};
 pub use secrets::{MAX_SECRET_BYTES, PutSecret, Revealed};
 pub use tokens::CreateToken;
 pub use usage::UsageReportQuery;
-pub use verify::{VerifyOutcome, VerifyQuery};
+pub use verify::{KeyUseWatcher, VerifyOutcome, VerifyQuery};
 pub use verify_use::{Publishable, Verdict};
 
 /// How many keys the verification cache holds.
@@ -93,6 +93,8 @@ pub struct Keygate {
     metrics: Arc<crate::metrics::Metrics>,
     /// Signs checkpoints of the audit chain (see `audit_checkpoints.rs`).
     audit_signer: Arc<keygate_crypto::AuditSigner>,
+    /// Told when a replaced secret is still used (see `verify.rs`).
+    key_use: std::sync::OnceLock<Arc<dyn verify::KeyUseWatcher>>,
 }
 
 impl Keygate {
@@ -126,6 +128,7 @@ impl Keygate {
             usage: Arc::new(UsageLog::new(metrics.gateway.clone())),
             metrics,
             audit_signer,
+            key_use: std::sync::OnceLock::new(),
             auth_failures: auth_failures::AuthFailureThrottle::default(),
             credentials: moka::sync::Cache::builder()
                 .max_capacity(10_000)
@@ -161,6 +164,12 @@ impl Keygate {
         if let Some(shared) = &self.shared_invalidation {
             shared.clone().run(stop).await;
         }
+    }
+
+    /// Tells `watcher` from now on when a key's replaced secret is still used; the first
+    /// watcher set stays.
+    pub fn watch_key_use(&self, watcher: Arc<dyn verify::KeyUseWatcher>) {
+        let _ = self.key_use.set(watcher);
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

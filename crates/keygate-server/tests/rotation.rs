@@ -313,6 +313,53 @@ async fn revocation_is_immediate_and_final(db: Db) {
     assert_eq!(api.verify_code(&secret).await, "key_invalid");
 }
 
+/// The replaced secret used late in its grace period (a consumer that was not updated) is an
+/// anomaly, listed once per cooldown; early in the grace period it is expected and quiet.
+async fn an_old_secret_used_late_in_its_grace_is_an_anomaly(db: Db) {
+    let (server, clock) = start(db).await;
+    let api = server.api();
+    let owner = server.owner_token.as_str();
+    let (id, old) = new_key(&api, owner, json!({})).await;
+    rotate(
+        &api,
+        owner,
+        &id,
+        json!({"grace_period_seconds": 3600}),
+        None,
+    )
+    .await
+    .expect(200);
+    let anomalies = || async {
+        api.get("/admin/v1/anomalies")
+            .token(owner)
+            .send()
+            .await
+            .expect(200)
+            .body["data"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    clock.advance(Duration::from_secs(30 * 60));
+    assert_eq!(api.verify_code(&old).await, "valid");
+    clock.advance(Duration::from_secs(20 * 60));
+    assert_eq!(api.verify_code(&old).await, "valid");
+    assert_eq!(api.verify_code(&old).await, "valid");
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        found = anomalies().await;
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["detector"], "old_secret_late");
+    assert_eq!(found[0]["key_id"], id.as_str());
+    assert_eq!(found[0]["evidence"]["seconds_left"], 600);
+    assert_eq!(found[0]["evidence"]["generation"], 0);
+}
+
 async fn suspension_is_immediate_and_reversible(db: Db) {
     let (server, clock) = start(db).await;
     let api = server.api();
@@ -595,6 +642,7 @@ keygate_testkit::on_both_databases!(
     concurrent_retries_rotate_once,
     revocation_is_immediate_and_final,
     suspension_is_immediate_and_reversible,
+    an_old_secret_used_late_in_its_grace_is_an_anomaly,
     deletion_is_forever,
     expiry_follows_the_clock,
     rotation_policy_lists_due_keys,

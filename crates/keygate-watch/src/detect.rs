@@ -26,15 +26,18 @@ pub enum DetectorKind {
     SpendSpike,
     NewNetwork,
     ScopeProbing,
+    /// The secret a rotation replaced, still used in the last quarter of its grace period.
+    LateOldSecret,
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 5] = [
+    pub const ALL: [DetectorKind; 6] = [
         Self::RequestSpike,
         Self::TokenSpike,
         Self::SpendSpike,
         Self::NewNetwork,
         Self::ScopeProbing,
+        Self::LateOldSecret,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +47,7 @@ impl DetectorKind {
             Self::SpendSpike => "spend_spike",
             Self::NewNetwork => "new_network",
             Self::ScopeProbing => "scope_probing",
+            Self::LateOldSecret => "old_secret_late",
         }
     }
 
@@ -215,6 +219,53 @@ impl Detectors {
             h.wrapping_mul(31).wrapping_add(usize::from(b))
         });
         &self.shards[hash % SHARDS]
+    }
+
+    /// A key's replaced secret was used at `at`, in a grace period that runs from `rotated_at`
+    /// to `grace_until`: a finding in its last quarter (a consumer that was not updated),
+    /// once per cooldown.
+    pub fn old_secret_used(
+        &self,
+        seen: &Observation<'_>,
+        generation: i64,
+        rotated_at: Timestamp,
+        grace_until: Timestamp,
+    ) -> Option<Finding> {
+        let at = seen.at.as_millis();
+        let (start, end) = (rotated_at.as_millis(), grace_until.as_millis());
+        if end <= start || at < end - (end - start) / 4 {
+            return None;
+        }
+        let cooldown = i64::try_from(self.thresholds.cooldown.as_millis()).unwrap_or(i64::MAX);
+        let mut shard = self
+            .shard(seen.key_id)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let state = shard
+            .entry(seen.key_id.clone())
+            .or_insert_with(|| KeyState::new(at));
+        let kind = DetectorKind::LateOldSecret;
+        if state
+            .spoke
+            .get(&kind)
+            .is_some_and(|last| at - *last < cooldown)
+        {
+            return None;
+        }
+        state.spoke.insert(kind, at);
+        Some(Finding {
+            kind,
+            at: seen.at,
+            org_id: seen.org_id.clone(),
+            project_id: seen.project_id.cloned(),
+            key_id: seen.key_id.clone(),
+            evidence: serde_json::json!({
+                "generation": generation,
+                "grace_until": grace_until.to_rfc3339(),
+                "seconds_left": (end - at) / 1000,
+                "client_ip": seen.client_ip.map(|ip| ip.to_string()),
+            }),
+        })
     }
 
     /// Takes one request into account; returns the findings it completes.
@@ -442,6 +493,42 @@ mod tests {
         );
         let found = traffic.minute(1, 10, "203.0.113.7", Some("scope_denied"));
         assert_eq!(kinds(&found), [DetectorKind::ScopeProbing]);
+    }
+
+    #[test]
+    fn an_old_secret_late_in_its_grace_is_found_once() {
+        let traffic = Traffic::new();
+        let seen = |ms: i64| Observation {
+            at: Timestamp::from_millis(T0 + ms),
+            org_id: &traffic.org,
+            project_id: None,
+            key_id: &traffic.key,
+            tokens: 0,
+            cost_micros: 0,
+            client_ip: None,
+            error_code: None,
+        };
+        let (rotated, until) = (
+            Timestamp::from_millis(T0),
+            Timestamp::from_millis(T0 + 4000_000),
+        );
+        let detectors = &traffic.detectors;
+        // Early in the grace period, using the old secret is expected.
+        assert!(
+            detectors
+                .old_secret_used(&seen(2_000_000), 3, rotated, until)
+                .is_none()
+        );
+        let found = detectors
+            .old_secret_used(&seen(3_100_000), 3, rotated, until)
+            .unwrap();
+        assert_eq!(found.kind, DetectorKind::LateOldSecret);
+        assert_eq!(found.evidence["seconds_left"], 900);
+        assert!(
+            detectors
+                .old_secret_used(&seen(3_200_000), 3, rotated, until)
+                .is_none()
+        );
     }
 
     #[test]

@@ -25,6 +25,17 @@ pub struct VerifyQuery<'a> {
     pub ip: Option<IpAddr>,
 }
 
+/// Something told when a key's replaced secret is still used (the anomaly detectors).
+pub trait KeyUseWatcher: Send + Sync + std::fmt::Debug {
+    fn old_secret_used(
+        &self,
+        key: &keygate_core::KeyRecord,
+        secret: &keygate_core::KeySecret,
+        now: keygate_core::Timestamp,
+        ip: Option<IpAddr>,
+    );
+}
+
 /// The verdict, with the key when it is known (even if refused, to help debugging).
 #[derive(Debug, Clone)]
 pub enum VerifyOutcome {
@@ -49,7 +60,7 @@ impl Keygate {
         &self,
         query: VerifyQuery<'_>,
     ) -> Result<VerifyOutcome, ServiceError> {
-        let cached = match self.authenticate(query.key, KeyKind::Api).await? {
+        let cached = match self.authenticate(query.key, KeyKind::Api, query.ip).await? {
             Ok(cached) => cached,
             Err((rejection, cached)) => return Ok(VerifyOutcome::Invalid(rejection, cached)),
         };
@@ -76,7 +87,7 @@ impl Keygate {
         &self,
         token: &str,
     ) -> Result<Result<Principal, (KeyRejection, Option<Arc<CachedKey>>)>, ServiceError> {
-        let cached = match self.authenticate(token, KeyKind::Admin).await? {
+        let cached = match self.authenticate(token, KeyKind::Admin, None).await? {
             Ok(cached) => cached,
             Err(failure) => return Ok(Err(failure)),
         };
@@ -98,6 +109,7 @@ impl Keygate {
         &self,
         text: &str,
         kind: KeyKind,
+        ip: Option<IpAddr>,
     ) -> Result<Result<Arc<CachedKey>, (KeyRejection, Option<Arc<CachedKey>>)>, ServiceError> {
         let Ok(key) = ApiKey::parse(text) else {
             return Ok(Err((KeyRejection::Malformed, None)));
@@ -123,7 +135,17 @@ impl Keygate {
             KeyStatus::Expired => Some(KeyRejection::Expired),
             KeyStatus::Active => match cached.secret(&digest) {
                 None => Some(KeyRejection::Rotated),
-                Some(secret) => cached.record.check(secret, now).err(),
+                Some(secret) => {
+                    let refused = cached.record.check(secret, now).err();
+                    // A replaced secret still accepted: worth a look late in its grace.
+                    if refused.is_none()
+                        && secret.grace_until.is_some()
+                        && let Some(watcher) = self.key_use.get()
+                    {
+                        watcher.old_secret_used(&cached.record, secret, now, ip);
+                    }
+                    refused
+                }
             },
         };
         Ok(match rejection {

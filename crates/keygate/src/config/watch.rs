@@ -134,8 +134,8 @@ pub(super) fn anomaly_settings(
     }
     for (name, action) in file.actions {
         let kind = DetectorKind::parse(&name).ok_or(ConfigError::BadAnomalies(
-            "actions are keyed by request_spike, token_spike, spend_spike, new_network or \
-             scope_probing",
+            "actions are keyed by request_spike, token_spike, spend_spike, new_network, \
+             scope_probing or old_secret_late",
         ))?;
         settings.actions.insert(kind, action);
     }

@@ -39,7 +39,8 @@ pub enum AnomalyState {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AnomalyView {
     pub id: String,
-    /// `request_spike`, `token_spike`, `spend_spike`, `new_network` or `scope_probing`.
+    /// `request_spike`, `token_spike`, `spend_spike`, `new_network`, `scope_probing` or
+    /// `old_secret_late`.
     pub detector: String,
     pub project_id: Option<String>,
     pub key_id: Option<String>,
