@@ -510,7 +510,7 @@ mod tests {
         };
         let (rotated, until) = (
             Timestamp::from_millis(T0),
-            Timestamp::from_millis(T0 + 4000_000),
+            Timestamp::from_millis(T0 + 4_000_000),
         );
         let detectors = &traffic.detectors;
         // Early in the grace period, using the old secret is expected.
