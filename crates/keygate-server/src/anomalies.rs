@@ -152,6 +152,7 @@ impl Anomalies {
         let Some(block) = self.sources.failed(ip, self.keygate.clock().now()) else {
             return;
         };
+        self.keygate.metrics().watch.source_blocked();
         tracing::warn!(
             source = %block.source,
             failures = block.failures,
@@ -189,6 +190,10 @@ impl Anomalies {
             .unwrap_or(AnomalyAction::Alert);
         let id = AnomalyId::generate();
         let detector = finding.kind.as_str();
+        self.keygate
+            .metrics()
+            .watch
+            .anomaly(detector, action.as_str());
         let mut outcome = "recorded";
         if action == AnomalyAction::Suspend {
             let key = self.keygate.store().key(&finding.key_id).await?;
@@ -291,6 +296,7 @@ impl UsageWatcher for Anomalies {
             for finding in self.detectors.observe(&seen) {
                 if self.found.try_send(finding).is_err() {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.keygate.metrics().watch.finding_dropped();
                 }
             }
         }
@@ -324,6 +330,7 @@ impl crate::service::KeyUseWatcher for Anomalies {
             && self.found.try_send(finding).is_err()
         {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.keygate.metrics().watch.finding_dropped();
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Metrics in the Prometheus text format, for `/metrics`. One registry per server
 //! (`prometheus-client`: typed label sets, no global state); each figure is recorded in one
 //! place — the HTTP layer ([`http`]), the verification ([`keys`]), the usage log as it writes a
-//! gateway request's record ([`gateway`]), the limiter ([`limits`]) — and what is a state
+//! gateway request's record ([`gateway`]), the limiter ([`limits`]), alerts and anomalies
+//! ([`watch`]) — and what is a state
 //! rather than an event (deployments' breakers, queue depths) is read when scraped
 //! ([`Metrics::render`]), as are the audit log's events (admin actions, refusals, reveals),
 //! counted from the log itself ([`Metrics::read_audit`]). Label sets are bounded: route templates, codes, model aliases and
@@ -14,6 +15,7 @@ pub mod http;
 pub mod keys;
 pub mod limits;
 mod state;
+pub mod watch;
 
 use std::sync::{Mutex, PoisonError};
 
@@ -32,6 +34,7 @@ pub struct Metrics {
     pub keys: keys::KeyMetrics,
     pub gateway: gateway::GatewayMetrics,
     pub limits: limits::LimitMetrics,
+    pub watch: watch::WatchMetrics,
     state: state::StateMetrics,
     audit: audit::AuditMetrics,
 }
@@ -49,6 +52,7 @@ impl Metrics {
         let keys = keys::KeyMetrics::register(&mut registry);
         let gateway = gateway::GatewayMetrics::register(&mut registry);
         let limits = limits::LimitMetrics::register(&mut registry);
+        let watch = watch::WatchMetrics::register(&mut registry);
         let state = state::StateMetrics::register(&mut registry);
         let audit = audit::AuditMetrics::register(&mut registry);
         Self {
@@ -57,6 +61,7 @@ impl Metrics {
             keys,
             gateway,
             limits,
+            watch,
             state,
             audit,
         }
@@ -127,6 +132,8 @@ mod tests {
             .inc();
         metrics.keys.looked_up(true);
         metrics.limits.refused("requests", "key");
+        metrics.watch.attempt("delivered");
+        metrics.watch.anomaly("request_spike", "alert");
         metrics
             .limits
             .redis_answered(std::time::Duration::from_micros(300), true);

@@ -53,6 +53,11 @@ impl Alerts {
             ),
             Err(reason) => self.failed(&due, None, reason),
         };
+        self.keygate.metrics().watch.attempt(match &outcome {
+            AttemptOutcome::Delivered { .. } => "delivered",
+            AttemptOutcome::Retry { .. } => "retry",
+            AttemptOutcome::Dead { .. } => "dead",
+        });
         if let AttemptOutcome::Dead { error, .. } = &outcome {
             tracing::warn!(
                 delivery = %due.delivery.id,
