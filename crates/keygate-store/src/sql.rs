@@ -534,18 +534,16 @@ macro_rules! impl_sql_store {
                 now: Timestamp,
                 audit: &AuditDraft,
             ) -> Result<KeyRecord, StoreError> {
-                let mut tx = self.begin_write().await?;
-                let mut key = Self::locked_key(&mut tx, id).await?;
-                if key.revoked_at.is_some() {
-                    return Err(Conflict::KeyNotMutable(KeyStatus::Revoked).into());
-                }
-                key.revoked_at = Some(now);
-                key.revoked_reason = Some(reason.to_owned());
-                key.updated_at = now;
-                Self::write_key_tx(&mut tx, &key).await?;
-                Self::append_audit_tx(&mut tx, audit, now).await?;
-                tx.commit().await?;
-                Ok(key)
+                self.change_key(id, now, audit, |key| {
+                    if key.revoked_at.is_some() {
+                        return Err(Conflict::KeyNotMutable(KeyStatus::Revoked).into());
+                    }
+                    key.revoked_at = Some(now);
+                    key.revoked_reason = Some(reason.to_owned());
+                    key.updated_at = now;
+                    Ok(())
+                })
+                .await
             }
 
             async fn suspend_key(
@@ -555,16 +553,13 @@ macro_rules! impl_sql_store {
                 now: Timestamp,
                 audit: &AuditDraft,
             ) -> Result<KeyRecord, StoreError> {
-                let mut tx = self.begin_write().await?;
-                let mut key = Self::locked_key(&mut tx, id).await?;
-                key.suspend(reason, now).map_err(|status| match status {
-                    KeyStatus::Suspended => Conflict::AlreadySuspended,
-                    other => Conflict::KeyNotMutable(other),
-                })?;
-                Self::write_key_tx(&mut tx, &key).await?;
-                Self::append_audit_tx(&mut tx, audit, now).await?;
-                tx.commit().await?;
-                Ok(key)
+                self.change_key(id, now, audit, |key| {
+                    key.suspend(reason, now).map_err(|status| match status {
+                        KeyStatus::Suspended => Conflict::AlreadySuspended.into(),
+                        other => Conflict::KeyNotMutable(other).into(),
+                    })
+                })
+                .await
             }
 
             async fn resume_key(
@@ -573,13 +568,10 @@ macro_rules! impl_sql_store {
                 now: Timestamp,
                 audit: &AuditDraft,
             ) -> Result<KeyRecord, StoreError> {
-                let mut tx = self.begin_write().await?;
-                let mut key = Self::locked_key(&mut tx, id).await?;
-                key.resume(now).map_err(Conflict::NotSuspended)?;
-                Self::write_key_tx(&mut tx, &key).await?;
-                Self::append_audit_tx(&mut tx, audit, now).await?;
-                tx.commit().await?;
-                Ok(key)
+                self.change_key(id, now, audit, |key| {
+                    key.resume(now).map_err(|status| Conflict::NotSuspended(status).into())
+                })
+                .await
             }
 
             async fn delete_key(
@@ -588,13 +580,11 @@ macro_rules! impl_sql_store {
                 now: Timestamp,
                 audit: &AuditDraft,
             ) -> Result<KeyRecord, StoreError> {
-                let mut tx = self.begin_write().await?;
-                let mut key = Self::locked_key(&mut tx, id).await?;
-                key.tombstone(now);
-                Self::write_key_tx(&mut tx, &key).await?;
-                Self::append_audit_tx(&mut tx, audit, now).await?;
-                tx.commit().await?;
-                Ok(key)
+                self.change_key(id, now, audit, |key| {
+                    key.tombstone(now);
+                    Ok(())
+                })
+                .await
             }
 
             async fn touch_keys(&self, uses: &[(KeyId, Timestamp)]) -> Result<(), StoreError> {

@@ -133,6 +133,24 @@ macro_rules! impl_sql_helpers {
                 Ok(key)
             }
 
+            /// Locks a key, applies `change` to it, and writes it back with its audit event, in
+            /// one transaction; nothing is written when `change` refuses.
+            async fn change_key(
+                &self,
+                id: &KeyId,
+                now: Timestamp,
+                audit: &AuditDraft,
+                change: impl FnOnce(&mut KeyRecord) -> Result<(), StoreError> + Send,
+            ) -> Result<KeyRecord, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let mut key = Self::locked_key(&mut tx, id).await?;
+                change(&mut key)?;
+                Self::write_key_tx(&mut tx, &key).await?;
+                Self::append_audit_tx(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(key)
+            }
+
             /// Writes back every mutable column of a key.
             async fn write_key_tx(tx: &mut Tx, key: &KeyRecord) -> Result<(), StoreError> {
                 let row = KeyRow::from_record(key);
