@@ -179,8 +179,17 @@ impl Keygate {
         };
         let tokens = parse_report(body)?;
         let mut verdicts = Vec::with_capacity(tokens.len());
+        let mut seen = std::collections::HashMap::new();
         for reported in &tokens {
-            let label = self.quarantine(reported, reporter, settings.action).await?;
+            // A token reported twice in one report is looked at once.
+            let label = match seen.get(reported.token.as_str()) {
+                Some(label) => *label,
+                None => {
+                    let label = self.quarantine(reported, reporter, settings.action).await?;
+                    seen.insert(reported.token.as_str(), label);
+                    label
+                }
+            };
             verdicts.push(LeakVerdict {
                 token_hash: hex::encode(Sha256::digest(reported.token.as_bytes())),
                 token_type: reported.kind.clone(),
@@ -201,10 +210,16 @@ impl Keygate {
             return Ok(LeakLabel::FalsePositive);
         };
         let digest = self.digest_key.digest(key.expose());
-        let Some((record, _)) = self.store.key_by_digest(digest.as_bytes()).await? else {
+        let Some((record, secret)) = self.store.key_by_digest(digest.as_bytes()).await? else {
             return Ok(LeakLabel::FalsePositive);
         };
         let now = self.clock.now();
+        // A real token, but nothing to take out of use: a secret rotated out already (its key's
+        // current secret is not the one exposed), or a publishable key, whose text is public
+        // by design. Reporting either again and again must not stop a key.
+        if secret.grace_until.is_some_and(|until| now >= until) || record.is_publishable() {
+            return Ok(LeakLabel::TruePositive);
+        }
         let how = match action {
             LeakAction::Suspend => Quarantine::Suspend,
             LeakAction::Revoke => Quarantine::Revoke,
@@ -214,6 +229,11 @@ impl Keygate {
         let taken = self
             .quarantine_key(&record, how, &actor, &reason, serde_json::json!({}))
             .await?;
+        if taken == "none" {
+            // Out of use already (an earlier report, an admin): one audit entry and one alert
+            // were enough.
+            return Ok(LeakLabel::TruePositive);
+        }
         let mut report = AuditDraft::new(actor, AuditAction::KeyLeakReported);
         report.org_id = Some(record.org_id.to_string());
         report.project_id = record.project_id.as_ref().map(ToString::to_string);

@@ -199,6 +199,62 @@ async fn a_reported_key_is_quarantined_at_once_and_alerted() {
         (400, Some("validation_failed"))
     );
 
+    // Reported again (twice in one report, even), a quarantined key is no new event.
+    let again = json!({"tokens": [leaked, leaked], "source": "pastebin"}).to_string();
+    let (status, verdicts) = report(&http, &server, again.as_bytes(), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(verdicts[1]["label"], "true_positive");
+    let audited = server.cli(
+        &["audit", "list", "--action", "key.leak_reported", "--json"],
+        Some(&owner),
+        None,
+    );
+    let audited: Value = serde_json::from_slice(&audited.stdout).unwrap();
+    assert_eq!(audited["data"].as_array().unwrap().len(), 2, "{audited}");
+
+    // A secret rotated out, and a publishable key (public by design): real tokens, but
+    // reporting them stops nothing.
+    let rotated = new_key(&server, &owner);
+    let id = verify(&http, &server.url, &rotated).await["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = server.cli(&["keys", "rotate", &id, "--quiet"], Some(&owner), None);
+    let current = text(&out.stdout).trim().to_owned();
+    let made = server.cli(
+        &[
+            "keys",
+            "create",
+            "--name",
+            "web",
+            "--publishable",
+            "--origin",
+            "https://app.example.com",
+            "--scope",
+            "GET /proxy/maps/*",
+            "--quiet",
+        ],
+        Some(&owner),
+        None,
+    );
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let public = text(&made.stdout).trim().to_owned();
+    let harmless = json!({"tokens": [rotated, public]}).to_string();
+    let (status, verdicts) = report(&http, &server, harmless.as_bytes(), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(verdicts[0]["label"], "true_positive");
+    assert_eq!(verdicts[1]["label"], "true_positive");
+    assert_eq!(verify(&http, &server.url, &current).await["code"], "valid");
+    let public_id = server.cli(&["keys", "list", "--json"], Some(&owner), None);
+    let listed: Value = serde_json::from_slice(&public_id.stdout).unwrap();
+    let web = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "web")
+        .unwrap();
+    assert_eq!(web["status"], "active");
+
     // Neither the reported keys nor the webhook secret are in the log.
     let log = server.log();
     for secret in [&leaked, &spared] {
