@@ -15,7 +15,7 @@ use std::time::Duration;
 use http::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 
-pub use addresses::{NoPublicAddress, is_public};
+pub use addresses::{NoPublicAddress, is_metadata, is_public};
 pub use client::{Body, BodyError, Client, ReadError, Request, Response, SendError, uri};
 pub use scrub::{Scrubber, scrub_body, scrub_stream};
 
@@ -75,8 +75,7 @@ pub fn reaches_metadata(url: &url::Url) -> bool {
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     match host.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(ip)) => ip.is_link_local(),
-        Ok(std::net::IpAddr::V6(ip)) => (ip.segments()[0] & 0xffc0) == 0xfe80,
+        Ok(ip) => addresses::is_metadata(ip),
         Err(_) => {
             let name = host.trim_end_matches('.').to_ascii_lowercase();
             name == "metadata.google.internal" || name == "metadata"

@@ -76,22 +76,36 @@ impl Alerts {
         }
     }
 
-    /// Announces audited events and sends due deliveries every `poll`, until `stop`.
+    /// Announces audited events and sends due deliveries every `poll`, until `stop` — in two
+    /// loops, so that a slow receiver holds up neither the announcements nor other nodes.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         let holder = uuid::Uuid::now_v7().to_string();
-        let mut ticker = tokio::time::interval(self.settings.poll);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = ticker.tick() => {}
-                () = stop.cancelled() => return,
+        let announcing = async {
+            let mut ticker = tokio::time::interval(self.settings.poll);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    () = stop.cancelled() => return,
+                }
+                if let Err(err) = self.announce(&holder).await {
+                    tracing::warn!(error = %err, "could not read the audit log for alerts");
+                }
             }
-            if let Err(err) = self.announce(&holder).await {
-                tracing::warn!(error = %err, "could not read the audit log for alerts");
+        };
+        let delivering = async {
+            let mut ticker = tokio::time::interval(self.settings.poll);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    () = stop.cancelled() => return,
+                }
+                if let Err(err) = self.deliver_due().await {
+                    tracing::warn!(error = %err, "could not send due webhook deliveries");
+                }
             }
-            if let Err(err) = self.deliver_due().await {
-                tracing::warn!(error = %err, "could not send due webhook deliveries");
-            }
-        }
+        };
+        tokio::join!(announcing, delivering);
     }
 }

@@ -86,6 +86,14 @@ impl Default for AnomalySettings {
 /// Findings waiting for the anomaly task; past it, new ones are dropped and counted.
 const QUEUE: usize = 1024;
 
+/// What the anomaly task acts on, off the request path.
+#[derive(Debug)]
+enum Work {
+    Finding(Finding),
+    /// A source just blocked, to audit.
+    Blocked(keygate_watch::sources::Block),
+}
+
 /// This node's detectors and the task that acts on their findings.
 #[derive(Debug)]
 pub struct Anomalies {
@@ -93,8 +101,8 @@ pub struct Anomalies {
     settings: AnomalySettings,
     detectors: Detectors,
     sources: SourceGuard,
-    found: mpsc::Sender<Finding>,
-    queue: Mutex<Option<mpsc::Receiver<Finding>>>,
+    found: mpsc::Sender<Work>,
+    queue: Mutex<Option<mpsc::Receiver<Work>>>,
     dropped: AtomicU64,
 }
 
@@ -127,15 +135,20 @@ impl Anomalies {
             return;
         };
         loop {
-            let finding = tokio::select! {
+            let work = tokio::select! {
                 found = queue.recv() => match found {
-                    Some(finding) => finding,
+                    Some(work) => work,
                     None => return,
                 },
                 () = stop.cancelled() => return,
             };
-            if let Err(err) = self.act(finding).await {
-                tracing::warn!(error = %err, "an anomaly could not be recorded or acted on");
+            match work {
+                Work::Finding(finding) => {
+                    if let Err(err) = self.act(finding).await {
+                        tracing::warn!(error = %err, "an anomaly could not be recorded or acted on");
+                    }
+                }
+                Work::Blocked(block) => self.audit_block(block).await,
             }
         }
     }
@@ -146,8 +159,9 @@ impl Anomalies {
     }
 
     /// Counts a failed authentication from `ip`; a source that crosses the threshold is
-    /// blocked, and the block audited (`source.blocked`, announced to webhooks).
-    pub async fn authentication_failed(&self, ip: Option<IpAddr>) {
+    /// blocked at once, and the block audited (`source.blocked`, announced to webhooks) by the
+    /// anomaly task, off the request path.
+    pub fn authentication_failed(&self, ip: Option<IpAddr>) {
         let Some(ip) = ip else { return };
         let Some(block) = self.sources.failed(ip, self.keygate.clock().now()) else {
             return;
@@ -158,10 +172,20 @@ impl Anomalies {
             failures = block.failures,
             "a source is blocked after a burst of failed authentications"
         );
+        self.queue_work(Work::Blocked(block));
+    }
+
+    fn queue_work(&self, work: Work) {
+        if self.found.try_send(work).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.keygate.metrics().watch.finding_dropped();
+        }
+    }
+
+    async fn audit_block(&self, block: keygate_watch::sources::Block) {
         let mut audit =
             keygate_core::AuditDraft::new("system", keygate_core::AuditAction::SourceBlocked);
         audit.target = Some(block.source.to_string());
-        audit.client_ip = Some(ip.to_string());
         audit.details = serde_json::json!({
             "failures_this_minute": block.failures,
             "until": block.until.to_rfc3339(),
@@ -294,10 +318,7 @@ impl UsageWatcher for Anomalies {
                 error_code: record.error_code.as_deref(),
             };
             for finding in self.detectors.observe(&seen) {
-                if self.found.try_send(finding).is_err() {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                    self.keygate.metrics().watch.finding_dropped();
-                }
+                self.queue_work(Work::Finding(finding));
             }
         }
     }
@@ -327,10 +348,8 @@ impl crate::service::KeyUseWatcher for Anomalies {
         if let Some(finding) =
             self.detectors
                 .old_secret_used(&seen, secret.generation, rotated_at, grace_until)
-            && self.found.try_send(finding).is_err()
         {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            self.keygate.metrics().watch.finding_dropped();
+            self.queue_work(Work::Finding(finding));
         }
     }
 }

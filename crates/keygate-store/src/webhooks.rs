@@ -103,6 +103,8 @@ pub struct Delivery {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueDelivery {
     pub delivery: Delivery,
+    /// The claim's end: the attempt's outcome is recorded only while the claim still holds.
+    pub claimed_until: Timestamp,
     pub payload: String,
     pub url: String,
     pub kek_id: String,
@@ -192,13 +194,15 @@ pub trait WebhookStore {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<DueDelivery>, StoreError>;
-    /// Records an attempt's outcome and frees the claim.
+    /// Records an attempt's outcome and frees the claim — only if the claim is still this
+    /// one's (not lapsed and taken by another node, nor ended by the endpoint's deletion);
+    /// whether it was recorded.
     async fn finish_attempt(
         &self,
-        id: &DeliveryId,
+        claimed: &DueDelivery,
         outcome: &AttemptOutcome,
         now: Timestamp,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
     async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>, StoreError>;
     /// Queues a delivery of the endpoint again, from its first attempt.
     async fn replay_delivery(

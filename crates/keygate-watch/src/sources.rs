@@ -105,13 +105,15 @@ impl SourceGuard {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if shard.len() >= SHARD_SOURCES && !shard.contains_key(&source) {
+            // The source seen longest ago goes, preferring one not blocked now.
             let stalest = shard
                 .iter()
-                .filter(|(_, s)| s.blocked_until <= at)
-                .min_by_key(|(_, s)| s.last_seen)
+                .min_by_key(|(_, s)| (s.blocked_until > at, s.last_seen))
                 .map(|(ip, _)| *ip);
-            if let Some(stalest) = stalest {
-                shard.remove(&stalest);
+            if let Some(gone) = stalest.and_then(|ip| shard.remove(&ip))
+                && gone.blocked_until != 0
+            {
+                self.blocked.fetch_sub(1, Ordering::Relaxed);
             }
         }
         let state = shard.entry(source).or_default();
@@ -181,6 +183,21 @@ mod tests {
                 assert_eq!(guard.failed(client, at(minute * 60_000 + i * 1000)), None);
             }
         }
+    }
+
+    #[test]
+    fn a_full_shard_forgets_its_stalest_source_and_its_block() {
+        let guard = SourceGuard::new(1, Duration::from_secs(1));
+        // Every address below lands in shard 0 (its last two octets' xor is 0 mod 16).
+        let addr = |i: u32| IpAddr::from([10, (i >> 8) as u8, (i & 0xff) as u8, (i & 0xff) as u8]);
+        assert!(guard.failed(addr(0), at(0)).is_some());
+        for i in 1..=SHARD_SOURCES as u32 {
+            guard.failed(addr(i), at(10_000 + i64::from(i)));
+        }
+        // The first block ended long ago and its source was forgotten; the count went with it.
+        assert_eq!(guard.shards[0].lock().unwrap().len(), SHARD_SOURCES);
+        assert!(guard.blocked.load(Ordering::Relaxed) <= SHARD_SOURCES);
+        assert!(guard.blocked(addr(0), at(20_000)).is_none());
     }
 
     #[test]

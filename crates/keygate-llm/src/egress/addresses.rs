@@ -36,23 +36,57 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || a >= 240)
 }
 
+/// The IPv4 address an IPv6 address carries, for the forms that reach IPv4: mapped
+/// (`::ffff:a.b.c.d`), compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`) and 6to4 (`2002::/16`).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let v4 = |hi: u16, lo: u16| {
+        let [a, b] = hi.to_be_bytes();
+        let [c, d] = lo.to_be_bytes();
+        Ipv4Addr::new(a, b, c, d)
+    };
+    if let Some(mapped) = ip.to_ipv4_mapped() {
+        return Some(mapped);
+    }
+    if s[..6] == [0, 0, 0, 0, 0, 0] && !(ip.is_loopback() || ip.is_unspecified()) {
+        return Some(v4(s[6], s[7]));
+    }
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return Some(v4(s[6], s[7]));
+    }
+    if s[0] == 0x2002 {
+        return Some(v4(s[1], s[2]));
+    }
+    None
+}
+
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
+    if let Some(v4) = embedded_v4(ip) {
         return is_public_v4(v4);
     }
     let segments = ip.segments();
-    // 64:ff9b::/96 carries an IPv4 address in its last 32 bits.
-    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        let [a, b] = segments[6].to_be_bytes();
-        let [c, d] = segments[7].to_be_bytes();
-        return is_public_v4(Ipv4Addr::new(a, b, c, d));
-    }
     !(ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
         || (segments[0] & 0xfe00) == 0xfc00
         || (segments[0] & 0xffc0) == 0xfe80
+        || (segments[0] & 0xffc0) == 0xfec0
+        || (segments[0] == 0x64 && segments[1] == 0xff9b && segments[2] == 1)
         || (segments[0] == 0x2001 && segments[1] == 0x0db8))
+}
+
+/// Whether `ip` is where cloud metadata services answer: IPv4 link-local (169.254.0.0/16, also
+/// inside IPv6 forms), IPv6 link-local, and AWS's IPv6 metadata address `fd00:ec2::254`.
+/// Refused everywhere, `webhooks_allow_private` or not.
+pub fn is_metadata(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            embedded_v4(v6).is_some_and(|v4| v4.is_link_local())
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+        }
+    }
 }
 
 /// The system resolver, keeping only public addresses unless told to keep all.
@@ -94,6 +128,7 @@ impl tower_service::Service<Name> for Resolver {
         Box::pin(async move {
             let addresses: Vec<SocketAddr> = lookup
                 .await?
+                .filter(|addr| !is_metadata(addr.ip()))
                 .filter(|addr| !public_only || is_public(addr.ip()))
                 .collect();
             if addresses.is_empty() {
@@ -129,6 +164,10 @@ mod tests {
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
             "2001:db8::1",
+            "::a00:1",
+            "2002:a00:1::1",
+            "64:ff9b:1::1",
+            "fec0::1",
         ] {
             assert!(!is_public(text.parse().unwrap()), "{text}");
         }
@@ -139,6 +178,22 @@ mod tests {
             "::ffff:1.1.1.1",
         ] {
             assert!(is_public(text.parse().unwrap()), "{text}");
+        }
+    }
+
+    #[test]
+    fn metadata_addresses_are_found_in_every_form() {
+        for text in [
+            "169.254.169.254",
+            "::ffff:169.254.169.254",
+            "::a9fe:a9fe",
+            "fe80::1",
+            "fd00:ec2::254",
+        ] {
+            assert!(is_metadata(text.parse().unwrap()), "{text}");
+        }
+        for text in ["10.0.0.1", "127.0.0.1", "fd00:ec2::253"] {
+            assert!(!is_metadata(text.parse().unwrap()), "{text}");
         }
     }
 

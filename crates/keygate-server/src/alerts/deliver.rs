@@ -66,10 +66,17 @@ impl Alerts {
                 "a webhook delivery is dead after its last attempt"
             );
         }
-        self.keygate
+        let recorded = self
+            .keygate
             .store()
-            .finish_attempt(&due.delivery.id, &outcome, self.keygate.clock().now())
+            .finish_attempt(&due, &outcome, self.keygate.clock().now())
             .await?;
+        if !recorded {
+            tracing::info!(
+                delivery = %due.delivery.id,
+                "a delivery's claim ended before its attempt did (its endpoint was deleted, or                  another node took it over): this outcome is not recorded"
+            );
+        }
         Ok(())
     }
 

@@ -413,7 +413,7 @@ pub(crate) async fn any_api_key(
                     | keygate_core::KeyRejection::PermissionDenied
             );
             if !forbidden {
-                state.anomalies.authentication_failed(meta.client_ip).await;
+                state.anomalies.authentication_failed(meta.client_ip);
             }
             Err(KeyRefusal {
                 status: if rejection == keygate_core::KeyRejection::IpNotAllowed {

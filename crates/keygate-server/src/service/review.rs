@@ -16,6 +16,9 @@ use crate::ServiceError;
 /// Keys unused this long are findings unless the reviewer asks for another span.
 pub const DEFAULT_UNUSED_DAYS: u32 = 90;
 const PAGE: u32 = 200;
+/// Wildcard keys whose use one review reads (one usage report each); past it, the finding
+/// says the use was not read.
+const MAX_USE_READS: usize = 200;
 
 /// One thing to look at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -133,6 +136,7 @@ impl Keygate {
                 .unwrap_or_default()
         };
 
+        let mut use_reads = 0usize;
         for key in self.live_keys(caller, KeyKind::Api).await? {
             let mut add = |kind, detail: String, fix: String| {
                 found.entry(project_of(&key)).or_default().push(Finding {
@@ -191,10 +195,18 @@ impl Keygate {
                 .map(keygate_core::Scope::as_str)
                 .filter(|s| s.contains('*'))
                 .collect();
-            if !wildcards.is_empty() {
-                let used = self.used_by(&key, unused_days).await?;
+            if !wildcards.is_empty() && use_reads >= MAX_USE_READS {
+                add(
+                    "scope_wider_than_use",
+                    format!("wildcard scopes {wildcards:?} (use not read: review limit)"),
+                    format!("keygate keys update {} --scope <what it needs>", key.id),
+                );
+            } else if !wildcards.is_empty() {
+                use_reads += 1;
+                let span = unused_days.min(365);
+                let used = self.used_by(&key, span).await?;
                 let detail = format!(
-                    "wildcard scopes {wildcards:?}; served in {unused_days} days: {}",
+                    "wildcard scopes {wildcards:?}; served in {span} days: {}",
                     if used.is_empty() {
                         "nothing".to_owned()
                     } else {

@@ -331,7 +331,9 @@ macro_rules! impl_sql_webhooks {
                     .bind(&id)
                     .fetch_one(&mut *tx)
                     .await?;
-                    due.push(row.try_into()?);
+                    let mut claimed: $crate::DueDelivery = row.try_into()?;
+                    claimed.claimed_until = lease_until;
+                    due.push(claimed);
                 }
                 tx.commit().await?;
                 Ok(due)
@@ -339,10 +341,10 @@ macro_rules! impl_sql_webhooks {
 
             async fn finish_attempt(
                 &self,
-                id: &keygate_core::DeliveryId,
+                claimed: &$crate::DueDelivery,
                 outcome: &$crate::AttemptOutcome,
                 now: Timestamp,
-            ) -> Result<(), StoreError> {
+            ) -> Result<bool, StoreError> {
                 use $crate::AttemptOutcome as O;
                 let (state, next_at, status, error, delivered_at) = match outcome {
                     O::Delivered { status } => {
@@ -353,20 +355,24 @@ macro_rules! impl_sql_webhooks {
                     }
                     O::Dead { status, error } => ("dead", now, *status, Some(error.as_str()), None),
                 };
-                sqlx::query(
+                let recorded = sqlx::query(
                     "UPDATE webhook_deliveries SET state = $2, attempts = attempts + 1, \
                      next_at = $3, locked_until = 0, last_status = $4, last_error = $5, \
-                     delivered_at = $6 WHERE id = $1",
+                     delivered_at = $6 WHERE id = $1 AND state = 'pending' \
+                     AND locked_until = $7 AND attempts = $8",
                 )
-                .bind(id.as_str())
+                .bind(claimed.delivery.id.as_str())
                 .bind(state)
                 .bind(next_at.as_millis())
                 .bind(status.map(i64::from))
                 .bind(error)
                 .bind(delivered_at)
+                .bind(claimed.claimed_until.as_millis())
+                .bind(i64::from(claimed.delivery.attempts))
                 .execute(self.writer())
-                .await?;
-                Ok(())
+                .await?
+                .rows_affected();
+                Ok(recorded == 1)
             }
 
             async fn deliveries(
@@ -570,6 +576,7 @@ impl TryFrom<DueRow> for crate::DueDelivery {
     fn try_from(row: DueRow) -> Result<Self, StoreError> {
         Ok(Self {
             delivery: row.delivery.try_into()?,
+            claimed_until: Timestamp::from_millis(0),
             payload: row.payload,
             url: row.url,
             kek_id: row.kek_id,

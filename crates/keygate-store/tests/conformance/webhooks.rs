@@ -163,9 +163,10 @@ async fn a_delivery_is_claimed_once_retried_then_dead_and_replayed(db: Db) {
             .is_empty()
     );
     let id = first[0].delivery.id.clone();
-    store
+    assert_eq!(first[0].claimed_until, at(31));
+    let recorded = store
         .finish_attempt(
-            &id,
+            &first[0],
             &AttemptOutcome::Retry {
                 at: at(10),
                 status: Some(503),
@@ -175,6 +176,14 @@ async fn a_delivery_is_claimed_once_retried_then_dead_and_replayed(db: Db) {
         )
         .await
         .unwrap();
+    assert!(recorded);
+    // The same claim cannot record twice.
+    assert!(
+        !store
+            .finish_attempt(&first[0], &AttemptOutcome::Delivered { status: 200 }, at(3))
+            .await
+            .unwrap()
+    );
     assert!(
         store
             .claim_deliveries(at(9), at(39), 10)
@@ -185,9 +194,19 @@ async fn a_delivery_is_claimed_once_retried_then_dead_and_replayed(db: Db) {
     let again = store.claim_deliveries(at(10), at(40), 10).await.unwrap();
     assert_eq!(again[0].delivery.attempts, 1);
     assert_eq!(again[0].delivery.last_status, Some(503));
+    // A claim that lapsed and was taken by another node records nothing.
+    let lapsed = again[0].clone();
+    let taken = store.claim_deliveries(at(41), at(71), 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert!(
+        !store
+            .finish_attempt(&lapsed, &AttemptOutcome::Delivered { status: 200 }, at(42))
+            .await
+            .unwrap()
+    );
     store
         .finish_attempt(
-            &id,
+            &taken[0],
             &AttemptOutcome::Dead {
                 status: None,
                 error: "connection refused".into(),
@@ -232,7 +251,11 @@ async fn a_delivery_is_claimed_once_retried_then_dead_and_replayed(db: Db) {
     ));
     let claimed = store.claim_deliveries(at(12), at(42), 10).await.unwrap();
     store
-        .finish_attempt(&id, &AttemptOutcome::Delivered { status: 204 }, at(13))
+        .finish_attempt(
+            &claimed[0],
+            &AttemptOutcome::Delivered { status: 204 },
+            at(13),
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
