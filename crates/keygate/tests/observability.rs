@@ -338,7 +338,7 @@ fn the_alerting_rules_pass_promtool() {
         text(&checked.stdout),
         text(&checked.stderr)
     );
-    assert!(text(&checked.stdout).contains("SUCCESS: 6 rules found"));
+    assert!(text(&checked.stdout).contains("SUCCESS: 8 rules found"));
 }
 
 /// `keygate audit export` prints the log as NDJSON in chain order; with `--follow` it keeps

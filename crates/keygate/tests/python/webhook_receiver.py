@@ -18,7 +18,7 @@ changed; `replay_refused` that it refused the delivery presented again ten minut
 import datetime
 import json
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import standardwebhooks.webhooks as sw
 
@@ -79,10 +79,12 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(line["status"])
         self.send_header("content-length", "0")
         self.end_headers()
-        print(json.dumps(line), flush=True)
+        # One request at a time (the clock patch above is global), one whole line each.
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
 
     def log_message(self, *args):
         pass
 
 
-ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+HTTPServer(("127.0.0.1", port), Handler).serve_forever()
