@@ -99,29 +99,50 @@ enum Work {
 pub struct Anomalies {
     keygate: Arc<Keygate>,
     settings: AnomalySettings,
-    detectors: Detectors,
     sources: SourceGuard,
-    found: mpsc::Sender<Work>,
+    /// What the usage log and the verification report to. It holds no `Keygate` (which holds
+    /// it), so that a server's store and pools are freed with the server.
+    watcher: Arc<Watcher>,
     queue: Mutex<Option<mpsc::Receiver<Work>>>,
+}
+
+/// The detectors and the queue to the anomaly task.
+#[derive(Debug)]
+struct Watcher {
+    detectors: Detectors,
+    found: mpsc::Sender<Work>,
     dropped: AtomicU64,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Watcher {
+    fn queue_work(&self, work: Work) {
+        if self.found.try_send(work).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.metrics.watch.finding_dropped();
+        }
+    }
 }
 
 impl Anomalies {
     /// The detectors of `keygate`'s usage log.
     pub fn new(keygate: Arc<Keygate>, settings: AnomalySettings) -> Arc<Self> {
         let (found, queue) = mpsc::channel(QUEUE);
-        let anomalies = Arc::new(Self {
+        let watcher = Arc::new(Watcher {
             detectors: Detectors::new(settings.thresholds.clone()),
+            found,
+            dropped: AtomicU64::new(0),
+            metrics: keygate.metrics().clone(),
+        });
+        keygate.usage().watched_by(watcher.clone());
+        keygate.watch_key_use(watcher.clone());
+        Arc::new(Self {
             sources: SourceGuard::new(settings.auth_failures_per_minute, settings.source_block),
             keygate,
             settings,
-            found,
+            watcher,
             queue: Mutex::new(Some(queue)),
-            dropped: AtomicU64::new(0),
-        });
-        anomalies.keygate.usage().watched_by(anomalies.clone());
-        anomalies.keygate.watch_key_use(anomalies.clone());
-        anomalies
+        })
     }
 
     /// Acts on findings until `stop`.
@@ -172,14 +193,7 @@ impl Anomalies {
             failures = block.failures,
             "a source is blocked after a burst of failed authentications"
         );
-        self.queue_work(Work::Blocked(block));
-    }
-
-    fn queue_work(&self, work: Work) {
-        if self.found.try_send(work).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            self.keygate.metrics().watch.finding_dropped();
-        }
+        self.watcher.queue_work(Work::Blocked(block));
     }
 
     async fn audit_block(&self, block: keygate_watch::sources::Block) {
@@ -202,7 +216,7 @@ impl Anomalies {
 
     /// Findings dropped because the task fell behind.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.watcher.dropped.load(Ordering::Relaxed)
     }
 
     async fn act(&self, finding: Finding) -> Result<(), ServiceError> {
@@ -300,7 +314,7 @@ fn event(
     }
 }
 
-impl UsageWatcher for Anomalies {
+impl UsageWatcher for Watcher {
     fn observe(&self, records: &[UsageRecord]) {
         for record in records {
             let client_ip = record
@@ -324,7 +338,7 @@ impl UsageWatcher for Anomalies {
     }
 }
 
-impl crate::service::KeyUseWatcher for Anomalies {
+impl crate::service::KeyUseWatcher for Watcher {
     fn old_secret_used(
         &self,
         key: &keygate_core::KeyRecord,

@@ -358,3 +358,27 @@ async fn metrics_count_exactly_the_traffic() {
         "deployments' breakers are shown"
     );
 }
+
+/// A server's state holds its `Keygate`, never the other way round: dropped, the state frees
+/// it, and with it the store's connections (a cycle would keep a pool open per server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_state_frees_its_keygate() {
+    use std::sync::Arc;
+    let store = keygate_testkit::TestStore::new(Db::Sqlite).await.unwrap();
+    let master =
+        keygate_crypto::MasterKey::load_or_create(&store.dir.path().join("master.key")).unwrap();
+    let keygate = Arc::new(
+        keygate_server::Keygate::open(
+            store.store.clone(),
+            Arc::new(master),
+            Arc::new(keygate_core::SystemClock),
+        )
+        .await
+        .unwrap(),
+    );
+    let state =
+        keygate_server::AppState::new(keygate.clone(), keygate_server::ServerSettings::default());
+    assert!(Arc::strong_count(&keygate) > 1);
+    drop(state);
+    assert_eq!(Arc::strong_count(&keygate), 1);
+}
