@@ -423,17 +423,32 @@ impl Keygate {
         ApiKey::parse(&text).map_err(|_| keygate_crypto::CryptoError::WrappedMalformed.into())
     }
 
+    /// The key a caller revokes, suspends or resumes with `reason`, and the audit event of
+    /// that `action` (its target and reason filled in).
+    async fn state_change(
+        &self,
+        caller: &Caller,
+        id: &KeyId,
+        reason: &str,
+        action: AuditAction,
+    ) -> Result<(KeyRecord, keygate_core::AuditDraft), ServiceError> {
+        let key = self.visible_key(caller, id, Permission::KeysWrite).await?;
+        check_text("reason", reason, MAX_REASON_CHARS)?;
+        let mut audit = caller.audit(action, key.project_id.as_ref());
+        audit.target = Some(id.to_string());
+        audit.details = serde_json::json!({ "reason": reason });
+        Ok((key, audit))
+    }
+
     pub async fn revoke_key(
         &self,
         caller: &Caller,
         id: &KeyId,
         reason: &str,
     ) -> Result<KeyRecord, ServiceError> {
-        let key = self.visible_key(caller, id, Permission::KeysWrite).await?;
-        check_text("reason", reason, MAX_REASON_CHARS)?;
-        let mut audit = caller.audit(AuditAction::KeyRevoke, key.project_id.as_ref());
-        audit.target = Some(id.to_string());
-        audit.details = serde_json::json!({ "reason": reason });
+        let (_, audit) = self
+            .state_change(caller, id, reason, AuditAction::KeyRevoke)
+            .await?;
         let _invalidate = InvalidateOnDrop::new(self.invalidation.as_ref(), id);
         Ok(self
             .store
@@ -448,11 +463,9 @@ impl Keygate {
         id: &KeyId,
         reason: &str,
     ) -> Result<KeyRecord, ServiceError> {
-        let key = self.visible_key(caller, id, Permission::KeysWrite).await?;
-        check_text("reason", reason, MAX_REASON_CHARS)?;
-        let mut audit = caller.audit(AuditAction::KeySuspend, key.project_id.as_ref());
-        audit.target = Some(id.to_string());
-        audit.details = serde_json::json!({ "reason": reason });
+        let (_, audit) = self
+            .state_change(caller, id, reason, AuditAction::KeySuspend)
+            .await?;
         let _invalidate = InvalidateOnDrop::new(self.invalidation.as_ref(), id);
         Ok(self
             .store
@@ -467,10 +480,9 @@ impl Keygate {
         id: &KeyId,
         reason: &str,
     ) -> Result<KeyRecord, ServiceError> {
-        let key = self.visible_key(caller, id, Permission::KeysWrite).await?;
-        check_text("reason", reason, MAX_REASON_CHARS)?;
-        let mut audit = caller.audit(AuditAction::KeyResume, key.project_id.as_ref());
-        audit.target = Some(id.to_string());
+        let (key, mut audit) = self
+            .state_change(caller, id, reason, AuditAction::KeyResume)
+            .await?;
         audit.details = serde_json::json!({
             "reason": reason,
             "suspended_reason": key.suspended_reason,
