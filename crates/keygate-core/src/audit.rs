@@ -44,6 +44,9 @@ pub enum AuditAction {
     WebhookReplay,
     AnomalyAcknowledge,
     SourceBlocked,
+    BudgetThreshold,
+    BudgetThrottled,
+    QuotaExhausted,
 }
 
 impl AuditAction {
@@ -84,6 +87,9 @@ impl AuditAction {
             Self::WebhookReplay => "webhook.replay",
             Self::AnomalyAcknowledge => "anomaly.acknowledge",
             Self::SourceBlocked => "source.blocked",
+            Self::BudgetThreshold => "budget.threshold",
+            Self::BudgetThrottled => "budget.throttled",
+            Self::QuotaExhausted => "quota.exhausted",
         }
     }
 }

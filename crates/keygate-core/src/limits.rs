@@ -143,34 +143,152 @@ impl std::fmt::Display for Quota {
 }
 
 /// At most `usd` dollars of LLM usage per UTC day or calendar month (written as a decimal
-/// string, `"25.00"`: money is never a float).
+/// string, `"25.00"`: money is never a float). A budget is graded: `alert_at` are soft
+/// thresholds, percentages of it announced once per window (`budget.threshold`; 50, 80 and
+/// 100 unless set); past `throttle_at` percent, its owner's LLM requests are held to the
+/// `throttle` rate instead of stopped; at the whole amount they are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Budget {
     pub usd: MicroUsd,
     pub per: Window,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_at: Option<Percents>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle_at: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<RequestRate>,
+}
+
+/// Percentages from 1 to 100, each at most once, written as a list (`[50, 80, 100]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Percents(u128);
+
+impl Percents {
+    /// 50, 80 and 100: a budget's thresholds unless it says.
+    pub const DEFAULT: Self = Self((1 << 50) | (1 << 80) | (1 << 100));
+
+    /// The percentages, `None` if one is outside 1 to 100.
+    pub fn new(percents: impl IntoIterator<Item = u8>) -> Option<Self> {
+        let mut bits = 0u128;
+        for percent in percents {
+            if !(1..=100).contains(&percent) {
+                return None;
+            }
+            bits |= 1 << percent;
+        }
+        Some(Self(bits))
+    }
+
+    /// The percentages, lowest first.
+    pub fn iter(self) -> impl Iterator<Item = u8> {
+        (1..=100u8).filter(move |p| self.0 & (1 << p) != 0)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl Serialize for Percents {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Percents {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let list = Vec::<u8>::deserialize(deserializer)?;
+        if list.len() > 100 {
+            return Err(serde::de::Error::custom("at most 100 percentages"));
+        }
+        Self::new(list)
+            .ok_or_else(|| serde::de::Error::custom("percentages are whole numbers from 1 to 100"))
+    }
 }
 
 impl Budget {
-    /// Reads `25/month` or `2.50/day` (dollars) as the CLI takes it.
+    /// A budget of `usd` per `per`, with the default thresholds and no throttle.
+    pub fn new(usd: MicroUsd, per: Window) -> Self {
+        Self {
+            usd,
+            per,
+            alert_at: None,
+            throttle_at: None,
+            throttle: None,
+        }
+    }
+
+    /// The thresholds announced: `alert_at`, or 50, 80 and 100 %.
+    pub fn alerts(&self) -> Percents {
+        self.alert_at.unwrap_or(Percents::DEFAULT)
+    }
+
+    /// The throttle point (percent) and the rate past it, when set.
+    pub fn throttled(&self) -> Option<(u8, RequestRate)> {
+        self.throttle_at.zip(self.throttle)
+    }
+
+    /// Reads `25/month` or `2.50/day` (dollars) as the CLI takes it, optionally graded:
+    /// `100/month;alert=50,90;throttle=80:10/minute` (alerts at 50 and 90 %, and past 80 %
+    /// at most 10 requests a minute).
     pub fn parse(text: &str) -> Result<Self, ValidationError> {
-        const EXPECTED: &str = "DOLLARS/WINDOW, such as 25/month or 2.50/day";
+        const EXPECTED: &str = "DOLLARS/WINDOW[;alert=P,P…][;throttle=P:LIMIT/PERIOD], such as \
+                                25/month or 100/month;alert=50,90;throttle=80:10/minute";
         let invalid = || ValidationError::new("limits.budgets", EXPECTED);
-        let (usd, per) = text.split_once('/').ok_or_else(invalid)?;
-        Ok(Self {
-            usd: usd
-                .trim()
+        let mut parts = text.split(';');
+        let (usd, per) = parts
+            .next()
+            .unwrap_or("")
+            .split_once('/')
+            .ok_or_else(invalid)?;
+        let mut budget = Self::new(
+            usd.trim()
                 .trim_start_matches('$')
                 .parse()
                 .map_err(|_| invalid())?,
-            per: Window::parse(per.trim()).ok_or_else(invalid)?,
-        })
+            Window::parse(per.trim()).ok_or_else(invalid)?,
+        );
+        for option in parts {
+            let (name, value) = option.split_once('=').ok_or_else(invalid)?;
+            match name.trim() {
+                "alert" => {
+                    let percents = value
+                        .split(',')
+                        .filter(|p| !p.trim().is_empty())
+                        .map(|p| p.trim().trim_end_matches('%').parse::<u8>())
+                        .collect::<Result<Vec<u8>, _>>()
+                        .map_err(|_| invalid())?;
+                    budget.alert_at = Some(Percents::new(percents).ok_or_else(invalid)?);
+                }
+                "throttle" => {
+                    let (at, rate) = value.split_once(':').ok_or_else(invalid)?;
+                    budget.throttle_at = Some(
+                        at.trim()
+                            .trim_end_matches('%')
+                            .parse()
+                            .map_err(|_| invalid())?,
+                    );
+                    budget.throttle = Some(RequestRate::parse(rate).map_err(|_| invalid())?);
+                }
+                _ => return Err(invalid()),
+            }
+        }
+        Ok(budget)
     }
 }
 
 impl std::fmt::Display for Budget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "${}/{}", self.usd, self.per.as_str())
+        write!(f, "${}/{}", self.usd, self.per.as_str())?;
+        if let Some(alerts) = self.alert_at {
+            let list: Vec<String> = alerts.iter().map(|p| p.to_string()).collect();
+            write!(f, ";alert={}", list.join(","))?;
+        }
+        if let Some((at, rate)) = self.throttled() {
+            write!(f, ";throttle={at}:{rate}")?;
+        }
+        Ok(())
     }
 }
 
@@ -276,6 +394,29 @@ impl KeyLimits {
                     "limits.budgets",
                     "a budget above zero, up to 1000000000 dollars",
                 ));
+            }
+            match (budget.throttle_at, budget.throttle) {
+                (None, None) => {}
+                (Some(at), Some(rate)) => {
+                    if !(1..=99).contains(&at) {
+                        return Err(ValidationError::new(
+                            "limits.budgets",
+                            "throttle_at is a percentage from 1 to 99",
+                        ));
+                    }
+                    validate_rates(
+                        &[rate],
+                        "limits.budgets",
+                        MAX_RATE_LIMIT,
+                        "a throttle of 1 to 1000000000 requests",
+                    )?;
+                }
+                _ => {
+                    return Err(ValidationError::new(
+                        "limits.budgets",
+                        "throttle_at and throttle go together",
+                    ));
+                }
             }
             if self.budgets[..i]
                 .iter()
@@ -408,5 +549,61 @@ mod tests {
         assert_eq!(none.validate().unwrap_err().field, "limits.quota");
         let text = serde_json::to_string(&limits).unwrap();
         assert_eq!(serde_json::from_str::<KeyLimits>(&text).unwrap(), limits);
+    }
+
+    #[test]
+    fn graded_budgets_read_write_and_check() {
+        let graded = Budget::parse("100/month;alert=50,90%;throttle=80%:10/minute").unwrap();
+        assert_eq!(graded.alerts().iter().collect::<Vec<_>>(), [50, 90]);
+        assert_eq!(
+            graded.throttled(),
+            Some((80, RequestRate::parse("10/minute").unwrap()))
+        );
+        assert_eq!(
+            graded.to_string(),
+            "$100.000000/month;alert=50,90;throttle=80:10/minute"
+        );
+        assert_eq!(Budget::parse(&graded.to_string()).unwrap(), graded);
+        let plain = Budget::parse("25/day").unwrap();
+        assert_eq!(plain.alerts().iter().collect::<Vec<_>>(), [50, 80, 100]);
+        assert_eq!(plain.throttled(), None);
+        let silent = Budget::parse("25/day;alert=").unwrap();
+        assert!(silent.alerts().is_empty(), "an empty list turns alerts off");
+        for bad in [
+            "25/day;alert=0",
+            "25/day;alert=101",
+            "25/day;throttle=80",
+            "25/day;throttle=80:fast",
+            "25/day;cap=3",
+        ] {
+            assert!(Budget::parse(bad).is_err(), "{bad}");
+        }
+        let json = serde_json::to_string(&graded).unwrap();
+        assert_eq!(
+            json,
+            r#"{"usd":"100.000000","per":"month","alert_at":[50,90],"throttle_at":80,"throttle":{"limit":10,"per":"minute"}}"#
+        );
+        assert_eq!(serde_json::from_str::<Budget>(&json).unwrap(), graded);
+        assert!(
+            serde_json::from_str::<Budget>(r#"{"usd":"1","per":"day","alert_at":[120]}"#).is_err()
+        );
+        let check = |budget: Budget| {
+            KeyLimits {
+                budgets: vec![budget],
+                ..KeyLimits::default()
+            }
+            .validate()
+        };
+        assert!(check(graded).is_ok());
+        let whole = Budget {
+            throttle_at: Some(100),
+            ..graded
+        };
+        assert!(check(whole).is_err(), "a throttle at 100 % would never act");
+        let half = Budget {
+            throttle: None,
+            ..graded
+        };
+        assert!(check(half).is_err(), "a throttle point needs its rate");
     }
 }

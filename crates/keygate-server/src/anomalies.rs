@@ -336,6 +336,10 @@ impl UsageWatcher for Watcher {
             }
         }
     }
+
+    fn is_live(&self) -> bool {
+        !self.found.is_closed()
+    }
 }
 
 impl crate::service::KeyUseWatcher for Watcher {

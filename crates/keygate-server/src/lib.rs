@@ -17,6 +17,7 @@ pub mod limits;
 pub mod metrics;
 pub mod proxy;
 pub mod service;
+pub mod thresholds;
 pub mod usage_log;
 
 pub use error::ServiceError;

@@ -14,6 +14,7 @@ pub mod persist;
 mod plan;
 mod redis;
 mod reservation;
+mod throttle;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub use redis::OnRedisFailure;
 use redis::Shared;
 use reservation::SharedSlots;
 pub use reservation::{Ask, Hold, Reservation, ReservationHandle};
+pub use throttle::Throttles;
 
 /// The limiter of this node.
 #[derive(Debug, Default)]
@@ -45,6 +47,17 @@ pub struct Limiter {
     tasks: TaskTracker,
     /// Where refusals are counted, once the server's metrics are attached.
     metrics: Option<crate::metrics::limits::LimitMetrics>,
+    /// Budgets past their throttle point (see `throttle.rs`).
+    throttles: Throttles,
+    /// Told of requests a quota or a budget refused (see `thresholds.rs`).
+    exhausted: std::sync::OnceLock<tokio::sync::mpsc::Sender<Exhausted>>,
+}
+
+/// A request a quota or a budget refused: the limit is spent, or too little is left of it.
+#[derive(Debug, Clone)]
+pub struct Exhausted {
+    pub key_id: keygate_core::KeyId,
+    pub limit: LimitState,
 }
 
 /// Spawns `task` on the current runtime, tracked by `tasks`; `false` outside a runtime.
@@ -56,6 +69,19 @@ fn spawn_tracked(tasks: &TaskTracker, task: impl Future<Output = ()> + Send + 's
         }
         Err(_) => false,
     }
+}
+
+/// The UTC window `per` that holds `at`: its start and its end.
+pub fn window_bounds(
+    per: Window,
+    at: keygate_core::Timestamp,
+) -> (keygate_core::Timestamp, keygate_core::Timestamp) {
+    let micros = u64::try_from(at.as_millis()).unwrap_or(0) * 1_000;
+    let (start, end) = plan::window(per).bounds(micros);
+    let millis = |us: u64| {
+        keygate_core::Timestamp::from_millis(i64::try_from(us / 1_000).unwrap_or(i64::MAX))
+    };
+    (millis(start), millis(end))
 }
 
 /// Every this many checks, whole rates are forgotten.
@@ -84,23 +110,27 @@ pub enum Counted {
     Tokens(Per),
     Quota(Window),
     Budget(Window),
+    /// The requests a budget of this window allows per period once past its throttle point.
+    Throttle(Window, Per),
 }
 
 impl Counted {
-    /// The name of the limit in the verify API: `requests`, `tokens`, `quota`, `budget`.
+    /// The name of the limit in the verify API: `requests`, `tokens`, `quota`, `budget`,
+    /// `budget_throttle`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Requests(_) => "requests",
             Self::Tokens(_) => "tokens",
             Self::Quota(_) => "quota",
             Self::Budget(_) => "budget",
+            Self::Throttle(..) => "budget_throttle",
         }
     }
 
     /// The period or window it counts over.
     pub fn per(self) -> &'static str {
         match self {
-            Self::Requests(per) | Self::Tokens(per) => per.as_str(),
+            Self::Requests(per) | Self::Tokens(per) | Self::Throttle(_, per) => per.as_str(),
             Self::Quota(window) | Self::Budget(window) => window.as_str(),
         }
     }
@@ -144,12 +174,7 @@ impl Refusal {
     /// The kind of limit, for the metrics.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Limit { limit, .. } => match limit.counted {
-                Counted::Requests(_) => "requests",
-                Counted::Tokens(_) => "tokens",
-                Counted::Quota(_) => "quota",
-                Counted::Budget(_) => "budget",
-            },
+            Self::Limit { limit, .. } => limit.counted.name(),
             Self::Concurrency { .. } => "concurrency",
             Self::Unavailable => "unavailable",
         }
@@ -171,6 +196,7 @@ impl Refusal {
                 Counted::Requests(_) | Counted::Tokens(_) => "rate_limited",
                 Counted::Quota(_) => "quota_exhausted",
                 Counted::Budget(_) => "budget_exceeded",
+                Counted::Throttle(..) => "budget_throttled",
             },
             Self::Concurrency { .. } => "concurrency_limited",
             Self::Unavailable => "limits_unavailable",
@@ -205,6 +231,12 @@ impl Refusal {
                         "this request could cost more than is left of this {owner}'s budget of ${} per {}{wait}",
                         keygate_core::MicroUsd(i64::try_from(n).unwrap_or(i64::MAX)),
                         window.as_str()
+                    ),
+                    Counted::Throttle(window, per) => format!(
+                        "this {owner} has spent past the throttle point of its budget per {}: \
+                         it may make {n} LLM requests per {} until the budget resets{wait}",
+                        window.as_str(),
+                        per.as_str()
                     ),
                 }
             }
@@ -258,9 +290,10 @@ impl Admission {
             .min_by_key(|s| (s.remaining, std::cmp::Reverse(s.reset_after)))
     }
 
-    /// The tightest request rate, for `x-ratelimit-*-requests`.
+    /// The tightest request rate (a budget's throttle among them), for
+    /// `x-ratelimit-*-requests`.
     pub fn requests(&self) -> Option<State> {
-        self.tightest(|c| matches!(c, Counted::Requests(_)))
+        self.tightest(|c| matches!(c, Counted::Requests(_) | Counted::Throttle(..)))
     }
 
     /// The tightest token rate, for `x-ratelimit-*-tokens`.
@@ -362,8 +395,42 @@ impl Limiter {
         let admitted = self.admit_uncounted(key, clock, demand).await;
         if let Err(refusal) = &admitted {
             self.count_refusal(refusal);
+            self.tell_exhausted(key, refusal);
         }
         admitted
+    }
+
+    /// Tells the thresholds task, if one listens, of a request a quota or a budget refused.
+    pub fn tell_exhausted(&self, key: &CachedKey, refusal: &Refusal) {
+        if let Refusal::Limit { limit, .. } = refusal
+            && matches!(limit.counted, Counted::Quota(_) | Counted::Budget(_))
+            && let Some(listener) = self.exhausted.get()
+        {
+            let _ = listener.try_send(Exhausted {
+                key_id: key.record.id.clone(),
+                limit: *limit,
+            });
+        }
+    }
+
+    /// Sends the requests a quota or a budget refuses to `listener` from now on.
+    pub fn on_exhausted(&self, listener: tokio::sync::mpsc::Sender<Exhausted>) {
+        let _ = self.exhausted.set(listener);
+    }
+
+    /// Throttles `owner`'s budget per `per` of `key` until `until` (the window's end), or
+    /// lifts the throttle.
+    pub fn throttle_budget(
+        &self,
+        key: &CachedKey,
+        owner: Owner,
+        per: Window,
+        until: Option<keygate_core::Timestamp>,
+    ) {
+        if let Some(prefix) = plan::prefix(key, owner) {
+            let until = until.map(|t| u64::try_from(t.as_millis()).unwrap_or(0) * 1_000);
+            self.throttles.set(&plan::budget_name(&prefix, per), until);
+        }
     }
 
     /// Counts a refusal of [`Limiter::admit_uncounted`] that stands.
@@ -381,11 +448,11 @@ impl Limiter {
         clock: &Arc<dyn Clock>,
         demand: Demand,
     ) -> Result<Admission, Refusal> {
-        let plan = Plan::new(key, demand);
+        let now = Self::now(clock.as_ref());
+        let plan = Plan::new(key, demand, &self.throttles, now);
         if plan.checks.is_empty() && plan.caps.is_empty() {
             return Ok(Admission::default());
         }
-        let now = Self::now(clock.as_ref());
         if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             self.rates.prune(now);
         }
@@ -496,6 +563,7 @@ impl Limiter {
     /// The states of `key`'s limits (and its project's) as they stand, consuming nothing:
     /// for the verify API. Token rates and budgets are included.
     pub async fn peek(&self, key: &CachedKey, clock: &dyn Clock) -> Vec<LimitState> {
+        let now = Self::now(clock);
         let plan = Plan::new(
             key,
             Demand {
@@ -503,11 +571,12 @@ impl Limiter {
                 tokens: Some(0),
                 cost: Some(0),
             },
+            &self.throttles,
+            now,
         );
         if plan.checks.is_empty() {
             return Vec::new();
         }
-        let now = Self::now(clock);
         let mut states = None;
         if let Some(shared) = &self.shared
             && let Some(global) = shared.limiter().await

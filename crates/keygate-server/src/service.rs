@@ -176,6 +176,11 @@ impl Keygate {
         &self.store
     }
 
+    /// The keys of the hot path, as verified last.
+    pub(crate) fn cache(&self) -> &Arc<VerifyCache> {
+        &self.cache
+    }
+
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }

@@ -57,18 +57,22 @@ struct Pending {
 }
 
 /// Something that looks at every usage record once, off the request path (the anomaly
-/// detectors).
+/// detectors, the budget thresholds).
 pub trait UsageWatcher: Send + Sync + std::fmt::Debug {
     fn observe(&self, records: &[UsageRecord]);
+    /// Whether it still listens; one that stopped is forgotten when another is added.
+    fn is_live(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Debug)]
 pub struct UsageLog {
     pending: Mutex<Pending>,
     /// Every record is shown to the metrics once, when its batch is taken to be written, and
-    /// to the watcher, if one is set.
+    /// to the watchers.
     metrics: GatewayMetrics,
-    watcher: std::sync::OnceLock<Arc<dyn UsageWatcher>>,
+    watchers: std::sync::RwLock<Vec<Arc<dyn UsageWatcher>>>,
     dropped_total: AtomicU64,
 }
 
@@ -84,22 +88,31 @@ impl UsageLog {
         Self {
             pending: Mutex::default(),
             metrics,
-            watcher: std::sync::OnceLock::new(),
+            watchers: std::sync::RwLock::default(),
             dropped_total: AtomicU64::new(0),
         }
     }
 
-    /// Shows every record from now on to `watcher` too; the first watcher set stays.
+    /// Shows every record from now on to `watcher` too.
     pub fn watched_by(&self, watcher: Arc<dyn UsageWatcher>) {
-        let _ = self.watcher.set(watcher);
+        let mut watchers = self
+            .watchers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        watchers.retain(|w| w.is_live());
+        watchers.push(watcher);
     }
 
-    /// Shows fresh records to the metrics and the watcher, once.
+    /// Shows fresh records to the metrics and the watchers, once.
     fn observe(&self, records: &[UsageRecord]) {
         records
             .iter()
             .for_each(|record| self.metrics.observe(record));
-        if let Some(watcher) = self.watcher.get() {
+        let watchers = self
+            .watchers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for watcher in watchers.iter() {
             watcher.observe(records);
         }
     }

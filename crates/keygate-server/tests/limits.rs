@@ -38,6 +38,16 @@ fn redis_url() -> String {
 
 /// Counting limits with `limiter`.
 async fn setup_limited(db: Db, extra: &str, limiter: Limiter) -> Setup {
+    setup_at(db, extra, limiter, Arc::new(keygate_core::SystemClock)).await
+}
+
+/// On `clock`.
+async fn setup_at(
+    db: Db,
+    extra: &str,
+    limiter: Limiter,
+    clock: Arc<dyn keygate_core::Clock>,
+) -> Setup {
     let upstream = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
     let config = format!(
         r#"
@@ -55,10 +65,15 @@ async fn setup_limited(db: Db, extra: &str, limiter: Limiter) -> Setup {
         "#,
         upstream.origin()
     );
-    let server =
-        TestServer::start_gateway_limited(db, &config, &[("UPSTREAM_KEY", UPSTREAM_KEY)], limiter)
-            .await
-            .unwrap();
+    let server = TestServer::start_gateway_at(
+        db,
+        &config,
+        &[("UPSTREAM_KEY", UPSTREAM_KEY)],
+        limiter,
+        clock,
+    )
+    .await
+    .unwrap();
     Setup { server, upstream }
 }
 
@@ -460,6 +475,112 @@ async fn quotas_count_uses_and_verify_shows_every_limit(db: Db) {
     let wait = header_number(&refused, "retry-after");
     assert!(wait > 0 && wait <= 86_400, "until the next UTC day: {wait}");
     assert_eq!(refused.header("x-should-retry"), Some("false"));
+    // The quota's end is announced once, however many requests it refuses.
+    let exhausted = announced(&s, "quota.exhausted", 1).await;
+    assert_eq!(exhausted[0]["details"]["amount"], 2);
+    assert_eq!(exhausted[0]["details"]["window"], "day");
+    chat(&s, &key, false).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(announced(&s, "quota.exhausted", 1).await.len(), 1);
+}
+
+/// The audit events `action` once there are `count` of them (or more: then the test fails
+/// on the count it checks).
+async fn announced(s: &Setup, action: &str, count: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found: Vec<Value> = s
+            .server
+            .api()
+            .audit_events(&s.server.owner_token)
+            .await
+            .into_iter()
+            .filter(|e| e["action"] == action)
+            .collect();
+        if found.len() >= count || tokio::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A graded budget: its thresholds are announced once per window; past its throttle point
+/// the key is slowed to the throttle's rate instead of stopped; the next window starts whole.
+async fn budget_thresholds_alert_once_per_window_and_throttle(db: Db) {
+    // 2026-02-14T10:00:00Z
+    let clock = keygate_core::ManualClock::starting_at(keygate_core::Timestamp::from_millis(
+        1_771_063_200_000,
+    ));
+    let s = setup_at(db, DEAR, Limiter::new(), Arc::new(clock.clone())).await;
+    // 100 000 micro-dollars; each call costs 7 000 (4 + 3 tokens).
+    let key = key_with(
+        &s,
+        json!({"budgets": [{"usd": "0.10", "per": "day", "alert_at": [20, 50],
+                            "throttle_at": 50, "throttle": {"limit": 2, "per": "minute"}}]}),
+    )
+    .await;
+    let ask =
+        json!({"model": "chat", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let call = || async {
+        s.upstream.push(MockReply::Text("one two three".into()));
+        chat_with(&s, &key, ask.clone()).await
+    };
+    for _ in 0..3 {
+        call().await.expect(200);
+    }
+    let twenty = announced(&s, "budget.threshold", 1).await;
+    assert_eq!(twenty.len(), 1, "{twenty:?}");
+    let details = &twenty[0]["details"];
+    assert_eq!(details["percent"], 20, "{details}");
+    assert_eq!(details["used_usd"], "0.021000");
+    assert_eq!(details["limit_usd"], "0.100000");
+    assert_eq!(details["owner"], "key");
+    assert_eq!(details["window"], "day");
+    assert_eq!(details["window_start"], "2026-02-14T00:00:00Z");
+    for _ in 3..8 {
+        call().await.expect(200);
+    }
+    // 56 000 spent: past 50 %, announced, and the key is slowed to two calls a minute.
+    let throttled = announced(&s, "budget.throttled", 1).await;
+    assert_eq!(throttled.len(), 1);
+    assert_eq!(throttled[0]["details"]["throttle"], "2/minute");
+    for _ in 0..2 {
+        call().await.expect(200);
+    }
+    let slowed = call().await;
+    assert_eq!(slowed.status, 429, "{}", slowed.text);
+    assert_eq!(slowed.body["error"]["code"], "budget_throttled");
+    let wait = header_number(&slowed, "retry-after");
+    assert!((1..=30).contains(&wait), "the next of two a minute: {wait}");
+    let state = s.server.api().verify(&key, None, None).await;
+    let limits = state["limits"].as_array().unwrap();
+    assert!(
+        limits
+            .iter()
+            .any(|l| l["kind"] == "budget_throttle" && l["limit"] == 2),
+        "{state}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let thresholds = announced(&s, "budget.threshold", 2).await;
+    let percents: Vec<&Value> = thresholds
+        .iter()
+        .map(|e| &e["details"]["percent"])
+        .collect();
+    assert_eq!(percents, [20, 50], "each once in the window");
+    assert_eq!(announced(&s, "budget.throttled", 1).await.len(), 1);
+
+    // The next day: the budget is whole, the throttle gone, and the thresholds count again.
+    clock.advance(Duration::from_secs(86_400));
+    for _ in 0..3 {
+        call().await.expect(200);
+    }
+    let thresholds = announced(&s, "budget.threshold", 3).await;
+    assert_eq!(thresholds.len(), 3);
+    assert_eq!(thresholds[2]["details"]["percent"], 20);
+    assert_eq!(
+        thresholds[2]["details"]["window_start"],
+        "2026-02-15T00:00:00Z"
+    );
 }
 
 keygate_testkit::on_both_databases!(
@@ -470,4 +591,5 @@ keygate_testkit::on_both_databases!(
     budgets_refuse_before_the_upstream_and_end_streams,
     streams_well_within_their_budget_run_to_their_end,
     quotas_count_uses_and_verify_shows_every_limit,
+    budget_thresholds_alert_once_per_window_and_throttle,
 );

@@ -35,10 +35,12 @@ pub trait AnnouncementStore {
         expiring_by: Timestamp,
         limit: u32,
     ) -> Result<Vec<(KeyRecord, i64)>, StoreError>;
-    /// Records the announcement with its audit event, once; whether it was new.
+    /// Records the announcement of `kind` (a [`KeyNotice`]'s or another one-time event's
+    /// name) about `target` at its occurrence `marker`, with its audit event, once; whether
+    /// it was new.
     async fn announce_once(
         &self,
-        notice: KeyNotice,
+        kind: &str,
         target: &str,
         marker: i64,
         audit: &AuditDraft,

@@ -63,6 +63,17 @@ impl TestServer {
         env: &[(&str, &str)],
         limiter: Limiter,
     ) -> anyhow::Result<Self> {
+        Self::start_gateway_at(db, config, env, limiter, Arc::new(SystemClock)).await
+    }
+
+    /// The same, on `clock` (a [`ManualClock`] to cross a limit's window).
+    pub async fn start_gateway_at(
+        db: Db,
+        config: &str,
+        env: &[(&str, &str)],
+        limiter: Limiter,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         // `[routes.*]` (the generic proxy routes) are the server's; the rest is the gateway's.
         let mut table: toml::Table = toml::from_str(config)?;
         let routes: std::collections::BTreeMap<String, keygate_server::proxy::RouteFile> =
@@ -86,15 +97,7 @@ impl TestServer {
             usage_flush: std::time::Duration::from_millis(50),
             ..ServerSettings::default()
         };
-        Self::start_full(
-            db,
-            Arc::new(SystemClock),
-            settings,
-            Arc::new(gateway),
-            routes,
-            limiter,
-        )
-        .await
+        Self::start_full(db, clock, settings, Arc::new(gateway), routes, limiter).await
     }
 
     async fn start_full(

@@ -20,6 +20,9 @@ pub enum EventType {
     SecretRotationDue,
     KekRotated,
     SourceBlocked,
+    BudgetThreshold,
+    BudgetThrottled,
+    QuotaExhausted,
     /// Sent on demand to one endpoint, to check that it receives and verifies deliveries.
     WebhookTest,
 }
@@ -30,7 +33,7 @@ pub enum EventType {
 pub struct UnknownEventType;
 
 impl EventType {
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 17] = [
         Self::AuditVerificationFailed,
         Self::AnomalyDetected,
         Self::AnomalyActed,
@@ -44,6 +47,9 @@ impl EventType {
         Self::SecretRotationDue,
         Self::KekRotated,
         Self::SourceBlocked,
+        Self::BudgetThreshold,
+        Self::BudgetThrottled,
+        Self::QuotaExhausted,
         Self::WebhookTest,
     ];
 
@@ -62,6 +68,9 @@ impl EventType {
             Self::SecretRotationDue => "secret.rotation_due",
             Self::KekRotated => "kek.rotated",
             Self::SourceBlocked => "source.blocked",
+            Self::BudgetThreshold => "budget.threshold",
+            Self::BudgetThrottled => "budget.throttled",
+            Self::QuotaExhausted => "quota.exhausted",
             Self::WebhookTest => "webhook.test",
         }
     }

@@ -8,8 +8,9 @@ use serde_json::{Map, Value};
 use crate::{Event, EventType};
 
 /// The event an audit entry announces, if any: keys reported leaked, expiring soon or due for
-/// rotation, successful suspensions,
-/// resumptions and revocations of keys, admin tokens created, secrets due for rotation and KEK rotations.
+/// rotation, successful suspensions, resumptions and revocations of keys, admin tokens
+/// created, secrets due for rotation, KEK rotations, blocked sources, budgets past a
+/// threshold or throttled, and spent quotas.
 pub fn event_for(entry: &AuditEvent) -> Option<Event> {
     if entry.outcome != "success" {
         return None;
@@ -25,6 +26,9 @@ pub fn event_for(entry: &AuditEvent) -> Option<Event> {
         "secret.rotation_due" => (EventType::SecretRotationDue, "secret_id"),
         "kek.rotate" => (EventType::KekRotated, "kek_id"),
         "source.blocked" => (EventType::SourceBlocked, "source"),
+        "budget.threshold" => (EventType::BudgetThreshold, "owner_id"),
+        "budget.throttled" => (EventType::BudgetThrottled, "owner_id"),
+        "quota.exhausted" => (EventType::QuotaExhausted, "owner_id"),
         _ => return None,
     };
     // The audit details hold names, reasons and figures, never key material (the chain's rule).

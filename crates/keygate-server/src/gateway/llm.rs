@@ -343,6 +343,7 @@ impl Service<'_> {
             }
             Err(refusal) => {
                 self.limiter.count_refusal(&refusal);
+                self.limiter.tell_exhausted(key, &refusal);
                 Err(refusal)
             }
             admission => admission,

@@ -43,7 +43,9 @@ pub fn refused(headers: &mut HeaderMap, refusal: &Refusal, names: Names) {
             set_static(headers, "x-ratelimit-reset", reset);
         }
         Names::OpenAi => match limit.counted {
-            Counted::Requests(_) => openai(headers, "requests", &limit.state),
+            Counted::Requests(_) | Counted::Throttle(..) => {
+                openai(headers, "requests", &limit.state)
+            }
             Counted::Tokens(_) => openai(headers, "tokens", &limit.state),
             Counted::Quota(_) | Counted::Budget(_) => {}
         },

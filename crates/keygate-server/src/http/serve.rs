@@ -102,6 +102,14 @@ pub async fn run(
         "anomalies",
         Box::pin(state.anomalies.clone().run(stop.clone())),
     );
+    spawn(
+        "thresholds",
+        Box::pin(crate::thresholds::run(
+            state.keygate.clone(),
+            state.limiter.clone(),
+            stop.clone(),
+        )),
+    );
     let header_read_timeout = state.settings.header_read_timeout;
     let drain_timeout = state.settings.drain_timeout;
     let limiter = state.limiter.clone();

@@ -4,11 +4,28 @@
 use keygate_core::{KeyLimits, Window};
 use keygate_limits::{Check, Limit};
 
-use super::{Counted, Demand, Owner};
+use super::{Counted, Demand, Owner, Throttles};
 use crate::cache::CachedKey;
 
+/// Where `owner`'s limits of `key` are counted: `keygate:key:<id>` or `keygate:project:<id>`.
+pub(super) fn prefix(key: &CachedKey, owner: Owner) -> Option<String> {
+    match owner {
+        Owner::Key => Some(format!("keygate:key:{}", key.record.id)),
+        Owner::Project => key
+            .record
+            .project_id
+            .as_ref()
+            .map(|project| format!("keygate:project:{project}")),
+    }
+}
+
+/// The name of a budget's count, which its throttle mark goes by too.
+pub(super) fn budget_name(prefix: &str, per: Window) -> String {
+    format!("{prefix}:budget:{}", per.as_str())
+}
+
 /// The window of `keygate-limits` for a window of the model.
-fn window(window: Window) -> keygate_limits::Window {
+pub(super) fn window(window: Window) -> keygate_limits::Window {
     match window {
         Window::Minute => keygate_limits::Window::Minute,
         Window::Hour => keygate_limits::Window::Hour,
@@ -26,35 +43,35 @@ pub(super) struct Plan {
 }
 
 impl Plan {
-    pub(super) fn new(key: &CachedKey, demand: Demand) -> Self {
+    /// The limits of `key`'s request at `now` (µs), with the budgets `throttles` marks.
+    pub(super) fn new(key: &CachedKey, demand: Demand, throttles: &Throttles, now: u64) -> Self {
         let mut plan = Self {
             checks: Vec::new(),
             what: Vec::new(),
             caps: Vec::new(),
         };
         // Most keys have no limits: they cost no allocation here.
-        if !key.record.limits.is_empty() {
-            plan.add(
-                Owner::Key,
-                &format!("keygate:key:{}", key.record.id),
-                &key.record.limits,
-                demand,
-            );
-        }
-        if let Some(project) = &key.record.project_id
-            && !key.project_limits.is_empty()
-        {
-            plan.add(
-                Owner::Project,
-                &format!("keygate:project:{project}"),
-                &key.project_limits,
-                demand,
-            );
+        for (owner, limits) in [
+            (Owner::Key, &key.record.limits),
+            (Owner::Project, &key.project_limits),
+        ] {
+            if !limits.is_empty()
+                && let Some(prefix) = prefix(key, owner)
+            {
+                plan.add(owner, &prefix, limits, demand, (throttles, now));
+            }
         }
         plan
     }
 
-    fn add(&mut self, owner: Owner, prefix: &str, limits: &KeyLimits, demand: Demand) {
+    fn add(
+        &mut self,
+        owner: Owner,
+        prefix: &str,
+        limits: &KeyLimits,
+        demand: Demand,
+        (throttles, now): (&Throttles, u64),
+    ) {
         for rate in &limits.requests {
             self.checks.push(Check {
                 key: format!("{prefix}:requests:{}", rate.per.as_str()),
@@ -92,8 +109,23 @@ impl Plan {
         }
         if let Some(cost) = demand.cost {
             for budget in &limits.budgets {
+                let name = budget_name(prefix, budget.per);
+                if let Some((_, rate)) = budget.throttled()
+                    && throttles.active(&name, now)
+                {
+                    self.checks.push(Check {
+                        key: format!("{name}:throttle"),
+                        limit: Limit::Rate {
+                            limit: rate.limit,
+                            period: rate.per.duration(),
+                        },
+                        cost: 1,
+                    });
+                    self.what
+                        .push((owner, Counted::Throttle(budget.per, rate.per)));
+                }
                 self.checks.push(Check {
-                    key: format!("{prefix}:budget:{}", budget.per.as_str()),
+                    key: name,
                     limit: Limit::Budget {
                         limit: u64::try_from(budget.usd.0).unwrap_or(0),
                         window: window(budget.per),

@@ -41,7 +41,7 @@ impl Keygate {
                 };
                 if self
                     .store
-                    .announce_once(kind, key.id.as_str(), marker, &audit, now)
+                    .announce_once(kind.as_str(), key.id.as_str(), marker, &audit, now)
                     .await?
                 {
                     announced += 1;

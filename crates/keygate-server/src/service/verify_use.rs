@@ -97,11 +97,12 @@ impl Keygate {
             .any(|l| !l.tokens.is_empty() || !l.budgets.is_empty());
         if metered {
             let peeked = limiter.peek(&key, clock.as_ref()).await;
-            limits.extend(
-                peeked
-                    .into_iter()
-                    .filter(|l| matches!(l.counted, Counted::Tokens(_) | Counted::Budget(_))),
-            );
+            limits.extend(peeked.into_iter().filter(|l| {
+                matches!(
+                    l.counted,
+                    Counted::Tokens(_) | Counted::Budget(_) | Counted::Throttle(..)
+                )
+            }));
         }
         Ok(Verdict::Valid {
             key,

@@ -46,7 +46,7 @@ macro_rules! impl_sql_announcements {
 
             async fn announce_once(
                 &self,
-                notice: $crate::KeyNotice,
+                kind: &str,
                 target: &str,
                 marker: i64,
                 audit: &AuditDraft,
@@ -57,7 +57,7 @@ macro_rules! impl_sql_announcements {
                     "INSERT INTO announcements (kind, target, marker, announced_at) \
                      VALUES ($1, $2, $3, $4) ON CONFLICT (kind, target, marker) DO NOTHING",
                 )
-                .bind(notice.as_str())
+                .bind(kind)
                 .bind(target)
                 .bind(marker)
                 .bind(now.as_millis())

@@ -147,14 +147,8 @@ fn limits() -> KeyLimits {
             per: Window::Month,
         }),
         budgets: vec![
-            Budget {
-                usd: MicroUsd(2_500_000),
-                per: Window::Day,
-            },
-            Budget {
-                usd: MicroUsd(25_000_001),
-                per: Window::Month,
-            },
+            Budget::new(MicroUsd(2_500_000), Window::Day),
+            Budget::parse("25.000001/month;alert=75;throttle=90:10/minute").unwrap(),
         ],
     }
 }

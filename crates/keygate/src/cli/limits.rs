@@ -22,7 +22,8 @@ pub struct LimitArgs {
     #[arg(long, value_name = "AMOUNT/WINDOW", value_parser = parse_quota)]
     pub quota: Option<Quota>,
     /// Dollars of LLM usage per UTC day or calendar month, such as `25/month` or `2.50/day`;
-    /// repeat for both windows.
+    /// repeat for both windows. Graded: `100/month;alert=50,90;throttle=80:10/minute` alerts
+    /// at 50 and 90 % and, past 80 %, allows 10 requests a minute instead of stopping.
     #[arg(long = "budget", value_name = "DOLLARS/WINDOW", value_parser = parse_budget)]
     pub budgets: Vec<Budget>,
 }
@@ -114,10 +115,7 @@ mod tests {
         );
         assert_eq!(
             merged.budgets,
-            [Budget {
-                usd: MicroUsd(25_000_000),
-                per: Window::Month
-            }]
+            [Budget::new(MicroUsd(25_000_000), Window::Month)]
         );
         assert!(!args.is_empty() && !args.is_complete());
         assert!(LimitArgs::default().is_empty());

@@ -10,7 +10,8 @@ use crate::limits::{Counted, LimitState};
 pub struct LimitStateView {
     /// `key` or `project`.
     pub owner: &'static str,
-    /// `requests`, `tokens`, `quota` or `budget`.
+    /// `requests`, `tokens`, `quota`, `budget` or `budget_throttle` (the requests a budget
+    /// past its throttle point allows).
     pub kind: &'static str,
     /// The period or window: `second`, `minute`, `hour`, `day` or `month`.
     pub per: &'static str,

@@ -69,7 +69,8 @@ pub struct QuotaParam {
     pub per: WindowParam,
 }
 
-/// At most `usd` dollars per `per` (`day` or `month`).
+/// At most `usd` dollars per `per` (`day` or `month`), graded: soft thresholds that alert,
+/// and an optional throttle point past which requests are slowed instead of stopped.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BudgetParam {
     /// Dollars as a decimal string with at most six decimals (money is never a float), above
@@ -77,6 +78,19 @@ pub struct BudgetParam {
     #[schema(example = "25.00", pattern = r"^[0-9]+(\.[0-9]{1,6})?$")]
     pub usd: String,
     pub per: WindowParam,
+    /// Percentages (1 to 100) of the budget announced once per window as `budget.threshold`
+    /// events; `[50, 80, 100]` when absent, `[]` for none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!([50, 80, 100]))]
+    pub alert_at: Option<Vec<u8>>,
+    /// Past this percentage (1 to 99), the owner's LLM requests are held to `throttle` until
+    /// the window ends; with `throttle`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 99)]
+    pub throttle_at: Option<u8>,
+    /// The request rate past `throttle_at`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<RateParam>,
 }
 
 /// A window in UTC. Budgets take `day` or `month` only.
@@ -137,6 +151,12 @@ impl From<&KeyLimits> for LimitsParam {
                 .map(|budget| BudgetParam {
                     usd: budget.usd.to_string(),
                     per: window_param(budget.per),
+                    alert_at: budget.alert_at.map(|p| p.iter().collect()),
+                    throttle_at: budget.throttle_at,
+                    throttle: budget.throttle.map(|rate| RateParam {
+                        limit: rate.limit,
+                        per: per_param(rate.per),
+                    }),
                 })
                 .collect(),
         }
@@ -199,7 +219,9 @@ mod tests {
             "tokens": [{"limit": 100000, "per": "minute"}, {"limit": 5000000, "per": "day"}],
             "concurrency": 5,
             "quota": {"amount": 1000, "per": "day"},
-            "budgets": [{"usd": "2.50", "per": "day"}, {"usd": "25", "per": "month"}],
+            "budgets": [{"usd": "2.50", "per": "day", "alert_at": []},
+                        {"usd": "25", "per": "month", "alert_at": [50, 90], "throttle_at": 80,
+                         "throttle": {"limit": 10, "per": "minute"}}],
         })
     }
 

@@ -1,0 +1,322 @@
+//! Budget thresholds and spent quotas, announced once per window; budgets throttled past their
+//! throttle point. The usage log shows each batch of records to [`run`]'s task, which reads
+//! the limits of the keys in it (and of their projects) as they stand — spent plus reserved by
+//! requests in flight — off the request path:
+//!
+//! - a budget at or past one of its `alert_at` percentages → `budget.threshold`;
+//! - a budget at or past its `throttle_at` → throttled on this node until its window ends
+//!   (`budget.throttled`), lifted if a raise brings it back under;
+//! - a quota with nothing left, or a request a quota or budget refused → `quota.exhausted`, or
+//!   the budget's 100 % threshold.
+//!
+//! Each announcement is an audit event written with a one-time marker (the window's start), so
+//! every node may see the same crossing and the webhooks still hear of it once.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use keygate_core::{AuditAction, AuditDraft, Budget, KeyId, MicroUsd, Timestamp, Window};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::{CachedKey, VerifyCache};
+use crate::limits::{Counted, Exhausted, LimitState, Limiter, Owner, window_bounds};
+use crate::service::Keygate;
+use crate::usage_log::UsageWatcher;
+
+/// Batches of keys (or refusals) waiting for the task; past it, they are dropped: the next
+/// batch of the same keys says the same.
+const QUEUE: usize = 256;
+/// Announcements remembered on this node before the memory is cleared (the store still
+/// refuses a second one).
+const REMEMBERED: usize = 50_000;
+
+/// Runs the thresholds of `keygate`'s keys under `limiter` until `stop`.
+pub async fn run(keygate: Arc<Keygate>, limiter: Arc<Limiter>, stop: CancellationToken) {
+    let (found, mut batches) = mpsc::channel(QUEUE);
+    let (refused, mut refusals) = mpsc::channel(QUEUE);
+    keygate.usage().watched_by(Arc::new(Spenders {
+        cache: keygate.cache().clone(),
+        found,
+    }));
+    limiter.on_exhausted(refused);
+    let task = Thresholds {
+        keygate,
+        limiter,
+        announced: Mutex::default(),
+    };
+    loop {
+        tokio::select! {
+            batch = batches.recv() => match batch {
+                Some(keys) => {
+                    for key in keys {
+                        task.look_at(&key).await;
+                    }
+                }
+                None => return,
+            },
+            refusal = refusals.recv() => match refusal {
+                Some(refusal) => task.refused(&refusal).await,
+                None => return,
+            },
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Picks, from each batch of usage records, the keys whose limits have a budget or a quota.
+#[derive(Debug)]
+struct Spenders {
+    cache: Arc<VerifyCache>,
+    found: mpsc::Sender<Vec<KeyId>>,
+}
+
+impl UsageWatcher for Spenders {
+    fn observe(&self, records: &[keygate_core::UsageRecord]) {
+        let mut keys: Vec<KeyId> = Vec::new();
+        for record in records {
+            if keys.contains(&record.key_id) {
+                continue;
+            }
+            let Some(key) = self.cache.key(&record.key_id) else {
+                continue;
+            };
+            let counted = |l: &keygate_core::KeyLimits| !l.budgets.is_empty() || l.quota.is_some();
+            if counted(&key.record.limits) || counted(&key.project_limits) {
+                keys.push(record.key_id.clone());
+            }
+        }
+        if !keys.is_empty() {
+            let _ = self.found.try_send(keys);
+        }
+    }
+
+    fn is_live(&self) -> bool {
+        !self.found.is_closed()
+    }
+}
+
+/// What one announcement says.
+struct Notice<'a> {
+    action: AuditAction,
+    key: &'a CachedKey,
+    owner: Owner,
+    window: Window,
+    /// The percentage it is about, for a budget's.
+    percent: Option<u8>,
+    details: serde_json::Value,
+}
+
+struct Thresholds {
+    keygate: Arc<Keygate>,
+    limiter: Arc<Limiter>,
+    /// Announcements made (or found made) by this node: `kind|target|marker`.
+    announced: Mutex<HashSet<String>>,
+}
+
+impl Thresholds {
+    /// Reads the limits of `key` as they stand and announces (or throttles) what they passed.
+    async fn look_at(&self, key_id: &KeyId) {
+        let Some(key) = self.keygate.cache().key(key_id) else {
+            return;
+        };
+        let clock = self.keygate.clock();
+        let now = clock.now();
+        for limit in self.limiter.peek(&key, clock.as_ref()).await {
+            match limit.counted {
+                Counted::Budget(per) => {
+                    if let Some(budget) = budget_of(&key, limit.owner, per) {
+                        self.budget(&key, &limit, &budget, now).await;
+                    }
+                }
+                Counted::Quota(per) if limit.state.remaining == 0 => {
+                    self.quota_spent(&key, limit.owner, per, limit.state.limit)
+                        .await;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn budget(&self, key: &CachedKey, limit: &LimitState, budget: &Budget, now: Timestamp) {
+        let (max, left) = (limit.state.limit, limit.state.remaining);
+        let used = max.saturating_sub(left);
+        let percent = u8::try_from(used.saturating_mul(100) / max.max(1)).unwrap_or(100);
+        let Counted::Budget(per) = limit.counted else {
+            return;
+        };
+        let figures = |extra: serde_json::Value| {
+            let mut details = serde_json::json!({
+                "limit_usd": dollars(max),
+                "used_usd": dollars(used),
+            });
+            if let (Some(details), serde_json::Value::Object(extra)) =
+                (details.as_object_mut(), extra)
+            {
+                details.extend(extra);
+            }
+            details
+        };
+        for threshold in budget.alerts().iter().filter(|t| *t <= percent) {
+            self.announce(Notice {
+                action: AuditAction::BudgetThreshold,
+                key,
+                owner: limit.owner,
+                window: per,
+                percent: Some(threshold),
+                details: figures(serde_json::json!({ "percent": threshold })),
+            })
+            .await;
+        }
+        if let Some((at, rate)) = budget.throttled() {
+            let over = percent >= at;
+            let (_, end) = window_bounds(per, now);
+            self.limiter
+                .throttle_budget(key, limit.owner, per, over.then_some(end));
+            if over {
+                self.announce(Notice {
+                    action: AuditAction::BudgetThrottled,
+                    key,
+                    owner: limit.owner,
+                    window: per,
+                    percent: Some(at),
+                    details: figures(serde_json::json!({
+                        "percent": at,
+                        "throttle": rate.to_string(),
+                        "until": end.to_rfc3339(),
+                    })),
+                })
+                .await;
+            }
+        }
+    }
+
+    /// A request a quota or a budget refused: the quota is spent; the budget cannot pay for
+    /// what is asked of it, which its 100 % threshold announces.
+    async fn refused(&self, refusal: &Exhausted) {
+        let Some(key) = self.keygate.cache().key(&refusal.key_id) else {
+            return;
+        };
+        let limit = &refusal.limit;
+        match limit.counted {
+            Counted::Quota(per) => {
+                self.quota_spent(&key, limit.owner, per, limit.state.limit)
+                    .await;
+            }
+            Counted::Budget(per) => {
+                let alerts_whole = budget_of(&key, limit.owner, per)
+                    .is_some_and(|b| b.alerts().iter().any(|p| p == 100));
+                if alerts_whole {
+                    let (max, left) = (limit.state.limit, limit.state.remaining);
+                    self.announce(Notice {
+                        action: AuditAction::BudgetThreshold,
+                        key: &key,
+                        owner: limit.owner,
+                        window: per,
+                        percent: Some(100),
+                        details: serde_json::json!({
+                            "percent": 100,
+                            "limit_usd": dollars(max),
+                            "used_usd": dollars(max.saturating_sub(left)),
+                            "refused": true,
+                        }),
+                    })
+                    .await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn quota_spent(&self, key: &CachedKey, owner: Owner, per: Window, amount: u64) {
+        self.announce(Notice {
+            action: AuditAction::QuotaExhausted,
+            key,
+            owner,
+            window: per,
+            percent: None,
+            details: serde_json::json!({ "amount": amount }),
+        })
+        .await;
+    }
+
+    /// Writes the notice's audit event once per window (across nodes).
+    async fn announce(&self, notice: Notice<'_>) {
+        let record = &notice.key.record;
+        let owner_id = match notice.owner {
+            Owner::Key => record.id.to_string(),
+            Owner::Project => match &record.project_id {
+                Some(project) => project.to_string(),
+                None => return,
+            },
+        };
+        let now = self.keygate.clock().now();
+        let (start, end) = window_bounds(notice.window, now);
+        let kind = notice.action.as_str();
+        let target = match notice.percent {
+            Some(percent) => format!("{owner_id}:{}:{percent}", notice.window.as_str()),
+            None => format!("{owner_id}:{}", notice.window.as_str()),
+        };
+        let memo = format!("{kind}|{target}|{}", start.as_millis());
+        {
+            let mut announced = self
+                .announced
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if announced.len() >= REMEMBERED {
+                announced.clear();
+            }
+            if !announced.insert(memo.clone()) {
+                return;
+            }
+        }
+        let mut audit = AuditDraft::new("system", notice.action);
+        audit.org_id = Some(record.org_id.to_string());
+        audit.project_id = record.project_id.as_ref().map(ToString::to_string);
+        audit.target = Some(owner_id);
+        let mut details = serde_json::json!({
+            "owner": notice.owner.as_str(),
+            "window": notice.window.as_str(),
+            "window_start": start.to_rfc3339(),
+            "window_end": end.to_rfc3339(),
+        });
+        if notice.owner == Owner::Key
+            && let Some(details) = details.as_object_mut()
+        {
+            details.insert("key_id".into(), record.id.to_string().into());
+            details.insert("key_name".into(), record.name.clone().into());
+        }
+        if let (Some(details), serde_json::Value::Object(extra)) =
+            (details.as_object_mut(), notice.details)
+        {
+            details.extend(extra);
+        }
+        audit.details = details;
+        let stored = self
+            .keygate
+            .store()
+            .announce_once(kind, &target, start.as_millis(), &audit, now)
+            .await;
+        if let Err(err) = stored {
+            tracing::warn!(error = %err, kind, "a limit's threshold could not be announced");
+            // Tried again when the next record of the key shows the same.
+            self.announced
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&memo);
+        }
+    }
+}
+
+/// `owner`'s budget per `per` of `key`, as configured.
+fn budget_of(key: &CachedKey, owner: Owner, per: Window) -> Option<Budget> {
+    let limits = match owner {
+        Owner::Key => &key.record.limits,
+        Owner::Project => &key.project_limits,
+    };
+    limits.budgets.iter().find(|b| b.per == per).copied()
+}
+
+fn dollars(micros: u64) -> String {
+    MicroUsd(i64::try_from(micros).unwrap_or(i64::MAX)).to_string()
+}
