@@ -23,7 +23,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::ValidationError;
 pub use ids::{AnomalyId, DeliveryId, EventId, KeyId, OrgId, ProjectId, SecretId, WebhookId};
 pub use key::{ApiKey, KeyEnv, KeyFormatError, KeyHint};
-pub use limits::{Budget, KeyLimits, Per, Percents, Quota, RequestRate, Window};
+pub use limits::{Budget, KeyLimits, KeyThrottle, Per, Percents, Quota, RequestRate, Window};
 pub use publishable::{AllowedOrigins, Origin};
 pub use record::{
     KeyKind, KeyPatch, KeyRecord, KeyRejection, KeySecret, KeySpec, KeyStatus, Metadata,

@@ -316,6 +316,51 @@ pub struct KeyLimits {
     pub budgets: Vec<Budget>,
 }
 
+/// A throttle an anomaly put on a key: until `until`, its requests are held to `requests` (a
+/// fraction of its own request rates) instead of them. It lapses on its own; resuming the key
+/// lifts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyThrottle {
+    pub until: crate::Timestamp,
+    pub requests: Vec<RequestRate>,
+    pub reason: String,
+}
+
+impl KeyThrottle {
+    /// `limits`' request rates cut to `percent` of themselves (at least one request each), or
+    /// `fallback` for a key without any.
+    pub fn cut(
+        limits: &KeyLimits,
+        percent: u8,
+        fallback: RequestRate,
+        until: crate::Timestamp,
+        reason: &str,
+    ) -> Self {
+        let requests = if limits.requests.is_empty() {
+            vec![fallback]
+        } else {
+            limits
+                .requests
+                .iter()
+                .map(|rate| RequestRate {
+                    limit: (rate.limit.saturating_mul(u64::from(percent)) / 100).max(1),
+                    per: rate.per,
+                })
+                .collect()
+        };
+        Self {
+            until,
+            requests,
+            reason: reason.to_owned(),
+        }
+    }
+
+    pub fn active(&self, now: crate::Timestamp) -> bool {
+        self.until > now
+    }
+}
+
 /// Most request rates on one key.
 pub const MAX_RATES: usize = 4;
 /// Largest request limit: far beyond any real rate, far from overflow.
@@ -549,6 +594,31 @@ mod tests {
         assert_eq!(none.validate().unwrap_err().field, "limits.quota");
         let text = serde_json::to_string(&limits).unwrap();
         assert_eq!(serde_json::from_str::<KeyLimits>(&text).unwrap(), limits);
+    }
+
+    #[test]
+    fn a_throttle_cuts_each_rate_and_keeps_one_request() {
+        let at = crate::Timestamp::from_millis(1_000);
+        let limits = KeyLimits {
+            requests: vec![
+                RequestRate::parse("100/minute").unwrap(),
+                RequestRate::parse("5/second").unwrap(),
+            ],
+            ..KeyLimits::default()
+        };
+        let fallback = RequestRate::parse("60/minute").unwrap();
+        let cut = KeyThrottle::cut(&limits, 10, fallback, at, "spike");
+        assert_eq!(
+            cut.requests,
+            [
+                RequestRate::parse("10/minute").unwrap(),
+                RequestRate::parse("1/second").unwrap()
+            ]
+        );
+        assert!(cut.active(crate::Timestamp::from_millis(999)));
+        assert!(!cut.active(at));
+        let free = KeyThrottle::cut(&KeyLimits::default(), 10, fallback, at, "spike");
+        assert_eq!(free.requests, [fallback]);
     }
 
     #[test]

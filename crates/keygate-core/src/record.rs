@@ -199,6 +199,8 @@ pub struct KeyRecord {
     /// Set while the key is suspended: refused, but resumable (unlike a revocation).
     pub suspended_at: Option<Timestamp>,
     pub suspended_reason: Option<String>,
+    /// Set by an anomaly's `throttle` action: the key's request rates cut for a while.
+    pub throttle: Option<crate::KeyThrottle>,
     pub deleted_at: Option<Timestamp>,
     pub rotate_every: Option<Duration>,
     pub rotated_at: Option<Timestamp>,
@@ -342,18 +344,48 @@ impl KeyRecord {
         }
     }
 
-    /// Ends a suspension: the key is what it would have been without it (active or expired).
-    /// The error is the key's status when it is not suspended.
+    /// Ends a suspension, and a throttle: the key is what it would have been without them
+    /// (active or expired). The error is the key's status when it is neither suspended nor
+    /// throttled.
     pub fn resume(&mut self, now: Timestamp) -> Result<(), KeyStatus> {
+        let throttled = self.throttle.as_ref().is_some_and(|t| t.active(now));
         match self.status(now) {
             KeyStatus::Suspended => {
                 self.suspended_at = None;
                 self.suspended_reason = None;
+            }
+            KeyStatus::Active if throttled => {}
+            other => return Err(other),
+        }
+        self.throttle = None;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// Holds an active key to `throttle`'s rates until it lapses (the later of two
+    /// throttles' ends). The error is the key's status when it is not active.
+    pub fn throttle(
+        &mut self,
+        throttle: crate::KeyThrottle,
+        now: Timestamp,
+    ) -> Result<(), KeyStatus> {
+        match self.status(now) {
+            KeyStatus::Active => {
+                let until = match &self.throttle {
+                    Some(current) => current.until.max(throttle.until),
+                    None => throttle.until,
+                };
+                self.throttle = Some(crate::KeyThrottle { until, ..throttle });
                 self.updated_at = now;
                 Ok(())
             }
             other => Err(other),
         }
+    }
+
+    /// The throttle holding the key at `now`, if any.
+    pub fn throttled(&self, now: Timestamp) -> Option<&crate::KeyThrottle> {
+        self.throttle.as_ref().filter(|t| t.active(now))
     }
 }
 
@@ -440,6 +472,7 @@ impl KeyRecord {
             revoked_reason: None,
             suspended_at: None,
             suspended_reason: None,
+            throttle: None,
             deleted_at: None,
             rotate_every: spec.rotate_every,
             rotated_at: None,

@@ -2,8 +2,9 @@
 //! (keygate-watch's `detect`) as the usage log takes it to be written — off the request path,
 //! within a second of the request. What they find is queued to this node's anomaly task, which
 //! applies the policy for that detector: `record` (kept, listed at `/admin/v1/anomalies`),
-//! `alert` (kept and sent to webhooks as `anomaly.detected`) or `suspend` (the key is
-//! suspended at once on every node, audited, and `anomaly.acted` follows). The admin
+//! `alert` (kept and sent to webhooks as `anomaly.detected`), `throttle` (the key's request
+//! rates cut for a while on every node, audited, and `anomaly.acted` follows) or `suspend`
+//! (the key is suspended at once on every node, audited, and `anomaly.acted` follows). The admin
 //! operations (list, acknowledge) are in `admin.rs`.
 
 mod admin;
@@ -36,15 +37,47 @@ pub enum AnomalyAction {
     Record,
     /// Kept, listed and sent to webhooks.
     Alert,
+    /// The key's request rates are cut for a while (`throttle_percent`, `throttle_for`);
+    /// kept, listed and sent to webhooks.
+    Throttle,
     /// The key is suspended; kept, listed and sent to webhooks.
     Suspend,
 }
 
+/// A project's anomaly actions, checked: each key a detector's name, each value an action.
+pub fn check_actions(
+    actions: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, keygate_core::ValidationError> {
+    for (detector, action) in &actions {
+        if DetectorKind::parse(detector).is_none() {
+            return Err(keygate_core::ValidationError::new(
+                "anomaly_actions",
+                "keys are detectors: request_spike, token_spike, spend_spike, new_network, \
+                 scope_probing or old_secret_late",
+            ));
+        }
+        if AnomalyAction::parse(action).is_none() {
+            return Err(keygate_core::ValidationError::new(
+                "anomaly_actions",
+                "values are actions: record, alert, throttle or suspend",
+            ));
+        }
+    }
+    Ok(actions)
+}
+
 impl AnomalyAction {
+    pub const ALL: [Self; 4] = [Self::Record, Self::Alert, Self::Throttle, Self::Suspend];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Record => "record",
             Self::Alert => "alert",
+            Self::Throttle => "throttle",
             Self::Suspend => "suspend",
         }
     }
@@ -59,6 +92,12 @@ pub struct AnomalySettings {
     pub auth_failures_per_minute: u32,
     /// How long a blocked source is refused (`source_blocked`).
     pub source_block: std::time::Duration,
+    /// What a `throttle` action leaves of a key's request rates (percent)…
+    pub throttle_percent: u8,
+    /// …for how long…
+    pub throttle_for: std::time::Duration,
+    /// …and the rate of a key that has none.
+    pub throttle_rate: keygate_core::RequestRate,
 }
 
 impl Default for AnomalySettings {
@@ -79,6 +118,12 @@ impl Default for AnomalySettings {
             actions,
             auth_failures_per_minute: 20,
             source_block: std::time::Duration::from_secs(300),
+            throttle_percent: 10,
+            throttle_for: std::time::Duration::from_secs(3600),
+            throttle_rate: keygate_core::RequestRate {
+                limit: 60,
+                per: keygate_core::Per::Minute,
+            },
         }
     }
 }
@@ -219,13 +264,28 @@ impl Anomalies {
         self.watcher.dropped.load(Ordering::Relaxed)
     }
 
-    async fn act(&self, finding: Finding) -> Result<(), ServiceError> {
-        let action = self
+    /// The finding's project's action for its detector, else the server's.
+    async fn action_for(&self, finding: &Finding) -> Result<AnomalyAction, ServiceError> {
+        let detector = finding.kind.as_str();
+        if let Some(project) = &finding.project_id
+            && let Some(project) = self.keygate.store().project(project).await?
+            && let Some(action) = project
+                .anomaly_actions
+                .get(detector)
+                .and_then(|a| AnomalyAction::parse(a))
+        {
+            return Ok(action);
+        }
+        Ok(self
             .settings
             .actions
             .get(&finding.kind)
             .copied()
-            .unwrap_or(AnomalyAction::Alert);
+            .unwrap_or(AnomalyAction::Alert))
+    }
+
+    async fn act(&self, finding: Finding) -> Result<(), ServiceError> {
+        let action = self.action_for(&finding).await?;
         let id = AnomalyId::generate();
         let detector = finding.kind.as_str();
         self.keygate
@@ -233,16 +293,29 @@ impl Anomalies {
             .watch
             .anomaly(detector, action.as_str());
         let mut outcome = "recorded";
-        if action == AnomalyAction::Suspend {
+        if matches!(action, AnomalyAction::Suspend | AnomalyAction::Throttle) {
             let key = self.keygate.store().key(&finding.key_id).await?;
+            let reason = format!("anomaly {detector} ({id})");
             outcome = match key {
                 Some(key) => {
+                    let how = if action == AnomalyAction::Suspend {
+                        Quarantine::Suspend
+                    } else {
+                        let s = &self.settings;
+                        Quarantine::Throttle(keygate_core::KeyThrottle::cut(
+                            &key.limits,
+                            s.throttle_percent,
+                            s.throttle_rate,
+                            self.keygate.clock().now().saturating_add(s.throttle_for),
+                            &reason,
+                        ))
+                    };
                     self.keygate
                         .quarantine_key(
                             &key,
-                            Quarantine::Suspend,
+                            how,
                             &format!("anomaly:{detector}"),
-                            &format!("anomaly {detector} ({id})"),
+                            &reason,
                             serde_json::json!({ "anomaly_id": id.to_string() }),
                         )
                         .await?
@@ -269,7 +342,7 @@ impl Anomalies {
                 now,
             ));
         }
-        if action == AnomalyAction::Suspend && outcome != "none" {
+        if matches!(action, AnomalyAction::Suspend | AnomalyAction::Throttle) && outcome != "none" {
             events.push(event(EventType::AnomalyActed, &finding, data, now));
         }
         let anomaly = Anomaly {

@@ -81,7 +81,7 @@ async fn create_shows_the_secret_once(db: Db) {
         "metadata": {"team": "billing", "tier": 2},
         "created_at": at(0), "updated_at": at(0), "last_used_at": null,
         "revoked_at": null, "revoked_reason": null, "suspended_at": null,
-        "suspended_reason": null, "rotate_every_seconds": 3600,
+        "suspended_reason": null, "throttle": null, "rotate_every_seconds": 3600,
         "rotated_at": null, "rotation_due_at": at(3600), "generation": 0,
     });
     assert_eq!(view, expected);

@@ -13,7 +13,7 @@ pub enum Conflict {
     KeyNotMutable(KeyStatus),
     #[error("the key is already suspended")]
     AlreadySuspended,
-    #[error("the key is {status}, not suspended", status = .0.as_str())]
+    #[error("the key is {status}, neither suspended nor throttled", status = .0.as_str())]
     NotSuspended(KeyStatus),
     #[error("the anomaly was already acknowledged")]
     AlreadyAcknowledged,

@@ -35,8 +35,8 @@ pub use checkpoints::{Checkpoint, CheckpointStore};
 pub use error::{Conflict, StoreError};
 pub use limit_counts::{LIMIT_COUNTS_PER_STATEMENT, LimitCount, LimitCountKind, LimitCountStore};
 pub use model::{
-    AuditFilter, AuditSince, Bootstrap, IdempotencyEntry, KeyFilter, Org, Project, RotateOutcome,
-    Rotation,
+    AuditFilter, AuditSince, Bootstrap, IdempotencyEntry, KeyFilter, Org, Project, ProjectChange,
+    RotateOutcome, Rotation,
 };
 pub use model_groups::{MODEL_GROUPS_REVISION, ModelGroupStore, StoredModelGroup};
 pub use postgres::PgStore;
@@ -137,13 +137,28 @@ pub trait Store:
     -> Result<Option<Project>, StoreError>;
     async fn list_projects(&self, org: &OrgId) -> Result<Vec<Project>, StoreError>;
     /// Replaces a project's limits (`{}` removes them) and returns the project as stored.
+    /// Changes the parts of a project that `change` gives, with its audit event.
+    async fn update_project(
+        &self,
+        id: &ProjectId,
+        change: &ProjectChange,
+        now: Timestamp,
+        audit: &AuditDraft,
+    ) -> Result<Project, StoreError>;
+    /// Replaces a project's limits, with its audit event.
     async fn set_project_limits(
         &self,
         id: &ProjectId,
         limits: &KeyLimits,
         now: Timestamp,
         audit: &AuditDraft,
-    ) -> Result<Project, StoreError>;
+    ) -> Result<Project, StoreError> {
+        let change = ProjectChange {
+            limits: Some(limits.clone()),
+            anomaly_actions: None,
+        };
+        self.update_project(id, &change, now, audit).await
+    }
 
     /// Inserts a new key with its first secret.
     async fn create_key(
@@ -195,7 +210,15 @@ pub trait Store:
         now: Timestamp,
         audit: &AuditDraft,
     ) -> Result<KeyRecord, StoreError>;
-    /// Ends a key's suspension.
+    /// Holds an active key to `throttle`'s rates until it lapses.
+    async fn throttle_key(
+        &self,
+        id: &KeyId,
+        throttle: &keygate_core::KeyThrottle,
+        now: Timestamp,
+        audit: &AuditDraft,
+    ) -> Result<KeyRecord, StoreError>;
+    /// Ends a key's suspension, and its throttle.
     async fn resume_key(
         &self,
         id: &KeyId,

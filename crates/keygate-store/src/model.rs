@@ -21,6 +21,17 @@ pub struct Project {
     pub created_at: Timestamp,
     /// Limits counted for all the project's keys together, beside each key's own.
     pub limits: KeyLimits,
+    /// The project's own anomaly actions, by detector name (`spend_spike` → `suspend`), over
+    /// the server's; checked by the service, kept as given.
+    pub anomaly_actions: std::collections::BTreeMap<String, String>,
+}
+
+/// The parts of a project to change; `None` keeps a part as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectChange {
+    pub limits: Option<KeyLimits>,
+    /// Replaces every anomaly action (empty clears them).
+    pub anomaly_actions: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The first organisation, project and owner token of a fresh store.

@@ -45,6 +45,7 @@ pub(crate) struct ProjectRow {
     name: String,
     created_at: i64,
     limits: String,
+    anomaly_actions: Option<String>,
 }
 
 impl TryFrom<ProjectRow> for Project {
@@ -56,8 +57,19 @@ impl TryFrom<ProjectRow> for Project {
             name: row.name,
             created_at: ts(row.created_at),
             limits: serde_json::from_str(&row.limits).map_err(|_| corrupt("projects.limits")())?,
+            anomaly_actions: row
+                .anomaly_actions
+                .map(|text| serde_json::from_str(&text))
+                .transpose()
+                .map_err(|_| corrupt("projects.anomaly_actions")())?
+                .unwrap_or_default(),
         })
     }
+}
+
+/// A project's anomaly actions as stored: JSON text, `NULL` for none.
+pub(crate) fn actions_text(actions: &std::collections::BTreeMap<String, String>) -> Option<String> {
+    (!actions.is_empty()).then(|| serde_json::to_string(actions).unwrap_or_default())
 }
 
 /// Limits as stored: JSON text, `{}` for none.
@@ -94,6 +106,8 @@ pub(crate) struct KeyRow {
     pub publishable_origins: Option<String>,
     pub suspended_at: Option<i64>,
     pub suspended_reason: Option<String>,
+    /// JSON [`keygate_core::KeyThrottle`]; `NULL` unless an anomaly throttled the key.
+    pub throttle: Option<String>,
 }
 
 impl TryFrom<KeyRow> for KeyRecord {
@@ -112,7 +126,13 @@ impl TryFrom<KeyRow> for KeyRecord {
             .map(|text| serde_json::from_str(&text))
             .transpose()
             .map_err(|_| corrupt("api_keys.publishable_origins")())?;
+        let throttle = row
+            .throttle
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|_| corrupt("api_keys.throttle")())?;
         Ok(KeyRecord {
+            throttle,
             id: KeyId::parse(&row.id).map_err(|_| corrupt("api_keys.id")())?,
             kind: KeyKind::parse(&row.kind).ok_or_else(corrupt("api_keys.kind"))?,
             org_id: OrgId::parse(&row.org_id).map_err(|_| corrupt("api_keys.org_id")())?,
@@ -184,6 +204,10 @@ impl KeyRow {
             revoked_reason: key.revoked_reason.clone(),
             suspended_at: key.suspended_at.map(Timestamp::as_millis),
             suspended_reason: key.suspended_reason.clone(),
+            throttle: key
+                .throttle
+                .as_ref()
+                .and_then(|t| serde_json::to_string(t).ok()),
             deleted_at: key.deleted_at.map(Timestamp::as_millis),
             rotate_every_ms: key
                 .rotate_every

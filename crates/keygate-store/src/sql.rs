@@ -13,7 +13,7 @@ macro_rules! key_columns {
         "id, kind, org_id, project_id, name, env, role, scopes, expires_at, ip_allow, metadata, \
          created_at, updated_at, last_used_at, revoked_at, revoked_reason, deleted_at, \
          rotate_every_ms, rotated_at, generation, hint, limits, publishable_origins, suspended_at, \
-         suspended_reason"
+         suspended_reason, throttle"
     };
 }
 
@@ -23,14 +23,14 @@ macro_rules! key_columns_k {
         "k.id, k.kind, k.org_id, k.project_id, k.name, k.env, k.role, k.scopes, k.expires_at, \
          k.ip_allow, k.metadata, k.created_at, k.updated_at, k.last_used_at, k.revoked_at, \
          k.revoked_reason, k.deleted_at, k.rotate_every_ms, k.rotated_at, k.generation, k.hint, \
-         k.limits, k.publishable_origins, k.suspended_at, k.suspended_reason"
+         k.limits, k.publishable_origins, k.suspended_at, k.suspended_reason, k.throttle"
     };
 }
 
 /// The columns of `projects`, in [`crate::rows::ProjectRow`] order.
 macro_rules! project_columns {
     () => {
-        "id, org_id, name, created_at, limits"
+        "id, org_id, name, created_at, limits, anomaly_actions"
     };
 }
 
@@ -249,13 +249,14 @@ macro_rules! impl_sql_store {
                 sqlx::query(concat!(
                     "INSERT INTO projects (",
                     $crate::sql::project_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5)"
+                    ") VALUES ($1, $2, $3, $4, $5, $6)"
                 ))
                 .bind(project.id.as_str())
                 .bind(project.org_id.as_str())
                 .bind(&project.name)
                 .bind(project.created_at.as_millis())
                 .bind($crate::rows::limits_text(&project.limits))
+                .bind($crate::rows::actions_text(&project.anomaly_actions))
                 .execute(&mut *tx)
                 .await?;
                 Self::insert_key_tx(&mut tx, &bootstrap.owner, &bootstrap.owner_secret).await?;
@@ -282,13 +283,14 @@ macro_rules! impl_sql_store {
                 let inserted = sqlx::query(concat!(
                     "INSERT INTO projects (",
                     $crate::sql::project_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5)"
+                    ") VALUES ($1, $2, $3, $4, $5, $6)"
                 ))
                 .bind(project.id.as_str())
                 .bind(project.org_id.as_str())
                 .bind(&project.name)
                 .bind(project.created_at.as_millis())
                 .bind($crate::rows::limits_text(&project.limits))
+                .bind($crate::rows::actions_text(&project.anomaly_actions))
                 .execute(&mut *tx)
                 .await;
                 match inserted {
@@ -343,20 +345,30 @@ macro_rules! impl_sql_store {
                 rows.into_iter().map(Project::try_from).collect()
             }
 
-            async fn set_project_limits(
+            async fn update_project(
                 &self,
                 id: &ProjectId,
-                limits: &keygate_core::KeyLimits,
+                change: &$crate::ProjectChange,
                 now: Timestamp,
                 audit: &AuditDraft,
             ) -> Result<Project, StoreError> {
                 let mut tx = self.begin_write().await?;
+                // A part left out keeps its stored value.
                 let row: Option<ProjectRow> = sqlx::query_as(concat!(
-                    "UPDATE projects SET limits = $2 WHERE id = $1 RETURNING ",
+                    "UPDATE projects SET limits = COALESCE($2, limits), \
+                     anomaly_actions = CASE WHEN $3 THEN $4 ELSE anomaly_actions END \
+                     WHERE id = $1 RETURNING ",
                     $crate::sql::project_columns!()
                 ))
                 .bind(id.as_str())
-                .bind($crate::rows::limits_text(limits))
+                .bind(change.limits.as_ref().map($crate::rows::limits_text))
+                .bind(change.anomaly_actions.is_some())
+                .bind(
+                    change
+                        .anomaly_actions
+                        .as_ref()
+                        .and_then($crate::rows::actions_text),
+                )
                 .fetch_optional(&mut *tx)
                 .await?;
                 let project =
@@ -558,6 +570,20 @@ macro_rules! impl_sql_store {
                         KeyStatus::Suspended => Conflict::AlreadySuspended.into(),
                         other => Conflict::KeyNotMutable(other).into(),
                     })
+                })
+                .await
+            }
+
+            async fn throttle_key(
+                &self,
+                id: &KeyId,
+                throttle: &keygate_core::KeyThrottle,
+                now: Timestamp,
+                audit: &AuditDraft,
+            ) -> Result<KeyRecord, StoreError> {
+                self.change_key(id, now, audit, |key| {
+                    key.throttle(throttle.clone(), now)
+                        .map_err(|status| Conflict::KeyNotMutable(status).into())
                 })
                 .await
             }

@@ -152,6 +152,7 @@ async fn racing_writers_get_a_conflict(db: Db) {
         name: "other".into(),
         created_at: T0,
         limits: keygate_core::KeyLimits::default(),
+        anomaly_actions: Default::default(),
     };
     store
         .create_project(&other, &audit(AuditAction::ProjectCreate))

@@ -32,6 +32,7 @@ impl World {
             name: "default".into(),
             created_at: now,
             limits: keygate_core::KeyLimits::default(),
+            anomaly_actions: Default::default(),
         };
         let mut owner = new_key(&digest_key, &org.id, &project.id, now);
         owner.record.kind = KeyKind::Admin;

@@ -412,8 +412,24 @@ pub struct UpdateProjectArgs {
     /// Remove every limit.
     #[arg(long, conflicts_with_all = limits::LIMIT_FLAGS)]
     pub no_limits: bool,
+    /// The project's own action for a detector, over the server's, such as
+    /// `spend_spike=suspend` (record, alert, throttle or suspend); repeat for more. Replaces the
+    /// project's actions.
+    #[arg(long = "anomaly-action", value_name = "DETECTOR=ACTION", value_parser = parse_pair)]
+    pub anomaly_actions: Vec<(String, String)>,
+    /// Remove the project's own anomaly actions: the server's apply.
+    #[arg(long, conflicts_with = "anomaly_actions")]
+    pub default_anomaly_actions: bool,
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+/// Reads `NAME=VALUE`.
+fn parse_pair(text: &str) -> Result<(String, String), &'static str> {
+    text.split_once('=')
+        .filter(|(name, value)| !name.is_empty() && !value.is_empty())
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .ok_or("NAME=VALUE, such as spend_spike=suspend")
 }
 
 #[derive(Debug, Subcommand)]

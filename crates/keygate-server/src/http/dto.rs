@@ -21,7 +21,8 @@ mod webhooks;
 pub use limit_state::LimitStateView;
 use limits::parse_limits;
 pub use limits::{
-    BudgetParam, LimitsParam, PerParam, QuotaParam, RateParam, TokenRateParam, WindowParam,
+    BudgetParam, LimitsParam, PerParam, QuotaParam, RateParam, ThrottleView, TokenRateParam,
+    WindowParam,
 };
 pub use projects::{CreateProjectBody, ProjectList, ProjectView, UpdateProjectBody};
 pub use secrets::{
@@ -318,6 +319,8 @@ pub struct KeyView {
     /// Set while the key is suspended (refused until resumed).
     pub suspended_at: Option<String>,
     pub suspended_reason: Option<String>,
+    /// Set while an anomaly's throttle holds the key to cut request rates.
+    pub throttle: Option<ThrottleView>,
     pub rotate_every_seconds: Option<u64>,
     pub rotated_at: Option<String>,
     pub rotation_due_at: Option<String>,
@@ -369,6 +372,7 @@ impl KeyView {
             revoked_reason: key.revoked_reason.clone(),
             suspended_at: key.suspended_at.map(Timestamp::to_rfc3339),
             suspended_reason: key.suspended_reason.clone(),
+            throttle: key.throttled(now).map(ThrottleView::from),
             rotate_every_seconds: key.rotate_every.map(|d| d.as_secs()),
             rotated_at: key.rotated_at.map(Timestamp::to_rfc3339),
             rotation_due_at: key.rotation_due_at().map(Timestamp::to_rfc3339),

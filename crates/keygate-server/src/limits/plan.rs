@@ -50,18 +50,54 @@ impl Plan {
             what: Vec::new(),
             caps: Vec::new(),
         };
+        // An anomaly's throttle holds the key to its cut rates instead of its own.
+        let throttled = key
+            .record
+            .throttle
+            .as_ref()
+            .filter(|t| u64::try_from(t.until.as_millis()).unwrap_or(0) * 1_000 > now);
         // Most keys have no limits: they cost no allocation here.
         for (owner, limits) in [
             (Owner::Key, &key.record.limits),
             (Owner::Project, &key.project_limits),
         ] {
-            if !limits.is_empty()
+            let throttled = throttled.filter(|_| owner == Owner::Key);
+            if (!limits.is_empty() || throttled.is_some())
                 && let Some(prefix) = prefix(key, owner)
             {
                 plan.add(owner, &prefix, limits, demand, (throttles, now));
+                if let Some(throttle) = throttled {
+                    plan.held_to(owner, &prefix, &throttle.requests);
+                }
             }
         }
         plan
+    }
+
+    /// Replaces `owner`'s request rates with `rates`, counted apart from them.
+    fn held_to(&mut self, owner: Owner, prefix: &str, rates: &[keygate_core::RequestRate]) {
+        let own = |(_, what): &(&Check, &(Owner, Counted))| {
+            what.0 == owner && matches!(what.1, Counted::Requests(_))
+        };
+        let (checks, what): (Vec<Check>, Vec<(Owner, Counted)>) = self
+            .checks
+            .drain(..)
+            .zip(self.what.drain(..))
+            .filter(|(check, what)| !own(&(check, what)))
+            .unzip();
+        self.checks = checks;
+        self.what = what;
+        for rate in rates {
+            self.checks.push(Check {
+                key: format!("{prefix}:requests:{}:throttled", rate.per.as_str()),
+                limit: Limit::Rate {
+                    limit: rate.limit,
+                    period: rate.per.duration(),
+                },
+                cost: 1,
+            });
+            self.what.push((owner, Counted::Requests(rate.per)));
+        }
     }
 
     fn add(

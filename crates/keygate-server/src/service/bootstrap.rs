@@ -39,6 +39,7 @@ pub async fn bootstrap(keygate: &Keygate) -> Result<ApiKey, ServiceError> {
         name: DEFAULT_NAME.to_owned(),
         created_at: now,
         limits: keygate_core::KeyLimits::default(),
+        anomaly_actions: Default::default(),
     };
     let key = ApiKey::generate(KeyEnv::Live)?;
     let spec = KeySpec::admin(

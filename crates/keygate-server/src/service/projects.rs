@@ -3,7 +3,7 @@
 
 use keygate_core::record::check_text;
 use keygate_core::{AuditAction, KeyLimits, Permission, ProjectId};
-use keygate_store::Project;
+use keygate_store::{Project, ProjectChange};
 
 use super::{Caller, Keygate};
 use crate::ServiceError;
@@ -49,6 +49,7 @@ impl Keygate {
             name: name.to_owned(),
             created_at: self.clock.now(),
             limits,
+            anomaly_actions: Default::default(),
         };
         let mut audit = caller.audit(AuditAction::ProjectCreate, Some(&project.id));
         audit.target = Some(project.id.to_string());
@@ -91,28 +92,47 @@ impl Keygate {
         Ok(project)
     }
 
-    /// Replaces a project's limits (empty removes them). Only an organisation-wide principal
-    /// may: the project's limits are the ceiling for all its keys, which a token bound to the
-    /// project must not be able to lift. Cached keys are dropped so the new limits apply at
+    /// Changes a project's limits (empty removes them) and its anomaly actions (each
+    /// detector's action over the server's; empty removes them). Only an organisation-wide
+    /// principal may: the project's limits are the ceiling for all its keys, and its actions
+    /// the response to their misuse, which a token bound to the project must not be able to
+    /// lift. Cached keys are dropped so the new limits apply at
     /// once: on this node, and through Redis (when configured) on every other; without it,
     /// other nodes load them when their cached keys expire.
-    pub async fn set_project_limits(
+    pub async fn update_project(
         &self,
         caller: &Caller,
         project: &str,
-        limits: KeyLimits,
+        change: ProjectChange,
     ) -> Result<Project, ServiceError> {
         let project = self.resolve_project(caller, project).await?;
         self.project_access(caller, &project, Permission::ProjectsWrite, None)
             .await?;
-        let limits = limits.validate()?;
+        let change = ProjectChange {
+            limits: change.limits.map(KeyLimits::validate).transpose()?,
+            anomaly_actions: change
+                .anomaly_actions
+                .map(crate::anomalies::check_actions)
+                .transpose()?,
+        };
         let mut audit = caller.audit(AuditAction::ProjectUpdate, Some(&project.id));
         audit.target = Some(project.id.to_string());
-        audit.details = serde_json::json!({ "fields": ["limits"], "limits": limits });
+        let mut fields = Vec::new();
+        let mut details = serde_json::Map::new();
+        if let Some(limits) = &change.limits {
+            fields.push("limits");
+            details.insert("limits".into(), serde_json::json!(limits));
+        }
+        if let Some(actions) = &change.anomaly_actions {
+            fields.push("anomaly_actions");
+            details.insert("anomaly_actions".into(), serde_json::json!(actions));
+        }
+        details.insert("fields".into(), serde_json::json!(fields));
+        audit.details = serde_json::Value::Object(details);
         let _forget = ForgetKeysOnDrop(self.invalidation.as_ref());
         Ok(self
             .store
-            .set_project_limits(&project.id, &limits, self.clock.now(), &audit)
+            .update_project(&project.id, &change, self.clock.now(), &audit)
             .await?)
     }
 

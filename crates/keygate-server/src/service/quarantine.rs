@@ -1,24 +1,27 @@
 //! Keys taken out of use by keygate itself — a leak report, an anomaly policy — rather than by
-//! an admin: suspended or revoked with a system actor, audited, and dropped from every node's
-//! cache like any other change.
+//! an admin: suspended, revoked or throttled with a system actor, audited, and dropped from
+//! every node's cache like any other change.
 
-use keygate_core::{AuditAction, AuditDraft, KeyRecord, KeyStatus};
+use keygate_core::{AuditAction, AuditDraft, KeyRecord, KeyStatus, KeyThrottle};
 
 use super::Keygate;
 use crate::ServiceError;
 use crate::cache::InvalidateOnDrop;
 
 /// What a quarantine does to a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Quarantine {
     Suspend,
     Revoke,
+    /// Holds an active key to cut rates for a while.
+    Throttle(KeyThrottle),
 }
 
 impl Keygate {
-    /// Suspends or revokes `key` on behalf of `actor` (such as `leak-report:github`), with
-    /// `details` beside the reason in the audit event. Returns what was done: `suspended`,
-    /// `revoked`, or `none` when the key was already out of use that way.
+    /// Suspends, revokes or throttles `key` on behalf of `actor` (such as
+    /// `leak-report:github`), with `details` beside the reason in the audit event. Returns what
+    /// was done: `suspended`, `revoked`, `throttled`, or `none` when the key was already out of
+    /// use that way (or, for a throttle, not active).
     pub(crate) async fn quarantine_key(
         &self,
         key: &KeyRecord,
@@ -28,9 +31,11 @@ impl Keygate {
         details: serde_json::Value,
     ) -> Result<&'static str, ServiceError> {
         let now = self.clock.now();
-        let outcome = match (key.status(now), how) {
+        let outcome = match (key.status(now), &how) {
             (KeyStatus::Deleted | KeyStatus::Revoked, _)
             | (KeyStatus::Suspended, Quarantine::Suspend) => return Ok("none"),
+            (KeyStatus::Active, Quarantine::Throttle(_)) => "throttled",
+            (_, Quarantine::Throttle(_)) => return Ok("none"),
             (_, Quarantine::Suspend) => "suspended",
             (_, Quarantine::Revoke) => "revoked",
         };
@@ -39,6 +44,7 @@ impl Keygate {
             match how {
                 Quarantine::Suspend => AuditAction::KeySuspend,
                 Quarantine::Revoke => AuditAction::KeyRevoke,
+                Quarantine::Throttle(_) => AuditAction::KeyThrottle,
             },
         );
         audit.org_id = Some(key.org_id.to_string());
@@ -49,11 +55,21 @@ impl Keygate {
             _ => serde_json::Map::new(),
         };
         fields.insert("reason".into(), reason.into());
+        if let Quarantine::Throttle(throttle) = &how {
+            fields.insert("until".into(), throttle.until.to_rfc3339().into());
+            let rates: Vec<String> = throttle.requests.iter().map(ToString::to_string).collect();
+            fields.insert("requests".into(), rates.into());
+        }
         audit.details = serde_json::Value::Object(fields);
         let _invalidate = InvalidateOnDrop::new(self.invalidation.as_ref(), &key.id);
         match how {
             Quarantine::Suspend => self.store.suspend_key(&key.id, reason, now, &audit).await?,
             Quarantine::Revoke => self.store.revoke_key(&key.id, reason, now, &audit).await?,
+            Quarantine::Throttle(throttle) => {
+                self.store
+                    .throttle_key(&key.id, &throttle, now, &audit)
+                    .await?
+            }
         };
         Ok(outcome)
     }

@@ -67,7 +67,7 @@ macro_rules! impl_sql_helpers {
                     "INSERT INTO api_keys (",
                     $crate::sql::key_columns!(),
                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                     $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
+                     $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
                 ))
                 .bind(row.id)
                 .bind(row.kind)
@@ -94,6 +94,7 @@ macro_rules! impl_sql_helpers {
                 .bind(row.publishable_origins)
                 .bind(row.suspended_at)
                 .bind(row.suspended_reason)
+                .bind(row.throttle)
                 .execute(&mut **tx)
                 .await?;
                 Self::insert_secret_tx(tx, secret).await
@@ -159,7 +160,7 @@ macro_rules! impl_sql_helpers {
                      metadata = $6, updated_at = $7, revoked_at = $8, revoked_reason = $9, \
                      deleted_at = $10, rotate_every_ms = $11, rotated_at = $12, generation = $13, \
                      hint = $14, limits = $15, publishable_origins = $16, suspended_at = $17, \
-                     suspended_reason = $18 WHERE id = $1",
+                     suspended_reason = $18, throttle = $19 WHERE id = $1",
                 )
                 .bind(row.id)
                 .bind(row.name)
@@ -179,6 +180,7 @@ macro_rules! impl_sql_helpers {
                 .bind(row.publishable_origins)
                 .bind(row.suspended_at)
                 .bind(row.suspended_reason)
+                .bind(row.throttle)
                 .execute(&mut **tx)
                 .await?;
                 Ok(())

@@ -16,7 +16,7 @@ use keygate_core::{
 };
 use keygate_store::{
     AuditFilter, AuditSince, Bootstrap, Conflict, IdempotencyEntry, KeyFilter, Org, Project,
-    RotateOutcome, Rotation, StoreError,
+    ProjectChange, RotateOutcome, Rotation, StoreError,
 };
 use keygate_testkit::{Db, audit, new_key};
 
@@ -267,6 +267,7 @@ async fn listing_filters_and_paginates(db: Db) {
         name: "other".into(),
         created_at: T0,
         limits: KeyLimits::default(),
+        anomaly_actions: Default::default(),
     };
     w.db.store
         .create_project(&other, &audit(AuditAction::ProjectCreate))
@@ -783,11 +784,13 @@ async fn project_limits_round_trip(db: Db) {
         name: "limited".into(),
         created_at: at(6),
         limits: limits(),
+        anomaly_actions: [("spend_spike".to_owned(), "suspend".to_owned())].into(),
     };
     store
         .create_project(&limited, &audit(AuditAction::ProjectCreate))
         .await
         .unwrap();
+    let limited_id = limited.id.clone();
     assert_eq!(store.project(&limited.id).await.unwrap(), Some(limited));
 
     let cleared = store
@@ -801,6 +804,54 @@ async fn project_limits_round_trip(db: Db) {
         .unwrap();
     assert!(cleared.limits.is_empty());
     assert_eq!(store.project(&w.project.id).await.unwrap(), Some(cleared));
+
+    // Anomaly actions change alone: the limits stay; an empty map clears them.
+    let actions = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let change = |limits: Option<KeyLimits>, pairs: Option<&[(&str, &str)]>| ProjectChange {
+        limits,
+        anomaly_actions: pairs.map(actions),
+    };
+    store
+        .update_project(
+            &limited_id,
+            &change(None, Some(&[("request_spike", "throttle")])),
+            at(8),
+            &audit(AuditAction::ProjectUpdate),
+        )
+        .await
+        .unwrap();
+    let stored = store.project(&limited_id).await.unwrap().unwrap();
+    assert_eq!(stored.limits, limits());
+    assert_eq!(
+        stored.anomaly_actions,
+        actions(&[("request_spike", "throttle")])
+    );
+    let kept = store
+        .update_project(
+            &limited_id,
+            &change(Some(KeyLimits::default()), None),
+            at(9),
+            &audit(AuditAction::ProjectUpdate),
+        )
+        .await
+        .unwrap();
+    assert_eq!(kept.anomaly_actions, stored.anomaly_actions);
+    let none = store
+        .update_project(
+            &limited_id,
+            &change(None, Some(&[])),
+            at(10),
+            &audit(AuditAction::ProjectUpdate),
+        )
+        .await
+        .unwrap();
+    assert!(none.anomaly_actions.is_empty());
+    assert_eq!(store.project(&limited_id).await.unwrap(), Some(none));
 
     let head = store.audit_head().await.unwrap();
     let err = store

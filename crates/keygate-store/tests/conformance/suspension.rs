@@ -1,6 +1,6 @@
 //! A key's suspension: stored, listed by status, resumable, and never over a revocation.
 
-use keygate_core::{AuditAction, KeyStatus};
+use keygate_core::{AuditAction, KeyStatus, KeyThrottle, RequestRate};
 use keygate_store::{Conflict, KeyFilter, StoreError};
 use keygate_testkit::{Db, audit, new_key};
 
@@ -93,4 +93,59 @@ async fn suspension_is_stored_listed_and_undone(db: Db) {
     assert_eq!(verify_chain(&w).await, Ok(6));
 }
 
-keygate_testkit::on_both_databases!(suspension_is_stored_listed_and_undone);
+/// An anomaly's throttle: stored with the key, kept to the later end, lifted by a resume, and
+/// refused on a key that is not active.
+async fn a_throttle_is_stored_and_lifted_by_a_resume(db: Db) {
+    let w = world(db).await;
+    let store = &w.db.store;
+    let fx = new_key(&w.digest_key, &w.org.id, &w.project.id, at(0));
+    let id = fx.record.id.clone();
+    store
+        .create_key(&fx.record, &fx.secret, &audit(AuditAction::KeyCreate))
+        .await
+        .unwrap();
+    let throttle = |until: u64| KeyThrottle {
+        until: at(until),
+        requests: vec![RequestRate::parse("6/minute").unwrap()],
+        reason: "anomaly request_spike".into(),
+    };
+    let throttled = store
+        .throttle_key(&id, &throttle(100), at(1), &audit(AuditAction::KeyThrottle))
+        .await
+        .unwrap();
+    assert_eq!(throttled.throttle, Some(throttle(100)));
+    assert_eq!(store.key(&id).await.unwrap(), Some(throttled.clone()));
+    let shorter = store
+        .throttle_key(&id, &throttle(50), at(2), &audit(AuditAction::KeyThrottle))
+        .await
+        .unwrap();
+    assert_eq!(
+        shorter.throttle.unwrap().until,
+        at(100),
+        "the later end holds"
+    );
+    let resumed = store
+        .resume_key(&id, at(3), &audit(AuditAction::KeyResume))
+        .await
+        .unwrap();
+    assert_eq!(resumed.throttle, None);
+    assert_eq!(store.key(&id).await.unwrap().unwrap().throttle, None);
+    store
+        .suspend_key(&id, "leak", at(4), &audit(AuditAction::KeySuspend))
+        .await
+        .unwrap();
+    let refused = store
+        .throttle_key(&id, &throttle(200), at(5), &audit(AuditAction::KeyThrottle))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        refused,
+        StoreError::Conflict(Conflict::KeyNotMutable(KeyStatus::Suspended))
+    ));
+    assert_eq!(verify_chain(&w).await, Ok(6));
+}
+
+keygate_testkit::on_both_databases!(
+    suspension_is_stored_listed_and_undone,
+    a_throttle_is_stored_and_lifted_by_a_resume
+);

@@ -72,7 +72,7 @@ fn show(api: &ApiArgs, project: &Value) {
     } else {
         output::record(
             &output::with_readable_limits(project),
-            &["id", "name", "limits", "created_at"],
+            &["id", "name", "limits", "anomaly_actions", "created_at"],
         );
     }
 }
@@ -80,24 +80,34 @@ fn show(api: &ApiArgs, project: &Value) {
 async fn update(args: UpdateProjectArgs) -> Result<(), CliError> {
     let client = AdminClient::new(&args.api)?;
     let path = path(&args.project);
-    let limits = if args.no_limits {
-        json!({})
-    } else if args.limits.is_empty() {
+    let mut body = serde_json::Map::new();
+    if args.no_limits {
+        body.insert("limits".into(), json!({}));
+    } else if !args.limits.is_empty() {
+        body.insert(
+            "limits".into(),
+            limits::updated(&client, &path, &args.limits).await?,
+        );
+    }
+    if args.default_anomaly_actions {
+        body.insert("anomaly_actions".into(), json!({}));
+    } else if !args.anomaly_actions.is_empty() {
+        let actions: serde_json::Map<String, Value> = args
+            .anomaly_actions
+            .iter()
+            .map(|(detector, action)| (detector.clone(), Value::from(action.clone())))
+            .collect();
+        body.insert("anomaly_actions".into(), Value::Object(actions));
+    }
+    if body.is_empty() {
         return Err(CliError::Invalid(
             "nothing to change: pass at least one of --rate, --tokens, --concurrency, --quota, \
-             --budget or --no-limits"
+             --budget, --no-limits, --anomaly-action or --default-anomaly-actions"
                 .into(),
         ));
-    } else {
-        limits::updated(&client, &path, &args.limits).await?
-    };
+    }
     let reply = client
-        .call(
-            Method::PATCH,
-            &path,
-            Some(&json!({ "limits": limits })),
-            &[],
-        )
+        .call(Method::PATCH, &path, Some(&Value::Object(body)), &[])
         .await?;
     show(&args.api, &reply.body);
     Ok(())

@@ -36,6 +36,12 @@ pub(super) struct AnomaliesFile {
     auth_failures_per_minute: Option<u32>,
     /// How long a blocked source is refused, e.g. `"5m"`.
     source_block: Option<String>,
+    /// What a `throttle` action leaves of a key's request rates, in percent.
+    throttle_percent: Option<u8>,
+    /// How long a `throttle` action lasts, e.g. `"1h"`.
+    throttle_for: Option<String>,
+    /// The rate a `throttle` action gives a key without request rates, e.g. `"60/minute"`.
+    throttle_rate: Option<String>,
     #[serde(default)]
     actions: BTreeMap<String, AnomalyAction>,
 }
@@ -131,6 +137,23 @@ pub(super) fn anomaly_settings(
     }
     if let Some(block) = &file.source_block {
         settings.source_block = duration(block, "source_block is a duration such as \"5m\"")?;
+    }
+    if let Some(percent) = file.throttle_percent {
+        if !(1..=99).contains(&percent) {
+            return Err(ConfigError::BadAnomalies("throttle_percent is 1 to 99"));
+        }
+        settings.throttle_percent = percent;
+    }
+    if let Some(lasting) = &file.throttle_for {
+        settings.throttle_for = duration(lasting, "throttle_for is a duration such as \"1h\"")?;
+    }
+    if let Some(rate) = &file.throttle_rate {
+        settings.throttle_rate = keygate_core::RequestRate::parse(rate)
+            .ok()
+            .filter(|r| r.limit > 0)
+            .ok_or(ConfigError::BadAnomalies(
+                "throttle_rate is a rate such as \"60/minute\"",
+            ))?;
     }
     for (name, action) in file.actions {
         let kind = DetectorKind::parse(&name).ok_or(ConfigError::BadAnomalies(

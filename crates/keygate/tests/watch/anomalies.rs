@@ -239,3 +239,162 @@ async fn a_burst_of_bad_keys_blocks_its_source() {
     assert_eq!(audit["data"][0]["target"], "127.0.0.1");
     assert!(!server.log().contains(&good), "a key is in the log");
 }
+
+/// A project's own policy over the server's: its spiking key is throttled — cut to the
+/// configured rate for a while, on the next request — rather than only alerted on, and a
+/// resume lifts the throttle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_policy_throttles_a_spiking_key() {
+    let mock = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keygate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[providers.up]
+kind = "openai"
+base_url = "{}/v1"
+credential = "env::UPSTREAM_KEY"
+
+[model_groups.chat]
+deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
+
+[anomalies]
+learning = "0s"
+min_requests_per_minute = 5
+cooldown = "1h"
+throttle_for = "1h"
+throttle_rate = "2/minute"
+
+[anomalies.actions]
+request_spike = "alert"
+"#,
+            mock.origin()
+        ),
+    )
+    .unwrap();
+    let server = ServerProcess::start(
+        dir.path(),
+        &[
+            ("KEYGATE_CONFIG", config.to_str().unwrap()),
+            ("UPSTREAM_KEY", UPSTREAM_KEY),
+        ],
+    );
+    let owner = server.owner_token();
+    let project = cli_json(
+        &server,
+        &owner,
+        &[
+            "projects",
+            "update",
+            "default",
+            "--anomaly-action",
+            "request_spike=throttle",
+        ],
+    );
+    assert_eq!(
+        project["anomaly_actions"],
+        json!({"request_spike": "throttle"})
+    );
+    let refused = server.cli(
+        &[
+            "projects",
+            "update",
+            "default",
+            "--anomaly-action",
+            "request_spike=shout",
+        ],
+        Some(&owner),
+        None,
+    );
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("record, alert, throttle or suspend"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let made = server.cli(
+        &[
+            "keys",
+            "create",
+            "--name",
+            "busy",
+            "--scope",
+            "models:chat",
+            "--quiet",
+        ],
+        Some(&owner),
+        None,
+    );
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let key = text(&made.stdout).trim().to_owned();
+    let http = reqwest::Client::new();
+    let key_id = verify(&http, &server.url, &key).await["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let chat = || {
+        http.post(format!("{}/v1/chat/completions", server.url))
+            .bearer_auth(&key)
+            .json(&json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(chat().await.unwrap().status(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let throttle = loop {
+        let shown = cli_json(&server, &owner, &["keys", "show", &key_id]);
+        if !shown["throttle"].is_null() {
+            break shown["throttle"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not throttled; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(throttle["requests"], json!([{"limit": 2, "per": "minute"}]));
+    assert!(
+        throttle["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("anomaly request_spike"),
+        "{throttle}"
+    );
+    // Two a minute: the third is refused, and told when to come back.
+    let statuses = [
+        chat().await.unwrap().status(),
+        chat().await.unwrap().status(),
+    ];
+    assert_eq!(statuses.map(|s| s.as_u16()), [200, 200]);
+    let slowed = chat().await.unwrap();
+    assert_eq!(slowed.status(), 429);
+    assert!(slowed.headers().contains_key("retry-after"));
+    let body: Value = slowed.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    let audit = cli_json(
+        &server,
+        &owner,
+        &["audit", "list", "--action", "key.throttle"],
+    );
+    assert_eq!(audit["data"][0]["target"], key_id.as_str());
+    assert_eq!(audit["data"][0]["actor"], "anomaly:request_spike");
+
+    // A resume lifts it at once.
+    let resumed = cli_json(
+        &server,
+        &owner,
+        &[
+            "keys",
+            "resume",
+            &key_id,
+            "--reason",
+            "a load test, announced",
+        ],
+    );
+    assert!(resumed["throttle"].is_null(), "{resumed}");
+    assert_eq!(chat().await.unwrap().status(), 200);
+}

@@ -93,6 +93,32 @@ pub struct BudgetParam {
     pub throttle: Option<RateParam>,
 }
 
+/// An anomaly's throttle on a key: until `until`, its requests are held to `requests` (its own
+/// request rates cut) instead of them. It lapses on its own; `resume` lifts it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ThrottleView {
+    pub until: String,
+    pub requests: Vec<RateParam>,
+    pub reason: String,
+}
+
+impl From<&keygate_core::KeyThrottle> for ThrottleView {
+    fn from(throttle: &keygate_core::KeyThrottle) -> Self {
+        Self {
+            until: throttle.until.to_rfc3339(),
+            requests: throttle
+                .requests
+                .iter()
+                .map(|rate| RateParam {
+                    limit: rate.limit,
+                    per: per_param(rate.per),
+                })
+                .collect(),
+            reason: throttle.reason.clone(),
+        }
+    }
+}
+
 /// A window in UTC. Budgets take `day` or `month` only.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

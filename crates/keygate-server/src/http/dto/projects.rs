@@ -1,7 +1,9 @@
 //! Bodies of the project routes.
 
 use keygate_core::KeyLimits;
-use keygate_store::Project;
+use std::collections::BTreeMap;
+
+use keygate_store::{Project, ProjectChange};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -29,24 +31,34 @@ impl CreateProjectBody {
     }
 }
 
-/// A change to a project. `limits` replaces every limit at once; `{}` or `null` removes them.
+/// A change to a project; a field left out stays as it is. `limits` replaces every limit at
+/// once (`{}` or `null` removes them); `anomaly_actions` replaces the project's actions, by
+/// detector (`{"spend_spike": "suspend"}`; `{}` or `null` falls back to the server's).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProjectBody {
     #[serde(default, deserialize_with = "super::double_option")]
     #[schema(value_type = Option<LimitsParam>)]
     pub limits: Option<Option<serde_json::Value>>,
+    #[serde(default, deserialize_with = "super::double_option")]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    pub anomaly_actions: Option<Option<BTreeMap<String, String>>>,
 }
 
 impl UpdateProjectBody {
-    pub fn into_limits(self) -> Result<KeyLimits, ApiError> {
-        // Only the limits can change today, so a body without them would change nothing.
-        let Some(limits) = self.limits else {
+    pub fn into_change(self) -> Result<ProjectChange, ApiError> {
+        if self.limits.is_none() && self.anomaly_actions.is_none() {
             return Err(ApiError::validation(
-                "body: at least one field to change (limits)",
+                "body: at least one field to change (limits, anomaly_actions)",
             ));
-        };
-        limits.map_or_else(|| Ok(KeyLimits::default()), parse_limits)
+        }
+        Ok(ProjectChange {
+            limits: self
+                .limits
+                .map(|limits| limits.map_or_else(|| Ok(KeyLimits::default()), parse_limits))
+                .transpose()?,
+            anomaly_actions: self.anomaly_actions.map(Option::unwrap_or_default),
+        })
     }
 }
 
@@ -58,6 +70,8 @@ pub struct ProjectView {
     /// Limits counted for all the project's keys together, beside each key's own; `{}` when
     /// the project has none.
     pub limits: LimitsParam,
+    /// The project's own anomaly actions, by detector, over the server's; `{}` when none.
+    pub anomaly_actions: BTreeMap<String, String>,
 }
 
 impl From<&Project> for ProjectView {
@@ -67,6 +81,7 @@ impl From<&Project> for ProjectView {
             name: p.name.clone(),
             created_at: p.created_at.to_rfc3339(),
             limits: LimitsParam::from(&p.limits),
+            anomaly_actions: p.anomaly_actions.clone(),
         }
     }
 }

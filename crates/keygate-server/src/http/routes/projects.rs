@@ -59,8 +59,8 @@ pub async fn show(
     Ok(Json(ProjectView::from(&project)))
 }
 
-/// Replace a project's limits, counted for all its keys together. Needs an
-/// organisation-wide owner or admin token.
+/// Change a project's limits, counted for all its keys together, and its anomaly actions.
+/// Needs an organisation-wide owner or admin token.
 #[utoipa::path(patch, path = "/admin/v1/projects/{project}", tag = "projects",
     params(("project" = String, Path, description = "Project id (`proj_…`) or name")),
     request_body = UpdateProjectBody,
@@ -74,10 +74,10 @@ pub async fn update(
     Path(project): Path<String>,
     ApiJson(body): ApiJson<UpdateProjectBody>,
 ) -> Result<Json<ProjectView>, ApiError> {
-    let limits = body.into_limits()?;
+    let change = body.into_change()?;
     let project = state
         .keygate
-        .set_project_limits(&caller, &project, limits)
+        .update_project(&caller, &project, change)
         .await?;
     Ok(Json(ProjectView::from(&project)))
 }
