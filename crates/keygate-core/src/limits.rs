@@ -316,9 +316,9 @@ pub struct KeyLimits {
     pub budgets: Vec<Budget>,
 }
 
-/// A throttle an anomaly put on a key: until `until`, its requests are held to `requests` (a
-/// fraction of its own request rates) instead of them. It lapses on its own; resuming the key
-/// lifts it.
+/// A throttle an anomaly put on a key: until `until`, its requests are also held to
+/// `requests` (a fraction of its own request rates when it was set). It lapses on its own;
+/// resuming the key lifts it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyThrottle {

@@ -265,27 +265,36 @@ impl Anomalies {
     }
 
     /// The finding's project's action for its detector, else the server's.
-    async fn action_for(&self, finding: &Finding) -> Result<AnomalyAction, ServiceError> {
+    async fn action_for(&self, finding: &Finding) -> AnomalyAction {
         let detector = finding.kind.as_str();
-        if let Some(project) = &finding.project_id
-            && let Some(project) = self.keygate.store().project(project).await?
-            && let Some(action) = project
-                .anomaly_actions
-                .get(detector)
-                .and_then(|a| AnomalyAction::parse(a))
-        {
-            return Ok(action);
+        if let Some(project) = &finding.project_id {
+            match self.keygate.store().project(project).await {
+                Ok(Some(project)) => {
+                    if let Some(action) = project
+                        .anomaly_actions
+                        .get(detector)
+                        .and_then(|a| AnomalyAction::parse(a))
+                    {
+                        return action;
+                    }
+                }
+                Ok(None) => {}
+                // The finding is kept and acted on by the server's policy.
+                Err(err) => tracing::warn!(
+                    error = %err,
+                    "a project's anomaly actions could not be read; the server's apply"
+                ),
+            }
         }
-        Ok(self
-            .settings
+        self.settings
             .actions
             .get(&finding.kind)
             .copied()
-            .unwrap_or(AnomalyAction::Alert))
+            .unwrap_or(AnomalyAction::Alert)
     }
 
     async fn act(&self, finding: Finding) -> Result<(), ServiceError> {
-        let action = self.action_for(&finding).await?;
+        let action = self.action_for(&finding).await;
         let id = AnomalyId::generate();
         let detector = finding.kind.as_str();
         self.keygate

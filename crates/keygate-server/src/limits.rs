@@ -419,17 +419,22 @@ impl Limiter {
     }
 
     /// Throttles `owner`'s budget per `per` of `key` until `until` (the window's end), or
-    /// lifts the throttle.
+    /// lifts the throttle, at `now`.
     pub fn throttle_budget(
         &self,
         key: &CachedKey,
         owner: Owner,
         per: Window,
         until: Option<keygate_core::Timestamp>,
+        now: keygate_core::Timestamp,
     ) {
+        let micros = |t: keygate_core::Timestamp| u64::try_from(t.as_millis()).unwrap_or(0) * 1_000;
         if let Some(prefix) = plan::prefix(key, owner) {
-            let until = until.map(|t| u64::try_from(t.as_millis()).unwrap_or(0) * 1_000);
-            self.throttles.set(&plan::budget_name(&prefix, per), until);
+            self.throttles.set(
+                &plan::budget_name(&prefix, per),
+                until.map(micros),
+                micros(now),
+            );
         }
     }
 

@@ -6,8 +6,8 @@
 //! - a budget at or past one of its `alert_at` percentages → `budget.threshold`;
 //! - a budget at or past its `throttle_at` → throttled on this node until its window ends
 //!   (`budget.throttled`), lifted if a raise brings it back under;
-//! - a quota with nothing left, or a request a quota or budget refused → `quota.exhausted`, or
-//!   the budget's 100 % threshold.
+//! - a quota with nothing left, or a request a quota refused → `quota.exhausted`; a request a
+//!   budget refused → a `budget.threshold` of its own (`"refused": true`) if it alerts at 100 %.
 //!
 //! Each announcement is an audit event written with a one-time marker (the window's start), so
 //! every node may see the same crossing and the webhooks still hear of it once.
@@ -45,6 +45,9 @@ pub async fn run(keygate: Arc<Keygate>, limiter: Arc<Limiter>, stop: Cancellatio
         limiter,
         announced: Mutex::default(),
     };
+    // The limiter takes one listener: a second run on it hears of no refusal, but still
+    // watches its records.
+    let mut hearing = true;
     loop {
         tokio::select! {
             batch = batches.recv() => match batch {
@@ -55,9 +58,9 @@ pub async fn run(keygate: Arc<Keygate>, limiter: Arc<Limiter>, stop: Cancellatio
                 }
                 None => return,
             },
-            refusal = refusals.recv() => match refusal {
+            refusal = refusals.recv(), if hearing => match refusal {
                 Some(refusal) => task.refused(&refusal).await,
-                None => return,
+                None => hearing = false,
             },
             () = stop.cancelled() => return,
         }
@@ -73,7 +76,7 @@ struct Spenders {
 
 impl UsageWatcher for Spenders {
     fn observe(&self, records: &[keygate_core::UsageRecord]) {
-        let mut keys: Vec<KeyId> = Vec::new();
+        let mut keys: HashSet<KeyId> = HashSet::new();
         for record in records {
             if keys.contains(&record.key_id) {
                 continue;
@@ -83,11 +86,11 @@ impl UsageWatcher for Spenders {
             };
             let counted = |l: &keygate_core::KeyLimits| !l.budgets.is_empty() || l.quota.is_some();
             if counted(&key.record.limits) || counted(&key.project_limits) {
-                keys.push(record.key_id.clone());
+                keys.insert(record.key_id.clone());
             }
         }
         if !keys.is_empty() {
-            let _ = self.found.try_send(keys);
+            let _ = self.found.try_send(keys.into_iter().collect());
         }
     }
 
@@ -102,8 +105,10 @@ struct Notice<'a> {
     key: &'a CachedKey,
     owner: Owner,
     window: Window,
-    /// The percentage it is about, for a budget's.
-    percent: Option<u8>,
+    /// What it is about within the window: a budget's percentage, a refusal.
+    about: Option<String>,
+    /// When the limits were read: the window is the one holding it.
+    at: Timestamp,
     details: serde_json::Value,
 }
 
@@ -130,7 +135,7 @@ impl Thresholds {
                     }
                 }
                 Counted::Quota(per) if limit.state.remaining == 0 => {
-                    self.quota_spent(&key, limit.owner, per, limit.state.limit)
+                    self.quota_spent(&key, limit.owner, per, limit.state.limit, now)
                         .await;
                 }
                 _ => {}
@@ -163,7 +168,8 @@ impl Thresholds {
                 key,
                 owner: limit.owner,
                 window: per,
-                percent: Some(threshold),
+                about: Some(threshold.to_string()),
+                at: now,
                 details: figures(serde_json::json!({ "percent": threshold })),
             })
             .await;
@@ -172,14 +178,15 @@ impl Thresholds {
             let over = percent >= at;
             let (_, end) = window_bounds(per, now);
             self.limiter
-                .throttle_budget(key, limit.owner, per, over.then_some(end));
+                .throttle_budget(key, limit.owner, per, over.then_some(end), now);
             if over {
                 self.announce(Notice {
                     action: AuditAction::BudgetThrottled,
                     key,
                     owner: limit.owner,
                     window: per,
-                    percent: Some(at),
+                    about: Some(at.to_string()),
+                    at: now,
                     details: figures(serde_json::json!({
                         "percent": at,
                         "throttle": rate.to_string(),
@@ -192,15 +199,18 @@ impl Thresholds {
     }
 
     /// A request a quota or a budget refused: the quota is spent; the budget cannot pay for
-    /// what is asked of it, which its 100 % threshold announces.
+    /// what is asked of it — announced, if the budget alerts at 100 %, once per window as a
+    /// threshold event of its own (`"refused": true`, with the percentage used), apart from
+    /// the 100 % crossing.
     async fn refused(&self, refusal: &Exhausted) {
         let Some(key) = self.keygate.cache().key(&refusal.key_id) else {
             return;
         };
+        let now = self.keygate.clock().now();
         let limit = &refusal.limit;
         match limit.counted {
             Counted::Quota(per) => {
-                self.quota_spent(&key, limit.owner, per, limit.state.limit)
+                self.quota_spent(&key, limit.owner, per, limit.state.limit, now)
                     .await;
             }
             Counted::Budget(per) => {
@@ -208,16 +218,18 @@ impl Thresholds {
                     .is_some_and(|b| b.alerts().iter().any(|p| p == 100));
                 if alerts_whole {
                     let (max, left) = (limit.state.limit, limit.state.remaining);
+                    let used = max.saturating_sub(left);
                     self.announce(Notice {
                         action: AuditAction::BudgetThreshold,
                         key: &key,
                         owner: limit.owner,
                         window: per,
-                        percent: Some(100),
+                        about: Some("refused".to_owned()),
+                        at: now,
                         details: serde_json::json!({
-                            "percent": 100,
+                            "percent": used.saturating_mul(100) / max.max(1),
                             "limit_usd": dollars(max),
-                            "used_usd": dollars(max.saturating_sub(left)),
+                            "used_usd": dollars(used),
                             "refused": true,
                         }),
                     })
@@ -228,13 +240,21 @@ impl Thresholds {
         }
     }
 
-    async fn quota_spent(&self, key: &CachedKey, owner: Owner, per: Window, amount: u64) {
+    async fn quota_spent(
+        &self,
+        key: &CachedKey,
+        owner: Owner,
+        per: Window,
+        amount: u64,
+        at: Timestamp,
+    ) {
         self.announce(Notice {
             action: AuditAction::QuotaExhausted,
             key,
             owner,
             window: per,
-            percent: None,
+            about: None,
+            at,
             details: serde_json::json!({ "amount": amount }),
         })
         .await;
@@ -251,10 +271,10 @@ impl Thresholds {
             },
         };
         let now = self.keygate.clock().now();
-        let (start, end) = window_bounds(notice.window, now);
+        let (start, end) = window_bounds(notice.window, notice.at);
         let kind = notice.action.as_str();
-        let target = match notice.percent {
-            Some(percent) => format!("{owner_id}:{}:{percent}", notice.window.as_str()),
+        let target = match &notice.about {
+            Some(about) => format!("{owner_id}:{}:{about}", notice.window.as_str()),
             None => format!("{owner_id}:{}", notice.window.as_str()),
         };
         let memo = format!("{kind}|{target}|{}", start.as_millis());

@@ -114,11 +114,25 @@ fn limits_text(limits: &Value) -> String {
             format!("{} per {}", text(&quota["amount"]), text(&quota["per"]))
         }),
         each("budgets", &|budget| {
-            format!(
+            let mut shown = format!(
                 "${} per {}",
                 dollars(&text(&budget["usd"])),
                 text(&budget["per"])
-            )
+            );
+            if let Some(alerts) = budget["alert_at"].as_array() {
+                let list: Vec<String> = alerts.iter().map(|p| format!("{}%", text(p))).collect();
+                shown.push_str(&format!(" (alerts at {})", list.join(" ")));
+            }
+            if !budget["throttle_at"].is_null() {
+                let rate = &budget["throttle"];
+                shown.push_str(&format!(
+                    " (past {}%, {}/{})",
+                    text(&budget["throttle_at"]),
+                    text(&rate["limit"]),
+                    text(&rate["per"])
+                ));
+            }
+            shown
         }),
     ];
     let parts: Vec<String> = parts.into_iter().flatten().collect();
@@ -151,7 +165,7 @@ pub const KEY_COLUMNS: [(&str, &str); 7] = [
     ("LAST USED", "last_used_at"),
 ];
 
-const KEY_FIELDS: [&str; 24] = [
+const KEY_FIELDS: [&str; 25] = [
     "id",
     "project_id",
     "name",
@@ -172,6 +186,7 @@ const KEY_FIELDS: [&str; 24] = [
     "revoked_reason",
     "suspended_at",
     "suspended_reason",
+    "throttle",
     "rotate_every_seconds",
     "rotated_at",
     "rotation_due_at",

@@ -50,7 +50,7 @@ impl Plan {
             what: Vec::new(),
             caps: Vec::new(),
         };
-        // An anomaly's throttle holds the key to its cut rates instead of its own.
+        // An anomaly's throttle holds the key to its cut rates too.
         let throttled = key
             .record
             .throttle
@@ -74,19 +74,9 @@ impl Plan {
         plan
     }
 
-    /// Replaces `owner`'s request rates with `rates`, counted apart from them.
+    /// Adds `rates` beside `owner`'s own request rates, counted apart from them: the
+    /// lower of the two holds.
     fn held_to(&mut self, owner: Owner, prefix: &str, rates: &[keygate_core::RequestRate]) {
-        let own = |(_, what): &(&Check, &(Owner, Counted))| {
-            what.0 == owner && matches!(what.1, Counted::Requests(_))
-        };
-        let (checks, what): (Vec<Check>, Vec<(Owner, Counted)>) = self
-            .checks
-            .drain(..)
-            .zip(self.what.drain(..))
-            .filter(|(check, what)| !own(&(check, what)))
-            .unzip();
-        self.checks = checks;
-        self.what = what;
         for rate in rates {
             self.checks.push(Check {
                 key: format!("{prefix}:requests:{}:throttled", rate.per.as_str()),

@@ -5,20 +5,22 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{PoisonError, RwLock};
 
 /// The budgets throttled on this node: each budget's limit name, until when (µs).
 #[derive(Debug, Default)]
 pub struct Throttles {
-    until: Mutex<HashMap<String, u64>>,
+    until: RwLock<HashMap<String, u64>>,
     /// Whether any budget is throttled: most requests never take the lock.
     any: AtomicBool,
 }
 
 impl Throttles {
-    /// Throttles the budget `name` until `until` (µs), or lifts its throttle.
-    pub fn set(&self, name: &str, until: Option<u64>) {
-        let mut map = self.until.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Throttles the budget `name` until `until` (µs), or lifts its throttle; marks whose
+    /// window ended by `now` (µs) are dropped.
+    pub fn set(&self, name: &str, until: Option<u64>, now: u64) {
+        let mut map = self.until.write().unwrap_or_else(PoisonError::into_inner);
+        map.retain(|_, end| *end > now);
         match until {
             Some(until) => {
                 map.insert(name.to_owned(), until);
@@ -35,16 +37,8 @@ impl Throttles {
         if !self.any.load(Ordering::Acquire) {
             return false;
         }
-        let mut map = self.until.lock().unwrap_or_else(PoisonError::into_inner);
-        match map.get(name) {
-            Some(until) if *until > now => true,
-            Some(_) => {
-                map.remove(name);
-                self.any.store(!map.is_empty(), Ordering::Release);
-                false
-            }
-            None => false,
-        }
+        let map = self.until.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(name).is_some_and(|until| *until > now)
     }
 }
 
@@ -56,13 +50,13 @@ mod tests {
     fn a_throttle_lasts_until_its_window_ends_or_is_lifted() {
         let throttles = Throttles::default();
         assert!(!throttles.active("b", 10));
-        throttles.set("b", Some(100));
+        throttles.set("b", Some(100), 0);
         assert!(throttles.active("b", 10));
         assert!(!throttles.active("other", 10));
         assert!(!throttles.active("b", 100), "the window ended");
-        assert!(!throttles.active("b", 10), "and the mark is gone");
-        throttles.set("b", Some(100));
-        throttles.set("b", None);
-        assert!(!throttles.active("b", 10), "lifted");
+        throttles.set("c", Some(300), 200);
+        assert!(!throttles.active("b", 10), "and its mark is gone");
+        throttles.set("c", None, 200);
+        assert!(!throttles.active("c", 250), "lifted");
     }
 }

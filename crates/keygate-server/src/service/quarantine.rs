@@ -56,7 +56,11 @@ impl Keygate {
         };
         fields.insert("reason".into(), reason.into());
         if let Quarantine::Throttle(throttle) = &how {
-            fields.insert("until".into(), throttle.until.to_rfc3339().into());
+            // The store keeps the later end of a throttle already running.
+            let until = key
+                .throttled(now)
+                .map_or(throttle.until, |t| t.until.max(throttle.until));
+            fields.insert("until".into(), until.to_rfc3339().into());
             let rates: Vec<String> = throttle.requests.iter().map(ToString::to_string).collect();
             fields.insert("requests".into(), rates.into());
         }

@@ -106,14 +106,7 @@ impl From<&keygate_core::KeyThrottle> for ThrottleView {
     fn from(throttle: &keygate_core::KeyThrottle) -> Self {
         Self {
             until: throttle.until.to_rfc3339(),
-            requests: throttle
-                .requests
-                .iter()
-                .map(|rate| RateParam {
-                    limit: rate.limit,
-                    per: per_param(rate.per),
-                })
-                .collect(),
+            requests: throttle.requests.iter().map(rate_param).collect(),
             reason: throttle.reason.clone(),
         }
     }
@@ -138,6 +131,13 @@ fn per_param(per: Per) -> PerParam {
     }
 }
 
+fn rate_param(rate: &keygate_core::RequestRate) -> RateParam {
+    RateParam {
+        limit: rate.limit,
+        per: per_param(rate.per),
+    }
+}
+
 fn window_param(window: Window) -> WindowParam {
     match window {
         Window::Minute => WindowParam::Minute,
@@ -150,14 +150,7 @@ fn window_param(window: Window) -> WindowParam {
 impl From<&KeyLimits> for LimitsParam {
     fn from(limits: &KeyLimits) -> Self {
         Self {
-            requests: limits
-                .requests
-                .iter()
-                .map(|rate| RateParam {
-                    limit: rate.limit,
-                    per: per_param(rate.per),
-                })
-                .collect(),
+            requests: limits.requests.iter().map(rate_param).collect(),
             tokens: limits
                 .tokens
                 .iter()
@@ -179,10 +172,7 @@ impl From<&KeyLimits> for LimitsParam {
                     per: window_param(budget.per),
                     alert_at: budget.alert_at.map(|p| p.iter().collect()),
                     throttle_at: budget.throttle_at,
-                    throttle: budget.throttle.map(|rate| RateParam {
-                        limit: rate.limit,
-                        per: per_param(rate.per),
-                    }),
+                    throttle: budget.throttle.as_ref().map(rate_param),
                 })
                 .collect(),
         }
