@@ -21,19 +21,25 @@ fn cli_json(server: &ServerProcess, owner: &str, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_spike_suspends_the_key_and_is_announced() {
-    let mock = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("keygate.toml");
-    // No learning period and a floor of five requests a minute: the fifth request of a new
-    // key is far above its (empty) baseline.
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-webhooks_allow_private = true
-webhook_retries = ["200ms"]
+/// A server whose anomaly detectors judge at once: no learning period and a floor of five
+/// requests a minute, so the fifth request of a new key is far above its (empty) baseline.
+/// `top` goes before the tables, `anomalies` at the end of `[anomalies]`.
+struct Spiking {
+    server: ServerProcess,
+    dir: tempfile::TempDir,
+    _upstream: MockOpenAi,
+}
+
+impl Spiking {
+    async fn start(top: &str, anomalies: &str) -> Self {
+        let upstream = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("keygate.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+{top}
 
 [providers.up]
 kind = "openai"
@@ -47,21 +53,39 @@ deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
 learning = "0s"
 min_requests_per_minute = 5
 cooldown = "1h"
-
-[anomalies.actions]
-request_spike = "suspend"
+{anomalies}
 "#,
-            mock.origin()
-        ),
+                upstream.origin()
+            ),
+        )
+        .unwrap();
+        let server = ServerProcess::start(
+            dir.path(),
+            &[
+                ("KEYGATE_CONFIG", config.to_str().unwrap()),
+                ("UPSTREAM_KEY", UPSTREAM_KEY),
+            ],
+        );
+        Self {
+            server,
+            dir,
+            _upstream: upstream,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_spike_suspends_the_key_and_is_announced() {
+    // Bound in this order so that the server stops first, then its upstream and directory go.
+    let Spiking {
+        dir,
+        _upstream,
+        server,
+    } = Spiking::start(
+        "webhooks_allow_private = true\nwebhook_retries = [\"200ms\"]",
+        "[anomalies.actions]\nrequest_spike = \"suspend\"",
     )
-    .unwrap();
-    let server = ServerProcess::start(
-        dir.path(),
-        &[
-            ("KEYGATE_CONFIG", config.to_str().unwrap()),
-            ("UPSTREAM_KEY", UPSTREAM_KEY),
-        ],
-    );
+    .await;
     let owner = server.owner_token();
     let receiver = Receiver::start(dir.path(), 0, None);
     let created = cli_json(
@@ -245,42 +269,16 @@ async fn a_burst_of_bad_keys_blocks_its_source() {
 /// resume lifts the throttle.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_project_policy_throttles_a_spiking_key() {
-    let mock = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("keygate.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[providers.up]
-kind = "openai"
-base_url = "{}/v1"
-credential = "env::UPSTREAM_KEY"
-
-[model_groups.chat]
-deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
-
-[anomalies]
-learning = "0s"
-min_requests_per_minute = 5
-cooldown = "1h"
-throttle_for = "1h"
-throttle_rate = "2/minute"
-
-[anomalies.actions]
-request_spike = "alert"
-"#,
-            mock.origin()
-        ),
+    let Spiking {
+        dir: _dir,
+        _upstream,
+        server,
+    } = Spiking::start(
+        "",
+        "throttle_for = \"1h\"\nthrottle_rate = \"2/minute\"\n\n\
+         [anomalies.actions]\nrequest_spike = \"alert\"",
     )
-    .unwrap();
-    let server = ServerProcess::start(
-        dir.path(),
-        &[
-            ("KEYGATE_CONFIG", config.to_str().unwrap()),
-            ("UPSTREAM_KEY", UPSTREAM_KEY),
-        ],
-    );
+    .await;
     let owner = server.owner_token();
     let project = cli_json(
         &server,
