@@ -48,6 +48,7 @@ pub enum AuditAction {
     BudgetThreshold,
     BudgetThrottled,
     QuotaExhausted,
+    CreditsAdd,
 }
 
 impl AuditAction {
@@ -92,6 +93,7 @@ impl AuditAction {
             Self::BudgetThreshold => "budget.threshold",
             Self::BudgetThrottled => "budget.throttled",
             Self::QuotaExhausted => "quota.exhausted",
+            Self::CreditsAdd => "credits.add",
         }
     }
 }

@@ -314,6 +314,11 @@ pub struct KeyLimits {
     /// reserved before it is sent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub budgets: Vec<Budget>,
+    /// Prepaid credits: the dollars granted so far (topped up through the API), never reset.
+    /// LLM spend draws them down like a budget; at zero, requests are refused
+    /// (`credits_exhausted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credits: Option<MicroUsd>,
 }
 
 /// A throttle an anomaly put on a key: until `until`, its requests are also held to
@@ -472,6 +477,14 @@ impl KeyLimits {
                     "at most one budget per window",
                 ));
             }
+        }
+        if let Some(credits) = self.credits
+            && (credits.0 < 0 || credits > MAX_BUDGET)
+        {
+            return Err(ValidationError::new(
+                "limits.credits",
+                "credits of 0 to 1000000000 dollars",
+            ));
         }
         if let Some(cap) = self.concurrency
             && (cap == 0 || cap > MAX_CONCURRENCY)

@@ -396,8 +396,10 @@ impl LocalLimiter {
 
 /// Whether a count of the window starting at `start` may still be counting at `now`: no
 /// window is longer than a month.
+/// Whether a count of the window starting at `start` may still be current: one of the last
+/// month, or of the window that never turns (which starts at 0).
 fn may_be_current(start: u64, now: u64) -> bool {
-    start.saturating_add(MONTH) > now
+    start == 0 || start.saturating_add(MONTH) > now
 }
 
 #[cfg(test)]
@@ -541,6 +543,35 @@ mod tests {
         assert_eq!(limiter.len(), 1, "still recovering");
         limiter.prune(NOW + 60_000_000);
         assert!(limiter.is_empty());
+    }
+
+    /// Prepaid credits: a budget whose window never turns, kept and restored however old.
+    #[test]
+    fn credits_never_reset_nor_are_pruned() {
+        let credits = |cost| Check {
+            key: "c".to_owned(),
+            limit: Limit::Budget {
+                limit: 1_000,
+                window: Window::Forever,
+            },
+            cost,
+        };
+        let limiter = LocalLimiter::new();
+        assert!(limiter.check(NOW, &[credits(600)]).admitted());
+        let years_later = NOW + 400 * 86_400 * 1_000_000;
+        limiter.prune(years_later);
+        assert!(
+            !limiter.check(years_later, &[credits(600)]).admitted(),
+            "what was spent stays spent"
+        );
+        let saved = limiter.changed_counts();
+        assert_eq!(saved.len(), 1);
+        assert_eq!(saved[0].window_start, 0);
+        let restarted = LocalLimiter::new();
+        assert_eq!(restarted.restore(&saved, years_later), 1);
+        let refused = restarted.check(years_later, &[credits(600)]);
+        assert!(!refused.admitted());
+        assert_eq!(refused.states[0].remaining, 400);
     }
 
     fn quota(key: &str, amount: u64) -> Check {

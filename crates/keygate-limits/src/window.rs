@@ -16,7 +16,14 @@ pub enum Window {
     Day,
     /// A calendar month, in UTC.
     Month,
+    /// One window that never turns (prepaid credits): it starts at 0 and ends at
+    /// [`FOREVER_END`].
+    Forever,
 }
+
+/// The end of the window that never turns: 2^52 µs (in 2112), below the 2^53 where the Redis
+/// script's doubles stop being exact.
+pub const FOREVER_END: u64 = 1 << 52;
 
 impl Window {
     /// The start and end (µs since the epoch) of the window holding `now`.
@@ -30,6 +37,7 @@ impl Window {
             Self::Hour => fixed(HOUR),
             Self::Day => fixed(DAY),
             Self::Month => month(now).unwrap_or_else(|| fixed(DAY)),
+            Self::Forever => (0, FOREVER_END),
         }
     }
 
@@ -39,6 +47,7 @@ impl Window {
             Self::Hour => "hour",
             Self::Day => "day",
             Self::Month => "month",
+            Self::Forever => "forever",
         }
     }
 }

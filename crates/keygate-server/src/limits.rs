@@ -112,6 +112,8 @@ pub enum Counted {
     Budget(Window),
     /// The requests a budget of this window allows per period once past its throttle point.
     Throttle(Window, Per),
+    /// Prepaid credits, never reset.
+    Credits,
 }
 
 impl Counted {
@@ -124,6 +126,7 @@ impl Counted {
             Self::Quota(_) => "quota",
             Self::Budget(_) => "budget",
             Self::Throttle(..) => "budget_throttle",
+            Self::Credits => "credits",
         }
     }
 
@@ -132,6 +135,7 @@ impl Counted {
         match self {
             Self::Requests(per) | Self::Tokens(per) | Self::Throttle(_, per) => per.as_str(),
             Self::Quota(window) | Self::Budget(window) => window.as_str(),
+            Self::Credits => "total",
         }
     }
 }
@@ -197,6 +201,7 @@ impl Refusal {
                 Counted::Quota(_) => "quota_exhausted",
                 Counted::Budget(_) => "budget_exceeded",
                 Counted::Throttle(..) => "budget_throttled",
+                Counted::Credits => "credits_exhausted",
             },
             Self::Concurrency { .. } => "concurrency_limited",
             Self::Unavailable => "limits_unavailable",
@@ -231,6 +236,11 @@ impl Refusal {
                         "this request could cost more than is left of this {owner}'s budget of ${} per {}{wait}",
                         keygate_core::MicroUsd(i64::try_from(n).unwrap_or(i64::MAX)),
                         window.as_str()
+                    ),
+                    Counted::Credits => format!(
+                        "this request could cost more than is left of this {owner}'s prepaid \
+                         credits (${} in all); add credits to go on",
+                        keygate_core::MicroUsd(i64::try_from(n).unwrap_or(i64::MAX)),
                     ),
                     Counted::Throttle(window, per) => format!(
                         "this {owner} has spent past the throttle point of its budget per {}: \
@@ -476,7 +486,10 @@ impl Limiter {
             return Err(match plan.what.get(refused.index) {
                 Some(_) => Refusal::Limit {
                     limit: limits[refused.index],
-                    retry_after: refused.retry_after,
+                    // Credits come back only when added: waiting never helps.
+                    retry_after: refused
+                        .retry_after
+                        .filter(|_| limits[refused.index].counted != Counted::Credits),
                 },
                 None => {
                     let (_, owner, limit) = &plan.caps[refused.index - plan.checks.len()];

@@ -8,6 +8,7 @@ mod auth_failures;
 mod bootstrap;
 mod caller;
 mod credentials;
+mod credits;
 mod kek_rotation;
 mod key_policy;
 mod keyring;

@@ -583,6 +583,76 @@ async fn budget_thresholds_alert_once_per_window_and_throttle(db: Db) {
     );
 }
 
+/// Prepaid credits: drawn down by spend, never reset, refused when too little is left (no
+/// point waiting), and topped up through the admin API, for keys and projects.
+async fn prepaid_credits_draw_down_and_are_topped_up(db: Db) {
+    let s = setup_with(db, DEAR).await;
+    // 20 000 micro-dollars; a call reserves 9 000 (4 + 5 tokens) and spends 7 000.
+    let key = key_with(&s, json!({"credits": "0.02"})).await;
+    let ask =
+        json!({"model": "chat", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let call = || async {
+        s.upstream.push(MockReply::Text("one two three".into()));
+        chat_with(&s, &key, ask.clone()).await
+    };
+    call().await.expect(200);
+    call().await.expect(200);
+    let refused = call().await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert_eq!(refused.body["error"]["code"], "credits_exhausted");
+    assert_eq!(refused.header("retry-after"), None, "waiting never helps");
+    assert_eq!(refused.header("x-should-retry"), Some("false"));
+    assert_eq!(s.upstream.request_count(), 2, "refused before the upstream");
+    let state = s.server.api().verify(&key, None, None).await;
+    let credits = state["limits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["kind"] == "credits")
+        .unwrap()
+        .clone();
+    assert_eq!(credits["remaining_usd"], "0.006000", "{credits}");
+    assert_eq!(credits["per"], "total");
+
+    let api = s.server.api();
+    let owner = &s.server.owner_token;
+    let key_id = state["key_id"].as_str().unwrap();
+    let topped = api
+        .post(&format!("/admin/v1/keys/{key_id}/credits"))
+        .token(owner)
+        .json(&json!({"usd": "0.01"}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(topped.body["limits"]["credits"], "0.030000");
+    call().await.expect(200);
+    for bad in [json!({"usd": "0"}), json!({"usd": "-1"}), json!({"usd": 5})] {
+        let reply = api
+            .post(&format!("/admin/v1/keys/{key_id}/credits"))
+            .token(owner)
+            .json(&bad)
+            .send()
+            .await;
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.text);
+    }
+    let project = api
+        .post("/admin/v1/projects/default/credits")
+        .token(owner)
+        .json(&json!({"usd": "1.50"}))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(project.body["limits"]["credits"], "1.500000");
+    let audit = api.audit_events(owner).await;
+    let added: Vec<&Value> = audit
+        .iter()
+        .filter(|e| e["action"] == "credits.add")
+        .collect();
+    assert_eq!(added.len(), 2);
+    assert_eq!(added[0]["details"]["added_usd"], "0.010000");
+    assert_eq!(added[0]["details"]["credits_before_usd"], "0.020000");
+}
+
 keygate_testkit::on_both_databases!(
     request_rates_refuse_past_the_limit,
     a_concurrency_cap_holds_until_a_request_ends,
@@ -592,4 +662,5 @@ keygate_testkit::on_both_databases!(
     streams_well_within_their_budget_run_to_their_end,
     quotas_count_uses_and_verify_shows_every_limit,
     budget_thresholds_alert_once_per_window_and_throttle,
+    prepaid_credits_draw_down_and_are_topped_up,
 );

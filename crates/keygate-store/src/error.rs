@@ -15,6 +15,8 @@ pub enum Conflict {
     AlreadySuspended,
     #[error("the key is {status}, neither suspended nor throttled", status = .0.as_str())]
     NotSuspended(KeyStatus),
+    #[error("the credits would pass 1000000000 dollars")]
+    CreditsTooHigh,
     #[error("the anomaly was already acknowledged")]
     AlreadyAcknowledged,
     #[error("the delivery is already waiting for its next attempt")]

@@ -145,6 +145,22 @@ pub trait Store:
         now: Timestamp,
         audit: &AuditDraft,
     ) -> Result<Project, StoreError>;
+    /// Adds `usd` to a key's prepaid credits (its `limits.credits`, none counting as zero).
+    async fn add_key_credits(
+        &self,
+        id: &KeyId,
+        usd: keygate_core::MicroUsd,
+        now: Timestamp,
+        audit: &AuditDraft,
+    ) -> Result<KeyRecord, StoreError>;
+    /// Adds `usd` to a project's prepaid credits.
+    async fn add_project_credits(
+        &self,
+        id: &ProjectId,
+        usd: keygate_core::MicroUsd,
+        now: Timestamp,
+        audit: &AuditDraft,
+    ) -> Result<Project, StoreError>;
     /// Replaces a project's limits, with its audit event.
     async fn set_project_limits(
         &self,

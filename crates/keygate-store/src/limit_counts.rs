@@ -57,9 +57,11 @@ pub trait LimitCountStore: Send + Sync {
         counts: &[LimitCount],
         now: Timestamp,
     ) -> Result<(), StoreError>;
-    /// Every count whose window started at or after `since` (µs).
+    /// Every count whose window started at or after `since` (µs), and those of the window that
+    /// never turns (prepaid credits), which starts at 0.
     async fn load_limit_counts(&self, since: u64) -> Result<Vec<LimitCount>, StoreError>;
-    /// Deletes the counts whose window started before `before` (µs); returns how many.
+    /// Deletes the counts whose window started before `before` (µs), never those of the window
+    /// that never turns; returns how many.
     async fn prune_limit_counts(&self, before: u64) -> Result<u64, StoreError>;
 }
 

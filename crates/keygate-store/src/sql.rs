@@ -27,6 +27,18 @@ macro_rules! key_columns_k {
     };
 }
 
+/// Credits of `current` (none counting as zero) plus `usd`, within the largest amount.
+pub(crate) fn credits_plus(
+    current: Option<keygate_core::MicroUsd>,
+    usd: keygate_core::MicroUsd,
+) -> Result<keygate_core::MicroUsd, crate::StoreError> {
+    let total = current.unwrap_or_default().saturating_add(usd);
+    if total > keygate_core::limits::MAX_BUDGET {
+        return Err(crate::Conflict::CreditsTooHigh.into());
+    }
+    Ok(total)
+}
+
 /// The columns of `projects`, in [`crate::rows::ProjectRow`] order.
 macro_rules! project_columns {
     () => {
@@ -343,6 +355,55 @@ macro_rules! impl_sql_store {
                 .fetch_all(self.reader())
                 .await?;
                 rows.into_iter().map(Project::try_from).collect()
+            }
+
+            async fn add_key_credits(
+                &self,
+                id: &KeyId,
+                usd: keygate_core::MicroUsd,
+                now: Timestamp,
+                audit: &AuditDraft,
+            ) -> Result<KeyRecord, StoreError> {
+                self.change_key(id, now, audit, |key| {
+                    if matches!(key.status(now), KeyStatus::Revoked | KeyStatus::Deleted) {
+                        return Err(Conflict::KeyNotMutable(key.status(now)).into());
+                    }
+                    key.limits.credits = Some($crate::sql::credits_plus(key.limits.credits, usd)?);
+                    key.updated_at = now;
+                    Ok(())
+                })
+                .await
+            }
+
+            async fn add_project_credits(
+                &self,
+                id: &ProjectId,
+                usd: keygate_core::MicroUsd,
+                now: Timestamp,
+                audit: &AuditDraft,
+            ) -> Result<Project, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let row: Option<ProjectRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    $crate::sql::project_columns!(),
+                    " FROM projects WHERE id = $1",
+                    $for_update
+                ))
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let mut project =
+                    Project::try_from(row.ok_or(StoreError::NotFound { entity: "project" })?)?;
+                project.limits.credits =
+                    Some($crate::sql::credits_plus(project.limits.credits, usd)?);
+                sqlx::query("UPDATE projects SET limits = $2 WHERE id = $1")
+                    .bind(id.as_str())
+                    .bind($crate::rows::limits_text(&project.limits))
+                    .execute(&mut *tx)
+                    .await?;
+                Self::append_audit_tx(&mut tx, audit, now).await?;
+                tx.commit().await?;
+                Ok(project)
             }
 
             async fn update_project(

@@ -137,10 +137,18 @@ async fn pruning_drops_old_windows_only(db: Db) {
         count("old", LimitCountKind::Budget, TODAY - 40 * DAY, 5),
         count("older", LimitCountKind::Quota, TODAY - 400 * DAY, 5),
         count("current", LimitCountKind::Quota, TODAY, 5),
+        // Prepaid credits: the window that never turns starts at 0, and is never old.
+        count("credits", LimitCountKind::Budget, 0, 7),
     ];
     store.save_limit_counts(&counts, NOW).await.unwrap();
     assert_eq!(store.prune_limit_counts(TODAY - 35 * DAY).await.unwrap(), 2);
-    assert_eq!(all(store).await, [counts[2].clone()]);
+    assert_eq!(all(store).await, [counts[3].clone(), counts[2].clone()]);
+    let loaded = store.load_limit_counts(TODAY).await.unwrap();
+    assert_eq!(
+        loaded.len(),
+        2,
+        "credits are loaded with the current windows"
+    );
     assert_eq!(store.prune_limit_counts(TODAY - 35 * DAY).await.unwrap(), 0);
 }
 

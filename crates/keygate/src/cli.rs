@@ -188,8 +188,10 @@ pub enum KeysCommand {
     Revoke(RevokeArgs),
     /// Suspend a key: refused (`key_suspended`) on every node until it is resumed.
     Suspend(RevokeArgs),
-    /// Resume a suspended key.
+    /// Resume a suspended key, or lift an anomaly's throttle.
     Resume(RevokeArgs),
+    /// Add dollars to a key's prepaid credits (never reset; its LLM spend draws them down).
+    AddCredits(AddCreditsArgs),
     /// Delete a key; it can never verify again.
     Delete(KeyIdArgs),
     /// Keys whose rotation policy says they are due.
@@ -377,6 +379,21 @@ pub enum ProjectsCommand {
     /// Change a project's limits, counted for all its keys together (beside each key's own).
     /// Needs an organisation-wide owner or admin token.
     Update(UpdateProjectArgs),
+    /// Add dollars to a project's prepaid credits, shared by all its keys. Needs an
+    /// organisation-wide owner or admin token.
+    AddCredits(AddCreditsArgs),
+}
+
+/// `keys add-credits` and `projects add-credits`.
+#[derive(Debug, Args)]
+pub struct AddCreditsArgs {
+    /// Key id, or project id (`proj_…`) or name.
+    pub target: String,
+    /// Dollars to add, such as `10` or `2.50`.
+    #[arg(long, value_name = "DOLLARS", value_parser = limits::parse_dollars)]
+    pub usd: keygate_core::MicroUsd,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 #[derive(Debug, Args)]

@@ -134,6 +134,8 @@ fn limits_text(limits: &Value) -> String {
             }
             shown
         }),
+        (!limits["credits"].is_null())
+            .then(|| format!("${} prepaid credits", dollars(&text(&limits["credits"])))),
     ];
     let parts: Vec<String> = parts.into_iter().flatten().collect();
     if parts.is_empty() {

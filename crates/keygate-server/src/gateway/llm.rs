@@ -338,7 +338,9 @@ impl Service<'_> {
             .admit_uncounted(key, clock, ask(asked.cost))
             .await
         {
-            Err(Refusal::Limit { limit, .. }) if matches!(limit.counted, Counted::Budget(_)) => {
+            Err(Refusal::Limit { limit, .. })
+                if matches!(limit.counted, Counted::Budget(_) | Counted::Credits) =>
+            {
                 self.limiter.admit(key, clock, ask(asked.least_cost)).await
             }
             Err(refusal) => {

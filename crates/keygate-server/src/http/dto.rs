@@ -21,8 +21,8 @@ mod webhooks;
 pub use limit_state::LimitStateView;
 use limits::parse_limits;
 pub use limits::{
-    BudgetParam, LimitsParam, PerParam, QuotaParam, RateParam, ThrottleView, TokenRateParam,
-    WindowParam,
+    AddCreditsBody, BudgetParam, LimitsParam, PerParam, QuotaParam, RateParam, ThrottleView,
+    TokenRateParam, WindowParam,
 };
 pub use projects::{CreateProjectBody, ProjectList, ProjectView, UpdateProjectBody};
 pub use secrets::{

@@ -90,6 +90,7 @@ impl From<ServiceError> for ApiError {
                     Conflict::VersionTaken { .. } => (S::CONFLICT, "concurrent_update"),
                     Conflict::NotPending { .. } => (S::CONFLICT, "not_pending"),
                     Conflict::Superseded { .. } => (S::CONFLICT, "superseded"),
+                    Conflict::CreditsTooHigh => (S::CONFLICT, "credits_too_high"),
                 };
                 Self::new(status, code, conflict.to_string())
             }

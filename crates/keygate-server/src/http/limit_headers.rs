@@ -47,7 +47,7 @@ pub fn refused(headers: &mut HeaderMap, refusal: &Refusal, names: Names) {
                 openai(headers, "requests", &limit.state)
             }
             Counted::Tokens(_) => openai(headers, "tokens", &limit.state),
-            Counted::Quota(_) | Counted::Budget(_) => {}
+            Counted::Quota(_) | Counted::Budget(_) | Counted::Credits => {}
         },
     }
 }

@@ -29,9 +29,9 @@ impl Modify for AdminTokenAuth {
     paths(
         routes::keys::create, routes::keys::list, routes::keys::due, routes::keys::show,
         routes::keys::update, routes::keys::rotate, routes::keys::revoke, routes::keys::suspend,
-        routes::keys::resume, routes::keys::delete,
+        routes::keys::resume, routes::keys::delete, routes::keys::add_credits,
         routes::projects::list, routes::projects::create, routes::projects::show,
-        routes::projects::update,
+        routes::projects::update, routes::projects::add_credits,
         routes::tokens::create, routes::tokens::list, routes::tokens::revoke,
         routes::secrets::put, routes::secrets::list, routes::secrets::show,
         routes::secrets::delete, routes::secrets::reveal, routes::secrets::read_with_key,

@@ -46,6 +46,8 @@ pub fn router(state: AppState) -> Router {
         .route("/keys/{id}/revoke", post(keys::revoke))
         .route("/keys/{id}/suspend", post(keys::suspend))
         .route("/keys/{id}/resume", post(keys::resume))
+        .route("/keys/{id}/credits", post(keys::add_credits))
+        .route("/projects/{project}/credits", post(projects::add_credits))
         .route("/tokens", get(tokens::list).post(tokens::create))
         .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route("/secrets", get(secrets::list).post(secrets::put))

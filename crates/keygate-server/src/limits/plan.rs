@@ -160,6 +160,17 @@ impl Plan {
                 });
                 self.what.push((owner, Counted::Budget(budget.per)));
             }
+            if let Some(credits) = limits.credits {
+                self.checks.push(Check {
+                    key: format!("{prefix}:credits"),
+                    limit: Limit::Budget {
+                        limit: u64::try_from(credits.0).unwrap_or(0),
+                        window: keygate_limits::Window::Forever,
+                    },
+                    cost,
+                });
+                self.what.push((owner, Counted::Credits));
+            }
         }
         if demand.hold
             && let Some(cap) = limits.concurrency
@@ -175,7 +186,11 @@ impl Plan {
             .iter()
             .zip(&self.what)
             .filter(|(check, (_, counted))| {
-                check.cost > 0 && matches!(counted, Counted::Tokens(_) | Counted::Budget(_))
+                check.cost > 0
+                    && matches!(
+                        counted,
+                        Counted::Tokens(_) | Counted::Budget(_) | Counted::Credits
+                    )
             })
             .map(|(check, _)| check.clone())
             .collect()

@@ -116,7 +116,7 @@ impl Keygate {
 
     /// Loads an API key the caller may see. A key outside the caller's reach is "not found",
     /// so that its existence is not revealed; the attempt is audited.
-    async fn visible_key(
+    pub(super) async fn visible_key(
         &self,
         caller: &Caller,
         id: &KeyId,

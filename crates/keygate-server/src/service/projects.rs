@@ -15,7 +15,7 @@ const MAX_PROJECT_NAME: usize = 64;
 /// the request is cancelled mid-way, after the change may already have committed. Each cached
 /// key holds its project's limits, and clearing the whole cache is simpler (and as cheap, for
 /// a change this rare) than finding the project's keys in it.
-struct ForgetKeysOnDrop<'a>(&'a dyn Invalidation);
+pub(super) struct ForgetKeysOnDrop<'a>(pub(super) &'a dyn Invalidation);
 
 impl Drop for ForgetKeysOnDrop<'_> {
     fn drop(&mut self) {
@@ -138,7 +138,7 @@ impl Keygate {
 
     /// Checks `permission` on `scope` (the project, or `None` for the whole organisation);
     /// a refusal to a caller who may not even read the project becomes "not found".
-    async fn project_access(
+    pub(super) async fn project_access(
         &self,
         caller: &Caller,
         project: &Project,

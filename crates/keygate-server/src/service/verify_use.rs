@@ -94,13 +94,16 @@ impl Keygate {
         let mut limits = admission.limits.clone();
         let metered = [&key.record.limits, &key.project_limits]
             .iter()
-            .any(|l| !l.tokens.is_empty() || !l.budgets.is_empty());
+            .any(|l| !l.tokens.is_empty() || !l.budgets.is_empty() || l.credits.is_some());
         if metered {
             let peeked = limiter.peek(&key, clock.as_ref()).await;
             limits.extend(peeked.into_iter().filter(|l| {
                 matches!(
                     l.counted,
-                    Counted::Tokens(_) | Counted::Budget(_) | Counted::Throttle(..)
+                    Counted::Tokens(_)
+                        | Counted::Budget(_)
+                        | Counted::Throttle(..)
+                        | Counted::Credits
                 )
             }));
         }

@@ -52,7 +52,7 @@ macro_rules! impl_sql_limit_counts {
             ) -> Result<Vec<$crate::LimitCount>, StoreError> {
                 let rows: Vec<$crate::limit_counts::LimitCountRow> = sqlx::query_as(
                     "SELECT name, kind, window_start, used FROM limit_counts \
-                     WHERE window_start >= $1",
+                     WHERE window_start >= $1 OR window_start = 0",
                 )
                 .bind(i64::try_from(since).unwrap_or(i64::MAX))
                 .fetch_all(self.reader())
@@ -63,13 +63,13 @@ macro_rules! impl_sql_limit_counts {
             }
 
             async fn prune_limit_counts(&self, before: u64) -> Result<u64, StoreError> {
-                Ok(
-                    sqlx::query("DELETE FROM limit_counts WHERE window_start < $1")
-                        .bind(i64::try_from(before).unwrap_or(i64::MAX))
-                        .execute(self.writer())
-                        .await?
-                        .rows_affected(),
+                Ok(sqlx::query(
+                    "DELETE FROM limit_counts WHERE window_start < $1 AND window_start > 0",
                 )
+                .bind(i64::try_from(before).unwrap_or(i64::MAX))
+                .execute(self.writer())
+                .await?
+                .rows_affected())
             }
         }
     };

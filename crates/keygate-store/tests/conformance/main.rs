@@ -21,6 +21,7 @@ use keygate_store::{
 use keygate_testkit::{Db, audit, new_key};
 
 mod anomalies;
+mod credits;
 mod suspension;
 mod webhooks;
 
@@ -150,6 +151,7 @@ fn limits() -> KeyLimits {
             Budget::new(MicroUsd(2_500_000), Window::Day),
             Budget::parse("25.000001/month;alert=75;throttle=90:10/minute").unwrap(),
         ],
+        credits: Some(MicroUsd(50_000_000)),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The limit flags that keys and projects share.
 
 use clap::Args;
-use keygate_core::{Budget, KeyLimits, Quota, RequestRate};
+use keygate_core::{Budget, KeyLimits, MicroUsd, Quota, RequestRate};
 
 /// `--rate`, `--tokens`, `--concurrency`, `--quota` and `--budget`. On `update`, each kind
 /// given replaces that kind and the others stay as they are.
@@ -26,10 +26,21 @@ pub struct LimitArgs {
     /// at 50 and 90 % and, past 80 %, allows 10 requests a minute instead of stopping.
     #[arg(long = "budget", value_name = "DOLLARS/WINDOW", value_parser = parse_budget)]
     pub budgets: Vec<Budget>,
+    /// Prepaid credits: the dollars granted in all, never reset, drawn down by LLM spend (add
+    /// to them with `credits add`).
+    #[arg(long, value_name = "DOLLARS", value_parser = parse_dollars)]
+    pub credits: Option<MicroUsd>,
 }
 
 /// The ids of the flags above, for `conflicts_with_all`.
-pub(crate) const LIMIT_FLAGS: [&str; 5] = ["rates", "tokens", "concurrency", "quota", "budgets"];
+pub(crate) const LIMIT_FLAGS: [&str; 6] = [
+    "rates",
+    "tokens",
+    "concurrency",
+    "quota",
+    "budgets",
+    "credits",
+];
 
 impl LimitArgs {
     /// Whether no limit flag was given.
@@ -39,6 +50,7 @@ impl LimitArgs {
             && self.concurrency.is_none()
             && self.quota.is_none()
             && self.budgets.is_empty()
+            && self.credits.is_none()
     }
 
     /// Whether every kind of limit is given, so that nothing of the current limits is kept.
@@ -48,6 +60,7 @@ impl LimitArgs {
             && self.concurrency.is_some()
             && self.quota.is_some()
             && !self.budgets.is_empty()
+            && self.credits.is_some()
     }
 
     /// `current` with each kind of limit given on the command line replaced.
@@ -65,6 +78,7 @@ impl LimitArgs {
             concurrency: self.concurrency.or(current.concurrency),
             quota: self.quota.or(current.quota),
             budgets: or_current(&self.budgets, current.budgets),
+            credits: self.credits.or(current.credits),
         }
     }
 }
@@ -82,9 +96,16 @@ fn parse_budget(text: &str) -> Result<Budget, &'static str> {
     Budget::parse(text).map_err(|err| err.expected)
 }
 
+/// Reads dollars such as `25` or `2.50`.
+pub(crate) fn parse_dollars(text: &str) -> Result<MicroUsd, &'static str> {
+    text.trim_start_matches('$')
+        .parse()
+        .map_err(|_| "dollars such as 25 or 2.50, six decimals at most")
+}
+
 #[cfg(test)]
 mod tests {
-    use keygate_core::{MicroUsd, Per, Window};
+    use keygate_core::{Per, Window};
 
     use super::*;
 
@@ -96,6 +117,7 @@ mod tests {
             concurrency: Some(3),
             quota: Some(Quota::parse("10/h").unwrap()),
             budgets: vec![Budget::parse("1/day").unwrap()],
+            credits: Some(MicroUsd(5_000_000)),
         };
         let args = LimitArgs {
             tokens: vec![RequestRate::parse("100000/min").unwrap()],

@@ -28,6 +28,19 @@ pub async fn run(command: KeysCommand) -> Result<(), CliError> {
         KeysCommand::Revoke(args) => change_state(args, "revoke").await,
         KeysCommand::Suspend(args) => change_state(args, "suspend").await,
         KeysCommand::Resume(args) => change_state(args, "resume").await,
+        KeysCommand::AddCredits(args) => {
+            let client = AdminClient::new(&args.api)?;
+            let reply = client
+                .call(
+                    Method::POST,
+                    &format!("/admin/v1/keys/{}/credits", segment(&args.target)),
+                    Some(&json!({ "usd": args.usd.to_string() })),
+                    &[],
+                )
+                .await?;
+            show_key(&args.api, &reply.body);
+            Ok(())
+        }
         KeysCommand::Delete(args) => {
             let client = AdminClient::new(&args.api)?;
             client

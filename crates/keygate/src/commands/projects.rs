@@ -58,6 +58,18 @@ pub async fn run(command: ProjectsCommand) -> Result<(), CliError> {
             show(&args.api, &project);
         }
         ProjectsCommand::Update(args) => update(args).await?,
+        ProjectsCommand::AddCredits(args) => {
+            let client = AdminClient::new(&args.api)?;
+            let reply = client
+                .call(
+                    Method::POST,
+                    &format!("{}/credits", path(&args.target)),
+                    Some(&json!({ "usd": args.usd.to_string() })),
+                    &[],
+                )
+                .await?;
+            show(&args.api, &reply.body);
+        }
     }
     Ok(())
 }

@@ -36,7 +36,9 @@ pub(crate) fn demand(
 ) -> Result<Asked, Refused> {
     let limits = [&key.record.limits, &key.project_limits];
     let wants_tokens = limits.iter().any(|l| !l.tokens.is_empty());
-    let wants_cost = limits.iter().any(|l| !l.budgets.is_empty());
+    let wants_cost = limits
+        .iter()
+        .any(|l| !l.budgets.is_empty() || l.credits.is_some());
     if !wants_tokens && !wants_cost || inbound.endpoint == Endpoint::CountTokens {
         return Ok(Asked {
             tokens: None,

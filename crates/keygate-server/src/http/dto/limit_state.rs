@@ -20,7 +20,7 @@ pub struct LimitStateView {
     pub remaining: u64,
     /// Until the limit is whole again.
     pub reset_ms: u64,
-    /// For a budget, `limit` and `remaining` in dollars (decimal strings).
+    /// For a budget or credits, `limit` and `remaining` in dollars (decimal strings).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit_usd: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -32,7 +32,7 @@ impl From<&LimitState> for LimitStateView {
         let dollars = |micros: u64| {
             keygate_core::MicroUsd(i64::try_from(micros).unwrap_or(i64::MAX)).to_string()
         };
-        let budget = matches!(limit.counted, Counted::Budget(_));
+        let budget = matches!(limit.counted, Counted::Budget(_) | Counted::Credits);
         Self {
             owner: limit.owner.as_str(),
             kind: limit.counted.name(),

@@ -34,6 +34,11 @@ pub struct LimitsParam {
     /// request is reserved before it is sent.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub budgets: Vec<BudgetParam>,
+    /// Prepaid credits: the dollars granted in all (a decimal string), never reset; LLM spend
+    /// draws them down. Add to them with `POST …/credits`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "50.00", pattern = r"^[0-9]+(\.[0-9]{1,6})?$")]
+    pub credits: Option<String>,
 }
 
 /// At most `limit` requests per `per`, in bursts of up to `limit`.
@@ -91,6 +96,15 @@ pub struct BudgetParam {
     /// The request rate past `throttle_at`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throttle: Option<RateParam>,
+}
+
+/// Dollars to add to prepaid credits.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddCreditsBody {
+    /// Dollars as a decimal string with at most six decimals, above zero.
+    #[schema(value_type = String, example = "10.00")]
+    pub usd: keygate_core::MicroUsd,
 }
 
 /// An anomaly's throttle on a key: until `until`, its requests are held to `requests` (its own
@@ -175,12 +189,20 @@ impl From<&KeyLimits> for LimitsParam {
                     throttle: budget.throttle.as_ref().map(rate_param),
                 })
                 .collect(),
+            credits: limits.credits.map(|usd| usd.to_string()),
         }
     }
 }
 
 /// The kinds of limit a key or a project can carry.
-const LIMIT_KINDS: [&str; 5] = ["requests", "tokens", "concurrency", "quota", "budgets"];
+const LIMIT_KINDS: [&str; 6] = [
+    "requests",
+    "tokens",
+    "concurrency",
+    "quota",
+    "budgets",
+    "credits",
+];
 
 /// Reads a `limits` object, naming the part that is wrong. It is read kind by kind rather than
 /// in one go so that a message says `limits.tokens` or `limits.budgets`, and a kind keygate
@@ -197,8 +219,8 @@ pub(crate) fn parse_limits(value: serde_json::Value) -> Result<KeyLimits, ApiErr
         return Err(ApiError::validation(format!(
             "limits: `{unknown}` is not a kind of limit keygate supports; the kinds are \
              `requests` and `tokens` (rates per second, minute, hour or day), `concurrency`, \
-             `quota` (uses per minute, hour, day or month) and `budgets` (dollars per day or \
-             month)"
+             `quota` (uses per minute, hour, day or month), `budgets` (dollars per day or \
+             month) and `credits` (prepaid dollars)"
         )));
     }
     Ok(KeyLimits {
@@ -207,6 +229,7 @@ pub(crate) fn parse_limits(value: serde_json::Value) -> Result<KeyLimits, ApiErr
         concurrency: limit_part(&mut map, "concurrency")?,
         quota: limit_part(&mut map, "quota")?,
         budgets: limit_part(&mut map, "budgets")?.unwrap_or_default(),
+        credits: limit_part(&mut map, "credits")?,
     })
 }
 
@@ -238,6 +261,7 @@ mod tests {
             "budgets": [{"usd": "2.50", "per": "day", "alert_at": []},
                         {"usd": "25", "per": "month", "alert_at": [50, 90], "throttle_at": 80,
                          "throttle": {"limit": 10, "per": "minute"}}],
+            "credits": "50.00",
         })
     }
 

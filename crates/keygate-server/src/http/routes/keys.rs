@@ -8,8 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 
 use crate::http::dto::{
-    CreateKeyBody, DueParams, KeyList, KeyView, KeyWithSecret, ListKeysParams, ReasonBody,
-    RevokeBody, RotateBody, UpdateKeyBody,
+    AddCreditsBody, CreateKeyBody, DueParams, KeyList, KeyView, KeyWithSecret, ListKeysParams,
+    ReasonBody, RevokeBody, RotateBody, UpdateKeyBody,
 };
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AdminCaller, ApiJson, ApiQuery, KeyIdPath, OptionalJson};
@@ -227,6 +227,27 @@ pub async fn resume(
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> Result<Json<KeyView>, ApiError> {
     let key = state.keygate.resume_key(&caller, &id, &body.reason).await?;
+    Ok(Json(KeyView::new(&key, now(&state))))
+}
+
+/// Add to a key's prepaid credits: dollars that never reset, drawn down by its LLM spend.
+#[utoipa::path(post, path = "/admin/v1/keys/{id}/credits", tag = "keys",
+    params(("id" = String, Path, description = "Key id")),
+    request_body = AddCreditsBody,
+    responses((status = 200, body = KeyView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn add_credits(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    KeyIdPath(id): KeyIdPath,
+    ApiJson(body): ApiJson<AddCreditsBody>,
+) -> Result<Json<KeyView>, ApiError> {
+    let key = state
+        .keygate
+        .add_key_credits(&caller, &id, body.usd)
+        .await?;
     Ok(Json(KeyView::new(&key, now(&state))))
 }
 

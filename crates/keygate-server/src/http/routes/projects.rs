@@ -4,7 +4,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use crate::http::dto::{CreateProjectBody, ProjectList, ProjectView, UpdateProjectBody};
+use crate::http::dto::{
+    AddCreditsBody, CreateProjectBody, ProjectList, ProjectView, UpdateProjectBody,
+};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{AdminCaller, ApiJson};
 use crate::http::{ApiError, AppState};
@@ -78,6 +80,28 @@ pub async fn update(
     let project = state
         .keygate
         .update_project(&caller, &project, change)
+        .await?;
+    Ok(Json(ProjectView::from(&project)))
+}
+
+/// Add to a project's prepaid credits, shared by all its keys: dollars that never reset,
+/// drawn down by their LLM spend. Needs an organisation-wide owner or admin token.
+#[utoipa::path(post, path = "/admin/v1/projects/{project}/credits", tag = "projects",
+    params(("project" = String, Path, description = "Project id (`proj_…`) or name")),
+    request_body = AddCreditsBody,
+    responses((status = 200, body = ProjectView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("admin_token" = [])))]
+pub async fn add_credits(
+    State(state): State<AppState>,
+    AdminCaller(caller): AdminCaller,
+    Path(project): Path<String>,
+    ApiJson(body): ApiJson<AddCreditsBody>,
+) -> Result<Json<ProjectView>, ApiError> {
+    let project = state
+        .keygate
+        .add_project_credits(&caller, &project, body.usd)
         .await?;
     Ok(Json(ProjectView::from(&project)))
 }
