@@ -197,6 +197,33 @@ fn keys_take_limits_from_the_command_line() {
             "budgets": [{"usd": "1.000000", "per": "day"}],
         })
     );
+    // Graded budgets and prepaid credits, set and shown; credits added to.
+    let graded = ok_json(&[
+        "keys",
+        "update",
+        &id,
+        "--budget",
+        "100/month;alert=50,90;throttle=80:10/minute",
+        "--credits",
+        "20",
+        "--json",
+    ]);
+    assert_eq!(
+        graded["limits"]["budgets"],
+        json!([{"usd": "100.000000", "per": "month", "alert_at": [50, 90], "throttle_at": 80,
+                "throttle": {"limit": 10, "per": "minute"}}])
+    );
+    let topped = ok_json(&["keys", "add-credits", &id, "--usd", "2.50", "--json"]);
+    assert_eq!(topped["limits"]["credits"], "22.500000");
+    let shown = text(&cli(&["keys", "show", &id]).stdout);
+    for part in [
+        "$100.00 per month (alerts at 50% 90%) (past 80%, 10/minute)",
+        "$22.50 prepaid credits",
+    ] {
+        assert!(shown.contains(part), "{part}: {shown}");
+    }
+    let nothing = cli(&["keys", "add-credits", &id, "--usd", "0"]);
+    assert_eq!(code(&nothing), 5, "{}", text(&nothing.stderr));
     let cleared = ok_json(&["keys", "update", &id, "--no-limits", "--json"]);
     assert_eq!(cleared["limits"], json!({}));
     let shown = cli(&["keys", "show", &id]);
