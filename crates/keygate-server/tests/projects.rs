@@ -341,8 +341,17 @@ async fn openapi_describes_every_kind_of_limit() {
     kinds.sort_unstable();
     assert_eq!(
         kinds,
-        ["budgets", "concurrency", "quota", "requests", "tokens"]
+        [
+            "budgets",
+            "concurrency",
+            "credits",
+            "quota",
+            "requests",
+            "tokens"
+        ]
     );
+    let credits = &schemas["LimitsParam"]["properties"]["credits"];
+    assert_eq!(credits["example"], "50.00", "{credits}");
     let usd = &schemas["BudgetParam"]["properties"]["usd"];
     assert_eq!(usd["type"], "string", "{usd}");
     assert_eq!(usd["example"], "25.00", "{usd}");
@@ -570,11 +579,13 @@ async fn key_deadlines_are_announced_once(db: Db) {
     let keygate = &server.keygate;
     assert_eq!(keygate.announce_key_deadlines(week).await.unwrap(), 0);
     clock.advance(std::time::Duration::from_secs(4 * 86_400));
-    // Six days from its expiry, and past its rotation: one each, then nothing more.
-    assert_eq!(keygate.announce_key_deadlines(week).await.unwrap(), 2);
+    // Six days from its expiry, and past its rotation: one each, then nothing more. The
+    // server's own check runs beside this one and may announce some first: the audit log
+    // says what was announced.
+    assert!(keygate.announce_key_deadlines(week).await.unwrap() <= 2);
     assert_eq!(keygate.announce_key_deadlines(week).await.unwrap(), 0);
     let events = api.audit_events(owner).await;
-    let announced: Vec<(String, String)> = events
+    let mut announced: Vec<(String, String)> = events
         .iter()
         .filter(|e| e["action"] == "key.expiring" || e["action"] == "key.rotation_due")
         .map(|e| {
@@ -584,6 +595,7 @@ async fn key_deadlines_are_announced_once(db: Db) {
             )
         })
         .collect();
+    announced.sort();
     assert_eq!(
         announced,
         [
@@ -604,7 +616,15 @@ async fn key_deadlines_are_announced_once(db: Db) {
         .send()
         .await
         .expect(200);
-    assert_eq!(keygate.announce_key_deadlines(week).await.unwrap(), 1);
+    assert!(keygate.announce_key_deadlines(week).await.unwrap() <= 1);
+    assert_eq!(keygate.announce_key_deadlines(week).await.unwrap(), 0);
+    let expirings = api
+        .audit_events(owner)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "key.expiring")
+        .count();
+    assert_eq!(expirings, 2, "the new expiry is announced once");
 }
 
 keygate_testkit::on_both_databases!(
