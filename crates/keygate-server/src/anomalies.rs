@@ -53,7 +53,7 @@ pub fn check_actions(
             return Err(keygate_core::ValidationError::new(
                 "anomaly_actions",
                 "keys are detectors: request_spike, token_spike, spend_spike, new_network, \
-                 scope_probing or old_secret_late",
+                 scope_probing, old_secret_late or foreign_origin",
             ));
         }
         if AnomalyAction::parse(action).is_none() {

@@ -584,7 +584,50 @@ async fn keys_are_made_publishable_with_checked_origins_and_scopes(db: Db) {
     );
 }
 
+/// A publishable key copied onto another site: a burst of requests from origins it does not
+/// list is an anomaly of the key (`foreign_origin`), listed with its figures.
+async fn use_from_a_foreign_origin_in_volume_is_an_anomaly(db: Db) {
+    let s = setup(db).await;
+    let (key, id) = publishable(&s, &["GET /proxy/catalog/*"]).await;
+    // The default burst is 20 a minute.
+    for _ in 0..20 {
+        get_from(
+            &s,
+            "/proxy/catalog/items",
+            &key,
+            Some("https://copycat.example.net"),
+        )
+        .await
+        .expect_error(403, "origin_not_allowed");
+    }
+    let api = s.server.api();
+    let owner = &s.server.owner_token;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let found = loop {
+        let listed = api
+            .get("/admin/v1/anomalies")
+            .token(owner)
+            .send()
+            .await
+            .expect(200)
+            .body;
+        if let Some(found) = listed["data"].as_array().and_then(|a| a.first()) {
+            break found.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no anomaly: {listed}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(found["detector"], "foreign_origin", "{found}");
+    assert_eq!(found["key_id"], id.as_str());
+    assert_eq!(found["evidence"]["origin_not_allowed_this_minute"], 20);
+    // Its own origins stay served.
+    get_from(&s, "/proxy/catalog/items", &key, Some(APP))
+        .await
+        .expect(200);
+}
+
 keygate_testkit::on_both_databases!(
+    use_from_a_foreign_origin_in_volume_is_an_anomaly,
     reads_a_public_route_from_its_origins_with_cors,
     is_refused_everywhere_else,
     preflights_are_answered_from_the_route,

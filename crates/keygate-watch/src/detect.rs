@@ -6,7 +6,9 @@
 //!   before it judges;
 //! - the first request from a network (IPv4 /24, IPv6 /48) the key was not seen on, after
 //!   its learning period;
-//! - a burst of `scope_denied` refusals (a key probing routes or models it does not have).
+//! - a burst of `scope_denied` refusals (a key probing routes or models it does not have);
+//! - a burst of `origin_not_allowed` refusals (a publishable key used from a site it does not
+//!   list — copied onto another page — in volume).
 //!
 //! Time comes from the observations themselves, so tests replay traffic on any clock. Each
 //! detector speaks at most once per key in a cooldown, so a sustained spike is one finding.
@@ -28,16 +30,19 @@ pub enum DetectorKind {
     ScopeProbing,
     /// The secret a rotation replaced, still used in the last quarter of its grace period.
     LateOldSecret,
+    /// A publishable key presented from origins it does not list, in volume.
+    ForeignOrigin,
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 6] = [
+    pub const ALL: [DetectorKind; 7] = [
         Self::RequestSpike,
         Self::TokenSpike,
         Self::SpendSpike,
         Self::NewNetwork,
         Self::ScopeProbing,
         Self::LateOldSecret,
+        Self::ForeignOrigin,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +53,7 @@ impl DetectorKind {
             Self::NewNetwork => "new_network",
             Self::ScopeProbing => "scope_probing",
             Self::LateOldSecret => "old_secret_late",
+            Self::ForeignOrigin => "foreign_origin",
         }
     }
 
@@ -71,6 +77,8 @@ pub struct Thresholds {
     pub min_spend_micros: i64,
     /// `scope_denied` refusals of one key in a minute that make a burst.
     pub scope_denials: u64,
+    /// `origin_not_allowed` refusals of one publishable key in a minute that make a burst.
+    pub foreign_origins: u64,
     /// Quiet time after a detector spoke about a key.
     pub cooldown: Duration,
 }
@@ -84,6 +92,7 @@ impl Default for Thresholds {
             min_tokens: 100_000,
             min_spend_micros: 1_000_000,
             scope_denials: 20,
+            foreign_origins: 20,
             cooldown: Duration::from_secs(15 * 60),
         }
     }
@@ -128,6 +137,7 @@ struct Figures {
     tokens: u64,
     spend: i64,
     denied: u64,
+    foreign: u64,
 }
 
 #[derive(Debug)]
@@ -295,8 +305,10 @@ impl Detectors {
         state.current.requests += 1;
         state.current.tokens += seen.tokens;
         state.current.spend += seen.cost_micros.max(0);
-        if seen.error_code == Some("scope_denied") {
-            state.current.denied += 1;
+        match seen.error_code {
+            Some("scope_denied") => state.current.denied += 1,
+            Some("origin_not_allowed") => state.current.foreign += 1,
+            _ => {}
         }
         let learnt = at - state.first_seen >= learning;
         let mut found: Vec<(DetectorKind, serde_json::Value)> = Vec::new();
@@ -358,6 +370,14 @@ impl Detectors {
                 serde_json::json!({ "scope_denied_this_minute": state.current.denied }),
             ));
         }
+        if state.current.foreign >= t.foreign_origins
+            && seen.error_code == Some("origin_not_allowed")
+        {
+            found.push((
+                DetectorKind::ForeignOrigin,
+                serde_json::json!({ "origin_not_allowed_this_minute": state.current.foreign }),
+            ));
+        }
 
         found
             .into_iter()
@@ -402,6 +422,7 @@ mod tests {
                     learning: Duration::from_secs(3600),
                     min_requests: 20,
                     scope_denials: 10,
+                    foreign_origins: 10,
                     ..Thresholds::default()
                 }),
                 org: OrgId::generate(),
@@ -493,6 +514,20 @@ mod tests {
         );
         let found = traffic.minute(1, 10, "203.0.113.7", Some("scope_denied"));
         assert_eq!(kinds(&found), [DetectorKind::ScopeProbing]);
+    }
+
+    #[test]
+    fn a_burst_of_foreign_origins_fires_once() {
+        let traffic = Traffic::new();
+        let refused = Some("origin_not_allowed");
+        assert!(traffic.minute(0, 9, "203.0.113.7", refused).is_empty());
+        let found = traffic.minute(1, 10, "203.0.113.7", refused);
+        assert_eq!(kinds(&found), [DetectorKind::ForeignOrigin]);
+        assert_eq!(found[0].evidence["origin_not_allowed_this_minute"], 10);
+        assert!(
+            traffic.minute(2, 30, "203.0.113.7", refused).is_empty(),
+            "within the cooldown"
+        );
     }
 
     #[test]

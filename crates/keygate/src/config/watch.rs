@@ -30,6 +30,8 @@ pub(super) struct AnomaliesFile {
     /// Dollars.
     min_spend_per_minute: Option<f64>,
     scope_denials_per_minute: Option<u64>,
+    /// `origin_not_allowed` refusals of one publishable key in a minute that make a burst.
+    foreign_origins_per_minute: Option<u64>,
     /// Quiet time after a finding, e.g. `"15m"`.
     cooldown: Option<String>,
     /// Failed authentications from one source in a minute that get it blocked.
@@ -132,6 +134,10 @@ pub(super) fn anomaly_settings(
         .scope_denials_per_minute
         .unwrap_or(t.scope_denials)
         .max(1);
+    t.foreign_origins = file
+        .foreign_origins_per_minute
+        .unwrap_or(t.foreign_origins)
+        .max(1);
     if let Some(failures) = file.auth_failures_per_minute {
         settings.auth_failures_per_minute = failures.max(1);
     }
@@ -158,7 +164,7 @@ pub(super) fn anomaly_settings(
     for (name, action) in file.actions {
         let kind = DetectorKind::parse(&name).ok_or(ConfigError::BadAnomalies(
             "actions are keyed by request_spike, token_spike, spend_spike, new_network, \
-             scope_probing or old_secret_late",
+             scope_probing, old_secret_late or foreign_origin",
         ))?;
         settings.actions.insert(kind, action);
     }
