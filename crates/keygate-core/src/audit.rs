@@ -49,6 +49,7 @@ pub enum AuditAction {
     BudgetThrottled,
     QuotaExhausted,
     CreditsAdd,
+    ReviewReady,
 }
 
 impl AuditAction {
@@ -94,6 +95,7 @@ impl AuditAction {
             Self::BudgetThrottled => "budget.throttled",
             Self::QuotaExhausted => "quota.exhausted",
             Self::CreditsAdd => "credits.add",
+            Self::ReviewReady => "review.ready",
         }
     }
 }

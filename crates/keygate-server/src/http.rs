@@ -66,6 +66,8 @@ pub struct ServerSettings {
     pub anomalies: crate::anomalies::AnomalySettings,
     /// How long before a key expires `key.expiring` is announced.
     pub key_expiry_notice: Duration,
+    /// Whether each organisation's access review is announced every week (`review.ready`).
+    pub weekly_review: bool,
 }
 
 impl Default for ServerSettings {
@@ -88,6 +90,7 @@ impl Default for ServerSettings {
             leaks: crate::service::LeakSettings::default(),
             anomalies: crate::anomalies::AnomalySettings::default(),
             key_expiry_notice: Duration::from_secs(7 * 86_400),
+            weekly_review: false,
         }
     }
 }

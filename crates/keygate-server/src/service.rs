@@ -18,6 +18,7 @@ mod projects;
 mod quarantine;
 mod replay;
 mod review;
+mod review_ready;
 mod secret_policy;
 mod secret_rotation;
 mod secrets;

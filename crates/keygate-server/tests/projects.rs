@@ -627,7 +627,52 @@ async fn key_deadlines_are_announced_once(db: Db) {
     assert_eq!(expirings, 2, "the new expiry is announced once");
 }
 
+/// The weekly access review: announced once a week per organisation, with its findings
+/// summed up, and again the next week.
+async fn the_weekly_review_is_announced_once_a_week(db: Db) {
+    // Wednesday 9 December 2026, noon UTC.
+    let t0 = keygate_core::Timestamp::parse_rfc3339("2026-12-09T12:00:00Z").unwrap();
+    let (server, clock) = TestServer::start_frozen(db, t0).await.unwrap();
+    let api = server.api();
+    let owner = server.owner_token.as_str();
+    let forever = api
+        .create_key(owner, json!({"project": "default", "name": "forever"}))
+        .await
+        .id;
+    let keygate = &server.keygate;
+    assert_eq!(keygate.announce_weekly_review().await.unwrap(), 1);
+    assert_eq!(keygate.announce_weekly_review().await.unwrap(), 0);
+    clock.advance(std::time::Duration::from_secs(3 * 86_400));
+    assert_eq!(
+        keygate.announce_weekly_review().await.unwrap(),
+        0,
+        "still the same week on Saturday"
+    );
+    let ready: Vec<Value> = api
+        .audit_events(owner)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "review.ready")
+        .collect();
+    assert_eq!(ready.len(), 1);
+    let details = &ready[0]["details"];
+    assert_eq!(details["week_start"], "2026-12-07T00:00:00Z", "{details}");
+    assert!(
+        details["by_kind"]["key_without_expiry"].as_u64().unwrap() >= 1,
+        "{details}"
+    );
+    assert!(details["findings"].as_u64().unwrap() >= 1);
+    assert!(
+        !details.to_string().contains(&forever),
+        "counts, not keys: {details}"
+    );
+    // Monday: a new week.
+    clock.advance(std::time::Duration::from_secs(2 * 86_400));
+    assert_eq!(keygate.announce_weekly_review().await.unwrap(), 1);
+}
+
 keygate_testkit::on_both_databases!(
+    the_weekly_review_is_announced_once_a_week,
     key_deadlines_are_announced_once,
     the_access_review_finds_and_forgets,
     project_limits_are_set_shown_and_audited,

@@ -35,6 +35,15 @@ pub trait AnnouncementStore {
         expiring_by: Timestamp,
         limit: u32,
     ) -> Result<Vec<(KeyRecord, i64)>, StoreError>;
+    /// Whether `kind` about `target` at `marker` was announced.
+    async fn was_announced(
+        &self,
+        kind: &str,
+        target: &str,
+        marker: i64,
+    ) -> Result<bool, StoreError>;
+    /// Every organisation's id, for announcements made to each.
+    async fn org_ids(&self) -> Result<Vec<keygate_core::OrgId>, StoreError>;
     /// Records the announcement of `kind` (a [`KeyNotice`]'s or another one-time event's
     /// name) about `target` at its occurrence `marker`, with its audit event, once; whether
     /// it was new.

@@ -23,6 +23,7 @@ pub enum EventType {
     BudgetThreshold,
     BudgetThrottled,
     QuotaExhausted,
+    ReviewReady,
     /// Sent on demand to one endpoint, to check that it receives and verifies deliveries.
     WebhookTest,
 }
@@ -33,7 +34,7 @@ pub enum EventType {
 pub struct UnknownEventType;
 
 impl EventType {
-    pub const ALL: [EventType; 17] = [
+    pub const ALL: [EventType; 18] = [
         Self::AuditVerificationFailed,
         Self::AnomalyDetected,
         Self::AnomalyActed,
@@ -50,6 +51,7 @@ impl EventType {
         Self::BudgetThreshold,
         Self::BudgetThrottled,
         Self::QuotaExhausted,
+        Self::ReviewReady,
         Self::WebhookTest,
     ];
 
@@ -71,6 +73,7 @@ impl EventType {
             Self::BudgetThreshold => "budget.threshold",
             Self::BudgetThrottled => "budget.throttled",
             Self::QuotaExhausted => "quota.exhausted",
+            Self::ReviewReady => "review.ready",
             Self::WebhookTest => "webhook.test",
         }
     }

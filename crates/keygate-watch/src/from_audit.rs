@@ -29,6 +29,7 @@ pub fn event_for(entry: &AuditEvent) -> Option<Event> {
         "budget.threshold" => (EventType::BudgetThreshold, "owner_id"),
         "budget.throttled" => (EventType::BudgetThrottled, "owner_id"),
         "quota.exhausted" => (EventType::QuotaExhausted, "owner_id"),
+        "review.ready" => (EventType::ReviewReady, "org_id"),
         _ => return None,
     };
     // The audit details hold names, reasons and figures, never key material (the chain's rule).

@@ -17,9 +17,10 @@ use crate::cli::StoreArgs;
 mod watch;
 
 /// Keys the file and the environment may set. Anything else in the file is an error.
-const KEYS: [&str; 26] = [
+const KEYS: [&str; 27] = [
     "listen",
     "key_expiry_notice_days",
+    "weekly_review",
     "leak_action",
     "leak_report_keys",
     "leak_reports_require_signature",
@@ -55,6 +56,7 @@ struct RawConfig {
     usage_retention_days: Option<u64>,
     webhooks_allow_private: Option<bool>,
     key_expiry_notice_days: Option<u64>,
+    weekly_review: Option<bool>,
     leak_action: Option<keygate_server::service::LeakAction>,
     leak_report_keys: Option<Vec<watch::ReportKeyConfig>>,
     anomalies: Option<watch::AnomaliesFile>,
@@ -408,6 +410,7 @@ pub fn resolve(
             leaks,
             anomalies,
             key_expiry_notice: Duration::from_secs(notice_days * 86_400),
+            weekly_review: raw.weekly_review.unwrap_or(false),
             ..ServerSettings::default()
         },
         limits: LimitsSettings {

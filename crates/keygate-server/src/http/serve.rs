@@ -94,6 +94,7 @@ pub async fn run(
         Box::pin(keygate.clone().watch_due_secrets(
             state.settings.rotation_check,
             state.settings.key_expiry_notice,
+            state.settings.weekly_review,
             stop.clone(),
         )),
     );

@@ -69,6 +69,7 @@ impl Keygate {
         self: Arc<Self>,
         every: Duration,
         notice: Duration,
+        weekly_review: bool,
         stop: CancellationToken,
     ) {
         let mut ticker = tokio::time::interval(every);
@@ -84,6 +85,11 @@ impl Keygate {
                     }
                     if let Err(err) = self.announce_key_deadlines(notice).await {
                         tracing::warn!(error = %err, "could not check keys' deadlines");
+                    }
+                    if weekly_review
+                        && let Err(err) = self.announce_weekly_review().await
+                    {
+                        tracing::warn!(error = %err, "could not announce the weekly access review");
                     }
                 }
                 () = stop.cancelled() => break,

@@ -44,6 +44,36 @@ macro_rules! impl_sql_announcements {
                     .collect()
             }
 
+            async fn was_announced(
+                &self,
+                kind: &str,
+                target: &str,
+                marker: i64,
+            ) -> Result<bool, StoreError> {
+                let found: Option<i64> = sqlx::query_scalar(
+                    "SELECT marker FROM announcements WHERE kind = $1 AND target = $2 \
+                     AND marker = $3",
+                )
+                .bind(kind)
+                .bind(target)
+                .bind(marker)
+                .fetch_optional(self.reader())
+                .await?;
+                Ok(found.is_some())
+            }
+
+            async fn org_ids(&self) -> Result<Vec<keygate_core::OrgId>, StoreError> {
+                let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM orgs ORDER BY id")
+                    .fetch_all(self.reader())
+                    .await?;
+                ids.iter()
+                    .map(|id| {
+                        keygate_core::OrgId::parse(id)
+                            .map_err(|_| StoreError::Corrupt { column: "orgs.id" })
+                    })
+                    .collect()
+            }
+
             async fn announce_once(
                 &self,
                 kind: &str,
