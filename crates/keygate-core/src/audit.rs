@@ -50,6 +50,8 @@ pub enum AuditAction {
     QuotaExhausted,
     CreditsAdd,
     ReviewReady,
+    CreditsLow,
+    CreditsExhausted,
 }
 
 impl AuditAction {
@@ -96,6 +98,8 @@ impl AuditAction {
             Self::QuotaExhausted => "quota.exhausted",
             Self::CreditsAdd => "credits.add",
             Self::ReviewReady => "review.ready",
+            Self::CreditsLow => "credits.low",
+            Self::CreditsExhausted => "credits.exhausted",
         }
     }
 }

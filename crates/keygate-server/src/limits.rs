@@ -413,7 +413,10 @@ impl Limiter {
     /// Tells the thresholds task, if one listens, of a request a quota or a budget refused.
     pub fn tell_exhausted(&self, key: &CachedKey, refusal: &Refusal) {
         if let Refusal::Limit { limit, .. } = refusal
-            && matches!(limit.counted, Counted::Quota(_) | Counted::Budget(_))
+            && matches!(
+                limit.counted,
+                Counted::Quota(_) | Counted::Budget(_) | Counted::Credits
+            )
             && let Some(listener) = self.exhausted.get()
         {
             let _ = listener.try_send(Exhausted {

@@ -7,10 +7,13 @@
 //! - a budget at or past its `throttle_at` → throttled on this node until its window ends
 //!   (`budget.throttled`), lifted if a raise brings it back under;
 //! - a quota with nothing left, or a request a quota refused → `quota.exhausted`; a request a
-//!   budget refused → a `budget.threshold` of its own (`"refused": true`) if it alerts at 100 %.
+//!   budget refused → a `budget.threshold` of its own (`"refused": true`) if it alerts at 100 %;
+//! - prepaid credits with a tenth or less left → `credits.low`, a request they refused →
+//!   `credits.exhausted`, each once per amount granted (a top-up starts afresh).
 //!
-//! Each announcement is an audit event written with a one-time marker (the window's start), so
-//! every node may see the same crossing and the webhooks still hear of it once.
+//! Each announcement is an audit event written with a one-time marker (the window's start, or
+//! the credits granted), so every node may see the same crossing and the webhooks still hear
+//! of it once.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -84,7 +87,9 @@ impl UsageWatcher for Spenders {
             let Some(key) = self.cache.key(&record.key_id) else {
                 continue;
             };
-            let counted = |l: &keygate_core::KeyLimits| !l.budgets.is_empty() || l.quota.is_some();
+            let counted = |l: &keygate_core::KeyLimits| {
+                !l.budgets.is_empty() || l.quota.is_some() || l.credits.is_some()
+            };
             if counted(&key.record.limits) || counted(&key.project_limits) {
                 keys.insert(record.key_id.clone());
             }
@@ -99,12 +104,22 @@ impl UsageWatcher for Spenders {
     }
 }
 
+/// What an announcement is made once for.
+#[derive(Clone, Copy)]
+enum Span {
+    /// A quota's or a budget's window.
+    Window(Window),
+    /// Prepaid credits, as granted so far (µ$): a top-up makes a new occurrence.
+    Granted(u64),
+}
+
 /// What one announcement says.
 struct Notice<'a> {
     action: AuditAction,
     key: &'a CachedKey,
     owner: Owner,
-    window: Window,
+    /// What it is announced once for.
+    span: Span,
     /// What it is about within the window: a budget's percentage, a refusal.
     about: Option<String>,
     /// When the limits were read: the window is the one holding it.
@@ -133,6 +148,12 @@ impl Thresholds {
                     if let Some(budget) = budget_of(&key, limit.owner, per) {
                         self.budget(&key, &limit, &budget, now).await;
                     }
+                }
+                Counted::Credits
+                    if limit.state.remaining.saturating_mul(10) <= limit.state.limit =>
+                {
+                    self.credits(&key, &limit, AuditAction::CreditsLow, now)
+                        .await;
                 }
                 Counted::Quota(per) if limit.state.remaining == 0 => {
                     self.quota_spent(&key, limit.owner, per, limit.state.limit, now)
@@ -167,7 +188,7 @@ impl Thresholds {
                 action: AuditAction::BudgetThreshold,
                 key,
                 owner: limit.owner,
-                window: per,
+                span: Span::Window(per),
                 about: Some(threshold.to_string()),
                 at: now,
                 details: figures(serde_json::json!({ "percent": threshold })),
@@ -184,7 +205,7 @@ impl Thresholds {
                     action: AuditAction::BudgetThrottled,
                     key,
                     owner: limit.owner,
-                    window: per,
+                    span: Span::Window(per),
                     about: Some(at.to_string()),
                     at: now,
                     details: figures(serde_json::json!({
@@ -223,7 +244,7 @@ impl Thresholds {
                         action: AuditAction::BudgetThreshold,
                         key: &key,
                         owner: limit.owner,
-                        window: per,
+                        span: Span::Window(per),
                         about: Some("refused".to_owned()),
                         at: now,
                         details: serde_json::json!({
@@ -236,8 +257,37 @@ impl Thresholds {
                     .await;
                 }
             }
+            Counted::Credits => {
+                self.credits(&key, limit, AuditAction::CreditsExhausted, now)
+                    .await;
+            }
             _ => {}
         }
+    }
+
+    /// Credits with a tenth or less left (`credits.low`), or too little for a request
+    /// (`credits.exhausted`): once per amount granted, so a top-up starts afresh.
+    async fn credits(
+        &self,
+        key: &CachedKey,
+        limit: &LimitState,
+        action: AuditAction,
+        at: Timestamp,
+    ) {
+        let (granted, left) = (limit.state.limit, limit.state.remaining);
+        self.announce(Notice {
+            action,
+            key,
+            owner: limit.owner,
+            span: Span::Granted(granted),
+            about: None,
+            at,
+            details: serde_json::json!({
+                "remaining_usd": dollars(left),
+                "used_usd": dollars(granted.saturating_sub(left)),
+            }),
+        })
+        .await;
     }
 
     async fn quota_spent(
@@ -252,7 +302,7 @@ impl Thresholds {
             action: AuditAction::QuotaExhausted,
             key,
             owner,
-            window: per,
+            span: Span::Window(per),
             about: None,
             at,
             details: serde_json::json!({ "amount": amount }),
@@ -271,13 +321,35 @@ impl Thresholds {
             },
         };
         let now = self.keygate.clock().now();
-        let (start, end) = window_bounds(notice.window, notice.at);
         let kind = notice.action.as_str();
-        let target = match &notice.about {
-            Some(about) => format!("{owner_id}:{}:{about}", notice.window.as_str()),
-            None => format!("{owner_id}:{}", notice.window.as_str()),
+        let (span, marker, mut details) = match notice.span {
+            Span::Window(window) => {
+                let (start, end) = window_bounds(window, notice.at);
+                let details = serde_json::json!({
+                    "owner": notice.owner.as_str(),
+                    "window": window.as_str(),
+                    "window_start": start.to_rfc3339(),
+                    "window_end": end.to_rfc3339(),
+                });
+                (window.as_str(), start.as_millis(), details)
+            }
+            Span::Granted(granted) => {
+                let details = serde_json::json!({
+                    "owner": notice.owner.as_str(),
+                    "granted_usd": dollars(granted),
+                });
+                (
+                    "credits",
+                    i64::try_from(granted).unwrap_or(i64::MAX),
+                    details,
+                )
+            }
         };
-        let memo = format!("{kind}|{target}|{}", start.as_millis());
+        let target = match &notice.about {
+            Some(about) => format!("{owner_id}:{span}:{about}"),
+            None => format!("{owner_id}:{span}"),
+        };
+        let memo = format!("{kind}|{target}|{marker}");
         {
             let mut announced = self
                 .announced
@@ -294,12 +366,6 @@ impl Thresholds {
         audit.org_id = Some(record.org_id.to_string());
         audit.project_id = record.project_id.as_ref().map(ToString::to_string);
         audit.target = Some(owner_id);
-        let mut details = serde_json::json!({
-            "owner": notice.owner.as_str(),
-            "window": notice.window.as_str(),
-            "window_start": start.to_rfc3339(),
-            "window_end": end.to_rfc3339(),
-        });
         if notice.owner == Owner::Key
             && let Some(details) = details.as_object_mut()
         {
@@ -315,7 +381,7 @@ impl Thresholds {
         let stored = self
             .keygate
             .store()
-            .announce_once(kind, &target, start.as_millis(), &audit, now)
+            .announce_once(kind, &target, marker, &audit, now)
             .await;
         if let Err(err) = stored {
             tracing::warn!(error = %err, kind, "a limit's threshold could not be announced");

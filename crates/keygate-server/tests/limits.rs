@@ -625,7 +625,30 @@ async fn prepaid_credits_draw_down_and_are_topped_up(db: Db) {
         .await
         .expect(200);
     assert_eq!(topped.body["limits"]["credits"], "0.030000");
-    call().await.expect(200);
+    // The refused call's answer is still queued at the upstream: this call gets it. 21 000,
+    // then (asking for less, to fit what is left) 28 000 of 30 000 spent: a tenth or less
+    // is left.
+    chat_with(&s, &key, ask.clone()).await.expect(200);
+    s.upstream.push(MockReply::Text("one two three".into()));
+    chat_with(
+        &s,
+        &key,
+        json!({"model": "chat", "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await
+    .expect(200);
+    let low = announced(&s, "credits.low", 1).await;
+    assert_eq!(low.len(), 1);
+    assert_eq!(low[0]["details"]["granted_usd"], "0.030000");
+    assert_eq!(low[0]["details"]["remaining_usd"], "0.002000");
+    call().await.expect_error(429, "credits_exhausted");
+    // Spent once per amount granted: before the top-up, and after it.
+    let exhausted = announced(&s, "credits.exhausted", 2).await;
+    let granted: Vec<&Value> = exhausted
+        .iter()
+        .map(|e| &e["details"]["granted_usd"])
+        .collect();
+    assert_eq!(granted, ["0.020000", "0.030000"]);
     for bad in [json!({"usd": "0"}), json!({"usd": "-1"}), json!({"usd": 5})] {
         let reply = api
             .post(&format!("/admin/v1/keys/{key_id}/credits"))

@@ -24,6 +24,8 @@ pub enum EventType {
     BudgetThrottled,
     QuotaExhausted,
     ReviewReady,
+    CreditsLow,
+    CreditsExhausted,
     /// Sent on demand to one endpoint, to check that it receives and verifies deliveries.
     WebhookTest,
 }
@@ -34,7 +36,7 @@ pub enum EventType {
 pub struct UnknownEventType;
 
 impl EventType {
-    pub const ALL: [EventType; 18] = [
+    pub const ALL: [EventType; 20] = [
         Self::AuditVerificationFailed,
         Self::AnomalyDetected,
         Self::AnomalyActed,
@@ -52,6 +54,8 @@ impl EventType {
         Self::BudgetThrottled,
         Self::QuotaExhausted,
         Self::ReviewReady,
+        Self::CreditsLow,
+        Self::CreditsExhausted,
         Self::WebhookTest,
     ];
 
@@ -74,6 +78,8 @@ impl EventType {
             Self::BudgetThrottled => "budget.throttled",
             Self::QuotaExhausted => "quota.exhausted",
             Self::ReviewReady => "review.ready",
+            Self::CreditsLow => "credits.low",
+            Self::CreditsExhausted => "credits.exhausted",
             Self::WebhookTest => "webhook.test",
         }
     }

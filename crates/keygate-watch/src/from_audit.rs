@@ -30,6 +30,8 @@ pub fn event_for(entry: &AuditEvent) -> Option<Event> {
         "budget.throttled" => (EventType::BudgetThrottled, "owner_id"),
         "quota.exhausted" => (EventType::QuotaExhausted, "owner_id"),
         "review.ready" => (EventType::ReviewReady, "org_id"),
+        "credits.low" => (EventType::CreditsLow, "owner_id"),
+        "credits.exhausted" => (EventType::CreditsExhausted, "owner_id"),
         _ => return None,
     };
     // The audit details hold names, reasons and figures, never key material (the chain's rule).
