@@ -52,6 +52,7 @@ pub enum AuditAction {
     ReviewReady,
     CreditsLow,
     CreditsExhausted,
+    AuthFailureBurst,
 }
 
 impl AuditAction {
@@ -100,6 +101,7 @@ impl AuditAction {
             Self::ReviewReady => "review.ready",
             Self::CreditsLow => "credits.low",
             Self::CreditsExhausted => "credits.exhausted",
+            Self::AuthFailureBurst => "auth.failure_burst",
         }
     }
 }

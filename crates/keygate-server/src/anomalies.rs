@@ -8,6 +8,7 @@
 //! operations (list, acknowledge) are in `admin.rs`.
 
 mod admin;
+mod failures;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -90,6 +91,8 @@ pub struct AnomalySettings {
     pub actions: BTreeMap<DetectorKind, AnomalyAction>,
     /// Failed authentications from one source in a minute that get it blocked.
     pub auth_failures_per_minute: u32,
+    /// Failed authentications with one refused key in a minute that are announced.
+    pub key_failures_per_minute: u32,
     /// How long a blocked source is refused (`source_blocked`).
     pub source_block: std::time::Duration,
     /// What a `throttle` action leaves of a key's request rates (percent)…
@@ -117,6 +120,7 @@ impl Default for AnomalySettings {
             thresholds: Thresholds::default(),
             actions,
             auth_failures_per_minute: 20,
+            key_failures_per_minute: 20,
             source_block: std::time::Duration::from_secs(300),
             throttle_percent: 10,
             throttle_for: std::time::Duration::from_secs(3600),
@@ -137,6 +141,8 @@ enum Work {
     Finding(Finding),
     /// A source just blocked, to audit.
     Blocked(keygate_watch::sources::Block),
+    /// A refused key presented in a burst, to audit.
+    DeadKey(Box<failures::DeadKeyBurst>),
 }
 
 /// This node's detectors and the task that acts on their findings.
@@ -145,6 +151,7 @@ pub struct Anomalies {
     keygate: Arc<Keygate>,
     settings: AnomalySettings,
     sources: SourceGuard,
+    dead_keys: keygate_watch::dead_keys::DeadKeys,
     /// What the usage log and the verification report to. It holds no `Keygate` (which holds
     /// it), so that a server's store and pools are freed with the server.
     watcher: Arc<Watcher>,
@@ -183,6 +190,10 @@ impl Anomalies {
         keygate.watch_key_use(watcher.clone());
         Arc::new(Self {
             sources: SourceGuard::new(settings.auth_failures_per_minute, settings.source_block),
+            dead_keys: keygate_watch::dead_keys::DeadKeys::new(
+                settings.key_failures_per_minute,
+                settings.thresholds.cooldown,
+            ),
             keygate,
             settings,
             watcher,
@@ -215,47 +226,8 @@ impl Anomalies {
                     }
                 }
                 Work::Blocked(block) => self.audit_block(block).await,
+                Work::DeadKey(burst) => self.audit_dead_key(burst).await,
             }
-        }
-    }
-
-    /// How long `ip`'s source stays refused for its failed authentications, if it is.
-    pub fn source_blocked(&self, ip: Option<IpAddr>) -> Option<std::time::Duration> {
-        self.sources.blocked(ip?, self.keygate.clock().now())
-    }
-
-    /// Counts a failed authentication from `ip`; a source that crosses the threshold is
-    /// blocked at once, and the block audited (`source.blocked`, announced to webhooks) by the
-    /// anomaly task, off the request path.
-    pub fn authentication_failed(&self, ip: Option<IpAddr>) {
-        let Some(ip) = ip else { return };
-        let Some(block) = self.sources.failed(ip, self.keygate.clock().now()) else {
-            return;
-        };
-        self.keygate.metrics().watch.source_blocked();
-        tracing::warn!(
-            source = %block.source,
-            failures = block.failures,
-            "a source is blocked after a burst of failed authentications"
-        );
-        self.watcher.queue_work(Work::Blocked(block));
-    }
-
-    async fn audit_block(&self, block: keygate_watch::sources::Block) {
-        let mut audit =
-            keygate_core::AuditDraft::new("system", keygate_core::AuditAction::SourceBlocked);
-        audit.target = Some(block.source.to_string());
-        audit.details = serde_json::json!({
-            "failures_this_minute": block.failures,
-            "until": block.until.to_rfc3339(),
-        });
-        if let Err(err) = self
-            .keygate
-            .store()
-            .append_audit(&audit, self.keygate.clock().now())
-            .await
-        {
-            tracing::warn!(error = %err, "a source block could not be audited");
         }
     }
 

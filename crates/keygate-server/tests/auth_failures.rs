@@ -272,3 +272,50 @@ async fn a_flood_of_bad_tokens_costs_one_row_a_minute_per_source() {
         json!({"suppressed": 5, "source": "203.0.113.7"})
     );
 }
+
+/// A revoked key presented over and over to the gateway (a deployment left with it) is
+/// announced once as `auth.failure_burst`, by its hint — never the key — with the key it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_key_presented_in_a_burst_is_announced_by_its_hint() {
+    let server = TestServer::start(Db::Sqlite).await.unwrap();
+    let api = server.api();
+    let owner = server.owner_token.as_str();
+    let made = api
+        .create_key(owner, json!({"project": "default", "name": "old-deploy"}))
+        .await;
+    api.post(&format!("/admin/v1/keys/{}/revoke", made.id))
+        .token(owner)
+        .json(&json!({"reason": "rotated out"}))
+        .send()
+        .await
+        .expect(200);
+    // The default burst is 20 a minute: the source is blocked at the same count.
+    for _ in 0..20 {
+        let reply = api.get("/v1/models").token(&made.secret).send().await;
+        assert_eq!(reply.status, 401, "{}", reply.text);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let burst = loop {
+        let found: Vec<serde_json::Value> = api
+            .audit_events(owner)
+            .await
+            .into_iter()
+            .filter(|e| e["action"] == "auth.failure_burst")
+            .collect();
+        if let Some(first) = found.first() {
+            assert_eq!(found.len(), 1);
+            break first.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "not announced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let hint = ApiKey::parse(&made.secret).unwrap().hint();
+    assert_eq!(burst["target"], hint.as_str());
+    assert_eq!(burst["details"]["key_id"], made.id.as_str());
+    assert_eq!(burst["details"]["code"], "key_revoked");
+    assert_eq!(burst["details"]["failures_this_minute"], 20);
+    assert!(
+        !burst.to_string().contains(&made.secret[12..]),
+        "the key itself is never recorded: {burst}"
+    );
+}

@@ -26,6 +26,7 @@ pub enum EventType {
     ReviewReady,
     CreditsLow,
     CreditsExhausted,
+    AuthFailureBurst,
     /// Sent on demand to one endpoint, to check that it receives and verifies deliveries.
     WebhookTest,
 }
@@ -36,7 +37,7 @@ pub enum EventType {
 pub struct UnknownEventType;
 
 impl EventType {
-    pub const ALL: [EventType; 20] = [
+    pub const ALL: [EventType; 21] = [
         Self::AuditVerificationFailed,
         Self::AnomalyDetected,
         Self::AnomalyActed,
@@ -56,6 +57,7 @@ impl EventType {
         Self::ReviewReady,
         Self::CreditsLow,
         Self::CreditsExhausted,
+        Self::AuthFailureBurst,
         Self::WebhookTest,
     ];
 
@@ -80,6 +82,7 @@ impl EventType {
             Self::ReviewReady => "review.ready",
             Self::CreditsLow => "credits.low",
             Self::CreditsExhausted => "credits.exhausted",
+            Self::AuthFailureBurst => "auth.failure_burst",
             Self::WebhookTest => "webhook.test",
         }
     }

@@ -32,6 +32,7 @@ pub fn event_for(entry: &AuditEvent) -> Option<Event> {
         "review.ready" => (EventType::ReviewReady, "org_id"),
         "credits.low" => (EventType::CreditsLow, "owner_id"),
         "credits.exhausted" => (EventType::CreditsExhausted, "owner_id"),
+        "auth.failure_burst" => (EventType::AuthFailureBurst, "hint"),
         _ => return None,
     };
     // The audit details hold names, reasons and figures, never key material (the chain's rule).

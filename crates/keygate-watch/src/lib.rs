@@ -2,8 +2,11 @@
 //! ([`EventType`], documented in `docs/events.md`), the events the audit log announces
 //! ([`from_audit`]), their payloads ([`Event`]), the Standard Webhooks signature
 //! ([`WebhookSecret`], [`sign`]), when a failed delivery is tried again ([`RetrySchedule`]),
-//! and the anomaly detectors over keys' traffic ([`detect`]). The outbox lives in the store and the one delivery task in the server.
+//! the anomaly detectors over keys' traffic ([`detect`]), and bursts of failed authentications
+//! per source ([`sources`]) and per presented key ([`dead_keys`]). The outbox lives in the store
+//! and the one delivery task in the server.
 
+pub mod dead_keys;
 pub mod detect;
 mod event;
 pub mod from_audit;

@@ -406,14 +406,19 @@ pub(crate) async fn any_api_key(
         })?;
     match outcome {
         crate::service::VerifyOutcome::Valid(cached) => Ok(cached),
-        crate::service::VerifyOutcome::Invalid(rejection, _) => {
+        crate::service::VerifyOutcome::Invalid(rejection, cached) => {
             let forbidden = matches!(
                 rejection,
                 keygate_core::KeyRejection::IpNotAllowed
                     | keygate_core::KeyRejection::PermissionDenied
             );
             if !forbidden {
-                state.anomalies.authentication_failed(meta.client_ip);
+                state.anomalies.authentication_failed(
+                    meta.client_ip,
+                    key,
+                    rejection,
+                    cached.as_deref().map(|c| &c.record),
+                );
             }
             Err(KeyRefusal {
                 status: if rejection == keygate_core::KeyRejection::IpNotAllowed {

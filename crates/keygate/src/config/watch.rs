@@ -36,6 +36,8 @@ pub(super) struct AnomaliesFile {
     cooldown: Option<String>,
     /// Failed authentications from one source in a minute that get it blocked.
     auth_failures_per_minute: Option<u32>,
+    /// Failed authentications with one refused key in a minute that are announced.
+    key_failures_per_minute: Option<u32>,
     /// How long a blocked source is refused, e.g. `"5m"`.
     source_block: Option<String>,
     /// What a `throttle` action leaves of a key's request rates, in percent.
@@ -140,6 +142,9 @@ pub(super) fn anomaly_settings(
         .max(1);
     if let Some(failures) = file.auth_failures_per_minute {
         settings.auth_failures_per_minute = failures.max(1);
+    }
+    if let Some(failures) = file.key_failures_per_minute {
+        settings.key_failures_per_minute = failures.max(1);
     }
     if let Some(block) = &file.source_block {
         settings.source_block = duration(block, "source_block is a duration such as \"5m\"")?;
