@@ -48,13 +48,14 @@ impl Anomalies {
                     code = rejection.code(),
                     "a refused key is presented in a burst"
                 );
-                self.watcher.queue_work(Work::DeadKey(Box::new(DeadKeyBurst {
-                    hint,
-                    failures,
-                    code: rejection.code(),
-                    key: key.cloned(),
-                    source: ip,
-                })));
+                self.watcher
+                    .queue_work(Work::DeadKey(Box::new(DeadKeyBurst {
+                        hint,
+                        failures,
+                        code: rejection.code(),
+                        key: key.cloned(),
+                        source: ip,
+                    })));
             }
         }
         let Some(ip) = ip else { return };
