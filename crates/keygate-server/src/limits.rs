@@ -582,8 +582,24 @@ impl Limiter {
     }
 
     /// The states of `key`'s limits (and its project's) as they stand, consuming nothing:
-    /// for the verify API. Token rates and budgets are included.
+    /// for the verify API. Token rates and budgets are included. While Redis does not
+    /// answer, this node's own counts.
     pub async fn peek(&self, key: &CachedKey, clock: &dyn Clock) -> Vec<LimitState> {
+        self.read(key, clock, true).await.unwrap_or_default()
+    }
+
+    /// The same, but `None` while limits shared through Redis cannot be read: this node's
+    /// own counts would say nothing of the others' (for decisions such as a throttle).
+    pub async fn peek_shared(&self, key: &CachedKey, clock: &dyn Clock) -> Option<Vec<LimitState>> {
+        self.read(key, clock, false).await
+    }
+
+    async fn read(
+        &self,
+        key: &CachedKey,
+        clock: &dyn Clock,
+        fall_back: bool,
+    ) -> Option<Vec<LimitState>> {
         let now = Self::now(clock);
         let plan = Plan::new(
             key,
@@ -596,7 +612,7 @@ impl Limiter {
             now,
         );
         if plan.checks.is_empty() {
-            return Vec::new();
+            return Some(Vec::new());
         }
         let mut states = None;
         if let Some(shared) = &self.shared
@@ -607,16 +623,21 @@ impl Limiter {
                 Err(err) => shared.failed(&err),
             }
         }
+        if states.is_none() && self.shared.is_some() && !fall_back {
+            return None;
+        }
         let states = states.unwrap_or_else(|| self.rates.peek(now, &plan.checks));
-        plan.what
-            .iter()
-            .zip(states)
-            .map(|((owner, counted), state)| LimitState {
-                owner: *owner,
-                counted: *counted,
-                state,
-            })
-            .collect()
+        Some(
+            plan.what
+                .iter()
+                .zip(states)
+                .map(|((owner, counted), state)| LimitState {
+                    owner: *owner,
+                    counted: *counted,
+                    state,
+                })
+                .collect(),
+        )
     }
 }
 

@@ -142,7 +142,11 @@ impl Thresholds {
         };
         let clock = self.keygate.clock();
         let now = clock.now();
-        for limit in self.limiter.peek(&key, clock.as_ref()).await {
+        // Without Redis's counts (when limits are shared), nothing is decided.
+        let Some(limits) = self.limiter.peek_shared(&key, clock.as_ref()).await else {
+            return;
+        };
+        for limit in limits {
             match limit.counted {
                 Counted::Budget(per) => {
                     if let Some(budget) = budget_of(&key, limit.owner, per) {

@@ -256,3 +256,39 @@ async fn quotas_run_out_and_a_refusal_consumes_nothing() {
         spent.message()
     );
 }
+
+#[tokio::test]
+async fn without_redis_shared_limits_are_not_read_for_decisions() {
+    let clock = clock();
+    // Nothing listens on port 1: Redis is unreachable.
+    let limiter = Arc::new(Limiter::shared(
+        "redis://127.0.0.1:1",
+        OnRedisFailure::Local,
+    ));
+    let limited = key(KeyLimits {
+        budgets: vec![Budget::parse("1/day").unwrap()],
+        ..KeyLimits::default()
+    });
+    assert_eq!(
+        limiter.peek(&limited, clock.as_ref()).await.len(),
+        1,
+        "the verify API shows this node's counts"
+    );
+    assert!(
+        limiter
+            .peek_shared(&limited, clock.as_ref())
+            .await
+            .is_none(),
+        "no decision on them"
+    );
+    let local = Arc::new(Limiter::new());
+    assert_eq!(
+        local
+            .peek_shared(&limited, clock.as_ref())
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "a node's own limits are its counts"
+    );
+}
