@@ -9,6 +9,7 @@
 
 mod admin;
 mod failures;
+mod geo;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -29,6 +30,7 @@ use crate::service::{Keygate, Quarantine};
 use crate::usage_log::UsageWatcher;
 
 pub use admin::AnomalyQuery;
+pub use geo::{GeoIp, GeoIpError};
 
 /// What a detector's finding leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -54,7 +56,7 @@ pub fn check_actions(
             return Err(keygate_core::ValidationError::new(
                 "anomaly_actions",
                 "keys are detectors: request_spike, token_spike, spend_spike, new_network, \
-                 scope_probing, old_secret_late or foreign_origin",
+                 scope_probing, old_secret_late, foreign_origin or new_country",
             ));
         }
         if AnomalyAction::parse(action).is_none() {
@@ -101,6 +103,8 @@ pub struct AnomalySettings {
     pub throttle_for: std::time::Duration,
     /// …and the rate of a key that has none.
     pub throttle_rate: keygate_core::RequestRate,
+    /// Names client countries, for `new_country`; without it, that detector is off.
+    pub geoip: Option<Arc<GeoIp>>,
 }
 
 impl Default for AnomalySettings {
@@ -128,6 +132,7 @@ impl Default for AnomalySettings {
                 limit: 60,
                 per: keygate_core::Per::Minute,
             },
+            geoip: None,
         }
     }
 }
@@ -165,6 +170,7 @@ struct Watcher {
     found: mpsc::Sender<Work>,
     dropped: AtomicU64,
     metrics: Arc<crate::metrics::Metrics>,
+    geoip: Option<Arc<GeoIp>>,
 }
 
 impl Watcher {
@@ -185,6 +191,7 @@ impl Anomalies {
             found,
             dropped: AtomicU64::new(0),
             metrics: keygate.metrics().clone(),
+            geoip: settings.geoip.clone(),
         });
         keygate.usage().watched_by(watcher.clone());
         keygate.watch_key_use(watcher.clone());
@@ -375,6 +382,11 @@ impl UsageWatcher for Watcher {
                 .client_ip
                 .as_deref()
                 .and_then(|ip| ip.parse::<IpAddr>().ok());
+            let country = self
+                .geoip
+                .as_ref()
+                .zip(client_ip)
+                .and_then(|(geoip, ip)| geoip.country(ip));
             let seen = Observation {
                 at: record.at,
                 org_id: &record.org_id,
@@ -383,6 +395,7 @@ impl UsageWatcher for Watcher {
                 tokens: record.tokens.prompt + record.tokens.completion,
                 cost_micros: record.cost.map_or(0, |c| c.0),
                 client_ip,
+                country: country.as_deref(),
                 error_code: record.error_code.as_deref(),
             };
             for finding in self.detectors.observe(&seen) {
@@ -415,6 +428,7 @@ impl crate::service::KeyUseWatcher for Watcher {
             tokens: 0,
             cost_micros: 0,
             client_ip: ip,
+            country: None,
             error_code: None,
         };
         if let Some(finding) =

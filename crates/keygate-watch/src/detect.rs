@@ -5,7 +5,7 @@
 //!   weighted average of its per-minute figures (half-life an hour), learnt for a while
 //!   before it judges;
 //! - the first request from a network (IPv4 /24, IPv6 /48) the key was not seen on, after
-//!   its learning period;
+//!   its learning period; the same for a country, when a GeoIP database names them;
 //! - a burst of `scope_denied` refusals (a key probing routes or models it does not have);
 //! - a burst of `origin_not_allowed` refusals (a publishable key used from a site it does not
 //!   list — copied onto another page — in volume).
@@ -32,10 +32,12 @@ pub enum DetectorKind {
     LateOldSecret,
     /// A publishable key presented from origins it does not list, in volume.
     ForeignOrigin,
+    /// The first request from a country the key was not seen in (with a GeoIP database).
+    NewCountry,
 }
 
 impl DetectorKind {
-    pub const ALL: [DetectorKind; 7] = [
+    pub const ALL: [DetectorKind; 8] = [
         Self::RequestSpike,
         Self::TokenSpike,
         Self::SpendSpike,
@@ -43,6 +45,7 @@ impl DetectorKind {
         Self::ScopeProbing,
         Self::LateOldSecret,
         Self::ForeignOrigin,
+        Self::NewCountry,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +57,7 @@ impl DetectorKind {
             Self::ScopeProbing => "scope_probing",
             Self::LateOldSecret => "old_secret_late",
             Self::ForeignOrigin => "foreign_origin",
+            Self::NewCountry => "new_country",
         }
     }
 
@@ -108,6 +112,8 @@ pub struct Observation<'a> {
     pub tokens: u64,
     pub cost_micros: i64,
     pub client_ip: Option<IpAddr>,
+    /// The client's country (ISO 3166-1 alpha-2), when a GeoIP database names it.
+    pub country: Option<&'a str>,
     pub error_code: Option<&'a str>,
 }
 
@@ -127,6 +133,8 @@ const MINUTE_MS: i64 = 60_000;
 const ALPHA: f64 = 0.011_486_0;
 /// Networks remembered per key; past that, a new one is no longer news.
 const MAX_NETWORKS: usize = 256;
+/// Countries remembered per key.
+const MAX_COUNTRIES: usize = 64;
 /// Keys watched per shard; the least recently seen is forgotten past it.
 const SHARD_KEYS: usize = 4096;
 const SHARDS: usize = 16;
@@ -149,6 +157,7 @@ struct KeyState {
     /// Averages per minute of requests, tokens and spend.
     baseline: [f64; 3],
     networks: Vec<IpAddr>,
+    countries: Vec<[u8; 2]>,
     spoke: HashMap<DetectorKind, i64>,
 }
 
@@ -161,6 +170,7 @@ impl KeyState {
             current: Figures::default(),
             baseline: [0.0; 3],
             networks: Vec::new(),
+            countries: Vec::new(),
             spoke: HashMap::new(),
         }
     }
@@ -185,6 +195,16 @@ impl KeyState {
             .for_each(|average| *average *= decay);
         self.minute = minute;
         self.current = Figures::default();
+    }
+}
+
+/// A two-letter country code, as kept per key.
+fn country_code(text: &str) -> Option<[u8; 2]> {
+    match text.as_bytes() {
+        [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+            Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()])
+        }
+        _ => None,
     }
 }
 
@@ -364,6 +384,26 @@ impl Detectors {
                 }
             }
         }
+        if let Some(code) = seen.country.and_then(country_code)
+            && !state.countries.contains(&code)
+            && state.countries.len() < MAX_COUNTRIES
+        {
+            let known: Vec<String> = state
+                .countries
+                .iter()
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect();
+            state.countries.push(code);
+            if learnt && !known.is_empty() {
+                found.push((
+                    DetectorKind::NewCountry,
+                    serde_json::json!({
+                        "country": String::from_utf8_lossy(&code),
+                        "known_countries": known,
+                    }),
+                ));
+            }
+        }
         if state.current.denied >= t.scope_denials && seen.error_code == Some("scope_denied") {
             found.push((
                 DetectorKind::ScopeProbing,
@@ -442,6 +482,7 @@ mod tests {
                         tokens: 500,
                         cost_micros: 100,
                         client_ip: Some(ip.parse().unwrap()),
+                        country: None,
                         error_code: code,
                     })
                 })
@@ -517,6 +558,39 @@ mod tests {
     }
 
     #[test]
+    fn a_new_country_after_learning_fires() {
+        let traffic = Traffic::new();
+        let seen = |minute: i64, ip: &str, country: Option<&'static str>| {
+            traffic.detectors.observe(&Observation {
+                at: Timestamp::from_millis(T0 + minute * MINUTE_MS),
+                org_id: &traffic.org,
+                project_id: None,
+                key_id: &traffic.key,
+                tokens: 0,
+                cost_micros: 0,
+                client_ip: Some(ip.parse().unwrap()),
+                country,
+                error_code: None,
+            })
+        };
+        // Learnt in the Netherlands (and once with no country known).
+        assert!(seen(0, "198.51.100.1", Some("NL")).is_empty());
+        assert!(seen(1, "198.51.100.1", None).is_empty());
+        assert!(
+            seen(70, "198.51.100.2", Some("nl")).is_empty(),
+            "the same country"
+        );
+        let found = seen(71, "198.51.100.3", Some("US"));
+        assert_eq!(kinds(&found), [DetectorKind::NewCountry]);
+        assert_eq!(found[0].evidence["country"], "US");
+        assert_eq!(
+            found[0].evidence["known_countries"],
+            serde_json::json!(["NL"])
+        );
+        assert!(seen(72, "198.51.100.4", Some("US")).is_empty(), "known now");
+    }
+
+    #[test]
     fn a_burst_of_foreign_origins_fires_once() {
         let traffic = Traffic::new();
         let refused = Some("origin_not_allowed");
@@ -541,6 +615,7 @@ mod tests {
             tokens: 0,
             cost_micros: 0,
             client_ip: None,
+            country: None,
             error_code: None,
         };
         let (rotated, until) = (

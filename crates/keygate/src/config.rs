@@ -217,6 +217,8 @@ pub enum ConfigError {
     BadExpiryNotice,
     #[error("[anomalies] {0}")]
     BadAnomalies(&'static str),
+    #[error("[anomalies] geoip_database {0}")]
+    BadGeoIp(String),
     #[error(
         "otel_endpoint is an http:// or https:// URL without a user or password, such as http://127.0.0.1:4318"
     )]

@@ -46,6 +46,8 @@ pub(super) struct AnomaliesFile {
     throttle_for: Option<String>,
     /// The rate a `throttle` action gives a key without request rates, e.g. `"60/minute"`.
     throttle_rate: Option<String>,
+    /// A GeoLite2-format database naming countries, for `new_country`.
+    geoip_database: Option<std::path::PathBuf>,
     #[serde(default)]
     actions: BTreeMap<String, AnomalyAction>,
 }
@@ -166,12 +168,55 @@ pub(super) fn anomaly_settings(
                 "throttle_rate is a rate such as \"60/minute\"",
             ))?;
     }
+    if let Some(path) = &file.geoip_database {
+        let geoip = keygate_server::anomalies::GeoIp::open(path)
+            .map_err(|err| ConfigError::BadGeoIp(format!("{}: {err}", path.display())))?;
+        settings.geoip = Some(std::sync::Arc::new(geoip));
+    }
     for (name, action) in file.actions {
         let kind = DetectorKind::parse(&name).ok_or(ConfigError::BadAnomalies(
             "actions are keyed by request_spike, token_spike, spend_spike, new_network, \
-             scope_probing, old_secret_late or foreign_origin",
+             scope_probing, old_secret_late, foreign_origin or new_country",
         ))?;
         settings.actions.insert(kind, action);
     }
     Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(text: &str) -> Result<AnomalySettings, ConfigError> {
+        anomaly_settings(Some(serde_json::from_str(text).unwrap()))
+    }
+
+    #[test]
+    fn anomalies_are_read_over_their_defaults_and_checked() {
+        let read = settings(
+            r#"{"throttle_percent": 25, "throttle_rate": "6/minute",
+                "foreign_origins_per_minute": 5, "actions": {"new_country": "suspend"}}"#,
+        )
+        .unwrap();
+        assert_eq!(read.throttle_percent, 25);
+        assert_eq!(read.throttle_rate.to_string(), "6/minute");
+        assert_eq!(read.thresholds.foreign_origins, 5);
+        assert_eq!(
+            read.actions[&DetectorKind::NewCountry],
+            AnomalyAction::Suspend
+        );
+        assert!(read.geoip.is_none());
+        for bad in [
+            r#"{"throttle_percent": 100}"#,
+            r#"{"throttle_rate": "fast"}"#,
+            r#"{"actions": {"moon_phase": "alert"}}"#,
+        ] {
+            assert!(settings(bad).is_err(), "{bad}");
+        }
+        let missing = settings(r#"{"geoip_database": "/nowhere/countries.mmdb"}"#).unwrap_err();
+        assert!(
+            missing.to_string().contains("/nowhere/countries.mmdb"),
+            "{missing}"
+        );
+    }
 }

@@ -24,14 +24,14 @@ fn cli_json(server: &ServerProcess, owner: &str, args: &[&str]) -> Value {
 /// A server whose anomaly detectors judge at once: no learning period and a floor of five
 /// requests a minute, so the fifth request of a new key is far above its (empty) baseline.
 /// `top` goes before the tables, `anomalies` at the end of `[anomalies]`.
-struct Spiking {
-    server: ServerProcess,
-    dir: tempfile::TempDir,
-    _upstream: MockOpenAi,
+pub(crate) struct Spiking {
+    pub(crate) server: ServerProcess,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) _upstream: MockOpenAi,
 }
 
 impl Spiking {
-    async fn start(top: &str, anomalies: &str) -> Self {
+    pub(crate) async fn start(top: &str, anomalies: &str) -> Self {
         let upstream = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("keygate.toml");

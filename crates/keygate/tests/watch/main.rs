@@ -15,6 +15,7 @@ mod process;
 mod python;
 
 mod anomalies;
+mod geoip;
 mod leaks;
 mod receiver;
 mod scanner_rule;
