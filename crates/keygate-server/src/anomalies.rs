@@ -5,9 +5,12 @@
 //! `alert` (kept and sent to webhooks as `anomaly.detected`), `throttle` (the key's request
 //! rates cut for a while on every node, audited, and `anomaly.acted` follows) or `suspend`
 //! (the key is suspended at once on every node, audited, and `anomaly.acted` follows). The admin
-//! operations (list, acknowledge) are in `admin.rs`.
+//! operations (list, acknowledge) are in `admin.rs`. With Redis, the figures are the whole
+//! cluster's and each finding is acted on once (`across_nodes.rs`, `cluster.rs`).
 
+mod across_nodes;
 mod admin;
+mod cluster;
 mod failures;
 mod geo;
 
@@ -105,6 +108,9 @@ pub struct AnomalySettings {
     pub throttle_rate: keygate_core::RequestRate,
     /// Names client countries, for `new_country`; without it, that detector is off.
     pub geoip: Option<Arc<GeoIp>>,
+    /// Redis, for detection across nodes: figures summed over every node, blocks shared,
+    /// each finding announced once.
+    pub redis_url: Option<String>,
 }
 
 impl Default for AnomalySettings {
@@ -133,6 +139,7 @@ impl Default for AnomalySettings {
                 per: keygate_core::Per::Minute,
             },
             geoip: None,
+            redis_url: None,
         }
     }
 }
@@ -148,6 +155,8 @@ enum Work {
     Blocked(keygate_watch::sources::Block),
     /// A refused key presented in a burst, to audit.
     DeadKey(Box<failures::DeadKeyBurst>),
+    /// A usage batch's traffic, per key and minute, for the cluster's figures.
+    Traffic(Vec<keygate_watch::detect::Traffic>),
 }
 
 /// This node's detectors and the task that acts on their findings.
@@ -161,6 +170,10 @@ pub struct Anomalies {
     /// it), so that a server's store and pools are freed with the server.
     watcher: Arc<Watcher>,
     queue: Mutex<Option<mpsc::Receiver<Work>>>,
+    /// Redis, for detection across nodes.
+    cluster: Option<cluster::Cluster>,
+    /// Failed authentications waiting to be added to the cluster's counts.
+    failures: across_nodes::PendingFailures,
 }
 
 /// The detectors and the queue to the anomaly task.
@@ -171,6 +184,8 @@ struct Watcher {
     dropped: AtomicU64,
     metrics: Arc<crate::metrics::Metrics>,
     geoip: Option<Arc<GeoIp>>,
+    /// Whether the figures are the cluster's: batches then go to the anomaly task.
+    shared: bool,
 }
 
 impl Watcher {
@@ -186,12 +201,17 @@ impl Anomalies {
     /// The detectors of `keygate`'s usage log.
     pub fn new(keygate: Arc<Keygate>, settings: AnomalySettings) -> Arc<Self> {
         let (found, queue) = mpsc::channel(QUEUE);
+        let cluster = settings
+            .redis_url
+            .as_deref()
+            .and_then(cluster::Cluster::new);
         let watcher = Arc::new(Watcher {
             detectors: Detectors::new(settings.thresholds.clone()),
             found,
             dropped: AtomicU64::new(0),
             metrics: keygate.metrics().clone(),
             geoip: settings.geoip.clone(),
+            shared: cluster.is_some(),
         });
         keygate.usage().watched_by(watcher.clone());
         keygate.watch_key_use(watcher.clone());
@@ -205,6 +225,8 @@ impl Anomalies {
             settings,
             watcher,
             queue: Mutex::new(Some(queue)),
+            cluster,
+            failures: across_nodes::PendingFailures::default(),
         })
     }
 
@@ -218,23 +240,41 @@ impl Anomalies {
         else {
             return;
         };
+        if self.cluster.is_some() {
+            tracing::info!("anomaly detection is shared across nodes through Redis");
+        }
+        // With Redis, failure counts go out and blocks come in twice a second.
+        let mut exchange = tokio::time::interval(across_nodes::EXCHANGE_EVERY);
+        exchange.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let work = tokio::select! {
                 found = queue.recv() => match found {
                     Some(work) => work,
                     None => return,
                 },
+                _ = exchange.tick(), if self.cluster.is_some() => {
+                    self.exchange().await;
+                    continue;
+                }
                 () = stop.cancelled() => return,
             };
             match work {
-                Work::Finding(finding) => {
-                    if let Err(err) = self.act(finding).await {
-                        tracing::warn!(error = %err, "an anomaly could not be recorded or acted on");
-                    }
-                }
+                Work::Finding(finding) => self.act_once(finding, true).await,
                 Work::Blocked(block) => self.audit_block(block).await,
                 Work::DeadKey(burst) => self.audit_dead_key(burst).await,
+                Work::Traffic(traffic) => self.judge_together(traffic).await,
             }
+        }
+    }
+
+    /// Acts on a finding once for the cluster, logging what fails; `checked_here` when this
+    /// node's cooldown let it through already.
+    async fn act_once(&self, finding: Finding, checked_here: bool) {
+        if !self.claimed_finding(&finding, checked_here).await {
+            return;
+        }
+        if let Err(err) = self.act(finding).await {
+            tracing::warn!(error = %err, "an anomaly could not be recorded or acted on");
         }
     }
 
@@ -377,30 +417,46 @@ fn event(
 
 impl UsageWatcher for Watcher {
     fn observe(&self, records: &[UsageRecord]) {
-        for record in records {
-            let client_ip = record
-                .client_ip
-                .as_deref()
-                .and_then(|ip| ip.parse::<IpAddr>().ok());
-            let country = self
-                .geoip
-                .as_ref()
-                .zip(client_ip)
-                .and_then(|(geoip, ip)| geoip.country(ip));
-            let seen = Observation {
+        let places: Vec<(Option<IpAddr>, Option<String>)> = records
+            .iter()
+            .map(|record| {
+                let client_ip = record
+                    .client_ip
+                    .as_deref()
+                    .and_then(|ip| ip.parse::<IpAddr>().ok());
+                let country = self
+                    .geoip
+                    .as_ref()
+                    .zip(client_ip)
+                    .and_then(|(geoip, ip)| geoip.country(ip));
+                (client_ip, country)
+            })
+            .collect();
+        let seen: Vec<Observation<'_>> = records
+            .iter()
+            .zip(&places)
+            .map(|(record, (client_ip, country))| Observation {
                 at: record.at,
                 org_id: &record.org_id,
                 project_id: record.project_id.as_ref(),
                 key_id: &record.key_id,
                 tokens: record.tokens.prompt + record.tokens.completion,
                 cost_micros: record.cost.map_or(0, |c| c.0),
-                client_ip,
+                client_ip: *client_ip,
                 country: country.as_deref(),
                 error_code: record.error_code.as_deref(),
-            };
-            for finding in self.detectors.observe(&seen) {
-                self.queue_work(Work::Finding(finding));
+            })
+            .collect();
+        if self.shared {
+            // The cluster's figures are in Redis: the anomaly task adds this batch to them.
+            let traffic = keygate_watch::detect::gather(&seen);
+            if !traffic.is_empty() {
+                self.queue_work(Work::Traffic(traffic));
             }
+            return;
+        }
+        for finding in self.detectors.observe_all(&seen) {
+            self.queue_work(Work::Finding(finding));
         }
     }
 

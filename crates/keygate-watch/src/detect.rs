@@ -12,6 +12,12 @@
 //!
 //! Time comes from the observations themselves, so tests replay traffic on any clock. Each
 //! detector speaks at most once per key in a cooldown, so a sustained spike is one finding.
+//!
+//! The figures live in this node's memory here; with Redis, the server keeps them there for
+//! every node (same [`Traffic`] in, same [`Tally`] out, same [`judge`]), so that a cluster
+//! judges a key's whole traffic, not each node's share.
+
+mod traffic;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,6 +25,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use keygate_core::{KeyId, OrgId, ProjectId, Timestamp};
+
+pub use traffic::{Figures, Tally, Traffic, country_code, gather, judge, network};
 
 /// What a detector watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -128,25 +136,18 @@ pub struct Finding {
     pub evidence: serde_json::Value,
 }
 
-const MINUTE_MS: i64 = 60_000;
+pub const MINUTE_MS: i64 = 60_000;
 /// Per-minute weight of the average: a half-life of an hour.
-const ALPHA: f64 = 0.011_486_0;
+pub const BASELINE_WEIGHT: f64 = 0.011_486_0;
 /// Networks remembered per key; past that, a new one is no longer news.
-const MAX_NETWORKS: usize = 256;
+pub const MAX_NETWORKS: usize = 256;
 /// Countries remembered per key.
-const MAX_COUNTRIES: usize = 64;
+pub const MAX_COUNTRIES: usize = 64;
+/// Quiet minutes folded into a baseline at most (it is zero well before).
+pub const MAX_QUIET_MINUTES: i64 = 10_000;
 /// Keys watched per shard; the least recently seen is forgotten past it.
 const SHARD_KEYS: usize = 4096;
 const SHARDS: usize = 16;
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Figures {
-    requests: u64,
-    tokens: u64,
-    spend: i64,
-    denied: u64,
-    foreign: u64,
-}
 
 #[derive(Debug)]
 struct KeyState {
@@ -176,6 +177,7 @@ impl KeyState {
     }
 
     /// Folds finished minutes (the current one, then the quiet ones since) into the baseline.
+    /// Traffic of a minute already folded counts in the current one.
     fn advance(&mut self, minute: i64) {
         if minute <= self.minute {
             return;
@@ -186,42 +188,73 @@ impl KeyState {
             self.current.spend as f64,
         ];
         for (average, value) in self.baseline.iter_mut().zip(done) {
-            *average += ALPHA * (value - *average);
+            *average += BASELINE_WEIGHT * (value - *average);
         }
-        let quiet = (minute - self.minute - 1).min(10_000) as i32;
-        let decay = (1.0 - ALPHA).powi(quiet);
+        let quiet = (minute - self.minute - 1).min(MAX_QUIET_MINUTES) as i32;
+        let decay = (1.0 - BASELINE_WEIGHT).powi(quiet);
         self.baseline
             .iter_mut()
             .for_each(|average| *average *= decay);
         self.minute = minute;
         self.current = Figures::default();
     }
-}
 
-/// A two-letter country code, as kept per key.
-fn country_code(text: &str) -> Option<[u8; 2]> {
-    match text.as_bytes() {
-        [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
-            Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()])
+    /// Adds `traffic`; the same arithmetic as the Redis script of the server's cluster mode.
+    fn add(&mut self, traffic: &Traffic) -> Tally {
+        self.advance(traffic.minute);
+        self.last_seen = self.last_seen.max(traffic.last_at);
+        self.current.add(&traffic.figures);
+        let known_networks = self.networks.len();
+        let mut new_networks = Vec::new();
+        for net in &traffic.networks {
+            if !self.networks.contains(net) && self.networks.len() < MAX_NETWORKS {
+                self.networks.push(*net);
+                new_networks.push(*net);
+            }
         }
-        _ => None,
+        let known_countries = self.countries.clone();
+        let mut new_countries = Vec::new();
+        for code in &traffic.countries {
+            if !self.countries.contains(code) && self.countries.len() < MAX_COUNTRIES {
+                self.countries.push(*code);
+                new_countries.push(*code);
+            }
+        }
+        Tally {
+            first_seen: self.first_seen,
+            current: self.current,
+            baseline: self.baseline,
+            known_networks,
+            new_networks,
+            known_countries,
+            new_countries,
+        }
+    }
+
+    /// Whether `kind` may speak at `at`: not within its cooldown (and it then has).
+    fn quiet(&mut self, kind: DetectorKind, at: i64, cooldown: i64) -> bool {
+        let quiet = self
+            .spoke
+            .get(&kind)
+            .is_none_or(|last| at - *last >= cooldown);
+        if quiet {
+            self.spoke.insert(kind, at);
+        }
+        quiet
     }
 }
 
-/// The network a client address belongs to, for "first use from a new network".
-fn network(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            IpAddr::from([a, b, c, 0])
+impl Traffic {
+    /// The finding `kind` makes of this traffic.
+    pub fn finding(&self, kind: DetectorKind, evidence: serde_json::Value) -> Finding {
+        Finding {
+            kind,
+            at: Timestamp::from_millis(self.last_at),
+            org_id: self.org_id.clone(),
+            project_id: self.project_id.clone(),
+            key_id: self.key_id.clone(),
+            evidence,
         }
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => network(IpAddr::V4(v4)),
-            None => {
-                let s = v6.segments();
-                IpAddr::from([s[0], s[1], s[2], 0, 0, 0, 0, 0])
-            }
-        },
     }
 }
 
@@ -244,11 +277,39 @@ impl Detectors {
         &self.thresholds
     }
 
-    fn shard(&self, key: &KeyId) -> &Mutex<HashMap<KeyId, KeyState>> {
+    fn cooldown_ms(&self) -> i64 {
+        i64::try_from(self.thresholds.cooldown.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Runs `f` on `key`'s state, made at `at` if the key is new (forgetting the key seen
+    /// longest ago when the shard is full).
+    fn with_state<T>(&self, key: &KeyId, at: i64, f: impl FnOnce(&mut KeyState) -> T) -> T {
         let hash = key.as_str().bytes().fold(0usize, |h, b| {
             h.wrapping_mul(31).wrapping_add(usize::from(b))
         });
-        &self.shards[hash % SHARDS]
+        let mut shard = self.shards[hash % SHARDS]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if shard.len() >= SHARD_KEYS && !shard.contains_key(key) {
+            let stalest = shard
+                .iter()
+                .min_by_key(|(_, state)| state.last_seen)
+                .map(|(key, _)| key.clone());
+            if let Some(stalest) = stalest {
+                shard.remove(&stalest);
+            }
+        }
+        f(shard
+            .entry(key.clone())
+            .or_insert_with(|| KeyState::new(at)))
+    }
+
+    /// Whether `kind` may speak about `key` at `at` on this node (and it then has): once per
+    /// cooldown.
+    pub fn quiet(&self, key: &KeyId, kind: DetectorKind, at: Timestamp) -> bool {
+        let at = at.as_millis();
+        let cooldown = self.cooldown_ms();
+        self.with_state(key, at, |state| state.quiet(kind, at, cooldown))
     }
 
     /// A key's replaced secret was used at `at`, in a grace period that runs from `rotated_at`
@@ -266,23 +327,10 @@ impl Detectors {
         if end <= start || at < end - (end - start) / 4 {
             return None;
         }
-        let cooldown = i64::try_from(self.thresholds.cooldown.as_millis()).unwrap_or(i64::MAX);
-        let mut shard = self
-            .shard(seen.key_id)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let state = shard
-            .entry(seen.key_id.clone())
-            .or_insert_with(|| KeyState::new(at));
         let kind = DetectorKind::LateOldSecret;
-        if state
-            .spoke
-            .get(&kind)
-            .is_some_and(|last| at - *last < cooldown)
-        {
+        if !self.quiet(seen.key_id, kind, seen.at) {
             return None;
         }
-        state.spoke.insert(kind, at);
         Some(Finding {
             kind,
             at: seen.at,
@@ -300,352 +348,30 @@ impl Detectors {
 
     /// Takes one request into account; returns the findings it completes.
     pub fn observe(&self, seen: &Observation<'_>) -> Vec<Finding> {
-        let at = seen.at.as_millis();
-        let t = &self.thresholds;
-        let learning = i64::try_from(t.learning.as_millis()).unwrap_or(i64::MAX);
-        let cooldown = i64::try_from(t.cooldown.as_millis()).unwrap_or(i64::MAX);
-        let mut shard = self
-            .shard(seen.key_id)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if shard.len() >= SHARD_KEYS && !shard.contains_key(seen.key_id) {
-            let stalest = shard
-                .iter()
-                .min_by_key(|(_, state)| state.last_seen)
-                .map(|(key, _)| key.clone());
-            if let Some(stalest) = stalest {
-                shard.remove(&stalest);
-            }
-        }
-        let state = shard
-            .entry(seen.key_id.clone())
-            .or_insert_with(|| KeyState::new(at));
-        state.advance(at.div_euclid(MINUTE_MS));
-        state.last_seen = state.last_seen.max(at);
-        state.current.requests += 1;
-        state.current.tokens += seen.tokens;
-        state.current.spend += seen.cost_micros.max(0);
-        match seen.error_code {
-            Some("scope_denied") => state.current.denied += 1,
-            Some("origin_not_allowed") => state.current.foreign += 1,
-            _ => {}
-        }
-        let learnt = at - state.first_seen >= learning;
-        let mut found: Vec<(DetectorKind, serde_json::Value)> = Vec::new();
+        self.observe_all(std::slice::from_ref(seen))
+    }
 
-        if learnt {
-            let spikes = [
-                (
-                    DetectorKind::RequestSpike,
-                    state.current.requests as f64,
-                    state.baseline[0],
-                    t.min_requests as f64,
-                ),
-                (
-                    DetectorKind::TokenSpike,
-                    state.current.tokens as f64,
-                    state.baseline[1],
-                    t.min_tokens as f64,
-                ),
-                (
-                    DetectorKind::SpendSpike,
-                    state.current.spend as f64,
-                    state.baseline[2],
-                    t.min_spend_micros as f64,
-                ),
-            ];
-            for (kind, now, baseline, floor) in spikes {
-                if now >= floor && now > t.spike_factor * baseline {
-                    found.push((
-                        kind,
-                        serde_json::json!({
-                            "this_minute": now.round(),
-                            "baseline_per_minute": (baseline * 100.0).round() / 100.0,
-                            "factor": t.spike_factor,
-                        }),
-                    ));
-                }
-            }
-        }
-        if let Some(ip) = seen.client_ip {
-            let net = network(ip);
-            if !state.networks.contains(&net) && state.networks.len() < MAX_NETWORKS {
-                let known = state.networks.len();
-                state.networks.push(net);
-                if learnt && known > 0 {
-                    found.push((
-                        DetectorKind::NewNetwork,
-                        serde_json::json!({
-                            "network": net.to_string(),
-                            "prefix": if net.is_ipv4() { 24 } else { 48 },
-                            "known_networks": known,
-                        }),
-                    ));
-                }
-            }
-        }
-        if let Some(code) = seen.country.and_then(country_code)
-            && !state.countries.contains(&code)
-            && state.countries.len() < MAX_COUNTRIES
-        {
-            let known: Vec<String> = state
-                .countries
-                .iter()
-                .map(|c| String::from_utf8_lossy(c).into_owned())
-                .collect();
-            state.countries.push(code);
-            if learnt && !known.is_empty() {
-                found.push((
-                    DetectorKind::NewCountry,
-                    serde_json::json!({
-                        "country": String::from_utf8_lossy(&code),
-                        "known_countries": known,
-                    }),
-                ));
-            }
-        }
-        if state.current.denied >= t.scope_denials && seen.error_code == Some("scope_denied") {
-            found.push((
-                DetectorKind::ScopeProbing,
-                serde_json::json!({ "scope_denied_this_minute": state.current.denied }),
-            ));
-        }
-        if state.current.foreign >= t.foreign_origins
-            && seen.error_code == Some("origin_not_allowed")
-        {
-            found.push((
-                DetectorKind::ForeignOrigin,
-                serde_json::json!({ "origin_not_allowed_this_minute": state.current.foreign }),
-            ));
-        }
-
-        found
-            .into_iter()
-            .filter(|(kind, _)| {
-                let quiet = state
-                    .spoke
-                    .get(kind)
-                    .is_none_or(|last| at - *last >= cooldown);
-                if quiet {
-                    state.spoke.insert(*kind, at);
-                }
-                quiet
-            })
-            .map(|(kind, evidence)| Finding {
-                kind,
-                at: seen.at,
-                org_id: seen.org_id.clone(),
-                project_id: seen.project_id.cloned(),
-                key_id: seen.key_id.clone(),
-                evidence,
-            })
+    /// Takes a batch of requests into account, per key and minute; returns the findings.
+    pub fn observe_all(&self, seen: &[Observation<'_>]) -> Vec<Finding> {
+        gather(seen)
+            .iter()
+            .flat_map(|traffic| self.observe_traffic(traffic))
             .collect()
+    }
+
+    /// Adds one key's traffic to its figures here; returns the findings it completes.
+    pub fn observe_traffic(&self, traffic: &Traffic) -> Vec<Finding> {
+        let cooldown = self.cooldown_ms();
+        self.with_state(&traffic.key_id, traffic.first_at, |state| {
+            let tally = state.add(traffic);
+            judge(&self.thresholds, traffic, &tally)
+                .into_iter()
+                .filter(|(kind, _)| state.quiet(*kind, traffic.last_at, cooldown))
+                .map(|(kind, evidence)| traffic.finding(kind, evidence))
+                .collect()
+        })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const T0: i64 = 1_800_000_000_000;
-
-    struct Traffic {
-        detectors: Detectors,
-        org: OrgId,
-        key: KeyId,
-    }
-
-    impl Traffic {
-        fn new() -> Self {
-            Self {
-                detectors: Detectors::new(Thresholds {
-                    learning: Duration::from_secs(3600),
-                    min_requests: 20,
-                    scope_denials: 10,
-                    foreign_origins: 10,
-                    ..Thresholds::default()
-                }),
-                org: OrgId::generate(),
-                key: KeyId::generate(),
-            }
-        }
-
-        /// `n` requests spread over the minute starting at `minute`.
-        fn minute(&self, minute: i64, n: i64, ip: &str, code: Option<&str>) -> Vec<Finding> {
-            (0..n)
-                .flat_map(|i| {
-                    self.detectors.observe(&Observation {
-                        at: Timestamp::from_millis(T0 + minute * MINUTE_MS + i * MINUTE_MS / n),
-                        org_id: &self.org,
-                        project_id: None,
-                        key_id: &self.key,
-                        tokens: 500,
-                        cost_micros: 100,
-                        client_ip: Some(ip.parse().unwrap()),
-                        country: None,
-                        error_code: code,
-                    })
-                })
-                .collect()
-        }
-
-        /// Two hours of a steady 10 requests a minute from one network.
-        fn steady(&self) -> Vec<Finding> {
-            (0..120)
-                .flat_map(|m| self.minute(m, 10, "203.0.113.7", None))
-                .collect()
-        }
-    }
-
-    fn kinds(found: &[Finding]) -> Vec<DetectorKind> {
-        found.iter().map(|f| f.kind).collect()
-    }
-
-    #[test]
-    fn a_steady_baseline_stays_quiet() {
-        let traffic = Traffic::new();
-        assert!(traffic.steady().is_empty());
-        // Twice the usual is no spike; another address in the same /24 is no new network.
-        assert!(traffic.minute(120, 20, "203.0.113.99", None).is_empty());
-    }
-
-    #[test]
-    fn a_spike_after_learning_fires_once_per_cooldown() {
-        let traffic = Traffic::new();
-        traffic.steady();
-        let found = traffic.minute(121, 200, "203.0.113.7", None);
-        assert_eq!(
-            kinds(&found),
-            [DetectorKind::RequestSpike, DetectorKind::TokenSpike]
-        );
-        assert!(found[0].evidence["baseline_per_minute"].as_f64().unwrap() > 5.0);
-        // Still spiking the next minute: within the cooldown, nothing new.
-        assert!(traffic.minute(122, 200, "203.0.113.7", None).is_empty());
-        // Spend spikes need their floor: 200 × 100 µ$ is under a dollar.
-        assert!(!kinds(&found).contains(&DetectorKind::SpendSpike));
-    }
-
-    #[test]
-    fn a_spike_while_learning_is_not_judged() {
-        let traffic = Traffic::new();
-        assert!(traffic.minute(0, 10, "203.0.113.7", None).is_empty());
-        assert!(traffic.minute(1, 500, "198.51.100.1", None).is_empty());
-    }
-
-    #[test]
-    fn a_new_network_after_learning_fires() {
-        let traffic = Traffic::new();
-        traffic.steady();
-        let found = traffic.minute(121, 1, "198.51.100.20", None);
-        assert_eq!(kinds(&found), [DetectorKind::NewNetwork]);
-        assert_eq!(found[0].evidence["network"], "198.51.100.0");
-        // Known now.
-        assert!(traffic.minute(200, 1, "198.51.100.21", None).is_empty());
-        let v6 = traffic.minute(201, 1, "2001:db8:1:2::5", None);
-        assert_eq!(v6[0].evidence["network"], "2001:db8:1::");
-    }
-
-    #[test]
-    fn a_burst_of_scope_denials_fires() {
-        let traffic = Traffic::new();
-        assert!(
-            traffic
-                .minute(0, 9, "203.0.113.7", Some("scope_denied"))
-                .is_empty()
-        );
-        let found = traffic.minute(1, 10, "203.0.113.7", Some("scope_denied"));
-        assert_eq!(kinds(&found), [DetectorKind::ScopeProbing]);
-    }
-
-    #[test]
-    fn a_new_country_after_learning_fires() {
-        let traffic = Traffic::new();
-        let seen = |minute: i64, ip: &str, country: Option<&'static str>| {
-            traffic.detectors.observe(&Observation {
-                at: Timestamp::from_millis(T0 + minute * MINUTE_MS),
-                org_id: &traffic.org,
-                project_id: None,
-                key_id: &traffic.key,
-                tokens: 0,
-                cost_micros: 0,
-                client_ip: Some(ip.parse().unwrap()),
-                country,
-                error_code: None,
-            })
-        };
-        // Learnt in the Netherlands (and once with no country known).
-        assert!(seen(0, "198.51.100.1", Some("NL")).is_empty());
-        assert!(seen(1, "198.51.100.1", None).is_empty());
-        assert!(
-            seen(70, "198.51.100.2", Some("nl")).is_empty(),
-            "the same country"
-        );
-        let found = seen(71, "198.51.100.3", Some("US"));
-        assert_eq!(kinds(&found), [DetectorKind::NewCountry]);
-        assert_eq!(found[0].evidence["country"], "US");
-        assert_eq!(
-            found[0].evidence["known_countries"],
-            serde_json::json!(["NL"])
-        );
-        assert!(seen(72, "198.51.100.4", Some("US")).is_empty(), "known now");
-    }
-
-    #[test]
-    fn a_burst_of_foreign_origins_fires_once() {
-        let traffic = Traffic::new();
-        let refused = Some("origin_not_allowed");
-        assert!(traffic.minute(0, 9, "203.0.113.7", refused).is_empty());
-        let found = traffic.minute(1, 10, "203.0.113.7", refused);
-        assert_eq!(kinds(&found), [DetectorKind::ForeignOrigin]);
-        assert_eq!(found[0].evidence["origin_not_allowed_this_minute"], 10);
-        assert!(
-            traffic.minute(2, 30, "203.0.113.7", refused).is_empty(),
-            "within the cooldown"
-        );
-    }
-
-    #[test]
-    fn an_old_secret_late_in_its_grace_is_found_once() {
-        let traffic = Traffic::new();
-        let seen = |ms: i64| Observation {
-            at: Timestamp::from_millis(T0 + ms),
-            org_id: &traffic.org,
-            project_id: None,
-            key_id: &traffic.key,
-            tokens: 0,
-            cost_micros: 0,
-            client_ip: None,
-            country: None,
-            error_code: None,
-        };
-        let (rotated, until) = (
-            Timestamp::from_millis(T0),
-            Timestamp::from_millis(T0 + 4_000_000),
-        );
-        let detectors = &traffic.detectors;
-        // Early in the grace period, using the old secret is expected.
-        assert!(
-            detectors
-                .old_secret_used(&seen(2_000_000), 3, rotated, until)
-                .is_none()
-        );
-        let found = detectors
-            .old_secret_used(&seen(3_100_000), 3, rotated, until)
-            .unwrap();
-        assert_eq!(found.kind, DetectorKind::LateOldSecret);
-        assert_eq!(found.evidence["seconds_left"], 900);
-        assert!(
-            detectors
-                .old_secret_used(&seen(3_200_000), 3, rotated, until)
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn a_long_quiet_spell_does_not_make_every_request_a_spike() {
-        let traffic = Traffic::new();
-        traffic.steady();
-        // A day without traffic: the baseline decays, but the floor keeps a trickle quiet.
-        assert!(traffic.minute(24 * 60, 10, "203.0.113.7", None).is_empty());
-    }
-}
+mod tests;

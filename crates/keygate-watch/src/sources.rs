@@ -96,6 +96,52 @@ impl SourceGuard {
         None
     }
 
+    /// Refuses `source` until `until` (a block decided elsewhere: by the cluster's counts, or
+    /// on another node); returns the block when it starts one here, `failures` its count.
+    pub fn block(
+        &self,
+        source: IpAddr,
+        until: Timestamp,
+        failures: u32,
+        now: Timestamp,
+    ) -> Option<Block> {
+        let source = source_of(source);
+        let mut shard = self
+            .shard(&source)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.make_room(&mut shard, &source, now.as_millis());
+        let state = shard.entry(source).or_default();
+        state.last_seen = state.last_seen.max(now.as_millis());
+        let was_blocked = state.blocked_until > now.as_millis();
+        if state.blocked_until == 0 {
+            self.blocked.fetch_add(1, Ordering::Relaxed);
+        }
+        state.blocked_until = state.blocked_until.max(until.as_millis());
+        (!was_blocked).then_some(Block {
+            source,
+            failures,
+            until: Timestamp::from_millis(state.blocked_until),
+        })
+    }
+
+    /// Makes room for `source` in a full shard: the source seen longest ago goes, preferring
+    /// one not blocked at `at`.
+    fn make_room(&self, shard: &mut HashMap<IpAddr, SourceState>, source: &IpAddr, at: i64) {
+        if shard.len() < SHARD_SOURCES || shard.contains_key(source) {
+            return;
+        }
+        let stalest = shard
+            .iter()
+            .min_by_key(|(_, s)| (s.blocked_until > at, s.last_seen))
+            .map(|(ip, _)| *ip);
+        if let Some(gone) = stalest.and_then(|ip| shard.remove(&ip))
+            && gone.blocked_until != 0
+        {
+            self.blocked.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     /// Counts a failed authentication from `ip`; returns the block it starts, if it does.
     pub fn failed(&self, ip: IpAddr, now: Timestamp) -> Option<Block> {
         let at = now.as_millis();
@@ -104,18 +150,7 @@ impl SourceGuard {
             .shard(&source)
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if shard.len() >= SHARD_SOURCES && !shard.contains_key(&source) {
-            // The source seen longest ago goes, preferring one not blocked now.
-            let stalest = shard
-                .iter()
-                .min_by_key(|(_, s)| (s.blocked_until > at, s.last_seen))
-                .map(|(ip, _)| *ip);
-            if let Some(gone) = stalest.and_then(|ip| shard.remove(&ip))
-                && gone.blocked_until != 0
-            {
-                self.blocked.fetch_sub(1, Ordering::Relaxed);
-            }
-        }
+        self.make_room(&mut shard, &source, at);
         let state = shard.entry(source).or_default();
         state.last_seen = at;
         if state.blocked_until > at {
@@ -198,6 +233,23 @@ mod tests {
         assert_eq!(guard.shards[0].lock().unwrap().len(), SHARD_SOURCES);
         assert!(guard.blocked.load(Ordering::Relaxed) <= SHARD_SOURCES);
         assert!(guard.blocked(addr(0), at(20_000)).is_none());
+    }
+
+    #[test]
+    fn a_block_from_elsewhere_starts_once_and_never_shortens() {
+        let guard = SourceGuard::new(5, Duration::from_secs(300));
+        let source: IpAddr = "192.0.2.9".parse().unwrap();
+        let started = guard.block(source, at(60_000), 7, at(0)).unwrap();
+        assert_eq!((started.failures, started.until), (7, at(60_000)));
+        // Already refused: no new block, and an earlier end does not cut it short.
+        assert_eq!(guard.block(source, at(30_000), 9, at(1000)), None);
+        assert_eq!(
+            guard.blocked(source, at(50_000)),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(guard.blocked(source, at(60_000)), None);
+        // Over: a later block starts again.
+        assert!(guard.block(source, at(90_000), 5, at(61_000)).is_some());
     }
 
     #[test]

@@ -319,7 +319,7 @@ pub fn resolve(
         raw.leak_report_keys.as_deref(),
         raw.leak_reports_require_signature,
     )?;
-    let anomalies = watch::anomaly_settings(raw.anomalies)?;
+    let mut anomalies = watch::anomaly_settings(raw.anomalies)?;
     let notice_days = raw.key_expiry_notice_days.unwrap_or(7);
     if !(1..=365).contains(&notice_days) {
         return Err(ConfigError::BadExpiryNotice);
@@ -354,6 +354,8 @@ pub fn resolve(
     {
         return Err(ConfigError::BadRedisUrl);
     }
+    // With Redis, the detectors judge every node's traffic together.
+    anomalies.redis_url.clone_from(&redis_url);
     let trusted_proxies = keygate_core::record::parse_ip_allow(
         &raw.trusted_proxies
             .map(OneOrMany::items)

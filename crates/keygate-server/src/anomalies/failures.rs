@@ -13,11 +13,11 @@ use super::{Anomalies, Work};
 /// key, when it is one of keygate's.
 #[derive(Debug)]
 pub(super) struct DeadKeyBurst {
-    hint: String,
-    failures: u32,
-    code: &'static str,
-    key: Option<KeyRecord>,
-    source: Option<IpAddr>,
+    pub(super) hint: String,
+    pub(super) failures: u32,
+    pub(super) code: &'static str,
+    pub(super) key: Option<KeyRecord>,
+    pub(super) source: Option<IpAddr>,
 }
 
 impl Anomalies {
@@ -39,24 +39,31 @@ impl Anomalies {
     ) {
         let now = self.keygate.clock().now();
         // Only a well-formed key has a hint: any other text is a source's business.
-        if let Ok(parsed) = ApiKey::parse(presented) {
-            let hint = parsed.hint().as_str().to_owned();
-            if let Some(failures) = self.dead_keys.failed(&hint, now) {
-                tracing::warn!(
-                    hint = %hint,
+        let hint = ApiKey::parse(presented)
+            .ok()
+            .map(|parsed| parsed.hint().as_str().to_owned());
+        if self.cluster.is_some() {
+            // Counted for the whole cluster too, by the anomaly task.
+            self.failures
+                .add(ip, hint.as_deref(), rejection.code(), key, now);
+        }
+        if let Some(hint) = hint
+            && let Some(failures) = self.dead_keys.failed(&hint, now)
+        {
+            tracing::warn!(
+                hint = %hint,
+                failures,
+                code = rejection.code(),
+                "a refused key is presented in a burst"
+            );
+            self.watcher
+                .queue_work(Work::DeadKey(Box::new(DeadKeyBurst {
+                    hint,
                     failures,
-                    code = rejection.code(),
-                    "a refused key is presented in a burst"
-                );
-                self.watcher
-                    .queue_work(Work::DeadKey(Box::new(DeadKeyBurst {
-                        hint,
-                        failures,
-                        code: rejection.code(),
-                        key: key.cloned(),
-                        source: ip,
-                    })));
-            }
+                    code: rejection.code(),
+                    key: key.cloned(),
+                    source: ip,
+                })));
         }
         let Some(ip) = ip else { return };
         let Some(block) = self.sources.failed(ip, now) else {
@@ -71,7 +78,11 @@ impl Anomalies {
         self.watcher.queue_work(Work::Blocked(block));
     }
 
+    /// Audits a block this node started and tells the other nodes, once for the cluster.
     pub(super) async fn audit_block(&self, block: keygate_watch::sources::Block) {
+        if !self.announce_block(&block).await {
+            return;
+        }
         let mut audit = AuditDraft::new("system", AuditAction::SourceBlocked);
         audit.target = Some(block.source.to_string());
         audit.details = serde_json::json!({
@@ -82,6 +93,9 @@ impl Anomalies {
     }
 
     pub(super) async fn audit_dead_key(&self, burst: Box<DeadKeyBurst>) {
+        if !self.claimed_burst(&burst.hint).await {
+            return;
+        }
         let mut audit = AuditDraft::new("system", AuditAction::AuthFailureBurst);
         audit.target = Some(burst.hint);
         let mut details = serde_json::json!({

@@ -15,6 +15,7 @@ mod process;
 mod python;
 
 mod anomalies;
+mod cluster;
 mod geoip;
 mod leaks;
 mod receiver;
