@@ -29,6 +29,6 @@ pub use record::{
     KeyKind, KeyPatch, KeyRecord, KeyRejection, KeySecret, KeySpec, KeyStatus, Metadata,
 };
 pub use role::{Binding, Permission, Principal, Role};
-pub use scope::Scope;
+pub use scope::{Scope, is_write};
 pub use time::Timestamp;
 pub use usage::{MicroUsd, TokenCounts, TokenSource, UsageRecord};

@@ -194,6 +194,8 @@ pub struct KeyRecord {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub last_used_at: Option<Timestamp>,
+    /// When the key last made a change (see [`crate::is_write`]), batched like `last_used_at`.
+    pub last_write_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
     pub revoked_reason: Option<String>,
     /// Set while the key is suspended: refused, but resumable (unlike a revocation).
@@ -468,6 +470,7 @@ impl KeyRecord {
             created_at: now,
             updated_at: now,
             last_used_at: None,
+            last_write_at: None,
             revoked_at: None,
             revoked_reason: None,
             suspended_at: None,

@@ -102,6 +102,58 @@ pub fn any_grants(scopes: &[Scope], permission: &str) -> bool {
     scopes.iter().any(|scope| scope.grants(permission))
 }
 
+/// HTTP methods that change something, in a permission such as `POST /proxy/payments/refunds`.
+const WRITE_METHODS: [&str; 4] = ["POST", "PUT", "PATCH", "DELETE"];
+/// Actions that change something, in a permission such as `documents:write`.
+const WRITE_ACTIONS: [&str; 2] = ["write", "delete"];
+
+/// The two forms a permission takes: `METHOD path` or `resource:action`. keygate's own
+/// `models:<alias>` names a model, not an action.
+enum Form<'a> {
+    Http { method: &'a str },
+    Action { action: &'a str },
+    Other,
+}
+
+fn form(text: &str) -> Form<'_> {
+    if let Some((method, _)) = text.split_once(' ') {
+        Form::Http { method }
+    } else if text.starts_with("models:") {
+        Form::Other
+    } else if let Some((_, action)) = text.rsplit_once(':') {
+        Form::Action { action }
+    } else {
+        Form::Other
+    }
+}
+
+/// Whether `permission` asks to change something: a `POST`, `PUT`, `PATCH` or `DELETE`, or a
+/// `…:write` or `…:delete` action.
+pub fn is_write(permission: &str) -> bool {
+    match form(permission) {
+        Form::Http { method } => WRITE_METHODS.contains(&method),
+        Form::Action { action } => WRITE_ACTIONS.contains(&action),
+        Form::Other => false,
+    }
+}
+
+impl Scope {
+    /// Whether this scope grants some permission that changes something (see [`is_write`]).
+    pub fn grants_writes(&self) -> bool {
+        let matches = |pattern: &str, words: &[&str]| {
+            words
+                .iter()
+                .any(|word| glob_match(pattern.as_bytes(), word.as_bytes()))
+        };
+        match form(&self.0) {
+            _ if self.0 == "*" => true,
+            Form::Http { method } => matches(method, &WRITE_METHODS),
+            Form::Action { action } => matches(action, &WRITE_ACTIONS),
+            Form::Other => false,
+        }
+    }
+}
+
 /// Glob matching where `*` matches any sequence; linear time with single backtracking.
 fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
@@ -130,6 +182,39 @@ mod tests {
 
     fn scope(text: &str) -> Scope {
         Scope::parse(text).unwrap()
+    }
+
+    #[test]
+    fn writes_are_told_from_reads_in_both_forms() {
+        for write in [
+            "POST /proxy/pay/refunds",
+            "DELETE /proxy/x/1",
+            "docs:write",
+            "a:b:delete",
+        ] {
+            assert!(is_write(write), "{write}");
+        }
+        for read in [
+            "GET /proxy/pay/x",
+            "HEAD /proxy/x",
+            "docs:read",
+            "models:write",
+            "plain",
+        ] {
+            assert!(!is_write(read), "{read}");
+        }
+        for grants in [
+            "*",
+            "* /proxy/pay/*",
+            "P* /proxy/x/*",
+            "docs:*",
+            "docs:write",
+        ] {
+            assert!(scope(grants).grants_writes(), "{grants}");
+        }
+        for only_reads in ["GET /proxy/pay/*", "docs:read", "models:*", "models:gpt-4o"] {
+            assert!(!scope(only_reads).grants_writes(), "{only_reads}");
+        }
     }
 
     #[test]

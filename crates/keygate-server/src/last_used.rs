@@ -1,4 +1,5 @@
-//! Last-use times, collected in memory on the hot path and written in batches off it.
+//! Last-use and last-write times, collected in memory on the hot path and written in batches
+//! off it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,23 +9,17 @@ use keygate_core::{KeyId, Timestamp};
 use keygate_store::Store;
 use tokio_util::sync::CancellationToken;
 
-/// Pending last-use times, one per key (the latest wins).
+/// Pending times, one per key (the latest wins).
 #[derive(Debug, Default)]
-pub struct LastUsed {
-    pending: Mutex<HashMap<KeyId, Timestamp>>,
-}
+struct Latest(Mutex<HashMap<KeyId, Timestamp>>);
 
-impl LastUsed {
-    /// Keys whose last use waits to be written.
-    pub fn pending(&self) -> usize {
-        self.pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+impl Latest {
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
-    pub fn record(&self, id: &KeyId, at: Timestamp) {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+    fn record(&self, id: &KeyId, at: Timestamp) {
+        let mut pending = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         match pending.get_mut(id) {
             Some(last) if *last >= at => {}
             Some(last) => *last = at,
@@ -35,20 +30,46 @@ impl LastUsed {
     }
 
     fn take(&self) -> Vec<(KeyId, Timestamp)> {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pending = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         pending.drain().collect()
+    }
+}
+
+/// Pending last-use and last-write times.
+#[derive(Debug, Default)]
+pub struct LastUsed {
+    uses: Latest,
+    writes: Latest,
+}
+
+impl LastUsed {
+    /// Keys whose last use waits to be written.
+    pub fn pending(&self) -> usize {
+        self.uses.len()
+    }
+
+    pub fn record(&self, id: &KeyId, at: Timestamp) {
+        self.uses.record(id, at);
+    }
+
+    /// The key made a change at `at` (a write method, a write permission).
+    pub fn record_write(&self, id: &KeyId, at: Timestamp) {
+        self.writes.record(id, at);
     }
 
     /// Writes everything pending. On failure the batch is put back for the next flush.
     pub async fn flush(&self, store: &dyn Store) {
-        let batch = self.take();
-        if batch.is_empty() {
+        let (uses, writes) = (self.uses.take(), self.writes.take());
+        if uses.is_empty() && writes.is_empty() {
             return;
         }
-        if let Err(err) = store.touch_keys(&batch).await {
-            tracing::warn!(error = %err, keys = batch.len(), "could not record last use");
-            for (id, at) in batch {
-                self.record(&id, at);
+        if let Err(err) = store.touch_keys(&uses, &writes).await {
+            tracing::warn!(error = %err, keys = uses.len(), "could not record last use");
+            for (id, at) in uses {
+                self.uses.record(&id, at);
+            }
+            for (id, at) in writes {
+                self.writes.record(&id, at);
             }
         }
     }

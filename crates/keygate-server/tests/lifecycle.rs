@@ -79,7 +79,7 @@ async fn create_shows_the_secret_once(db: Db) {
         "scopes": ["chat:*", "models:gpt-4o*"], "expires_at": at(86_400),
         "ip_allow": ["10.0.0.0/8"], "publishable": false, "origins": [], "limits": {},
         "metadata": {"team": "billing", "tier": 2},
-        "created_at": at(0), "updated_at": at(0), "last_used_at": null,
+        "created_at": at(0), "updated_at": at(0), "last_used_at": null, "last_write_at": null,
         "revoked_at": null, "revoked_reason": null, "suspended_at": null,
         "suspended_reason": null, "throttle": null, "rotate_every_seconds": 3600,
         "rotated_at": null, "rotation_due_at": at(3600), "generation": 0,
@@ -129,7 +129,10 @@ async fn create_shows_the_secret_once(db: Db) {
     // Use is recorded off the request path and reaches the store by shutdown at the latest.
     server.stop().await.unwrap();
     let stored = server.store.store.key(&KeyId::parse(id).unwrap()).await;
-    assert_eq!(stored.unwrap().unwrap().last_used_at, Some(T0));
+    let stored = stored.unwrap().unwrap();
+    assert_eq!(stored.last_used_at, Some(T0));
+    // `chat:write` was granted: the key made a change, for access reviews.
+    assert_eq!(stored.last_write_at, Some(T0));
 }
 
 async fn list_filters_and_pages(db: Db) {

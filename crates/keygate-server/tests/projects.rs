@@ -437,6 +437,20 @@ async fn the_access_review_finds_and_forgets(db: Db) {
         )
         .await
         .id;
+    let writer = api
+        .create_key(
+            owner,
+            expiring(json!({"name": "writer", "scopes": ["docs:write"]})),
+        )
+        .await
+        .id;
+    let reader = api
+        .create_key(
+            owner,
+            expiring(json!({"name": "reader", "scopes": ["* /proxy/maps/*", "docs:*"]})),
+        )
+        .await
+        .id;
     let rotating = api
         .create_key(
             owner,
@@ -467,6 +481,10 @@ async fn the_access_review_finds_and_forgets(db: Db) {
         "{found:?}"
     );
     assert!(found.iter().all(|(_, t)| t != &tidy), "{found:?}");
+    assert!(
+        found.iter().all(|(k, _)| k != "write_scope_unused"),
+        "a key younger than the span is not judged: {found:?}"
+    );
     assert!(
         found
             .iter()
@@ -538,6 +556,52 @@ async fn the_access_review_finds_and_forgets(db: Db) {
         .await
         .expect(200);
     assert!(!has(&findings(&api, owner).await, "key_unused", &tidy));
+
+    // Write scopes on a key that only ever read: found; a key that made a change lately is
+    // not; made read-only, the finding goes.
+    assert!(has(&found, "write_scope_unused", &writer), "{found:?}");
+    assert!(has(&found, "write_scope_unused", &reader), "{found:?}");
+    let now = t0.saturating_add(std::time::Duration::from_secs(91 * 86_400 + 2 * 3600));
+    server
+        .store
+        .store
+        .touch_keys(&[], &[(keygate_core::KeyId::parse(&writer).unwrap(), now)])
+        .await
+        .unwrap();
+    let review = api
+        .get("/admin/v1/review")
+        .token(owner)
+        .send()
+        .await
+        .expect(200)
+        .body;
+    let fix = review["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["findings"].as_array().unwrap())
+        .find(|f| f["kind"] == "write_scope_unused" && f["target"] == reader.as_str())
+        .unwrap()["fix"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        fix,
+        format!("keygate keys update {reader} --scope \"GET /proxy/maps/*\" --scope \"docs:read\"")
+    );
+    let found = findings(&api, owner).await;
+    assert!(!has(&found, "write_scope_unused", &writer), "{found:?}");
+    patch(
+        &reader,
+        json!({"scopes": ["GET /proxy/maps/*", "docs:read"]}),
+    )
+    .await
+    .expect(200);
+    assert!(!has(
+        &findings(&api, owner).await,
+        "write_scope_unused",
+        &reader
+    ));
     // A longer span asked for, the others are no finding either.
     let longer = api
         .get("/admin/v1/review?unused_days=365")

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::response::IntoResponse;
+use keygate_core::KeyId;
 use keygate_testkit::upstream::{Recorded, RecordingUpstream};
 use keygate_testkit::{Db, TestServer};
 use serde_json::{Value, json};
@@ -138,7 +139,7 @@ async fn key(s: &Setup, scopes: &[&str], limits: Value) -> String {
 }
 
 async fn the_credential_goes_upstream_and_the_key_does_not(db: Db) {
-    let s = setup(db).await;
+    let mut s = setup(db).await;
     let key = key(
         &s,
         &[
@@ -246,6 +247,26 @@ async fn the_credential_goes_upstream_and_the_key_does_not(db: Db) {
             seen.headers
         );
     }
+
+    // The POST was a change, for access reviews; a key that only read made none.
+    let reads = self::key(&s, &["* /proxy/maps/*"], json!({})).await;
+    api.get("/proxy/maps/v1/tiles")
+        .token(&reads)
+        .send()
+        .await
+        .expect(200);
+    let id_of = |verdict: Value| KeyId::parse(verdict["key_id"].as_str().unwrap()).unwrap();
+    let (writer, reader) = (
+        id_of(api.verify(&key, None, None).await),
+        id_of(api.verify(&reads, None, None).await),
+    );
+    s.server.stop().await.unwrap();
+    let store = &s.server.store.store;
+    let writer = store.key(&writer).await.unwrap().unwrap();
+    assert!(writer.last_write_at.is_some());
+    let reader = store.key(&reader).await.unwrap().unwrap();
+    assert!(reader.last_used_at.is_some());
+    assert_eq!(reader.last_write_at, None);
 }
 
 async fn what_no_scope_grants_is_refused_and_recorded(db: Db) {

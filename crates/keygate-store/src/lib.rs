@@ -247,8 +247,12 @@ pub trait Store:
         now: Timestamp,
         audit: &AuditDraft,
     ) -> Result<KeyRecord, StoreError>;
-    /// Records last-use times in one batch; a later time never goes backwards.
-    async fn touch_keys(&self, uses: &[(KeyId, Timestamp)]) -> Result<(), StoreError>;
+    /// Records last-use and last-write times in one batch; a later time never goes backwards.
+    async fn touch_keys(
+        &self,
+        uses: &[(KeyId, Timestamp)],
+        writes: &[(KeyId, Timestamp)],
+    ) -> Result<(), StoreError>;
 
     /// Appends an event that accompanies no other change (a failed login, a refused access).
     async fn append_audit(&self, audit: &AuditDraft, now: Timestamp) -> Result<(), StoreError>;

@@ -108,6 +108,7 @@ pub(crate) struct KeyRow {
     pub suspended_reason: Option<String>,
     /// JSON [`keygate_core::KeyThrottle`]; `NULL` unless an anomaly throttled the key.
     pub throttle: Option<String>,
+    pub last_write_at: Option<i64>,
 }
 
 impl TryFrom<KeyRow> for KeyRecord {
@@ -160,6 +161,7 @@ impl TryFrom<KeyRow> for KeyRecord {
             created_at: ts(row.created_at),
             updated_at: ts(row.updated_at),
             last_used_at: row.last_used_at.map(ts),
+            last_write_at: row.last_write_at.map(ts),
             revoked_at: row.revoked_at.map(ts),
             revoked_reason: row.revoked_reason,
             suspended_at: row.suspended_at.map(ts),
@@ -200,6 +202,7 @@ impl KeyRow {
             created_at: key.created_at.as_millis(),
             updated_at: key.updated_at.as_millis(),
             last_used_at: key.last_used_at.map(Timestamp::as_millis),
+            last_write_at: key.last_write_at.map(Timestamp::as_millis),
             revoked_at: key.revoked_at.map(Timestamp::as_millis),
             revoked_reason: key.revoked_reason.clone(),
             suspended_at: key.suspended_at.map(Timestamp::as_millis),

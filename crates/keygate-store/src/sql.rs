@@ -13,7 +13,7 @@ macro_rules! key_columns {
         "id, kind, org_id, project_id, name, env, role, scopes, expires_at, ip_allow, metadata, \
          created_at, updated_at, last_used_at, revoked_at, revoked_reason, deleted_at, \
          rotate_every_ms, rotated_at, generation, hint, limits, publishable_origins, suspended_at, \
-         suspended_reason, throttle"
+         suspended_reason, throttle, last_write_at"
     };
 }
 
@@ -23,7 +23,8 @@ macro_rules! key_columns_k {
         "k.id, k.kind, k.org_id, k.project_id, k.name, k.env, k.role, k.scopes, k.expires_at, \
          k.ip_allow, k.metadata, k.created_at, k.updated_at, k.last_used_at, k.revoked_at, \
          k.revoked_reason, k.deleted_at, k.rotate_every_ms, k.rotated_at, k.generation, k.hint, \
-         k.limits, k.publishable_origins, k.suspended_at, k.suspended_reason, k.throttle"
+         k.limits, k.publishable_origins, k.suspended_at, k.suspended_reason, k.throttle, \
+         k.last_write_at"
     };
 }
 
@@ -674,23 +675,37 @@ macro_rules! impl_sql_store {
                 .await
             }
 
-            async fn touch_keys(&self, uses: &[(KeyId, Timestamp)]) -> Result<(), StoreError> {
-                if uses.is_empty() {
+            async fn touch_keys(
+                &self,
+                uses: &[(KeyId, Timestamp)],
+                writes: &[(KeyId, Timestamp)],
+            ) -> Result<(), StoreError> {
+                if uses.is_empty() && writes.is_empty() {
                     return Ok(());
                 }
-                // One order for every node, so that two batches never wait on each other.
-                let mut uses = uses.to_vec();
-                uses.sort_by(|a, b| a.0.cmp(&b.0));
                 let mut tx = self.begin_write().await?;
-                for (id, at) in &uses {
-                    sqlx::query(
+                for (times, sql) in [
+                    (
+                        uses,
                         "UPDATE api_keys SET last_used_at = $2 \
                          WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
-                    )
-                    .bind(id.as_str())
-                    .bind(at.as_millis())
-                    .execute(&mut *tx)
-                    .await?;
+                    ),
+                    (
+                        writes,
+                        "UPDATE api_keys SET last_write_at = $2 \
+                         WHERE id = $1 AND (last_write_at IS NULL OR last_write_at < $2)",
+                    ),
+                ] {
+                    // One order for every node, so that two batches never wait on each other.
+                    let mut times = times.to_vec();
+                    times.sort_by(|a, b| a.0.cmp(&b.0));
+                    for (id, at) in &times {
+                        sqlx::query(sql)
+                            .bind(id.as_str())
+                            .bind(at.as_millis())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 tx.commit().await?;
                 Ok(())

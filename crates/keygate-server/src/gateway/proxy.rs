@@ -164,6 +164,11 @@ impl Service<'_> {
                 route: route.name.clone(),
             });
         }
+        if keygate_core::is_write(&permission) {
+            self.keygate
+                .last_used()
+                .record_write(&key.record.id, clock.now());
+        }
         let hold = Demand {
             hold: true,
             ..Demand::default()

@@ -314,6 +314,9 @@ pub struct KeyView {
     pub created_at: String,
     pub updated_at: String,
     pub last_used_at: Option<String>,
+    /// When the key last made a change: a `POST`, `PUT`, `PATCH` or `DELETE` through a proxy
+    /// route, or a `…:write` / `…:delete` permission granted by the verify API.
+    pub last_write_at: Option<String>,
     pub revoked_at: Option<String>,
     pub revoked_reason: Option<String>,
     /// Set while the key is suspended (refused until resumed).
@@ -368,6 +371,7 @@ impl KeyView {
             created_at: key.created_at.to_rfc3339(),
             updated_at: key.updated_at.to_rfc3339(),
             last_used_at: key.last_used_at.map(Timestamp::to_rfc3339),
+            last_write_at: key.last_write_at.map(Timestamp::to_rfc3339),
             revoked_at: key.revoked_at.map(Timestamp::to_rfc3339),
             revoked_reason: key.revoked_reason.clone(),
             suspended_at: key.suspended_at.map(Timestamp::to_rfc3339),

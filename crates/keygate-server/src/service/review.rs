@@ -1,6 +1,6 @@
 //! Access reviews: what a reviewer should look at, per project, each finding with the command
 //! that fixes it — keys unused for a while, keys that never expire, wildcard scopes wider than
-//! what the key used, rotations and secret rotations overdue, admin tokens unused, publishable
+//! what the key used, write scopes on keys that only ever read, rotations and secret rotations overdue, admin tokens unused, publishable
 //! keys without limits. Read-only; an admin sees the projects it may read keys of (and admin
 //! tokens only if it may manage them).
 
@@ -23,8 +23,9 @@ const MAX_USE_READS: usize = 200;
 /// One thing to look at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
-    /// `key_unused`, `key_without_expiry`, `scope_wider_than_use`, `rotation_overdue`,
-    /// `secret_rotation_overdue`, `admin_token_unused` or `publishable_without_limits`.
+    /// `key_unused`, `key_without_expiry`, `scope_wider_than_use`, `write_scope_unused`,
+    /// `rotation_overdue`, `secret_rotation_overdue`, `admin_token_unused` or
+    /// `publishable_without_limits`.
     pub kind: &'static str,
     /// The key, token or secret id.
     pub target: String,
@@ -56,6 +57,65 @@ fn days_ago(now: Timestamp, days: u32) -> Timestamp {
 
 fn quoted(text: &str) -> String {
     format!("\"{}\"", text.replace('"', "'"))
+}
+
+/// The read-only form of a scope that grants writes: `GET` for a method, `read` for an
+/// action; `None` when there is none (`*`).
+fn read_only(scope: &keygate_core::Scope) -> Option<String> {
+    let text = scope.as_str();
+    if let Some((_, path)) = text.split_once(' ') {
+        return Some(format!("GET {path}"));
+    }
+    let (resource, _) = text.rsplit_once(':')?;
+    Some(format!("{resource}:read"))
+}
+
+/// A key that may make changes but made none in the review's span (and is older than it):
+/// the finding's detail and fix, which keeps its scopes but reads only.
+fn unused_writes(key: &KeyRecord, stale: Timestamp, days: u32) -> Option<(String, String)> {
+    let writes: Vec<&keygate_core::Scope> =
+        key.scopes.iter().filter(|s| s.grants_writes()).collect();
+    if writes.is_empty()
+        || key.created_at >= stale
+        || key.last_write_at.is_some_and(|at| at >= stale)
+    {
+        return None;
+    }
+    let named: Vec<&str> = writes.iter().map(|s| s.as_str()).collect();
+    let detail = match key.last_write_at {
+        Some(at) => format!(
+            "write scopes {named:?}; no change made in {days} days (last {})",
+            at.to_rfc3339()
+        ),
+        None => format!("write scopes {named:?}; it never made a change, only read"),
+    };
+    let mut kept: Vec<String> = Vec::new();
+    for scope in &key.scopes {
+        let scope = if scope.grants_writes() {
+            match read_only(scope) {
+                Some(read) => read,
+                None => {
+                    return Some((
+                        detail,
+                        format!("keygate keys update {} --scope <what it reads>", key.id),
+                    ));
+                }
+            }
+        } else {
+            scope.as_str().to_owned()
+        };
+        if !kept.contains(&scope) {
+            kept.push(scope);
+        }
+    }
+    let scopes: Vec<String> = kept
+        .iter()
+        .map(|s| format!("--scope {}", quoted(s)))
+        .collect();
+    Some((
+        detail,
+        format!("keygate keys update {} {}", key.id, scopes.join(" ")),
+    ))
 }
 
 impl Keygate {
@@ -188,6 +248,9 @@ impl Keygate {
                     "a publishable key (its text is public) without request limits".to_owned(),
                     format!("keygate keys update {} --rate 60/minute", key.id),
                 );
+            }
+            if let Some((detail, fix)) = unused_writes(&key, stale, unused_days) {
+                add("write_scope_unused", detail, fix);
             }
             let wildcards: Vec<&str> = key
                 .scopes

@@ -78,7 +78,11 @@ impl Keygate {
                 Some(cached),
             ));
         }
-        self.last_used.record(&cached.record.id, self.clock.now());
+        let now = self.clock.now();
+        self.last_used.record(&cached.record.id, now);
+        if query.permission.is_some_and(keygate_core::is_write) {
+            self.last_used.record_write(&cached.record.id, now);
+        }
         Ok(VerifyOutcome::Valid(cached))
     }
 

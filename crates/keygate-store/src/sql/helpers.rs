@@ -67,7 +67,7 @@ macro_rules! impl_sql_helpers {
                     "INSERT INTO api_keys (",
                     $crate::sql::key_columns!(),
                     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-                     $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
+                     $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
                 ))
                 .bind(row.id)
                 .bind(row.kind)
@@ -95,6 +95,7 @@ macro_rules! impl_sql_helpers {
                 .bind(row.suspended_at)
                 .bind(row.suspended_reason)
                 .bind(row.throttle)
+                .bind(row.last_write_at)
                 .execute(&mut **tx)
                 .await?;
                 Self::insert_secret_tx(tx, secret).await

@@ -645,12 +645,25 @@ async fn last_use_never_goes_back(db: Db) {
         .await
         .unwrap();
     let id = fx.record.id.clone();
-    store.touch_keys(&[(id.clone(), at(50))]).await.unwrap();
-    store.touch_keys(&[(id.clone(), at(40))]).await.unwrap();
-    store.touch_keys(&[]).await.unwrap();
+    store
+        .touch_keys(&[(id.clone(), at(50))], &[])
+        .await
+        .unwrap();
+    store
+        .touch_keys(&[(id.clone(), at(40))], &[(id.clone(), at(45))])
+        .await
+        .unwrap();
+    store
+        .touch_keys(&[], &[(id.clone(), at(30))])
+        .await
+        .unwrap();
+    store.touch_keys(&[], &[]).await.unwrap();
+    let key = store.key(&id).await.unwrap().unwrap();
+    assert_eq!(key.last_used_at, Some(at(50)));
     assert_eq!(
-        store.key(&id).await.unwrap().unwrap().last_used_at,
-        Some(at(50))
+        key.last_write_at,
+        Some(at(45)),
+        "a write never goes backwards"
     );
 }
 
