@@ -53,6 +53,8 @@ pub enum AuditAction {
     CreditsLow,
     CreditsExhausted,
     AuthFailureBurst,
+    ConsoleSignIn,
+    ConsoleSignOut,
 }
 
 impl AuditAction {
@@ -102,6 +104,8 @@ impl AuditAction {
             Self::CreditsLow => "credits.low",
             Self::CreditsExhausted => "credits.exhausted",
             Self::AuthFailureBurst => "auth.failure_burst",
+            Self::ConsoleSignIn => "console.sign_in",
+            Self::ConsoleSignOut => "console.sign_out",
         }
     }
 }

@@ -6,9 +6,9 @@
 
 pub mod client_ip;
 mod cors;
-mod dto;
+pub(crate) mod dto;
 mod error;
-mod extract;
+pub(crate) mod extract;
 mod limit_headers;
 mod llm_error;
 mod middleware;
@@ -68,6 +68,8 @@ pub struct ServerSettings {
     pub key_expiry_notice: Duration,
     /// Whether each organisation's access review is announced every week (`review.ready`).
     pub weekly_review: bool,
+    /// The web console's sessions and cookies.
+    pub console: crate::console::ConsoleSettings,
 }
 
 impl Default for ServerSettings {
@@ -91,6 +93,7 @@ impl Default for ServerSettings {
             anomalies: crate::anomalies::AnomalySettings::default(),
             key_expiry_notice: Duration::from_secs(7 * 86_400),
             weekly_review: false,
+            console: crate::console::ConsoleSettings::default(),
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod anomalies;
 mod cache;
+mod console;
 mod error;
 pub mod gateway;
 pub mod gateway_state;

@@ -7,6 +7,7 @@ mod audit_export;
 mod auth_failures;
 mod bootstrap;
 mod caller;
+mod console_sessions;
 mod credentials;
 mod credits;
 mod kek_rotation;
@@ -47,6 +48,7 @@ pub use audit_checkpoints::{
 pub use audit_export::AuditExport;
 pub use bootstrap::{bootstrap, ensure_owner};
 pub use caller::{Actor, Caller};
+pub use console_sessions::{ConsoleRequest, ConsoleUser, SessionPolicy, SignedIn};
 pub use credentials::ProjectSecrets;
 pub use kek_rotation::{Pace, RewrapReport, references_other_keks, rewrap_all};
 pub use keyring::audit_public_key;

@@ -8,6 +8,7 @@
 mod announcements;
 mod anomalies;
 mod checkpoints;
+mod console_sessions;
 mod error;
 mod limit_counts;
 mod model;
@@ -32,6 +33,7 @@ use keygate_core::{
 pub use announcements::{AnnouncementStore, KeyNotice};
 pub use anomalies::{Anomaly, AnomalyFilter, AnomalyStore};
 pub use checkpoints::{Checkpoint, CheckpointStore};
+pub use console_sessions::{ConsoleSession, ConsoleSessionStore};
 pub use error::{Conflict, StoreError};
 pub use limit_counts::{LIMIT_COUNTS_PER_STATEMENT, LimitCount, LimitCountKind, LimitCountStore};
 pub use model::{
@@ -79,6 +81,7 @@ pub trait Store:
     + WebhookStore
     + AnomalyStore
     + AnnouncementStore
+    + ConsoleSessionStore
     + Send
     + Sync
     + std::fmt::Debug

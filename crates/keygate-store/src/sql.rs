@@ -119,6 +119,10 @@ macro_rules! impl_sql_store {
             store: $store,
         }
 
+        $crate::sql::impl_sql_console_sessions! {
+            store: $store,
+        }
+
         #[async_trait::async_trait]
         impl Store for $store {
             fn backend(&self) -> Backend {
@@ -785,6 +789,7 @@ macro_rules! impl_sql_store {
 pub(crate) mod announcements;
 pub(crate) mod anomalies;
 pub(crate) mod checkpoints;
+pub(crate) mod console_sessions;
 mod helpers;
 pub(crate) mod limit_counts;
 pub(crate) mod model_groups;
@@ -795,6 +800,7 @@ pub(crate) mod webhooks;
 pub(crate) use announcements::impl_sql_announcements;
 pub(crate) use anomalies::impl_sql_anomalies;
 pub(crate) use checkpoints::{checkpoint_from_row, impl_sql_checkpoints};
+pub(crate) use console_sessions::impl_sql_console_sessions;
 pub(crate) use helpers::impl_sql_helpers;
 pub(crate) use limit_counts::impl_sql_limit_counts;
 pub(crate) use model_groups::impl_sql_model_groups;

@@ -1,0 +1,167 @@
+//! The console's pages: one template each (in `templates/console/`, extending `base.html`),
+//! and how a page or an error becomes an answer.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::http::ApiError;
+
+/// The signed-in user, as the page header shows it.
+#[derive(Debug, Clone)]
+pub(super) struct Who {
+    pub name: String,
+    pub role: &'static str,
+    pub csrf: String,
+}
+
+/// What every page's frame needs.
+#[derive(Debug, Clone)]
+pub(super) struct Chrome {
+    pub title: String,
+    /// The navigation entry that is current.
+    pub section: &'static str,
+    pub who: Option<Who>,
+    /// A line confirming what was just done.
+    pub notice: Option<String>,
+}
+
+impl Chrome {
+    pub fn new(title: impl Into<String>, section: &'static str, who: Option<Who>) -> Self {
+        Self {
+            title: title.into(),
+            section,
+            who,
+            notice: None,
+        }
+    }
+}
+
+/// Renders `page` with `status`.
+pub(super) fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "a console page could not be rendered");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be rendered",
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/sign_in.html")]
+pub(super) struct SignIn {
+    pub chrome: Chrome,
+    pub problem: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/error.html")]
+pub(super) struct ErrorPage {
+    pub chrome: Chrome,
+    pub message: String,
+    pub code: String,
+    pub back: String,
+}
+
+/// An error from the service layer as a page: its status, message and stable code.
+pub(super) fn error(err: impl Into<ApiError>, who: Option<Who>, back: &str) -> Response {
+    let err: ApiError = err.into();
+    let page = ErrorPage {
+        chrome: Chrome::new("Something went wrong", "", who),
+        message: err.message.clone(),
+        code: err.code.to_owned(),
+        back: back.to_owned(),
+    };
+    render(err.status, &page)
+}
+
+/// One key, as the list and its page show it.
+#[derive(Debug, Clone)]
+pub(super) struct KeyLine {
+    pub id: String,
+    pub name: String,
+    pub hint: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub project: String,
+    pub env: String,
+    pub scopes: String,
+    pub ip_allow: String,
+    pub expires: String,
+    pub created: String,
+    pub last_used: String,
+    pub generation: i64,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct StatusOption {
+    pub value: &'static str,
+    pub label: &'static str,
+    pub selected: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct KeyFilter {
+    pub q: String,
+    pub project: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/keys.html")]
+pub(super) struct Keys {
+    pub chrome: Chrome,
+    pub filter: KeyFilter,
+    pub statuses: Vec<StatusOption>,
+    pub keys: Vec<KeyLine>,
+    pub next: Option<String>,
+    pub can_write: bool,
+}
+
+/// The new-key form's values, kept when it is shown again with a problem.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub(super) struct KeyForm {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub project: String,
+    #[serde(default)]
+    pub env: String,
+    #[serde(default)]
+    pub scopes: String,
+    #[serde(default)]
+    pub expires_at: String,
+    #[serde(default)]
+    pub ip_allow: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/key_new.html")]
+pub(super) struct KeyNew {
+    pub chrome: Chrome,
+    pub csrf: String,
+    pub form: KeyForm,
+    pub problem: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/key_secret.html")]
+pub(super) struct KeySecret {
+    pub chrome: Chrome,
+    pub id: String,
+    pub name: String,
+    pub secret: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/key.html")]
+pub(super) struct Key {
+    pub chrome: Chrome,
+    pub key: KeyLine,
+    pub csrf: String,
+    pub can_write: bool,
+}
