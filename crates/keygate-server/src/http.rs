@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use crate::{GatewayState, Keygate};
 
+pub use crate::console::ConsoleSettings;
 pub use error::ApiError;
 pub use openapi::openapi;
 pub use request_log::{BadRequestLog, RequestLog};

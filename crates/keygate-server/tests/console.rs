@@ -184,6 +184,16 @@ async fn a_token_signs_in_and_runs_the_key_lifecycle(db: Db) {
     // The list and the key's page show the key, never its secret.
     let list = browser.get("/ui/keys").await;
     assert!(list.html.contains(&id));
+    // Searched by name (in the store, ignoring case), filtered by status.
+    assert!(browser.get("/ui/keys?q=SCRIPT").await.html.contains(&id));
+    assert!(!browser.get("/ui/keys?q=nothing").await.html.contains(&id));
+    assert!(
+        !browser
+            .get("/ui/keys?status=revoked")
+            .await
+            .html
+            .contains(&id)
+    );
     let key_page = browser.get(&format!("/ui/keys/{id}")).await;
     assert_eq!(key_page.status, 200);
     for page in [&list, &key_page] {

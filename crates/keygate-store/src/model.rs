@@ -55,6 +55,8 @@ pub struct KeyFilter {
     pub now: Timestamp,
     pub after: Option<KeyId>,
     pub limit: u32,
+    /// Only keys whose name contains this text, ignoring ASCII case.
+    pub name_contains: Option<String>,
 }
 
 /// Which audit events to list, newest first, before the cursor `before`.

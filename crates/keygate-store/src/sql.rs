@@ -28,6 +28,20 @@ macro_rules! key_columns_k {
     };
 }
 
+/// A `LIKE … ESCAPE '\'` pattern matching names that contain `text`, ignoring ASCII case.
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.to_ascii_lowercase().chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 /// Credits of `current` (none counting as zero) plus `usd`, within the largest amount.
 pub(crate) fn credits_plus(
     current: Option<keygate_core::MicroUsd>,
@@ -61,7 +75,8 @@ macro_rules! key_filter {
               AND suspended_at IS NOT NULL) \
           OR ($6 = 'expired' AND deleted_at IS NULL AND revoked_at IS NULL \
               AND suspended_at IS NULL AND expires_at <= $7) \
-          OR ($6 = 'deleted' AND deleted_at IS NOT NULL)) "
+          OR ($6 = 'deleted' AND deleted_at IS NOT NULL)) \
+          AND ($9 IS NULL OR LOWER(name) LIKE $9 ESCAPE '\\') "
     };
 }
 
@@ -538,7 +553,7 @@ macro_rules! impl_sql_store {
                     $crate::sql::key_filter!(),
                     "AND rotate_every_ms IS NOT NULL AND revoked_at IS NULL \
                      AND (expires_at IS NULL OR expires_at > $7) \
-                     AND COALESCE(rotated_at, created_at) + rotate_every_ms <= $9 \
+                     AND COALESCE(rotated_at, created_at) + rotate_every_ms <= $10 \
                      ORDER BY id LIMIT $8"
                 ));
                 let rows: Vec<KeyRow> = Self::bind_key_filter(query, filter)

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::cli::StoreArgs;
 
+mod console;
 mod watch;
 
 /// Keys the file and the environment may set. Anything else in the file is an error.
@@ -60,6 +61,7 @@ struct RawConfig {
     leak_action: Option<keygate_server::service::LeakAction>,
     leak_report_keys: Option<Vec<watch::ReportKeyConfig>>,
     anomalies: Option<watch::AnomaliesFile>,
+    console: Option<console::ConsoleFile>,
     leak_reports_require_signature: Option<bool>,
     webhook_retries: Option<Vec<String>>,
     audit_checkpoint_events: Option<i64>,
@@ -217,6 +219,8 @@ pub enum ConfigError {
     BadExpiryNotice,
     #[error("[anomalies] {0}")]
     BadAnomalies(&'static str),
+    #[error("[console] {0}")]
+    BadConsole(&'static str),
     #[error("[anomalies] geoip_database {0}")]
     BadGeoIp(String),
     #[error(
@@ -320,6 +324,7 @@ pub fn resolve(
         raw.leak_reports_require_signature,
     )?;
     let mut anomalies = watch::anomaly_settings(raw.anomalies)?;
+    let console = console::console_settings(raw.console)?;
     let notice_days = raw.key_expiry_notice_days.unwrap_or(7);
     if !(1..=365).contains(&notice_days) {
         return Err(ConfigError::BadExpiryNotice);
@@ -415,6 +420,7 @@ pub fn resolve(
             anomalies,
             key_expiry_notice: Duration::from_secs(notice_days * 86_400),
             weekly_review: raw.weekly_review.unwrap_or(false),
+            console,
             ..ServerSettings::default()
         },
         limits: LimitsSettings {

@@ -101,8 +101,10 @@ pub(super) async fn list(
         },
     };
     let project = Some(params.project.trim().to_owned()).filter(|p| !p.is_empty());
+    let name = Some(params.q.trim().to_owned()).filter(|q| !q.is_empty());
     let query = KeyQuery {
         project: project.clone(),
+        name,
         env: None,
         status: status.map(Into::into),
         cursor: params.cursor.clone(),
@@ -114,13 +116,7 @@ pub(super) async fn list(
         Err(err) => return pages::error(err, Some(signed.who()), "/ui/keys"),
     };
     let now = state.keygate.clock().now();
-    let needle = params.q.trim().to_lowercase();
-    let keys = page
-        .keys
-        .iter()
-        .filter(|key| needle.is_empty() || key.name.to_lowercase().contains(&needle))
-        .map(|key| line(key, now))
-        .collect();
+    let keys = page.keys.iter().map(|key| line(key, now)).collect();
     let next = page.next_cursor.map(|cursor| {
         let query = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("q", &params.q)

@@ -259,6 +259,8 @@ pub struct ReasonBody {
 pub struct ListKeysParams {
     /// Project id or name.
     pub project: Option<String>,
+    /// Only keys whose name contains this text, ignoring ASCII case (at most 200 characters).
+    pub name: Option<String>,
     pub env: Option<EnvParam>,
     /// Without it, every key that is not deleted.
     pub status: Option<StatusParam>,
@@ -272,6 +274,7 @@ impl From<ListKeysParams> for KeyQuery {
     fn from(p: ListKeysParams) -> Self {
         KeyQuery {
             project: p.project,
+            name: p.name.filter(|name| !name.is_empty()),
             env: p.env.map(Into::into),
             status: p.status.map(Into::into),
             cursor: p.cursor,

@@ -47,6 +47,8 @@ pub struct CreateKey {
 #[derive(Debug, Clone, Default)]
 pub struct KeyQuery {
     pub project: Option<String>,
+    /// Only keys whose name contains this text (ignoring ASCII case).
+    pub name: Option<String>,
     pub env: Option<KeyEnv>,
     pub status: Option<KeyStatus>,
     pub cursor: Option<String>,
@@ -239,6 +241,9 @@ impl Keygate {
         if limit == 0 || limit > MAX_PAGE {
             return Err(ValidationError::new("limit", "between 1 and 200").into());
         }
+        if query.name.as_ref().is_some_and(|name| name.len() > 200) {
+            return Err(ValidationError::new("name", "at most 200 characters").into());
+        }
         let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
         let filter = KeyFilter {
             org_id: caller.org().clone(),
@@ -249,6 +254,7 @@ impl Keygate {
             now: self.clock.now(),
             after,
             limit: limit + 1,
+            name_contains: query.name,
         };
         let mut keys = self.store.list_keys(&filter).await?;
         let next_cursor = if keys.len() > limit as usize {
@@ -283,6 +289,7 @@ impl Keygate {
             now,
             after: None,
             limit: MAX_PAGE * 5,
+            name_contains: None,
         };
         Ok(self
             .store

@@ -140,6 +140,7 @@ impl Keygate {
                     now,
                     after: after.clone(),
                     limit: PAGE,
+                    name_contains: None,
                 })
                 .await?;
             after = page.last().map(|k| k.id.clone());

@@ -101,6 +101,7 @@ impl Keygate {
                 now: self.clock.now(),
                 after: None,
                 limit: MAX_TOKENS,
+                name_contains: None,
             })
             .await?)
     }

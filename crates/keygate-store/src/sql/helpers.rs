@@ -225,6 +225,7 @@ macro_rules! impl_sql_helpers {
                     .bind(filter.status.map(KeyStatus::as_str))
                     .bind(filter.now.as_millis())
                     .bind(i64::from(filter.limit))
+                    .bind(filter.name_contains.as_deref().map($crate::sql::contains_pattern))
             }
 
             /// The stored answer to a repeated request, or a conflict if the body differs.

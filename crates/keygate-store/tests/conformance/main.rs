@@ -21,6 +21,7 @@ use keygate_store::{
 use keygate_testkit::{Db, audit, new_key};
 
 mod anomalies;
+mod console_sessions;
 mod credits;
 mod suspension;
 mod webhooks;
@@ -47,6 +48,7 @@ fn filter(w: &World) -> KeyFilter {
         now: at(0),
         after: None,
         limit: 100,
+        name_contains: None,
     }
 }
 
@@ -285,6 +287,17 @@ async fn listing_filters_and_paginates(db: Db) {
         if i == 2 {
             fx.record.expires_at = Some(at(0));
         }
+        // Names for the search: `%` and `_` are text in it, not wildcards.
+        fx.record.name = [
+            "Billing-API",
+            "billing_batch",
+            "reports",
+            "100% cache",
+            "b",
+            "x",
+            "y",
+        ][i]
+            .to_owned();
         w.db.store
             .create_key(&fx.record, &fx.secret, &audit(AuditAction::KeyCreate))
             .await
@@ -365,6 +378,24 @@ async fn listing_filters_and_paginates(db: Db) {
     assert_eq!(seen, expected);
     // Admin tokens never show up among API keys.
     assert!(seen.iter().all(|id| ids.contains(id)));
+
+    let named = |text: &str| KeyFilter {
+        name_contains: Some(text.to_owned()),
+        ..filter(&w)
+    };
+    assert_eq!(list(named("BILLING")).await.len(), 2, "case is ignored");
+    assert_eq!(
+        list(named("g_b")).await,
+        vec![ids[1].clone()],
+        "_ is a character"
+    );
+    assert_eq!(
+        list(named("0% c")).await,
+        vec![ids[3].clone()],
+        "% is a character"
+    );
+    assert!(list(named("%")).await.len() == 1);
+    assert!(list(named("nothing like it")).await.is_empty());
 }
 
 async fn update_applies_patch_and_refuses_revoked(db: Db) {
