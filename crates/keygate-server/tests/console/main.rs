@@ -9,6 +9,8 @@
     reason = "a failed step should fail the test"
 )]
 
+mod browser;
+
 use std::time::Duration;
 
 use keygate_testkit::{Db, TestServer};
