@@ -8,8 +8,10 @@
 //! origin.
 
 mod assets;
+mod audit;
 mod keys;
 mod pages;
+mod secrets;
 mod session;
 
 use axum::Router;
@@ -74,6 +76,12 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/ui/keys/new", get(keys::new_form))
         .route("/ui/keys/{id}", get(keys::show))
         .route("/ui/keys/{id}/{action}", post(keys::act))
+        .route("/ui/secrets", get(secrets::list).post(secrets::put))
+        .route("/ui/secrets/{id}", get(secrets::show))
+        .route("/ui/secrets/{id}/rotate", post(secrets::rotate))
+        .route("/ui/secrets/{id}/promote", post(secrets::promote))
+        .route("/ui/audit", get(audit::list))
+        .route("/ui/audit/export", get(audit::export))
         .route("/ui/assets/console.css", get(assets::css))
         .route("/ui/assets/console.js", get(assets::js))
         .layer(axum::middleware::map_response(security_headers))

@@ -14,7 +14,7 @@ mod llm_error;
 mod middleware;
 mod openapi;
 mod request_log;
-mod routes;
+pub(crate) mod routes;
 mod serve;
 
 use std::sync::Arc;

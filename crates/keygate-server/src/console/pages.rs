@@ -165,3 +165,81 @@ pub(super) struct Key {
     pub csrf: String,
     pub can_write: bool,
 }
+
+/// A secret's metadata, as the list and its page show it. Never its value.
+#[derive(Debug, Clone)]
+pub(super) struct SecretLine {
+    pub id: String,
+    pub name: String,
+    pub project: String,
+    pub description: String,
+    pub rotation: String,
+    pub created: String,
+    pub updated: String,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct VersionLine {
+    pub number: i64,
+    pub stage: &'static str,
+    pub created: String,
+    pub until: String,
+}
+
+/// The put form's values (never the secret's), kept when it is shown again with a problem.
+#[derive(Debug, Clone, Default)]
+pub(super) struct SecretForm {
+    pub name: String,
+    pub project: String,
+    pub description: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/secrets.html")]
+pub(super) struct Secrets {
+    pub chrome: Chrome,
+    pub project: String,
+    pub secrets: Vec<SecretLine>,
+    pub can_write: bool,
+    pub csrf: String,
+    pub form: SecretForm,
+    pub problem: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/secret.html")]
+pub(super) struct Secret {
+    pub chrome: Chrome,
+    pub secret: SecretLine,
+    pub versions: Vec<VersionLine>,
+    pub can_write: bool,
+    pub csrf: String,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct AuditLine {
+    pub seq: i64,
+    pub ts: String,
+    pub actor: String,
+    pub action: String,
+    pub outcome: String,
+    pub target: String,
+    pub details: String,
+}
+
+/// Whether the audit chain verifies, as the page says it.
+#[derive(Debug, Clone)]
+pub(super) struct ChainStatus {
+    pub ok: bool,
+    pub text: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/audit.html")]
+pub(super) struct Audit {
+    pub chrome: Chrome,
+    pub action: String,
+    pub chain: Option<ChainStatus>,
+    pub events: Vec<AuditLine>,
+    pub next: Option<String>,
+}

@@ -1,7 +1,7 @@
 //! The route table and the middleware stack around it.
 
 pub(super) mod anomalies;
-pub(super) mod audit;
+pub(crate) mod audit;
 pub(super) mod keys;
 pub(super) mod leaks;
 pub(super) mod llm;

@@ -250,6 +250,21 @@ async fn a_new_operator_runs_a_key_through_the_console_in_a_real_browser() {
     );
     browser.check("key-suspended").await;
 
+    // A secret put through the write-only field: its page shows versions, never the value.
+    client.goto(&server.url("/ui/secrets")).await.unwrap();
+    browser.check("secrets-empty").await;
+    let value = "sk-browser-secret-0123456789";
+    browser.fill("#name", "openai").await;
+    browser.fill("#value", value).await;
+    browser.click("form.card button[type=submit]").await;
+    browser.arrives("/ui/secrets/sec_").await;
+    browser.eventually("h1", "openai").await;
+    assert!(!client.source().await.unwrap().contains(value));
+    browser.check("secret").await;
+    client.goto(&server.url("/ui/audit")).await.unwrap();
+    browser.check("audit").await;
+    assert!(client.source().await.unwrap().contains("secret.put"));
+
     // Signing out ends the session: the keys page sends the browser to sign in again.
     client
         .find(Locator::Css("form.who button"))

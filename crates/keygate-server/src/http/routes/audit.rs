@@ -83,6 +83,11 @@ pub async fn export(
         .keygate
         .export_audit(&caller, params.after.unwrap_or(0), params.limit)
         .await?;
+    Ok(export_body(export))
+}
+
+/// An export as NDJSON, streamed page by page, with the head it ends at in its header.
+pub(crate) fn export_body(export: crate::service::AuditExport) -> Response {
     let head = export.head.to_string();
     let lines = futures_util::stream::unfold(Some(export), |export| async move {
         let mut export = export?;
@@ -104,14 +109,14 @@ pub async fn export(
             }
         }
     });
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, "application/x-ndjson".to_owned()),
             (header::HeaderName::from_static(AUDIT_HEAD), head),
         ],
         Body::from_stream(lines),
     )
-        .into_response())
+        .into_response()
 }
 
 /// The key that signs the audit chain's checkpoints.
