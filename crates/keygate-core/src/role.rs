@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{KeyId, OrgId, ProjectId, ValidationError};
+use crate::{OrgId, ProjectId, ValidationError};
 
 /// An admin role, from most to least powerful.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -175,10 +175,12 @@ impl Binding {
     }
 }
 
-/// An authenticated admin: the token's key id, its role and its binding.
+/// An authenticated admin: who it is, its role and its binding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    pub token_id: KeyId,
+    /// As the audit log names it: an admin token's key id, or `oidc:<issuer>#<subject>` for a
+    /// console user signed in through single sign-on.
+    pub actor: String,
     pub role: Role,
     pub binding: Binding,
 }

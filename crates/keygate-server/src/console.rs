@@ -13,6 +13,7 @@ mod keys;
 mod pages;
 mod secrets;
 mod session;
+mod sso;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -30,6 +31,8 @@ pub struct ConsoleSettings {
     /// Whether session cookies are `Secure` whatever the request. They are anyway when a
     /// trusted proxy says the request came over HTTPS (`X-Forwarded-Proto: https`).
     pub secure_cookies: bool,
+    /// Single sign-on through an OpenID Connect provider, when configured.
+    pub sso: Option<std::sync::Arc<crate::service::SsoSettings>>,
 }
 
 /// What every console answer carries.
@@ -72,6 +75,8 @@ pub(crate) fn router() -> Router<AppState> {
             get(session::sign_in_page).post(session::sign_in),
         )
         .route("/ui/sign-out", post(session::sign_out))
+        .route("/ui/sso/start", get(sso::start))
+        .route("/ui/sso/callback", get(sso::callback))
         .route("/ui/keys", get(keys::list).post(keys::create))
         .route("/ui/keys/new", get(keys::new_form))
         .route("/ui/keys/{id}", get(keys::show))

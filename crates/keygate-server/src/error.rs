@@ -30,6 +30,8 @@ pub enum ServiceError {
     Random,
     #[error("the HTTP client for upstream checks could not be set up")]
     HttpClientSetup,
+    #[error("single sign-on is not available: {0}")]
+    SingleSignOn(String),
     #[error(transparent)]
     Crypto(#[from] CryptoError),
     #[error("storage error: {0}")]

@@ -41,7 +41,7 @@ impl TestServer {
         Self::start_full(
             db,
             clock,
-            settings,
+            Box::new(move |_| settings),
             Arc::new(GatewayState::empty()),
             keygate_server::proxy::ProxyRoutes::default(),
             Limiter::new(),
@@ -97,13 +97,38 @@ impl TestServer {
             usage_flush: std::time::Duration::from_millis(50),
             ..ServerSettings::default()
         };
-        Self::start_full(db, clock, settings, Arc::new(gateway), routes, limiter).await
+        Self::start_full(
+            db,
+            clock,
+            Box::new(move |_| settings),
+            Arc::new(gateway),
+            routes,
+            limiter,
+        )
+        .await
+    }
+
+    /// A server whose settings depend on the address it listens on (say, a URL that names
+    /// it), made by `settings` once it is bound.
+    pub async fn start_at_address(
+        db: Db,
+        settings: impl FnOnce(std::net::SocketAddr) -> ServerSettings + Send + 'static,
+    ) -> anyhow::Result<Self> {
+        Self::start_full(
+            db,
+            Arc::new(SystemClock),
+            Box::new(settings),
+            Arc::new(GatewayState::empty()),
+            keygate_server::proxy::ProxyRoutes::default(),
+            Limiter::new(),
+        )
+        .await
     }
 
     async fn start_full(
         db: Db,
         clock: Arc<dyn Clock>,
-        settings: ServerSettings,
+        settings: Box<dyn FnOnce(std::net::SocketAddr) -> ServerSettings + Send>,
         gateway: Arc<GatewayState>,
         routes: keygate_server::proxy::ProxyRoutes,
         limiter: Limiter,
@@ -118,7 +143,7 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
-        let state = AppState::with_gateway(keygate.clone(), settings, gateway)
+        let state = AppState::with_gateway(keygate.clone(), settings(addr), gateway)
             .with_routes(routes)
             .with_limiter(limiter);
         let handle = tokio::spawn(keygate_server::run(listener, state, async {

@@ -324,7 +324,7 @@ pub fn resolve(
         raw.leak_reports_require_signature,
     )?;
     let mut anomalies = watch::anomaly_settings(raw.anomalies)?;
-    let console = console::console_settings(raw.console)?;
+    let console = console::console_settings(raw.console, &sources.env)?;
     let notice_days = raw.key_expiry_notice_days.unwrap_or(7);
     if !(1..=365).contains(&notice_days) {
         return Err(ConfigError::BadExpiryNotice);

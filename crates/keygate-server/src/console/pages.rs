@@ -57,6 +57,8 @@ pub(super) fn render(status: StatusCode, page: &impl Template) -> Response {
 pub(super) struct SignIn {
     pub chrome: Chrome,
     pub problem: Option<String>,
+    /// Whether single sign-on is offered.
+    pub sso: bool,
 }
 
 #[derive(Template)]

@@ -21,7 +21,7 @@ const COOKIE: &str = "keygate_session";
 /// Longest cookie value read (the real one is 43 characters).
 const MAX_COOKIE: usize = 128;
 
-fn request(parts: &Parts) -> ConsoleRequest {
+pub(super) fn request(parts: &Parts) -> ConsoleRequest {
     let meta = RequestMeta::from_parts(parts);
     ConsoleRequest {
         client_ip: meta.ip_text(),
@@ -44,7 +44,7 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
 
 /// Whether the request reached keygate over HTTPS, as far as it can tell: configured so, or
 /// said by a trusted proxy.
-fn over_https(parts: &Parts, state: &AppState) -> bool {
+pub(super) fn over_https(parts: &Parts, state: &AppState) -> bool {
     if state.settings.console.secure_cookies {
         return true;
     }
@@ -66,7 +66,7 @@ fn over_https(parts: &Parts, state: &AppState) -> bool {
             .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
 }
 
-fn cookie_header(value: &str, max_age: u64, secure: bool) -> HeaderValue {
+pub(super) fn cookie_header(value: &str, max_age: u64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{COOKIE}={value}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
@@ -157,11 +157,21 @@ pub(super) async fn sign_in_page(State(state): State<AppState>, parts: Parts) ->
     if Signed::from_request_parts(&mut parts, &state).await.is_ok() {
         return Redirect::to("/ui/keys").into_response();
     }
+    sign_in_form(&state, StatusCode::OK, None)
+}
+
+/// The sign-in page, with `problem` when the last try failed.
+pub(super) fn sign_in_form(
+    state: &AppState,
+    status: StatusCode,
+    problem: Option<String>,
+) -> Response {
     pages::render(
-        StatusCode::OK,
+        status,
         &pages::SignIn {
             chrome: Chrome::new("Sign in", "", None),
-            problem: None,
+            problem,
+            sso: state.settings.console.sso.is_some(),
         },
     )
 }
@@ -184,15 +194,7 @@ pub(super) async fn sign_in(
     parts: Parts,
     Form(form): Form<SignInForm>,
 ) -> Response {
-    let refused = |status, problem: &str| {
-        pages::render(
-            status,
-            &pages::SignIn {
-                chrome: Chrome::new("Sign in", "", None),
-                problem: Some(problem.to_owned()),
-            },
-        )
-    };
+    let refused = |status, problem: &str| sign_in_form(&state, status, Some(problem.to_owned()));
     if !same_origin(&parts.headers) {
         return refused(
             StatusCode::FORBIDDEN,

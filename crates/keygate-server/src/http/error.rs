@@ -125,6 +125,10 @@ impl From<ServiceError> for ApiError {
                     "the store is unavailable; retry shortly",
                 )
             }
+            ServiceError::SingleSignOn(_) => {
+                tracing::warn!(error = %err, "single sign-on failed");
+                Self::new(S::BAD_GATEWAY, "sso_unavailable", err.to_string())
+            }
             ServiceError::SecretUnreadable => {
                 tracing::error!(error = %err, "a secret could not be decrypted");
                 Self::new(

@@ -57,7 +57,7 @@ impl Caller {
 
     pub fn actor_id(&self) -> String {
         match &self.actor {
-            Actor::Admin(principal) => principal.token_id.to_string(),
+            Actor::Admin(principal) => principal.actor.clone(),
             Actor::Local { .. } => "local".to_owned(),
         }
     }

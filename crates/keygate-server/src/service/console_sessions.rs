@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use keygate_core::{AuditAction, KeyKind, KeyRejection, KeyStatus, Principal, Timestamp};
+use keygate_core::{
+    AuditAction, Binding, KeyId, KeyKind, KeyRejection, KeyStatus, Principal, Timestamp,
+};
 use keygate_store::ConsoleSession;
 use sha2::{Digest, Sha256};
 
@@ -71,6 +73,33 @@ fn session_id(cookie: &str) -> String {
     hex::encode(Sha256::digest(cookie.as_bytes()))
 }
 
+/// A new session for `principal`, named `subject`: its cookie's value and its record.
+pub(super) fn new_session(
+    principal: &Principal,
+    subject: String,
+    token_id: Option<KeyId>,
+    name: String,
+    policy: SessionPolicy,
+    now: Timestamp,
+) -> Result<SignedIn, ServiceError> {
+    let cookie = random_token()?;
+    let session = ConsoleSession {
+        id: session_id(&cookie),
+        org_id: principal.binding.org().clone(),
+        subject,
+        token_id,
+        role: principal.role,
+        project_id: principal.binding.project().cloned(),
+        name,
+        csrf: random_token()?,
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now.saturating_add(policy.absolute),
+        ended_at: None,
+    };
+    Ok(SignedIn { cookie, session })
+}
+
 impl Keygate {
     /// Signs in with an admin token: a new session, audited (`console.sign_in`). A refused
     /// token is audited as a failed admin authentication and answered with why.
@@ -93,26 +122,22 @@ impl Keygate {
                 return Ok(Err(rejection));
             }
         };
-        let name = match self.store.key(&principal.token_id).await? {
+        // An admin token's principal is named by its key id.
+        let token_id = KeyId::parse(&principal.actor)
+            .map_err(|_| ServiceError::Unauthenticated(KeyRejection::Invalid))?;
+        let name = match self.store.key(&token_id).await? {
             Some(record) => record.name,
-            None => principal.token_id.to_string(),
+            None => principal.actor.clone(),
         };
-        let now = self.clock.now();
-        let cookie = random_token()?;
-        let session = ConsoleSession {
-            id: session_id(&cookie),
-            org_id: principal.binding.org().clone(),
-            subject: format!("token:{}", principal.token_id),
-            token_id: Some(principal.token_id.clone()),
-            role: principal.role,
-            project_id: principal.binding.project().cloned(),
+        let signed = new_session(
+            &principal,
+            format!("token:{token_id}"),
+            Some(token_id),
             name,
-            csrf: random_token()?,
-            created_at: now,
-            last_seen_at: now,
-            expires_at: now.saturating_add(policy.absolute),
-            ended_at: None,
-        };
+            policy,
+            self.clock.now(),
+        )?;
+        let session = &signed.session;
         let caller = Caller {
             actor: Actor::Admin(principal),
             client_ip: request.client_ip,
@@ -123,8 +148,8 @@ impl Keygate {
             "session": &session.id[..16],
             "expires_at": session.expires_at.to_rfc3339(),
         });
-        self.store.create_console_session(&session, &audit).await?;
-        Ok(Ok(SignedIn { cookie, session }))
+        self.store.create_console_session(session, &audit).await?;
+        Ok(Ok(signed))
     }
 
     /// The user of the session whose cookie holds `cookie`, if it is open: not ended, not
@@ -165,14 +190,26 @@ impl Keygate {
         }))
     }
 
-    /// The principal a session acts as: its token's, as the token is now.
+    /// The principal a session acts as: its token's, as the token is now; or, signed in
+    /// through single sign-on, the role and project its rules gave at sign-in.
     async fn session_principal(
         &self,
         session: &ConsoleSession,
         now: Timestamp,
     ) -> Result<Option<Principal>, ServiceError> {
         let Some(token_id) = &session.token_id else {
-            return Ok(None);
+            let binding = match &session.project_id {
+                None => Binding::Org(session.org_id.clone()),
+                Some(project) => Binding::Project {
+                    org: session.org_id.clone(),
+                    project: project.clone(),
+                },
+            };
+            return Ok(Some(Principal {
+                actor: session.subject.clone(),
+                role: session.role,
+                binding,
+            }));
         };
         let Some(record) = self.store.key(token_id).await? else {
             return Ok(None);
@@ -181,7 +218,7 @@ impl Keygate {
             return Ok(None);
         }
         Ok(record.role.map(|role| Principal {
-            token_id: record.id.clone(),
+            actor: record.id.to_string(),
             role,
             binding: record.binding(),
         }))

@@ -101,7 +101,7 @@ impl Keygate {
         };
         self.last_used.record(&record.id, self.clock.now());
         Ok(Ok(Principal {
-            token_id: record.id.clone(),
+            actor: record.id.to_string(),
             role,
             binding: record.binding(),
         }))

@@ -278,3 +278,31 @@ async fn a_new_operator_runs_a_key_through_the_console_in_a_real_browser() {
     assert_eq!(browser.path().await, "/ui/sign-in");
     client.clone().close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_sign_on_in_a_real_browser() {
+    let provider =
+        keygate_testkit::OidcProvider::start("keygate-console", "client-secret-0123456789")
+            .await
+            .unwrap();
+    let server = super::sso::sso_server(Db::Sqlite, &provider).await;
+    provider.sign_in_as(Some(super::sso::user("ada", &["keygate-admins"])));
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client.goto(&server.url("/ui/sign-in")).await.unwrap();
+    client
+        .find(Locator::LinkText("Sign in with single sign-on"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // To the provider and back, through real redirects and the flow cookie.
+    browser.arrives("/ui/keys").await;
+    browser
+        .eventually(".who span", "ada@example.com (admin)")
+        .await;
+    browser.check("keys-sso").await;
+    assert_eq!(provider.issued(), 1);
+    client.clone().close().await.unwrap();
+}

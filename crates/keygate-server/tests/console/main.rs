@@ -10,6 +10,7 @@
 )]
 
 mod browser;
+mod sso;
 
 use std::time::Duration;
 
