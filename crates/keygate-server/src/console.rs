@@ -7,13 +7,16 @@
 //! cookie; every write carries the session's CSRF token and must come from the console's own
 //! origin.
 
+mod anomalies;
 mod assets;
 mod audit;
+mod chart;
 mod keys;
 mod pages;
 mod secrets;
 mod session;
 mod sso;
+mod usage;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -66,10 +69,13 @@ async fn security_headers(mut response: Response) -> Response {
 
 /// The console's routes, under `/ui`.
 pub(crate) fn router() -> Router<AppState> {
-    let home = || async { Redirect::to("/ui/keys").into_response() };
+    let home = || async { Redirect::to("/ui").into_response() };
     Router::new()
-        .route("/ui", get(home))
+        .route("/ui", get(usage::overview))
         .route("/ui/", get(home))
+        .route("/ui/usage", get(usage::usage))
+        .route("/ui/anomalies", get(anomalies::list))
+        .route("/ui/anomalies/{id}/ack", post(anomalies::ack))
         .route(
             "/ui/sign-in",
             get(session::sign_in_page).post(session::sign_in),
@@ -80,6 +86,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/ui/keys", get(keys::list).post(keys::create))
         .route("/ui/keys/new", get(keys::new_form))
         .route("/ui/keys/{id}", get(keys::show))
+        .route("/ui/keys/{id}/edit", post(keys::edit))
         .route("/ui/keys/{id}/{action}", post(keys::act))
         .route("/ui/secrets", get(secrets::list).post(secrets::put))
         .route("/ui/secrets/{id}", get(secrets::show))

@@ -188,20 +188,24 @@ fn lines(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The form's key as the admin API's body, so the same checks apply.
-fn body_of(form: &KeyForm) -> Result<CreateKeyBody, ApiError> {
-    // `datetime-local` gives `2027-01-31T12:00` (UTC, as the form says).
-    let expires_at = match form.expires_at.trim() {
+/// A `datetime-local` value (`2027-01-31T12:00`, UTC as the forms say) as RFC 3339; `None`
+/// when empty.
+fn expiry(text: &str) -> Option<String> {
+    match text.trim() {
         "" => None,
         local if local.len() == 16 => Some(format!("{local}:00Z")),
         other => Some(other.to_owned()),
-    };
+    }
+}
+
+/// The form's key as the admin API's body, so the same checks apply.
+fn body_of(form: &KeyForm) -> Result<CreateKeyBody, ApiError> {
     let body = serde_json::json!({
         "project": form.project.trim(),
         "name": form.name.trim(),
         "env": if form.env == "test" { "test" } else { "live" },
         "scopes": lines(&form.scopes),
-        "expires_at": expires_at,
+        "expires_at": expiry(&form.expires_at),
         "ip_allow": lines(&form.ip_allow),
     });
     serde_json::from_value(body).map_err(|_| ApiError::validation("the form is not complete"))
@@ -264,13 +268,111 @@ pub(super) async fn show(
         Err(err) => return pages::error(err, Some(signed.who()), "/ui/keys"),
     };
     let now = state.keygate.clock().now();
+    let (chart, usage) = match super::usage::key_usage(&state, caller, &key.id).await {
+        Ok(found) => found,
+        Err(err) => return pages::error(err, Some(signed.who()), "/ui/keys"),
+    };
     let page = pages::Key {
         chrome: Chrome::new(key.name.clone(), "keys", Some(signed.who())),
         can_write: caller.may(Permission::KeysWrite, key.project_id.as_ref()),
         key: line(&key, now),
+        edit: edit_of(&key),
         csrf: signed.user.session.csrf.clone(),
+        chart,
+        usage,
     };
     pages::render(StatusCode::OK, &page)
+}
+
+/// The edit form, filled with the key as it is.
+fn edit_of(key: &KeyRecord) -> pages::KeyEdit {
+    let joined = |items: Vec<String>| items.join("\n");
+    pages::KeyEdit {
+        name: key.name.clone(),
+        scopes: joined(key.scopes.iter().map(ToString::to_string).collect()),
+        // `datetime-local` wants `2027-01-31T12:00`.
+        expires_at: key
+            .expires_at
+            .map(|at| at.to_rfc3339().chars().take(16).collect())
+            .unwrap_or_default(),
+        ip_allow: joined(key.ip_allow.iter().map(ToString::to_string).collect()),
+        publishable: key.publishable.is_some(),
+        origins: key
+            .publishable
+            .as_ref()
+            .map(|origins| origins.to_strings().join("\n"))
+            .unwrap_or_default(),
+        limits: serde_json::to_string_pretty(&crate::http::dto::LimitsParam::from(&key.limits))
+            .unwrap_or_else(|_| "{}".to_owned()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct EditForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    scopes: String,
+    #[serde(default)]
+    expires_at: String,
+    #[serde(default)]
+    ip_allow: String,
+    origins: Option<String>,
+    #[serde(default)]
+    limits: String,
+}
+
+/// The form as the admin API's patch, so the same checks apply.
+fn patch_of(form: &EditForm) -> Result<crate::http::dto::UpdateKeyBody, ApiError> {
+    let limits: serde_json::Value = match form.limits.trim() {
+        "" => serde_json::json!({}),
+        text => serde_json::from_str(text)
+            .map_err(|_| ApiError::validation("limits: JSON, as the admin API takes them"))?,
+    };
+    let mut body = serde_json::json!({
+        "name": form.name.trim(),
+        "scopes": lines(&form.scopes),
+        "expires_at": expiry(&form.expires_at),
+        "ip_allow": lines(&form.ip_allow),
+        "limits": limits,
+    });
+    if let (Some(origins), Some(fields)) = (&form.origins, body.as_object_mut()) {
+        fields.insert("origins".into(), lines(origins).into());
+    }
+    serde_json::from_value(body).map_err(|err| ApiError::validation(err.to_string()))
+}
+
+/// Changes a key's name, scopes, expiry, addresses, origins and limits.
+pub(super) async fn edit(
+    State(state): State<AppState>,
+    signed: Signed,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<EditForm>,
+) -> Response {
+    if let Some(refused) = signed.check_write(&headers, &form.csrf) {
+        return refused;
+    }
+    let back = format!("/ui/keys/{id}");
+    let patch = key_id(&id).and_then(|id| {
+        patch_of(&form)
+            .and_then(crate::http::dto::UpdateKeyBody::into_patch)
+            .map(|patch| (id, patch))
+    });
+    let (id, patch) = match patch {
+        Ok(found) => found,
+        Err(err) => return pages::error(err, Some(signed.who()), &back),
+    };
+    match state
+        .keygate
+        .update_key(&signed.user.caller, &id, patch)
+        .await
+    {
+        Ok(_) => Redirect::to(&back).into_response(),
+        Err(err) => pages::error(err, Some(signed.who()), &back),
+    }
 }
 
 #[derive(Debug, Deserialize)]

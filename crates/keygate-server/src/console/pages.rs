@@ -159,13 +159,30 @@ pub(super) struct KeySecret {
     pub secret: String,
 }
 
+/// The edit form's values: the key as it is.
+#[derive(Debug, Clone, Default)]
+pub(super) struct KeyEdit {
+    pub name: String,
+    pub scopes: String,
+    pub expires_at: String,
+    pub ip_allow: String,
+    pub publishable: bool,
+    pub origins: String,
+    /// Its limits as the admin API's JSON.
+    pub limits: String,
+}
+
 #[derive(Template)]
 #[template(path = "console/key.html")]
 pub(super) struct Key {
     pub chrome: Chrome,
     pub key: KeyLine,
+    pub edit: KeyEdit,
     pub csrf: String,
     pub can_write: bool,
+    /// Its use by day, as a chart and a table.
+    pub chart: super::chart::Chart,
+    pub usage: Vec<UsageLine>,
 }
 
 /// A secret's metadata, as the list and its page show it. Never its value.
@@ -244,4 +261,104 @@ pub(super) struct Audit {
     pub chain: Option<ChainStatus>,
     pub events: Vec<AuditLine>,
     pub next: Option<String>,
+}
+
+/// One row of a usage report, as the tables show it.
+#[derive(Debug, Clone)]
+pub(super) struct UsageLine {
+    pub group: String,
+    /// Where the group's own page is (a key's), if it has one.
+    pub link: Option<String>,
+    pub requests: u64,
+    pub errors: u64,
+    pub prompt: u64,
+    pub completion: u64,
+    pub spend: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/usage.html")]
+pub(super) struct Usage {
+    pub chrome: Chrome,
+    pub groups: Vec<StatusOption>,
+    pub measures: Vec<StatusOption>,
+    pub spans: Vec<StatusOption>,
+    pub group: &'static str,
+    pub from: String,
+    pub to: String,
+    pub rows: Vec<UsageLine>,
+    pub chart: super::chart::Chart,
+}
+
+/// A deployment's health on this node.
+#[derive(Debug, Clone)]
+pub(super) struct DeploymentLine {
+    pub alias: String,
+    pub deployment: String,
+    pub in_flight: u32,
+    pub latency_ms: String,
+    pub health: &'static str,
+}
+
+/// An anomaly, as the pages list it.
+#[derive(Debug, Clone)]
+pub(super) struct AnomalyLine {
+    pub id: String,
+    pub detected: String,
+    pub detector: String,
+    pub key: String,
+    pub evidence: String,
+    pub action: String,
+    pub outcome: String,
+    pub state: String,
+    pub open: bool,
+}
+
+impl From<&keygate_store::Anomaly> for AnomalyLine {
+    fn from(a: &keygate_store::Anomaly) -> Self {
+        Self {
+            id: a.id.to_string(),
+            detected: a.detected_at.to_rfc3339(),
+            detector: a.detector.clone(),
+            key: a
+                .key_id
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            evidence: a.evidence.clone(),
+            action: a.action.clone(),
+            outcome: a.outcome.clone(),
+            state: match (&a.acknowledged_at, &a.note) {
+                (None, _) => "open".to_owned(),
+                (Some(at), None) => format!("acknowledged {}", at.to_rfc3339()),
+                (Some(at), Some(note)) => format!("acknowledged {}: {note}", at.to_rfc3339()),
+            },
+            open: a.acknowledged_at.is_none(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/anomalies.html")]
+pub(super) struct Anomalies {
+    pub chrome: Chrome,
+    pub states: Vec<StatusOption>,
+    pub anomalies: Vec<AnomalyLine>,
+    pub next: Option<String>,
+    pub can_write: bool,
+    pub csrf: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/overview.html")]
+pub(super) struct Overview {
+    pub chrome: Chrome,
+    pub requests: super::chart::Chart,
+    pub spend: super::chart::Chart,
+    pub total: u64,
+    pub errors: u64,
+    pub top_keys: Vec<UsageLine>,
+    pub top_models: Vec<UsageLine>,
+    pub deployments: Vec<DeploymentLine>,
+    pub anomalies: Vec<AnomalyLine>,
 }

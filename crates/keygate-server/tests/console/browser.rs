@@ -264,6 +264,14 @@ async fn a_new_operator_runs_a_key_through_the_console_in_a_real_browser() {
     client.goto(&server.url("/ui/audit")).await.unwrap();
     browser.check("audit").await;
     assert!(client.source().await.unwrap().contains("secret.put"));
+    for (path, name) in [
+        ("/ui", "overview"),
+        ("/ui/usage", "usage"),
+        ("/ui/anomalies", "anomalies"),
+    ] {
+        client.goto(&server.url(path)).await.unwrap();
+        browser.check(name).await;
+    }
 
     // Signing out ends the session: the keys page sends the browser to sign in again.
     client

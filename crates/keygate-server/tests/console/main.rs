@@ -10,7 +10,9 @@
 )]
 
 mod browser;
+mod pages;
 mod sso;
+mod watch;
 
 use std::time::Duration;
 
@@ -421,104 +423,6 @@ async fn sessions_end_when_idle_and_when_their_token_is_revoked(db: Db) {
     );
 }
 
-async fn secrets_are_put_and_rotated_without_their_value_in_any_page(db: Db) {
-    let server = TestServer::start(db).await.unwrap();
-    let mut browser = Browser::new(&server);
-    browser.sign_in(&server.owner_token).await;
-    let list = browser.get("/ui/secrets").await;
-    assert_eq!(list.status, 200);
-    let csrf = input(&list.html, "csrf");
-    let first = "sk-first-value-0123456789abcdef";
-    let put = browser
-        .post(
-            "/ui/secrets",
-            &[
-                ("csrf", &csrf),
-                ("name", "openai"),
-                ("project", "default"),
-                ("value", first),
-                ("description", "the team's <b>OpenAI</b> key"),
-            ],
-        )
-        .await;
-    assert_eq!(put.status, 303, "{}", put.html);
-    let page_path = put.location.unwrap();
-    let page = browser.get(&page_path).await;
-    assert!(page.html.contains("current"));
-    assert!(page.html.contains("&#60;b&#62;OpenAI&#60;/b&#62;"));
-    let second = "sk-second-value-fedcba9876543210";
-    let rotated = browser
-        .post(
-            &format!("{page_path}/rotate"),
-            &[
-                ("csrf", &csrf),
-                ("value", second),
-                ("grace_period_seconds", "60"),
-            ],
-        )
-        .await;
-    assert_eq!(rotated.status, 200, "{}", rotated.html);
-    assert!(
-        rotated.html.contains("Version 2 is current."),
-        "{}",
-        rotated.html
-    );
-    assert!(rotated.html.contains("previous"));
-    // No page ever holds a value: not the list, the secret's page or the answers to writes.
-    let list = browser.get("/ui/secrets").await;
-    for html in [&list.html, &page.html, &rotated.html, &put.html] {
-        for value in [first, second] {
-            assert!(!html.contains(value), "a secret's value is in a page");
-        }
-    }
-    // The vault holds the new value.
-    let id = page_path.rsplit('/').next().unwrap();
-    let revealed = server
-        .api()
-        .post(&format!("/admin/v1/secrets/{id}/reveal"))
-        .token(&server.owner_token)
-        .send()
-        .await
-        .expect(200)
-        .body;
-    assert_eq!(revealed["value"], second);
-}
-
-async fn the_audit_page_lists_verifies_and_exports(db: Db) {
-    let server = TestServer::start(db).await.unwrap();
-    let mut browser = Browser::new(&server);
-    browser.sign_in(&server.owner_token).await;
-    server
-        .api()
-        .create_key(
-            &server.owner_token,
-            json!({"project": "default", "name": "audited", "scopes": ["models:chat"]}),
-        )
-        .await;
-    let page = browser.get("/ui/audit").await;
-    assert_eq!(page.status, 200);
-    assert!(page.html.contains("The chain verifies"), "{}", page.html);
-    assert!(page.html.contains("key.create") && page.html.contains("console.sign_in"));
-    let filtered = browser.get("/ui/audit?action=key.create").await;
-    assert!(filtered.html.contains("key.create"));
-    assert!(!filtered.html.contains("console.sign_in"));
-    let export = browser.get("/ui/audit/export").await;
-    assert_eq!(export.status, 200);
-    assert!(
-        export.headers["content-disposition"]
-            .to_str()
-            .unwrap()
-            .contains("attachment")
-    );
-    let lines: Vec<serde_json::Value> = export
-        .html
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    assert!(lines.iter().any(|e| e["action"] == "key.create"));
-    assert_eq!(lines[0]["seq"], 1, "from the start of the chain");
-}
-
 #[tokio::test]
 async fn assets_are_served_from_the_binary_with_the_same_headers() {
     let server = TestServer::start(Db::Sqlite).await.unwrap();
@@ -541,6 +445,4 @@ keygate_testkit::on_both_databases!(
     writes_need_the_csrf_token_and_the_consoles_origin,
     a_viewer_sees_no_control_and_can_change_nothing,
     sessions_end_when_idle_and_when_their_token_is_revoked,
-    secrets_are_put_and_rotated_without_their_value_in_any_page,
-    the_audit_page_lists_verifies_and_exports,
 );

@@ -1,0 +1,186 @@
+//! The pages past the keys list: a key edited from its page; secrets put and rotated
+//! without their value ever in a page; the audit log listed, verified and exported.
+
+use keygate_testkit::{Db, TestServer};
+use serde_json::json;
+
+use super::{Browser, input};
+
+async fn secrets_are_put_and_rotated_without_their_value_in_any_page(db: Db) {
+    let server = TestServer::start(db).await.unwrap();
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&server.owner_token).await;
+    let list = browser.get("/ui/secrets").await;
+    assert_eq!(list.status, 200);
+    let csrf = input(&list.html, "csrf");
+    let first = "sk-first-value-0123456789abcdef";
+    let put = browser
+        .post(
+            "/ui/secrets",
+            &[
+                ("csrf", &csrf),
+                ("name", "openai"),
+                ("project", "default"),
+                ("value", first),
+                ("description", "the team's <b>OpenAI</b> key"),
+            ],
+        )
+        .await;
+    assert_eq!(put.status, 303, "{}", put.html);
+    let page_path = put.location.unwrap();
+    let page = browser.get(&page_path).await;
+    assert!(page.html.contains("current"));
+    assert!(page.html.contains("&#60;b&#62;OpenAI&#60;/b&#62;"));
+    let second = "sk-second-value-fedcba9876543210";
+    let rotated = browser
+        .post(
+            &format!("{page_path}/rotate"),
+            &[
+                ("csrf", &csrf),
+                ("value", second),
+                ("grace_period_seconds", "60"),
+            ],
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.html);
+    assert!(
+        rotated.html.contains("Version 2 is current."),
+        "{}",
+        rotated.html
+    );
+    assert!(rotated.html.contains("previous"));
+    // No page ever holds a value: not the list, the secret's page or the answers to writes.
+    let list = browser.get("/ui/secrets").await;
+    for html in [&list.html, &page.html, &rotated.html, &put.html] {
+        for value in [first, second] {
+            assert!(!html.contains(value), "a secret's value is in a page");
+        }
+    }
+    // The vault holds the new value.
+    let id = page_path.rsplit('/').next().unwrap();
+    let revealed = server
+        .api()
+        .post(&format!("/admin/v1/secrets/{id}/reveal"))
+        .token(&server.owner_token)
+        .send()
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(revealed["value"], second);
+}
+
+async fn the_audit_page_lists_verifies_and_exports(db: Db) {
+    let server = TestServer::start(db).await.unwrap();
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&server.owner_token).await;
+    server
+        .api()
+        .create_key(
+            &server.owner_token,
+            json!({"project": "default", "name": "audited", "scopes": ["models:chat"]}),
+        )
+        .await;
+    let page = browser.get("/ui/audit").await;
+    assert_eq!(page.status, 200);
+    assert!(page.html.contains("The chain verifies"), "{}", page.html);
+    assert!(page.html.contains("key.create") && page.html.contains("console.sign_in"));
+    let filtered = browser.get("/ui/audit?action=key.create").await;
+    assert!(filtered.html.contains("key.create"));
+    assert!(!filtered.html.contains("console.sign_in"));
+    let export = browser.get("/ui/audit/export").await;
+    assert_eq!(export.status, 200);
+    assert!(
+        export.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let lines: Vec<serde_json::Value> = export
+        .html
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(lines.iter().any(|e| e["action"] == "key.create"));
+    assert_eq!(lines[0]["seq"], 1, "from the start of the chain");
+}
+
+async fn a_key_is_edited_from_its_page(db: Db) {
+    let server = TestServer::start(db).await.unwrap();
+    let key = server
+        .api()
+        .create_key(
+            &server.owner_token,
+            json!({"project": "default", "name": "before", "scopes": ["models:chat"]}),
+        )
+        .await;
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&server.owner_token).await;
+    let path = format!("/ui/keys/{}", key.id);
+    let page = browser.get(&path).await;
+    assert!(page.html.contains("Not used in the last 30 days"));
+    let csrf = input(&page.html, "csrf");
+    let limits = r#"{"requests": [{"limit": 60, "per": "minute"}]}"#;
+    let saved = browser
+        .post(
+            &format!("{path}/edit"),
+            &[
+                ("csrf", &csrf),
+                ("name", "after"),
+                ("scopes", "models:chat\nmodels:embed"),
+                ("expires_at", "2098-05-01T08:30"),
+                ("ip_allow", "10.0.0.0/8"),
+                ("limits", limits),
+            ],
+        )
+        .await;
+    assert_eq!(
+        saved.location.as_deref(),
+        Some(path.as_str()),
+        "{}",
+        saved.html
+    );
+    let shown = server
+        .api()
+        .get(&format!("/admin/v1/keys/{}", key.id))
+        .token(&server.owner_token)
+        .send()
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(shown["name"], "after");
+    assert_eq!(shown["scopes"], json!(["models:chat", "models:embed"]));
+    assert_eq!(shown["expires_at"], "2098-05-01T08:30:00Z");
+    assert_eq!(shown["ip_allow"], json!(["10.0.0.0/8"]));
+    assert_eq!(shown["limits"]["requests"][0]["limit"], 60);
+    // The form shows the key as it now is.
+    let page = browser.get(&path).await;
+    assert!(page.html.contains("2098-05-01T08:30") && page.html.contains("&#34;limit&#34;: 60"));
+    // Limits that are not JSON are refused, and nothing changes.
+    let refused = browser
+        .post(
+            &format!("{path}/edit"),
+            &[("csrf", &csrf), ("name", "broken"), ("limits", "{oops")],
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.html.contains("validation_failed"),
+        "{}",
+        refused.html
+    );
+    let after = server
+        .api()
+        .get(&format!("/admin/v1/keys/{}", key.id))
+        .token(&server.owner_token)
+        .send()
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(after["name"], "after");
+}
+
+keygate_testkit::on_both_databases!(
+    a_key_is_edited_from_its_page,
+    secrets_are_put_and_rotated_without_their_value_in_any_page,
+    the_audit_page_lists_verifies_and_exports,
+);
