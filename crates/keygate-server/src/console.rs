@@ -13,9 +13,11 @@ mod audit;
 mod chart;
 mod keys;
 mod pages;
+mod projects;
 mod secrets;
 mod session;
 mod sso;
+mod tokens;
 mod usage;
 
 use axum::Router;
@@ -92,6 +94,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/ui/secrets/{id}", get(secrets::show))
         .route("/ui/secrets/{id}/rotate", post(secrets::rotate))
         .route("/ui/secrets/{id}/promote", post(secrets::promote))
+        .route("/ui/projects", get(projects::list).post(projects::create))
+        .route("/ui/projects/{project}/limits", post(projects::set_limits))
+        .route("/ui/tokens", get(tokens::list).post(tokens::create))
+        .route("/ui/tokens/{id}/revoke", post(tokens::revoke))
         .route("/ui/audit", get(audit::list))
         .route("/ui/audit/export", get(audit::export))
         .route("/ui/assets/console.css", get(assets::css))

@@ -180,7 +180,7 @@ pub(super) struct CreateForm {
     key: KeyForm,
 }
 
-fn lines(text: &str) -> Vec<String> {
+pub(super) fn lines(text: &str) -> Vec<String> {
     text.lines()
         .map(str::trim)
         .filter(|line| !line.is_empty())
@@ -190,7 +190,7 @@ fn lines(text: &str) -> Vec<String> {
 
 /// A `datetime-local` value (`2027-01-31T12:00`, UTC as the forms say) as RFC 3339; `None`
 /// when empty.
-fn expiry(text: &str) -> Option<String> {
+pub(super) fn expiry(text: &str) -> Option<String> {
     match text.trim() {
         "" => None,
         local if local.len() == 16 => Some(format!("{local}:00Z")),
@@ -237,9 +237,11 @@ pub(super) async fn create(
 fn secret_page(signed: &Signed, record: &KeyRecord, secret: &str, title: &str) -> Response {
     let page = pages::KeySecret {
         chrome: Chrome::new(title, "keys", Some(signed.who())),
-        id: record.id.to_string(),
+        what: "key",
         name: record.name.clone(),
         secret: secret.to_owned(),
+        back: format!("/ui/keys/{}", record.id),
+        back_label: "Done: go to the key",
     };
     pages::render(StatusCode::OK, &page)
 }

@@ -154,9 +154,13 @@ pub(super) struct KeyNew {
 #[template(path = "console/key_secret.html")]
 pub(super) struct KeySecret {
     pub chrome: Chrome,
-    pub id: String,
+    /// `key` or `admin token`.
+    pub what: &'static str,
     pub name: String,
     pub secret: String,
+    /// Where to go once it is copied.
+    pub back: String,
+    pub back_label: &'static str,
 }
 
 /// The edit form's values: the key as it is.
@@ -361,4 +365,46 @@ pub(super) struct Overview {
     pub top_models: Vec<UsageLine>,
     pub deployments: Vec<DeploymentLine>,
     pub anomalies: Vec<AnomalyLine>,
+}
+
+/// A project, as its page lists it.
+#[derive(Debug, Clone)]
+pub(super) struct ProjectLine {
+    pub id: String,
+    pub name: String,
+    /// Its limits as the admin API's JSON.
+    pub limits: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/projects.html")]
+pub(super) struct Projects {
+    pub chrome: Chrome,
+    pub projects: Vec<ProjectLine>,
+    pub can_write: bool,
+    pub csrf: String,
+    pub problem: Option<String>,
+}
+
+/// An admin token, as its page lists it.
+#[derive(Debug, Clone)]
+pub(super) struct TokenLine {
+    pub id: String,
+    pub name: String,
+    pub hint: String,
+    pub role: &'static str,
+    pub project: String,
+    pub status: &'static str,
+    pub expires: String,
+    pub last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/tokens.html")]
+pub(super) struct Tokens {
+    pub chrome: Chrome,
+    pub tokens: Vec<TokenLine>,
+    pub roles: Vec<&'static str>,
+    pub csrf: String,
+    pub problem: Option<String>,
 }

@@ -19,7 +19,7 @@ mod secrets;
 mod webhooks;
 
 pub use limit_state::LimitStateView;
-use limits::parse_limits;
+pub(crate) use limits::parse_limits;
 pub use limits::{
     AddCreditsBody, BudgetParam, LimitsParam, PerParam, QuotaParam, RateParam, ThrottleView,
     TokenRateParam, WindowParam,

@@ -268,6 +268,8 @@ async fn a_new_operator_runs_a_key_through_the_console_in_a_real_browser() {
         ("/ui", "overview"),
         ("/ui/usage", "usage"),
         ("/ui/anomalies", "anomalies"),
+        ("/ui/projects", "projects"),
+        ("/ui/tokens", "tokens"),
     ] {
         client.goto(&server.url(path)).await.unwrap();
         browser.check(name).await;

@@ -179,7 +179,115 @@ async fn a_key_is_edited_from_its_page(db: Db) {
     assert_eq!(after["name"], "after");
 }
 
+async fn projects_and_admin_tokens_are_managed_from_the_console(db: Db) {
+    let server = TestServer::start(db).await.unwrap();
+    let mut browser = Browser::new(&server);
+    browser.sign_in(&server.owner_token).await;
+    let page = browser.get("/ui/projects").await;
+    assert!(page.html.contains("default"));
+    let csrf = input(&page.html, "csrf");
+    let limits = r#"{"requests": [{"limit": 100, "per": "minute"}]}"#;
+    let made = browser
+        .post(
+            "/ui/projects",
+            &[("csrf", &csrf), ("name", "payments"), ("limits", limits)],
+        )
+        .await;
+    assert_eq!(
+        made.location.as_deref(),
+        Some("/ui/projects"),
+        "{}",
+        made.html
+    );
+    let api = server.api();
+    let shown = api
+        .get("/admin/v1/projects/payments")
+        .token(&server.owner_token)
+        .send()
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(shown["limits"]["requests"][0]["limit"], 100);
+    let id = shown["id"].as_str().unwrap().to_owned();
+    browser
+        .post(
+            &format!("/ui/projects/{id}/limits"),
+            &[("csrf", &csrf), ("limits", r#"{"concurrency": 5}"#)],
+        )
+        .await;
+    let shown = api
+        .get("/admin/v1/projects/payments")
+        .token(&server.owner_token)
+        .send()
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(shown["limits"], json!({"concurrency": 5}));
+    let bad = browser
+        .post(
+            &format!("/ui/projects/{id}/limits"),
+            &[("csrf", &csrf), ("limits", r#"{"requests": "lots"}"#)],
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.html);
+
+    // An admin token: made (its secret once), listed, revoked; then it opens nothing.
+    let made = browser
+        .post(
+            "/ui/tokens",
+            &[
+                ("csrf", &csrf),
+                ("name", "ops-bot"),
+                ("role", "viewer"),
+                ("project", ""),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.html);
+    let token = input(&made.html, "secret");
+    assert!(
+        token.starts_with("kg_admin_") || token.starts_with("kg_"),
+        "{token}"
+    );
+    let list = browser.get("/ui/tokens").await;
+    assert!(list.html.contains("ops-bot") && !list.html.contains(&token[12..]));
+    let mut viewer = Browser::new(&server);
+    assert_eq!(viewer.sign_in(&token).await.status, 303);
+    // A viewer may not manage tokens: the page says so.
+    assert_eq!(viewer.get("/ui/tokens").await.status, 403);
+    let tokens = api
+        .get("/admin/v1/tokens")
+        .token(&server.owner_token)
+        .send()
+        .await
+        .expect(200)
+        .body;
+    let id = tokens["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "ops-bot")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = browser
+        .post(
+            &format!("/ui/tokens/{id}/revoke"),
+            &[("csrf", &csrf), ("reason", "no longer needed")],
+        )
+        .await;
+    assert_eq!(revoked.location.as_deref(), Some("/ui/tokens"));
+    assert!(browser.get("/ui/tokens").await.html.contains("revoked"));
+    assert_eq!(
+        viewer.get("/ui/keys").await.status,
+        303,
+        "its session ended with it"
+    );
+}
+
 keygate_testkit::on_both_databases!(
+    projects_and_admin_tokens_are_managed_from_the_console,
     a_key_is_edited_from_its_page,
     secrets_are_put_and_rotated_without_their_value_in_any_page,
     the_audit_page_lists_verifies_and_exports,
