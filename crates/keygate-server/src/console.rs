@@ -12,6 +12,7 @@ mod assets;
 mod audit;
 mod chart;
 mod keys;
+mod model_groups;
 mod pages;
 mod projects;
 mod secrets;
@@ -98,6 +99,15 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/ui/projects/{project}/limits", post(projects::set_limits))
         .route("/ui/tokens", get(tokens::list).post(tokens::create))
         .route("/ui/tokens/{id}/revoke", post(tokens::revoke))
+        .route(
+            "/ui/model-groups",
+            get(model_groups::list).post(model_groups::create),
+        )
+        .route("/ui/model-groups/{alias}", post(model_groups::replace))
+        .route(
+            "/ui/model-groups/{alias}/delete",
+            post(model_groups::delete),
+        )
         .route("/ui/audit", get(audit::list))
         .route("/ui/audit/export", get(audit::export))
         .route("/ui/assets/console.css", get(assets::css))

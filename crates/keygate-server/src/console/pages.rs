@@ -408,3 +408,37 @@ pub(super) struct Tokens {
     pub csrf: String,
     pub problem: Option<String>,
 }
+
+/// One deployment of a model group, with its health on this node.
+#[derive(Debug, Clone)]
+pub(super) struct GroupDeployment {
+    pub name: String,
+    pub weight: u64,
+    pub in_flight: u32,
+    pub latency_ms: String,
+    pub health: &'static str,
+}
+
+/// A model group, as its page shows it.
+#[derive(Debug, Clone)]
+pub(super) struct GroupLine {
+    pub alias: String,
+    pub source: &'static str,
+    /// Stored through the admin API (editable here), not from `keygate.toml`.
+    pub stored: bool,
+    pub strategy: String,
+    pub fallbacks: String,
+    pub deployments: Vec<GroupDeployment>,
+    /// The group as the admin API's JSON.
+    pub json: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/model_groups.html")]
+pub(super) struct ModelGroups {
+    pub chrome: Chrome,
+    pub groups: Vec<GroupLine>,
+    pub can_write: bool,
+    pub csrf: String,
+    pub problem: Option<String>,
+}

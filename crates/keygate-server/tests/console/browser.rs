@@ -177,6 +177,25 @@ async fn a_new_operator_runs_a_key_through_the_console_in_a_real_browser() {
     client.goto(&server.url("/ui/keys")).await.unwrap();
     assert_eq!(browser.path().await, "/ui/sign-in");
     browser.check("sign-in").await;
+    // The keyboard first reaches the link past the header, which takes focus to the content.
+    client
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .send_keys("\u{E004}")
+        .await
+        .unwrap();
+    let focused = client.active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("class").await.unwrap().as_deref(),
+        Some("skip")
+    );
+    focused.send_keys("\u{E007}").await.unwrap();
+    let on_main = client
+        .execute("return document.activeElement.id", vec![])
+        .await
+        .unwrap();
+    assert_eq!(on_main, json!("main"));
     browser.fill("#token", &server.owner_token).await;
     browser.click("form.card button[type=submit]").await;
     browser.arrives("/ui/keys").await;
@@ -270,6 +289,7 @@ async fn a_new_operator_runs_a_key_through_the_console_in_a_real_browser() {
         ("/ui/anomalies", "anomalies"),
         ("/ui/projects", "projects"),
         ("/ui/tokens", "tokens"),
+        ("/ui/model-groups", "model-groups"),
     ] {
         client.goto(&server.url(path)).await.unwrap();
         browser.check(name).await;

@@ -10,6 +10,7 @@
 )]
 
 mod browser;
+mod gateway;
 mod pages;
 mod sso;
 mod watch;
