@@ -99,6 +99,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/ui/projects/{project}/limits", post(projects::set_limits))
         .route("/ui/tokens", get(tokens::list).post(tokens::create))
         .route("/ui/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/ui/sessions/{id}/end", post(tokens::end_session))
         .route(
             "/ui/model-groups",
             get(model_groups::list).post(model_groups::create),

@@ -52,6 +52,14 @@ pub trait ConsoleSessionStore {
         at: Timestamp,
         audit: &AuditDraft,
     ) -> Result<bool, StoreError>;
+    /// The open sessions of `org` at `now` (not ended, not past their end), newest first, at
+    /// most `limit`.
+    async fn open_console_sessions(
+        &self,
+        org: &OrgId,
+        now: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<ConsoleSession>, StoreError>;
     /// Ends every open session of `subject` (its token revoked, its access taken away); how
     /// many there were.
     async fn end_console_sessions_of(

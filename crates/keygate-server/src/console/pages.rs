@@ -13,6 +13,8 @@ pub(super) struct Who {
     pub name: String,
     pub role: &'static str,
     pub csrf: String,
+    /// Whether the admin tokens page is theirs to use (the nav shows no other).
+    pub manages_tokens: bool,
 }
 
 /// What every page's frame needs.
@@ -399,11 +401,25 @@ pub(super) struct TokenLine {
     pub last_used: String,
 }
 
+/// An open console session, as the admin tokens page lists it.
+#[derive(Debug, Clone)]
+pub(super) struct SessionLine {
+    pub id: String,
+    pub name: String,
+    pub subject: String,
+    pub role: &'static str,
+    pub started: String,
+    pub last_seen: String,
+    /// The session this page is shown in.
+    pub own: bool,
+}
+
 #[derive(Template)]
 #[template(path = "console/tokens.html")]
 pub(super) struct Tokens {
     pub chrome: Chrome,
     pub tokens: Vec<TokenLine>,
+    pub sessions: Vec<SessionLine>,
     pub roles: Vec<&'static str>,
     pub csrf: String,
     pub problem: Option<String>,

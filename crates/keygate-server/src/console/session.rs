@@ -101,10 +101,15 @@ impl Signed {
             crate::service::Actor::Admin(principal) => principal.role.as_str(),
             crate::service::Actor::Local { .. } => "owner",
         };
+        let caller = &self.user.caller;
         Who {
             name: self.user.session.name.clone(),
             role,
             csrf: self.user.session.csrf.clone(),
+            manages_tokens: caller.may(
+                keygate_core::Permission::TokensWrite,
+                caller.bound_project(),
+            ),
         }
     }
 

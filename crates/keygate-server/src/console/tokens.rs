@@ -25,8 +25,24 @@ async fn page(
         Ok(tokens) => tokens,
         Err(err) => return pages::error(err, Some(signed.who()), "/ui"),
     };
+    let sessions = match state.keygate.list_console_sessions(caller).await {
+        Ok(sessions) => sessions,
+        Err(err) => return pages::error(err, Some(signed.who()), "/ui"),
+    };
     let now = state.keygate.clock().now();
     let page = pages::Tokens {
+        sessions: sessions
+            .iter()
+            .map(|s| pages::SessionLine {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                subject: s.subject.clone(),
+                role: s.role.as_str(),
+                started: s.created_at.to_rfc3339(),
+                last_seen: s.last_seen_at.to_rfc3339(),
+                own: s.id == signed.user.session.id,
+            })
+            .collect(),
         chrome: Chrome::new("Admin tokens", "tokens", Some(signed.who())),
         tokens: tokens
             .iter()
@@ -157,5 +173,29 @@ pub(super) async fn revoke(
     match revoked {
         Ok(_) => Redirect::to("/ui/tokens").into_response(),
         Err(err) => page(&state, &signed, Some(err.message), err.status).await,
+    }
+}
+
+/// Ends another user's console session.
+pub(super) async fn end_session(
+    State(state): State<AppState>,
+    signed: Signed,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<RevokeForm>,
+) -> Response {
+    if let Some(refused) = signed.check_write(&headers, &form.csrf) {
+        return refused;
+    }
+    match state
+        .keygate
+        .end_console_session(&signed.user.caller, &id)
+        .await
+    {
+        Ok(()) => Redirect::to("/ui/tokens").into_response(),
+        Err(err) => {
+            let err = ApiError::from(err);
+            page(&state, &signed, Some(err.message), err.status).await
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keygate_core::{
-    AuditAction, Binding, KeyId, KeyKind, KeyRejection, KeyStatus, Principal, Timestamp,
+    AuditAction, Binding, KeyId, KeyKind, KeyRejection, KeyStatus, Permission, Principal, Timestamp,
 };
 use keygate_store::ConsoleSession;
 use sha2::{Digest, Sha256};
@@ -222,6 +222,53 @@ impl Keygate {
             role,
             binding: record.binding(),
         }))
+    }
+
+    /// The organisation's open console sessions, for those who may manage admin tokens.
+    pub async fn list_console_sessions(
+        &self,
+        caller: &Caller,
+    ) -> Result<Vec<ConsoleSession>, ServiceError> {
+        self.authorize(
+            caller,
+            Permission::TokensWrite,
+            caller.bound_project(),
+            None,
+        )
+        .await?;
+        let sessions = self
+            .store
+            .open_console_sessions(caller.org(), self.clock.now(), 500)
+            .await?;
+        Ok(sessions
+            .into_iter()
+            .filter(|s| caller.may(Permission::TokensWrite, s.project_id.as_ref()))
+            .collect())
+    }
+
+    /// Ends another user's session (someone who left, a stolen laptop), audited
+    /// (`console.sign_out`, with who ended it).
+    pub async fn end_console_session(&self, caller: &Caller, id: &str) -> Result<(), ServiceError> {
+        let session = self
+            .store
+            .console_session(id)
+            .await?
+            .filter(|s| &s.org_id == caller.org() && s.ended_at.is_none())
+            .ok_or(ServiceError::NotFound { entity: "session" })?;
+        self.authorize(
+            caller,
+            Permission::TokensWrite,
+            session.project_id.as_ref(),
+            Some(&session.subject),
+        )
+        .await?;
+        let mut audit = caller.audit(AuditAction::ConsoleSignOut, session.project_id.as_ref());
+        audit.target = Some(session.subject.clone());
+        audit.details = serde_json::json!({ "session": &session.id[..16], "ended_by_admin": true });
+        self.store
+            .end_console_session(&session.id, self.clock.now(), &audit)
+            .await?;
+        Ok(())
     }
 
     /// Ends the user's session, audited (`console.sign_out`).

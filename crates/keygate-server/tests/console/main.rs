@@ -358,6 +358,10 @@ async fn a_viewer_sees_no_control_and_can_change_nothing(db: Db) {
     assert!(list.html.contains("prod"));
     assert!(list.html.contains("(viewer)"));
     assert!(!list.html.contains("Create a key"));
+    assert!(
+        !list.html.contains("/ui/tokens"),
+        "no way to a page it cannot use"
+    );
     let page = browser.get(&format!("/ui/keys/{}", key.id)).await;
     for control in ["/rotate", "/suspend", "/revoke"] {
         assert!(!page.html.contains(control), "{control} shown to a viewer");

@@ -255,6 +255,19 @@ async fn projects_and_admin_tokens_are_managed_from_the_console(db: Db) {
     assert_eq!(viewer.sign_in(&token).await.status, 303);
     // A viewer may not manage tokens: the page says so.
     assert_eq!(viewer.get("/ui/tokens").await.status, 403);
+    // Its session is listed for the owner, and ended from the page; it signs in again.
+    let sessions = browser.get("/ui/tokens").await;
+    assert!(sessions.html.contains("this session") && sessions.html.contains("End ops-bot"));
+    let at = sessions.html.find("/ui/sessions/").unwrap();
+    let end = sessions.html[at..].split('"').next().unwrap().to_owned();
+    let ended = browser.post(&end, &[("csrf", &csrf)]).await;
+    assert_eq!(ended.location.as_deref(), Some("/ui/tokens"));
+    assert_eq!(
+        viewer.get("/ui/keys").await.status,
+        303,
+        "its session was ended"
+    );
+    assert_eq!(viewer.sign_in(&token).await.status, 303);
     let tokens = api
         .get("/admin/v1/tokens")
         .token(&server.owner_token)

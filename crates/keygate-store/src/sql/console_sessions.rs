@@ -49,6 +49,26 @@ macro_rules! impl_sql_console_sessions {
                 row.map(TryInto::try_into).transpose()
             }
 
+            async fn open_console_sessions(
+                &self,
+                org: &keygate_core::OrgId,
+                now: Timestamp,
+                limit: u32,
+            ) -> Result<Vec<$crate::ConsoleSession>, StoreError> {
+                let rows: Vec<$crate::sql::console_sessions::SessionRow> = sqlx::query_as(
+                    "SELECT id, org_id, subject, token_id, role, project_id, name, csrf, \
+                     created_at, last_seen_at, expires_at, ended_at \
+                     FROM console_sessions WHERE org_id = $1 AND ended_at IS NULL \
+                     AND expires_at > $2 ORDER BY created_at DESC LIMIT $3",
+                )
+                .bind(org.as_str())
+                .bind(now.as_millis())
+                .bind(i64::from(limit))
+                .fetch_all(self.reader())
+                .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
             async fn touch_console_session(
                 &self,
                 id: &str,

@@ -70,6 +70,22 @@ async fn console_sessions_are_kept_touched_and_ended(db: Db) {
     );
     let ended = store.console_session("digest-a").await.unwrap().unwrap();
     assert_eq!(ended.ended_at, Some(at(11)));
+    // Open ones are listed, newest first; an ended one is not.
+    let open = store
+        .open_console_sessions(&w.org.id, at(15), 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = open.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(!ids.contains(&"digest-a"));
+    assert!(
+        store
+            .open_console_sessions(&w.org.id, at(100), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "past their end"
+    );
     // One subject's sessions end together; another's stay.
     assert_eq!(
         store
