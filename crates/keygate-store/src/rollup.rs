@@ -12,7 +12,7 @@ use keygate_core::UsageRecord;
 pub(crate) const HOUR: i64 = 3_600_000;
 pub(crate) const DAY: i64 = 86_400_000;
 
-/// Rows per upsert statement: 13 parameters each stays under both databases' limits.
+/// Rows per upsert statement: 15 parameters each stays under both databases' limits.
 pub(crate) const ROLLUPS_PER_STATEMENT: usize = 500;
 
 /// Where a sum belongs.
@@ -36,6 +36,9 @@ pub(crate) struct Sums {
     pub cached_tokens: i64,
     pub cost_micros: i64,
     pub unpriced: i64,
+    /// Milliseconds of latency of the requests counted in `timed`.
+    pub latency_ms: i64,
+    pub timed: i64,
 }
 
 /// The sums of `records` for every grain. In key order, so that two nodes writing the same
@@ -74,6 +77,8 @@ pub(crate) fn sum(records: &[UsageRecord]) -> BTreeMap<RollupKey, Sums> {
                 Some(cost) => entry.cost_micros = entry.cost_micros.saturating_add(cost.0),
                 None => entry.unpriced += 1,
             }
+            entry.latency_ms = entry.latency_ms.saturating_add(int(record.latency_ms));
+            entry.timed += 1;
         }
     }
     sums

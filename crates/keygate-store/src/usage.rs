@@ -63,6 +63,9 @@ pub struct UsageRow {
     pub cost: MicroUsd,
     /// Requests whose cost is unknown (a model without a price).
     pub unpriced: u64,
+    /// The average latency of the requests whose latency is kept (those summed before it
+    /// was, long ago, are not counted); `None` when there is none.
+    pub latency_ms: Option<u64>,
 }
 
 /// Most groups one report returns.

@@ -36,7 +36,7 @@ fn record(
         error_code: (status >= 400).then(|| "all_deployments_failed".into()),
         streamed: true,
         attempts: 1,
-        latency_ms: 120,
+        latency_ms: 50 + u64::try_from(at.rem_euclid(1000)).unwrap_or(0),
         ttft_ms: Some(40),
         tokens: TokenCounts {
             prompt: 100,
@@ -85,6 +85,12 @@ async fn reports_group_and_filter(db: Db) {
     assert_eq!(by_model[0].prompt_tokens, 60_200);
     assert_eq!(by_model[0].completion_tokens, 12_040);
     assert_eq!(by_model[0].cached_tokens, 6_020);
+    assert!(
+        by_model[0]
+            .latency_ms
+            .is_some_and(|ms| (50..1050).contains(&ms)),
+        "the average of the records' latency"
+    );
 
     let by_day = store.usage_report(&query(UsageGroup::Day)).await.unwrap();
     let days: Vec<&str> = by_day.iter().map(|r| r.group.as_str()).collect();
@@ -126,6 +132,9 @@ async fn reports_group_and_filter(db: Db) {
     assert!(other_org.is_empty());
 }
 
+/// A report's row: group, requests, errors, prompt tokens, cost, unpriced, average latency.
+type Said = (String, u64, u64, u64, i64, u64, Option<u64>);
+
 /// What a report should say, summed here from the records themselves.
 fn expected(
     records: &[UsageRecord],
@@ -133,8 +142,8 @@ fn expected(
     to: i64,
     group_by: UsageGroup,
     only: Option<(&KeyId, &str)>,
-) -> Vec<(String, u64, u64, u64, i64, u64)> {
-    let mut groups: std::collections::BTreeMap<String, (u64, u64, u64, i64, u64)> =
+) -> Vec<Said> {
+    let mut groups: std::collections::BTreeMap<String, (u64, u64, u64, i64, u64, u64)> =
         std::collections::BTreeMap::new();
     for r in records {
         let at = r.at.as_millis();
@@ -162,10 +171,11 @@ fn expected(
         g.2 += r.tokens.prompt;
         g.3 += r.cost.map_or(0, |c| c.0);
         g.4 += u64::from(r.cost.is_none());
+        g.5 += r.latency_ms;
     }
     groups
         .into_iter()
-        .map(|(k, (n, e, p, c, u))| (k, n, e, p, c, u))
+        .map(|(k, (n, e, p, c, u, l))| (k, n, e, p, c, u, Some(l / n)))
         .collect()
 }
 
@@ -234,6 +244,7 @@ async fn rollups_equal_the_records(db: Db) {
                             r.prompt_tokens,
                             r.cost.0,
                             r.unpriced,
+                            r.latency_ms,
                         )
                     })
                     .collect();

@@ -280,6 +280,8 @@ pub(super) struct UsageLine {
     pub prompt: u64,
     pub completion: u64,
     pub spend: String,
+    /// Average milliseconds, or a dash when unknown.
+    pub latency: String,
 }
 
 #[derive(Template)]
@@ -361,6 +363,8 @@ pub(super) struct Overview {
     pub chrome: Chrome,
     pub requests: super::chart::Chart,
     pub spend: super::chart::Chart,
+    pub tokens: super::chart::Chart,
+    pub latency: super::chart::Chart,
     pub total: u64,
     pub errors: u64,
     pub top_keys: Vec<UsageLine>,

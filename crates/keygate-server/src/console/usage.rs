@@ -37,14 +37,16 @@ enum Measure {
     Errors,
     Tokens,
     Spend,
+    Latency,
 }
 
 impl Measure {
-    const ALL: [(Self, &'static str, &'static str); 4] = [
+    const ALL: [(Self, &'static str, &'static str); 5] = [
         (Self::Requests, "requests", "Requests"),
         (Self::Errors, "errors", "Errors"),
         (Self::Tokens, "tokens", "Tokens"),
         (Self::Spend, "spend", "Spend (USD)"),
+        (Self::Latency, "latency", "Average latency (ms)"),
     ];
 
     fn parse(text: &str) -> Self {
@@ -63,6 +65,9 @@ impl Measure {
                 (tokens as f64, tokens.to_string())
             }
             Self::Spend => (row.cost.0 as f64, format!("${}", dollars(row.cost))),
+            Self::Latency => row.latency_ms.map_or((0.0, "—".to_owned()), |ms| {
+                (ms as f64, format!("{ms} ms"))
+            }),
         }
     }
 
@@ -96,6 +101,9 @@ fn lines(rows: &[UsageRow], group: UsageGroup) -> Vec<UsageLine> {
             prompt: row.prompt_tokens,
             completion: row.completion_tokens,
             spend: dollars(row.cost),
+            latency: row
+                .latency_ms
+                .map_or_else(|| "—".to_owned(), |ms| ms.to_string()),
         })
         .collect()
 }
@@ -288,6 +296,14 @@ pub(super) async fn overview(State(state): State<AppState>, signed: Signed) -> R
         spend: Chart::columns(
             "Spend per day (USD), last 14 days",
             &points(&by_day, Measure::Spend),
+        ),
+        tokens: Chart::columns(
+            "Tokens per day, last 14 days",
+            &points(&by_day, Measure::Tokens),
+        ),
+        latency: Chart::columns(
+            "Average latency per day (ms), last 14 days",
+            &points(&by_day, Measure::Latency),
         ),
         errors: by_day.iter().map(|r| r.errors).sum(),
         total: by_day.iter().map(|r| r.requests).sum(),

@@ -123,6 +123,16 @@ async fn the_overview_usage_and_anomalies_pages_show_and_act(db: Db) {
         .get("/ui/usage?group=day&measure=requests&days=30")
         .await;
     assert!(by_day.html.contains("Requests by day"));
+    let latency = browser
+        .get("/ui/usage?group=model&measure=latency&days=7")
+        .await;
+    assert!(latency.html.contains("Average latency (ms) by model"));
+    assert!(
+        latency.html.contains("80 ms"),
+        "each record took 80 ms: {}",
+        latency.html
+    );
+    assert!(overview.html.contains("Average latency per day (ms)"));
 
     // Acknowledged with a note, it leaves the open list; its key is suspended from the page.
     let page = browser.get("/ui/anomalies").await;

@@ -56,7 +56,7 @@ macro_rules! impl_sql_usage {
                     let mut upsert = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO usage_rollups (grain, org_id, bucket, project_id, key_id, \
                          model, status, requests, prompt_tokens, completion_tokens, \
-                         cached_tokens, cost_micros, unpriced) ",
+                         cached_tokens, cost_micros, unpriced, latency_ms, timed) ",
                     );
                     upsert.push_values(batch, |mut row, (key, sums)| {
                         row.push_bind(key.grain)
@@ -71,7 +71,9 @@ macro_rules! impl_sql_usage {
                             .push_bind(sums.completion_tokens)
                             .push_bind(sums.cached_tokens)
                             .push_bind(sums.cost_micros)
-                            .push_bind(sums.unpriced);
+                            .push_bind(sums.unpriced)
+                            .push_bind(sums.latency_ms)
+                            .push_bind(sums.timed);
                     });
                     upsert.push(
                         " ON CONFLICT (grain, org_id, bucket, project_id, key_id, model, status) \
@@ -81,7 +83,9 @@ macro_rules! impl_sql_usage {
                          + excluded.completion_tokens, \
                          cached_tokens = usage_rollups.cached_tokens + excluded.cached_tokens, \
                          cost_micros = usage_rollups.cost_micros + excluded.cost_micros, \
-                         unpriced = usage_rollups.unpriced + excluded.unpriced",
+                         unpriced = usage_rollups.unpriced + excluded.unpriced, \
+                         latency_ms = usage_rollups.latency_ms + excluded.latency_ms, \
+                         timed = usage_rollups.timed + excluded.timed",
                     );
                     upsert.build().persistent(false).execute(&mut *tx).await?;
                 }
@@ -121,7 +125,9 @@ macro_rules! impl_sql_usage {
                      CAST(SUM(completion_tokens) AS BIGINT) AS completion, \
                      CAST(SUM(cached_tokens) AS BIGINT) AS cached, \
                      CAST(SUM(cost) AS BIGINT) AS cost, \
-                     CAST(SUM(unpriced) AS BIGINT) AS unpriced FROM (",
+                     CAST(SUM(unpriced) AS BIGINT) AS unpriced, \
+                     CAST(SUM(latency) AS BIGINT) AS latency, \
+                     CAST(SUM(timed) AS BIGINT) AS timed FROM (",
                 );
                 let mut first = true;
                 let filters = |sql: &mut sqlx::QueryBuilder<$db>| {
@@ -144,7 +150,8 @@ macro_rules! impl_sql_usage {
                         "SELECT {summed} AS grp, bucket AS t, requests, \
                          CASE WHEN status >= 400 THEN requests ELSE 0 END AS errors, \
                          prompt_tokens, completion_tokens, cached_tokens, \
-                         cost_micros AS cost, unpriced FROM usage_rollups WHERE grain = "
+                         cost_micros AS cost, unpriced, latency_ms AS latency, timed \
+                         FROM usage_rollups WHERE grain = "
                     ));
                     sql.push_bind(grain)
                         .push(" AND org_id = ")
@@ -165,7 +172,8 @@ macro_rules! impl_sql_usage {
                          CASE WHEN status >= 400 THEN 1 ELSE 0 END AS errors, \
                          prompt_tokens, completion_tokens, cached_tokens, \
                          COALESCE(cost_micros, 0) AS cost, \
-                         CASE WHEN cost_micros IS NULL THEN 1 ELSE 0 END AS unpriced \
+                         CASE WHEN cost_micros IS NULL THEN 1 ELSE 0 END AS unpriced, \
+                         latency_ms AS latency, 1 AS timed \
                          FROM usage_records WHERE org_id = "
                     ));
                     sql.push_bind(query.org.to_string())
@@ -183,7 +191,8 @@ macro_rules! impl_sql_usage {
                     limit = $crate::usage::MAX_USAGE_GROUPS,
                 ));
                 // Not kept prepared: the statement's shape follows the window and filters.
-                let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64)> = sql
+                #[allow(clippy::type_complexity, reason = "one row of the report's SELECT")]
+                let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64, i64, i64)> = sql
                     .build_query_as()
                     .persistent(false)
                     .fetch_all(self.reader())
@@ -191,7 +200,7 @@ macro_rules! impl_sql_usage {
                 let count = |n: i64| u64::try_from(n).unwrap_or(0);
                 Ok(rows
                     .into_iter()
-                    .map(|(grp, requests, errors, prompt, completion, cached, cost, unpriced)| {
+                    .map(|(grp, requests, errors, prompt, completion, cached, cost, unpriced, latency, timed)| {
                         $crate::UsageRow {
                             group: match query.group_by {
                                 UsageGroup::Day => $crate::usage_day(&grp),
@@ -204,6 +213,7 @@ macro_rules! impl_sql_usage {
                             cached_tokens: count(cached),
                             cost: keygate_core::MicroUsd(cost),
                             unpriced: count(unpriced),
+                            latency_ms: (timed > 0).then(|| count(latency) / count(timed)),
                         }
                     })
                     .collect())

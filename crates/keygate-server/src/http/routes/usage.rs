@@ -42,6 +42,9 @@ pub struct UsageRowView {
     pub cost_micros: i64,
     /// Requests of models without a known price (not in the cost).
     pub unpriced_requests: u64,
+    /// The average latency in milliseconds, over the requests whose latency is kept; absent
+    /// when there is none.
+    pub avg_latency_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -117,6 +120,7 @@ pub async fn report(
                 cost_usd: row.cost.to_string(),
                 cost_micros: row.cost.0,
                 unpriced_requests: row.unpriced,
+                avg_latency_ms: row.latency_ms,
             })
             .collect(),
     }))
