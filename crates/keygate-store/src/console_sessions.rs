@@ -8,7 +8,7 @@ use keygate_core::{AuditDraft, KeyId, OrgId, ProjectId, Role, Timestamp};
 use crate::StoreError;
 
 /// One console session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConsoleSession {
     /// SHA-256 (hex) of the cookie's value; the value itself is never stored.
     pub id: String,
@@ -31,6 +31,21 @@ pub struct ConsoleSession {
     /// The absolute end, whatever the activity.
     pub expires_at: Timestamp,
     pub ended_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for ConsoleSession {
+    /// Leaves the CSRF token out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleSession")
+            .field("id", &self.id)
+            .field("org_id", &self.org_id)
+            .field("subject", &self.subject)
+            .field("role", &self.role)
+            .field("project_id", &self.project_id)
+            .field("expires_at", &self.expires_at)
+            .field("ended_at", &self.ended_at)
+            .finish_non_exhaustive()
+    }
 }
 
 #[async_trait]

@@ -29,17 +29,22 @@ pub(super) fn request(parts: &Parts) -> ConsoleRequest {
     }
 }
 
-/// The session cookie's value, if the request has one.
-fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+/// The value of the cookie `name`, if the request has one of at most `max` characters.
+pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str, max: usize) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(found, _)| *found == name)
         .map(|(_, value)| value)
-        .filter(|value| !value.is_empty() && value.len() <= MAX_COOKIE)
+        .filter(|value| !value.is_empty() && value.len() <= max)
+}
+
+/// The session cookie's value, if the request has one.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, COOKIE, MAX_COOKIE)
 }
 
 /// Whether the request reached keygate over HTTPS, as far as it can tell: configured so, or

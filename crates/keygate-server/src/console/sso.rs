@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::session::{cookie_header, over_https, request, sign_in_form};
+use super::session::{cookie, cookie_header, over_https, request, sign_in_form};
 use crate::http::AppState;
 use crate::service::SSO_FLOW_LIFETIME;
 
@@ -18,15 +18,7 @@ const FLOW_COOKIE: &str = "keygate_sso";
 const MAX_FLOW_COOKIE: usize = 512;
 
 fn flow_cookie(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == FLOW_COOKIE)
-        .map(|(_, value)| value)
-        .filter(|value| !value.is_empty() && value.len() <= MAX_FLOW_COOKIE)
+    cookie(headers, FLOW_COOKIE, MAX_FLOW_COOKIE)
 }
 
 fn not_offered(state: &AppState) -> Response {

@@ -41,10 +41,18 @@ const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 /// A session just begun: the cookie's value (given to the browser once, never stored) and
 /// the session.
-#[derive(Debug)]
 pub struct SignedIn {
     pub cookie: String,
     pub session: ConsoleSession,
+}
+
+impl std::fmt::Debug for SignedIn {
+    /// Leaves the cookie's value out: it opens the session.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A signed-in console user: the caller its operations run as, and its session.
@@ -292,6 +300,22 @@ mod tests {
     #[test]
     fn a_session_is_named_by_its_cookies_digest_only() {
         let cookie = random_token().unwrap();
+        let principal = Principal {
+            actor: "key_x".to_owned(),
+            role: keygate_core::Role::Viewer,
+            binding: Binding::Org(keygate_core::OrgId::generate()),
+        };
+        let signed = new_session(
+            &principal,
+            "token:key_x".to_owned(),
+            None,
+            "ops".to_owned(),
+            SessionPolicy::default(),
+            Timestamp::from_millis(0),
+        )
+        .unwrap();
+        let shown = format!("{signed:?}");
+        assert!(!shown.contains(&signed.cookie) && !shown.contains(&signed.session.csrf));
         assert_eq!(cookie.len(), 43);
         let id = session_id(&cookie);
         assert_eq!(id.len(), 64);

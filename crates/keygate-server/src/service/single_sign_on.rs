@@ -116,11 +116,17 @@ pub const SSO_FLOW_LIFETIME: Duration = Duration::from_secs(600);
 const MAX_ANSWER: usize = 256 * 1024;
 
 /// The start of a sign-in: where to send the browser, and what it must bring back.
-#[derive(Debug)]
 pub struct SsoStart {
     pub url: String,
     /// The flow cookie's value: state, nonce and PKCE verifier.
     pub cookie: String,
+}
+
+impl std::fmt::Debug for SsoStart {
+    /// Leaves the flow's state, nonce and PKCE verifier out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SsoStart").finish_non_exhaustive()
+    }
 }
 
 /// Why a sign-in through the provider did not end in a session (shown to the user).

@@ -112,6 +112,20 @@ impl Browser {
             .unwrap();
     }
 
+    /// Submits the form whose action ends with `action`.
+    async fn submit_form(&self, action: &str) {
+        self.client
+            .find(Locator::XPath(&format!(
+                "//form[substring(@action, string-length(@action) - {}) = '{action}']//button[@type='submit']",
+                action.len() - 1
+            )))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
     /// Waits (the form's answer loading) until the element at `css` reads `text`.
     async fn eventually(&self, css: &str, text: &str) {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -253,21 +267,48 @@ async fn a_new_operator_runs_a_key_through_the_console_in_a_real_browser() {
     browser
         .fill("#suspend-reason", "rotating the team's keys")
         .await;
-    client
-        .find(Locator::XPath(
-            "//form[contains(@action, '/suspend')]//button",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.submit_form("/suspend").await;
     browser.eventually(".facts .status", "suspended").await;
     assert_eq!(
         server.api().verify(&secret, None, None).await["code"],
         "key_suspended"
     );
     browser.check("key-suspended").await;
+    let key_page = client.current_url().await.unwrap();
+    // Resumed, then rotated without grace: the new secret once, the old one refused.
+    browser.fill("#resume-reason", "back in use").await;
+    browser.submit_form("/resume").await;
+    browser.eventually(".facts .status", "active").await;
+    browser.fill("#grace", "0").await;
+    browser.submit_form("/rotate").await;
+    browser
+        .eventually(
+            "#secret-label strong",
+            "Copy this key now: it is shown once, here, and never again.",
+        )
+        .await;
+    let rotated = client
+        .find(Locator::Id("secret"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(rotated, secret);
+    let api = server.api();
+    assert_eq!(api.verify(&rotated, None, None).await["valid"], true);
+    assert_eq!(api.verify(&secret, None, None).await["code"], "key_rotated");
+    // Revoked with a reason: refused, and no action is left but the facts.
+    client.goto(key_page.as_str()).await.unwrap();
+    browser.fill("#revoke-reason", "the project ended").await;
+    browser.submit_form("/revoke").await;
+    browser.eventually(".facts .status", "revoked").await;
+    assert_eq!(
+        api.verify(&rotated, None, None).await["code"],
+        "key_revoked"
+    );
+    assert!(!client.source().await.unwrap().contains("/revoke\""));
 
     // A secret put through the write-only field: its page shows versions, never the value.
     client.goto(&server.url("/ui/secrets")).await.unwrap();
@@ -280,6 +321,14 @@ async fn a_new_operator_runs_a_key_through_the_console_in_a_real_browser() {
     browser.eventually("h1", "openai").await;
     assert!(!client.source().await.unwrap().contains(value));
     browser.check("secret").await;
+    // Rotated: version 2 is current, and no page holds either value.
+    let second = "sk-browser-secret-second-9876543210";
+    browser.fill("#new-value", second).await;
+    browser.fill("#grace", "60").await;
+    browser.submit_form("/rotate").await;
+    browser.eventually(".notice", "Version 2 is current.").await;
+    let html = client.source().await.unwrap();
+    assert!(!html.contains(value) && !html.contains(second));
     client.goto(&server.url("/ui/audit")).await.unwrap();
     browser.check("audit").await;
     assert!(client.source().await.unwrap().contains("secret.put"));
