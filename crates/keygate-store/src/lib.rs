@@ -46,7 +46,7 @@ pub use secrets::{
     DueFilter, DueSecret, SecretPut, SecretRecord, SecretStage, SecretStore, SecretVersion,
 };
 pub use sqlite::SqliteStore;
-pub use usage::{MAX_USAGE_GROUPS, UsageGroup, UsageQuery, UsageRow, UsageStore};
+pub use usage::{MAX_USAGE_GROUPS, Refusal, UsageGroup, UsageQuery, UsageRow, UsageStore};
 pub use webhooks::{
     AttemptOutcome, CursorMove, Delivery, DeliveryFilter, DeliveryState, DueDelivery, OutboxEvent,
     WebhookEndpoint, WebhookPatch, WebhookStore,

@@ -68,6 +68,17 @@ pub struct UsageRow {
     pub latency_ms: Option<u64>,
 }
 
+/// A request of a key that was refused or failed, as its record has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub at: Timestamp,
+    pub endpoint: String,
+    pub model: String,
+    pub status: u16,
+    pub error_code: Option<String>,
+    pub client_ip: Option<String>,
+}
+
 /// Most groups one report returns.
 pub const MAX_USAGE_GROUPS: i64 = 1000;
 
@@ -77,6 +88,15 @@ pub trait UsageStore: Send + Sync {
     async fn insert_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError>;
     /// Sums records by group, largest cost first (days in order).
     async fn usage_report(&self, query: &UsageQuery) -> Result<Vec<UsageRow>, StoreError>;
+    /// The latest requests of `key` in `org` answered with a status of 400 or more, at or after
+    /// `since`, newest first, at most `limit`.
+    async fn key_refusals(
+        &self,
+        org: &keygate_core::OrgId,
+        key: &keygate_core::KeyId,
+        since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Refusal>, StoreError>;
     /// Deletes at most `limit` usage records older than `before`, with the hour sums older
     /// than that (the day sums stay); returns how many records went.
     async fn prune_usage(&self, before: Timestamp, limit: u32) -> Result<u64, StoreError>;

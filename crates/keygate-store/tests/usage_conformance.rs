@@ -91,6 +91,29 @@ async fn reports_group_and_filter(db: Db) {
             .is_some_and(|ms| (50..1050).contains(&ms)),
         "the average of the records' latency"
     );
+    // A key's refusals: only its requests of 400 or more, newest first, within the window.
+    let refused = store.key_refusals(&w.org.id, &a, T0, 10).await.unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].status, 503);
+    assert_eq!(
+        refused[0].error_code.as_deref(),
+        Some("all_deployments_failed")
+    );
+    let later = Timestamp::from_millis(T0.as_millis() + 2000);
+    assert!(
+        store
+            .key_refusals(&w.org.id, &a, later, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .key_refusals(&w.org.id, &b, T0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let by_day = store.usage_report(&query(UsageGroup::Day)).await.unwrap();
     let days: Vec<&str> = by_day.iter().map(|r| r.group.as_str()).collect();

@@ -274,6 +274,20 @@ pub(super) async fn show(
         Ok(found) => found,
         Err(err) => return pages::error(err, Some(signed.who()), "/ui/keys"),
     };
+    let refusals = match state.keygate.key_refusals(caller, &key.id, 7).await {
+        Ok(found) => found
+            .into_iter()
+            .map(|r| pages::RefusalLine {
+                at: r.at.to_rfc3339(),
+                endpoint: r.endpoint,
+                model: r.model,
+                status: r.status,
+                code: r.error_code.unwrap_or_default(),
+                client_ip: r.client_ip.unwrap_or_default(),
+            })
+            .collect(),
+        Err(err) => return pages::error(err, Some(signed.who()), "/ui/keys"),
+    };
     let page = pages::Key {
         chrome: Chrome::new(key.name.clone(), "keys", Some(signed.who())),
         can_write: caller.may(Permission::KeysWrite, key.project_id.as_ref()),
@@ -282,6 +296,7 @@ pub(super) async fn show(
         csrf: signed.user.session.csrf.clone(),
         chart,
         usage,
+        refusals,
     };
     pages::render(StatusCode::OK, &page)
 }

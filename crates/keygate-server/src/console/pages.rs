@@ -189,6 +189,19 @@ pub(super) struct Key {
     /// Its use by day, as a chart and a table.
     pub chart: super::chart::Chart,
     pub usage: Vec<UsageLine>,
+    /// Its latest refused or failed requests.
+    pub refusals: Vec<RefusalLine>,
+}
+
+/// A refused or failed request of a key.
+#[derive(Debug, Clone)]
+pub(super) struct RefusalLine {
+    pub at: String,
+    pub endpoint: String,
+    pub model: String,
+    pub status: u16,
+    pub code: String,
+    pub client_ip: String,
 }
 
 /// A secret's metadata, as the list and its page show it. Never its value.

@@ -122,4 +122,21 @@ impl Keygate {
             }
         }
     }
+
+    /// A key's latest refused or failed requests, over the last `days`, newest first.
+    pub async fn key_refusals(
+        &self,
+        caller: &Caller,
+        key: &KeyId,
+        days: u32,
+    ) -> Result<Vec<keygate_store::Refusal>, ServiceError> {
+        let record = self.get_key(caller, key).await?;
+        let since = Timestamp::from_millis(
+            self.clock.now().as_millis() - i64::from(days.clamp(1, 90)) * 86_400_000,
+        );
+        Ok(self
+            .store
+            .key_refusals(&record.org_id, key, since, 20)
+            .await?)
+    }
 }

@@ -134,6 +134,11 @@ async fn the_overview_usage_and_anomalies_pages_show_and_act(db: Db) {
     );
     assert!(overview.html.contains("Average latency per day (ms)"));
 
+    // The key's page charts its use and lists its refused request.
+    let page = browser.get(&format!("/ui/keys/{}", key.id)).await;
+    assert!(page.html.contains("Requests per day"));
+    assert!(page.html.contains("all_deployments_failed") && page.html.contains("503"));
+
     // Acknowledged with a note, it leaves the open list; its key is suspended from the page.
     let page = browser.get("/ui/anomalies").await;
     assert!(page.html.contains("spend_spike") && page.html.contains("Acknowledge"));

@@ -219,6 +219,39 @@ macro_rules! impl_sql_usage {
                     .collect())
             }
 
+            async fn key_refusals(
+                &self,
+                org: &keygate_core::OrgId,
+                key: &keygate_core::KeyId,
+                since: keygate_core::Timestamp,
+                limit: u32,
+            ) -> Result<Vec<$crate::Refusal>, StoreError> {
+                // Along the (org_id, at) index, newest first, until enough are found.
+                let rows: Vec<(i64, String, String, i64, Option<String>, Option<String>)> =
+                    sqlx::query_as(
+                        "SELECT at, endpoint, model, status, error_code, client_ip \
+                         FROM usage_records WHERE org_id = $1 AND at >= $2 AND key_id = $3 \
+                         AND status >= 400 ORDER BY at DESC LIMIT $4",
+                    )
+                    .bind(org.as_str())
+                    .bind(since.as_millis())
+                    .bind(key.as_str())
+                    .bind(i64::from(limit))
+                    .fetch_all(self.reader())
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(at, endpoint, model, status, error_code, client_ip)| $crate::Refusal {
+                        at: keygate_core::Timestamp::from_millis(at),
+                        endpoint,
+                        model,
+                        status: u16::try_from(status).unwrap_or(0),
+                        error_code,
+                        client_ip,
+                    })
+                    .collect())
+            }
+
             async fn prune_usage(
                 &self,
                 before: keygate_core::Timestamp,
