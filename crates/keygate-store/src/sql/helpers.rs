@@ -211,7 +211,7 @@ macro_rules! impl_sql_helpers {
                 }))
             }
 
-            /// Binds `$1`-`$8` of `key_filter!` and the page limit.
+            /// Binds `$1`-`$9` of `key_filter!`, the page limit (`$8`) among them.
             fn bind_key_filter<'q>(
                 query: sqlx::query::QueryAs<'q, $db, KeyRow, <$db as sqlx::Database>::Arguments>,
                 filter: &'q KeyFilter,
