@@ -305,6 +305,9 @@ pub(super) struct Usage {
     pub measures: Vec<StatusOption>,
     pub spans: Vec<StatusOption>,
     pub group: &'static str,
+    /// The range of days asked for, if one was.
+    pub first_day: String,
+    pub last_day: String,
     pub from: String,
     pub to: String,
     pub rows: Vec<UsageLine>,

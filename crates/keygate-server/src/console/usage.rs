@@ -115,6 +115,25 @@ pub(super) struct UsageParams {
     #[serde(default)]
     measure: String,
     days: Option<u32>,
+    /// A range of UTC days (`YYYY-MM-DD`, both included), over `days` when given.
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// The window of a range of UTC days, both included: `[from 00:00, the day after to 00:00)`.
+fn day_range(from: &str, to: &str) -> Result<(Timestamp, Timestamp), crate::http::ApiError> {
+    let day = |text: &str| Timestamp::parse_rfc3339(&format!("{}T00:00:00Z", text.trim()));
+    let bad = || crate::http::ApiError::validation("from and to are days (YYYY-MM-DD), from first");
+    let (Some(start), Some(last)) = (day(from), day(to)) else {
+        return Err(bad());
+    };
+    let end = Timestamp::from_millis(last.as_millis() + 86_400_000);
+    if end <= start || end.as_millis() - start.as_millis() > 400 * 86_400_000 {
+        return Err(bad());
+    }
+    Ok((start, end))
 }
 
 fn options(choices: &[(&'static str, &'static str)], chosen: &str) -> Vec<StatusOption> {
@@ -137,8 +156,18 @@ pub(super) async fn usage(
     let group = UsageGroup::parse(&params.group).unwrap_or(UsageGroup::Day);
     let measure = Measure::parse(&params.measure);
     let days = params.days.unwrap_or(30).clamp(1, 365);
-    let to = state.keygate.clock().now();
-    let from = Timestamp::from_millis(to.as_millis() - i64::from(days) * 86_400_000);
+    let (from, to) = if params.from.trim().is_empty() && params.to.trim().is_empty() {
+        let to = state.keygate.clock().now();
+        (
+            Timestamp::from_millis(to.as_millis() - i64::from(days) * 86_400_000),
+            to,
+        )
+    } else {
+        match day_range(&params.from, &params.to) {
+            Ok(range) => range,
+            Err(err) => return pages::error(err, Some(signed.who()), "/ui/usage"),
+        }
+    };
     let query = UsageReportQuery {
         group_by: group,
         project: None,
@@ -191,6 +220,8 @@ pub(super) async fn usage(
             &days.to_string(),
         ),
         group: group.as_str(),
+        first_day: params.from.trim().to_owned(),
+        last_day: params.to.trim().to_owned(),
         from: from.to_rfc3339(),
         to: to.to_rfc3339(),
         rows: lines(&rows, group),

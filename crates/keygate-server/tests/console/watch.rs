@@ -123,6 +123,28 @@ async fn the_overview_usage_and_anomalies_pages_show_and_act(db: Db) {
         .get("/ui/usage?group=day&measure=requests&days=30")
         .await;
     assert!(by_day.html.contains("Requests by day"));
+    // A range of days: the one before yesterday holds nothing; yesterday's holds a record.
+    let day = |at: Timestamp| at.to_rfc3339()[..10].to_owned();
+    let before = Timestamp::from_millis(yesterday.as_millis() - 86_400_000);
+    let empty = browser
+        .get(&format!("/ui/usage?group=day&from={0}&to={0}", day(before)))
+        .await;
+    assert!(
+        empty.html.contains("No usage in this span"),
+        "{}",
+        empty.html
+    );
+    let one = browser
+        .get(&format!(
+            "/ui/usage?group=day&from={0}&to={0}",
+            day(yesterday)
+        ))
+        .await;
+    assert!(one.html.contains(&day(yesterday)) && !one.html.contains("No usage"));
+    let backwards = browser
+        .get(&format!("/ui/usage?from={}&to={}", day(now), day(before)))
+        .await;
+    assert_eq!(backwards.status, 400);
     let latency = browser
         .get("/ui/usage?group=model&measure=latency&days=7")
         .await;
