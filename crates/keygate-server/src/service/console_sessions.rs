@@ -270,6 +270,20 @@ impl Keygate {
             Some(&session.subject),
         )
         .await?;
+        // As for revoking a token: never a session above the caller's own role or binding,
+        // judged by what the session acts as now.
+        let principal = self.session_principal(&session, self.clock.now()).await?;
+        let within = principal.is_none_or(|p| super::tokens::reaches(caller, p.role, &p.binding));
+        if !within {
+            return Err(self
+                .deny(
+                    caller,
+                    Permission::TokensWrite,
+                    session.project_id.as_ref(),
+                    Some(&session.subject),
+                )
+                .await);
+        }
         let mut audit = caller.audit(AuditAction::ConsoleSignOut, session.project_id.as_ref());
         audit.target = Some(session.subject.clone());
         audit.details = serde_json::json!({ "session": &session.id[..16], "ended_by_admin": true });

@@ -25,7 +25,7 @@ pub struct CreateToken {
 
 /// Whether `caller` may issue or revoke a token with `role` on `binding`: never above its
 /// own role, never beyond its own binding.
-fn reaches(caller: &Caller, role: Role, binding: &Binding) -> bool {
+pub(super) fn reaches(caller: &Caller, role: Role, binding: &Binding) -> bool {
     match &caller.actor {
         Actor::Admin(principal) => {
             principal.role.can_grant(role) && principal.binding.contains(binding)

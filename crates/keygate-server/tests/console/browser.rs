@@ -112,6 +112,23 @@ impl Browser {
             .unwrap();
     }
 
+    /// The secret a page shows once, when it has loaded.
+    async fn shown_secret(&self) -> String {
+        self.eventually(
+            "#secret-label strong",
+            "Copy this key now: it is shown once, here, and never again.",
+        )
+        .await;
+        self.client
+            .find(Locator::Id("secret"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
     /// Submits the form whose action ends with `action`.
     async fn submit_form(&self, action: &str) {
         self.client
@@ -224,20 +241,7 @@ async fn a_new_operator_runs_a_key_through_the_console_in_a_real_browser() {
         .await;
     browser.fill("#scopes", "models:chat").await;
     browser.click("form.card button[type=submit]").await;
-    browser
-        .eventually(
-            "#secret-label strong",
-            "Copy this key now: it is shown once, here, and never again.",
-        )
-        .await;
-    let secret = client
-        .find(Locator::Id("secret"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
+    let secret = browser.shown_secret().await;
     assert!(secret.starts_with("kg_live_"), "{secret}");
     // The console's script ran (it shows the copy button), and the name's did not.
     let copy = client.find(Locator::Css("button.copy")).await.unwrap();
@@ -281,20 +285,7 @@ async fn a_new_operator_runs_a_key_through_the_console_in_a_real_browser() {
     browser.eventually(".facts .status", "active").await;
     browser.fill("#grace", "0").await;
     browser.submit_form("/rotate").await;
-    browser
-        .eventually(
-            "#secret-label strong",
-            "Copy this key now: it is shown once, here, and never again.",
-        )
-        .await;
-    let rotated = client
-        .find(Locator::Id("secret"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap()
-        .unwrap();
+    let rotated = browser.shown_secret().await;
     assert_ne!(rotated, secret);
     let api = server.api();
     assert_eq!(api.verify(&rotated, None, None).await["valid"], true);

@@ -268,6 +268,40 @@ async fn projects_and_admin_tokens_are_managed_from_the_console(db: Db) {
         "its session was ended"
     );
     assert_eq!(viewer.sign_in(&token).await.status, 303);
+    // An admin may not end the owner's session: never above its own role.
+    let made = browser
+        .post(
+            "/ui/tokens",
+            &[
+                ("csrf", &csrf),
+                ("name", "deputy"),
+                ("role", "admin"),
+                ("project", ""),
+            ],
+        )
+        .await;
+    let mut deputy = Browser::new(&server);
+    assert_eq!(
+        deputy.sign_in(&input(&made.html, "secret")).await.status,
+        303
+    );
+    let listed = deputy.get("/ui/tokens").await;
+    let deputy_csrf = input(&listed.html, "csrf");
+    let owner_row = listed
+        .html
+        .split("<tr>")
+        .find(|row| row.contains("bootstrap owner") && row.contains("/ui/sessions/"))
+        .unwrap()
+        .to_owned();
+    let at = owner_row.find("/ui/sessions/").unwrap();
+    let owners = owner_row[at..].split('"').next().unwrap().to_owned();
+    let refused = deputy.post(&owners, &[("csrf", &deputy_csrf)]).await;
+    assert_eq!(refused.status, 403, "{}", refused.html);
+    assert_eq!(
+        browser.get("/ui/keys").await.status,
+        200,
+        "the owner is still in"
+    );
     let tokens = api
         .get("/admin/v1/tokens")
         .token(&server.owner_token)
