@@ -193,7 +193,9 @@ pub(super) fn lines(text: &str) -> Vec<String> {
 pub(super) fn expiry(text: &str) -> Option<String> {
     match text.trim() {
         "" => None,
+        // With or without seconds, as browsers send it.
         local if local.len() == 16 => Some(format!("{local}:00Z")),
+        local if local.len() == 19 && !local.ends_with('Z') => Some(format!("{local}Z")),
         other => Some(other.to_owned()),
     }
 }

@@ -8,13 +8,23 @@ use axum::response::{Html, IntoResponse, Response};
 use crate::http::ApiError;
 
 /// The signed-in user, as the page header shows it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) struct Who {
     pub name: String,
     pub role: &'static str,
     pub csrf: String,
     /// Whether the admin tokens page is theirs to use (the nav shows no other).
     pub manages_tokens: bool,
+}
+
+impl std::fmt::Debug for Who {
+    /// Leaves the CSRF token out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Who")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What every page's frame needs.
@@ -477,4 +487,11 @@ pub(super) struct ModelGroups {
     pub can_write: bool,
     pub csrf: String,
     pub problem: Option<String>,
+}
+
+/// Where single sign-on lands: on to the console from a page of its own.
+#[derive(Template)]
+#[template(path = "console/signed_in.html")]
+pub(super) struct SignedInPage {
+    pub chrome: Chrome,
 }

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
+use super::pages::{self, Chrome};
 use super::session::{cookie, cookie_header, over_https, request, sign_in_form};
 use crate::http::AppState;
 use crate::service::SSO_FLOW_LIFETIME;
@@ -64,7 +65,6 @@ pub(super) struct Callback {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
-    error_description: Option<String>,
 }
 
 /// The provider's answer: a session, or the sign-in page saying why not.
@@ -82,8 +82,13 @@ pub(super) async fn callback(
         response
     };
     if let Some(error) = answer.error {
-        let detail = answer.error_description.unwrap_or_default();
-        return refused(format!("The identity provider refused: {error} {detail}"));
+        // Only the error's code, and only if it looks like one: anyone can write this URL.
+        let code: String = error
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
+        return refused(format!("The identity provider refused ({code})."));
     }
     let (Some(code), Some(returned), Some(flow)) =
         (answer.code, answer.state, flow_cookie(&parts.headers))
@@ -97,7 +102,15 @@ pub(super) async fn callback(
         .await
     {
         Ok(Ok(signed)) => {
-            let mut response = Redirect::to("/ui/keys").into_response();
+            // A page of the console's own, not a redirect: the provider sent the browser here
+            // across sites, and a SameSite=Strict cookie set now is only sent on a navigation
+            // that starts on this site.
+            let mut response = pages::render(
+                StatusCode::OK,
+                &pages::SignedInPage {
+                    chrome: Chrome::new("Signed in", "", None),
+                },
+            );
             response.headers_mut().insert(
                 header::SET_COOKIE,
                 cookie_header(

@@ -41,7 +41,7 @@ async fn model_groups_are_shown_added_changed_and_deleted(db: Db) {
             "/ui/model-groups",
             &[
                 ("csrf", &csrf),
-                ("alias", "fast"),
+                ("alias", "team/fast"),
                 (
                     "group",
                     r#"{"deployments": [{"provider": "up", "model": "mini", "weight": 3}]}"#,
@@ -65,7 +65,7 @@ async fn model_groups_are_shown_added_changed_and_deleted(db: Db) {
     // Changed: checked as the admin API checks it.
     let unknown = browser
         .post(
-            "/ui/model-groups/fast",
+            "/ui/model-groups/team%2Ffast",
             &[
                 ("csrf", &csrf),
                 (
@@ -77,12 +77,15 @@ async fn model_groups_are_shown_added_changed_and_deleted(db: Db) {
         .await;
     assert_eq!(unknown.status, 400, "{}", unknown.html);
     let not_json = browser
-        .post("/ui/model-groups/fast", &[("csrf", &csrf), ("group", "{")])
+        .post(
+            "/ui/model-groups/team%2Ffast",
+            &[("csrf", &csrf), ("group", "{")],
+        )
         .await;
     assert_eq!(not_json.status, 400);
     browser
         .post(
-            "/ui/model-groups/fast",
+            "/ui/model-groups/team%2Ffast",
             &[
                 ("csrf", &csrf),
                 (
@@ -100,7 +103,7 @@ async fn model_groups_are_shown_added_changed_and_deleted(db: Db) {
             .contains("<td>5</td>")
     );
     let deleted = browser
-        .post("/ui/model-groups/fast/delete", &[("csrf", &csrf)])
+        .post("/ui/model-groups/team%2Ffast/delete", &[("csrf", &csrf)])
         .await;
     assert_eq!(deleted.status, 303);
     assert!(
