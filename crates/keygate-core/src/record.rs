@@ -242,6 +242,17 @@ pub enum KeyRejection {
     IpNotAllowed,
     #[error("the key lacks the requested permission")]
     PermissionDenied,
+    /// A keygate access token that is not one: bad shape or signature, another issuer, an
+    /// algorithm other than EdDSA, a signing key keygate does not publish.
+    #[error("the token is not valid")]
+    TokenInvalid,
+    #[error("the token has expired")]
+    TokenExpired,
+    #[error("the token was issued for another audience")]
+    TokenAudience,
+    /// A token bound to a client certificate, presented without that certificate.
+    #[error("the token is bound to a client certificate this connection did not present")]
+    TokenUnbound,
 }
 
 impl KeyRejection {
@@ -255,6 +266,10 @@ impl KeyRejection {
             Self::Rotated => "key_rotated",
             Self::IpNotAllowed => "ip_not_allowed",
             Self::PermissionDenied => "permission_denied",
+            Self::TokenInvalid => "token_invalid",
+            Self::TokenExpired => "token_expired",
+            Self::TokenAudience => "token_wrong_audience",
+            Self::TokenUnbound => "token_unbound",
         }
     }
 }

@@ -154,6 +154,33 @@ impl Scope {
     }
 }
 
+impl Scope {
+    /// Whether `other` grants nothing this scope does not. Used to narrow a token's scopes: a scope
+    /// asked for is allowed only when one the parent holds covers it. A `*` in `other` is
+    /// covered only by a `*` here (a literal character never matches it), so a pattern is
+    /// never widened. Secret reads follow [`grants_secret_read`]: only `secrets:read` or a
+    /// `secrets:read:<pattern>` covering the asked pattern covers them, never a broader
+    /// wildcard.
+    pub fn covers(&self, other: &Scope) -> bool {
+        if other.touches_secrets() {
+            let mine = self.as_str();
+            let theirs = other.as_str();
+            return mine == theirs
+                || (mine == "secrets:read" && theirs.starts_with("secrets:read:"))
+                || match (
+                    mine.strip_prefix("secrets:read:"),
+                    theirs.strip_prefix("secrets:read:"),
+                ) {
+                    (Some(pattern), Some(asked)) => {
+                        glob_match(pattern.as_bytes(), asked.as_bytes())
+                    }
+                    _ => false,
+                };
+        }
+        glob_match(self.0.as_bytes(), other.0.as_bytes())
+    }
+}
+
 /// Glob matching where `*` matches any sequence; linear time with single backtracking.
 fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
@@ -260,6 +287,29 @@ mod tests {
         }
         for other in ["chat:write", "models:*", "GET /proxy/*", "*:read", "*"] {
             assert!(!scope(other).touches_secrets(), "{other}");
+        }
+    }
+
+    #[test]
+    fn covering_never_widens() {
+        let covers = |mine: &str, theirs: &str| scope(mine).covers(&scope(theirs));
+        assert!(covers("models:*", "models:gpt-*"));
+        assert!(covers("models:gpt-*", "models:gpt-4o"));
+        assert!(covers("*", "chat:write"));
+        assert!(covers("GET /proxy/pay/*", "GET /proxy/pay/v1/*"));
+        assert!(!covers("models:gpt-*", "models:*"));
+        assert!(!covers("a*b", "a*"));
+        assert!(!covers("GET /proxy/pay/*", "* /proxy/pay/*"));
+        assert!(!covers("chat:read", "chat:*"));
+        // Secret reads come only from scopes that grant them.
+        assert!(covers("secrets:read", "secrets:read"));
+        assert!(covers("secrets:read", "secrets:read:open*"));
+        assert!(covers("secrets:read:open*", "secrets:read:openai"));
+        assert!(!covers("secrets:read:openai", "secrets:read:open*"));
+        assert!(!covers("secrets:read:open*", "secrets:read"));
+        for broad in ["*", "secrets:*", "secrets:re*"] {
+            assert!(!covers(broad, "secrets:read"), "{broad}");
+            assert!(!covers(broad, "secrets:read:x"), "{broad}");
         }
     }
 
