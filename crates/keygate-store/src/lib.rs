@@ -17,6 +17,7 @@ mod postgres;
 mod rollup;
 mod rows;
 mod secrets;
+mod signing_keys;
 mod sql;
 mod sqlite;
 mod usage;
@@ -45,6 +46,7 @@ pub use postgres::PgStore;
 pub use secrets::{
     DueFilter, DueSecret, SecretPut, SecretRecord, SecretStage, SecretStore, SecretVersion,
 };
+pub use signing_keys::{SigningKeyStore, StoredSigningKey};
 pub use sqlite::SqliteStore;
 pub use usage::{MAX_USAGE_GROUPS, Refusal, UsageGroup, UsageQuery, UsageRow, UsageStore};
 pub use webhooks::{
@@ -82,6 +84,7 @@ pub trait Store:
     + AnomalyStore
     + AnnouncementStore
     + ConsoleSessionStore
+    + SigningKeyStore
     + Send
     + Sync
     + std::fmt::Debug

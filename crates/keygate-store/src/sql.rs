@@ -65,6 +65,10 @@ macro_rules! impl_sql_store {
             store: $store,
         }
 
+        $crate::sql::impl_sql_signing_keys! {
+            store: $store,
+        }
+
         #[async_trait::async_trait]
         impl Store for $store {
             fn backend(&self) -> Backend {
@@ -737,6 +741,7 @@ mod helpers;
 pub(crate) mod limit_counts;
 pub(crate) mod model_groups;
 pub(crate) mod secrets;
+pub(crate) mod signing_keys;
 pub(crate) mod usage;
 pub(crate) mod webhooks;
 
@@ -752,5 +757,6 @@ pub(crate) use impl_sql_store;
 pub(crate) use limit_counts::impl_sql_limit_counts;
 pub(crate) use model_groups::impl_sql_model_groups;
 pub(crate) use secrets::impl_sql_secrets;
+pub(crate) use signing_keys::impl_sql_signing_keys;
 pub(crate) use usage::impl_sql_usage;
 pub(crate) use webhooks::impl_sql_webhooks;
