@@ -49,6 +49,7 @@ fn verify(c: &mut Criterion) {
         key: &key,
         permission: Some("chat:write"),
         ip: None,
+        ..VerifyQuery::default()
     };
     // Warm the cache: the benchmark measures the steady state of a busy key.
     let warm = runtime.block_on(keygate.verify(query)).unwrap();

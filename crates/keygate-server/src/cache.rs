@@ -21,7 +21,17 @@ pub struct CachedKey {
     pub secrets: Vec<KeySecret>,
     /// The limits of the key's project, counted for all its keys together.
     pub project_limits: KeyLimits,
+    /// Set when an access token stands for the key: `record` is then the key's with the
+    /// token's scopes, and `secrets` is empty.
+    pub token: Option<TokenFacts>,
     loaded_at: Instant,
+}
+
+/// The token a verification accepted in its parent key's stead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFacts {
+    pub jti: String,
+    pub expires_at: keygate_core::Timestamp,
 }
 
 /// How soon a cached key may be reloaded because it did not know a presented digest.
@@ -33,7 +43,26 @@ impl CachedKey {
             record,
             secrets,
             project_limits: KeyLimits::default(),
+            token: None,
             loaded_at: Instant::now(),
+        }
+    }
+
+    /// The key as a token presents it: the same key (its limits, usage and state) with the
+    /// token's scopes.
+    pub fn token_view(
+        parent: &CachedKey,
+        scopes: Vec<keygate_core::Scope>,
+        token: TokenFacts,
+    ) -> Self {
+        let mut record = parent.record.clone();
+        record.scopes = scopes;
+        Self {
+            record,
+            secrets: Vec::new(),
+            project_limits: parent.project_limits.clone(),
+            token: Some(token),
+            loaded_at: parent.loaded_at,
         }
     }
 

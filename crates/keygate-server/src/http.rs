@@ -71,6 +71,8 @@ pub struct ServerSettings {
     pub weekly_review: bool,
     /// The web console's sessions and cookies.
     pub console: crate::console::ConsoleSettings,
+    /// How access tokens are issued (`[tokens]`).
+    pub tokens: crate::service::TokenSettings,
 }
 
 impl Default for ServerSettings {
@@ -95,6 +97,7 @@ impl Default for ServerSettings {
             key_expiry_notice: Duration::from_secs(7 * 86_400),
             weekly_review: false,
             console: crate::console::ConsoleSettings::default(),
+            tokens: crate::service::TokenSettings::default(),
         }
     }
 }

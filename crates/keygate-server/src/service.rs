@@ -10,6 +10,7 @@ mod caller;
 mod console_sessions;
 mod credentials;
 mod credits;
+mod identity;
 mod kek_rotation;
 mod key_policy;
 mod keyring;
@@ -51,6 +52,7 @@ pub use bootstrap::{bootstrap, ensure_owner};
 pub use caller::{Actor, Caller};
 pub use console_sessions::{ConsoleRequest, ConsoleUser, SessionPolicy, SignedIn};
 pub use credentials::ProjectSecrets;
+pub use identity::{ClientAuth, IssuedToken, OAuthError, TokenRequest, TokenSettings};
 pub use kek_rotation::{Pace, RewrapReport, references_other_keks, rewrap_all};
 pub use keyring::audit_public_key;
 pub use keys::{CreateKey, KeyPage, KeyQuery, Rotated};
@@ -101,6 +103,8 @@ pub struct Keygate {
     audit_signer: Arc<keygate_crypto::AuditSigner>,
     /// Told when a replaced secret is still used (see `verify.rs`).
     key_use: std::sync::OnceLock<Arc<dyn verify::KeyUseWatcher>>,
+    /// Access tokens: the signing keys and the tokens verified (see `identity.rs`).
+    identity: identity::Identity,
 }
 
 impl Keygate {
@@ -135,6 +139,7 @@ impl Keygate {
             metrics,
             audit_signer,
             key_use: std::sync::OnceLock::new(),
+            identity: identity::Identity::default(),
             auth_failures: auth_failures::AuthFailureThrottle::default(),
             credentials: moka::sync::Cache::builder()
                 .max_capacity(10_000)

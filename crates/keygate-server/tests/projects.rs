@@ -301,6 +301,7 @@ async fn verification_sees_new_project_limits_at_once(db: Db) {
             key: &key.secret,
             permission: None,
             ip: None,
+            ..VerifyQuery::default()
         };
         match server.keygate.verify(query).await.unwrap() {
             VerifyOutcome::Valid(cached) => cached.project_limits.clone(),

@@ -58,6 +58,22 @@ impl Reply {
         );
         self
     }
+
+    /// Expects an OAuth error (RFC 6749 §5.2: `{"error": code, "error_description": …}`).
+    pub fn expect_error_oauth(self, status: u16, code: &str) -> Self {
+        assert_eq!(
+            (self.status, self.body["error"].as_str()),
+            (status, Some(code)),
+            "unexpected response: {}",
+            self.text
+        );
+        assert!(
+            self.body["error_description"].is_string(),
+            "no description: {}",
+            self.text
+        );
+        self
+    }
 }
 
 /// A request and response as the client saw them.
@@ -280,6 +296,24 @@ impl Call<'_> {
     /// A JSON body with `Content-Type: application/json`.
     pub fn json(mut self, body: &Value) -> Self {
         self.builder = self.builder.json(body);
+        self
+    }
+
+    /// An `application/x-www-form-urlencoded` body of `fields`, in order (a name may repeat).
+    pub fn form(mut self, fields: &[(&str, &str)]) -> Self {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.builder = self
+            .builder
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        self
+    }
+
+    /// HTTP Basic authentication.
+    pub fn basic(mut self, user: &str, password: &str) -> Self {
+        self.builder = self.builder.basic_auth(user, Some(password));
         self
     }
 

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::cli::StoreArgs;
 
 mod console;
+mod identity;
 mod watch;
 
 /// Keys the file and the environment may set. Anything else in the file is an error.
@@ -62,6 +63,7 @@ struct RawConfig {
     leak_report_keys: Option<Vec<watch::ReportKeyConfig>>,
     anomalies: Option<watch::AnomaliesFile>,
     console: Option<console::ConsoleFile>,
+    tokens: Option<identity::TokensFile>,
     leak_reports_require_signature: Option<bool>,
     webhook_retries: Option<Vec<String>>,
     audit_checkpoint_events: Option<i64>,
@@ -221,6 +223,8 @@ pub enum ConfigError {
     BadAnomalies(&'static str),
     #[error("[console] {0}")]
     BadConsole(&'static str),
+    #[error("[tokens] {0}")]
+    BadTokens(&'static str),
     #[error("[anomalies] geoip_database {0}")]
     BadGeoIp(String),
     #[error(
@@ -325,6 +329,7 @@ pub fn resolve(
     )?;
     let mut anomalies = watch::anomaly_settings(raw.anomalies)?;
     let console = console::console_settings(raw.console, &sources.env)?;
+    let tokens = identity::token_settings(raw.tokens)?;
     let notice_days = raw.key_expiry_notice_days.unwrap_or(7);
     if !(1..=365).contains(&notice_days) {
         return Err(ConfigError::BadExpiryNotice);
@@ -421,6 +426,7 @@ pub fn resolve(
             key_expiry_notice: Duration::from_secs(notice_days * 86_400),
             weekly_review: raw.weekly_review.unwrap_or(false),
             console,
+            tokens,
             ..ServerSettings::default()
         },
         limits: LimitsSettings {

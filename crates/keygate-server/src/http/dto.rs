@@ -625,7 +625,7 @@ impl From<AuditReport> for AuditVerifyView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
-    /// The API key to check.
+    /// The API key, or keygate access token, to check.
     pub key: String,
     /// A permission the key must grant, e.g. `chat:write`.
     pub permission: Option<String>,
@@ -636,6 +636,9 @@ pub struct VerifyBody {
     /// let its holder in. A service that serves browsers sets it and checks `origins`.
     #[serde(default)]
     pub allow_publishable: bool,
+    /// For an access token: the audience it must name (the calling service's); keygate's own
+    /// when absent.
+    pub audience: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -643,7 +646,8 @@ pub struct VerifyResponse {
     pub valid: bool,
     /// `valid`, or why not: `key_malformed`, `key_invalid`, `key_expired`, `key_revoked`,
     /// `key_rotated`, `ip_not_allowed`, `permission_denied`, `publishable_key_forbidden`
-    /// (without `allow_publishable`), `rate_limited`, `quota_exhausted`.
+    /// (without `allow_publishable`), `rate_limited`, `quota_exhausted`; for a token also
+    /// `token_invalid`, `token_expired`, `token_wrong_audience`, `token_unbound`.
     pub code: String,
     pub key_id: Option<String>,
     pub project: Option<String>,
@@ -665,6 +669,18 @@ pub struct VerifyResponse {
     /// Every limit of the key and its project (request and token rates, quotas, budgets),
     /// as it stands after this verification; `null` for a refused key.
     pub limits: Option<Vec<LimitStateView>>,
+    /// When an access token was verified: its id and expiry. The key fields are its parent
+    /// key's, the scopes the token's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<AccessTokenView>,
+}
+
+/// An access token a verification accepted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessTokenView {
+    /// The token's `jti`.
+    pub id: String,
+    pub expires_at: String,
 }
 
 impl VerifyResponse {
@@ -683,6 +699,7 @@ impl VerifyResponse {
             metadata: Some(serde_json::Value::Object(key.metadata.as_map().clone())),
             ratelimit: None,
             limits: None,
+            token: None,
         }
     }
 
@@ -701,6 +718,7 @@ impl VerifyResponse {
             metadata: None,
             ratelimit: None,
             limits: None,
+            token: None,
         }
     }
 }

@@ -393,6 +393,7 @@ pub(crate) async fn any_api_key(
             key,
             permission: None,
             ip: meta.client_ip,
+            ..Default::default()
         })
         .await
         .map_err(|err| {

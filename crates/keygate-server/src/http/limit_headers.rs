@@ -93,6 +93,13 @@ fn set_static(headers: &mut HeaderMap, name: &'static str, value: String) {
     set(headers, HeaderName::from_static(name), value);
 }
 
+/// `Retry-After` in whole seconds, rounded up.
+pub fn retry_after(headers: &mut HeaderMap, wait: Duration) {
+    if let Ok(value) = axum::http::HeaderValue::from_str(&seconds_up(wait).to_string()) {
+        headers.insert(axum::http::header::RETRY_AFTER, value);
+    }
+}
+
 /// Whole seconds, rounded up.
 pub fn seconds_up(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)

@@ -47,10 +47,7 @@ impl LlmError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let Some(after) = self.retry_after {
-            let seconds = limit_headers::seconds_up(after);
-            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-                headers.insert(header::RETRY_AFTER, value);
-            }
+            limit_headers::retry_after(headers, after);
         }
         response
     }

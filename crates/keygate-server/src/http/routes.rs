@@ -6,6 +6,7 @@ pub(super) mod keys;
 pub(super) mod leaks;
 pub(super) mod llm;
 pub(super) mod model_groups;
+pub(super) mod oauth;
 pub(crate) mod ops;
 pub(super) mod projects;
 pub(super) mod proxy;
@@ -104,6 +105,16 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .nest("/admin/v1", admin)
         .route("/v1/keys/verify", post(verify::verify))
+        .route("/oauth/token", post(oauth::token))
+        .route("/.well-known/jwks.json", get(oauth::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            get(oauth::openid_configuration),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::openid_configuration),
+        )
         .route("/v1/leaks", post(leaks::report))
         .route("/v1/secrets/{name}", get(secrets::read_with_key))
         .route("/healthz", get(ops::healthz))

@@ -35,6 +35,12 @@ pub async fn run(
     let tasks = TaskTracker::new();
     let stop = CancellationToken::new();
     let metrics = state.keygate.metrics().clone();
+    state
+        .keygate
+        .configure_tokens(state.settings.tokens.clone(), listener.local_addr().ok());
+    if let Err(err) = state.keygate.load_signing_keys().await {
+        tracing::warn!(error = %err, "token signing keys could not be loaded yet");
+    }
     let spawn = |name: &'static str, task| spawn_task(&tasks, &metrics, name, task);
     spawn(
         "last_used",
@@ -97,6 +103,10 @@ pub async fn run(
             state.settings.weekly_review,
             stop.clone(),
         )),
+    );
+    spawn(
+        "signing_keys",
+        Box::pin(keygate.clone().run_signing_keys(stop.clone())),
     );
     spawn("alerts", Box::pin(state.alerts.clone().run(stop.clone())));
     spawn(

@@ -27,6 +27,8 @@ pub struct RewrapReport {
     pub replies_rewrapped: u64,
     /// Webhook endpoints' signing secrets, moved with the rest.
     pub webhook_secrets_rewrapped: u64,
+    /// Token signing keys re-wrapped.
+    pub signing_keys_rewrapped: u64,
     /// Whether work is left (the run stopped at its batch limit).
     pub remaining: bool,
 }
@@ -117,6 +119,8 @@ pub async fn rewrap_all(
     if !report.remaining {
         report.webhook_secrets_rewrapped =
             crate::alerts::rewrap_webhook_secrets(store, from, to).await?;
+        report.signing_keys_rewrapped =
+            super::identity::rewrap_signing_keys(store, from, to).await?;
         // Replies kept for idempotent retries move too, so a retry still gets its key.
         for entry in store.idempotency_entries(clock.now()).await? {
             if let Some(moved) = super::replay::rewrap(from, to, &entry)? {
@@ -139,6 +143,7 @@ pub async fn references_other_keks(store: &dyn Store, kek: &KekId) -> Result<boo
     Ok(keyring::sealed_by_other::<DigestKey>(store, kek).await?
         || keyring::sealed_by_other::<AuditSigner>(store, kek).await?
         || crate::alerts::webhooks_sealed_by_other(store, kek).await?
+        || super::identity::signing_keys_sealed_by_other(store, kek).await?
         || !store
             .versions_not_wrapped_by(kek.as_str(), 1)
             .await?

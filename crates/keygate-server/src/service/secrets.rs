@@ -314,6 +314,7 @@ impl Keygate {
                 key,
                 permission: None,
                 ip: client_ip,
+                ..VerifyQuery::default()
             })
             .await?
         {

@@ -15,14 +15,20 @@ use super::Keygate;
 use crate::ServiceError;
 use crate::cache::CachedKey;
 
-/// A verification request from a service that is not behind the gateway.
-#[derive(Debug, Clone, Copy)]
+/// A verification request from a service that is not behind the gateway. `key` is a keygate
+/// key or a keygate access token.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct VerifyQuery<'a> {
     pub key: &'a str,
     /// A permission the key must grant through one of its scopes.
     pub permission: Option<&'a str>,
     /// The address of the end client, checked against the key's allow-list.
     pub ip: Option<IpAddr>,
+    /// The audience a token must name; keygate's own when `None`.
+    pub audience: Option<&'a str>,
+    /// The SHA-256 thumbprint (`x5t#S256`) of the client certificate of the connection, which
+    /// a certificate-bound token must match.
+    pub certificate: Option<&'a str>,
 }
 
 /// Something told when a key's replaced secret is still used (the anomaly detectors).
@@ -60,7 +66,13 @@ impl Keygate {
         &self,
         query: VerifyQuery<'_>,
     ) -> Result<VerifyOutcome, ServiceError> {
-        let cached = match self.authenticate(query.key, KeyKind::Api, query.ip).await? {
+        let authenticated = if keygate_identity::looks_like_jwt(query.key) {
+            self.accept_token(query.key, query.audience, query.certificate)
+                .await?
+        } else {
+            self.authenticate(query.key, KeyKind::Api, query.ip).await?
+        };
+        let cached = match authenticated {
             Ok(cached) => cached,
             Err((rejection, cached)) => return Ok(VerifyOutcome::Invalid(rejection, cached)),
         };
@@ -194,6 +206,25 @@ impl Keygate {
         Ok(Some(
             CachedKey::new(record, secrets).with_project_limits(project_limits),
         ))
+    }
+
+    /// A key by its id, from memory when possible (a token names its parent by id).
+    pub(super) async fn key_by_id(
+        &self,
+        id: &KeyId,
+    ) -> Result<Option<Arc<CachedKey>>, ServiceError> {
+        if let Some(cached) = self.cache.key(id) {
+            self.metrics.keys.looked_up(true);
+            return Ok(Some(cached));
+        }
+        self.metrics.keys.looked_up(false);
+        let epoch = self.cache.epoch();
+        let Some(loaded) = self.load_key(id).await? else {
+            return Ok(None);
+        };
+        let loaded = Arc::new(loaded);
+        self.cache.remember_key(loaded.clone(), epoch);
+        Ok(Some(loaded))
     }
 
     /// The key behind a digest, straight from the store.

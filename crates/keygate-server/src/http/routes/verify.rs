@@ -5,14 +5,14 @@ use std::net::IpAddr;
 use axum::Json;
 use axum::extract::State;
 
-use crate::http::dto::{LimitStateView, VerifyBody, VerifyResponse};
+use crate::http::dto::{AccessTokenView, LimitStateView, VerifyBody, VerifyResponse};
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 use crate::http::{ApiError, AppState};
 use crate::limits::Counted;
 use crate::service::{Publishable, Verdict, VerifyQuery};
 
-/// Verify an API key, optionally for a permission and a client address. Answers 200 with
+/// Verify an API key or a keygate access token, optionally for a permission and a client address. Answers 200 with
 /// `valid: false` and a stable code for a refused key.
 #[utoipa::path(post, path = "/v1/keys/verify", tag = "verify",
     request_body = VerifyBody,
@@ -32,6 +32,8 @@ pub async fn verify(
         key: &body.key,
         permission: body.permission.as_deref(),
         ip,
+        audience: body.audience.as_deref(),
+        certificate: None,
     };
     let publishable = if body.allow_publishable {
         Publishable::Allowed
@@ -50,6 +52,10 @@ pub async fn verify(
         } => VerifyResponse {
             ratelimit: requests.map(|rate| ratelimit(&rate)),
             limits: Some(limits.iter().map(LimitStateView::from).collect()),
+            token: key.token.as_ref().map(|token| AccessTokenView {
+                id: token.jti.clone(),
+                expires_at: token.expires_at.to_rfc3339(),
+            }),
             ..VerifyResponse::valid(&key.record)
         },
         Verdict::Refused { key, code, limit } => VerifyResponse {

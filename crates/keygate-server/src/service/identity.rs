@@ -1,0 +1,205 @@
+//! Identity beyond static keys: keygate's short-lived access tokens.
+//!
+//! A keygate key (or a token) is exchanged at `POST /oauth/token` for an EdDSA JWT whose
+//! scopes are a subset of its parent's (`issue.rs`); the keys that sign them are kept sealed in
+//! the store and turned over on a schedule, published ahead and kept past their last token
+//! (`signing_keys.rs`); and a token is accepted wherever a key is, standing for its parent key
+//! with the token's scopes (`accept.rs`). The HTTP side is `http/routes/oauth.rs`.
+
+mod accept;
+mod issue;
+mod signing_keys;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use keygate_identity::schedule::Schedule;
+use keygate_identity::{KeySet, SigningKey};
+
+pub use issue::{ClientAuth, IssuedToken, OAuthError, TokenRequest};
+pub(crate) use signing_keys::{rewrap_signing_keys, signing_keys_sealed_by_other};
+
+/// `[tokens]`: how keygate's access tokens are issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSettings {
+    /// `iss` of every token and the base of the discovery document; by default
+    /// `http://<listen address>`. Set it to the URL clients reach keygate at.
+    pub issuer: Option<String>,
+    /// The audience keygate's own routes accept; by default the issuer.
+    pub audience: Option<String>,
+    /// The longest (and default) lifetime of a token.
+    pub lifetime: Duration,
+    /// How long one signing key signs.
+    pub rotate_every: Duration,
+    /// How long before it signs a new key is published.
+    pub publish_ahead: Duration,
+    /// How often each node reads the signing keys (and one of them turns them over).
+    pub refresh: Duration,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            audience: None,
+            lifetime: Duration::from_secs(15 * 60),
+            rotate_every: Duration::from_secs(24 * 3600),
+            publish_ahead: Duration::from_secs(3600),
+            refresh: Duration::from_secs(30),
+        }
+    }
+}
+
+impl TokenSettings {
+    fn schedule(&self) -> Schedule {
+        Schedule {
+            rotate_every: self.rotate_every,
+            publish_ahead: self.publish_ahead,
+            max_lifetime: self.lifetime,
+        }
+    }
+}
+
+/// The issuer and audience in force, fixed once the server knows its address.
+#[derive(Debug, Clone)]
+pub(crate) struct Names {
+    pub issuer: Arc<str>,
+    pub audience: Arc<str>,
+}
+
+/// What a node holds: the settings, the key that signs now and every published key.
+#[derive(Debug)]
+struct Ring {
+    signer: Option<Arc<SigningKey>>,
+    keys: KeySet,
+}
+
+/// The identity state of one node.
+pub(crate) struct Identity {
+    settings: RwLock<Arc<TokenSettings>>,
+    names: RwLock<Names>,
+    ring: RwLock<Arc<Ring>>,
+    /// Verified tokens by the SHA-256 of their text, so a token's signature is checked once.
+    verified: moka::sync::Cache<[u8; 32], Arc<accept::Verified>>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity")
+            .field("names", &self.names())
+            .field("verified", &self.verified.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many verified tokens a node remembers.
+const VERIFIED_CAPACITY: u64 = 100_000;
+/// The issuer and audience before the server has an address (tests of the service layer).
+const UNBOUND_ISSUER: &str = "http://keygate.invalid";
+
+impl Default for Identity {
+    fn default() -> Self {
+        Self {
+            settings: RwLock::new(Arc::new(TokenSettings::default())),
+            names: RwLock::new(Names {
+                issuer: UNBOUND_ISSUER.into(),
+                audience: UNBOUND_ISSUER.into(),
+            }),
+            ring: RwLock::new(Arc::new(Ring {
+                signer: None,
+                keys: KeySet::default(),
+            })),
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_CAPACITY)
+                .expire_after(accept::UntilExpiry)
+                .build(),
+        }
+    }
+}
+
+impl Identity {
+    /// Applies `settings`, naming the issuer after `listening` when they do not.
+    pub(crate) fn configure(&self, settings: TokenSettings, listening: Option<SocketAddr>) {
+        let issuer: Arc<str> = match (&settings.issuer, listening) {
+            (Some(issuer), _) => issuer.trim_end_matches('/').into(),
+            (None, Some(addr)) => format!("http://{addr}").into(),
+            (None, None) => UNBOUND_ISSUER.into(),
+        };
+        let audience = settings
+            .audience
+            .as_deref()
+            .map_or_else(|| issuer.clone(), Into::into);
+        if let Ok(mut names) = self.names.write() {
+            *names = Names { issuer, audience };
+        }
+        if let Ok(mut current) = self.settings.write() {
+            *current = Arc::new(settings);
+        }
+        self.verified.invalidate_all();
+    }
+
+    pub(crate) fn names(&self) -> Names {
+        self.names
+            .read()
+            .map(|n| n.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    fn settings(&self) -> Arc<TokenSettings> {
+        self.settings
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    fn ring(&self) -> Arc<Ring> {
+        self.ring
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    fn set_ring(&self, ring: Ring) {
+        match self.ring.write() {
+            Ok(mut current) => *current = Arc::new(ring),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
+        }
+    }
+}
+
+impl super::Keygate {
+    /// The JWKS document: every published signing key.
+    pub fn jwks(&self) -> String {
+        self.identity.ring().keys.jwks().to_owned()
+    }
+
+    /// The OpenID Connect discovery document (also RFC 8414's authorization server metadata).
+    pub fn openid_configuration(&self) -> serde_json::Value {
+        let issuer = self.identity.names().issuer;
+        serde_json::json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{issuer}/oauth/token"),
+            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+            "grant_types_supported": [
+                "client_credentials",
+                issue::TOKEN_EXCHANGE,
+            ],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "response_types_supported": ["token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["EdDSA"],
+            "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
+        })
+    }
+
+    /// The issuer and audience of this node's tokens.
+    pub fn token_issuer(&self) -> String {
+        self.identity.names().issuer.to_string()
+    }
+
+    /// Applies the `[tokens]` settings; `listening` names the issuer when they do not.
+    pub fn configure_tokens(&self, settings: TokenSettings, listening: Option<SocketAddr>) {
+        self.identity.configure(settings, listening);
+    }
+}
