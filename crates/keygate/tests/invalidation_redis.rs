@@ -2,7 +2,8 @@
 //! test's own (`redis-server` on a free port, so parallel tests never hear each other's
 //! notices). A key cached by node B and suspended, resumed or revoked through node A changes
 //! on B at once, not when B's cached copy expires (30 s); a key revoked while Redis is down is refused by B once
-//! B subscribes again, because a node that may have missed notices clears its cache.
+//! B subscribes again, because a node that may have missed notices clears its cache. An access
+//! token issued by A for the key stops on B with it.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -88,9 +89,18 @@ async fn two_nodes(
     redis: &OwnRedis,
 ) -> (ServerProcess, ServerProcess) {
     let url = redis.url();
+    // One issuer for the cluster, so that a token issued by one node is taken by the other.
+    let config = dir.join("keygate.toml");
+    std::fs::write(
+        &config,
+        "[tokens]\nissuer = \"http://keygate.cluster.test\"\n",
+    )
+    .unwrap();
+    let config = config.display().to_string();
     let env = [
         ("KEYGATE_DATABASE_URL", store.url.as_str()),
         ("KEYGATE_REDIS_URL", url.as_str()),
+        ("KEYGATE_CONFIG", config.as_str()),
     ];
     let a = ServerProcess::start(dir, &env);
     let b = ServerProcess::start(dir, &env);
@@ -113,17 +123,34 @@ async fn a_revocation_on_one_node_is_honoured_by_the_other_at_once() {
     let first = verify(&http, &b.url, &key).await;
     assert_eq!(first["code"], "valid", "{first}");
     let id = first["key_id"].as_str().unwrap().to_owned();
+    // A token issued by A, verified (and its parent cached) by B.
+    let issued: serde_json::Value = http
+        .post(format!("{}/oauth/token", a.url))
+        .basic_auth(&id, Some(&key))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = issued["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(verify(&http, &b.url, &token).await["code"], "valid");
 
-    // A suspension and its end reach B within a second each.
+    // A suspension and its end reach B within a second each, for the key and its token.
     change(&a, &owner, "suspend", &id);
     answers_within(&http, &b, &key, "key_suspended", Duration::from_secs(1)).await;
+    answers_within(&http, &b, &token, "key_suspended", Duration::from_secs(1)).await;
     change(&a, &owner, "resume", &id);
     answers_within(&http, &b, &key, "valid", Duration::from_secs(1)).await;
+    answers_within(&http, &b, &token, "valid", Duration::from_secs(1)).await;
 
     revoke(&a, &owner, &id);
 
     let took = refused_within(&http, &b, &key, Duration::from_secs(3)).await;
     assert!(took < Duration::from_secs(3), "{took:?}");
+    refused_within(&http, &b, &token, Duration::from_secs(1)).await;
     for node in [&a, &b] {
         assert!(!node.log().contains(PASSWORD), "the Redis password leaked");
     }

@@ -1,0 +1,159 @@
+//! Tokens as users meet them, against `keygate serve`: a downstream service verifies them
+//! offline with PyJWT and keygate's JWKS, the official OpenAI SDK uses one as its API key, and
+//! `keygate run` fetches a secret with one. The Python side is `tests/python/tokens_test.py`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a failed step should fail the test"
+)]
+
+#[path = "support/process.rs"]
+mod process;
+#[path = "support/python.rs"]
+mod python;
+
+use std::process::Command;
+
+use keygate_testkit::MockOpenAi;
+use process::{ServerProcess, binary, text};
+use python::{assert_no_keygate_key, assert_passed, put_secret, run_suite};
+
+const UPSTREAM_KEY: &str = "sk-upstream-tokens-0123456789";
+const SECRET: &str = "sk-run-with-a-token-0123456789";
+
+/// A token for `key` (id and secret in HTTP Basic) with `fields` added to the form.
+async fn token(server: &ServerProcess, id: &str, key: &str, fields: &[(&str, &str)]) -> String {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", "client_credentials");
+    form.extend_pairs(fields);
+    let reply: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/oauth/token", server.url))
+        .basic_auth(id, Some(key))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.finish())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    reply["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {reply}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_verify_tokens_and_clients_use_them_as_keys() {
+    let python = python::python();
+    let upstream = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keygate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[providers.up]\nkind = \"openai\"\nbase_url = \"{}/v1\"\ncredential = \"secret::upstream\"\n\n\
+             [model_groups.chat]\ndeployments = [{{ provider = \"up\", model = \"gpt-4o-mini\" }}]\n\n\
+             [model_groups.other]\ndeployments = [{{ provider = \"up\", model = \"gpt-4o\" }}]\n",
+            upstream.origin()
+        ),
+    )
+    .unwrap();
+    let server = ServerProcess::start(dir.path(), &[("KEYGATE_CONFIG", config.to_str().unwrap())]);
+    let owner = server.owner_token();
+    put_secret(&server, &owner, "upstream", UPSTREAM_KEY);
+    put_secret(&server, &owner, "openai-prod", SECRET);
+    let created = server.cli(
+        &[
+            "keys",
+            "create",
+            "--name",
+            "ci",
+            "--scope",
+            "models:*",
+            "--scope",
+            "docs:read",
+            "--scope",
+            "secrets:read:openai-prod",
+            "--json",
+        ],
+        Some(&owner),
+        None,
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let id = created["key"]["id"].as_str().unwrap().to_owned();
+    let key = created["secret"].as_str().unwrap().to_owned();
+
+    let service = token(
+        &server,
+        &id,
+        &key,
+        &[
+            ("scope", "docs:read"),
+            ("audience", "https://reports.internal"),
+        ],
+    )
+    .await;
+    let gateway = token(&server, &id, &key, &[("scope", "models:chat")]).await;
+    let env = vec![
+        ("KEYGATE_URL", server.url.clone()),
+        ("KEYGATE_SERVICE_TOKEN", service.clone()),
+        ("KEYGATE_GATEWAY_TOKEN", gateway.clone()),
+    ];
+    let work = dir.path().to_owned();
+    let run =
+        tokio::task::spawn_blocking(move || run_suite(&python, "tokens_test.py", &work, &env))
+            .await
+            .unwrap();
+    assert_passed(&run, &server);
+    assert_no_keygate_key(&upstream.requests(), &[&key, &gateway]);
+
+    // `keygate run` with a token narrowed to one secret: the child gets it, not the token.
+    let narrow = token(&server, &id, &key, &[("scope", "secrets:read:openai-prod")]).await;
+    let script = format!(
+        "test \"$OPENAI_API_KEY\" = '{SECRET}' || exit 10; test -z \"$KEYGATE_API_KEY\" || exit 11; exit 7"
+    );
+    let out = Command::new(binary())
+        .args([
+            "run",
+            "--secret",
+            "openai-prod=OPENAI_API_KEY",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .current_dir(dir.path())
+        .env("KEYGATE_URL", &server.url)
+        .env("KEYGATE_API_KEY", &narrow)
+        .env_remove("KEYGATE_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    // A token without the secret's scope is refused before the child starts.
+    let out = Command::new(binary())
+        .args([
+            "run",
+            "--secret",
+            "openai-prod=OPENAI_API_KEY",
+            "--",
+            "true",
+        ])
+        .current_dir(dir.path())
+        .env("KEYGATE_URL", &server.url)
+        .env("KEYGATE_API_KEY", &gateway)
+        .env_remove("KEYGATE_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+
+    let log = server.log();
+    for secret in [&key, &service, &gateway, &narrow] {
+        assert!(
+            !log.contains(secret.as_str()),
+            "a credential reached the log"
+        );
+    }
+}
