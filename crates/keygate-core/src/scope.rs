@@ -181,6 +181,12 @@ impl Scope {
     }
 }
 
+/// Whether `text` matches `pattern`, where `*` matches any run of characters (the matching of
+/// scopes, for other rules that name things by pattern).
+pub fn pattern_matches(pattern: &str, text: &str) -> bool {
+    glob_match(pattern.as_bytes(), text.as_bytes())
+}
+
 /// Glob matching where `*` matches any sequence; linear time with single backtracking.
 fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);

@@ -7,11 +7,14 @@
 //!   published public keys, renders the JWKS document and verifies keygate's own tokens.
 //! - [`schedule`]: when a signing key is made, starts signing and is no longer published.
 //! - [`scopes`]: a token's scopes, narrowed from its parent's and written in the `scope` claim.
+//! - [`federation`]: tokens of trusted external issuers (CI systems, Kubernetes, any OpenID
+//!   Connect provider) checked against their JWKS and mapped by rules to what they may do.
 //!
 //! No I/O: the server keeps the signing keys (sealed by the KEK) and fetches issuers' JWKS.
 
 mod claims;
 mod error;
+pub mod federation;
 mod keys;
 pub mod schedule;
 pub mod scopes;
