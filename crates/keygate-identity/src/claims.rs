@@ -26,6 +26,21 @@ pub struct AccessClaims {
     /// The client certificate the token is bound to (RFC 8705).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// For a federated identity (no keygate key behind it): who vouched for it and the rule
+    /// that says what it may do. `sub` is then the identity's keygate id.
+    #[serde(default, rename = "kg_fed", skip_serializing_if = "Option::is_none")]
+    pub federated: Option<FederatedSubject>,
+}
+
+/// A federated identity, as a token keygate issued for it names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederatedSubject {
+    /// keygate's name for the trusted issuer.
+    pub issuer: String,
+    /// The rule's name.
+    pub rule: String,
+    /// The subject the issuer vouched for.
+    pub sub: String,
 }
 
 /// `aud`: one audience (written as a string) or several.

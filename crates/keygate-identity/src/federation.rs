@@ -194,6 +194,11 @@ pub fn peek_issuer(token: &str) -> Option<String> {
     claims.get("iss")?.as_str().map(str::to_owned)
 }
 
+/// The `kid` of a token's header, read without checking anything.
+pub fn peek_kid(token: &str) -> Option<String> {
+    jsonwebtoken::decode_header(token).ok()?.kid
+}
+
 impl TrustedIssuer {
     /// Checks `token` against this issuer's keys at `now` (seconds since the epoch) and finds
     /// the rule that decides what it may do.

@@ -251,6 +251,7 @@ mod tests {
             scope: "models:*".into(),
             client_id: Some("key_1".into()),
             cnf: None,
+            federated: None,
         }
     }
 

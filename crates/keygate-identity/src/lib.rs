@@ -19,7 +19,7 @@ mod keys;
 pub mod schedule;
 pub mod scopes;
 
-pub use claims::{AccessClaims, Audience, Confirmation, certificate_thumbprint};
+pub use claims::{AccessClaims, Audience, Confirmation, FederatedSubject, certificate_thumbprint};
 pub use error::{IdentityError, TokenError};
 pub use keys::{Expected, KeySet, PublicKey, SigningKey, looks_like_jwt};
 

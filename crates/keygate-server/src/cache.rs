@@ -32,6 +32,8 @@ pub struct CachedKey {
 pub struct TokenFacts {
     pub jti: String,
     pub expires_at: keygate_core::Timestamp,
+    /// Set for a federated identity: there is no stored key behind the token.
+    pub federated: Option<keygate_identity::FederatedSubject>,
 }
 
 /// How soon a cached key may be reloaded because it did not know a presented digest.

@@ -52,7 +52,9 @@ pub use bootstrap::{bootstrap, ensure_owner};
 pub use caller::{Actor, Caller};
 pub use console_sessions::{ConsoleRequest, ConsoleUser, SessionPolicy, SignedIn};
 pub use credentials::ProjectSecrets;
-pub use identity::{ClientAuth, IssuedToken, OAuthError, TokenRequest, TokenSettings};
+pub use identity::{
+    ClientAuth, FederatedIssuer, IssuedToken, JwksSource, OAuthError, TokenRequest, TokenSettings,
+};
 pub use kek_rotation::{Pace, RewrapReport, references_other_keks, rewrap_all};
 pub use keyring::audit_public_key;
 pub use keys::{CreateKey, KeyPage, KeyQuery, Rotated};

@@ -139,6 +139,31 @@ impl OidcProvider {
             .unwrap_or_else(PoisonError::into_inner) = user;
     }
 
+    /// A workload identity token (as GitHub Actions, GitLab CI or Kubernetes issue them): the
+    /// provider's issuer as `iss`, then `claims` as given, signed RS256 with the key its JWKS
+    /// publishes.
+    pub fn mint(&self, claims: &Value) -> String {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut claims = claims.clone();
+        claims["iss"] = Value::String(self.issuer.clone());
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": "test-key-1"});
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = self
+            .provider
+            .key
+            .sign(
+                &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+                message.as_bytes(),
+            )
+            .unwrap_or_default();
+        format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
     /// ID tokens issued so far.
     pub fn issued(&self) -> usize {
         self.provider.issued.load(Ordering::Relaxed)

@@ -122,6 +122,35 @@ impl AdminClient {
         self.send(request).await
     }
 
+    /// Exchanges `subject` (a JWT) for a keygate access token with `scope` at the token
+    /// endpoint (RFC 8693).
+    pub async fn exchange_token(
+        &self,
+        subject: &str,
+        scope: &str,
+    ) -> Result<zeroize::Zeroizing<String>, CliError> {
+        let form = zeroize::Zeroizing::new(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair(
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                )
+                .append_pair("subject_token", subject)
+                .append_pair("subject_token_type", "urn:ietf:params:oauth:token-type:jwt")
+                .append_pair("scope", scope)
+                .finish(),
+        );
+        let request = self
+            .request(Method::POST, "/oauth/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_string());
+        let reply = self.send(request).await?;
+        reply.body["access_token"]
+            .as_str()
+            .map(|t| zeroize::Zeroizing::new(t.to_owned()))
+            .ok_or_else(|| CliError::Invalid("the token endpoint answered without a token".into()))
+    }
+
     /// GETs a body of lines (NDJSON) and hands each complete line to `line` as it arrives;
     /// returns how many there were.
     pub async fn lines(
@@ -192,6 +221,16 @@ impl AdminClient {
 
 fn api_error(status: StatusCode, body: &Value) -> CliError {
     let error = &body["error"];
+    // The token endpoint answers in RFC 6749's shape.
+    if let Some(code) = error.as_str() {
+        return CliError::Api {
+            status: status.as_u16(),
+            code: code.to_owned(),
+            message: body["error_description"]
+                .as_str()
+                .map_or_else(|| status.to_string(), str::to_owned),
+        };
+    }
     CliError::Api {
         status: status.as_u16(),
         code: error["code"]

@@ -64,6 +64,9 @@ struct RawConfig {
     anomalies: Option<watch::AnomaliesFile>,
     console: Option<console::ConsoleFile>,
     tokens: Option<identity::TokensFile>,
+    /// Trusted external issuers; from the file only.
+    #[serde(default)]
+    federation: BTreeMap<String, identity::IssuerFile>,
     leak_reports_require_signature: Option<bool>,
     webhook_retries: Option<Vec<String>>,
     audit_checkpoint_events: Option<i64>,
@@ -225,6 +228,8 @@ pub enum ConfigError {
     BadConsole(&'static str),
     #[error("[tokens] {0}")]
     BadTokens(&'static str),
+    #[error("{0}")]
+    BadFederation(String),
     #[error("[anomalies] geoip_database {0}")]
     BadGeoIp(String),
     #[error(
@@ -329,7 +334,7 @@ pub fn resolve(
     )?;
     let mut anomalies = watch::anomaly_settings(raw.anomalies)?;
     let console = console::console_settings(raw.console, &sources.env)?;
-    let tokens = identity::token_settings(raw.tokens)?;
+    let tokens = identity::token_settings(raw.tokens, raw.federation)?;
     let notice_days = raw.key_expiry_notice_days.unwrap_or(7);
     if !(1..=365).contains(&notice_days) {
         return Err(ConfigError::BadExpiryNotice);

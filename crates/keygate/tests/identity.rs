@@ -1,6 +1,8 @@
 //! Tokens as users meet them, against `keygate serve`: a downstream service verifies them
 //! offline with PyJWT and keygate's JWKS, the official OpenAI SDK uses one as its API key, and
-//! `keygate run` fetches a secret with one. The Python side is `tests/python/tokens_test.py`.
+//! `keygate run` fetches a secret with one; and a CI job holding only its OIDC token gets a
+//! secret through `keygate run --id-token-file`. The Python side is
+//! `tests/python/tokens_test.py`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -15,7 +17,7 @@ mod python;
 
 use std::process::Command;
 
-use keygate_testkit::MockOpenAi;
+use keygate_testkit::{MockOpenAi, OidcProvider};
 use process::{ServerProcess, binary, text};
 use python::{assert_no_keygate_key, assert_passed, put_secret, run_suite};
 
@@ -156,4 +158,87 @@ async fn services_verify_tokens_and_clients_use_them_as_keys() {
             "a credential reached the log"
         );
     }
+}
+
+/// A GitHub Actions-like OIDC token of `ci` for `acme/deploy` at `git_ref`.
+fn ci_token(ci: &OidcProvider, git_ref: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    ci.mint(&serde_json::json!({
+        "aud": "https://keygate.example",
+        "sub": format!("repo:acme/deploy:ref:{git_ref}"),
+        "repository": "acme/deploy",
+        "repository_owner": "acme",
+        "ref": git_ref,
+        "iat": now,
+        "exp": now + 300,
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ci_job_with_only_its_oidc_token_gets_a_secret() {
+    let ci = OidcProvider::start("unused", "unused").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keygate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[federation.ci]
+issuer = "{issuer}"
+audience = "https://keygate.example"
+required = {{ repository_owner = "acme" }}
+
+[[federation.ci.rules]]
+name = "deploy"
+match = {{ ref = "refs/heads/main" }}
+project = "default"
+scopes = ["secrets:read:deploy-*"]
+quota = "100/day"
+"#,
+            issuer = ci.issuer
+        ),
+    )
+    .unwrap();
+    let server = ServerProcess::start(dir.path(), &[("KEYGATE_CONFIG", config.to_str().unwrap())]);
+    let owner = server.owner_token();
+    put_secret(&server, &owner, "deploy-token", SECRET);
+    let token_file = dir.path().join("oidc-token");
+    let run = async |token: String| {
+        std::fs::write(&token_file, format!("{token}\n")).unwrap();
+        let script = format!("test \"$DEPLOY_TOKEN\" = '{SECRET}' || exit 10; exit 7");
+        tokio::process::Command::new(binary())
+            .args([
+                "run",
+                "--secret",
+                "deploy-token=DEPLOY_TOKEN",
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .current_dir(dir.path())
+            .env("KEYGATE_URL", &server.url)
+            .env("KEYGATE_ID_TOKEN_FILE", &token_file)
+            .env_remove("KEYGATE_API_KEY")
+            .env_remove("KEYGATE_TOKEN")
+            .output()
+            .await
+            .unwrap()
+    };
+
+    let out = run(ci_token(&ci, "refs/heads/main")).await;
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+
+    // A branch no rule covers gets nothing, and the command never starts.
+    let out = run(ci_token(&ci, "refs/heads/feature")).await;
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("invalid_grant"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!server.log().contains(SECRET));
 }

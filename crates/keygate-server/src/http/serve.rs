@@ -108,6 +108,10 @@ pub async fn run(
         "signing_keys",
         Box::pin(keygate.clone().run_signing_keys(stop.clone())),
     );
+    spawn(
+        "federation_keys",
+        Box::pin(keygate.clone().run_federation_keys(stop.clone())),
+    );
     spawn("alerts", Box::pin(state.alerts.clone().run(stop.clone())));
     spawn(
         "anomalies",

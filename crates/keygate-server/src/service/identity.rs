@@ -7,6 +7,7 @@
 //! with the token's scopes (`accept.rs`). The HTTP side is `http/routes/oauth.rs`.
 
 mod accept;
+mod federation;
 mod issue;
 mod signing_keys;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 use keygate_identity::schedule::Schedule;
 use keygate_identity::{KeySet, SigningKey};
 
+pub use federation::{FederatedIssuer, JwksSource};
 pub use issue::{ClientAuth, IssuedToken, OAuthError, TokenRequest};
 pub(crate) use signing_keys::{rewrap_signing_keys, signing_keys_sealed_by_other};
 
@@ -36,6 +38,8 @@ pub struct TokenSettings {
     pub publish_ahead: Duration,
     /// How often each node reads the signing keys (and one of them turns them over).
     pub refresh: Duration,
+    /// Trusted external issuers (`[federation.*]`).
+    pub federation: Vec<FederatedIssuer>,
 }
 
 impl Default for TokenSettings {
@@ -47,6 +51,7 @@ impl Default for TokenSettings {
             rotate_every: Duration::from_secs(24 * 3600),
             publish_ahead: Duration::from_secs(3600),
             refresh: Duration::from_secs(30),
+            federation: Vec::new(),
         }
     }
 }
@@ -82,6 +87,10 @@ pub(crate) struct Identity {
     ring: RwLock<Arc<Ring>>,
     /// Verified tokens by the SHA-256 of their text, so a token's signature is checked once.
     verified: moka::sync::Cache<[u8; 32], Arc<accept::Verified>>,
+    /// The trusted external issuers and their keys.
+    federation: RwLock<Arc<Vec<federation::IssuerState>>>,
+    /// Federated identities' principals, kept like cached keys.
+    principals: moka::sync::Cache<keygate_core::KeyId, Arc<crate::cache::CachedKey>>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -93,6 +102,8 @@ impl std::fmt::Debug for Identity {
     }
 }
 
+/// How long a federated identity's principal (its project's limits with it) is kept.
+const PRINCIPAL_TTL: Duration = Duration::from_secs(30);
 /// How many verified tokens a node remembers.
 const VERIFIED_CAPACITY: u64 = 100_000;
 /// The issuer and audience before the server has an address (tests of the service layer).
@@ -114,6 +125,11 @@ impl Default for Identity {
                 .max_capacity(VERIFIED_CAPACITY)
                 .expire_after(accept::UntilExpiry)
                 .build(),
+            federation: RwLock::new(Arc::new(Vec::new())),
+            principals: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_CAPACITY)
+                .time_to_live(PRINCIPAL_TTL)
+                .build(),
         }
     }
 }
@@ -133,10 +149,20 @@ impl Identity {
         if let Ok(mut names) = self.names.write() {
             *names = Names { issuer, audience };
         }
+        let issuers = settings
+            .federation
+            .iter()
+            .cloned()
+            .map(federation::IssuerState::new)
+            .collect();
+        if let Ok(mut federation) = self.federation.write() {
+            *federation = Arc::new(issuers);
+        }
         if let Ok(mut current) = self.settings.write() {
             *current = Arc::new(settings);
         }
         self.verified.invalidate_all();
+        self.principals.invalidate_all();
     }
 
     pub(crate) fn names(&self) -> Names {
@@ -150,6 +176,13 @@ impl Identity {
         self.settings
             .read()
             .map(|s| s.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    fn federation(&self) -> Arc<Vec<federation::IssuerState>> {
+        self.federation
+            .read()
+            .map(|f| f.clone())
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 

@@ -90,10 +90,13 @@ impl Keygate {
                 Some(cached),
             ));
         }
-        let now = self.clock.now();
-        self.last_used.record(&cached.record.id, now);
-        if query.permission.is_some_and(keygate_core::is_write) {
-            self.last_used.record_write(&cached.record.id, now);
+        // A federated identity has no stored key whose last use could be written.
+        if cached.token.as_ref().is_none_or(|t| t.federated.is_none()) {
+            let now = self.clock.now();
+            self.last_used.record(&cached.record.id, now);
+            if query.permission.is_some_and(keygate_core::is_write) {
+                self.last_used.record_write(&cached.record.id, now);
+            }
         }
         Ok(VerifyOutcome::Valid(cached))
     }

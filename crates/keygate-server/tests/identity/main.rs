@@ -7,6 +7,7 @@
     reason = "a failed step should fail the test"
 )]
 
+mod federation;
 mod tokens;
 mod turnover;
 

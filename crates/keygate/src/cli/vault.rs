@@ -163,6 +163,16 @@ pub struct RunArgs {
     /// process lists.
     #[arg(long, env = "KEYGATE_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// A file holding a JWT from an issuer keygate trusts (`[federation.*]`): a CI job's OIDC
+    /// token, a Kubernetes service-account token. It is exchanged for a short-lived keygate
+    /// token that reads only the secrets named, so no keygate key is needed.
+    #[arg(
+        long,
+        env = "KEYGATE_ID_TOKEN_FILE",
+        value_name = "PATH",
+        conflicts_with = "api_key"
+    )]
+    pub id_token_file: Option<std::path::PathBuf>,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -174,6 +184,7 @@ impl std::fmt::Debug for RunArgs {
             .field("secrets", &self.secrets)
             .field("url", &self.url)
             .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
+            .field("id_token_file", &self.id_token_file)
             .field("command", &self.command)
             .finish()
     }

@@ -58,14 +58,20 @@ pub async fn run(args: RunArgs) -> Result<u8, CliError> {
         .iter()
         .map(|m| parse_mapping(m))
         .collect::<Result<Vec<_>, _>>()?;
-    let api_key = args.api_key.clone().ok_or_else(|| {
-        CliError::Invalid(
-            "no API key: set KEYGATE_API_KEY to a key with a secrets:read scope".into(),
-        )
-    })?;
+    let api_key = match (&args.api_key, &args.id_token_file) {
+        (Some(key), _) => Zeroizing::new(key.clone()),
+        (None, Some(path)) => federated_token(&args.url, path, &mappings).await?,
+        (None, None) => {
+            return Err(CliError::Invalid(
+                "no credential: set KEYGATE_API_KEY to a key with a secrets:read scope, or \
+                 KEYGATE_ID_TOKEN_FILE to a file holding a token of a trusted issuer"
+                    .into(),
+            ));
+        }
+    };
     let client = AdminClient::new(&ApiArgs {
         url: args.url.clone(),
-        token: Some(api_key),
+        token: Some(api_key.to_string()),
         json: false,
     })?;
     let mut values: Vec<(String, Zeroizing<String>)> = Vec::with_capacity(mappings.len());
@@ -134,6 +140,37 @@ pub async fn run(args: RunArgs) -> Result<u8, CliError> {
         }
     };
     Ok(exit_code(status))
+}
+
+/// Exchanges the JWT in `path` (RFC 8693) for a keygate token that reads the mapped secrets
+/// only.
+async fn federated_token(
+    url: &str,
+    path: &std::path::Path,
+    mappings: &[Mapping],
+) -> Result<Zeroizing<String>, CliError> {
+    const MAX_TOKEN_BYTES: u64 = 8 * 1024;
+    let unreadable =
+        |e: std::io::Error| CliError::Invalid(format!("--id-token-file {}: {e}", path.display()));
+    let size = tokio::fs::metadata(path).await.map_err(unreadable)?.len();
+    if size > MAX_TOKEN_BYTES {
+        return Err(CliError::Invalid(format!(
+            "--id-token-file {}: larger than a token can be",
+            path.display()
+        )));
+    }
+    let text = Zeroizing::new(tokio::fs::read_to_string(path).await.map_err(unreadable)?);
+    let scope = mappings
+        .iter()
+        .map(|m| format!("secrets:read:{}", m.secret))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let client = AdminClient::public(&ApiArgs {
+        url: url.to_owned(),
+        token: None,
+        json: false,
+    })?;
+    client.exchange_token(text.trim(), &scope).await
 }
 
 /// The exit code a shell would report: the child's own, or 128 + the signal that ended it.

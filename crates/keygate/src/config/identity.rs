@@ -1,12 +1,169 @@
 //! `[tokens]`: keygate's access tokens — their issuer, audience and lifetime, and how often
-//! the keys that sign them turn over.
+//! the keys that sign them turn over; and `[federation.<name>]`, the external issuers whose
+//! tokens keygate trusts, with the rules that say what each identity may do.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use keygate_server::service::TokenSettings;
+use keygate_core::{Budget, KeyLimits, Quota, RequestRate, Scope};
+use keygate_identity::federation::{ClaimMatch, Rule, TrustedIssuer};
+use keygate_server::service::{FederatedIssuer, JwksSource, TokenSettings};
 use serde::Deserialize;
 
 use super::ConfigError;
+
+/// `[federation.<name>]`: a trusted issuer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct IssuerFile {
+    /// `iss` of its tokens, exactly.
+    issuer: String,
+    /// The audience its tokens must name for keygate.
+    audience: String,
+    /// Where its JWKS is; without it (and without `jwks_file`), the `jwks_uri` of its
+    /// discovery document.
+    jwks_url: Option<String>,
+    /// A JWKS document on disk, read again when it changes.
+    jwks_file: Option<PathBuf>,
+    /// Claims every token must carry: name (or JSON pointer) → pattern.
+    #[serde(default)]
+    required: BTreeMap<String, String>,
+    /// `[[federation.<name>.rules]]`, the first that matches deciding.
+    #[serde(default)]
+    rules: Vec<RuleFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    name: String,
+    /// Claims the token must carry for this rule: name (or JSON pointer) → pattern.
+    #[serde(default, rename = "match")]
+    matches: BTreeMap<String, String>,
+    /// The project (name or id) the identity acts in.
+    project: String,
+    scopes: Vec<String>,
+    /// Limits of each identity, as `keygate keys create` takes them.
+    #[serde(default)]
+    rates: Vec<String>,
+    #[serde(default)]
+    tokens: Vec<String>,
+    concurrency: Option<u32>,
+    quota: Option<String>,
+    #[serde(default)]
+    budgets: Vec<String>,
+}
+
+fn matches(map: BTreeMap<String, String>) -> Vec<ClaimMatch> {
+    map.into_iter()
+        .map(|(claim, pattern)| ClaimMatch { claim, pattern })
+        .collect()
+}
+
+fn rule(file: RuleFile) -> Result<Rule, ConfigError> {
+    let bad = |what: String| ConfigError::BadFederation(what);
+    let name = file.name;
+    let what = |field: &str| bad(format!("rule `{name}`: {field}"));
+    let scopes = Scope::parse_list(&file.scopes).map_err(|e| what(&e.to_string()))?;
+    if scopes.is_empty() {
+        return Err(what("scopes: at least one"));
+    }
+    let parse_all = |items: &[String]| -> Result<Vec<RequestRate>, ConfigError> {
+        items
+            .iter()
+            .map(|t| RequestRate::parse(t).map_err(|e| what(e.expected)))
+            .collect()
+    };
+    let limits = KeyLimits {
+        requests: parse_all(&file.rates)?,
+        tokens: parse_all(&file.tokens)?,
+        concurrency: file.concurrency,
+        quota: file
+            .quota
+            .as_deref()
+            .map(Quota::parse)
+            .transpose()
+            .map_err(|e| what(e.expected))?,
+        budgets: file
+            .budgets
+            .iter()
+            .map(|t| Budget::parse(t).map_err(|e| what(e.expected)))
+            .collect::<Result<_, _>>()?,
+        credits: None,
+    };
+    if file.project.is_empty() {
+        return Err(what("project: a project's name or id"));
+    }
+    Ok(Rule {
+        matches: matches(file.matches),
+        project: file.project,
+        scopes,
+        limits,
+        name,
+    })
+}
+
+fn issuer(name: String, file: IssuerFile) -> Result<FederatedIssuer, ConfigError> {
+    let bad = |what: &str| ConfigError::BadFederation(format!("[federation.{name}] {what}"));
+    let named = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
+    if !named {
+        return Err(bad("the name is 1 to 64 letters, digits, - or _"));
+    }
+    if file.issuer.is_empty() || file.issuer.len() > 512 {
+        return Err(bad("issuer is its tokens' `iss`, 1 to 512 characters"));
+    }
+    if file.audience.is_empty() || file.audience.len() > 256 {
+        return Err(bad("audience is 1 to 256 characters"));
+    }
+    let web_url = |text: &str| {
+        url::Url::parse(text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+    };
+    let jwks = match (file.jwks_url, file.jwks_file) {
+        (Some(_), Some(_)) => return Err(bad("give jwks_url or jwks_file, not both")),
+        (Some(url), None) => {
+            JwksSource::Url(web_url(&url).ok_or(bad("jwks_url is an http(s) URL"))?)
+        }
+        (None, Some(path)) => JwksSource::File(path),
+        (None, None) => {
+            web_url(&file.issuer).ok_or(bad(
+                "without jwks_url or jwks_file, issuer is an http(s) URL serving discovery",
+            ))?;
+            JwksSource::Discovery
+        }
+    };
+    if file.rules.is_empty() {
+        return Err(bad(
+            "at least one [[rules]] table says what its identities may do",
+        ));
+    }
+    let rules = file
+        .rules
+        .into_iter()
+        .map(rule)
+        .collect::<Result<Vec<_>, _>>()?;
+    for (i, r) in rules.iter().enumerate() {
+        if rules[..i].iter().any(|earlier| earlier.name == r.name) {
+            return Err(bad(&format!("two rules are named `{}`", r.name)));
+        }
+    }
+    Ok(FederatedIssuer {
+        trusted: TrustedIssuer {
+            name,
+            issuer: file.issuer,
+            audience: file.audience,
+            required: matches(file.required),
+            rules,
+        },
+        jwks,
+    })
+}
 
 /// `[tokens]`.
 #[derive(Debug, Default, Deserialize)]
@@ -25,8 +182,29 @@ pub(super) struct TokensFile {
     publish_ahead: Option<String>,
 }
 
-pub(super) fn token_settings(file: Option<TokensFile>) -> Result<TokenSettings, ConfigError> {
-    let defaults = TokenSettings::default();
+pub(super) fn token_settings(
+    file: Option<TokensFile>,
+    federation: BTreeMap<String, IssuerFile>,
+) -> Result<TokenSettings, ConfigError> {
+    let federation = federation
+        .into_iter()
+        .map(|(name, file)| issuer(name, file))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (i, one) in federation.iter().enumerate() {
+        if federation[..i]
+            .iter()
+            .any(|other| other.trusted.issuer == one.trusted.issuer)
+        {
+            return Err(ConfigError::BadFederation(format!(
+                "two [federation.*] tables trust the issuer {}",
+                one.trusted.issuer
+            )));
+        }
+    }
+    let defaults = TokenSettings {
+        federation,
+        ..TokenSettings::default()
+    };
     let Some(file) = file else {
         return Ok(defaults);
     };
@@ -99,12 +277,90 @@ mod tests {
     use super::*;
 
     fn read(toml: &str) -> Result<TokenSettings, ConfigError> {
-        token_settings(Some(toml::from_str(toml).unwrap()))
+        token_settings(Some(toml::from_str(toml).unwrap()), BTreeMap::new())
+    }
+
+    fn federation(toml: &str) -> Result<TokenSettings, ConfigError> {
+        token_settings(None, toml::from_str(toml).unwrap())
+    }
+
+    #[test]
+    fn trusted_issuers_and_their_rules() {
+        let settings = federation(
+            r#"
+            [github]
+            issuer = "https://token.actions.githubusercontent.com"
+            audience = "https://keygate.example.com"
+            required = { repository_owner = "acme" }
+            [[github.rules]]
+            name = "deploy"
+            match = { repository = "acme/payments", ref = "refs/heads/main" }
+            project = "payments"
+            scopes = ["secrets:read:stripe-*"]
+            rates = ["60/minute"]
+            budgets = ["5/day"]
+
+            [cluster]
+            issuer = "https://kubernetes.default.svc"
+            audience = "keygate"
+            jwks_file = "/etc/keygate/cluster-jwks.json"
+            [[cluster.rules]]
+            name = "prod"
+            match = { "/kubernetes.io/namespace" = "prod" }
+            project = "ops"
+            scopes = ["models:*"]
+            "#,
+        )
+        .unwrap();
+        let [cluster, github] = settings.federation.as_slice() else {
+            panic!("two issuers")
+        };
+        assert_eq!(github.jwks, JwksSource::Discovery);
+        assert_eq!(
+            cluster.jwks,
+            JwksSource::File("/etc/keygate/cluster-jwks.json".into())
+        );
+        let deploy = &github.trusted.rules[0];
+        assert_eq!(deploy.matches.len(), 2);
+        assert_eq!(deploy.limits.requests.len(), 1);
+        assert_eq!(deploy.limits.budgets.len(), 1);
+        assert_eq!(
+            cluster.trusted.rules[0].matches[0].claim,
+            "/kubernetes.io/namespace"
+        );
+    }
+
+    #[test]
+    fn federation_refuses_what_cannot_work() {
+        let base = |extra: &str, rule: &str| {
+            format!("[ci]\nissuer = \"https://ci.example\"\naudience = \"kg\"\n{extra}\n{rule}")
+        };
+        let rule = "[[ci.rules]]\nname = \"r\"\nproject = \"p\"\nscopes = [\"models:*\"]";
+        assert!(federation(&base("", rule)).is_ok());
+        for (extra, rule) in [
+            ("", ""),
+            ("jwks_url = \"ftp://x\"", rule),
+            ("jwks_url = \"https://x/jwks\"\njwks_file = \"/x\"", rule),
+            (
+                "",
+                "[[ci.rules]]\nname = \"r\"\nproject = \"p\"\nscopes = []",
+            ),
+            (
+                "",
+                "[[ci.rules]]\nname = \"r\"\nproject = \"p\"\nscopes = [\"a\"]\nrates = [\"fast\"]",
+            ),
+            ("", &format!("{rule}\n{rule}")),
+        ] {
+            assert!(federation(&base(extra, rule)).is_err(), "{extra} {rule}");
+        }
     }
 
     #[test]
     fn defaults_and_spans() {
-        assert_eq!(token_settings(None).unwrap(), TokenSettings::default());
+        assert_eq!(
+            token_settings(None, BTreeMap::new()).unwrap(),
+            TokenSettings::default()
+        );
         let settings = read(
             "issuer = \"https://keygate.example.com/\"\nlifetime = \"5m\"\nrotate_every = \"7d\"",
         )

@@ -1,13 +1,15 @@
-//! A token presented where a key is expected: verified once (its signature checked against
-//! the published keys, then remembered by its digest until it expires), then checked on every
-//! use against its parent key as it stands — a revoked, suspended, expired or deleted parent
-//! stops its tokens at once, as its change reaches this node's cache.
+//! A token presented where a key is expected: one of keygate's, or a trusted issuer's.
+//! Verified once (its signature checked against the published keys, then remembered by its
+//! digest until it expires), then checked on every use against what stands behind it as it
+//! stands — a revoked, suspended, expired or deleted parent key stops its tokens at once, as its
+//! change reaches this node's cache.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use keygate_core::{KeyId, KeyKind, KeyRejection, KeyStatus, Scope, Timestamp};
-use keygate_identity::{AccessClaims, Expected, TokenError};
+use keygate_identity::federation::{FederationError, peek_issuer, peek_kid};
+use keygate_identity::{Audience, Expected, FederatedSubject, TokenError};
 use moka::Expiry;
 use sha2::{Digest, Sha256};
 
@@ -15,12 +17,32 @@ use crate::ServiceError;
 use crate::cache::{CachedKey, TokenFacts};
 use crate::service::Keygate;
 
-/// A token whose signature and issuer were checked.
+/// Who a verified token stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// A keygate key, by id.
+    Key(KeyId),
+    /// A federated identity: an issuer and a rule (by position in the configuration) and the
+    /// subject the issuer vouched for.
+    Federated {
+        issuer: usize,
+        rule: usize,
+        subject: String,
+    },
+}
+
+/// A token whose signature, issuer and times were checked.
 pub(crate) struct Verified {
-    claims: AccessClaims,
+    holder: Holder,
     scopes: Vec<Scope>,
-    parent: Option<KeyId>,
-    /// The parent as last seen and the token's view of it, rebuilt when the parent changes.
+    audience: Audience,
+    /// `exp`, in seconds since the epoch.
+    exp: i64,
+    jti: String,
+    /// The certificate thumbprint the token is bound to.
+    bound_to: Option<String>,
+    /// What stands behind the token as last seen, and the token's view of it, rebuilt when
+    /// that changes.
     view: Mutex<Option<(Arc<CachedKey>, Arc<CachedKey>)>>,
 }
 
@@ -43,9 +65,7 @@ impl Expiry<[u8; 32], Arc<Verified>> for UntilExpiry {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let left = u64::try_from(value.claims.exp)
-            .unwrap_or(0)
-            .saturating_sub(now);
+        let left = u64::try_from(value.exp).unwrap_or(0).saturating_sub(now);
         Some(Duration::from_secs(left).clamp(Duration::from_secs(1), LONGEST_KEPT))
     }
 }
@@ -61,34 +81,39 @@ fn rejection(err: TokenError) -> KeyRejection {
 }
 
 impl Keygate {
-    /// Verifies a keygate access token for `audience` (keygate's own when `None`), presented
-    /// over a connection with the client certificate whose thumbprint is `certificate`.
+    /// Verifies an access token for `audience` (keygate's own when `None`), presented over a
+    /// connection with the client certificate whose thumbprint is `certificate`.
     pub(crate) async fn accept_token(
         &self,
         token: &str,
         audience: Option<&str>,
         certificate: Option<&str>,
     ) -> Result<Accepted, ServiceError> {
-        let verified = match self.verified_token(token, audience) {
+        let verified = match self.verified_token(token, audience).await {
             Ok(verified) => verified,
             Err(err) => return Ok(Err((rejection(err), None))),
         };
         let now = self.clock.now();
         let names = self.identity.names();
         let audience = audience.unwrap_or(&names.audience);
-        if !verified.claims.aud.contains(audience) {
+        if !verified.audience.contains(audience) {
             return Ok(Err((KeyRejection::TokenAudience, None)));
         }
-        if verified.claims.exp.saturating_mul(1000) <= now.as_millis() {
+        if verified.exp.saturating_mul(1000) <= now.as_millis() {
             return Ok(Err((KeyRejection::TokenExpired, None)));
         }
-        let Some(parent_id) = &verified.parent else {
-            return Ok(Err((KeyRejection::TokenInvalid, None)));
+        let behind = match &verified.holder {
+            Holder::Key(id) => self.key_by_id(id).await?,
+            Holder::Federated {
+                issuer,
+                rule,
+                subject,
+            } => self.federated_principal(*issuer, *rule, subject).await?,
         };
-        let Some(parent) = self.key_by_id(parent_id).await? else {
+        let Some(behind) = behind else {
             return Ok(Err((KeyRejection::Invalid, None)));
         };
-        let refused = match parent.record.status(now) {
+        let refused = match behind.record.status(now) {
             KeyStatus::Deleted => Some(KeyRejection::Invalid),
             KeyStatus::Revoked => Some(KeyRejection::Revoked),
             KeyStatus::Suspended => Some(KeyRejection::Suspended),
@@ -96,22 +121,22 @@ impl Keygate {
             KeyStatus::Active => None,
         };
         if let Some(refused) = refused {
-            return Ok(Err((refused, Some(parent))));
+            return Ok(Err((refused, Some(behind))));
         }
-        if parent.record.kind != KeyKind::Api || parent.record.is_publishable() {
+        if behind.record.kind != KeyKind::Api || behind.record.is_publishable() {
             return Ok(Err((KeyRejection::TokenInvalid, None)));
         }
         // A certificate-bound token (RFC 8705) only from a connection with that certificate.
-        if let Some(cnf) = &verified.claims.cnf
-            && certificate != Some(cnf.x5t_s256.as_str())
+        if let Some(bound) = &verified.bound_to
+            && certificate != Some(bound.as_str())
         {
-            return Ok(Err((KeyRejection::TokenUnbound, Some(parent))));
+            return Ok(Err((KeyRejection::TokenUnbound, Some(behind))));
         }
-        Ok(Ok(verified.view_of(&parent)))
+        Ok(Ok(verified.view_of(&behind, &self.identity)))
     }
 
-    /// The token's claims, from memory when it was verified before.
-    fn verified_token(
+    /// The token's verified claims, from memory when it was verified before.
+    async fn verified_token(
         &self,
         token: &str,
         audience: Option<&str>,
@@ -121,8 +146,21 @@ impl Keygate {
             return Ok(known);
         }
         let names = self.identity.names();
-        let ring = self.identity.ring();
-        let claims = ring.keys.verify(
+        let issuer = peek_issuer(token).ok_or(TokenError::Malformed)?;
+        let verified = if issuer == *names.issuer {
+            self.verify_own(token, audience)?
+        } else {
+            self.verify_federated(token, &issuer).await?
+        };
+        let verified = Arc::new(verified);
+        self.identity.verified.insert(digest, verified.clone());
+        Ok(verified)
+    }
+
+    /// One of keygate's tokens.
+    fn verify_own(&self, token: &str, audience: Option<&str>) -> Result<Verified, TokenError> {
+        let names = self.identity.names();
+        let claims = self.identity.ring().keys.verify(
             token,
             Expected {
                 issuer: &names.issuer,
@@ -133,37 +171,114 @@ impl Keygate {
         )?;
         let scopes =
             keygate_identity::scopes::decode(&claims.scope).map_err(|_| TokenError::Claims)?;
-        let verified = Arc::new(Verified {
-            parent: KeyId::parse(&claims.sub).ok(),
-            claims,
+        let holder = match &claims.federated {
+            None => Holder::Key(KeyId::parse(&claims.sub).map_err(|_| TokenError::Claims)?),
+            Some(FederatedSubject { issuer, rule, sub }) => {
+                let federation = self.identity.federation();
+                let at = federation
+                    .iter()
+                    .position(|s| s.config.trusted.name == *issuer)
+                    .ok_or(TokenError::Claims)?;
+                let rule = federation[at]
+                    .config
+                    .trusted
+                    .rules
+                    .iter()
+                    .position(|r| r.name == *rule)
+                    .ok_or(TokenError::Claims)?;
+                Holder::Federated {
+                    issuer: at,
+                    rule,
+                    subject: sub.clone(),
+                }
+            }
+        };
+        Ok(Verified {
+            holder,
             scopes,
+            audience: claims.aud,
+            exp: claims.exp,
+            jti: claims.jti,
+            bound_to: claims.cnf.map(|cnf| cnf.x5t_s256),
             view: Mutex::new(None),
-        });
-        self.identity.verified.insert(digest, verified.clone());
-        Ok(verified)
+        })
+    }
+
+    /// A trusted issuer's token: checked against its keys, its rule deciding the scopes.
+    async fn verify_federated(&self, token: &str, issuer: &str) -> Result<Verified, TokenError> {
+        let federation = self.identity.federation();
+        let (at, state) = federation
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.config.trusted.issuer == issuer)
+            .ok_or(TokenError::Issuer)?;
+        let kid = peek_kid(token);
+        let keys = self.issuer_keys(state, kid.as_deref()).await;
+        let now = self.clock.now().as_millis().div_euclid(1000);
+        let trusted = &state.config.trusted;
+        let federated = trusted.verify(token, &keys, now).map_err(|err| {
+            tracing::debug!(issuer = %trusted.name, error = %err, "a federated token was refused");
+            match err {
+                FederationError::Token(err) => err,
+                FederationError::Required(_) | FederationError::NoRule => TokenError::Claims,
+            }
+        })?;
+        let rule = &trusted.rules[federated.rule];
+        let jti = federated
+            .jti
+            .unwrap_or_else(|| hex::encode(&Sha256::digest(token.as_bytes())[..16]));
+        Ok(Verified {
+            scopes: rule.scopes.clone(),
+            audience: Audience::One(self.identity.names().audience.to_string()),
+            exp: federated.expires_at,
+            jti,
+            bound_to: None,
+            holder: Holder::Federated {
+                issuer: at,
+                rule: federated.rule,
+                subject: federated.subject,
+            },
+            view: Mutex::new(None),
+        })
     }
 }
 
 impl Verified {
-    fn view_of(&self, parent: &Arc<CachedKey>) -> Arc<CachedKey> {
+    fn view_of(&self, behind: &Arc<CachedKey>, identity: &super::Identity) -> Arc<CachedKey> {
         let mut slot = self
             .view
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some((seen, view)) = slot.as_ref()
-            && Arc::ptr_eq(seen, parent)
+            && Arc::ptr_eq(seen, behind)
         {
             return view.clone();
         }
+        let federated = match &self.holder {
+            Holder::Key(_) => None,
+            Holder::Federated {
+                issuer,
+                rule,
+                subject,
+            } => identity.federation().get(*issuer).and_then(|state| {
+                let trusted = &state.config.trusted;
+                trusted.rules.get(*rule).map(|rule| FederatedSubject {
+                    issuer: trusted.name.clone(),
+                    rule: rule.name.clone(),
+                    sub: subject.clone(),
+                })
+            }),
+        };
         let view = Arc::new(CachedKey::token_view(
-            parent,
+            behind,
             self.scopes.clone(),
             TokenFacts {
-                jti: self.claims.jti.clone(),
-                expires_at: Timestamp::from_millis(self.claims.exp.saturating_mul(1000)),
+                jti: self.jti.clone(),
+                expires_at: Timestamp::from_millis(self.exp.saturating_mul(1000)),
+                federated,
             },
         ));
-        *slot = Some((parent.clone(), view.clone()));
+        *slot = Some((behind.clone(), view.clone()));
         view
     }
 }

@@ -19,6 +19,7 @@ pub(crate) const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-
 const CLIENT_CREDENTIALS: &str = "client_credentials";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 const JWT_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
 /// Longest audience, and most bytes of a form field.
 const MAX_AUDIENCE: usize = 256;
 const MAX_FIELD: usize = keygate_identity::MAX_TOKEN_BYTES;
@@ -291,6 +292,7 @@ impl Keygate {
             jti: uuid::Uuid::now_v7().to_string(),
             scope: scope.clone(),
             client_id: Some(key_id),
+            federated: subject.key.token.as_ref().and_then(|t| t.federated.clone()),
             cnf: request
                 .certificate
                 .clone()
@@ -299,7 +301,9 @@ impl Keygate {
         let ring = self.identity.ring();
         let signer = ring.signer.as_ref().ok_or(OAuthError::Unavailable)?;
         let token = signer.sign(&claims).map_err(|_| OAuthError::Unavailable)?;
-        self.last_used.record(&subject.key.record.id, now);
+        if claims.federated.is_none() {
+            self.last_used.record(&subject.key.record.id, now);
+        }
         Ok(IssuedToken {
             access_token: SecretString::from(token),
             expires_in: u64::try_from(exp - iat).unwrap_or(0),
@@ -341,16 +345,16 @@ impl Keygate {
         Ok(subject)
     }
 
-    /// RFC 8693: the subject token is a keygate key or a keygate token.
+    /// RFC 8693: the subject token is a keygate key, a keygate token or a trusted issuer's.
     async fn subject_token(&self, request: &TokenRequest) -> Result<Subject, OAuthError> {
         let token = request.subject_token.as_ref().ok_or_else(|| {
             OAuthError::InvalidRequest("`subject_token` is required for a token exchange".into())
         })?;
         match request.subject_token_type.as_deref() {
-            Some(ACCESS_TOKEN_TYPE | JWT_TYPE) => {}
+            Some(ACCESS_TOKEN_TYPE | JWT_TYPE | ID_TOKEN_TYPE) => {}
             Some(_) => {
                 return Err(OAuthError::InvalidRequest(
-                    "`subject_token_type` is an access token or a JWT".into(),
+                    "`subject_token_type` is an access token, a JWT or an ID token".into(),
                 ));
             }
             None => {
