@@ -253,6 +253,9 @@ pub enum KeyRejection {
     /// A token bound to a client certificate, presented without that certificate.
     #[error("the token is bound to a client certificate this connection did not present")]
     TokenUnbound,
+    /// A verified client certificate no `[[tls.clients]]` rule takes.
+    #[error("the client certificate is not allowed to act here")]
+    CertificateNotAllowed,
 }
 
 impl KeyRejection {
@@ -270,6 +273,7 @@ impl KeyRejection {
             Self::TokenExpired => "token_expired",
             Self::TokenAudience => "token_wrong_audience",
             Self::TokenUnbound => "token_unbound",
+            Self::CertificateNotAllowed => "certificate_not_allowed",
         }
     }
 }

@@ -10,8 +10,11 @@
 //! - [`federation`]: tokens of trusted external issuers (CI systems, Kubernetes, any OpenID
 //!   Connect provider) checked against their JWKS and mapped by rules to what they may do.
 //!
+//! - [`certificates`]: what a verified client certificate may do, by the names it presents.
+//!
 //! No I/O: the server keeps the signing keys (sealed by the KEK) and fetches issuers' JWKS.
 
+pub mod certificates;
 mod claims;
 mod error;
 pub mod federation;

@@ -24,6 +24,10 @@ pub struct CachedKey {
     /// Set when an access token stands for the key: `record` is then the key's with the
     /// token's scopes, and `secrets` is empty.
     pub token: Option<TokenFacts>,
+    /// Set for a principal made by a rule rather than stored — a federated identity, a client
+    /// certificate's principal: it exists only in memory (no last use is written for it), and a
+    /// token issued to it names the rule.
+    pub made_by: Option<keygate_identity::FederatedSubject>,
     loaded_at: Instant,
 }
 
@@ -32,8 +36,6 @@ pub struct CachedKey {
 pub struct TokenFacts {
     pub jti: String,
     pub expires_at: keygate_core::Timestamp,
-    /// Set for a federated identity: there is no stored key behind the token.
-    pub federated: Option<keygate_identity::FederatedSubject>,
 }
 
 /// How soon a cached key may be reloaded because it did not know a presented digest.
@@ -46,8 +48,20 @@ impl CachedKey {
             secrets,
             project_limits: KeyLimits::default(),
             token: None,
+            made_by: None,
             loaded_at: Instant::now(),
         }
+    }
+
+    /// A principal that exists only in memory, made by `rule`.
+    pub fn made_by(mut self, rule: keygate_identity::FederatedSubject) -> Self {
+        self.made_by = Some(rule);
+        self
+    }
+
+    /// Whether a stored key stands behind this one (its last use can be written).
+    pub fn is_stored(&self) -> bool {
+        self.made_by.is_none()
     }
 
     /// The key as a token presents it: the same key (its limits, usage and state) with the
@@ -64,6 +78,7 @@ impl CachedKey {
             secrets: Vec::new(),
             project_limits: parent.project_limits.clone(),
             token: Some(token),
+            made_by: parent.made_by.clone(),
             loaded_at: parent.loaded_at,
         }
     }

@@ -16,6 +16,7 @@ mod openapi;
 mod request_log;
 pub(crate) mod routes;
 mod serve;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub use openapi::openapi;
 pub use request_log::{BadRequestLog, RequestLog};
 pub use routes::router;
 pub use serve::{run, run_metrics};
+pub use tls::{TlsError, TlsSettings};
 
 /// Limits and timings of the HTTP server, resolved from configuration.
 #[derive(Debug, Clone)]
@@ -71,8 +73,11 @@ pub struct ServerSettings {
     pub weekly_review: bool,
     /// The web console's sessions and cookies.
     pub console: crate::console::ConsoleSettings,
-    /// How access tokens are issued (`[tokens]`).
-    pub tokens: crate::service::TokenSettings,
+    /// Access tokens (`[tokens]`), trusted issuers (`[federation.*]`) and client
+    /// certificates' principals (`[[tls.clients]]`).
+    pub identity: crate::service::IdentitySettings,
+    /// Serve HTTPS (and authenticate clients by certificate) rather than plain HTTP.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for ServerSettings {
@@ -97,7 +102,8 @@ impl Default for ServerSettings {
             key_expiry_notice: Duration::from_secs(7 * 86_400),
             weekly_review: false,
             console: crate::console::ConsoleSettings::default(),
-            tokens: crate::service::TokenSettings::default(),
+            identity: crate::service::IdentitySettings::default(),
+            tls: None,
         }
     }
 }

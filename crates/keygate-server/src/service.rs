@@ -53,7 +53,8 @@ pub use caller::{Actor, Caller};
 pub use console_sessions::{ConsoleRequest, ConsoleUser, SessionPolicy, SignedIn};
 pub use credentials::ProjectSecrets;
 pub use identity::{
-    ClientAuth, FederatedIssuer, IssuedToken, JwksSource, OAuthError, TokenRequest, TokenSettings,
+    ClientAuth, ClientCertificate, FederatedIssuer, IdentitySettings, IssuedToken, JwksSource,
+    OAuthError, TokenRequest,
 };
 pub use kek_rotation::{Pace, RewrapReport, references_other_keks, rewrap_all};
 pub use keyring::audit_public_key;

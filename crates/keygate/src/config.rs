@@ -19,7 +19,7 @@ mod identity;
 mod watch;
 
 /// Keys the file and the environment may set. Anything else in the file is an error.
-const KEYS: [&str; 27] = [
+const KEYS: [&str; 31] = [
     "listen",
     "key_expiry_notice_days",
     "weekly_review",
@@ -47,6 +47,10 @@ const KEYS: [&str; 27] = [
     "redis_url",
     "limits_on_redis_failure",
     "trusted_proxies",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+    "tls_redirect_from",
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +89,13 @@ struct RawConfig {
     redis_url: Option<String>,
     limits_on_redis_failure: Option<RedisFailure>,
     trusted_proxies: Option<OneOrMany>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    tls_redirect_from: Option<String>,
+    /// What client certificates may do; from the file only.
+    #[serde(default)]
+    tls_clients: Vec<identity::TlsClientFile>,
     /// The LLM gateway's tables; they come from the file only.
     #[serde(default)]
     gateway: keygate_llm::config::TuningFile,
@@ -230,6 +241,8 @@ pub enum ConfigError {
     BadTokens(&'static str),
     #[error("{0}")]
     BadFederation(String),
+    #[error("{0}")]
+    BadTls(String),
     #[error("[anomalies] geoip_database {0}")]
     BadGeoIp(String),
     #[error(
@@ -334,7 +347,43 @@ pub fn resolve(
     )?;
     let mut anomalies = watch::anomaly_settings(raw.anomalies)?;
     let console = console::console_settings(raw.console, &sources.env)?;
-    let tokens = identity::token_settings(raw.tokens, raw.federation)?;
+    let mut identity = identity::identity_settings(raw.tokens, raw.federation)?;
+    identity.certificates = identity::certificate_rules(raw.tls_clients)?;
+    if raw.tls_cert.is_none() && (raw.tls_client_ca.is_some() || raw.tls_redirect_from.is_some()) {
+        return Err(ConfigError::BadTls(
+            "tls_client_ca and tls_redirect_from need tls_cert and tls_key".into(),
+        ));
+    }
+    let tls = match (raw.tls_cert, raw.tls_key) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => Some(keygate_server::http::TlsSettings {
+            cert,
+            key,
+            client_ca: raw.tls_client_ca,
+            redirect_from: raw
+                .tls_redirect_from
+                .map(|text| {
+                    text.parse().map_err(|_| {
+                        ConfigError::BadTls(format!(
+                            "tls_redirect_from: `{text}` is not an address such as 0.0.0.0:80"
+                        ))
+                    })
+                })
+                .transpose()?,
+        }),
+        _ => {
+            return Err(ConfigError::BadTls(
+                "tls_cert and tls_key go together: the certificate chain and its key".into(),
+            ));
+        }
+    };
+    let client_auth = tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+    if !identity.certificates.is_empty() && !client_auth {
+        return Err(ConfigError::BadTls(
+            "[[tls_clients]] needs tls_client_ca: client certificates are verified against it"
+                .into(),
+        ));
+    }
     let notice_days = raw.key_expiry_notice_days.unwrap_or(7);
     if !(1..=365).contains(&notice_days) {
         return Err(ConfigError::BadExpiryNotice);
@@ -431,7 +480,8 @@ pub fn resolve(
             key_expiry_notice: Duration::from_secs(notice_days * 86_400),
             weekly_review: raw.weekly_review.unwrap_or(false),
             console,
-            tokens,
+            identity,
+            tls,
             ..ServerSettings::default()
         },
         limits: LimitsSettings {

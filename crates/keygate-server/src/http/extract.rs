@@ -168,6 +168,8 @@ impl<S: Send + Sync> FromRequestParts<S> for KeyIdPath {
 pub struct RequestMeta {
     pub client_ip: Option<IpAddr>,
     pub request_id: Option<String>,
+    /// The client certificate the TLS handshake verified, if any.
+    pub certificate: Option<std::sync::Arc<crate::service::ClientCertificate>>,
 }
 
 impl RequestMeta {
@@ -192,7 +194,16 @@ impl RequestMeta {
         Self {
             client_ip,
             request_id,
+            certificate: parts
+                .extensions
+                .get::<std::sync::Arc<crate::service::ClientCertificate>>()
+                .cloned(),
         }
+    }
+
+    /// The thumbprint of the client certificate, for certificate-bound tokens.
+    pub fn thumbprint(&self) -> Option<&str> {
+        self.certificate.as_deref().map(|c| c.thumbprint.as_str())
     }
 
     pub fn ip_text(&self) -> Option<String> {
@@ -361,6 +372,32 @@ fn publishable_refused(
     }
 }
 
+/// The principal of a request authenticated by its client certificate alone.
+async fn by_certificate(
+    state: &super::AppState,
+    certificate: &crate::service::ClientCertificate,
+) -> Result<std::sync::Arc<crate::cache::CachedKey>, KeyRefusal> {
+    use axum::http::StatusCode;
+    match state.keygate.verify_certificate(certificate).await {
+        Ok(crate::service::VerifyOutcome::Valid(principal)) => Ok(principal),
+        Ok(crate::service::VerifyOutcome::Invalid(rejection, _)) => Err(KeyRefusal {
+            status: StatusCode::FORBIDDEN,
+            code: rejection.code(),
+            message: rejection.to_string(),
+            retry_after: None,
+        }),
+        Err(err) => {
+            tracing::error!(error = %err, "a client certificate could not be checked");
+            Err(KeyRefusal {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "unavailable",
+                message: "keys cannot be verified right now; retry shortly".to_owned(),
+                retry_after: None,
+            })
+        }
+    }
+}
+
 /// Verifies the keygate key of a request that publishable keys may make too (a public proxy
 /// route); the caller applies the public-route rules to a publishable key.
 pub(crate) async fn any_api_key(
@@ -370,6 +407,10 @@ pub(crate) async fn any_api_key(
 ) -> Result<std::sync::Arc<crate::cache::CachedKey>, KeyRefusal> {
     use axum::http::StatusCode;
     let Some(key) = bearer(headers) else {
+        // Mutual TLS: a verified client certificate stands in for a key.
+        if let Some(certificate) = &meta.certificate {
+            return by_certificate(state, certificate).await;
+        }
         return Err(KeyRefusal {
             status: StatusCode::UNAUTHORIZED,
             code: "unauthenticated",
@@ -393,6 +434,7 @@ pub(crate) async fn any_api_key(
             key,
             permission: None,
             ip: meta.client_ip,
+            certificate: meta.thumbprint(),
             ..Default::default()
         })
         .await

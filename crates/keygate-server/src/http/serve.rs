@@ -35,9 +35,21 @@ pub async fn run(
     let tasks = TaskTracker::new();
     let stop = CancellationToken::new();
     let metrics = state.keygate.metrics().clone();
-    state
-        .keygate
-        .configure_tokens(state.settings.tokens.clone(), listener.local_addr().ok());
+    let tls = match &state.settings.tls {
+        None => None,
+        Some(settings) => Some(
+            super::tls::TlsServer::new(settings)
+                .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err))?,
+        ),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    state.keygate.configure_tokens(
+        state.settings.identity.clone(),
+        listener
+            .local_addr()
+            .ok()
+            .map(|addr| format!("{scheme}://{addr}")),
+    );
     if let Err(err) = state.keygate.load_signing_keys().await {
         tracing::warn!(error = %err, "token signing keys could not be loaded yet");
     }
@@ -112,6 +124,17 @@ pub async fn run(
         "federation_keys",
         Box::pin(keygate.clone().run_federation_keys(stop.clone())),
     );
+    if let Some(tls) = &tls {
+        spawn("tls_reload", Box::pin(tls.clone().watch(stop.clone())));
+        if let Some(from) = state.settings.tls.as_ref().and_then(|t| t.redirect_from) {
+            let redirect = TcpListener::bind(from).await?;
+            let port = listener.local_addr()?.port();
+            spawn(
+                "tls_redirect",
+                Box::pin(super::tls::redirect(redirect, port, stop.clone())),
+            );
+        }
+    }
     spawn("alerts", Box::pin(state.alerts.clone().run(stop.clone())));
     spawn(
         "anomalies",
@@ -169,15 +192,64 @@ pub async fn run(
                     .insert(ConnectInfo::<SocketAddr>(addr));
                 request
             });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
-        connections.spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "connection closed with an error");
+        match &tls {
+            None => {
+                let connection = builder
+                    .serve_connection_with_upgrades(
+                        TokioIo::new(tcp),
+                        TowerToHyperService::new(service),
+                    )
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                connections.spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(error = %err, "connection closed with an error");
+                    }
+                });
             }
-        });
+            Some(tls) => {
+                // The handshake runs in the connection's task, bounded like a request head, so
+                // a slow client holds up no one else.
+                let (acceptor, builder, watcher) =
+                    (tls.acceptor(), builder.clone(), graceful.watcher());
+                connections.spawn(async move {
+                    let stream =
+                        match tokio::time::timeout(header_read_timeout, acceptor.accept(tcp)).await
+                        {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(err)) => {
+                                tracing::debug!(error = %err, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
+                    let certificate = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(|der| {
+                            std::sync::Arc::new(crate::service::ClientCertificate::from_der(der))
+                        });
+                    let service =
+                        service.map_request(move |mut request: hyper::Request<Incoming>| {
+                            if let Some(certificate) = &certificate {
+                                request.extensions_mut().insert(certificate.clone());
+                            }
+                            request
+                        });
+                    let connection = builder
+                        .serve_connection_with_upgrades(
+                            TokioIo::new(stream),
+                            TowerToHyperService::new(service),
+                        )
+                        .into_owned();
+                    if let Err(err) = watcher.watch(connection).await {
+                        tracing::debug!(error = %err, "connection closed with an error");
+                    }
+                });
+            }
+        }
         while connections.try_join_next().is_some() {}
     }
 

@@ -7,24 +7,28 @@
 //! with the token's scopes (`accept.rs`). The HTTP side is `http/routes/oauth.rs`.
 
 mod accept;
+mod certificates;
 mod federation;
 mod issue;
+mod principals;
 mod signing_keys;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use keygate_identity::schedule::Schedule;
 use keygate_identity::{KeySet, SigningKey};
 
+pub use certificates::ClientCertificate;
 pub use federation::{FederatedIssuer, JwksSource};
 pub use issue::{ClientAuth, IssuedToken, OAuthError, TokenRequest};
 pub(crate) use signing_keys::{rewrap_signing_keys, signing_keys_sealed_by_other};
 
-/// `[tokens]`: how keygate's access tokens are issued.
+/// Identity beyond static keys: `[tokens]` (how keygate's access tokens are issued),
+/// `[federation.*]` (the external issuers it trusts) and `[[tls.clients]]` (what client
+/// certificates may do).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenSettings {
+pub struct IdentitySettings {
     /// `iss` of every token and the base of the discovery document; by default
     /// `http://<listen address>`. Set it to the URL clients reach keygate at.
     pub issuer: Option<String>,
@@ -40,9 +44,12 @@ pub struct TokenSettings {
     pub refresh: Duration,
     /// Trusted external issuers (`[federation.*]`).
     pub federation: Vec<FederatedIssuer>,
+    /// What verified client certificates may do (`[[tls.clients]]`), the first matching rule
+    /// deciding.
+    pub certificates: Vec<keygate_identity::certificates::CertificateRule>,
 }
 
-impl Default for TokenSettings {
+impl Default for IdentitySettings {
     fn default() -> Self {
         Self {
             issuer: None,
@@ -52,11 +59,12 @@ impl Default for TokenSettings {
             publish_ahead: Duration::from_secs(3600),
             refresh: Duration::from_secs(30),
             federation: Vec::new(),
+            certificates: Vec::new(),
         }
     }
 }
 
-impl TokenSettings {
+impl IdentitySettings {
     fn schedule(&self) -> Schedule {
         Schedule {
             rotate_every: self.rotate_every,
@@ -82,7 +90,7 @@ struct Ring {
 
 /// The identity state of one node.
 pub(crate) struct Identity {
-    settings: RwLock<Arc<TokenSettings>>,
+    settings: RwLock<Arc<IdentitySettings>>,
     names: RwLock<Names>,
     ring: RwLock<Arc<Ring>>,
     /// Verified tokens by the SHA-256 of their text, so a token's signature is checked once.
@@ -112,7 +120,7 @@ const UNBOUND_ISSUER: &str = "http://keygate.invalid";
 impl Default for Identity {
     fn default() -> Self {
         Self {
-            settings: RwLock::new(Arc::new(TokenSettings::default())),
+            settings: RwLock::new(Arc::new(IdentitySettings::default())),
             names: RwLock::new(Names {
                 issuer: UNBOUND_ISSUER.into(),
                 audience: UNBOUND_ISSUER.into(),
@@ -135,11 +143,12 @@ impl Default for Identity {
 }
 
 impl Identity {
-    /// Applies `settings`, naming the issuer after `listening` when they do not.
-    pub(crate) fn configure(&self, settings: TokenSettings, listening: Option<SocketAddr>) {
+    /// Applies `settings`, naming the issuer after `listening` (the server's own URL) when
+    /// they do not.
+    pub(crate) fn configure(&self, settings: IdentitySettings, listening: Option<String>) {
         let issuer: Arc<str> = match (&settings.issuer, listening) {
             (Some(issuer), _) => issuer.trim_end_matches('/').into(),
-            (None, Some(addr)) => format!("http://{addr}").into(),
+            (None, Some(url)) => url.into(),
             (None, None) => UNBOUND_ISSUER.into(),
         };
         let audience = settings
@@ -172,7 +181,7 @@ impl Identity {
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
     }
 
-    fn settings(&self) -> Arc<TokenSettings> {
+    fn settings(&self) -> Arc<IdentitySettings> {
         self.settings
             .read()
             .map(|s| s.clone())
@@ -231,8 +240,9 @@ impl super::Keygate {
         self.identity.names().issuer.to_string()
     }
 
-    /// Applies the `[tokens]` settings; `listening` names the issuer when they do not.
-    pub fn configure_tokens(&self, settings: TokenSettings, listening: Option<SocketAddr>) {
+    /// Applies the identity settings; `listening` (the server's own URL) names the issuer
+    /// when they do not.
+    pub fn configure_tokens(&self, settings: IdentitySettings, listening: Option<String>) {
         self.identity.configure(settings, listening);
     }
 }

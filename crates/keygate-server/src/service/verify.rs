@@ -90,8 +90,8 @@ impl Keygate {
                 Some(cached),
             ));
         }
-        // A federated identity has no stored key whose last use could be written.
-        if cached.token.as_ref().is_none_or(|t| t.federated.is_none()) {
+        // A principal made by a rule has no stored key whose last use could be written.
+        if cached.is_stored() {
             let now = self.clock.now();
             self.last_used.record(&cached.record.id, now);
             if query.permission.is_some_and(keygate_core::is_write) {

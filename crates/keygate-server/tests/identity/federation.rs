@@ -8,7 +8,7 @@ use std::sync::Arc;
 use keygate_core::{KeyLimits, Quota, Scope, SystemClock};
 use keygate_identity::federation::{ClaimMatch, Rule, TrustedIssuer};
 use keygate_server::ServerSettings;
-use keygate_server::service::{FederatedIssuer, JwksSource, TokenSettings};
+use keygate_server::service::{FederatedIssuer, IdentitySettings, JwksSource};
 use keygate_testkit::{Db, OidcProvider, TestServer};
 use serde_json::{Value, json};
 
@@ -47,9 +47,9 @@ async fn server_trusting(ci: &OidcProvider) -> TestServer {
         jwks: JwksSource::Discovery,
     };
     let settings = ServerSettings {
-        tokens: TokenSettings {
+        identity: IdentitySettings {
             federation: vec![issuer],
-            ..TokenSettings::default()
+            ..IdentitySettings::default()
         },
         ..ServerSettings::default()
     };

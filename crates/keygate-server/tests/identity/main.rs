@@ -8,6 +8,7 @@
 )]
 
 mod federation;
+mod tls;
 mod tokens;
 mod turnover;
 

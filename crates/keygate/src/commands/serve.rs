@@ -72,6 +72,9 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
     if !aliases.is_empty() {
         tracing::info!(models = ?aliases, "LLM gateway ready");
     }
+    if let Some(tls) = &settings.server.tls {
+        tls.check().map_err(|e| CliError::Invalid(e.to_string()))?;
+    }
     let stop = shutdown();
     let listener = TcpListener::bind(settings.listen)
         .await
@@ -88,6 +91,8 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
     };
     tracing::info!(
         addr = %listener.local_addr().map_err(anyhow::Error::from)?,
+        tls = settings.server.tls.is_some(),
+        mutual_tls = settings.server.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
         store = ?keygate.store().backend(),
         "keygate is listening"
     );

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use keygate_core::{Budget, KeyLimits, Quota, RequestRate, Scope};
+use keygate_identity::certificates::CertificateRule;
 use keygate_identity::federation::{ClaimMatch, Rule, TrustedIssuer};
-use keygate_server::service::{FederatedIssuer, JwksSource, TokenSettings};
+use keygate_server::service::{FederatedIssuer, IdentitySettings, JwksSource};
 use serde::Deserialize;
 
 use super::ConfigError;
@@ -34,17 +35,32 @@ pub(super) struct IssuerFile {
     rules: Vec<RuleFile>,
 }
 
+/// Unknown fields are refused by the flattened grant (serde refuses them only there).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RuleFile {
     name: String,
     /// Claims the token must carry for this rule: name (or JSON pointer) → pattern.
     #[serde(default, rename = "match")]
     matches: BTreeMap<String, String>,
-    /// The project (name or id) the identity acts in.
+    /// The project, scopes and limits of each identity.
+    #[serde(flatten)]
+    grant: GrantFile,
+}
+
+fn matches(map: BTreeMap<String, String>) -> Vec<ClaimMatch> {
+    map.into_iter()
+        .map(|(claim, pattern)| ClaimMatch { claim, pattern })
+        .collect()
+}
+
+/// What a rule gives its principals: its scopes and limits, as `keygate keys create` takes
+/// them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantFile {
+    /// The project (name or id) the principal acts in.
     project: String,
     scopes: Vec<String>,
-    /// Limits of each identity, as `keygate keys create` takes them.
     #[serde(default)]
     rates: Vec<String>,
     #[serde(default)]
@@ -55,29 +71,27 @@ struct RuleFile {
     budgets: Vec<String>,
 }
 
-fn matches(map: BTreeMap<String, String>) -> Vec<ClaimMatch> {
-    map.into_iter()
-        .map(|(claim, pattern)| ClaimMatch { claim, pattern })
-        .collect()
-}
-
-fn rule(file: RuleFile) -> Result<Rule, ConfigError> {
-    let bad = |what: String| ConfigError::BadFederation(what);
-    let name = file.name;
-    let what = |field: &str| bad(format!("rule `{name}`: {field}"));
+/// The scopes and limits of a grant; `what` names the rule in errors.
+fn grant(
+    file: &GrantFile,
+    what: &dyn Fn(&str) -> ConfigError,
+) -> Result<(Vec<Scope>, KeyLimits), ConfigError> {
     let scopes = Scope::parse_list(&file.scopes).map_err(|e| what(&e.to_string()))?;
     if scopes.is_empty() {
         return Err(what("scopes: at least one"));
     }
-    let parse_all = |items: &[String]| -> Result<Vec<RequestRate>, ConfigError> {
+    if file.project.is_empty() {
+        return Err(what("project: a project's name or id"));
+    }
+    let rates = |items: &[String]| -> Result<Vec<RequestRate>, ConfigError> {
         items
             .iter()
             .map(|t| RequestRate::parse(t).map_err(|e| what(e.expected)))
             .collect()
     };
     let limits = KeyLimits {
-        requests: parse_all(&file.rates)?,
-        tokens: parse_all(&file.tokens)?,
+        requests: rates(&file.rates)?,
+        tokens: rates(&file.tokens)?,
         concurrency: file.concurrency,
         quota: file
             .quota
@@ -92,16 +106,57 @@ fn rule(file: RuleFile) -> Result<Rule, ConfigError> {
             .collect::<Result<_, _>>()?,
         credits: None,
     };
-    if file.project.is_empty() {
-        return Err(what("project: a project's name or id"));
-    }
+    Ok((scopes, limits))
+}
+
+fn rule(file: RuleFile) -> Result<Rule, ConfigError> {
+    let name = file.name;
+    let what = |field: &str| ConfigError::BadFederation(format!("rule `{name}`: {field}"));
+    let (scopes, limits) = grant(&file.grant, &what)?;
     Ok(Rule {
         matches: matches(file.matches),
-        project: file.project,
+        project: file.grant.project,
         scopes,
         limits,
         name,
     })
+}
+
+/// `[[tls_clients]]`: what a client certificate whose name matches may do. Unknown fields are
+/// refused by the flattened grant.
+#[derive(Debug, Deserialize)]
+pub(super) struct TlsClientFile {
+    name: String,
+    /// A pattern for a DNS name or URI (a SPIFFE ID) among the certificate's subject
+    /// alternative names.
+    san: String,
+    #[serde(flatten)]
+    grant: GrantFile,
+}
+
+pub(super) fn certificate_rules(
+    files: Vec<TlsClientFile>,
+) -> Result<Vec<CertificateRule>, ConfigError> {
+    let mut rules: Vec<CertificateRule> = Vec::with_capacity(files.len());
+    for file in files {
+        let name = file.name;
+        let what = |field: &str| ConfigError::BadTls(format!("[[tls_clients]] `{name}`: {field}"));
+        if name.is_empty() || rules.iter().any(|r| r.name == name) {
+            return Err(what("each rule has a name of its own"));
+        }
+        if file.san.is_empty() || file.san.len() > 512 {
+            return Err(what("san is a pattern of 1 to 512 characters"));
+        }
+        let (scopes, limits) = grant(&file.grant, &what)?;
+        rules.push(CertificateRule {
+            project: file.grant.project,
+            san: file.san,
+            scopes,
+            limits,
+            name,
+        });
+    }
+    Ok(rules)
 }
 
 fn issuer(name: String, file: IssuerFile) -> Result<FederatedIssuer, ConfigError> {
@@ -111,8 +166,10 @@ fn issuer(name: String, file: IssuerFile) -> Result<FederatedIssuer, ConfigError
         && name
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
-    if !named {
-        return Err(bad("the name is 1 to 64 letters, digits, - or _"));
+    if !named || name == "tls" {
+        return Err(bad(
+            "the name is 1 to 64 letters, digits, - or _, and not `tls` (client certificates' own)",
+        ));
     }
     if file.issuer.is_empty() || file.issuer.len() > 512 {
         return Err(bad("issuer is its tokens' `iss`, 1 to 512 characters"));
@@ -182,10 +239,10 @@ pub(super) struct TokensFile {
     publish_ahead: Option<String>,
 }
 
-pub(super) fn token_settings(
+pub(super) fn identity_settings(
     file: Option<TokensFile>,
     federation: BTreeMap<String, IssuerFile>,
-) -> Result<TokenSettings, ConfigError> {
+) -> Result<IdentitySettings, ConfigError> {
     let federation = federation
         .into_iter()
         .map(|(name, file)| issuer(name, file))
@@ -201,9 +258,9 @@ pub(super) fn token_settings(
             )));
         }
     }
-    let defaults = TokenSettings {
+    let defaults = IdentitySettings {
         federation,
-        ..TokenSettings::default()
+        ..IdentitySettings::default()
     };
     let Some(file) = file else {
         return Ok(defaults);
@@ -262,7 +319,7 @@ pub(super) fn token_settings(
                 .ok_or(bad("audience is 1 to 256 printable characters"))
         })
         .transpose()?;
-    Ok(TokenSettings {
+    Ok(IdentitySettings {
         issuer,
         audience,
         lifetime,
@@ -276,12 +333,12 @@ pub(super) fn token_settings(
 mod tests {
     use super::*;
 
-    fn read(toml: &str) -> Result<TokenSettings, ConfigError> {
-        token_settings(Some(toml::from_str(toml).unwrap()), BTreeMap::new())
+    fn read(toml: &str) -> Result<IdentitySettings, ConfigError> {
+        identity_settings(Some(toml::from_str(toml).unwrap()), BTreeMap::new())
     }
 
-    fn federation(toml: &str) -> Result<TokenSettings, ConfigError> {
-        token_settings(None, toml::from_str(toml).unwrap())
+    fn federation(toml: &str) -> Result<IdentitySettings, ConfigError> {
+        identity_settings(None, toml::from_str(toml).unwrap())
     }
 
     #[test]
@@ -350,6 +407,7 @@ mod tests {
                 "[[ci.rules]]\nname = \"r\"\nproject = \"p\"\nscopes = [\"a\"]\nrates = [\"fast\"]",
             ),
             ("", &format!("{rule}\n{rule}")),
+            ("", &format!("{rule}\nbudget = \"5/day\"")),
         ] {
             assert!(federation(&base(extra, rule)).is_err(), "{extra} {rule}");
         }
@@ -358,8 +416,8 @@ mod tests {
     #[test]
     fn defaults_and_spans() {
         assert_eq!(
-            token_settings(None, BTreeMap::new()).unwrap(),
-            TokenSettings::default()
+            identity_settings(None, BTreeMap::new()).unwrap(),
+            IdentitySettings::default()
         );
         let settings = read(
             "issuer = \"https://keygate.example.com/\"\nlifetime = \"5m\"\nrotate_every = \"7d\"",

@@ -49,7 +49,12 @@ pub async fn token(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let issued = match TokenRequest::read(&body, authorization, meta.client_ip, None) {
+    let issued = match TokenRequest::read(
+        &body,
+        authorization,
+        meta.client_ip,
+        meta.certificate.as_deref().cloned(),
+    ) {
         Ok(request) => state.keygate.issue_token(request).await,
         Err(err) => Err(err),
     };

@@ -29,6 +29,8 @@ pub(crate) enum Holder {
         rule: usize,
         subject: String,
     },
+    /// A client certificate's principal: its rule (by position) and the name it matched.
+    Certificate { rule: usize, name: String },
 }
 
 /// A token whose signature, issuer and times were checked.
@@ -109,6 +111,7 @@ impl Keygate {
                 rule,
                 subject,
             } => self.federated_principal(*issuer, *rule, subject).await?,
+            Holder::Certificate { rule, name } => self.certificate_principal(*rule, name).await?,
         };
         let Some(behind) = behind else {
             return Ok(Err((KeyRejection::Invalid, None)));
@@ -132,7 +135,7 @@ impl Keygate {
         {
             return Ok(Err((KeyRejection::TokenUnbound, Some(behind))));
         }
-        Ok(Ok(verified.view_of(&behind, &self.identity)))
+        Ok(Ok(verified.view_of(&behind)))
     }
 
     /// The token's verified claims, from memory when it was verified before.
@@ -173,6 +176,21 @@ impl Keygate {
             keygate_identity::scopes::decode(&claims.scope).map_err(|_| TokenError::Claims)?;
         let holder = match &claims.federated {
             None => Holder::Key(KeyId::parse(&claims.sub).map_err(|_| TokenError::Claims)?),
+            Some(FederatedSubject { issuer, rule, sub })
+                if issuer == super::certificates::CERTIFICATE_ISSUER =>
+            {
+                let rule = self
+                    .identity
+                    .settings()
+                    .certificates
+                    .iter()
+                    .position(|r| r.name == *rule)
+                    .ok_or(TokenError::Claims)?;
+                Holder::Certificate {
+                    rule,
+                    name: sub.clone(),
+                }
+            }
             Some(FederatedSubject { issuer, rule, sub }) => {
                 let federation = self.identity.federation();
                 let at = federation
@@ -244,7 +262,7 @@ impl Keygate {
 }
 
 impl Verified {
-    fn view_of(&self, behind: &Arc<CachedKey>, identity: &super::Identity) -> Arc<CachedKey> {
+    fn view_of(&self, behind: &Arc<CachedKey>) -> Arc<CachedKey> {
         let mut slot = self
             .view
             .lock()
@@ -254,28 +272,12 @@ impl Verified {
         {
             return view.clone();
         }
-        let federated = match &self.holder {
-            Holder::Key(_) => None,
-            Holder::Federated {
-                issuer,
-                rule,
-                subject,
-            } => identity.federation().get(*issuer).and_then(|state| {
-                let trusted = &state.config.trusted;
-                trusted.rules.get(*rule).map(|rule| FederatedSubject {
-                    issuer: trusted.name.clone(),
-                    rule: rule.name.clone(),
-                    sub: subject.clone(),
-                })
-            }),
-        };
         let view = Arc::new(CachedKey::token_view(
             behind,
             self.scopes.clone(),
             TokenFacts {
                 jti: self.jti.clone(),
                 expires_at: Timestamp::from_millis(self.exp.saturating_mul(1000)),
-                federated,
             },
         ));
         *slot = Some((behind.clone(), view.clone()));

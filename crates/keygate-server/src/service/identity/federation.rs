@@ -1,16 +1,15 @@
 //! Trusted external issuers at run time: their keys fetched (from the JWKS URL, the issuer's
 //! discovery document, or a file) and refreshed, and each federated identity turned into the
-//! principal its rule describes — a project, scopes and limits of its own, counted per
-//! identity under a keygate id derived from the issuer and the subject.
+//! principal its rule describes (see `principals.rs`), counted per identity under an id
+//! derived from the issuer and the subject.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use keygate_core::{KeyEnv, KeyHint, KeyId, KeyRecord, KeySpec, Metadata, ProjectId};
 use keygate_identity::federation::{IssuerKeys, TrustedIssuer};
-use sha2::{Digest, Sha256};
 
+use super::principals::{Grant, principal_id};
 use crate::ServiceError;
 use crate::cache::CachedKey;
 use crate::service::Keygate;
@@ -71,13 +70,6 @@ impl IssuerState {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
-
-/// The keygate id of a federated identity: the same on every node, never a stored key's.
-pub(crate) fn federated_id(issuer: &str, subject: &str) -> KeyId {
-    let digest = Sha256::digest(format!("{issuer}\n{subject}").as_bytes());
-    let id = format!("key_fed-{}", hex::encode(&digest[..16]));
-    KeyId::parse(&id).unwrap_or_else(|_| KeyId::generate())
 }
 
 impl Keygate {
@@ -202,8 +194,7 @@ impl Keygate {
             .map_err(|_| format!("{url} sent a body that could not be read (or over 256 KiB)"))
     }
 
-    /// The principal of a federated identity: a key that exists only in memory, of the rule's
-    /// project, with the rule's scopes and limits, kept for a while like a cached key.
+    /// The principal of a federated identity: its rule's project, scopes and limits.
     pub(super) async fn federated_principal(
         &self,
         issuer: usize,
@@ -218,46 +209,18 @@ impl Keygate {
         let Some(rule) = trusted.rules.get(rule) else {
             return Ok(None);
         };
-        let id = federated_id(&trusted.name, subject);
-        if let Some(known) = self.identity.principals.get(&id) {
-            return Ok(Some(known));
-        }
-        let project = match ProjectId::parse(&rule.project) {
-            Ok(project) => self.store.project(&project).await?,
-            Err(_) => {
-                let org = self.default_org().await?;
-                self.store.project_by_name(&org, &rule.project).await?
-            }
+        let id = principal_id("fed", &[&trusted.name, subject]);
+        let grant = Grant {
+            project: &rule.project,
+            scopes: &rule.scopes,
+            limits: &rule.limits,
         };
-        let Some(project) = project else {
-            tracing::warn!(issuer = %trusted.name, rule = %rule.name, project = %rule.project, "a federation rule names a project that does not exist");
-            return Ok(None);
+        let made_by = keygate_identity::FederatedSubject {
+            issuer: trusted.name.clone(),
+            rule: rule.name.clone(),
+            sub: subject.to_owned(),
         };
-        let name: String = format!("{subject} ({})", trusted.name)
-            .chars()
-            .take(200)
-            .collect();
-        let spec = KeySpec {
-            scopes: rule.scopes.clone(),
-            limits: rule.limits.clone(),
-            metadata: Metadata::default(),
-            ..KeySpec::api(
-                project.org_id.clone(),
-                project.id.clone(),
-                name,
-                KeyEnv::Live,
-            )
-        };
-        let mut record = KeyRecord::issue(
-            spec,
-            KeyHint::from_stored("federated".to_owned()),
-            self.clock.now(),
-        );
-        record.id = id.clone();
-        let principal =
-            Arc::new(CachedKey::new(record, Vec::new()).with_project_limits(project.limits));
-        self.identity.principals.insert(id, principal.clone());
-        Ok(Some(principal))
+        self.rule_principal(id, made_by, grant).await
     }
 }
 

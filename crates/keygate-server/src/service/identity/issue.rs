@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::ServiceError;
 use crate::cache::CachedKey;
-use crate::service::{Keygate, VerifyOutcome, VerifyQuery};
+use crate::service::{ClientCertificate, Keygate, VerifyOutcome, VerifyQuery};
 
 pub(crate) const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const CLIENT_CREDENTIALS: &str = "client_credentials";
@@ -89,8 +89,9 @@ pub struct TokenRequest {
     pub client: ClientAuth,
     /// The client's address, checked against a key's allow-list.
     pub ip: Option<IpAddr>,
-    /// The thumbprint of the connection's client certificate: the token is bound to it.
-    pub certificate: Option<String>,
+    /// The connection's verified client certificate: the token is bound to it, and it may
+    /// authenticate the client on its own (RFC 8705 §2).
+    pub certificate: Option<ClientCertificate>,
 }
 
 impl TokenRequest {
@@ -99,7 +100,7 @@ impl TokenRequest {
         body: &[u8],
         authorization: Option<&str>,
         ip: Option<IpAddr>,
-        certificate: Option<String>,
+        certificate: Option<ClientCertificate>,
     ) -> Result<Self, OAuthError> {
         let mut client = ClientAuth::from_header(authorization)?;
         let mut fields: std::collections::BTreeMap<String, zeroize::Zeroizing<String>> =
@@ -292,16 +293,15 @@ impl Keygate {
             jti: uuid::Uuid::now_v7().to_string(),
             scope: scope.clone(),
             client_id: Some(key_id),
-            federated: subject.key.token.as_ref().and_then(|t| t.federated.clone()),
-            cnf: request
-                .certificate
-                .clone()
-                .map(|x5t_s256| Confirmation { x5t_s256 }),
+            federated: subject.key.made_by.clone(),
+            cnf: request.certificate.as_ref().map(|c| Confirmation {
+                x5t_s256: c.thumbprint.clone(),
+            }),
         };
         let ring = self.identity.ring();
         let signer = ring.signer.as_ref().ok_or(OAuthError::Unavailable)?;
         let token = signer.sign(&claims).map_err(|_| OAuthError::Unavailable)?;
-        if claims.federated.is_none() {
+        if subject.key.is_stored() {
             self.last_used.record(&subject.key.record.id, now);
         }
         Ok(IssuedToken {
@@ -314,14 +314,19 @@ impl Keygate {
 
     /// RFC 6749 §4.4: the client is a keygate key.
     async fn client_credentials(&self, request: &TokenRequest) -> Result<Subject, OAuthError> {
-        let (claimed_id, key) = match &request.client {
-            ClientAuth::None => {
+        let (claimed_id, key) = match (&request.client, &request.certificate) {
+            (ClientAuth::None, Some(certificate)) => {
+                return self.certificate_subject(certificate).await;
+            }
+            (ClientAuth::None, None) => {
                 return Err(OAuthError::InvalidClient(
-                    "authenticate with HTTP Basic (key id and key) or a bearer key".into(),
+                    "authenticate with HTTP Basic (key id and key), a bearer key or a client \
+                     certificate"
+                        .into(),
                 ));
             }
-            ClientAuth::Basic { id, secret } => (Some(id.as_str()), secret),
-            ClientAuth::Bearer(secret) => (None, secret),
+            (ClientAuth::Basic { id, secret }, _) => (Some(id.as_str()), secret),
+            (ClientAuth::Bearer(secret), _) => (None, secret),
         };
         if keygate_identity::looks_like_jwt(key.expose_secret()) {
             return Err(OAuthError::InvalidClient(
@@ -343,6 +348,22 @@ impl Keygate {
             ));
         }
         Ok(subject)
+    }
+
+    /// RFC 8705 §2: the client is its certificate's principal.
+    async fn certificate_subject(
+        &self,
+        certificate: &ClientCertificate,
+    ) -> Result<Subject, OAuthError> {
+        match self.verify_certificate(certificate).await? {
+            VerifyOutcome::Valid(key) => Ok(Subject {
+                key,
+                expires_at: None,
+            }),
+            VerifyOutcome::Invalid(rejection, _) => {
+                Err(OAuthError::InvalidClient(rejection.to_string()))
+            }
+        }
     }
 
     /// RFC 8693: the subject token is a keygate key, a keygate token or a trusted issuer's.
@@ -373,7 +394,7 @@ impl Keygate {
             .verify(VerifyQuery {
                 key: text,
                 ip: request.ip,
-                certificate: request.certificate.as_deref(),
+                certificate: request.certificate.as_ref().map(|c| c.thumbprint.as_str()),
                 ..VerifyQuery::default()
             })
             .await?;
