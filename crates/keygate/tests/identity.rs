@@ -1,7 +1,8 @@
 //! Tokens as users meet them, against `keygate serve`: a downstream service verifies them
 //! offline with PyJWT and keygate's JWKS, the official OpenAI SDK uses one as its API key, and
 //! `keygate run` fetches a secret with one; and a CI job holding only its OIDC token gets a
-//! secret through `keygate run --id-token-file`. The Python side is
+//! secret through `keygate run --id-token-file`; and `keygate serve` with TLS from its
+//! configuration knows clients by their certificates. The Python side is
 //! `tests/python/tokens_test.py`.
 #![allow(
     clippy::unwrap_used,
@@ -17,7 +18,7 @@ mod python;
 
 use std::process::Command;
 
-use keygate_testkit::{MockOpenAi, OidcProvider};
+use keygate_testkit::{MockOpenAi, OidcProvider, TestCa};
 use process::{ServerProcess, binary, text};
 use python::{assert_no_keygate_key, assert_passed, put_secret, run_suite};
 
@@ -241,4 +242,65 @@ quota = "100/day"
         text(&out.stderr)
     );
     assert!(!server.log().contains(SECRET));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keygate_serves_tls_and_knows_clients_by_their_certificates() {
+    const BILLING: &str = "spiffe://acme.internal/ns/prod/sa/billing";
+    let ca = TestCa::new("keygate test CA").unwrap();
+    let server_cert = ca.server().unwrap();
+    let billing = ca.client(&[], &[BILLING], time::Duration::days(1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (cert, key, clients) = (
+        write("tls.crt", &server_cert.cert_pem),
+        write("tls.key", &server_cert.key_pem),
+        write("clients-ca.pem", &ca.cert_pem),
+    );
+    let config = |key: &str| {
+        format!(
+            "tls_cert = \"{cert}\"\ntls_key = \"{key}\"\ntls_client_ca = \"{clients}\"\n\n\
+             [[tls_clients]]\nname = \"billing\"\nsan = \"{BILLING}\"\nproject = \"default\"\n\
+             scopes = [\"models:*\"]\nrates = [\"100/minute\"]\n"
+        )
+    };
+
+    // A key file that is no key is refused at start, naming the file.
+    let broken = write("broken.toml", &config(&clients));
+    let out = Command::new(binary())
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("KEYGATE_CONFIG", &broken)
+        .env("KEYGATE_LISTEN", "127.0.0.1:0")
+        .env_remove("KEYGATE_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("clients-ca.pem"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let good = write("keygate.toml", &config(&key));
+    let server = ServerProcess::start(dir.path(), &[("KEYGATE_CONFIG", good.as_str())]);
+    let https = |identity: bool| {
+        let mut builder = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(ca.cert_pem.as_bytes()).unwrap()]);
+        if identity {
+            builder = builder
+                .identity(reqwest::Identity::from_pem(billing.identity_pem().as_bytes()).unwrap());
+        }
+        builder.build().unwrap()
+    };
+    let models = format!("https://localhost:{}/v1/models", server.port);
+    let with_cert = https(true).get(&models).send().await.unwrap();
+    assert_eq!(with_cert.status(), 200);
+    let without = https(false).get(&models).send().await.unwrap();
+    assert_eq!(without.status(), 401);
+    assert!(server.log().contains("mutual_tls=true"), "{}", server.log());
 }
