@@ -134,6 +134,30 @@ impl KeySet {
         Self { keys, jwks }
     }
 
+    /// Reads keygate's JWKS document, as a service that verifies its tokens offline holds it:
+    /// its Ed25519 keys, each under the kid its key material gives (a key published under
+    /// another kid is left out).
+    pub fn from_jwks(json: &[u8]) -> Result<Self, IdentityError> {
+        let document: serde_json::Value =
+            serde_json::from_slice(json).map_err(|e| IdentityError::BadJwks(e.to_string()))?;
+        let keys = document["keys"]
+            .as_array()
+            .ok_or_else(|| IdentityError::BadJwks("no `keys` list".into()))?;
+        let publics: Vec<PublicKey> = keys
+            .iter()
+            .filter(|k| k["kty"] == "OKP" && k["crv"] == "Ed25519")
+            .filter_map(|k| {
+                let x = URL_SAFE_NO_PAD.decode(k["x"].as_str()?).ok()?;
+                let key = PublicKey::new(x.try_into().ok()?);
+                (k["kid"].as_str() == Some(key.kid.as_str())).then_some(key)
+            })
+            .collect();
+        if publics.is_empty() {
+            return Err(IdentityError::BadJwks("no Ed25519 key in it".into()));
+        }
+        Ok(Self::new(publics))
+    }
+
     /// The JWKS document (RFC 7517 §5).
     pub fn jwks(&self) -> &str {
         &self.jwks
@@ -368,6 +392,12 @@ mod tests {
             .map(|k| k["kid"].as_str().unwrap())
             .collect();
         assert_eq!(kids, [a.kid(), b.kid()]);
+        // Read back as a service holds it, it verifies the same tokens.
+        let held = KeySet::from_jwks(set.jwks().as_bytes()).unwrap();
+        assert_eq!(held.kids().collect::<Vec<_>>(), [a.kid(), b.kid()]);
+        let token = a.sign(&claims(1000)).unwrap();
+        assert!(held.verify(&token, expected(1000)).is_ok());
+        assert!(KeySet::from_jwks(br#"{"keys": []}"#).is_err());
         assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
         assert_ne!(a.kid(), b.kid());
         // The JWK reads back through the library as a key that verifies.
