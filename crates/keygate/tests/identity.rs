@@ -78,6 +78,8 @@ async fn services_verify_tokens_and_clients_use_them_as_keys() {
             "--scope",
             "docs:read",
             "--scope",
+            "GET /reports/*",
+            "--scope",
             "secrets:read:openai-prod",
             "--json",
         ],
@@ -94,7 +96,7 @@ async fn services_verify_tokens_and_clients_use_them_as_keys() {
         &id,
         &key,
         &[
-            ("scope", "docs:read"),
+            ("scope", "docs:read GET /reports/*"),
             ("audience", "https://reports.internal"),
         ],
     )

@@ -4,23 +4,30 @@ crates/keygate/tests/identity.rs starts keygate with a mock OpenAI upstream (mod
 `chat`), then runs this suite with:
 
 - KEYGATE_URL: keygate, such as http://127.0.0.1:PORT (also the tokens' issuer)
-- KEYGATE_SERVICE_TOKEN: a token issued for the audience `https://reports.internal`
+- KEYGATE_SERVICE_TOKEN: a token issued for the audience `https://reports.internal`, with the
+  scopes `docs:read` and `GET /reports/*`
 - KEYGATE_GATEWAY_TOKEN: a token for keygate itself, with the scope `models:chat`
 
-The service side uses PyJWT as any service would: the issuer's discovery document, its JWKS
-through PyJWKClient, EdDSA only, the audience and issuer checked. The client side is the
-official OpenAI SDK with the token as its API key.
+The service side is docs/examples/keygate_tokens.py, the README's example, as written: PyJWT
+as any service would use it (the issuer's discovery document, its JWKS through PyJWKClient,
+EdDSA only, the audience and issuer checked). The client side is the official OpenAI SDK with
+the token as its API key.
 """
 
 import base64
 import json
 import os
+import pathlib
+import sys
 import unittest
 import urllib.request
 
 import jwt
 import openai
-from jwt import PyJWKClient
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[4] / "docs" / "examples"
+sys.path.insert(0, str(EXAMPLES))
+from keygate_tokens import KeygateTokens  # noqa: E402
 
 URL = os.environ["KEYGATE_URL"]
 SERVICE_TOKEN = os.environ["KEYGATE_SERVICE_TOKEN"]
@@ -41,28 +48,23 @@ class DownstreamService(unittest.TestCase):
     """A service that accepts keygate tokens meant for it, offline."""
 
     def setUp(self):
-        config = discovery()
-        self.issuer = config["issuer"]
-        self.jwks = PyJWKClient(config["jwks_uri"])
+        self.tokens = KeygateTokens(URL, AUDIENCE)
+        self.jwks = self.tokens.jwks
 
-    def check(self, token, audience=AUDIENCE):
-        key = self.jwks.get_signing_key_from_jwt(token)
-        return jwt.decode(
-            token,
-            key.key,
-            algorithms=["EdDSA"],
-            audience=audience,
-            issuer=self.issuer,
-            options={"require": ["exp", "iat", "iss", "aud", "sub", "jti"]},
-        )
+    def check(self, token):
+        return self.tokens.verify(token)
 
     def test_the_issuer_is_keygate(self):
-        self.assertEqual(self.issuer, URL)
+        self.assertEqual(self.tokens.issuer, URL)
+        self.assertEqual(discovery()["issuer"], URL)
 
     def test_a_token_for_this_service_verifies(self):
         claims = self.check(SERVICE_TOKEN)
         self.assertTrue(claims["sub"].startswith("key_"))
-        self.assertEqual(claims["scope"], "docs:read")
+        self.assertEqual(KeygateTokens.scopes(claims), ["docs:read", "GET /reports/*"])
+        self.assertTrue(KeygateTokens.allows(claims, "GET /reports/q3"))
+        self.assertFalse(KeygateTokens.allows(claims, "POST /reports/q3"))
+        self.assertFalse(KeygateTokens.allows(claims, "docs:write"))
         self.assertLessEqual(claims["exp"] - claims["iat"], 900)
 
     def test_a_token_for_another_audience_is_refused(self):
@@ -84,6 +86,7 @@ class DownstreamService(unittest.TestCase):
         raw = jwk.key.public_bytes_raw()
         claims = jwt.decode(SERVICE_TOKEN, options={"verify_signature": False})
         forged = jwt.encode(claims, raw, algorithm="HS256", headers={"kid": header["kid"]})
+        self.assertNotEqual(forged, SERVICE_TOKEN)
         with self.assertRaises(jwt.InvalidTokenError):
             self.check(forged)
 
