@@ -259,3 +259,35 @@ fn readme_publishable_keys_run_as_written() {
     );
     assert!(server.stop().success(), "graceful shutdown");
 }
+
+/// The tokens section, run as written, on a server started with the federation section's
+/// configuration as written (so that it is one keygate accepts).
+#[test]
+fn readme_tokens_run_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keygate.toml");
+    std::fs::write(&path, block("federation-config")).unwrap();
+    let mut server =
+        ServerProcess::start(dir.path(), &[("KEYGATE_CONFIG", path.to_str().unwrap())]);
+    let (stdout, stderr, ok) = run_script(&block("tokens"), dir.path(), &server, Some(&path));
+    assert!(
+        ok,
+        "walkthrough failed\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver:\n{}",
+        server.log()
+    );
+    let lines: Vec<&str> = stdout.lines().map(str::trim).collect();
+    assert!(lines[0].starts_with("valid: key_"), "{stdout}");
+    assert_eq!(
+        lines[1..4],
+        ["invalid_scope", "GET /reports/*", "EdDSA"],
+        "{stdout}"
+    );
+    // The revocation prints the key; then its token is refused.
+    assert!(stdout.contains("pipeline retired"), "{stdout}");
+    assert_eq!(
+        lines[lines.len() - 2..],
+        ["refused: key_revoked", "token refused, as expected"],
+        "{stdout}"
+    );
+    assert!(server.stop().success(), "graceful shutdown");
+}

@@ -35,32 +35,17 @@ pub(super) struct IssuerFile {
     rules: Vec<RuleFile>,
 }
 
-/// Unknown fields are refused by the flattened grant (serde refuses them only there).
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RuleFile {
     name: String,
     /// Claims the token must carry for this rule: name (or JSON pointer) → pattern.
     #[serde(default, rename = "match")]
     matches: BTreeMap<String, String>,
-    /// The project, scopes and limits of each identity.
-    #[serde(flatten)]
-    grant: GrantFile,
-}
-
-fn matches(map: BTreeMap<String, String>) -> Vec<ClaimMatch> {
-    map.into_iter()
-        .map(|(claim, pattern)| ClaimMatch { claim, pattern })
-        .collect()
-}
-
-/// What a rule gives its principals: its scopes and limits, as `keygate keys create` takes
-/// them.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GrantFile {
-    /// The project (name or id) the principal acts in.
+    /// The project (name or id) each identity acts in.
     project: String,
     scopes: Vec<String>,
+    /// Limits of each identity, as `keygate keys create` takes them.
     #[serde(default)]
     rates: Vec<String>,
     #[serde(default)]
@@ -71,12 +56,29 @@ struct GrantFile {
     budgets: Vec<String>,
 }
 
+fn matches(map: BTreeMap<String, String>) -> Vec<ClaimMatch> {
+    map.into_iter()
+        .map(|(claim, pattern)| ClaimMatch { claim, pattern })
+        .collect()
+}
+
+/// What a rule gives its principals, as its table writes it.
+struct GrantFile<'a> {
+    project: &'a str,
+    scopes: &'a [String],
+    rates: &'a [String],
+    tokens: &'a [String],
+    concurrency: Option<u32>,
+    quota: Option<&'a str>,
+    budgets: &'a [String],
+}
+
 /// The scopes and limits of a grant; `what` names the rule in errors.
 fn grant(
-    file: &GrantFile,
+    file: &GrantFile<'_>,
     what: &dyn Fn(&str) -> ConfigError,
 ) -> Result<(Vec<Scope>, KeyLimits), ConfigError> {
-    let scopes = Scope::parse_list(&file.scopes).map_err(|e| what(&e.to_string()))?;
+    let scopes = Scope::parse_list(file.scopes).map_err(|e| what(&e.to_string()))?;
     if scopes.is_empty() {
         return Err(what("scopes: at least one"));
     }
@@ -90,12 +92,11 @@ fn grant(
             .collect()
     };
     let limits = KeyLimits {
-        requests: rates(&file.rates)?,
-        tokens: rates(&file.tokens)?,
+        requests: rates(file.rates)?,
+        tokens: rates(file.tokens)?,
         concurrency: file.concurrency,
         quota: file
             .quota
-            .as_deref()
             .map(Quota::parse)
             .transpose()
             .map_err(|e| what(e.expected))?,
@@ -112,26 +113,45 @@ fn grant(
 fn rule(file: RuleFile) -> Result<Rule, ConfigError> {
     let name = file.name;
     let what = |field: &str| ConfigError::BadFederation(format!("rule `{name}`: {field}"));
-    let (scopes, limits) = grant(&file.grant, &what)?;
+    let (scopes, limits) = grant(
+        &GrantFile {
+            project: &file.project,
+            scopes: &file.scopes,
+            rates: &file.rates,
+            tokens: &file.tokens,
+            concurrency: file.concurrency,
+            quota: file.quota.as_deref(),
+            budgets: &file.budgets,
+        },
+        &what,
+    )?;
     Ok(Rule {
         matches: matches(file.matches),
-        project: file.grant.project,
+        project: file.project,
         scopes,
         limits,
         name,
     })
 }
 
-/// `[[tls_clients]]`: what a client certificate whose name matches may do. Unknown fields are
-/// refused by the flattened grant.
+/// `[[tls_clients]]`: what a client certificate whose name matches may do.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct TlsClientFile {
     name: String,
     /// A pattern for a DNS name or URI (a SPIFFE ID) among the certificate's subject
     /// alternative names.
     san: String,
-    #[serde(flatten)]
-    grant: GrantFile,
+    project: String,
+    scopes: Vec<String>,
+    #[serde(default)]
+    rates: Vec<String>,
+    #[serde(default)]
+    tokens: Vec<String>,
+    concurrency: Option<u32>,
+    quota: Option<String>,
+    #[serde(default)]
+    budgets: Vec<String>,
 }
 
 pub(super) fn certificate_rules(
@@ -147,9 +167,20 @@ pub(super) fn certificate_rules(
         if file.san.is_empty() || file.san.len() > 512 {
             return Err(what("san is a pattern of 1 to 512 characters"));
         }
-        let (scopes, limits) = grant(&file.grant, &what)?;
+        let (scopes, limits) = grant(
+            &GrantFile {
+                project: &file.project,
+                scopes: &file.scopes,
+                rates: &file.rates,
+                tokens: &file.tokens,
+                concurrency: file.concurrency,
+                quota: file.quota.as_deref(),
+                budgets: &file.budgets,
+            },
+            &what,
+        )?;
         rules.push(CertificateRule {
-            project: file.grant.project,
+            project: file.project,
             san: file.san,
             scopes,
             limits,
@@ -337,8 +368,10 @@ mod tests {
         identity_settings(Some(toml::from_str(toml).unwrap()), BTreeMap::new())
     }
 
+    /// Unknown fields are refused as the file is read; the rest by the settings.
     fn federation(toml: &str) -> Result<IdentitySettings, ConfigError> {
-        identity_settings(None, toml::from_str(toml).unwrap())
+        let tables = toml::from_str(toml).map_err(|e| ConfigError::BadFederation(e.to_string()))?;
+        identity_settings(None, tables)
     }
 
     #[test]
