@@ -16,6 +16,7 @@ use crate::cli::StoreArgs;
 
 mod console;
 mod identity;
+mod tls;
 mod watch;
 
 /// Keys the file and the environment may set. Anything else in the file is an error.
@@ -95,7 +96,7 @@ struct RawConfig {
     tls_redirect_from: Option<String>,
     /// What client certificates may do; from the file only.
     #[serde(default)]
-    tls_clients: Vec<identity::TlsClientFile>,
+    tls_clients: Vec<tls::TlsClientFile>,
     /// The LLM gateway's tables; they come from the file only.
     #[serde(default)]
     gateway: keygate_llm::config::TuningFile,
@@ -348,42 +349,14 @@ pub fn resolve(
     let mut anomalies = watch::anomaly_settings(raw.anomalies)?;
     let console = console::console_settings(raw.console, &sources.env)?;
     let mut identity = identity::identity_settings(raw.tokens, raw.federation)?;
-    identity.certificates = identity::certificate_rules(raw.tls_clients)?;
-    if raw.tls_cert.is_none() && (raw.tls_client_ca.is_some() || raw.tls_redirect_from.is_some()) {
-        return Err(ConfigError::BadTls(
-            "tls_client_ca and tls_redirect_from need tls_cert and tls_key".into(),
-        ));
-    }
-    let tls = match (raw.tls_cert, raw.tls_key) {
-        (None, None) => None,
-        (Some(cert), Some(key)) => Some(keygate_server::http::TlsSettings {
-            cert,
-            key,
-            client_ca: raw.tls_client_ca,
-            redirect_from: raw
-                .tls_redirect_from
-                .map(|text| {
-                    text.parse().map_err(|_| {
-                        ConfigError::BadTls(format!(
-                            "tls_redirect_from: `{text}` is not an address such as 0.0.0.0:80"
-                        ))
-                    })
-                })
-                .transpose()?,
-        }),
-        _ => {
-            return Err(ConfigError::BadTls(
-                "tls_cert and tls_key go together: the certificate chain and its key".into(),
-            ));
-        }
-    };
-    let client_auth = tls.as_ref().is_some_and(|t| t.client_ca.is_some());
-    if !identity.certificates.is_empty() && !client_auth {
-        return Err(ConfigError::BadTls(
-            "[[tls_clients]] needs tls_client_ca: client certificates are verified against it"
-                .into(),
-        ));
-    }
+    let (tls, certificates) = tls::tls_settings(tls::TlsFields {
+        cert: raw.tls_cert,
+        key: raw.tls_key,
+        client_ca: raw.tls_client_ca,
+        redirect_from: raw.tls_redirect_from,
+        clients: raw.tls_clients,
+    })?;
+    identity.certificates = certificates;
     let notice_days = raw.key_expiry_notice_days.unwrap_or(7);
     if !(1..=365).contains(&notice_days) {
         return Err(ConfigError::BadExpiryNotice);

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use keygate_core::{Budget, KeyLimits, Quota, RequestRate, Scope};
-use keygate_identity::certificates::CertificateRule;
 use keygate_identity::federation::{ClaimMatch, Rule, TrustedIssuer};
 use keygate_server::service::{FederatedIssuer, IdentitySettings, JwksSource};
 use serde::Deserialize;
@@ -63,18 +62,18 @@ fn matches(map: BTreeMap<String, String>) -> Vec<ClaimMatch> {
 }
 
 /// What a rule gives its principals, as its table writes it.
-struct GrantFile<'a> {
-    project: &'a str,
-    scopes: &'a [String],
-    rates: &'a [String],
-    tokens: &'a [String],
-    concurrency: Option<u32>,
-    quota: Option<&'a str>,
-    budgets: &'a [String],
+pub(super) struct GrantFile<'a> {
+    pub project: &'a str,
+    pub scopes: &'a [String],
+    pub rates: &'a [String],
+    pub tokens: &'a [String],
+    pub concurrency: Option<u32>,
+    pub quota: Option<&'a str>,
+    pub budgets: &'a [String],
 }
 
 /// The scopes and limits of a grant; `what` names the rule in errors.
-fn grant(
+pub(super) fn grant(
     file: &GrantFile<'_>,
     what: &dyn Fn(&str) -> ConfigError,
 ) -> Result<(Vec<Scope>, KeyLimits), ConfigError> {
@@ -132,62 +131,6 @@ fn rule(file: RuleFile) -> Result<Rule, ConfigError> {
         limits,
         name,
     })
-}
-
-/// `[[tls_clients]]`: what a client certificate whose name matches may do.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct TlsClientFile {
-    name: String,
-    /// A pattern for a DNS name or URI (a SPIFFE ID) among the certificate's subject
-    /// alternative names.
-    san: String,
-    project: String,
-    scopes: Vec<String>,
-    #[serde(default)]
-    rates: Vec<String>,
-    #[serde(default)]
-    tokens: Vec<String>,
-    concurrency: Option<u32>,
-    quota: Option<String>,
-    #[serde(default)]
-    budgets: Vec<String>,
-}
-
-pub(super) fn certificate_rules(
-    files: Vec<TlsClientFile>,
-) -> Result<Vec<CertificateRule>, ConfigError> {
-    let mut rules: Vec<CertificateRule> = Vec::with_capacity(files.len());
-    for file in files {
-        let name = file.name;
-        let what = |field: &str| ConfigError::BadTls(format!("[[tls_clients]] `{name}`: {field}"));
-        if name.is_empty() || rules.iter().any(|r| r.name == name) {
-            return Err(what("each rule has a name of its own"));
-        }
-        if file.san.is_empty() || file.san.len() > 512 {
-            return Err(what("san is a pattern of 1 to 512 characters"));
-        }
-        let (scopes, limits) = grant(
-            &GrantFile {
-                project: &file.project,
-                scopes: &file.scopes,
-                rates: &file.rates,
-                tokens: &file.tokens,
-                concurrency: file.concurrency,
-                quota: file.quota.as_deref(),
-                budgets: &file.budgets,
-            },
-            &what,
-        )?;
-        rules.push(CertificateRule {
-            project: file.project,
-            san: file.san,
-            scopes,
-            limits,
-            name,
-        });
-    }
-    Ok(rules)
 }
 
 fn issuer(name: String, file: IssuerFile) -> Result<FederatedIssuer, ConfigError> {
