@@ -177,6 +177,10 @@ impl KeySet {
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::Algorithm);
         }
+        // RFC 9068 §4: an access token says so, so that no other JWT of the issuer passes.
+        if header.typ.as_deref() != Some(TOKEN_TYPE) {
+            return Err(TokenError::Malformed);
+        }
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
         let (_, decoding) = self
             .keys

@@ -1,4 +1,5 @@
-//! The cost of a verification on the hot path: parse, checksum, HMAC digest and a cache hit.
+//! The cost of a verification on the hot path: parse, checksum, HMAC digest and a cache hit;
+//! and for an access token, a remembered one and the signature check of a new one.
 //! Run with `cargo bench -p keygate-server --bench verify`; results go in docs/BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark set-up")]
 
@@ -64,6 +65,53 @@ fn verify(c: &mut Criterion) {
         b.iter(|| {
             let parsed = ApiKey::parse(black_box(&key)).unwrap();
             digest_key.digest(parsed.expose())
+        })
+    });
+
+    // An access token for the key: remembered after its first verification.
+    let token = runtime.block_on(async {
+        keygate.load_signing_keys().await.unwrap();
+        let request = keygate_server::service::TokenRequest::read(
+            b"grant_type=client_credentials",
+            Some(&format!("Bearer {key}")),
+            None,
+            None,
+        )
+        .unwrap();
+        let issued = keygate.issue_token(request).await.unwrap();
+        secrecy::ExposeSecret::expose_secret(&issued.access_token).to_owned()
+    });
+    let token_query = VerifyQuery {
+        key: &token,
+        ..query
+    };
+    let warm = runtime.block_on(keygate.verify(token_query)).unwrap();
+    assert!(matches!(warm, VerifyOutcome::Valid(_)));
+    c.bench_function("verify/token_remembered", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(keygate.verify(black_box(token_query)))
+                .unwrap()
+        })
+    });
+    let keys = keygate_identity::KeySet::from_jwks(keygate.jwks().as_bytes()).unwrap();
+    let issuer = keygate.token_issuer();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    c.bench_function("verify/token_signature", |b| {
+        b.iter(|| {
+            keys.verify(
+                black_box(&token),
+                keygate_identity::Expected {
+                    issuer: &issuer,
+                    audience: &issuer,
+                    now,
+                    leeway: 30,
+                },
+            )
+            .unwrap()
         })
     });
 

@@ -65,14 +65,18 @@ impl CachedKey {
     }
 
     /// The key as a token presents it: the same key (its limits, usage and state) with the
-    /// token's scopes.
+    /// token's scopes that the key still covers — a scope taken from the key since the token
+    /// was issued is gone from its tokens too.
     pub fn token_view(
         parent: &CachedKey,
         scopes: Vec<keygate_core::Scope>,
         token: TokenFacts,
     ) -> Self {
         let mut record = parent.record.clone();
-        record.scopes = scopes;
+        record.scopes = scopes
+            .into_iter()
+            .filter(|scope| parent.record.scopes.iter().any(|held| held.covers(scope)))
+            .collect();
         Self {
             record,
             secrets: Vec::new(),

@@ -406,7 +406,19 @@ pub(crate) async fn any_api_key(
     meta: &RequestMeta,
 ) -> Result<std::sync::Arc<crate::cache::CachedKey>, KeyRefusal> {
     use axum::http::StatusCode;
-    let Some(key) = bearer(headers) else {
+    let presented = bearer(headers);
+    // A source refused for its failed authentications gets nothing more looked at.
+    if (presented.is_some() || meta.certificate.is_some())
+        && let Some(wait) = state.anomalies.source_blocked(meta.client_ip)
+    {
+        return Err(KeyRefusal {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "source_blocked",
+            message: "too many failed authentications from this address; retry later".to_owned(),
+            retry_after: Some(wait),
+        });
+    }
+    let Some(key) = presented else {
         // Mutual TLS: a verified client certificate stands in for a key.
         if let Some(certificate) = &meta.certificate {
             return by_certificate(state, certificate).await;
@@ -419,15 +431,6 @@ pub(crate) async fn any_api_key(
             retry_after: None,
         });
     };
-    // A source refused for its failed authentications gets nothing more looked at.
-    if let Some(wait) = state.anomalies.source_blocked(meta.client_ip) {
-        return Err(KeyRefusal {
-            status: StatusCode::TOO_MANY_REQUESTS,
-            code: "source_blocked",
-            message: "too many failed authentications from this address; retry later".to_owned(),
-            retry_after: Some(wait),
-        });
-    }
     let outcome = state
         .keygate
         .verify(crate::service::VerifyQuery {

@@ -81,11 +81,25 @@ pub(crate) struct Names {
     pub audience: Arc<str>,
 }
 
-/// What a node holds: the settings, the key that signs now and every published key.
+/// What a node holds: the signing keys with when each starts signing, and every published
+/// key.
 #[derive(Debug)]
 struct Ring {
-    signer: Option<Arc<SigningKey>>,
+    signers: Vec<(keygate_identity::schedule::KeyTimes, Arc<SigningKey>)>,
     keys: KeySet,
+}
+
+impl Ring {
+    /// The key that signs at `now`, chosen when signing (not when the keys were read), so
+    /// the next key takes over at its time on every node alike.
+    fn signer(&self, now: keygate_core::Timestamp) -> Option<&Arc<SigningKey>> {
+        let times: Vec<_> = self.signers.iter().map(|(t, _)| t.clone()).collect();
+        let kid = keygate_identity::schedule::signer(&times, now).or_else(|| times.first())?;
+        self.signers
+            .iter()
+            .find(|(t, _)| t.kid == kid.kid)
+            .map(|(_, key)| key)
+    }
 }
 
 /// The identity state of one node.
@@ -126,7 +140,7 @@ impl Default for Identity {
                 audience: UNBOUND_ISSUER.into(),
             }),
             ring: RwLock::new(Arc::new(Ring {
-                signer: None,
+                signers: Vec::new(),
                 keys: KeySet::default(),
             })),
             verified: moka::sync::Cache::builder()

@@ -151,20 +151,27 @@ fn issuer(name: String, file: IssuerFile) -> Result<FederatedIssuer, ConfigError
     if file.audience.is_empty() || file.audience.len() > 256 {
         return Err(bad("audience is 1 to 256 characters"));
     }
+    // Keys fetched over plain HTTP could be replaced on the way: https, or a loopback address.
     let web_url = |text: &str| {
         url::Url::parse(text)
             .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .filter(|u| match (u.scheme(), u.host()) {
+                ("https", Some(_)) => true,
+                ("http", Some(url::Host::Domain(host))) => host == "localhost",
+                ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+                ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+                _ => false,
+            })
     };
     let jwks = match (file.jwks_url, file.jwks_file) {
         (Some(_), Some(_)) => return Err(bad("give jwks_url or jwks_file, not both")),
-        (Some(url), None) => {
-            JwksSource::Url(web_url(&url).ok_or(bad("jwks_url is an http(s) URL"))?)
-        }
+        (Some(url), None) => JwksSource::Url(web_url(&url).ok_or(bad(
+            "jwks_url is an https URL (http only on a loopback address)",
+        ))?),
         (None, Some(path)) => JwksSource::File(path),
         (None, None) => {
             web_url(&file.issuer).ok_or(bad(
-                "without jwks_url or jwks_file, issuer is an http(s) URL serving discovery",
+                "without jwks_url or jwks_file, issuer is an https URL serving discovery (http only on a loopback address)",
             ))?;
             JwksSource::Discovery
         }
@@ -172,6 +179,14 @@ fn issuer(name: String, file: IssuerFile) -> Result<FederatedIssuer, ConfigError
     if file.rules.is_empty() {
         return Err(bad(
             "at least one [[rules]] table says what its identities may do",
+        ));
+    }
+    // An issuer such as GitHub Actions signs tokens for anyone's workflows: with no claim to
+    // match, every one of them would pass.
+    if file.required.is_empty() && file.rules.iter().any(|r| r.matches.is_empty()) {
+        return Err(bad(
+            "name the claims its tokens must carry (`required`, or `match` in every rule): \
+             without them, any token of the issuer would pass",
         ));
     }
     let rules = file
@@ -368,7 +383,8 @@ mod tests {
         let base = |extra: &str, rule: &str| {
             format!("[ci]\nissuer = \"https://ci.example\"\naudience = \"kg\"\n{extra}\n{rule}")
         };
-        let rule = "[[ci.rules]]\nname = \"r\"\nproject = \"p\"\nscopes = [\"models:*\"]";
+        let rule = "[[ci.rules]]\nname = \"r\"\nproject = \"p\"\nscopes = [\"models:*\"]\n\
+                    match = { ref = \"refs/heads/main\" }";
         assert!(federation(&base("", rule)).is_ok());
         for (extra, rule) in [
             ("", ""),
@@ -384,6 +400,12 @@ mod tests {
             ),
             ("", &format!("{rule}\n{rule}")),
             ("", &format!("{rule}\nbudget = \"5/day\"")),
+            // Nothing to match: any token of the issuer would pass.
+            (
+                "",
+                "[[ci.rules]]\nname = \"r\"\nproject = \"p\"\nscopes = [\"a\"]",
+            ),
+            ("jwks_url = \"http://keys.example/jwks\"", rule),
         ] {
             assert!(federation(&base(extra, rule)).is_err(), "{extra} {rule}");
         }

@@ -1,7 +1,7 @@
 //! Trusted external issuers at run time: their keys fetched (from the JWKS URL, the issuer's
 //! discovery document, or a file) and refreshed, and each federated identity turned into the
 //! principal its rule describes (see `principals.rs`), counted per identity under an id
-//! derived from the issuer and the subject.
+//! derived from the issuer, the rule and the subject.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -209,7 +209,9 @@ impl Keygate {
         let Some(rule) = trusted.rules.get(rule) else {
             return Ok(None);
         };
-        let id = principal_id("fed", &[&trusted.name, subject]);
+        // One principal per rule: a subject two rules take (two workflows of one repository)
+        // gets each rule's project and limits, never the other's.
+        let id = principal_id("fed", &[&trusted.name, &rule.name, subject]);
         let grant = Grant {
             project: &rule.project,
             scopes: &rule.scopes,

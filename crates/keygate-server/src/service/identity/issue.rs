@@ -299,7 +299,7 @@ impl Keygate {
             }),
         };
         let ring = self.identity.ring();
-        let signer = ring.signer.as_ref().ok_or(OAuthError::Unavailable)?;
+        let signer = ring.signer(now).ok_or(OAuthError::Unavailable)?;
         let token = signer.sign(&claims).map_err(|_| OAuthError::Unavailable)?;
         if subject.key.is_stored() {
             self.last_used.record(&subject.key.record.id, now);

@@ -67,20 +67,13 @@ impl Keygate {
             tracing::info!(kid = key.kid(), "made the first token signing key");
             stored = self.store.signing_keys().await?;
         }
-        let now = self.clock.now();
-        let times: Vec<KeyTimes> = stored.iter().map(times).collect();
-        let signer_kid = schedule::signer(&times, now)
-            .or_else(|| times.first())
-            .map(|k| k.kid.clone());
         let mut publics = Vec::with_capacity(stored.len());
-        let mut signer = None;
+        let mut signers = Vec::with_capacity(stored.len());
         for row in &stored {
             match open(self.kek.as_ref(), row) {
                 Ok(key) => {
                     publics.push(key.public_key().clone());
-                    if signer_kid.as_deref() == Some(row.kid.as_str()) {
-                        signer = Some(Arc::new(key));
-                    }
+                    signers.push((times(row), Arc::new(key)));
                 }
                 Err(err) => {
                     tracing::error!(kid = %row.kid, error = %err, "a token signing key cannot be opened");
@@ -88,7 +81,7 @@ impl Keygate {
             }
         }
         self.identity.set_ring(Ring {
-            signer,
+            signers,
             keys: KeySet::new(publics),
         });
         Ok(())
