@@ -11,7 +11,9 @@ use keygate_core::{KeyLimits, Scope};
 pub struct CertificateRule {
     /// Unique; named in the tokens keygate issues to such a client.
     pub name: String,
-    /// A pattern (`*` for any run) for one of the certificate's subject alternative names.
+    /// A pattern (`*` for any run) for one of the certificate's subject alternative names:
+    /// a URI's (a SPIFFE ID) when it has a scheme (`spiffe://…`), else a DNS name's — never
+    /// one kind for the other.
     pub san: String,
     /// The project (name or id) the client acts in.
     pub project: String,
@@ -25,9 +27,11 @@ pub fn matching<'a, 'n>(
     rules: &'a [CertificateRule],
     names: &'n [String],
 ) -> Option<(usize, &'a CertificateRule, &'n str)> {
+    let is_uri = |text: &str| text.contains("://");
     rules.iter().enumerate().find_map(|(at, rule)| {
         names
             .iter()
+            .filter(|name| is_uri(name) == is_uri(&rule.san))
             .find(|name| pattern_matches(&rule.san, name))
             .map(|name| (at, rule, name.as_str()))
     })
@@ -64,5 +68,8 @@ mod tests {
         assert_eq!(matching(&rules, &host).map(|m| m.0), Some(2));
         let stranger = names(&["spiffe://other.org/ns/prod/sa/billing", "acme.internal"]);
         assert!(matching(&rules, &stranger).is_none());
+        // A DNS pattern never takes a URI that happens to end like a host name.
+        let posing = names(&["spiffe://other.org/ns/dev/sa/x.svc.acme.internal"]);
+        assert!(matching(&rules, &posing).is_none());
     }
 }

@@ -20,6 +20,8 @@ const MAX_CREDENTIAL: usize = 8 * 1024;
 const KEYS_REFRESH: Duration = Duration::from_secs(300);
 /// How soon after a fetch an unknown `kid` may cause another.
 const KEYS_REFETCH: Duration = Duration::from_secs(30);
+/// How soon a fetch is tried again after an attempt.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 /// Clock skew allowed between keygate and this service.
 const LEEWAY_SECS: i64 = 30;
 
@@ -37,6 +39,7 @@ pub enum SetupError {
 pub struct KeygateBuilder {
     base: String,
     audience: Option<String>,
+    tokens_online: bool,
     accepted_for: Duration,
     refused_for: Duration,
     capacity: u64,
@@ -44,10 +47,18 @@ pub struct KeygateBuilder {
 }
 
 impl KeygateBuilder {
-    /// Accept tokens issued for `audience` (this service's name), checked offline. Without
-    /// it, tokens are checked by the verify API, like keys.
+    /// Accept tokens issued for `audience` (this service's name), checked offline against
+    /// keygate's JWKS. Without an audience, no token is accepted: one issued for keygate
+    /// itself, or for another service, must not be replayed here.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audience = Some(audience.into());
+        self
+    }
+
+    /// Check tokens through the verify API (for the audience), like keys, rather than offline:
+    /// a revoked key's tokens are then refused as soon as a cached answer lapses.
+    pub fn tokens_online(mut self) -> Self {
+        self.tokens_online = true;
         self
     }
 
@@ -96,6 +107,7 @@ impl KeygateBuilder {
                 http,
                 base: self.base.trim_end_matches('/').to_owned(),
                 audience: self.audience,
+                tokens_online: self.tokens_online,
                 answers: moka::future::Cache::builder()
                     .max_capacity(self.capacity)
                     .expire_after(ForItsTtl)
@@ -104,6 +116,7 @@ impl KeygateBuilder {
                 refused_for: self.refused_for,
                 published: RwLock::new(None),
                 fetched_at: Mutex::new(None),
+                attempted_at: Mutex::new(None),
             }),
         })
     }
@@ -128,12 +141,14 @@ struct Inner {
     http: reqwest::Client,
     base: String,
     audience: Option<String>,
+    tokens_online: bool,
     /// Answers of the verify API by the SHA-256 of the credential (never the credential).
     answers: moka::future::Cache<[u8; 32], Answer>,
     accepted_for: Duration,
     refused_for: Duration,
     published: RwLock<Option<Arc<Published>>>,
     fetched_at: Mutex<Option<Instant>>,
+    attempted_at: Mutex<Option<Instant>>,
 }
 
 /// keygate's issuer and published keys, as last fetched.
@@ -169,6 +184,7 @@ impl Keygate {
         KeygateBuilder {
             base: base_url.into(),
             audience: None,
+            tokens_online: false,
             accepted_for: Duration::from_secs(30),
             refused_for: Duration::from_secs(10),
             capacity: 10_000,
@@ -183,23 +199,37 @@ impl Keygate {
                 code: "key_malformed".to_owned(),
             });
         }
+        if !looks_like_jwt(credential) {
+            return self.key(credential, None).await;
+        }
         match &self.inner.audience {
-            Some(audience) if looks_like_jwt(credential) => self.token(credential, audience).await,
-            _ => self.key(credential).await,
+            None => Err(Refusal::Refused {
+                code: "token_wrong_audience".to_owned(),
+            }),
+            Some(audience) if self.inner.tokens_online => {
+                self.key(credential, Some(audience)).await
+            }
+            Some(audience) => self.token(credential, audience).await,
         }
     }
 
-    /// A key (or, without an audience, a token) through the verify API, answers cached.
-    async fn key(&self, credential: &str) -> Result<Caller, Refusal> {
+    /// A key (or a token, for `audience`) through the verify API, answers cached — a
+    /// token's never past its expiry.
+    async fn key(&self, credential: &str, audience: Option<&str>) -> Result<Caller, Refusal> {
         let digest: [u8; 32] = Sha256::digest(credential.as_bytes()).into();
         if let Some(answer) = self.inner.answers.get(&digest).await {
             return answer.verdict.map(|caller| (*caller).clone());
         }
-        let verdict = self.ask(credential).await?;
-        let ttl = if verdict.is_ok() {
-            self.inner.accepted_for
-        } else {
-            self.inner.refused_for
+        let verdict = self.ask(credential, audience).await?;
+        let ttl = match &verdict {
+            Ok(caller) => match caller.credential {
+                Credential::Token { expires_at, .. } => {
+                    let left = u64::try_from(expires_at.saturating_sub(now_secs())).unwrap_or(0);
+                    self.inner.accepted_for.min(Duration::from_secs(left))
+                }
+                Credential::Key => self.inner.accepted_for,
+            },
+            Err(_) => self.inner.refused_for,
         };
         self.inner
             .answers
@@ -216,12 +246,16 @@ impl Keygate {
 
     /// One call of the verify API. `Err` when keygate could not answer (never cached); the
     /// verdict otherwise.
-    async fn ask(&self, credential: &str) -> Result<Result<Arc<Caller>, Refusal>, Refusal> {
+    async fn ask(
+        &self,
+        credential: &str,
+        audience: Option<&str>,
+    ) -> Result<Result<Arc<Caller>, Refusal>, Refusal> {
         let response = self
             .inner
             .http
             .post(format!("{}/v1/keys/verify", self.inner.base))
-            .json(&serde_json::json!({"key": credential}))
+            .json(&serde_json::json!({"key": credential, "audience": audience}))
             .send()
             .await
             .map_err(|err| {
@@ -335,6 +369,10 @@ impl Keygate {
         {
             return Ok(held.clone());
         }
+        // A fetch that failed a moment ago is not tried again by every request.
+        if !self.may_fetch_after_failure() {
+            return slot.clone().ok_or(Refusal::Unavailable);
+        }
         match self.fetch().await {
             Ok(fresh) => {
                 let fresh = Arc::new(fresh);
@@ -344,6 +382,20 @@ impl Keygate {
             // Keys held still verify while keygate cannot be reached.
             Err(err) => slot.clone().ok_or(err),
         }
+    }
+
+    /// Records an attempt; `false` when one was made in the last few seconds.
+    fn may_fetch_after_failure(&self) -> bool {
+        let mut at = self
+            .inner
+            .attempted_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if at.is_some_and(|at| at.elapsed() < RETRY_AFTER_FAILURE) {
+            return false;
+        }
+        *at = Some(Instant::now());
+        true
     }
 
     fn may_refetch(&self) -> bool {

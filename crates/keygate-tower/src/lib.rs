@@ -1,11 +1,11 @@
 //! A tower layer for Rust services that accept keygate keys and keygate access tokens.
 //!
 //! Keys are checked through keygate's verify API, with a cache of answers (accepted keys for
-//! a while, refused ones for a shorter while, both bounded). Tokens are checked offline
-//! against keygate's published keys (its JWKS, fetched through its discovery document and
-//! refreshed), for the audience this service names; without an audience, tokens go through
-//! the verify API like keys. Handlers read the caller — its key id, project and scopes — as
-//! the [`Caller`] extractor or request extension.
+//! a while, refused ones for a shorter while, both bounded). Tokens are accepted only when
+//! issued for the audience this service names, checked offline against keygate's published
+//! keys (its JWKS, fetched through its discovery document and refreshed) — or through the
+//! verify API with [`KeygateBuilder::tokens_online`]. Handlers read the caller — its key id,
+//! project and scopes — as the [`Caller`] extractor or request extension.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
@@ -28,10 +28,9 @@
 //! # }
 //! ```
 //!
-//! A token is accepted offline until it expires (at most keygate's token lifetime, 15 minutes
-//! by default), even if its key is revoked meanwhile; keygate itself refuses it at once. A
-//! service that must see a revocation at once leaves the audience out, so tokens are checked
-//! online too.
+//! A token checked offline is accepted until it expires (at most keygate's token lifetime, 15
+//! minutes by default), even if its key is revoked meanwhile; keygate itself refuses it at
+//! once. A service that must see a revocation sooner checks tokens online.
 
 mod caller;
 mod client;

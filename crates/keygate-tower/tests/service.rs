@@ -175,3 +175,57 @@ async fn an_unreachable_keygate_refuses_rather_than_lets_through() {
     let (status, _) = get(&url, Some(jwt_shaped)).await;
     assert_eq!(status, 503);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_need_an_audience_and_may_be_checked_online() {
+    let keygate = TestServer::start(Db::Sqlite).await.unwrap();
+    let api = keygate.api();
+    let reader = api
+        .create_key(
+            &keygate.owner_token,
+            json!({"project": "default", "name": "reader", "scopes": ["reports:read"]}),
+        )
+        .await;
+    let ours = token(
+        &keygate,
+        &reader.id,
+        &reader.secret,
+        &[("audience", AUDIENCE)],
+    )
+    .await;
+
+    // A service that names no audience takes no token: it would take anyone's.
+    let blind = serve(Keygate::builder(&keygate.base_url).build().unwrap()).await;
+    let (status, body) = get(&blind, Some(&ours)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("token_wrong_audience"))
+    );
+    assert_eq!(get(&blind, Some(&reader.secret)).await.0, 200);
+
+    // Online: keygate checks the audience and the key behind the token on each cache miss.
+    let online = serve(
+        Keygate::builder(&keygate.base_url)
+            .audience(AUDIENCE)
+            .tokens_online()
+            .cache_accepted_for(Duration::from_millis(300))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let (status, body) = get(&online, Some(&ours)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["caller"]["credential"], "token");
+    api.post(&format!("/admin/v1/keys/{}/suspend", reader.id))
+        .token(&keygate.owner_token)
+        .json(&json!({"reason": "looking into it"}))
+        .send()
+        .await
+        .expect(200);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (status, body) = get(&online, Some(&ours)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("key_suspended"))
+    );
+}

@@ -239,7 +239,7 @@ quota = "100/day"
     let out = run(ci_token(&ci, "refs/heads/feature")).await;
     assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
     assert!(
-        text(&out.stderr).contains("invalid_grant"),
+        text(&out.stderr).contains("invalid_request"),
         "{}",
         text(&out.stderr)
     );

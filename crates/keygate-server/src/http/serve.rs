@@ -43,6 +43,16 @@ pub async fn run(
         ),
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    if state.settings.identity.issuer.is_none()
+        && listener
+            .local_addr()
+            .is_ok_and(|addr| addr.ip().is_unspecified())
+    {
+        tracing::warn!(
+            "tokens are issued as http(s)://<listen address>, which names no host: set [tokens] \
+             issuer to the URL clients reach keygate at"
+        );
+    }
     state.keygate.configure_tokens(
         state.settings.identity.clone(),
         listener

@@ -230,22 +230,25 @@ impl super::Keygate {
         self.identity.ring().keys.jwks().to_owned()
     }
 
-    /// The OpenID Connect discovery document (also RFC 8414's authorization server metadata).
+    /// The OpenID Connect discovery document (also RFC 8414's authorization server metadata):
+    /// what keygate's token endpoint does, and where its keys are.
     pub fn openid_configuration(&self) -> serde_json::Value {
         let issuer = self.identity.names().issuer;
+        let mut methods = vec!["client_secret_basic", "client_secret_post"];
+        if !self.identity.settings().certificates.is_empty() {
+            methods.push("tls_client_auth");
+        }
         serde_json::json!({
             "issuer": issuer,
             "token_endpoint": format!("{issuer}/oauth/token"),
             "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-            "grant_types_supported": [
-                "client_credentials",
-                issue::TOKEN_EXCHANGE,
-            ],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "response_types_supported": ["token"],
+            "grant_types_supported": ["client_credentials", issue::TOKEN_EXCHANGE],
+            "token_endpoint_auth_methods_supported": methods,
+            // No authorization endpoint: no response type is served.
+            "response_types_supported": ["none"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["EdDSA"],
-            "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
+            "tls_client_certificate_bound_access_tokens": true,
         })
     }
 

@@ -204,6 +204,6 @@ async fn tokens_the_rules_or_checks_refuse() {
         assert_eq!(verdict["code"], code, "{}: {verdict}", claims(&token));
         exchange(&api, &token, &[])
             .await
-            .expect_error_oauth(400, "invalid_grant");
+            .expect_error_oauth(400, "invalid_request");
     }
 }

@@ -150,7 +150,7 @@ async fn audiences_tampering_and_expiry_are_refused() {
     // Nor can it be exchanged at keygate.
     exchange(&api, &theirs, &[])
         .await
-        .expect_error_oauth(400, "invalid_grant");
+        .expect_error_oauth(400, "invalid_request");
 
     let token = access_token(
         &client_credentials(&api, &parent.id, &parent.secret, &[])
@@ -229,7 +229,7 @@ async fn the_parents_state_stops_its_tokens_at_once() {
         .expect_error_oauth(401, "invalid_client");
     exchange(&api, &token, &[])
         .await
-        .expect_error_oauth(400, "invalid_grant");
+        .expect_error_oauth(400, "invalid_request");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

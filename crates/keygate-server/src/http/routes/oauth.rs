@@ -63,7 +63,7 @@ pub async fn token(
         Err(err) => {
             if err.failed_authentication() {
                 let rejection = match &err {
-                    OAuthError::InvalidGrant(Some(rejection), _) => *rejection,
+                    OAuthError::InvalidSubject(Some(rejection), _) => *rejection,
                     _ => keygate_core::KeyRejection::Invalid,
                 };
                 state

@@ -39,12 +39,19 @@ pub(crate) struct IssuerState {
     /// When the keys were last fetched (or the file last read), and the file's modification
     /// time then.
     fetched: Mutex<Option<(Instant, Option<SystemTime>)>>,
+    /// When a fetch was last tried, successful or not: an issuer that is down is not asked
+    /// again on every request.
+    attempted: Mutex<Option<Instant>>,
+    /// One fetch at a time.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 /// How often keys are fetched again, and how soon after a fetch an unknown `kid` may cause
 /// another.
 const REFRESH_EVERY: Duration = Duration::from_secs(300);
 const REFETCH_AFTER: Duration = Duration::from_secs(30);
+/// How soon an issuer whose keys could not be fetched at all is asked again by a request.
+const RETRY_EMPTY: Duration = Duration::from_secs(5);
 /// The most bytes of a JWKS or discovery document.
 const MAX_DOCUMENT: usize = 256 * 1024;
 
@@ -54,6 +61,8 @@ impl IssuerState {
             config,
             keys: RwLock::new(Arc::new(IssuerKeys::default())),
             fetched: Mutex::new(None),
+            attempted: Mutex::new(None),
+            fetching: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -62,6 +71,13 @@ impl IssuerState {
             .read()
             .map(|k| k.clone())
             .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    fn last_attempt(&self) -> Option<Instant> {
+        *self
+            .attempted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn last_fetch(&self) -> Option<(Instant, Option<SystemTime>)> {
@@ -85,8 +101,11 @@ impl Keygate {
                             if file_modified(path) != modified)
                 }
             };
-            if due && let Err(err) = self.fetch_issuer_keys(state).await {
-                tracing::warn!(issuer = %state.config.trusted.name, error = %err, "the keys of a trusted issuer could not be fetched");
+            if due {
+                let _one_at_a_time = state.fetching.lock().await;
+                if let Err(err) = self.fetch_issuer_keys(state).await {
+                    tracing::warn!(issuer = %state.config.trusted.name, error = %err, "the keys of a trusted issuer could not be fetched");
+                }
             }
         }
     }
@@ -108,27 +127,42 @@ impl Keygate {
     }
 
     /// The issuer's keys, fetched first when none are held, or when `kid` is unknown and the
-    /// last fetch is old enough (the issuer may have turned its keys over).
+    /// last attempt is old enough (the issuer may have turned its keys over). One fetch runs
+    /// at a time; a request that waited for one looks at its keys before fetching again.
     pub(super) async fn issuer_keys(
         &self,
         state: &IssuerState,
         kid: Option<&str>,
     ) -> Arc<IssuerKeys> {
+        let wanted = |keys: &IssuerKeys| !keys.is_empty() && kid.is_none_or(|kid| keys.knows(kid));
         let keys = state.keys();
-        let unknown = kid.is_some_and(|kid| !keys.knows(kid));
-        let may_fetch = state
-            .last_fetch()
-            .is_none_or(|(at, _)| at.elapsed() >= REFETCH_AFTER);
-        if (keys.is_empty() || unknown) && may_fetch {
-            if let Err(err) = self.fetch_issuer_keys(state).await {
-                tracing::warn!(issuer = %state.config.trusted.name, error = %err, "the keys of a trusted issuer could not be fetched");
-            }
-            return state.keys();
+        if wanted(&keys) {
+            return keys;
         }
-        keys
+        let _one_at_a_time = state.fetching.lock().await;
+        let keys = state.keys();
+        if wanted(&keys) {
+            return keys;
+        }
+        let wait = if keys.is_empty() {
+            RETRY_EMPTY
+        } else {
+            REFETCH_AFTER
+        };
+        if state.last_attempt().is_none_or(|at| at.elapsed() >= wait)
+            && let Err(err) = self.fetch_issuer_keys(state).await
+        {
+            tracing::warn!(issuer = %state.config.trusted.name, error = %err, "the keys of a trusted issuer could not be fetched");
+        }
+        state.keys()
     }
 
+    /// Fetches the keys; the caller holds `state.fetching`.
     async fn fetch_issuer_keys(&self, state: &IssuerState) -> Result<(), String> {
+        *state
+            .attempted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
         let (document, modified) = match &state.config.jwks {
             JwksSource::File(path) => {
                 let modified = file_modified(path);
@@ -147,6 +181,10 @@ impl Keygate {
                 let document: serde_json::Value =
                     serde_json::from_slice(&self.fetch_document(&url).await?)
                         .map_err(|_| "the discovery document is not JSON".to_owned())?;
+                // OpenID Connect Discovery §4.3: the document is the issuer's own.
+                if document["issuer"].as_str() != Some(state.config.trusted.issuer.as_str()) {
+                    return Err("the discovery document names another issuer".to_owned());
+                }
                 let jwks = document["jwks_uri"]
                     .as_str()
                     .and_then(|u| url::Url::parse(u).ok())

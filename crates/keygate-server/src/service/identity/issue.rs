@@ -176,9 +176,10 @@ pub enum OAuthError {
     InvalidRequest(String),
     #[error("{0}")]
     InvalidClient(String),
-    /// The presented credential (subject token) is not valid; the rejection says why.
+    /// The subject token (or key) is not valid; the rejection says why. RFC 8693 §2.2.2
+    /// answers it as `invalid_request`.
     #[error("{1}")]
-    InvalidGrant(Option<KeyRejection>, String),
+    InvalidSubject(Option<KeyRejection>, String),
     #[error("{0}")]
     UnauthorizedClient(String),
     #[error("the grant type is not supported: use client_credentials or token exchange")]
@@ -197,7 +198,7 @@ impl OAuthError {
         match self {
             Self::InvalidRequest(_) => "invalid_request",
             Self::InvalidClient(_) => "invalid_client",
-            Self::InvalidGrant(..) => "invalid_grant",
+            Self::InvalidSubject(..) => "invalid_request",
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope(_) => "invalid_scope",
@@ -208,7 +209,7 @@ impl OAuthError {
 
     /// Whether a credential was presented and refused (counted against the source).
     pub fn failed_authentication(&self) -> bool {
-        matches!(self, Self::InvalidClient(_) | Self::InvalidGrant(..))
+        matches!(self, Self::InvalidClient(_) | Self::InvalidSubject(..))
     }
 }
 
@@ -277,7 +278,7 @@ impl Keygate {
         let exp = expires_at.as_millis().div_euclid(1000);
         let iat = now.as_millis().div_euclid(1000);
         if exp <= iat {
-            return Err(OAuthError::InvalidGrant(
+            return Err(OAuthError::InvalidSubject(
                 None,
                 "the credential expires too soon to be exchanged".into(),
             ));
@@ -339,7 +340,7 @@ impl Keygate {
             .credential(key.expose_secret(), request)
             .await
             .map_err(|refused| match refused {
-                OAuthError::InvalidGrant(_, message) => OAuthError::InvalidClient(message),
+                OAuthError::InvalidSubject(_, message) => OAuthError::InvalidClient(message),
                 other => other,
             })?;
         if claimed_id.is_some_and(|id| !id.is_empty() && id != subject.key.record.id.as_str()) {
@@ -368,6 +369,10 @@ impl Keygate {
 
     /// RFC 8693: the subject token is a keygate key, a keygate token or a trusted issuer's.
     async fn subject_token(&self, request: &TokenRequest) -> Result<Subject, OAuthError> {
+        // A client that authenticates anyway must be a valid one (RFC 8693 §2.1).
+        if !matches!(request.client, ClientAuth::None) {
+            self.client_credentials(request).await?;
+        }
         let token = request.subject_token.as_ref().ok_or_else(|| {
             OAuthError::InvalidRequest("`subject_token` is required for a token exchange".into())
         })?;
@@ -401,7 +406,7 @@ impl Keygate {
         let key = match outcome {
             VerifyOutcome::Valid(key) => key,
             VerifyOutcome::Invalid(rejection, _) => {
-                return Err(OAuthError::InvalidGrant(
+                return Err(OAuthError::InvalidSubject(
                     Some(rejection),
                     rejection.to_string(),
                 ));
