@@ -33,6 +33,8 @@ pub enum AuditAction {
     SecretRead,
     SecretUnreadable,
     KekRotate,
+    /// Every token signing key withdrawn and a new one made (one may have leaked).
+    SigningKeysReplace,
     SecretRotationDue,
     AdminAuthFailed,
     AccessDenied,
@@ -84,6 +86,7 @@ impl AuditAction {
             Self::SecretRead => "secret.read",
             Self::SecretUnreadable => "secret.unreadable",
             Self::KekRotate => "kek.rotate",
+            Self::SigningKeysReplace => "tokens.signing_keys_replace",
             Self::SecretRotationDue => "secret.rotation_due",
             Self::AdminAuthFailed => "admin.auth_failed",
             Self::AccessDenied => "access.denied",

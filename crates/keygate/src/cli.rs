@@ -454,6 +454,23 @@ pub enum AdminCommand {
     /// Admin tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The keys that sign access tokens.
+    #[command(subcommand)]
+    SigningKeys(SigningKeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SigningKeysCommand {
+    /// Withdraw every token signing key and make a new one, for a key that may have leaked:
+    /// every access token issued so far stops verifying (on running servers within 30 s).
+    /// Prints the new key's kid.
+    Replace(LocalStoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LocalStoreArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -77,4 +77,54 @@ async fn on_both(db: Db) {
     assert_eq!(api.verify_code(&new).await, "token_expired");
 }
 
-keygate_testkit::on_both_databases!(on_both);
+/// A signing key that may have leaked is withdrawn at once, with every token it signed.
+async fn replaced(db: Db) {
+    let (server, _clock) = TestServer::start_frozen(db, T0).await.unwrap();
+    let api = server.api();
+    let parent = api
+        .create_key(
+            &server.owner_token,
+            json!({"project": "default", "name": "ci", "scopes": ["docs:read"]}),
+        )
+        .await;
+    let before = access_token(
+        &client_credentials(&api, &parent.id, &parent.secret, &[])
+            .await
+            .expect(200),
+    );
+    assert_eq!(api.verify_code(&before).await, "valid");
+    let old = kids(
+        &api.get("/.well-known/jwks.json")
+            .send()
+            .await
+            .expect(200)
+            .body,
+    );
+
+    let kid = server.keygate.replace_signing_keys().await.unwrap();
+    let now = kids(
+        &api.get("/.well-known/jwks.json")
+            .send()
+            .await
+            .expect(200)
+            .body,
+    );
+    assert_eq!(now, [kid.clone()]);
+    assert!(!old.contains(&kid));
+    assert_eq!(api.verify_code(&before).await, "token_invalid");
+    let after = access_token(
+        &client_credentials(&api, &parent.id, &parent.secret, &[])
+            .await
+            .expect(200),
+    );
+    assert_eq!(header(&after)["kid"], kid.as_str());
+    assert_eq!(api.verify_code(&after).await, "valid");
+    let events = api.audit_events(&server.owner_token).await;
+    let event = events
+        .iter()
+        .find(|e| e["action"] == "tokens.signing_keys_replace")
+        .expect("the replacement is audited");
+    assert_eq!(event["details"]["withdrawn"], json!(old));
+}
+
+keygate_testkit::on_both_databases!(on_both, replaced);

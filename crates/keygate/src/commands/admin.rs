@@ -11,7 +11,8 @@ use serde_json::json;
 use super::{local_settings, open_local};
 use crate::CliError;
 use crate::cli::{
-    AdminCommand, CreateTokenArgs, LocalListArgs, RevokeTokenArgs, RoleArg, StoreArgs, TokenCommand,
+    AdminCommand, CreateTokenArgs, LocalListArgs, RevokeTokenArgs, RoleArg, SigningKeysCommand,
+    StoreArgs, TokenCommand,
 };
 use crate::output::{self, note, out};
 
@@ -20,6 +21,16 @@ pub async fn run(config: Option<&Path>, command: AdminCommand) -> Result<(), Cli
         AdminCommand::Token(TokenCommand::Create(args)) => create_token(config, args).await,
         AdminCommand::Token(TokenCommand::List(args)) => list_tokens(config, args).await,
         AdminCommand::Token(TokenCommand::Revoke(args)) => revoke_token(config, args).await,
+        AdminCommand::SigningKeys(SigningKeysCommand::Replace(args)) => {
+            let (keygate, _) = local(config, &args.store).await?;
+            let kid = keygate
+                .replace_signing_keys()
+                .await
+                .map_err(service_error)?;
+            note("every earlier access token is refused; running servers follow within 30 s");
+            out(&kid);
+            Ok(())
+        }
     }
 }
 

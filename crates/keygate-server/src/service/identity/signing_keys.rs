@@ -111,6 +111,41 @@ impl Keygate {
         self.load_signing_keys().await
     }
 
+    /// Withdraws every signing key at once and makes a new one that signs from now, for a key
+    /// that may have leaked: every token issued so far stops verifying — on this node at
+    /// once, on the others when they next read the keys (within `refresh`). The new key is
+    /// stored before the old ones go, so there is never none. Audited as the local operator.
+    pub async fn replace_signing_keys(&self) -> Result<String, ServiceError> {
+        let now = self.clock.now();
+        let withdrawn: Vec<String> = self
+            .store
+            .signing_keys()
+            .await?
+            .into_iter()
+            .map(|row| row.kid)
+            .collect();
+        let key = SigningKey::generate().map_err(|_| ServiceError::Random)?;
+        self.store
+            .add_signing_key(&seal(self.kek.as_ref(), &key, now, now)?)
+            .await?;
+        for kid in &withdrawn {
+            self.store.delete_signing_key(kid).await?;
+        }
+        let mut audit =
+            keygate_core::AuditDraft::new("local", keygate_core::AuditAction::SigningKeysReplace);
+        audit.target = Some(key.kid().to_owned());
+        audit.details = serde_json::json!({ "withdrawn": withdrawn });
+        self.store.append_audit(&audit, now).await?;
+        self.load_signing_keys().await?;
+        self.identity.verified.invalidate_all();
+        tracing::warn!(
+            kid = key.kid(),
+            withdrawn = withdrawn.len(),
+            "every token signing key was replaced"
+        );
+        Ok(key.kid().to_owned())
+    }
+
     /// Keeps the signing keys current until `stop`: reads them every `refresh`, and turns them
     /// over when this node holds the lease.
     pub async fn run_signing_keys(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
