@@ -109,7 +109,7 @@ async fn replaced(db: Db) {
             .expect(200)
             .body,
     );
-    assert_eq!(now, [kid.clone()]);
+    assert_eq!(now, std::slice::from_ref(&kid));
     assert!(!old.contains(&kid));
     assert_eq!(api.verify_code(&before).await, "token_invalid");
     let after = access_token(
