@@ -72,8 +72,8 @@ async fn the_example_service_accepts_keys_and_tokens() {
         .await;
     let client = Keygate::builder(&keygate.base_url)
         .audience(AUDIENCE)
-        .cache_accepted_for(Duration::from_millis(500))
-        .cache_refused_for(Duration::from_millis(500))
+        .cache_accepted_for(Duration::from_secs(2))
+        .cache_refused_for(Duration::from_secs(2))
         .build()
         .unwrap();
     let url = serve(client).await;
@@ -137,7 +137,10 @@ async fn the_example_service_accepts_keys_and_tokens() {
     let (status, _) = get(&url, Some(&narrow)).await;
     assert_eq!(status, 403);
 
-    // The accepted key's answer is cached: a revocation shows once it lapses.
+    // The accepted key's answer is cached: a revocation shows once it lapses. A fresh answer
+    // first, so that the revocation lands well within its two seconds.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(get(&url, Some(&reader.secret)).await.0, 200);
     api.post(&format!("/admin/v1/keys/{}/revoke", reader.id))
         .token(owner)
         .json(&json!({"reason": "rotating the service's keys"}))
@@ -146,7 +149,7 @@ async fn the_example_service_accepts_keys_and_tokens() {
         .expect(200);
     let (cached, _) = get(&url, Some(&reader.secret)).await;
     assert_eq!(cached, 200, "the answer cached a moment ago");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let (status, body) = get(&url, Some(&reader.secret)).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
