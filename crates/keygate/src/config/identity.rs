@@ -35,24 +35,31 @@ pub(super) struct IssuerFile {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RuleFile {
     name: String,
     /// Claims the token must carry for this rule: name (or JSON pointer) → pattern.
     #[serde(default, rename = "match")]
     matches: BTreeMap<String, String>,
-    /// The project (name or id) each identity acts in.
-    project: String,
-    scopes: Vec<String>,
-    /// Limits of each identity, as `keygate keys create` takes them.
-    #[serde(default)]
-    rates: Vec<String>,
-    #[serde(default)]
-    tokens: Vec<String>,
-    concurrency: Option<u32>,
-    quota: Option<String>,
-    #[serde(default)]
-    budgets: Vec<String>,
+    #[serde(flatten)]
+    grant: GrantFile,
+    /// Whatever else the table holds: refused (serde cannot deny unknown fields beside a
+    /// flattened table).
+    #[serde(flatten)]
+    unknown: Unknown,
+}
+
+/// The fields of a table no one reads.
+pub(super) type Unknown = BTreeMap<String, serde::de::IgnoredAny>;
+
+/// Refuses a table with fields no one reads, naming the first.
+pub(super) fn no_unknown(
+    unknown: &Unknown,
+    what: &dyn Fn(&str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    match unknown.keys().next() {
+        Some(field) => Err(what(&format!("unknown field `{field}`"))),
+        None => Ok(()),
+    }
 }
 
 fn matches(map: BTreeMap<String, String>) -> Vec<ClaimMatch> {
@@ -61,23 +68,29 @@ fn matches(map: BTreeMap<String, String>) -> Vec<ClaimMatch> {
         .collect()
 }
 
-/// What a rule gives its principals, as its table writes it.
-pub(super) struct GrantFile<'a> {
-    pub project: &'a str,
-    pub scopes: &'a [String],
-    pub rates: &'a [String],
-    pub tokens: &'a [String],
+/// What a rule gives its principals: a project, scopes, and limits as `keygate keys
+/// create` takes them.
+#[derive(Debug, Deserialize)]
+pub(super) struct GrantFile {
+    /// The project (name or id) the principal acts in.
+    pub project: String,
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub rates: Vec<String>,
+    #[serde(default)]
+    pub tokens: Vec<String>,
     pub concurrency: Option<u32>,
-    pub quota: Option<&'a str>,
-    pub budgets: &'a [String],
+    pub quota: Option<String>,
+    #[serde(default)]
+    pub budgets: Vec<String>,
 }
 
 /// The scopes and limits of a grant; `what` names the rule in errors.
 pub(super) fn grant(
-    file: &GrantFile<'_>,
+    file: &GrantFile,
     what: &dyn Fn(&str) -> ConfigError,
 ) -> Result<(Vec<Scope>, KeyLimits), ConfigError> {
-    let scopes = Scope::parse_list(file.scopes).map_err(|e| what(&e.to_string()))?;
+    let scopes = Scope::parse_list(&file.scopes).map_err(|e| what(&e.to_string()))?;
     if scopes.is_empty() {
         return Err(what("scopes: at least one"));
     }
@@ -91,11 +104,12 @@ pub(super) fn grant(
             .collect()
     };
     let limits = KeyLimits {
-        requests: rates(file.rates)?,
-        tokens: rates(file.tokens)?,
+        requests: rates(&file.rates)?,
+        tokens: rates(&file.tokens)?,
         concurrency: file.concurrency,
         quota: file
             .quota
+            .as_deref()
             .map(Quota::parse)
             .transpose()
             .map_err(|e| what(e.expected))?,
@@ -112,21 +126,11 @@ pub(super) fn grant(
 fn rule(file: RuleFile) -> Result<Rule, ConfigError> {
     let name = file.name;
     let what = |field: &str| ConfigError::BadFederation(format!("rule `{name}`: {field}"));
-    let (scopes, limits) = grant(
-        &GrantFile {
-            project: &file.project,
-            scopes: &file.scopes,
-            rates: &file.rates,
-            tokens: &file.tokens,
-            concurrency: file.concurrency,
-            quota: file.quota.as_deref(),
-            budgets: &file.budgets,
-        },
-        &what,
-    )?;
+    no_unknown(&file.unknown, &what)?;
+    let (scopes, limits) = grant(&file.grant, &what)?;
     Ok(Rule {
         matches: matches(file.matches),
-        project: file.project,
+        project: file.grant.project,
         scopes,
         limits,
         name,

@@ -8,7 +8,7 @@ use keygate_server::http::TlsSettings;
 use serde::Deserialize;
 
 use super::ConfigError;
-use super::identity::{GrantFile, grant};
+use super::identity::{GrantFile, Unknown, grant, no_unknown};
 
 /// The TLS keys of the file (or their variables).
 pub(super) struct TlsFields {
@@ -21,22 +21,15 @@ pub(super) struct TlsFields {
 
 /// `[[tls_clients]]`: what a client certificate whose name matches may do.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct TlsClientFile {
     name: String,
     /// A pattern for a DNS name or URI (a SPIFFE ID) among the certificate's subject
     /// alternative names.
     san: String,
-    project: String,
-    scopes: Vec<String>,
-    #[serde(default)]
-    rates: Vec<String>,
-    #[serde(default)]
-    tokens: Vec<String>,
-    concurrency: Option<u32>,
-    quota: Option<String>,
-    #[serde(default)]
-    budgets: Vec<String>,
+    #[serde(flatten)]
+    grant: GrantFile,
+    #[serde(flatten)]
+    unknown: Unknown,
 }
 
 pub(super) fn certificate_rules(
@@ -52,20 +45,10 @@ pub(super) fn certificate_rules(
         if file.san.is_empty() || file.san.len() > 512 {
             return Err(what("san is a pattern of 1 to 512 characters"));
         }
-        let (scopes, limits) = grant(
-            &GrantFile {
-                project: &file.project,
-                scopes: &file.scopes,
-                rates: &file.rates,
-                tokens: &file.tokens,
-                concurrency: file.concurrency,
-                quota: file.quota.as_deref(),
-                budgets: &file.budgets,
-            },
-            &what,
-        )?;
+        no_unknown(&file.unknown, &what)?;
+        let (scopes, limits) = grant(&file.grant, &what)?;
         rules.push(CertificateRule {
-            project: file.project,
+            project: file.grant.project,
             san: file.san,
             scopes,
             limits,
@@ -167,6 +150,9 @@ mod tests {
             format!("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n{CLIENT}"),
             format!(
                 "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_client_ca = \"ca.pem\"\n{CLIENT}\n{CLIENT}"
+            ),
+            format!(
+                "tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntls_client_ca = \"ca.pem\"\n{CLIENT}\nbudget = \"5/day\""
             ),
         ] {
             assert!(tls_settings(fields(&bad)).is_err(), "{bad}");
