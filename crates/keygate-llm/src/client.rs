@@ -14,6 +14,8 @@ use crate::translate::ir::{ErrorKind, UpstreamError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientFormat {
     OpenAi,
+    /// OpenAI's Responses API: OpenAI's error shape; in a stream, an `error` event.
+    Responses,
     Anthropic,
 }
 
@@ -22,6 +24,7 @@ impl ClientFormat {
     pub fn wire(self) -> Format {
         match self {
             Self::OpenAi => Format::OpenAi,
+            Self::Responses => Format::Responses,
             Self::Anthropic => Format::Anthropic,
         }
     }
@@ -33,7 +36,7 @@ impl ClientFormat {
     /// An error body in this format.
     pub fn error_body(self, error: &ClientError<'_>) -> Value {
         match self {
-            Self::OpenAi => json!({
+            Self::OpenAi | Self::Responses => json!({
                 "error": {
                     "message": error.message,
                     "type": openai_type(error.kind),
@@ -57,6 +60,16 @@ impl ClientFormat {
         let body = self.error_body(error);
         match self {
             Self::OpenAi => format!("data: {body}\n\n"),
+            // The Responses API's `error` event: the error's fields at the top.
+            Self::Responses => {
+                let event = json!({
+                    "type": "error",
+                    "code": error.code,
+                    "message": error.message,
+                    "param": error.param,
+                });
+                format!("event: error\ndata: {event}\n\n")
+            }
             Self::Anthropic => format!("event: error\ndata: {body}\n\n"),
         }
     }

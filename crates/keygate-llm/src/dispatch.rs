@@ -111,7 +111,7 @@ impl Gateway {
                     attempts: 0,
                     deployment: None,
                 })?,
-            ClientFormat::OpenAi => None,
+            ClientFormat::OpenAi | ClientFormat::Responses => None,
         };
         let chain = std::iter::once(primary).chain(
             primary
@@ -298,8 +298,8 @@ impl Gateway {
         let spec = &deployment.spec;
         let timeouts = spec.timeouts;
         let deadline = started + timeouts.total;
-        let target = provider.preset.format;
         let client_format = inbound.format;
+        let target = provider.preset.format_for(client_format);
         // Whether the deployment speaks the client's format: then nothing is translated.
         let same = target == client_format.wire();
         let ask_usage = provider.preset.stream_usage_option && target == Format::OpenAi;
@@ -539,16 +539,22 @@ fn prepare(
     tuning: &crate::config::Tuning,
 ) -> Result<(Uri, Bytes), TranslateError> {
     let preset = &deployment.provider.preset;
+    let target = preset.format_for(inbound.format);
     let call = match inbound.endpoint {
         crate::Endpoint::Embeddings => Call::Embeddings,
         crate::Endpoint::CountTokens => Call::CountTokens,
-        crate::Endpoint::ChatCompletions | crate::Endpoint::Messages => Call::Chat {
+        _ if target == Format::Responses => Call::Responses {
+            stream: inbound.stream,
+        },
+        crate::Endpoint::ChatCompletions
+        | crate::Endpoint::Messages
+        | crate::Endpoint::Responses => Call::Chat {
             stream: inbound.stream,
         },
     };
     let url = deployment
         .url(call)
-        .ok_or_else(|| TranslateError::unsupported(inbound.endpoint.as_str(), preset.format))?
+        .ok_or_else(|| TranslateError::unsupported(inbound.endpoint.as_str(), target))?
         .clone();
     if inbound.endpoint == crate::Endpoint::Embeddings {
         return Ok((url, inbound.body_for(&deployment.spec.model, false)));
@@ -561,7 +567,7 @@ fn prepare(
         refuse_hints: deployment.refuse_hints,
         max_output: deployment.spec.max_output_tokens,
     };
-    let body = inbound.upstream_body(preset.format, &deployment.spec.model, &options)?;
+    let body = inbound.upstream_body(target, &deployment.spec.model, &options)?;
     Ok((url, body))
 }
 

@@ -50,6 +50,8 @@ pub(crate) struct Deployment {
     pub stream_url: Uri,
     pub embeddings_url: Option<Uri>,
     pub count_tokens_url: Option<Uri>,
+    /// OpenAI's Responses API, where the provider serves it.
+    pub responses_url: Option<Uri>,
     /// The provider's client, or one of its own when the deployment sets its connect timeout.
     pub client: Client,
     /// Whether the model reasons (takes an effort): see [`crate::translate::reasons`].
@@ -65,6 +67,7 @@ impl Deployment {
             Call::Chat { stream: true } => Some(&self.stream_url),
             Call::Embeddings => self.embeddings_url.as_ref(),
             Call::CountTokens => self.count_tokens_url.as_ref(),
+            Call::Responses { .. } => self.responses_url.as_ref(),
         }
     }
 }
@@ -255,6 +258,7 @@ impl Gateway {
                     stream_url: url(Call::Chat { stream: true })?.ok_or(ConfigError::HttpClient)?,
                     embeddings_url: url(Call::Embeddings)?,
                     count_tokens_url: url(Call::CountTokens)?,
+                    responses_url: url(Call::Responses { stream: false })?,
                     spec: spec.clone(),
                     provider,
                     health: shared,

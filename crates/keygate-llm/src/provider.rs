@@ -73,6 +73,20 @@ pub struct Preset {
     /// Whether a translated request names its limit `max_completion_tokens` (OpenAI and
     /// Azure, whose reasoning models refuse `max_tokens`) rather than `max_tokens`.
     pub max_completion_tokens: bool,
+    /// Whether the provider serves OpenAI's Responses API at `/responses`: a Responses
+    /// request goes there as the client sent it; to the others it is translated.
+    pub responses: bool,
+}
+
+impl Preset {
+    /// The format a deployment of this provider is spoken to in, for a client of `client`.
+    pub fn format_for(&self, client: ClientFormat) -> Format {
+        if client == ClientFormat::Responses && self.responses {
+            Format::Responses
+        } else {
+            self.format
+        }
+    }
 }
 
 impl ProviderKind {
@@ -84,10 +98,12 @@ impl ProviderKind {
             needs_credential: true,
             stream_usage_option,
             max_completion_tokens: false,
+            responses: false,
         };
         match self {
             Self::Openai => Preset {
                 max_completion_tokens: true,
+                responses: true,
                 ..hosted("https://api.openai.com/v1", true)
             },
             Self::Azure => Preset {
@@ -97,6 +113,7 @@ impl ProviderKind {
                 needs_credential: true,
                 stream_usage_option: true,
                 max_completion_tokens: true,
+                responses: false,
             },
             Self::Mistral => hosted("https://api.mistral.ai/v1", false),
             Self::Groq => hosted("https://api.groq.com/openai/v1", true),
@@ -112,6 +129,7 @@ impl ProviderKind {
                 needs_credential: false,
                 stream_usage_option: true,
                 max_completion_tokens: false,
+                responses: false,
             },
             Self::Vllm => Preset {
                 base_url: Some("http://127.0.0.1:8000/v1"),
@@ -120,6 +138,7 @@ impl ProviderKind {
                 needs_credential: false,
                 stream_usage_option: true,
                 max_completion_tokens: false,
+                responses: false,
             },
             Self::OpenaiCompatible => Preset {
                 base_url: None,
@@ -128,6 +147,7 @@ impl ProviderKind {
                 needs_credential: false,
                 stream_usage_option: false,
                 max_completion_tokens: false,
+                responses: false,
             },
             // Both report usage in every stream without being asked.
             Self::Anthropic => Preset {
@@ -137,6 +157,7 @@ impl ProviderKind {
                 needs_credential: true,
                 stream_usage_option: false,
                 max_completion_tokens: false,
+                responses: false,
             },
             Self::Gemini => Preset {
                 base_url: Some("https://generativelanguage.googleapis.com/v1beta"),
@@ -145,6 +166,7 @@ impl ProviderKind {
                 needs_credential: true,
                 stream_usage_option: false,
                 max_completion_tokens: false,
+                responses: false,
             },
         }
     }
@@ -180,6 +202,8 @@ pub enum Endpoint {
     Messages,
     /// Anthropic's `/v1/messages/count_tokens`.
     CountTokens,
+    /// OpenAI's `/v1/responses`.
+    Responses,
 }
 
 impl Endpoint {
@@ -190,6 +214,7 @@ impl Endpoint {
             Self::Embeddings => "embeddings",
             Self::Messages => "messages",
             Self::CountTokens => "messages.count_tokens",
+            Self::Responses => "responses",
         }
     }
 
@@ -198,6 +223,7 @@ impl Endpoint {
         match self {
             Self::ChatCompletions | Self::Embeddings => ClientFormat::OpenAi,
             Self::Messages | Self::CountTokens => ClientFormat::Anthropic,
+            Self::Responses => ClientFormat::Responses,
         }
     }
 }
@@ -211,6 +237,10 @@ pub enum Call {
     Embeddings,
     /// Anthropic's token count of a Messages request.
     CountTokens,
+    /// OpenAI's Responses API, where the provider serves it (see [`Preset::responses`]).
+    Responses {
+        stream: bool,
+    },
 }
 
 /// The URL of `call` for a deployment of `model` at `base_url`, or `None` when the provider
@@ -228,6 +258,9 @@ pub fn endpoint_url(
     let openai_path = match call {
         Call::Chat { .. } => "chat/completions",
         Call::Embeddings => "embeddings",
+        Call::Responses { .. } => {
+            return kind.preset().responses.then(|| format!("{base}/responses"));
+        }
         Call::CountTokens => {
             return (kind == ProviderKind::Anthropic)
                 .then(|| format!("{base}/messages/count_tokens"));

@@ -56,6 +56,8 @@ struct Peek<'a> {
     tools: Option<&'a RawValue>,
     max_tokens: Option<&'a RawValue>,
     max_completion_tokens: Option<&'a RawValue>,
+    max_output_tokens: Option<&'a RawValue>,
+    instructions: Option<&'a RawValue>,
 }
 
 /// Top-level keys the gateway reads. Another spelling of one of them (`MODEL`, `Stream`) is
@@ -108,6 +110,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Peek<'a> {
                         // Read for the limits, which reserve the most output a request allows.
                         "max_tokens" => &mut peek.max_tokens,
                         "max_completion_tokens" => &mut peek.max_completion_tokens,
+                        // The Responses API's names for the same.
+                        "max_output_tokens" => &mut peek.max_output_tokens,
+                        "instructions" => &mut peek.instructions,
                         other => {
                             if READ_KEYS.iter().any(|k| k.eq_ignore_ascii_case(other)) {
                                 return Err(serde::de::Error::custom(PeekRefusal::CaseVariant));
@@ -243,7 +248,7 @@ impl Inbound {
                     None => return Err(RequestError::field("messages", "required")),
                 }
             }
-            Endpoint::Embeddings => {
+            Endpoint::Embeddings | Endpoint::Responses => {
                 if peek.input.is_none() {
                     return Err(RequestError::field("input", "required"));
                 }
@@ -278,9 +283,15 @@ impl Inbound {
             .unwrap_or(false);
         let model_span = span(&body, raw_model);
         let count = |raw: Option<&RawValue>| raw.and_then(|raw| raw.get().parse::<u64>().ok());
-        let max_output = count(peek.max_completion_tokens).or(count(peek.max_tokens));
-        let prompt =
-            [peek.messages, peek.system, peek.tools].map(|raw| raw.map(|raw| span(&body, raw)));
+        let max_output = count(peek.max_completion_tokens)
+            .or(count(peek.max_tokens))
+            .or(count(peek.max_output_tokens));
+        let prompt = match endpoint {
+            // The Responses API's conversation is its input, its system prompt instructions.
+            Endpoint::Responses => [peek.input, peek.instructions, peek.tools],
+            _ => [peek.messages, peek.system, peek.tools],
+        }
+        .map(|raw| raw.map(|raw| span(&body, raw)));
         Ok(Self {
             endpoint,
             format: endpoint.format(),

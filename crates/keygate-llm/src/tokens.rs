@@ -156,6 +156,12 @@ struct Message<'a> {
     /// OpenAI's tool calls of an assistant turn.
     #[serde(borrow, default)]
     tool_calls: Option<Vec<Tool<'a>>>,
+    /// A Responses API `function_call` item's arguments.
+    #[serde(borrow, default)]
+    arguments: Option<Text<'a>>,
+    /// A Responses API `function_call_output` item's output.
+    #[serde(borrow, default)]
+    output: Option<Content<'a>>,
 }
 
 /// A tool definition (Anthropic's, or OpenAI's `function`) or an OpenAI tool call.
@@ -201,10 +207,21 @@ impl Prompt {
         if let Some(system) = self.part::<Content<'_>>(&self.system) {
             total += 3 + content(&system, &text);
         }
-        for message in self
+        // The Responses API's input may be one string: a single user message.
+        let messages = self
             .part::<Vec<Message<'_>>>(&self.messages)
-            .unwrap_or_default()
-        {
+            .or_else(|| {
+                let text = self.part::<Text<'_>>(&self.messages)?;
+                Some(vec![Message {
+                    content: Some(Content::Text(text)),
+                    name: None,
+                    tool_calls: None,
+                    arguments: None,
+                    output: None,
+                }])
+            })
+            .unwrap_or_default();
+        for message in messages {
             total += 3;
             total += message.content.as_ref().map_or(0, |c| content(c, &text));
             if let Some(name) = &message.name {
@@ -213,6 +230,8 @@ impl Prompt {
             for call in message.tool_calls.iter().flatten() {
                 total += tool(call, &text);
             }
+            total += message.arguments.as_deref().map_or(0, text);
+            total += message.output.as_ref().map_or(0, |c| content(c, &text));
         }
         for definition in self.part::<Vec<Tool<'_>>>(&self.tools).unwrap_or_default() {
             total += tool(&definition, &text);

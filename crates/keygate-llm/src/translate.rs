@@ -1,5 +1,5 @@
-//! Translation between the wire formats keygate speaks: OpenAI's Chat Completions, Anthropic's
-//! Messages and Gemini's `generateContent`. Every format is read into one common form
+//! Translation between the wire formats keygate speaks: OpenAI's Chat Completions and
+//! Responses, Anthropic's Messages and Gemini's `generateContent`. Every format is read into one common form
 //! ([`ir`]) and written from it: requests, whole responses, streams event by event, and
 //! errors. For every field a client sends there is a written decision — translate, drop as a
 //! hint, or refuse — in `translate/DECISIONS.md`, kept next to this code: content the target
@@ -15,6 +15,7 @@ pub mod anthropic;
 pub mod gemini;
 pub mod ir;
 pub mod openai;
+pub mod responses;
 mod stream;
 mod value;
 
@@ -27,6 +28,8 @@ pub use self::stream::{StreamDecoder, StreamEncoder};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
     OpenAi,
+    /// OpenAI's Responses API.
+    Responses,
     Anthropic,
     Gemini,
 }
@@ -35,6 +38,7 @@ impl Format {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::OpenAi => "openai",
+            Self::Responses => "responses",
             Self::Anthropic => "anthropic",
             Self::Gemini => "gemini",
         }
@@ -157,6 +161,9 @@ pub(crate) fn field_name(source: Format, field: &'static str) -> &'static str {
         (Format::Anthropic, "user") => "metadata.user_id",
         (Format::Anthropic, "stop") => "stop_sequences",
         (Format::OpenAi, "thinking") => "reasoning_effort",
+        (Format::Responses, "thinking") => "reasoning.effort",
+        (Format::Responses, "max_tokens") => "max_output_tokens",
+        (Format::Responses, "user") => "safety_identifier",
         _ => field,
     }
 }
@@ -175,6 +182,7 @@ pub struct DecodeError(pub Format);
 pub fn read_request(format: ClientFormat, body: &[u8]) -> Result<ir::ChatRequest, TranslateError> {
     match format {
         ClientFormat::OpenAi => openai::decode_request(body),
+        ClientFormat::Responses => responses::decode_request(body),
         ClientFormat::Anthropic => anthropic::decode_request(body),
     }
 }
@@ -244,6 +252,7 @@ pub fn encode_request(
     let options = &options;
     let value = match format {
         Format::OpenAi => openai::encode_request(request, model, options)?,
+        Format::Responses => responses::encode_request(request, model, options)?,
         Format::Anthropic => anthropic::encode_request(request, model, options)?,
         Format::Gemini => gemini::encode_request(request, options)?,
     };
@@ -314,7 +323,7 @@ pub fn reasons(format: Format, model: &str) -> bool {
         .unwrap_or(model)
         .to_ascii_lowercase();
     match format {
-        Format::OpenAi => {
+        Format::OpenAi | Format::Responses => {
             name.starts_with("gpt-5")
                 || (name.starts_with('o') && name[1..].starts_with(|c: char| c.is_ascii_digit()))
         }
@@ -340,6 +349,7 @@ impl Default for TargetOptions {
 pub fn decode_response(format: Format, body: &[u8]) -> Result<ir::ChatResponse, DecodeError> {
     match format {
         Format::OpenAi => openai::decode_response(body),
+        Format::Responses => responses::decode_response(body),
         Format::Anthropic => anthropic::decode_response(body),
         Format::Gemini => gemini::decode_response(body),
     }
@@ -350,6 +360,7 @@ pub fn decode_response(format: Format, body: &[u8]) -> Result<ir::ChatResponse, 
 pub fn encode_response(format: Format, response: &ir::ChatResponse) -> Bytes {
     let value = match format {
         Format::OpenAi => openai::encode_response(response),
+        Format::Responses => responses::encode_response(response),
         Format::Anthropic => anthropic::encode_response(response),
         Format::Gemini => gemini::encode_response(response),
     };
@@ -359,7 +370,7 @@ pub fn encode_response(format: Format, response: &ir::ChatResponse) -> Bytes {
 /// Reads an upstream's error body; an unreadable one is described by its status alone.
 pub fn decode_error(format: Format, status: u16, body: &[u8]) -> ir::UpstreamError {
     let message = match format {
-        Format::OpenAi => openai::error_message(body),
+        Format::OpenAi | Format::Responses => openai::error_message(body),
         Format::Anthropic => anthropic::error_message(body),
         Format::Gemini => gemini::error_message(body),
     };

@@ -27,8 +27,17 @@ use keygate_llm::translate::{
 };
 use serde_json::{Value, json};
 
-const CLIENTS: [ClientFormat; 2] = [ClientFormat::OpenAi, ClientFormat::Anthropic];
-const UPSTREAMS: [Format; 3] = [Format::OpenAi, Format::Anthropic, Format::Gemini];
+const CLIENTS: [ClientFormat; 3] = [
+    ClientFormat::OpenAi,
+    ClientFormat::Responses,
+    ClientFormat::Anthropic,
+];
+const UPSTREAMS: [Format; 4] = [
+    Format::OpenAi,
+    Format::Responses,
+    Format::Anthropic,
+    Format::Gemini,
+];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance")
@@ -62,13 +71,14 @@ fn check(name: &str, value: &Value) {
     });
 }
 
-/// `created` is the time of translation: the one field that differs from run to run.
+/// `created` (`created_at` in the Responses API) is the time of translation: the one field
+/// that differs from run to run.
 fn redact_created(value: Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.into_iter()
                 .map(|(key, value)| {
-                    if key == "created" {
+                    if key == "created" || key == "created_at" {
                         (key, json!("[created]"))
                     } else {
                         (key, redact_created(value))

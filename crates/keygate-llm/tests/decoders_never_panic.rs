@@ -23,7 +23,12 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::Value;
 
-const FORMATS: [Format; 3] = [Format::OpenAi, Format::Anthropic, Format::Gemini];
+const FORMATS: [Format; 4] = [
+    Format::OpenAi,
+    Format::Responses,
+    Format::Anthropic,
+    Format::Gemini,
+];
 
 fn any_format() -> impl Strategy<Value = Format> {
     proptest::sample::select(FORMATS.to_vec())
@@ -50,13 +55,14 @@ fn fixtures(folder: &str) -> Vec<Vec<u8>> {
 fn slot(format: Format) -> usize {
     match format {
         Format::OpenAi => 0,
-        Format::Anthropic => 1,
-        Format::Gemini => 2,
+        Format::Responses => 1,
+        Format::Anthropic => 2,
+        Format::Gemini => 3,
     }
 }
 
 /// Each format's streams, as their events' data, from the stream fixtures.
-static STREAMS: LazyLock<[Vec<Vec<Vec<u8>>>; 3]> = LazyLock::new(|| {
+static STREAMS: LazyLock<[Vec<Vec<Vec<u8>>>; 4]> = LazyLock::new(|| {
     FORMATS.map(|format| {
         fixtures(&format!("streams/{format}"))
             .into_iter()
@@ -76,15 +82,15 @@ static STREAMS: LazyLock<[Vec<Vec<Vec<u8>>>; 3]> = LazyLock::new(|| {
 });
 
 /// Each format's stream events, from all its streams.
-static EVENTS: LazyLock<[Vec<Vec<u8>>; 3]> =
+static EVENTS: LazyLock<[Vec<Vec<u8>>; 4]> =
     LazyLock::new(|| STREAMS.each_ref().map(|streams| streams.concat()));
 
 /// Each format's whole answers.
-static RESPONSES: LazyLock<[Vec<Vec<u8>>; 3]> =
+static RESPONSES: LazyLock<[Vec<Vec<u8>>; 4]> =
     LazyLock::new(|| FORMATS.map(|format| fixtures(&format!("responses/{format}"))));
 
 /// Each client format's requests; Gemini requests are not accepted, so it has none.
-static REQUESTS: LazyLock<[Vec<Vec<u8>>; 3]> = LazyLock::new(|| {
+static REQUESTS: LazyLock<[Vec<Vec<u8>>; 4]> = LazyLock::new(|| {
     FORMATS.map(|format| match format {
         Format::Gemini => Vec::new(),
         _ => fixtures(&format!("requests/{format}")),
@@ -774,7 +780,11 @@ proptest! {
     /// written for it: nothing panics, and what is written is a JSON object.
     #[test]
     fn broken_requests_translate_without_panicking(
-        source in proptest::sample::select(vec![ClientFormat::OpenAi, ClientFormat::Anthropic]),
+        source in proptest::sample::select(vec![
+            ClientFormat::OpenAi,
+            ClientFormat::Responses,
+            ClientFormat::Anthropic,
+        ]),
         target in any_format(),
         pick in any::<Index>(),
         mutation in mutation(),
@@ -843,7 +853,11 @@ proptest! {
         for format in FORMATS {
             let error = translate::decode_error(format, status, &body);
             prop_assert_eq!(error.kind, ErrorKind::from_status(status));
-            for client in [ClientFormat::OpenAi, ClientFormat::Anthropic] {
+            for client in [
+                ClientFormat::OpenAi,
+                ClientFormat::Responses,
+                ClientFormat::Anthropic,
+            ] {
                 let written = translate::encode_error(client, &error, "upstream_error");
                 let value: Value = serde_json::from_slice(&written).unwrap();
                 prop_assert!(value.is_object());

@@ -15,8 +15,13 @@ use keygate_llm::translate::{self, Format, StreamDecoder, StreamEncoder};
 use proptest::prelude::*;
 use serde_json::Value;
 
-const FORMATS: [Format; 3] = [Format::OpenAi, Format::Anthropic, Format::Gemini];
-const CLIENTS: [Format; 2] = [Format::OpenAi, Format::Anthropic];
+const FORMATS: [Format; 4] = [
+    Format::OpenAi,
+    Format::Responses,
+    Format::Anthropic,
+    Format::Gemini,
+];
+const CLIENTS: [Format; 3] = [Format::OpenAi, Format::Responses, Format::Anthropic];
 
 /// An answer with text pieces and tool calls whose arguments come in pieces.
 #[derive(Debug, Clone)]

@@ -669,10 +669,15 @@ async fn prepaid_credits_draw_down_and_are_topped_up(db: Db) {
         .partition(|e| e["details"]["granted_usd"] == "0.030000");
     assert_eq!(after.len(), 1, "{low:?}");
     assert!(
-        before.len() <= 1 && before.iter().all(|e| e["details"]["granted_usd"] == "0.020000"),
+        before.len() <= 1
+            && before
+                .iter()
+                .all(|e| e["details"]["granted_usd"] == "0.020000"),
         "{low:?}"
     );
-    let remaining = after[0]["details"]["remaining_usd"].as_str().unwrap_or_default();
+    let remaining = after[0]["details"]["remaining_usd"]
+        .as_str()
+        .unwrap_or_default();
     assert!(["0.002000", "0.001000"].contains(&remaining), "{remaining}");
     call().await.expect_error(429, "credits_exhausted");
     // Spent once per amount granted: before the top-up, and after it.

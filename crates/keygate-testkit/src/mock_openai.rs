@@ -1,5 +1,5 @@
 //! A mock OpenAI upstream on `127.0.0.1:0` speaking the real wire format: Chat Completions
-//! (JSON and server-sent events, tool calls, usage), embeddings, the model list, OpenAI's
+//! (JSON and server-sent events, tool calls, usage), the Responses API, embeddings, the model list, OpenAI's
 //! error bodies and Azure OpenAI's deployment paths, with scripted failures for gateway tests.
 //!
 //! Replies come from a queue ([`MockOpenAi::push`]); when it is empty, the upstream model name
@@ -7,6 +7,7 @@
 //! (checked in that order) gets that behaviour, any other a greeting naming the mock.
 
 mod chat;
+mod responses;
 pub(crate) mod stream;
 pub(crate) mod wire;
 
@@ -141,6 +142,7 @@ pub(crate) async fn serve(listener: TcpListener, app: Router) {
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai_chat))
+        .route("/v1/responses", post(openai_responses))
         .route("/v1/embeddings", post(openai_embeddings))
         .route("/v1/models", get(models))
         .route(
@@ -212,6 +214,14 @@ async fn openai_chat(
     body: Bytes,
 ) -> Response {
     chat::chat(shared, &headers, &body, None).await
+}
+
+async fn openai_responses(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    responses::responses(shared, &headers, &body).await
 }
 
 async fn azure_chat(

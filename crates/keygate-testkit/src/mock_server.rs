@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     pub(crate) abandoned: Arc<AtomicUsize>,
     /// `Hang` replies whose client went away.
     pub(crate) hangs_dropped: Arc<AtomicUsize>,
+    /// Ids of the Responses API answers kept (`store` not false), for `previous_response_id`.
+    pub(crate) stored: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Shared {
@@ -69,6 +71,7 @@ impl MockServer {
             key: key.to_owned(),
             replies: Mutex::new(VecDeque::new()),
             seen: Mutex::new(Vec::new()),
+            stored: Mutex::default(),
             completions: AtomicU64::new(0),
             abandoned: Arc::new(AtomicUsize::new(0)),
             hangs_dropped: Arc::new(AtomicUsize::new(0)),

@@ -1,7 +1,9 @@
 //! The official OpenAI Python SDK, unchanged, against `keygate serve`: chat (JSON and
 //! streamed), parallel tool calls, embeddings, the model list and the SDK's error classes,
 //! through a mock OpenAI upstream, and chat and tools through mock Anthropic and Gemini
-//! upstreams, translated. The suite itself is `tests/python/openai_sdk_test.py`;
+//! upstreams, translated; and the Responses API (`tests/python/responses_sdk_test.py`) served
+//! by OpenAI's own, by a chat-only server, by Anthropic and by Gemini. The first suite is
+//! `tests/python/openai_sdk_test.py`;
 //! `scripts/pyenv` installs the pinned SDK and names its interpreter in `KEYGATE_TEST_PYTHON`.
 #![allow(
     clippy::unwrap_used,
@@ -251,4 +253,125 @@ async fn the_official_python_sdk_works_through_the_gateway() {
     assert_eq!(row["errors"].as_u64(), Some(2), "{row}");
     assert!(row["prompt_tokens"].as_u64().unwrap() > 0, "{row}");
     assert!(row["completion_tokens"].as_u64().unwrap() > 0, "{row}");
+}
+
+/// The OpenAI deployments again, as a chat-only OpenAI-compatible server would serve them.
+const CHAT_ONLY: &str = r#"
+[providers.compat]
+kind = "openai-compatible"
+base_url = "{origin}/v1"
+credential = "secret::upstream"
+
+[model_groups.compat]
+deployments = [{ provider = "compat", model = "gpt-4o-mini" }]
+
+[model_groups.compat-tools]
+deployments = [{ provider = "compat", model = "gpt-tools" }]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdks_responses_api_works_on_every_provider() {
+    let python = python::python();
+    let upstream = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
+    let anthropic = MockAnthropic::start("anthropic", ANTHROPIC_KEY)
+        .await
+        .unwrap();
+    let gemini = MockGemini::start("gemini", GEMINI_KEY).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("keygate.toml");
+    let config =
+        config(&upstream, &anthropic, &gemini) + &CHAT_ONLY.replace("{origin}", &upstream.origin());
+    std::fs::write(&config_path, config).unwrap();
+    let server = ServerProcess::start(
+        dir.path(),
+        &[
+            ("KEYGATE_CONFIG", config_path.to_str().unwrap()),
+            ("UPSTREAM_ANTHROPIC_KEY", ANTHROPIC_KEY),
+            ("UPSTREAM_GEMINI_KEY", GEMINI_KEY),
+        ],
+    );
+    let owner = server.owner_token();
+    put_secret(&server, &owner, "upstream", UPSTREAM_KEY);
+    let key = create_key(&server, &owner, "responses", "models:*");
+    let narrow = create_key(&server, &owner, "responses-narrow", "models:embed");
+    let env = vec![
+        ("KEYGATE_BASE_URL", format!("{}/v1", server.url)),
+        ("KEYGATE_KEY", key.clone()),
+        ("KEYGATE_NARROW_KEY", narrow.clone()),
+    ];
+    let work = dir.path().to_owned();
+    let run = tokio::task::spawn_blocking(move || {
+        run_suite(&python, "responses_sdk_test.py", &work, &env)
+    })
+    .await
+    .unwrap();
+    assert_passed(&run, &server);
+
+    let seen = upstream.requests();
+    assert_credential(&seen, "authorization", &format!("Bearer {UPSTREAM_KEY}"));
+    for requests in [&seen, &anthropic.requests(), &gemini.requests()] {
+        assert_no_keygate_key(requests, &[&key, &narrow]);
+    }
+    // OpenAI's own Responses API got the requests as sent, the model renamed and a reasoning
+    // item of an earlier turn kept; the chat-only server got chat completions.
+    let native = requests_for(&seen, "/v1/responses", "gpt-4o-mini");
+    assert!(!native.is_empty());
+    assert!(native.iter().any(|r| {
+        r.json()["input"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|i| i["type"] == "reasoning"))
+    }));
+    let tools = requests_for(&seen, "/v1/responses", "gpt-tools");
+    assert!(
+        tools
+            .iter()
+            .all(|r| r.json()["tools"][0]["name"] == "get_weather")
+    );
+    let chat_only = requests_for(&seen, "/v1/chat/completions", "gpt-tools");
+    assert!(!chat_only.is_empty());
+    assert!(
+        chat_only
+            .iter()
+            .all(|r| { r.json()["tools"][0]["function"]["name"] == "get_weather" })
+    );
+    // Multi-turn input reached each translated upstream as its turns.
+    assert!(anthropic.requests().iter().any(|r| {
+        let body = r.json();
+        body["messages"].as_array().map(Vec::len) == Some(3)
+            && body["messages"][1]["role"] == "assistant"
+    }));
+    assert!(
+        gemini
+            .requests()
+            .iter()
+            .any(|r| { r.json()["contents"].as_array().map(Vec::len) == Some(3) })
+    );
+    assert!(chat_only_text(&seen));
+    // A function call's output went to Anthropic as a tool result.
+    assert!(anthropic.requests().iter().any(|r| {
+        r.json()["messages"]
+            .to_string()
+            .contains("\"type\":\"tool_result\"")
+    }));
+    // Every answered call is in the usage report, with tokens.
+    let row = usage_row(&server, &owner, "claude", 1);
+    assert!(row["prompt_tokens"].as_u64().unwrap() > 0, "{row}");
+    assert!(row["completion_tokens"].as_u64().unwrap() > 0, "{row}");
+    let row = usage_row(&server, &owner, "chat", native.len() as u64);
+    assert!(row["completion_tokens"].as_u64().unwrap() > 0, "{row}");
+}
+
+/// Whether the chat-only server got the three turns of a conversation, and the instructions as
+/// a system message.
+fn chat_only_text(seen: &[SeenRequest]) -> bool {
+    let chats = requests_for(seen, "/v1/chat/completions", "gpt-4o-mini");
+    let turns = chats.iter().any(|r| {
+        let messages = r.json()["messages"].clone();
+        messages.as_array().map(Vec::len) == Some(3) && messages[1]["role"] == "assistant"
+    });
+    let instructions = chats.iter().any(|r| {
+        let body = r.json();
+        body["messages"][0]["role"] == "system" && body["messages"][0]["content"] == "Be brief."
+    });
+    turns && instructions
 }

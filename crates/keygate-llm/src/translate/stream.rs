@@ -3,12 +3,13 @@
 //! is held back beyond what the target format needs to say an event.
 
 use super::ir::StreamEvent;
-use super::{DecodeError, Format, anthropic, gemini, openai};
+use super::{DecodeError, Format, anthropic, gemini, openai, responses};
 
 /// Reads an upstream's events.
 #[derive(Debug)]
 pub enum StreamDecoder {
     OpenAi(openai::Decoder),
+    Responses(responses::Decoder),
     Anthropic(anthropic::Decoder),
     Gemini(gemini::Decoder),
 }
@@ -17,6 +18,7 @@ impl StreamDecoder {
     pub fn new(format: Format) -> Self {
         match format {
             Format::OpenAi => Self::OpenAi(openai::Decoder::default()),
+            Format::Responses => Self::Responses(responses::Decoder::default()),
             Format::Anthropic => Self::Anthropic(anthropic::Decoder::default()),
             Format::Gemini => Self::Gemini(gemini::Decoder::default()),
         }
@@ -25,6 +27,7 @@ impl StreamDecoder {
     fn format(&self) -> Format {
         match self {
             Self::OpenAi(_) => Format::OpenAi,
+            Self::Responses(_) => Format::Responses,
             Self::Anthropic(_) => Format::Anthropic,
             Self::Gemini(_) => Format::Gemini,
         }
@@ -35,6 +38,7 @@ impl StreamDecoder {
         let format = self.format();
         let read = match self {
             Self::OpenAi(decoder) => decoder.push(data, out),
+            Self::Responses(decoder) => decoder.push(data, out),
             Self::Anthropic(decoder) => decoder.push(data, out),
             Self::Gemini(decoder) => decoder.push(data, out),
         };
@@ -46,6 +50,7 @@ impl StreamDecoder {
     pub fn end(&mut self, out: &mut Vec<StreamEvent>) -> bool {
         match self {
             Self::OpenAi(decoder) => decoder.end(out),
+            Self::Responses(decoder) => decoder.end(out),
             Self::Anthropic(decoder) => decoder.end(out),
             Self::Gemini(decoder) => decoder.end(out),
         }
@@ -56,6 +61,7 @@ impl StreamDecoder {
 #[derive(Debug)]
 pub enum StreamEncoder {
     OpenAi(openai::Encoder),
+    Responses(Box<responses::Encoder>),
     Anthropic(anthropic::Encoder),
     Gemini(gemini::Encoder),
 }
@@ -65,6 +71,7 @@ impl StreamEncoder {
     pub fn new(format: Format, include_usage: bool) -> Self {
         match format {
             Format::OpenAi => Self::OpenAi(openai::Encoder::new(include_usage)),
+            Format::Responses => Self::Responses(Box::default()),
             Format::Anthropic => Self::Anthropic(anthropic::Encoder::default()),
             Format::Gemini => Self::Gemini(gemini::Encoder::default()),
         }
@@ -74,6 +81,7 @@ impl StreamEncoder {
     pub fn encode(&mut self, event: &StreamEvent, out: &mut String) {
         match self {
             Self::OpenAi(encoder) => encoder.encode(event, out),
+            Self::Responses(encoder) => encoder.encode(event, out),
             Self::Anthropic(encoder) => encoder.encode(event, out),
             Self::Gemini(encoder) => encoder.encode(event, out),
         }

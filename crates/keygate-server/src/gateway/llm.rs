@@ -28,7 +28,7 @@ use budget::{demand, meter_budget, settle};
 /// The GenAI operation of an endpoint.
 fn operation(endpoint: Endpoint) -> &'static str {
     match endpoint {
-        Endpoint::ChatCompletions | Endpoint::Messages => "chat",
+        Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses => "chat",
         Endpoint::Embeddings => "embeddings",
         Endpoint::CountTokens => "count_tokens",
     }

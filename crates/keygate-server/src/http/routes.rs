@@ -95,6 +95,7 @@ pub fn router(state: AppState) -> Router {
     // minutes); everything else answers within the server's request timeout.
     let llm = Router::new()
         .route("/v1/chat/completions", post(llm::chat_completions))
+        .route("/v1/responses", post(llm::responses))
         .route("/v1/embeddings", post(llm::embeddings))
         .route("/v1/messages", post(llm::messages))
         .route("/v1/messages/count_tokens", post(llm::count_tokens))

@@ -1,5 +1,5 @@
-//! The gateway's endpoints: OpenAI's `/v1/chat/completions`, `/v1/embeddings` and
-//! `/v1/models`, and Anthropic's `/v1/messages`. A keygate key authenticates (as a bearer
+//! The gateway's endpoints: OpenAI's `/v1/chat/completions`, `/v1/responses`,
+//! `/v1/embeddings` and `/v1/models`, and Anthropic's `/v1/messages`. A keygate key authenticates (as a bearer
 //! token or in `x-api-key`); the gateway picks a deployment, translates when the deployment
 //! speaks another format, and injects its credential.
 
@@ -101,6 +101,32 @@ pub async fn messages(
     body: Body,
 ) -> Response {
     proxy(state, meta, headers, body, Endpoint::Messages).await
+}
+
+/// OpenAI's Responses API, through the model group named by `model`: instructions, input
+/// items (messages, function calls and their outputs), function tools. An OpenAI deployment
+/// takes the body as sent (only `model` changes, reasoning items and all); for the others it is
+/// translated, and what they cannot express is a 400 naming the field. The answer is a
+/// `response` object, or with `"stream": true` the `response.*` events.
+#[utoipa::path(post, path = "/v1/responses", tag = "gateway",
+    request_body(content = Object, description = "OpenAI's Responses request"),
+    responses((status = 200, description = "a `response`, or SSE `response.*` events when streaming"),
+        (status = 400, description = "`invalid_request`, `invalid_json` or `unsupported_feature` (content the serving provider cannot express); `param` names the field"),
+        (status = 401, description = "a missing or refused keygate key"),
+        (status = 403, description = "`scope_denied`: the key lacks `models:<model>`"),
+        (status = 404, description = "`model_not_found`"),
+        (status = 429, description = "`upstream_rate_limited`, with `Retry-After`"),
+        (status = 502, description = "`upstream_invalid_response`"),
+        (status = 503, description = "`all_deployments_failed` or `no_healthy_deployment`"),
+        (status = 504, description = "`upstream_timeout`")),
+    security(("api_key" = [])))]
+pub async fn responses(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    proxy(state, meta, headers, body, Endpoint::Responses).await
 }
 
 /// Anthropic's token count of a Messages request (`{"input_tokens": N}`): exact from an
@@ -277,7 +303,9 @@ pub async fn list_models(
             "first_id": aliases.first(),
             "last_id": aliases.last(),
         }),
-        ClientFormat::OpenAi => serde_json::json!({ "object": "list", "data": data }),
+        ClientFormat::OpenAi | ClientFormat::Responses => {
+            serde_json::json!({ "object": "list", "data": data })
+        }
     };
     axum::Json(body).into_response()
 }
@@ -320,7 +348,7 @@ fn model_object(state: &AppState, alias: &str, format: ClientFormat) -> serde_js
                 "created_at": created.to_rfc3339(),
             })
         }
-        ClientFormat::OpenAi => serde_json::json!({
+        ClientFormat::OpenAi | ClientFormat::Responses => serde_json::json!({
             "id": alias,
             "object": "model",
             "created": state.started_at / 1000,
