@@ -324,6 +324,24 @@ mod tests {
         let (openai, anthropic) = (openai_call.count("gpt-4o"), anthropic_call.count("gpt-4o"));
         assert!(openai > base + 6, "{openai}");
         assert_eq!(openai, anthropic, "the same conversation in either format");
+        // The Responses API's input: one string, or items (calls and outputs by their text).
+        let responses = |body: &'static [u8]| {
+            crate::Inbound::parse(crate::Endpoint::Responses, bytes::Bytes::from_static(body))
+                .unwrap()
+                .prompt()
+                .count("gpt-4o")
+        };
+        assert_eq!(
+            responses(br#"{"model":"m","input":"hi"}"#),
+            base,
+            "a string is one user message"
+        );
+        let items = responses(
+            br#"{"model":"m","instructions":"Be terse.","input":[{"role":"user","content":"hi"},
+            {"type":"function_call","call_id":"c1","name":"weather","arguments":"{\"city\":\"Paris\"}"},
+            {"type":"function_call_output","call_id":"c1","output":"sunny"}]}"#,
+        );
+        assert!(items > openai, "{items} > {openai}");
         let odd = prompt(br#"{"model":"m","messages":[{"role":"user","content":42}],"tools":"x"}"#);
         assert_eq!(odd.count("gpt-4o"), 6, "what cannot be read counts nothing");
     }

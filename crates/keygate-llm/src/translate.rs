@@ -164,6 +164,7 @@ pub(crate) fn field_name(source: Format, field: &'static str) -> &'static str {
         (Format::Responses, "thinking") => "reasoning.effort",
         (Format::Responses, "max_tokens") => "max_output_tokens",
         (Format::Responses, "user") => "safety_identifier",
+        (Format::Responses, "response_format") => "text.format",
         _ => field,
     }
 }

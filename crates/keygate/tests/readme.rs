@@ -158,8 +158,8 @@ async fn readme_gateway_runs_as_written() {
     );
     assert_eq!(
         stdout.matches("Hello from openai: Hello!").count(),
-        2,
-        "once for the OpenAI client, once for the Anthropic one: {stdout}"
+        3,
+        "once for the OpenAI client, once for the Anthropic one, once for the Responses API: {stdout}"
     );
     assert!(
         stdout.lines().any(|l| l.trim() == "chat"),
@@ -192,6 +192,11 @@ async fn readme_gateway_runs_as_written() {
         seen[1].json()["messages"][0]["content"],
         "Hello!",
         "the Anthropic request reached OpenAI translated"
+    );
+    assert_eq!(
+        (seen[2].path.as_str(), &seen[2].json()["input"]),
+        ("/v1/responses", &serde_json::json!("Hello!")),
+        "the Responses request reached OpenAI's own Responses API as sent"
     );
     assert_eq!(anthropic.request_count(), 0);
 }

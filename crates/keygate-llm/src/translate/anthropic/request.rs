@@ -12,7 +12,7 @@ use crate::translate::ir::{
 use crate::translate::value::{
     Obj, as_array, as_bool, as_f64, as_object, as_str, as_u64, get, object, required_str,
 };
-use crate::translate::{Format, TargetOptions, TranslateError};
+use crate::translate::{Format, TargetOptions, TranslateError, field_name, reasoning_effort};
 
 /// Reads an Anthropic Messages request into the common form, whatever its target.
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, TranslateError> {
@@ -463,9 +463,16 @@ pub fn encode_request(
         (request.json_output, "response_format"),
     ] {
         if set {
-            return Err(TranslateError::unsupported(field, target));
+            let source = request.source.unwrap_or(target);
+            return Err(TranslateError::unsupported(
+                field_name(source, field),
+                target,
+            ));
         }
     }
+    // Effort is a hint to Anthropic's models, which take `thinking` instead: left out, or
+    // refused by a strict group.
+    reasoning_effort(request, defaults, target)?;
     let mut messages = Vec::with_capacity(request.messages.len());
     for (i, message) in request.messages.iter().enumerate() {
         let mut blocks = Vec::with_capacity(message.content.len());
