@@ -4,6 +4,7 @@
 //! order, and comes back as an answer for the HTTP layer to send or a [`Refused`] that says,
 //! in one place, which status and code the client gets. Handlers only extract and respond.
 
+mod conversations;
 mod draft;
 mod llm;
 mod proxy;
@@ -12,6 +13,7 @@ mod trace;
 
 use std::sync::Arc;
 
+pub use conversations::{ConversationRefusal, ResponseStoreSettings};
 pub use draft::UsageDraft;
 pub use llm::{LlmAnswer, LlmCall, LlmOutcome, model_permission};
 pub use proxy::{BodyStream, ProxyAnswer, ProxyCall, ProxyOutcome};
@@ -31,4 +33,6 @@ pub struct Service<'a> {
     pub limiter: &'a Arc<Limiter>,
     /// The model groups this node serves.
     pub models: &'a GatewayState,
+    /// How the Responses API's answers are kept.
+    pub responses: &'a ResponseStoreSettings,
 }

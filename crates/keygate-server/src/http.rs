@@ -78,6 +78,8 @@ pub struct ServerSettings {
     pub identity: crate::service::IdentitySettings,
     /// Serve HTTPS (and authenticate clients by certificate) rather than plain HTTP.
     pub tls: Option<TlsSettings>,
+    /// How the Responses API's answers are kept (`[response_store]`).
+    pub responses: crate::gateway::ResponseStoreSettings,
 }
 
 impl Default for ServerSettings {
@@ -104,6 +106,7 @@ impl Default for ServerSettings {
             console: crate::console::ConsoleSettings::default(),
             identity: crate::service::IdentitySettings::default(),
             tls: None,
+            responses: crate::gateway::ResponseStoreSettings::default(),
         }
     }
 }
@@ -161,6 +164,7 @@ impl AppState {
             keygate: &self.keygate,
             limiter: &self.limiter,
             models: &self.gateway,
+            responses: &self.settings.responses,
         }
     }
 

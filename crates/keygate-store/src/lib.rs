@@ -14,6 +14,7 @@ mod limit_counts;
 mod model;
 mod model_groups;
 mod postgres;
+mod responses;
 mod rollup;
 mod rows;
 mod secrets;
@@ -43,6 +44,7 @@ pub use model::{
 };
 pub use model_groups::{MODEL_GROUPS_REVISION, ModelGroupStore, StoredModelGroup};
 pub use postgres::PgStore;
+pub use responses::{ResponseStore, StoredResponse};
 pub use secrets::{
     DueFilter, DueSecret, SecretPut, SecretRecord, SecretStage, SecretStore, SecretVersion,
 };
@@ -85,6 +87,7 @@ pub trait Store:
     + AnnouncementStore
     + ConsoleSessionStore
     + SigningKeyStore
+    + ResponseStore
     + Send
     + Sync
     + std::fmt::Debug

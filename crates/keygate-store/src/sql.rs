@@ -69,6 +69,10 @@ macro_rules! impl_sql_store {
             store: $store,
         }
 
+        $crate::sql::impl_sql_responses! {
+            store: $store,
+        }
+
         #[async_trait::async_trait]
         impl Store for $store {
             fn backend(&self) -> Backend {
@@ -740,6 +744,7 @@ mod fragments;
 mod helpers;
 pub(crate) mod limit_counts;
 pub(crate) mod model_groups;
+pub(crate) mod responses;
 pub(crate) mod secrets;
 pub(crate) mod signing_keys;
 pub(crate) mod usage;
@@ -756,6 +761,7 @@ pub(crate) use helpers::impl_sql_helpers;
 pub(crate) use impl_sql_store;
 pub(crate) use limit_counts::impl_sql_limit_counts;
 pub(crate) use model_groups::impl_sql_model_groups;
+pub(crate) use responses::impl_sql_responses;
 pub(crate) use secrets::impl_sql_secrets;
 pub(crate) use signing_keys::impl_sql_signing_keys;
 pub(crate) use usage::impl_sql_usage;

@@ -16,6 +16,7 @@ use crate::cli::StoreArgs;
 
 mod console;
 mod identity;
+mod responses;
 mod tls;
 mod watch;
 
@@ -68,6 +69,7 @@ struct RawConfig {
     leak_report_keys: Option<Vec<watch::ReportKeyConfig>>,
     anomalies: Option<watch::AnomaliesFile>,
     console: Option<console::ConsoleFile>,
+    response_store: Option<responses::ResponseStoreFile>,
     tokens: Option<identity::TokensFile>,
     /// Trusted external issuers; from the file only.
     #[serde(default)]
@@ -238,6 +240,8 @@ pub enum ConfigError {
     BadAnomalies(&'static str),
     #[error("[console] {0}")]
     BadConsole(&'static str),
+    #[error("[response_store] {0}")]
+    BadResponseStore(&'static str),
     #[error("[tokens] {0}")]
     BadTokens(&'static str),
     #[error("{0}")]
@@ -348,6 +352,7 @@ pub fn resolve(
     )?;
     let mut anomalies = watch::anomaly_settings(raw.anomalies)?;
     let console = console::console_settings(raw.console, &sources.env)?;
+    let response_store = responses::response_store_settings(raw.response_store)?;
     let mut identity = identity::identity_settings(raw.tokens, raw.federation)?;
     let (tls, certificates) = tls::tls_settings(tls::TlsFields {
         cert: raw.tls_cert,
@@ -453,6 +458,7 @@ pub fn resolve(
             key_expiry_notice: Duration::from_secs(notice_days * 86_400),
             weekly_review: raw.weekly_review.unwrap_or(false),
             console,
+            responses: response_store,
             identity,
             tls,
             ..ServerSettings::default()

@@ -294,7 +294,27 @@ async fn the_sdks_responses_api_works_on_every_provider() {
     put_secret(&server, &owner, "upstream", UPSTREAM_KEY);
     let key = create_key(&server, &owner, "responses", "models:*");
     let narrow = create_key(&server, &owner, "responses-narrow", "models:embed");
+    let project = server.cli(&["projects", "create", "elsewhere"], Some(&owner), None);
+    assert!(project.status.success(), "{}", text(&project.stderr));
+    let other = server.cli(
+        &[
+            "keys",
+            "create",
+            "--name",
+            "other",
+            "--scope",
+            "models:*",
+            "--project",
+            "elsewhere",
+            "--quiet",
+        ],
+        Some(&owner),
+        None,
+    );
+    assert!(other.status.success(), "{}", text(&other.stderr));
+    let other = text(&other.stdout).trim().to_owned();
     let env = vec![
+        ("KEYGATE_OTHER_KEY", other.clone()),
         ("KEYGATE_BASE_URL", format!("{}/v1", server.url)),
         ("KEYGATE_KEY", key.clone()),
         ("KEYGATE_NARROW_KEY", narrow.clone()),
@@ -334,6 +354,17 @@ async fn the_sdks_responses_api_works_on_every_provider() {
             .iter()
             .all(|r| { r.json()["tools"][0]["function"]["name"] == "get_weather" })
     );
+    // A conversation kept by keygate went on at Gemini after Anthropic answered its first
+    // turn: Gemini got the whole of it, and OpenAI's own API never an id it did not keep.
+    assert!(gemini.requests().iter().any(|r| {
+        let text = r.json()["contents"].to_string();
+        text.contains("Hi, I am Ada.") && text.contains("What is my name?")
+    }));
+    assert!(
+        requests_for(&seen, "/v1/responses", "gpt-4o-mini")
+            .iter()
+            .all(|r| r.json().get("previous_response_id").is_none())
+    );
     // Multi-turn input reached each translated upstream as its turns.
     assert!(anthropic.requests().iter().any(|r| {
         let body = r.json();
@@ -359,6 +390,28 @@ async fn the_sdks_responses_api_works_on_every_provider() {
     assert!(row["completion_tokens"].as_u64().unwrap() > 0, "{row}");
     let row = usage_row(&server, &owner, "chat", native.len() as u64);
     assert!(row["completion_tokens"].as_u64().unwrap() > 0, "{row}");
+
+    // The kept conversations are in the database; no credential and no keygate key is.
+    let mut server = server;
+    assert!(server.stop().success());
+    let db = std::fs::read(dir.path().join("keygate-data/keygate.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("keygate-data/keygate.db-wal")).unwrap_or_default();
+    let holds = |needle: &str| {
+        [&db, &wal]
+            .iter()
+            .any(|bytes| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
+    };
+    assert!(holds("Hi, I am Ada."), "the response store was searched");
+    for secret in [
+        UPSTREAM_KEY,
+        ANTHROPIC_KEY,
+        GEMINI_KEY,
+        &key,
+        &narrow,
+        &other,
+    ] {
+        assert!(!holds(secret), "a secret is stored in the database");
+    }
 }
 
 /// Whether the chat-only server got the three turns of a conversation, and the instructions as

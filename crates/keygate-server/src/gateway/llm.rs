@@ -18,6 +18,7 @@ use keygate_llm::{
 
 use tracing::Instrument as _;
 
+use super::conversations::Conversation;
 use super::{Refused, Service, UsageDraft, draft::millis, trace};
 use crate::cache::CachedKey;
 use crate::limits::{Admission, Counted, Demand, Refusal};
@@ -92,7 +93,15 @@ impl From<Refused> for LlmOutcome {
 impl Service<'_> {
     /// Serves one LLM call; every outcome but an unreadable body leaves a usage record.
     pub async fn complete(&self, call: LlmCall) -> LlmOutcome {
-        let mut inbound = match Inbound::parse(call.endpoint, call.body) {
+        let (body, conversation) = if call.endpoint == Endpoint::Responses {
+            match self.conversation(&call.key, call.body).await {
+                Ok(read) => read,
+                Err(refused) => return refused.into(),
+            }
+        } else {
+            (call.body, None)
+        };
+        let mut inbound = match Inbound::parse(call.endpoint, body) {
             Ok(inbound) => inbound,
             Err(err) => return Refused::Request(err).into(),
         };
@@ -113,7 +122,10 @@ impl Service<'_> {
             user_agent: call.user_agent,
             span: span.clone(),
         };
-        let (answer, admission) = self.serve(&draft, inbound).instrument(span).await;
+        let (answer, admission) = self
+            .serve(&draft, inbound, conversation)
+            .instrument(span)
+            .await;
         let (requests, tokens) = admission
             .map(|a| (a.requests(), a.tokens()))
             .unwrap_or_default();
@@ -147,6 +159,7 @@ impl Service<'_> {
         &self,
         draft: &UsageDraft,
         inbound: Inbound,
+        conversation: Option<Conversation>,
     ) -> (Result<LlmAnswer, Refused>, Option<Admission>) {
         let key = &draft.key;
         // The scope is checked first, so a key learns nothing of models it may not use. The
@@ -209,6 +222,11 @@ impl Service<'_> {
                     trace::record_content(&draft.span, "gen_ai.output.messages", answer);
                 }
                 self.usage(draft, record);
+                if status == 200
+                    && let Some(conversation) = conversation
+                {
+                    self.keep_answer(key, conversation, &body).await;
+                }
                 Ok(LlmAnswer::Complete {
                     status,
                     content_type,

@@ -47,6 +47,8 @@ pub enum Refused {
     UpstreamTimeout(Duration),
     /// The route's upstream could not be reached (or refused the request body).
     UpstreamUnreachable,
+    /// A Responses API conversation that cannot go on.
+    Conversation(super::ConversationRefusal),
 }
 
 impl Refused {
@@ -65,6 +67,7 @@ impl Refused {
             Self::CredentialUnreadable | Self::CredentialNotAHeader => 503,
             Self::UpstreamTimeout(_) => 504,
             Self::UpstreamUnreachable => 502,
+            Self::Conversation(refusal) => refusal.status(),
             Self::Limit(Refusal::Unavailable) => 503,
             Self::Limit(_) => 429,
             Self::Gateway(err) => match err {
@@ -100,6 +103,7 @@ impl Refused {
             Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::UpstreamUnreachable => "upstream_unavailable",
             Self::PriceUnknown { .. } => "price_unknown",
+            Self::Conversation(refusal) => refusal.code(),
             Self::Limit(refusal) => refusal.code(),
             Self::Untranslatable(err) => translate_code(err),
             Self::Gateway(err) => match err {
@@ -173,6 +177,7 @@ impl Refused {
             Self::UpstreamUnreachable => {
                 "the upstream could not be reached, or the request body was refused".to_owned()
             }
+            Self::Conversation(refusal) => refusal.message(),
         }
     }
 
@@ -182,6 +187,10 @@ impl Refused {
             Self::Request(err) => err.param().map(str::to_owned),
             Self::Scope { .. } | Self::PriceUnknown { .. } => Some("model".to_owned()),
             Self::Untranslatable(err) => Some(err.field().to_owned()),
+            Self::Conversation(super::ConversationRefusal::NotFound(_))
+            | Self::Conversation(super::ConversationRefusal::NotStored) => {
+                Some("previous_response_id".to_owned())
+            }
             Self::Gateway(err) => match err {
                 GatewayError::ModelNotFound(_) => Some("model".to_owned()),
                 GatewayError::AnthropicBeta(_) => Some("anthropic-beta".to_owned()),

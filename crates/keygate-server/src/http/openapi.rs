@@ -48,7 +48,7 @@ impl Modify for AdminTokenAuth {
         routes::oauth::token, routes::oauth::jwks, routes::oauth::openid_configuration,
         routes::llm::chat_completions, routes::llm::embeddings, routes::llm::list_models,
         routes::llm::get_model, routes::llm::messages, routes::llm::count_tokens,
-        routes::llm::responses,
+        routes::llm::responses, routes::llm::get_response, routes::llm::delete_response,
         routes::proxy::forward,
         routes::ops::healthz, routes::ops::readyz, routes::ops::metrics,
     ),

@@ -96,6 +96,10 @@ pub fn router(state: AppState) -> Router {
     let llm = Router::new()
         .route("/v1/chat/completions", post(llm::chat_completions))
         .route("/v1/responses", post(llm::responses))
+        .route(
+            "/v1/responses/{id}",
+            get(llm::get_response).delete(llm::delete_response),
+        )
         .route("/v1/embeddings", post(llm::embeddings))
         .route("/v1/messages", post(llm::messages))
         .route("/v1/messages/count_tokens", post(llm::count_tokens))

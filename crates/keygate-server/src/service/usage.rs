@@ -70,8 +70,10 @@ const PRUNE_LEASE_MS: i64 = 900_000;
 const PRUNE_BATCH: u32 = 10_000;
 
 impl Keygate {
-    /// Deletes usage records older than `retention` (and the hour sums they alone made up) every ten minutes, on one node at a time (the one holding the `usage.prune`
-    /// lease), until `stop`. The day sums stay: reports over whole days reach back further.
+    /// Deletes usage records older than `retention` (and the hour sums they alone made up),
+    /// and the Responses API's kept answers past their age, every ten minutes, on one node at
+    /// a time (the one holding the `usage.prune` lease), until `stop`. The day sums stay:
+    /// reports over whole days reach back further.
     pub async fn run_usage_pruning(
         self: std::sync::Arc<Self>,
         retention: std::time::Duration,
@@ -119,6 +121,12 @@ impl Keygate {
             }
             if pruned > 0 {
                 tracing::info!(pruned, "old usage records pruned");
+            }
+            // The Responses API's kept answers past their age go in the same turn.
+            match self.store.prune_responses(now).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "expired responses deleted"),
+                Err(err) => tracing::warn!(error = %err, "could not delete expired responses"),
             }
         }
     }

@@ -23,6 +23,7 @@ use keygate_testkit::{Db, audit, new_key};
 mod anomalies;
 mod console_sessions;
 mod credits;
+mod responses;
 mod signing_keys;
 mod suspension;
 mod webhooks;

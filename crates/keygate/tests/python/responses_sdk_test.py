@@ -3,7 +3,7 @@ keygate's gateway.
 
 crates/keygate/tests/openai_sdk.rs starts keygate with mock OpenAI, Anthropic and Gemini
 upstreams and runs this suite with KEYGATE_BASE_URL, KEYGATE_KEY (scope `models:*`) and
-KEYGATE_NARROW_KEY (scope `models:embed`). The aliases: `chat` and `tools` are served by the
+KEYGATE_NARROW_KEY (scope `models:embed`), and KEYGATE_OTHER_KEY, a key of another project. The aliases: `chat` and `tools` are served by the
 OpenAI mock's own Responses API (the request passed on as sent); `compat` and `compat-tools` by
 the same mock as a chat-only OpenAI-compatible server, and `claude`, `claude-tools`, `gemini`
 and `gemini-tools` by the Anthropic and Gemini mocks — all three translated. A `*-tools`
@@ -20,6 +20,7 @@ from openai import OpenAI
 BASE_URL = os.environ["KEYGATE_BASE_URL"]
 KEY = os.environ["KEYGATE_KEY"]
 NARROW_KEY = os.environ["KEYGATE_NARROW_KEY"]
+OTHER_KEY = os.environ["KEYGATE_OTHER_KEY"]
 
 TOOLS = [
     {
@@ -171,18 +172,20 @@ class ServedByOpenAi(Served, unittest.TestCase):
     TOOLS = "tools"
     UPSTREAM = "up"
 
-    def test_previous_response_id_is_the_providers(self):
-        # Passed on as sent: OpenAI keeps the response and answers the next turn from it.
+    def test_previous_response_id_is_keygates(self):
+        # keygate keeps the answer and sends the whole conversation: OpenAI gets no id.
         first = client().responses.create(model=self.TEXT, input="Hi, I am Ada.")
         second = client().responses.create(
             model=self.TEXT, input="Say hello again", previous_response_id=first.id
         )
         self.assertEqual(second.status, "completed")
+        self.assertIn("Say hello again", second.output_text)
         with self.assertRaises(openai.BadRequestError) as caught:
             client().responses.create(
                 model=self.TEXT, input="Again", previous_response_id="resp_unknown"
             )
         self.assertEqual(caught.exception.param, "previous_response_id")
+        self.assertEqual(caught.exception.code, "previous_response_not_found")
 
     def test_reasoning_items_pass_through(self):
         response = client().responses.create(
@@ -224,6 +227,48 @@ class ServedByGemini(Served, unittest.TestCase):
     UPSTREAM = "gemini"
 
 
+class Stored(unittest.TestCase):
+    """Answers keygate keeps (`store` not false), per project: a conversation goes on with
+    `previous_response_id` on any provider, even another than the one that answered first."""
+
+    def test_a_conversation_goes_on_across_providers(self):
+        first = client().responses.create(model="claude", input="Hi, I am Ada.")
+        second = client().responses.create(
+            model="gemini", input="What is my name?", previous_response_id=first.id
+        )
+        self.assertEqual(second.status, "completed")
+        third = client().responses.create(
+            model="chat", input="Say hello again", previous_response_id=second.id, store=False
+        )
+        self.assertEqual(third.status, "completed")
+        # Not kept: `store` was false.
+        with self.assertRaises(openai.NotFoundError):
+            client().responses.retrieve(third.id)
+
+    def test_retrieve_and_delete(self):
+        created = client().responses.create(model="claude", input="Say hello")
+        kept = client().responses.retrieve(created.id)
+        self.assertEqual(kept.id, created.id)
+        self.assertEqual(kept.output_text, created.output_text)
+        # Another project's key sees nothing of it.
+        with self.assertRaises(openai.NotFoundError) as caught:
+            client(OTHER_KEY).responses.retrieve(created.id)
+        self.assertEqual(caught.exception.code, "response_not_found")
+        with self.assertRaises(openai.BadRequestError) as caught:
+            client(OTHER_KEY).responses.create(
+                model="claude", input="Go on", previous_response_id=created.id
+            )
+        self.assertEqual(caught.exception.code, "previous_response_not_found")
+        self.assertEqual(caught.exception.param, "previous_response_id")
+        client().responses.delete(created.id)
+        with self.assertRaises(openai.NotFoundError):
+            client().responses.retrieve(created.id)
+        with self.assertRaises(openai.BadRequestError):
+            client().responses.create(
+                model="claude", input="Go on", previous_response_id=created.id
+            )
+
+
 class Errors(unittest.TestCase):
     def assert_status(self, err, status, code):
         self.assertEqual(err.status_code, status)
@@ -243,7 +288,6 @@ class Errors(unittest.TestCase):
     def test_what_another_provider_cannot_say_is_refused_by_name(self):
         cases = [
             ("claude", {"tools": [{"type": "web_search"}]}, "tools[0].type"),
-            ("gemini", {"previous_response_id": "resp_abc"}, "previous_response_id"),
             ("compat", {"text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}},
              "text.format.type"),
         ]

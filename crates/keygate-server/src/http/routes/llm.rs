@@ -129,6 +129,56 @@ pub async fn responses(
     proxy(state, meta, headers, body, Endpoint::Responses).await
 }
 
+/// A Responses API answer keygate kept (`store` was not false), for a key of its project.
+#[utoipa::path(get, path = "/v1/responses/{id}", tag = "gateway",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "the `response` object"),
+        (status = 401, description = "a missing or refused keygate key"),
+        (status = 404, description = "`response_not_found`: never kept, deleted, expired, or another project's")),
+    security(("api_key" = [])))]
+pub async fn get_response(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let key = match authenticate(&state, &headers, &meta).await {
+        Ok(key) => key,
+        Err(err) => return err.respond(ClientFormat::Responses),
+    };
+    match state.gateway_service().stored_response(&key, &id).await {
+        Ok(response) => axum::Json(response).into_response(),
+        Err(refused) => refused.respond(ClientFormat::Responses),
+    }
+}
+
+/// Deletes a kept Responses API answer: `{"id", "object": "response", "deleted": true}`.
+#[utoipa::path(delete, path = "/v1/responses/{id}", tag = "gateway",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "`{\"id\", \"object\": \"response\", \"deleted\": true}`"),
+        (status = 401, description = "a missing or refused keygate key"),
+        (status = 404, description = "`response_not_found`")),
+    security(("api_key" = [])))]
+pub async fn delete_response(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let key = match authenticate(&state, &headers, &meta).await {
+        Ok(key) => key,
+        Err(err) => return err.respond(ClientFormat::Responses),
+    };
+    match state
+        .gateway_service()
+        .delete_stored_response(&key, &id)
+        .await
+    {
+        Ok(deleted) => axum::Json(deleted).into_response(),
+        Err(refused) => refused.respond(ClientFormat::Responses),
+    }
+}
+
 /// Anthropic's token count of a Messages request (`{"input_tokens": N}`): exact from an
 /// Anthropic deployment of the group, else estimated with OpenAI's tokenizer.
 #[utoipa::path(post, path = "/v1/messages/count_tokens", tag = "gateway",

@@ -1,0 +1,15 @@
+-- Responses API answers kept for `previous_response_id`, per project: the response object as
+-- the client got it and the conversation that led to it (input items), until expires_at.
+CREATE TABLE responses (
+    project_id   TEXT NOT NULL,
+    id           TEXT NOT NULL,
+    key_id       TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL,
+    bytes        BIGINT NOT NULL,
+    response     TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    PRIMARY KEY (project_id, id)
+);
+CREATE INDEX responses_by_age ON responses (project_id, created_at);
+CREATE INDEX responses_by_expiry ON responses (expires_at);
