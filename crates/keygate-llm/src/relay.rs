@@ -52,6 +52,9 @@ pub struct StreamEnd {
     pub text: String,
     pub first_token: Option<Duration>,
     pub elapsed: Duration,
+    /// For a client of the Responses API, the finished response object (JSON) the stream
+    /// ended with.
+    pub response: Option<String>,
 }
 
 type OnEnd = Box<dyn FnOnce(StreamEnd) + Send>;
@@ -471,7 +474,17 @@ impl Relay {
             );
         }
         if let Some(on_end) = self.on_end.take() {
+            let response = match &self.codec {
+                Codec::Decoded(decoded) if self.client == ClientFormat::Responses => decoded
+                    .encoder
+                    .as_ref()
+                    .and_then(StreamEncoder::response)
+                    .or_else(|| decoded.decoder.response())
+                    .map(str::to_owned),
+                _ => None,
+            };
             on_end(StreamEnd {
+                response,
                 outcome,
                 reported: self.reported,
                 text: if self.reported.is_some() {
@@ -560,6 +573,12 @@ impl Stream for Relay {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
+            if this.done {
+                // Whole from its end marker on (as when dropped): reported before the last
+                // bytes go out, so what the end hook does (keeping a Responses answer) is done
+                // before the client reads them.
+                this.end(StreamOutcome::Completed);
+            }
             if let Some(bytes) = this.ready.pop_front() {
                 return Poll::Ready(Some(Ok(bytes)));
             }
@@ -567,9 +586,8 @@ impl Stream for Relay {
                 return Poll::Ready(None);
             }
             if this.done {
-                // The client has everything: report now, then wait (briefly) for the
-                // upstream's end of body so its connection goes back to the pool.
-                this.end(StreamOutcome::Completed);
+                // The client has everything: wait (briefly) for the upstream's end of body so
+                // its connection goes back to the pool.
                 if this.gap_timer.as_mut().poll(cx).is_ready()
                     || this.deadline.as_mut().poll(cx).is_ready()
                 {

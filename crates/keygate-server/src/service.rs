@@ -12,6 +12,7 @@ mod credentials;
 mod credits;
 mod identity;
 mod kek_rotation;
+mod kept_responses;
 mod key_policy;
 mod keyring;
 mod keys;
@@ -57,6 +58,7 @@ pub use identity::{
     OAuthError, TokenRequest,
 };
 pub use kek_rotation::{Pace, RewrapReport, references_other_keks, rewrap_all};
+pub use kept_responses::KeptResponses;
 pub use keyring::audit_public_key;
 pub use keys::{CreateKey, KeyPage, KeyQuery, Rotated};
 pub use leaks::{
@@ -92,6 +94,8 @@ pub struct Keygate {
     shared_invalidation: Option<Arc<SharedInvalidation>>,
     last_used: Arc<LastUsed>,
     usage: Arc<UsageLog>,
+    /// Responses API answers of streams, waiting to be kept.
+    kept_responses: Arc<KeptResponses>,
     /// Failed admin authentications per source, so a flood costs one audit row a minute.
     auth_failures: auth_failures::AuthFailureThrottle,
     /// Gateway credentials by project and secret name, decrypted (see `credentials.rs`).
@@ -139,6 +143,7 @@ impl Keygate {
             cache,
             last_used: Arc::new(LastUsed::default()),
             usage: Arc::new(UsageLog::new(metrics.gateway.clone())),
+            kept_responses: Arc::default(),
             metrics,
             audit_signer,
             key_use: std::sync::OnceLock::new(),
@@ -210,6 +215,11 @@ impl Keygate {
 
     pub fn usage(&self) -> &Arc<UsageLog> {
         &self.usage
+    }
+
+    /// Responses API answers waiting to be kept.
+    pub fn kept_responses(&self) -> &Arc<KeptResponses> {
+        &self.kept_responses
     }
 
     /// This server's metrics.

@@ -45,6 +45,14 @@ impl StreamDecoder {
         read.ok_or(DecodeError(format))
     }
 
+    /// The finished response object of a Responses API stream, once it said it.
+    pub fn response(&self) -> Option<&str> {
+        match self {
+            Self::Responses(decoder) => decoder.response(),
+            _ => None,
+        }
+    }
+
     /// The upstream's body ended. Returns whether the stream was complete; a format without
     /// an end marker (Gemini) says its last events now.
     pub fn end(&mut self, out: &mut Vec<StreamEvent>) -> bool {
@@ -74,6 +82,14 @@ impl StreamEncoder {
             Format::Responses => Self::Responses(Box::default()),
             Format::Anthropic => Self::Anthropic(anthropic::Encoder::default()),
             Format::Gemini => Self::Gemini(gemini::Encoder::default()),
+        }
+    }
+
+    /// The finished response object of a Responses API stream, once written.
+    pub fn response(&self) -> Option<&str> {
+        match self {
+            Self::Responses(encoder) => encoder.response(),
+            _ => None,
         }
     }
 

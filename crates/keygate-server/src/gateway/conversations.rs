@@ -142,14 +142,9 @@ impl Service<'_> {
         if !settings.enabled {
             return Err(Refused::Conversation(ConversationRefusal::NotStored));
         }
-        let project = project_of(key);
-        let now = self.keygate.clock().now();
         let stored = self
-            .keygate
-            .store()
-            .response(&project, &previous, now)
-            .await
-            .map_err(|_| Refused::Conversation(ConversationRefusal::Unavailable))?
+            .kept(&project_of(key), &previous)
+            .await?
             .ok_or(Refused::Conversation(ConversationRefusal::NotFound(
                 previous,
             )))?;
@@ -166,8 +161,8 @@ impl Service<'_> {
         Ok((body, keep.then_some(Conversation { input })))
     }
 
-    /// Keeps an answer of the Responses API with its conversation: best effort (a failure is
-    /// logged; the client has its answer).
+    /// Keeps a whole answer of the Responses API with its conversation, before the client
+    /// has it (so its next turn finds it on any node): best effort, a failure is logged.
     pub(super) async fn keep_answer(
         &self,
         key: &CachedKey,
@@ -175,29 +170,11 @@ impl Service<'_> {
         answer: &[u8],
     ) {
         let settings = self.responses;
-        let Ok(response) = serde_json::from_slice::<Value>(answer) else {
+        let stored = std::str::from_utf8(answer)
+            .ok()
+            .and_then(|answer| Keeping::new(self, key).stored(conversation, answer));
+        let Some(stored) = stored else {
             return;
-        };
-        let Some(id) = response.get("id").and_then(Value::as_str) else {
-            return;
-        };
-        let conversation = Value::Array(conversation.input).to_string();
-        if answer.len() + conversation.len() > settings.max_bytes {
-            tracing::info!(
-                bytes = answer.len() + conversation.len(),
-                "a response is larger than [response_store] max_bytes: not kept"
-            );
-            return;
-        }
-        let now = self.keygate.clock().now();
-        let stored = StoredResponse {
-            project_id: project_of(key),
-            id: id.to_owned(),
-            key_id: key.record.id.to_string(),
-            created_at: now,
-            expires_at: now.saturating_add(settings.max_age),
-            response: String::from_utf8_lossy(answer).into_owned(),
-            conversation,
         };
         if let Err(err) = self
             .keygate
@@ -211,15 +188,24 @@ impl Service<'_> {
 }
 
 impl Service<'_> {
+    /// A kept answer of `project`, waiting to be written or written.
+    async fn kept(&self, project: &str, id: &str) -> Result<Option<StoredResponse>, Refused> {
+        if let Some(waiting) = self.keygate.kept_responses().waiting(project, id) {
+            return Ok(Some(waiting));
+        }
+        let now = self.keygate.clock().now();
+        self.keygate
+            .store()
+            .response(project, id, now)
+            .await
+            .map_err(|_| Refused::Conversation(ConversationRefusal::Unavailable))
+    }
+
     /// A kept answer of the key's project.
     pub async fn stored_response(&self, key: &CachedKey, id: &str) -> Result<Value, Refused> {
-        let now = self.keygate.clock().now();
         let stored = self
-            .keygate
-            .store()
-            .response(&project_of(key), id, now)
-            .await
-            .map_err(|_| Refused::Conversation(ConversationRefusal::Unavailable))?
+            .kept(&project_of(key), id)
+            .await?
             .ok_or_else(|| Refused::Conversation(ConversationRefusal::Unknown(id.to_owned())))?;
         serde_json::from_str(&stored.response)
             .map_err(|_| Refused::Conversation(ConversationRefusal::Unknown(id.to_owned())))
@@ -231,18 +217,91 @@ impl Service<'_> {
         key: &CachedKey,
         id: &str,
     ) -> Result<Value, Refused> {
+        let project = project_of(key);
+        let waited = self.keygate.kept_responses().forget(&project, id);
         let deleted = self
             .keygate
             .store()
-            .delete_response(&project_of(key), id)
+            .delete_response(&project, id)
             .await
-            .map_err(|_| Refused::Conversation(ConversationRefusal::Unavailable))?;
+            .map_err(|_| Refused::Conversation(ConversationRefusal::Unavailable))?
+            || waited;
         if !deleted {
             return Err(Refused::Conversation(ConversationRefusal::Unknown(
                 id.to_owned(),
             )));
         }
         Ok(serde_json::json!({"id": id, "object": "response", "deleted": true}))
+    }
+}
+
+/// What an answer is kept under, taken from the request before its stream is relayed.
+struct Keeping {
+    keygate: std::sync::Arc<crate::service::Keygate>,
+    settings: ResponseStoreSettings,
+    key_id: String,
+    project_id: String,
+}
+
+impl Keeping {
+    fn new(service: &Service<'_>, key: &CachedKey) -> Self {
+        Self {
+            keygate: service.keygate.clone(),
+            settings: *service.responses,
+            key_id: key.record.id.to_string(),
+            project_id: project_of(key),
+        }
+    }
+
+    /// What `answer` (a `response` object) is kept as, unless it is larger than the store
+    /// takes.
+    fn stored(self, conversation: Conversation, answer: &str) -> Option<StoredResponse> {
+        let response = serde_json::from_str::<Value>(answer).ok()?;
+        let id = response.get("id").and_then(Value::as_str)?.to_owned();
+        let conversation = Value::Array(conversation.input).to_string();
+        if answer.len() + conversation.len() > self.settings.max_bytes {
+            tracing::info!(
+                bytes = answer.len() + conversation.len(),
+                "a response is larger than [response_store] max_bytes: not kept"
+            );
+            return None;
+        }
+        let now = self.keygate.clock().now();
+        Some(StoredResponse {
+            project_id: self.project_id,
+            id,
+            key_id: self.key_id,
+            created_at: now,
+            expires_at: now.saturating_add(self.settings.max_age),
+            response: answer.to_owned(),
+            conversation,
+        })
+    }
+}
+
+/// What keeps a streamed answer when its stream ends: the stream ends inside the relay, off
+/// any task that could wait for the store, so the answer goes to the writer task of
+/// [`crate::service::KeptResponses`] (and is read from there until written).
+pub(super) struct StreamKeeper {
+    keeping: Keeping,
+    conversation: Conversation,
+}
+
+impl StreamKeeper {
+    pub(super) fn new(service: &Service<'_>, key: &CachedKey, conversation: Conversation) -> Self {
+        Self {
+            keeping: Keeping::new(service, key),
+            conversation,
+        }
+    }
+
+    /// Keeps the finished response object a completed stream ended with.
+    pub(super) fn keep(self, answer: &str) {
+        let kept = self.keeping.keygate.kept_responses().clone();
+        let per_project = self.keeping.settings.max_per_project;
+        if let Some(stored) = self.keeping.stored(self.conversation, answer) {
+            kept.keep(stored, per_project);
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use keygate_llm::{
 
 use tracing::Instrument as _;
 
-use super::conversations::Conversation;
+use super::conversations::{Conversation, StreamKeeper};
 use super::{Refused, Service, UsageDraft, draft::millis, trace};
 use crate::cache::CachedKey;
 use crate::limits::{Admission, Counted, Demand, Refusal};
@@ -245,12 +245,18 @@ impl Service<'_> {
                     meter_budget(&mut relay, reservation, &gateway, &inbound.model, &asked);
                 }
                 let usage = self.keygate.usage().clone();
+                let keeper = conversation.map(|c| StreamKeeper::new(self, key, c));
                 let draft = draft.clone();
                 let (prompt, prompt_cost, request) =
                     (asked.prompt, asked.prompt_cost, inbound.prompt());
                 relay.on_end(move |end: StreamEnd| {
                     // The request's slots in flight free with the stream.
                     drop(hold);
+                    if let (Some(keeper), Some(answer), StreamOutcome::Completed) =
+                        (keeper, &end.response, &end.outcome)
+                    {
+                        keeper.keep(answer);
+                    }
                     let (status, code) = match &end.outcome {
                         StreamOutcome::Completed => (200, None),
                         StreamOutcome::Failed(_) => (200, Some("upstream_stream_interrupted")),

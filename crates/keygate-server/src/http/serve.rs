@@ -92,6 +92,16 @@ pub async fn run(
             stop.clone(),
         )),
     );
+    spawn(
+        "kept_responses",
+        Box::pin(
+            state
+                .keygate
+                .kept_responses()
+                .clone()
+                .run(state.keygate.store().clone(), stop.clone()),
+        ),
+    );
     let keygate = &state.keygate;
     spawn(
         "key_changes",

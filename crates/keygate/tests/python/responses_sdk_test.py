@@ -245,6 +245,19 @@ class Stored(unittest.TestCase):
         with self.assertRaises(openai.NotFoundError):
             client().responses.retrieve(third.id)
 
+    def test_streamed_answers_are_kept_too(self):
+        # Translated (Anthropic's events) and passed on (OpenAI's own), each kept as it ended.
+        for model, then in [("claude", "chat"), ("chat", "gemini")]:
+            with self.subTest(model=model):
+                with client().responses.stream(model=model, input="Hi, I am Ada.") as stream:
+                    final = stream.get_final_response()
+                kept = client().responses.retrieve(final.id)
+                self.assertEqual(kept.output_text, final.output_text)
+                follow = client().responses.create(
+                    model=then, input="Again", previous_response_id=final.id, store=False
+                )
+                self.assertEqual(follow.status, "completed")
+
     def test_retrieve_and_delete(self):
         created = client().responses.create(model="claude", input="Say hello")
         kept = client().responses.retrieve(created.id)

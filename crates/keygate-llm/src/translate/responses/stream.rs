@@ -27,6 +27,8 @@ pub struct Decoder {
     next_block: usize,
     refused: bool,
     finished: bool,
+    /// The finished response object, as the upstream's last event carried it.
+    response: Option<String>,
 }
 
 impl Decoder {
@@ -106,6 +108,7 @@ impl Decoder {
                 });
                 out.push(StreamEvent::End);
                 self.finished = true;
+                self.response = Some(Value::Object(response.clone()).to_string());
             }
             "response.failed" => {
                 let error = event.get("response").and_then(|r| r.get("error"));
@@ -135,6 +138,11 @@ impl Decoder {
     pub fn end(&mut self, _out: &mut Vec<StreamEvent>) -> bool {
         self.finished
     }
+
+    /// The finished response object (JSON), once the stream said it.
+    pub fn response(&self) -> Option<&str> {
+        self.response.as_deref()
+    }
 }
 
 /// An output item being written.
@@ -163,9 +171,16 @@ pub struct Encoder {
     output: Vec<Value>,
     /// Open items by block number.
     open: HashMap<usize, Open>,
+    /// The finished response object, once written.
+    finished: Option<String>,
 }
 
 impl Encoder {
+    /// The finished response object (JSON), once written.
+    pub fn response(&self) -> Option<&str> {
+        self.finished.as_deref()
+    }
+
     fn event(&mut self, out: &mut String, mut data: Value) {
         data["sequence_number"] = self.sequence.into();
         self.sequence += 1;
@@ -177,7 +192,7 @@ impl Encoder {
         out.push_str("\n\n");
     }
 
-    fn response(&self, status: &str, incomplete: Value, usage: Option<&Usage>) -> Value {
+    fn snapshot(&self, status: &str, incomplete: Value, usage: Option<&Usage>) -> Value {
         response_object(
             &self.id,
             &self.model,
@@ -303,7 +318,7 @@ impl Encoder {
                 self.model.clone_from(model);
                 self.created_at = created_at();
                 self.input_tokens = *input_tokens;
-                let response = self.response("in_progress", Value::Null, None);
+                let response = self.snapshot("in_progress", Value::Null, None);
                 self.event(
                     out,
                     json!({"type": "response.created", "response": response}),
@@ -387,7 +402,8 @@ impl Encoder {
                 } else {
                     "response.incomplete"
                 };
-                let response = self.response(status, incomplete, usage.as_ref());
+                let response = self.snapshot(status, incomplete, usage.as_ref());
+                self.finished = Some(response.to_string());
                 self.event(out, json!({"type": kind, "response": response}));
             }
             StreamEvent::Error(error) => {
