@@ -6,7 +6,9 @@
 //! words). The first answer calls `Read` on `PATH`, the answer to its result calls `Edit` to
 //! replace `OLD` with `NEW`, and the answer after that reports in text. The step is the number
 //! of tool results in the conversation, counted in any provider's format (OpenAI's `tool`
-//! messages, Anthropic's `tool_result` blocks, Gemini's `functionResponse` parts).
+//! messages and Responses `function_call_output` items, Anthropic's `tool_result` blocks,
+//! Gemini's `functionResponse` parts). When the request offers `exec_command` (the Codex CLI's
+//! shell), the file is read with `cat` and edited with `sed` through it instead.
 
 use serde_json::{Value, json};
 
@@ -32,8 +34,15 @@ pub(crate) fn step(model: &str, body: &Value) -> Option<MockReply> {
     };
     let call =
         |name: &str, input: Value| MockReply::ToolCalls(vec![(name.to_owned(), input.to_string())]);
+    // The Codex CLI offers a shell (`exec_command`) rather than Claude Code's file tools.
+    let shell = offers(body, "exec_command");
     Some(match tool_results(body) {
+        0 if shell => call("exec_command", json!({"cmd": format!("cat {}", task.path)})),
         0 => call("Read", json!({"file_path": task.path})),
+        1 if shell => call(
+            "exec_command",
+            json!({"cmd": format!("sed -i 's/{}/{}/' {}", task.old, task.new, task.path)}),
+        ),
         1 => call(
             "Edit",
             json!({"file_path": task.path, "old_string": task.old, "new_string": task.new}),
@@ -64,6 +73,18 @@ fn find_task(value: &Value) -> Option<Task> {
     }
 }
 
+/// Whether a tool (or a call of one) named `name` is anywhere in the request.
+fn offers(value: &Value, name: &str) -> bool {
+    match value {
+        Value::Array(items) => items.iter().any(|item| offers(item, name)),
+        Value::Object(map) => {
+            map.get("name").and_then(Value::as_str) == Some(name)
+                || map.values().any(|value| offers(value, name))
+        }
+        _ => false,
+    }
+}
+
 fn tool_results(value: &Value) -> usize {
     match value {
         Value::Array(items) => items.iter().map(tool_results).sum(),
@@ -71,6 +92,7 @@ fn tool_results(value: &Value) -> usize {
             let own = usize::from(
                 map.get("role").and_then(Value::as_str) == Some("tool")
                     || map.get("type").and_then(Value::as_str) == Some("tool_result")
+                    || map.get("type").and_then(Value::as_str) == Some("function_call_output")
                     || map.contains_key("functionResponse"),
             );
             own + map.values().map(tool_results).sum::<usize>()
@@ -119,5 +141,24 @@ mod tests {
             assert_eq!(calls[0].0, "Edit");
         }
         assert!(step("gpt-4o", &openai(0)).is_none());
+        // The Codex CLI's shell, in the Responses API's items.
+        let codex = |results: usize| {
+            let mut input = vec![json!({"role": "user", "content": prompt})];
+            for _ in 0..results {
+                input.push(json!({"type": "function_call_output", "call_id": "c", "output": "ok"}));
+            }
+            json!({"tools": [{"type": "function", "name": "exec_command"}], "input": input})
+        };
+        let Some(MockReply::ToolCalls(calls)) = step("agent", &codex(1)) else {
+            panic!("an edit through the shell");
+        };
+        assert_eq!(calls[0].0, "exec_command");
+        assert!(
+            calls[0]
+                .1
+                .contains("sed -i 's/draft/final/' /tmp/notes.txt"),
+            "{}",
+            calls[0].1
+        );
     }
 }

@@ -7,6 +7,10 @@
 //! cache markers, deferred tools, system turns, its beta list): translated for OpenAI and
 //! Gemini, passed on as they are to Anthropic. `scripts/agents` installs the pinned CLI and
 //! names it in `KEYGATE_TEST_CLAUDE`.
+//!
+//! The Codex CLI likewise (`codex exec`, keygate configured as a model provider speaking the
+//! Responses API): its requests go as they are to OpenAI's own Responses API and translated to
+//! Anthropic and Gemini; a plain answer, and the same edit through its shell tool.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -293,5 +297,159 @@ async fn claude_code_works_through_keygate_on_every_provider() {
     );
     for request in seen_openai.iter().chain(&seen_gemini) {
         assert!(request.header("anthropic-beta").is_none());
+    }
+}
+
+/// The Codex CLI of `scripts/agents`; the test fails without it.
+fn codex() -> PathBuf {
+    let Some(path) = std::env::var_os("KEYGATE_TEST_CODEX") else {
+        panic!(
+            "KEYGATE_TEST_CODEX is not set: run ./scripts/test, or eval \"$(scripts/agents)\" \
+             before cargo test"
+        );
+    };
+    PathBuf::from(path)
+}
+
+/// Runs `codex exec PROMPT` in `work` against keygate as a provider of its own (the Responses
+/// API at keygate's `/v1`, a keygate key in `KEYGATE_API_KEY`), with `MODEL` as its model;
+/// returns the agent's last message.
+async fn run_codex(
+    server: &ServerProcess,
+    key: &str,
+    home: &Path,
+    work: &Path,
+    model: &str,
+    prompt: &str,
+) -> String {
+    // As the README says: keygate as a model provider in Codex's config.
+    let config = format!(
+        "model_provider = \"keygate\"\n\
+         [model_providers.keygate]\n\
+         name = \"keygate\"\n\
+         base_url = \"{}/v1\"\n\
+         env_key = \"KEYGATE_API_KEY\"\n\
+         wire_api = \"responses\"\n",
+        server.url
+    );
+    std::fs::write(home.join("config.toml"), config).unwrap();
+    let last = work.join("last-message.txt");
+    let mut command = tokio::process::Command::new(codex());
+    command
+        .args([
+            "exec",
+            "--skip-git-repo-check",
+            "--ephemeral",
+            "--color",
+            "never",
+        ])
+        .args(["--model", model, "--sandbox", "workspace-write"])
+        .arg("--output-last-message")
+        .arg(&last)
+        .arg(prompt)
+        .current_dir(work)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("CODEX_HOME", home)
+        .env("KEYGATE_API_KEY", key)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(RUN_DEADLINE, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("codex ({model}) finished within {RUN_DEADLINE:?}"))
+        .expect("codex runs");
+    let message = std::fs::read_to_string(&last).unwrap_or_default();
+    assert!(
+        output.status.success() && !message.is_empty(),
+        "codex ({model}) failed (status {}):\n{}\n{}\nkeygate:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        tail(&server.log(), 30)
+    );
+    message
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codex_works_through_keygate_on_every_provider() {
+    let anthropic = MockAnthropic::start("anthropic", ANTHROPIC_KEY)
+        .await
+        .unwrap();
+    let openai = MockOpenAi::start("openai", OPENAI_KEY).await.unwrap();
+    let gemini = MockGemini::start("gemini", GEMINI_KEY).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("keygate.toml");
+    std::fs::write(&config_path, config(&anthropic, &openai, &gemini)).unwrap();
+    let server = ServerProcess::start(
+        dir.path(),
+        &[
+            ("KEYGATE_CONFIG", config_path.to_str().unwrap()),
+            ("UPSTREAM_ANTHROPIC_KEY", ANTHROPIC_KEY),
+            ("UPSTREAM_OPENAI_KEY", OPENAI_KEY),
+            ("UPSTREAM_GEMINI_KEY", GEMINI_KEY),
+        ],
+    );
+    let owner = server.owner_token();
+    let key = create_key(&server, &owner, "codex", "models:*");
+    let home = dir.path().join("codex-home");
+    std::fs::create_dir_all(&home).unwrap();
+
+    for provider in ["openai", "anthropic", "gemini"] {
+        let work = dir.path().join(format!("codex-{provider}"));
+        std::fs::create_dir_all(&work).unwrap();
+        let plain = format!("plain-{provider}");
+        let answer = run_codex(&server, &key, &home, &work, &plain, "Say hello").await;
+        assert!(
+            answer.starts_with(&format!("Hello from {provider}")),
+            "{plain}: {answer}"
+        );
+
+        // A tool loop through Codex's shell: read the file, edit it, report.
+        let notes = work.join("notes.txt");
+        std::fs::write(&notes, "a draft note\n").unwrap();
+        let agent = format!("agent-{provider}");
+        let prompt = format!("Make this edit: [[edit {} draft final]]", notes.display());
+        let answer = run_codex(&server, &key, &home, &work, &agent, &prompt).await;
+        assert_eq!(
+            std::fs::read_to_string(&notes).unwrap(),
+            "a final note\n",
+            "{agent}: the agent's edit went through ({answer})"
+        );
+        assert!(
+            answer.starts_with("Done: replaced draft with final"),
+            "{agent}: {answer}"
+        );
+    }
+
+    // OpenAI's own Responses API got Codex's requests as sent; the others, translated.
+    let seen_openai = openai.requests();
+    let responses: Vec<Value> = seen_openai
+        .iter()
+        .filter(|r| r.path == "/v1/responses")
+        .map(SeenRequest::json)
+        .collect();
+    assert!(!responses.is_empty());
+    let models: Vec<&Value> = responses.iter().map(|b| &b["model"]).collect();
+    assert!(models.contains(&&Value::from("gpt-4.1")), "{models:?}");
+    assert!(
+        models.iter().filter(|m| **m == "gpt-5-agent").count() >= 3,
+        "{models:?}"
+    );
+    // Its tool calls came back as function calls with their outputs, in each format.
+    assert!(responses.iter().any(|b| {
+        b["input"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|i| i["type"] == "function_call_output"))
+    }));
+    assert!(
+        anthropic
+            .requests()
+            .iter()
+            .any(|r| r.path == "/v1/messages")
+    );
+    assert!(gemini.request_count() > 0);
+    for seen in [&seen_openai, &anthropic.requests(), &gemini.requests()] {
+        assert_no_keygate_key(seen, &[&key]);
     }
 }

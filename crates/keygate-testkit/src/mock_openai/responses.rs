@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::wire::{self, count_words};
 use super::{MockReply, Refusal, Shared, accept, default_reply, error_reply, garbage, json};
 
-const PARAMETERS: [&str; 27] = [
+const PARAMETERS: [&str; 28] = [
     "model",
     "input",
     "instructions",
@@ -42,6 +42,8 @@ const PARAMETERS: [&str; 27] = [
     "background",
     "max_tool_calls",
     "conversation",
+    // Sent by OpenAI's own Codex CLI, beside `metadata`.
+    "client_metadata",
 ];
 
 fn invalid(message: String, param: Option<&str>, code: &str) -> Refusal {
@@ -251,6 +253,7 @@ pub(super) async fn responses(shared: Arc<Shared>, headers: &HeaderMap, body: &[
     let default_text = format!("Hello from {}: {}", shared.name, read.last_user);
     let mut reply = shared
         .next_reply()
+        .or_else(|| crate::mock_agent::step(&model, &accepted.body))
         .unwrap_or_else(|| default_reply(&model, || default_text.clone()));
     let text = loop {
         reply = match reply {

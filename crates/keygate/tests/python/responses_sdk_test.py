@@ -300,7 +300,9 @@ class Errors(unittest.TestCase):
 
     def test_what_another_provider_cannot_say_is_refused_by_name(self):
         cases = [
-            ("claude", {"tools": [{"type": "web_search"}]}, "tools[0].type"),
+            # A hosted tool merely offered is left out; one the request requires is refused.
+            ("claude", {"tools": [{"type": "web_search"}], "tool_choice": {"type": "web_search"}},
+             "tool_choice.type"),
             ("compat", {"text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}},
              "text.format.type"),
         ]
@@ -309,6 +311,12 @@ class Errors(unittest.TestCase):
                 client().responses.create(model=model, input="Hi", **extra)
             self.assert_status(caught.exception, 400, "unsupported_feature")
             self.assertEqual(caught.exception.param, param)
+
+    def test_a_hosted_tool_merely_offered_is_left_out(self):
+        response = client().responses.create(
+            model="claude", input="Say hello", tools=[{"type": "web_search"}] + TOOLS, store=False
+        )
+        self.assertEqual(response.status, "completed")
 
     def test_input_is_required(self):
         with self.assertRaises(openai.BadRequestError) as caught:

@@ -35,7 +35,8 @@ fn default_only(key: &str, value: &Value) -> bool {
 /// OpenAI's prompt cache; `include` asks for extra detail (encrypted reasoning) alongside.
 fn is_hint(key: &str, value: &Value) -> bool {
     match key {
-        "metadata" | "prompt_cache_key" | "prompt_cache_retention" => true,
+        // `client_metadata` labels the request for the client's own telemetry (the Codex CLI).
+        "metadata" | "client_metadata" | "prompt_cache_key" | "prompt_cache_retention" => true,
         "include" => value.as_array().is_some_and(|items| {
             items
                 .iter()
@@ -65,7 +66,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, TranslateError> {
             "max_output_tokens" => request.max_tokens = Some(as_u64(value, key)?),
             "temperature" => request.temperature = Some(as_f64(value, key)?),
             "top_p" => request.top_p = Some(as_f64(value, key)?),
-            "tools" => request.tools = decode_tools(value)?,
+            "tools" => decode_tools(value, &mut request)?,
             "tool_choice" => request.tool_choice = Some(decode_tool_choice(value)?),
             "parallel_tool_calls" => request.parallel_tool_calls = Some(as_bool(value, key)?),
             "user" | "safety_identifier" => request.user = Some(as_str(value, key)?.to_owned()),
@@ -136,48 +137,49 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, TranslateError> {
     Ok(request)
 }
 
-fn decode_tools(value: &Value) -> Result<Vec<Tool>, TranslateError> {
-    as_array(value, "tools")?
-        .iter()
-        .enumerate()
-        .map(|(i, tool)| {
-            let at = format!("tools[{i}]");
-            let tool = as_object(tool, &at)?;
-            let kind = required_str(tool, "type", &at)?;
-            if kind != "function" {
-                // Hosted tools (web search, file search, code interpreter…) run at OpenAI.
-                return Err(TranslateError::untranslatable_use(
-                    format!("{at}.type"),
-                    format!("the hosted `{kind}` tool"),
+/// The function tools; tools the common form cannot hold — OpenAI's hosted tools (web
+/// search, file search, code interpreter…) and tool namespaces — are offers the model may
+/// leave unused: left out as hints, unless `tool_choice` asks for one of them.
+fn decode_tools(value: &Value, request: &mut ChatRequest) -> Result<(), TranslateError> {
+    let mut tools = Vec::new();
+    for (i, tool) in as_array(value, "tools")?.iter().enumerate() {
+        let at = format!("tools[{i}]");
+        let object = as_object(tool, &at)?;
+        let kind = required_str(object, "type", &at)?;
+        if kind == "function" {
+            tools.push(decode_function(object, &at)?);
+        } else {
+            request.hints.push(format!("{at}.type"));
+        }
+    }
+    request.tools = tools;
+    Ok(())
+}
+
+fn decode_function(tool: &Obj, at: &str) -> Result<Tool, TranslateError> {
+    for (key, value) in tool {
+        match key.as_str() {
+            "type" | "name" | "description" | "parameters" => {}
+            // Strict schema adherence is a promise other providers do not make.
+            "strict" if value.as_bool() != Some(true) => {}
+            "strict" => return Err(TranslateError::untranslatable(format!("{at}.strict"))),
+            _ => {
+                return Err(TranslateError::invalid(
+                    format!("{at}.{key}"),
+                    "unknown field",
                 ));
             }
-            for (key, value) in tool {
-                match key.as_str() {
-                    "type" | "name" | "description" | "parameters" => {}
-                    // Strict schema adherence is a promise other providers do not make.
-                    "strict" if value.as_bool() != Some(true) => {}
-                    "strict" => {
-                        return Err(TranslateError::untranslatable(format!("{at}.strict")));
-                    }
-                    _ => {
-                        return Err(TranslateError::invalid(
-                            format!("{at}.{key}"),
-                            "unknown field",
-                        ));
-                    }
-                }
-            }
-            Ok(Tool {
-                name: required_str(tool, "name", &at)?.to_owned(),
-                description: get(tool, "description")
-                    .map(|d| as_str(d, &format!("{at}.description")).map(str::to_owned))
-                    .transpose()?,
-                parameters: get(tool, "parameters")
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-            })
-        })
-        .collect()
+        }
+    }
+    Ok(Tool {
+        name: required_str(tool, "name", at)?.to_owned(),
+        description: get(tool, "description")
+            .map(|d| as_str(d, &format!("{at}.description")).map(str::to_owned))
+            .transpose()?,
+        parameters: get(tool, "parameters")
+            .cloned()
+            .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+    })
 }
 
 fn decode_tool_choice(value: &Value) -> Result<ToolChoice, TranslateError> {
