@@ -99,6 +99,9 @@ pub enum TokenSource {
     Counted,
     /// Not known (the request failed before any output).
     None,
+    /// The answer came from keygate's answer cache: the tokens are those of the answer it
+    /// reused, and nothing was spent.
+    Cache,
 }
 
 impl TokenSource {
@@ -107,6 +110,7 @@ impl TokenSource {
             Self::Provider => "provider",
             Self::Counted => "counted",
             Self::None => "none",
+            Self::Cache => "cache",
         }
     }
 
@@ -114,6 +118,7 @@ impl TokenSource {
         match text {
             "provider" => Self::Provider,
             "counted" => Self::Counted,
+            "cache" => Self::Cache,
             _ => Self::None,
         }
     }

@@ -47,6 +47,9 @@ pub struct GroupFile {
     /// content unless an operator turns it on here.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub trace_content: bool,
+    /// Answers reused for the same request (see [`crate::cache_policy`]); off without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<crate::cache_policy::CacheFile>,
 }
 
 /// A group's choice for hints translation cannot carry (see [`GroupFile::hints`]).
@@ -234,6 +237,7 @@ pub struct GroupSpec {
     pub retries: u32,
     pub hints: Hints,
     pub trace_content: bool,
+    pub cache: Option<crate::cache_policy::CachePolicy>,
 }
 
 /// The checked configuration of the whole gateway.
@@ -477,6 +481,13 @@ fn resolve_group(
         retries,
         hints: raw.hints,
         trace_content: raw.trace_content,
+        cache: raw
+            .cache
+            .as_ref()
+            .map(|cache| {
+                crate::cache_policy::CachePolicy::resolve(&format!("{field}.cache"), cache)
+            })
+            .transpose()?,
     })
 }
 

@@ -80,6 +80,7 @@ pub(crate) struct Group {
     pub retries: u32,
     /// Whether its trace spans carry prompts and answers.
     pub trace_content: bool,
+    pub cache: Option<crate::cache_policy::CachePolicy>,
     chooser: Chooser,
 }
 
@@ -273,6 +274,7 @@ impl Gateway {
                     fallbacks: group.fallbacks.clone(),
                     retries: group.retries,
                     trace_content: group.trace_content,
+                    cache: group.cache,
                 },
             );
         }
@@ -298,6 +300,11 @@ impl Gateway {
         self.groups
             .get(alias)
             .is_some_and(|group| group.trace_content)
+    }
+
+    /// The answer cache of the group `alias`, when it has one.
+    pub fn cache_policy(&self, alias: &str) -> Option<crate::cache_policy::CachePolicy> {
+        self.groups.get(alias).and_then(|group| group.cache)
     }
 
     pub fn has_alias(&self, alias: &str) -> bool {

@@ -9,6 +9,7 @@
 mod backoff;
 pub mod beta;
 mod breaker;
+pub mod cache_policy;
 mod client;
 pub mod config;
 mod credential;

@@ -55,6 +55,9 @@ pub struct StreamEnd {
     /// For a client of the Responses API, the finished response object (JSON) the stream
     /// ended with.
     pub response: Option<String>,
+    /// Every byte of a completed stream as the client gets it, when [`Relay::capture`] asked
+    /// for them and they stayed within its bound.
+    pub sent: Option<bytes::Bytes>,
 }
 
 type OnEnd = Box<dyn FnOnce(StreamEnd) + Send>;
@@ -133,6 +136,26 @@ pub struct Relay {
     in_flight: InFlight,
     on_end: Option<OnEnd>,
     meter: Option<Meter>,
+    /// The bytes sent to the client, kept (up to a bound) for an answer cache.
+    capture: Option<Capture>,
+}
+
+/// What a relay keeps of the bytes it sends: all of them while they stay within `limit`.
+struct Capture {
+    limit: usize,
+    bytes: Option<bytes::BytesMut>,
+}
+
+impl Capture {
+    fn add(&mut self, chunk: &[u8]) {
+        if let Some(bytes) = &mut self.bytes {
+            if bytes.len() + chunk.len() > self.limit {
+                self.bytes = None;
+            } else {
+                bytes.extend_from_slice(chunk);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Relay {
@@ -178,6 +201,7 @@ impl Relay {
             done: false,
             finished: false,
             ended: false,
+            capture: None,
             in_flight: parts.in_flight,
             on_end: None,
             meter: None,
@@ -229,6 +253,14 @@ impl Relay {
     }
 
     /// Calls `on_end` once when the stream ends, however it ends.
+    /// Keeps the bytes the client is sent, up to `limit`, for [`StreamEnd::sent`].
+    pub fn capture(&mut self, limit: usize) {
+        self.capture = Some(Capture {
+            limit,
+            bytes: Some(bytes::BytesMut::new()),
+        });
+    }
+
     pub fn on_end(&mut self, on_end: impl FnOnce(StreamEnd) + Send + 'static) {
         self.on_end = Some(Box::new(on_end));
     }
@@ -483,8 +515,19 @@ impl Relay {
                     .map(str::to_owned),
                 _ => None,
             };
+            // Reported at the end marker, before the last bytes go out: they are counted too.
+            let sent = match (&outcome, self.capture.take()) {
+                (StreamOutcome::Completed, Some(mut capture)) => {
+                    for chunk in &self.ready {
+                        capture.add(chunk);
+                    }
+                    capture.bytes.map(bytes::BytesMut::freeze)
+                }
+                _ => None,
+            };
             on_end(StreamEnd {
                 response,
+                sent,
                 outcome,
                 reported: self.reported,
                 text: if self.reported.is_some() {
@@ -580,6 +623,9 @@ impl Stream for Relay {
                 this.end(StreamOutcome::Completed);
             }
             if let Some(bytes) = this.ready.pop_front() {
+                if let Some(capture) = &mut this.capture {
+                    capture.add(&bytes);
+                }
                 return Poll::Ready(Some(Ok(bytes)));
             }
             if this.finished {

@@ -4,6 +4,7 @@
 //! order, and comes back as an answer for the HTTP layer to send or a [`Refused`] that says,
 //! in one place, which status and code the client gets. Handlers only extract and respond.
 
+mod answer_cache;
 mod conversations;
 mod draft;
 mod llm;
@@ -13,9 +14,10 @@ mod trace;
 
 use std::sync::Arc;
 
+pub use answer_cache::AnswerCache;
 pub use conversations::{ConversationRefusal, ResponseStoreSettings};
 pub use draft::UsageDraft;
-pub use llm::{LlmAnswer, LlmCall, LlmOutcome, model_permission};
+pub use llm::{CacheStatus, LlmAnswer, LlmCall, LlmOutcome, model_permission};
 pub use proxy::{BodyStream, ProxyAnswer, ProxyCall, ProxyOutcome};
 pub use refused::Refused;
 

@@ -47,6 +47,8 @@ pub struct GatewayState {
     revision: Mutex<Option<String>>,
     /// One change to the stored groups at a time on this node.
     writer: tokio::sync::Mutex<()>,
+    /// The answers groups keep (see `gateway/answer_cache.rs`).
+    answers: Arc<crate::gateway::AnswerCache>,
 }
 
 impl std::fmt::Debug for GatewayState {
@@ -92,6 +94,7 @@ impl GatewayState {
             current: RwLock::new(Arc::new(gateway)),
             revision: Mutex::new(None),
             writer: tokio::sync::Mutex::new(()),
+            answers: Arc::default(),
         })
     }
 
@@ -103,7 +106,13 @@ impl GatewayState {
             current: RwLock::new(Arc::new(Gateway::empty())),
             revision: Mutex::new(None),
             writer: tokio::sync::Mutex::new(()),
+            answers: Arc::default(),
         }
+    }
+
+    /// The answers model groups keep on this node.
+    pub fn answers(&self) -> &Arc<crate::gateway::AnswerCache> {
+        &self.answers
     }
 
     /// The gateway to serve a request with; a reload never disturbs requests in flight.

@@ -14,6 +14,9 @@ use std::time::Duration;
 use keygate_testkit::{Api, Db, MockOpenAi, MockReply, TestServer};
 use serde_json::{Value, json};
 
+#[path = "gateway/answer_cache.rs"]
+mod answer_cache;
+
 const KEY_A: &str = "sk-upstream-a-0123456789abcdef";
 const KEY_B: &str = "sk-upstream-b-0123456789abcdef";
 

@@ -18,6 +18,7 @@ use keygate_llm::{
 
 use tracing::Instrument as _;
 
+use super::answer_cache::{self, CacheSlot, CachedAnswer};
 use super::conversations::{Conversation, StreamKeeper};
 use super::{Refused, Service, UsageDraft, draft::millis, trace};
 use crate::cache::CachedKey;
@@ -53,6 +54,25 @@ pub struct LlmCall {
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     pub started: Instant,
+    /// The client's `Cache-Control: no-cache`: a cached answer is not used (a fresh one is
+    /// kept in its place).
+    pub no_cache: bool,
+}
+
+/// Whether an answer came from the group's answer cache (`x-keygate-cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit,
+    Miss,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+        }
+    }
 }
 
 /// What goes back to the client.
@@ -78,6 +98,8 @@ pub struct LlmOutcome {
     pub answer: Result<LlmAnswer, Refused>,
     pub requests: Option<State>,
     pub tokens: Option<State>,
+    /// For a request its group may answer from its cache.
+    pub cache: Option<CacheStatus>,
 }
 
 impl From<Refused> for LlmOutcome {
@@ -86,6 +108,7 @@ impl From<Refused> for LlmOutcome {
             answer: Err(refused),
             requests: None,
             tokens: None,
+            cache: None,
         }
     }
 }
@@ -122,8 +145,8 @@ impl Service<'_> {
             user_agent: call.user_agent,
             span: span.clone(),
         };
-        let (answer, admission) = self
-            .serve(&draft, inbound, conversation)
+        let (answer, admission, cache) = self
+            .serve(&draft, inbound, conversation, call.no_cache)
             .instrument(span)
             .await;
         let (requests, tokens) = admission
@@ -133,6 +156,7 @@ impl Service<'_> {
             answer,
             requests,
             tokens,
+            cache,
         }
     }
 
@@ -160,15 +184,77 @@ impl Service<'_> {
         draft: &UsageDraft,
         inbound: Inbound,
         conversation: Option<Conversation>,
-    ) -> (Result<LlmAnswer, Refused>, Option<Admission>) {
+        no_cache: bool,
+    ) -> (
+        Result<LlmAnswer, Refused>,
+        Option<Admission>,
+        Option<CacheStatus>,
+    ) {
         let key = &draft.key;
-        // The scope is checked first, so a key learns nothing of models it may not use. The
-        // attempt is recorded: usage shows what keys tried outside their scopes.
+        // The scope is checked first, so a key learns nothing of models it may not use (nor
+        // of answers kept for them). The attempt is recorded: usage shows what keys tried
+        // outside their scopes.
         if !any_grants(&key.record.scopes, &model_permission(&inbound.model)) {
             let model = inbound.model.clone();
-            return (self.refuse(draft, Refused::Scope { model }), None);
+            return (self.refuse(draft, Refused::Scope { model }), None, None);
         }
         let gateway = self.models.current();
+        let slot = answer_cache::slot(gateway.cache_policy(&inbound.model), key, &inbound);
+        if let Some(slot) = &slot
+            && !no_cache
+            && let Some(hit) = self.models.answers().get(slot)
+        {
+            let (answer, admission) = self.replay(draft, &hit).await;
+            return (answer, admission, Some(CacheStatus::Hit));
+        }
+        let (answer, admission) = self
+            .dispatch(draft, inbound, conversation, slot, gateway)
+            .await;
+        (answer, admission, slot.map(|_| CacheStatus::Miss))
+    }
+
+    /// Answers from the group's cache: admitted like any request (rates, quotas), but nothing
+    /// is reserved or spent; the usage record names the deployment that made the answer, its
+    /// tokens, and a cost of nothing.
+    async fn replay(
+        &self,
+        draft: &UsageDraft,
+        hit: &CachedAnswer,
+    ) -> (Result<LlmAnswer, Refused>, Option<Admission>) {
+        let clock = self.keygate.clock();
+        let demand = Demand {
+            hold: false,
+            tokens: None,
+            cost: None,
+        };
+        let admission = match self.limiter.admit(&draft.key, clock, demand).await {
+            Ok(admission) => admission,
+            Err(refusal) => return (self.refuse(draft, Refused::Limit(refusal)), None),
+        };
+        let mut record = draft.record(clock.as_ref(), 200, None);
+        record.deployment = Some(hit.deployment.clone());
+        record.provider = Some(hit.provider.clone());
+        record.tokens = hit.tokens.unwrap_or_default();
+        record.token_source = TokenSource::Cache;
+        record.cost = Some(keygate_core::MicroUsd(0));
+        self.usage(draft, record);
+        let answer = LlmAnswer::Complete {
+            status: 200,
+            content_type: hit.content_type.clone(),
+            body: hit.body.clone(),
+        };
+        (Ok(answer), Some(admission))
+    }
+
+    async fn dispatch(
+        &self,
+        draft: &UsageDraft,
+        inbound: Inbound,
+        conversation: Option<Conversation>,
+        slot: Option<CacheSlot>,
+        gateway: Arc<keygate_llm::Gateway>,
+    ) -> (Result<LlmAnswer, Refused>, Option<Admission>) {
+        let key = &draft.key;
         let content = gateway.traces_content(&inbound.model) && !draft.span.is_disabled();
         if content && let Some(messages) = inbound.messages_text() {
             trace::record_content(&draft.span, "gen_ai.input.messages", messages);
@@ -221,6 +307,19 @@ impl Service<'_> {
                 if content && let Ok(answer) = std::str::from_utf8(&body) {
                     trace::record_content(&draft.span, "gen_ai.output.messages", answer);
                 }
+                if status == 200
+                    && let Some(slot) = &slot
+                {
+                    let cached = CachedAnswer::new(
+                        content_type.clone(),
+                        body.clone(),
+                        tokens,
+                        record.cost,
+                        &served,
+                        slot.policy.ttl,
+                    );
+                    self.models.answers().put(slot, cached);
+                }
                 self.usage(draft, record);
                 if status == 200
                     && let Some(conversation) = conversation
@@ -246,6 +345,10 @@ impl Service<'_> {
                 }
                 let usage = self.keygate.usage().clone();
                 let keeper = conversation.map(|c| StreamKeeper::new(self, key, c));
+                let answers = slot.map(|slot| {
+                    relay.capture(slot.policy.max_entry_bytes);
+                    (slot, self.models.answers().clone(), content_type.clone())
+                });
                 let draft = draft.clone();
                 let (prompt, prompt_cost, request) =
                     (asked.prompt, asked.prompt_cost, inbound.prompt());
@@ -266,6 +369,19 @@ impl Service<'_> {
                     let mut record = draft.served(clock.as_ref(), &served, status, code);
                     record.ttft_ms = end.first_token.map(millis);
                     record.latency_ms = millis(end.elapsed.max(draft.started.elapsed()));
+                    if let (Some((slot, answers, content_type)), Some(sent)) = (answers, end.sent) {
+                        let tokens = end.reported;
+                        let cost = tokens.and_then(|t| gateway.cost(&served.model, t));
+                        let cached = CachedAnswer::new(
+                            content_type,
+                            sent,
+                            tokens,
+                            cost,
+                            &served,
+                            slot.policy.ttl,
+                        );
+                        answers.put(&slot, cached);
+                    }
                     match end.reported {
                         Some(tokens) => {
                             record.tokens = tokens;

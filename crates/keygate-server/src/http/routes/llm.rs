@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_core::scope::any_grants;
 use keygate_llm::{ClientFormat, Endpoint};
@@ -268,6 +268,11 @@ async fn serve(
         client_ip: meta.ip_text(),
         user_agent: UsageDraft::user_agent(text(header::USER_AGENT.as_str())),
         started,
+        no_cache: text(header::CACHE_CONTROL.as_str()).is_some_and(|value| {
+            value
+                .split(',')
+                .any(|d| matches!(d.trim(), "no-cache" | "no-store"))
+        }),
     };
     let outcome = state.gateway_service().complete(call).await;
     let mut response = match outcome.answer {
@@ -305,6 +310,12 @@ async fn serve(
     };
     // Admitted calls carry their rates' states, answered or failed.
     limit_headers::admitted(response.headers_mut(), outcome.requests, outcome.tokens);
+    if let Some(cache) = outcome.cache {
+        response.headers_mut().insert(
+            HeaderName::from_static("x-keygate-cache"),
+            HeaderValue::from_static(cache.as_str()),
+        );
+    }
     Ok(response)
 }
 
