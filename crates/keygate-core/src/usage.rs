@@ -152,6 +152,9 @@ pub struct UsageRecord {
     pub token_source: TokenSource,
     /// `None` when the price of the model is not known.
     pub cost: Option<MicroUsd>,
+    /// For an answer from keygate's answer cache (`token_source` `cache`, `cost` 0), what the
+    /// answer cost when it was made: the money the hit saved.
+    pub saved: Option<MicroUsd>,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
 }

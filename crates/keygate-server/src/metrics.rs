@@ -160,6 +160,7 @@ mod tests {
             },
             token_source: TokenSource::Provider,
             cost: Some(MicroUsd(2_500)),
+            saved: None,
             client_ip: None,
             user_agent: None,
         };

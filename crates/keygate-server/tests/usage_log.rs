@@ -42,6 +42,7 @@ fn record(w: &World, key: &KeyId, i: usize) -> UsageRecord {
         },
         token_source: TokenSource::Provider,
         cost: None,
+        saved: None,
         client_ip: None,
         user_agent: None,
     }

@@ -65,6 +65,7 @@ fn records(
                 },
                 token_source: TokenSource::Provider,
                 cost: Some(MicroUsd((i % 900) as i64 + 40)),
+                saved: None,
                 client_ip: Some("203.0.113.9".into()),
                 user_agent: Some("OpenAI/Python 3.57.0".into()),
             }

@@ -12,7 +12,7 @@ use keygate_core::UsageRecord;
 pub(crate) const HOUR: i64 = 3_600_000;
 pub(crate) const DAY: i64 = 86_400_000;
 
-/// Rows per upsert statement: 15 parameters each stays under both databases' limits.
+/// Rows per upsert statement: 17 parameters each stays under both databases' limits.
 pub(crate) const ROLLUPS_PER_STATEMENT: usize = 500;
 
 /// Where a sum belongs.
@@ -39,6 +39,9 @@ pub(crate) struct Sums {
     /// Milliseconds of latency of the requests counted in `timed`.
     pub latency_ms: i64,
     pub timed: i64,
+    /// Answers from keygate's answer cache, and what they cost when they were made.
+    pub cache_hits: i64,
+    pub saved_micros: i64,
 }
 
 /// The sums of `records` for every grain. In key order, so that two nodes writing the same
@@ -79,6 +82,12 @@ pub(crate) fn sum(records: &[UsageRecord]) -> BTreeMap<RollupKey, Sums> {
             }
             entry.latency_ms = entry.latency_ms.saturating_add(int(record.latency_ms));
             entry.timed += 1;
+            if record.token_source == keygate_core::TokenSource::Cache {
+                entry.cache_hits += 1;
+                entry.saved_micros = entry
+                    .saved_micros
+                    .saturating_add(record.saved.map_or(0, |saved| saved.0));
+            }
         }
     }
     sums

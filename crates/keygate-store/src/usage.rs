@@ -66,6 +66,10 @@ pub struct UsageRow {
     /// The average latency of the requests whose latency is kept (those summed before it
     /// was, long ago, are not counted); `None` when there is none.
     pub latency_ms: Option<u64>,
+    /// Requests answered from keygate's answer cache.
+    pub cache_hits: u64,
+    /// What those answers cost when they were made: the money the cache saved.
+    pub saved: MicroUsd,
 }
 
 /// A request of a key that was refused or failed, as its record has it.

@@ -45,6 +45,7 @@ fn record(
         },
         token_source: TokenSource::Provider,
         cost: cost.map(MicroUsd),
+        saved: None,
         client_ip: Some("203.0.113.9".into()),
         user_agent: Some("OpenAI/Python 3.57.0".into()),
     }
@@ -156,7 +157,7 @@ async fn reports_group_and_filter(db: Db) {
 }
 
 /// A report's row: group, requests, errors, prompt tokens, cost, unpriced, average latency.
-type Said = (String, u64, u64, u64, i64, u64, Option<u64>);
+type Said = (String, u64, u64, u64, i64, u64, Option<u64>, u64, i64);
 
 /// What a report should say, summed here from the records themselves.
 fn expected(
@@ -166,8 +167,11 @@ fn expected(
     group_by: UsageGroup,
     only: Option<(&KeyId, &str)>,
 ) -> Vec<Said> {
-    let mut groups: std::collections::BTreeMap<String, (u64, u64, u64, i64, u64, u64)> =
-        std::collections::BTreeMap::new();
+    #[allow(clippy::type_complexity, reason = "one group's sums")]
+    let mut groups: std::collections::BTreeMap<
+        String,
+        (u64, u64, u64, i64, u64, u64, u64, i64),
+    > = std::collections::BTreeMap::new();
     for r in records {
         let at = r.at.as_millis();
         if at < from || at >= to {
@@ -195,10 +199,12 @@ fn expected(
         g.3 += r.cost.map_or(0, |c| c.0);
         g.4 += u64::from(r.cost.is_none());
         g.5 += r.latency_ms;
+        g.6 += u64::from(r.token_source == TokenSource::Cache);
+        g.7 += r.saved.map_or(0, |s| s.0);
     }
     groups
         .into_iter()
-        .map(|(k, (n, e, p, c, u, l))| (k, n, e, p, c, u, Some(l / n)))
+        .map(|(k, (n, e, p, c, u, l, h, s))| (k, n, e, p, c, u, Some(l / n), h, s))
         .collect()
 }
 
@@ -224,7 +230,14 @@ async fn rollups_equal_the_records(db: Db) {
             let model = ["chat", "embed", "fast"][usize::try_from(next() % 3).unwrap()];
             let status = [200, 200, 200, 429, 503][usize::try_from(next() % 5).unwrap()];
             let cost = (next() % 4 != 0).then(|| i64::try_from(next() % 1000).unwrap());
-            batch.push(record(&w, key, model, at, status, cost));
+            let mut record = record(&w, key, model, at, status, cost);
+            // Some are answers from the cache: nothing spent, what they saved kept.
+            if status == 200 && next() % 5 == 0 {
+                record.token_source = TokenSource::Cache;
+                record.saved = record.cost;
+                record.cost = Some(keygate_core::MicroUsd(0));
+            }
+            batch.push(record);
         }
         // In several batches: sums add up across them.
         store.insert_usage(&batch).await.unwrap();
@@ -268,6 +281,8 @@ async fn rollups_equal_the_records(db: Db) {
                             r.cost.0,
                             r.unpriced,
                             r.latency_ms,
+                            r.cache_hits,
+                            r.saved.0,
                         )
                     })
                     .collect();

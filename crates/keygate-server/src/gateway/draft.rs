@@ -56,6 +56,7 @@ impl UsageDraft {
             tokens: TokenCounts::default(),
             token_source: TokenSource::None,
             cost: None,
+            saved: None,
             client_ip: self.client_ip.clone(),
             user_agent: self.user_agent.clone(),
         }

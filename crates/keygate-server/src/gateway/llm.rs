@@ -237,6 +237,7 @@ impl Service<'_> {
         record.tokens = hit.tokens.unwrap_or_default();
         record.token_source = TokenSource::Cache;
         record.cost = Some(keygate_core::MicroUsd(0));
+        record.saved = hit.cost;
         self.usage(draft, record);
         let answer = LlmAnswer::Complete {
             status: 200,

@@ -367,6 +367,7 @@ fn publishable_refused(
         tokens: keygate_core::TokenCounts::default(),
         token_source: keygate_core::TokenSource::None,
         cost: None,
+        saved: None,
         client_ip: meta.ip_text(),
         user_agent: None,
     }

@@ -40,6 +40,7 @@ fn record(
         },
         token_source: TokenSource::Provider,
         cost: Some(MicroUsd(cost)),
+        saved: None,
         client_ip: Some("203.0.113.9".into()),
         user_agent: None,
     }

@@ -90,6 +90,12 @@ async fn repeated_requests_are_answered_from_the_cache(db: Db) {
     let cost: f64 = row["cost_usd"].as_str().unwrap().parse().unwrap();
     let paid = (2 * one + two) as f64 * 0.001;
     assert!((cost - paid).abs() < 1e-9, "the hit cost nothing: {row}");
+    assert_eq!(row["cache_hits"], 1, "{row}");
+    let saved: f64 = row["saved_usd"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (saved - one as f64 * 0.001).abs() < 1e-9,
+        "it saved what the answer cost: {row}"
+    );
 }
 
 async fn entries_stay_within_their_project_scope_and_time(db: Db) {

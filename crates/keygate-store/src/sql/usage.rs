@@ -1,6 +1,6 @@
 //! The SQL implementation of [`UsageStore`](crate::UsageStore), expanded per backend.
 
-/// Rows per INSERT statement: 22 parameters each stays under both databases' limits.
+/// Rows per INSERT statement: 23 parameters each stays under both databases' limits.
 pub(crate) const USAGE_ROWS_PER_STATEMENT: usize = 500;
 
 macro_rules! impl_sql_usage {
@@ -20,7 +20,8 @@ macro_rules! impl_sql_usage {
                         "INSERT INTO usage_records (id, at, org_id, project_id, key_id, \
                          endpoint, model, deployment, provider, status, error_code, streamed, \
                          attempts, latency_ms, ttft_ms, prompt_tokens, completion_tokens, \
-                         cached_tokens, token_source, cost_micros, client_ip, user_agent) ",
+                         cached_tokens, token_source, cost_micros, client_ip, user_agent, \
+                         saved_micros) ",
                     );
                     let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
                     insert.push_values(batch, |mut row, r| {
@@ -45,7 +46,8 @@ macro_rules! impl_sql_usage {
                             .push_bind(r.token_source.as_str())
                             .push_bind(r.cost.map(|c| c.0))
                             .push_bind(r.client_ip.clone())
-                            .push_bind(r.user_agent.clone());
+                            .push_bind(r.user_agent.clone())
+                            .push_bind(r.saved.map(|c| c.0));
                     });
                     // Not kept prepared: each batch size is a statement of its own, and a
                     // cache of large INSERTs would grow by megabytes per size seen.
@@ -56,7 +58,8 @@ macro_rules! impl_sql_usage {
                     let mut upsert = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO usage_rollups (grain, org_id, bucket, project_id, key_id, \
                          model, status, requests, prompt_tokens, completion_tokens, \
-                         cached_tokens, cost_micros, unpriced, latency_ms, timed) ",
+                         cached_tokens, cost_micros, unpriced, latency_ms, timed, cache_hits, \
+                         saved_micros) ",
                     );
                     upsert.push_values(batch, |mut row, (key, sums)| {
                         row.push_bind(key.grain)
@@ -73,7 +76,9 @@ macro_rules! impl_sql_usage {
                             .push_bind(sums.cost_micros)
                             .push_bind(sums.unpriced)
                             .push_bind(sums.latency_ms)
-                            .push_bind(sums.timed);
+                            .push_bind(sums.timed)
+                            .push_bind(sums.cache_hits)
+                            .push_bind(sums.saved_micros);
                     });
                     upsert.push(
                         " ON CONFLICT (grain, org_id, bucket, project_id, key_id, model, status) \
@@ -85,7 +90,9 @@ macro_rules! impl_sql_usage {
                          cost_micros = usage_rollups.cost_micros + excluded.cost_micros, \
                          unpriced = usage_rollups.unpriced + excluded.unpriced, \
                          latency_ms = usage_rollups.latency_ms + excluded.latency_ms, \
-                         timed = usage_rollups.timed + excluded.timed",
+                         timed = usage_rollups.timed + excluded.timed, \
+                         cache_hits = usage_rollups.cache_hits + excluded.cache_hits, \
+                         saved_micros = usage_rollups.saved_micros + excluded.saved_micros",
                     );
                     upsert.build().persistent(false).execute(&mut *tx).await?;
                 }
@@ -127,7 +134,9 @@ macro_rules! impl_sql_usage {
                      CAST(SUM(cost) AS BIGINT) AS cost, \
                      CAST(SUM(unpriced) AS BIGINT) AS unpriced, \
                      CAST(SUM(latency) AS BIGINT) AS latency, \
-                     CAST(SUM(timed) AS BIGINT) AS timed FROM (",
+                     CAST(SUM(timed) AS BIGINT) AS timed, \
+                     CAST(SUM(cache_hits) AS BIGINT) AS hits, \
+                     CAST(SUM(saved) AS BIGINT) AS saved FROM (",
                 );
                 let mut first = true;
                 let filters = |sql: &mut sqlx::QueryBuilder<$db>| {
@@ -150,7 +159,8 @@ macro_rules! impl_sql_usage {
                         "SELECT {summed} AS grp, bucket AS t, requests, \
                          CASE WHEN status >= 400 THEN requests ELSE 0 END AS errors, \
                          prompt_tokens, completion_tokens, cached_tokens, \
-                         cost_micros AS cost, unpriced, latency_ms AS latency, timed \
+                         cost_micros AS cost, unpriced, latency_ms AS latency, timed, \
+                         cache_hits, saved_micros AS saved \
                          FROM usage_rollups WHERE grain = "
                     ));
                     sql.push_bind(grain)
@@ -173,7 +183,9 @@ macro_rules! impl_sql_usage {
                          prompt_tokens, completion_tokens, cached_tokens, \
                          COALESCE(cost_micros, 0) AS cost, \
                          CASE WHEN cost_micros IS NULL THEN 1 ELSE 0 END AS unpriced, \
-                         latency_ms AS latency, 1 AS timed \
+                         latency_ms AS latency, 1 AS timed, \
+                         CASE WHEN token_source = 'cache' THEN 1 ELSE 0 END AS cache_hits, \
+                         COALESCE(saved_micros, 0) AS saved \
                          FROM usage_records WHERE org_id = "
                     ));
                     sql.push_bind(query.org.to_string())
@@ -192,7 +204,7 @@ macro_rules! impl_sql_usage {
                 ));
                 // Not kept prepared: the statement's shape follows the window and filters.
                 #[allow(clippy::type_complexity, reason = "one row of the report's SELECT")]
-                let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64, i64, i64)> = sql
+                let rows: Vec<(String, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64)> = sql
                     .build_query_as()
                     .persistent(false)
                     .fetch_all(self.reader())
@@ -200,7 +212,7 @@ macro_rules! impl_sql_usage {
                 let count = |n: i64| u64::try_from(n).unwrap_or(0);
                 Ok(rows
                     .into_iter()
-                    .map(|(grp, requests, errors, prompt, completion, cached, cost, unpriced, latency, timed)| {
+                    .map(|(grp, requests, errors, prompt, completion, cached, cost, unpriced, latency, timed, hits, saved)| {
                         $crate::UsageRow {
                             group: match query.group_by {
                                 UsageGroup::Day => $crate::usage_day(&grp),
@@ -214,6 +226,8 @@ macro_rules! impl_sql_usage {
                             cost: keygate_core::MicroUsd(cost),
                             unpriced: count(unpriced),
                             latency_ms: (timed > 0).then(|| count(latency) / count(timed)),
+                            cache_hits: count(hits),
+                            saved: keygate_core::MicroUsd(saved),
                         }
                     })
                     .collect())

@@ -45,6 +45,8 @@ pub async fn run(args: UsageArgs) -> Result<(), CliError> {
             ("COMPLETION", "completion_tokens"),
             ("CACHED", "cached_tokens"),
             ("COST (USD)", "cost_usd"),
+            ("CACHE HITS", "cache_hits"),
+            ("SAVED (USD)", "saved_usd"),
         ],
     );
     Ok(())

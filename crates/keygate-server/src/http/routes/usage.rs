@@ -45,6 +45,10 @@ pub struct UsageRowView {
     /// The average latency in milliseconds, over the requests whose latency is kept; absent
     /// when there is none.
     pub avg_latency_ms: Option<u64>,
+    /// Requests answered from keygate's answer cache (nothing spent; counted in `requests`).
+    pub cache_hits: u64,
+    /// What those answers cost when they were made: the money the cache saved, in US dollars.
+    pub saved_usd: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -121,6 +125,8 @@ pub async fn report(
                 cost_micros: row.cost.0,
                 unpriced_requests: row.unpriced,
                 avg_latency_ms: row.latency_ms,
+                cache_hits: row.cache_hits,
+                saved_usd: row.saved.to_string(),
             })
             .collect(),
     }))
