@@ -169,6 +169,12 @@ impl std::fmt::Debug for GlobalLimiter {
 }
 
 impl GlobalLimiter {
+    /// The connection, for others on the same Redis (it is a cheap handle to one
+    /// multiplexed connection).
+    pub fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
     /// Connects to Redis at `url`; the connection reconnects by itself after a failure. Each
     /// check waits at most `timeout`.
     pub async fn connect(url: &str, timeout: Duration) -> Result<Self, GlobalError> {

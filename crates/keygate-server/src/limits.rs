@@ -323,9 +323,22 @@ impl Limiter {
         }
     }
 
-    /// Runs `task` off the request's path, tracked; `false` outside a runtime.
-    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> bool {
+    /// Runs `task` off the request's path, tracked (shutdown waits for it in
+    /// [`Limiter::drain`]); `false` outside a runtime.
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) -> bool {
         spawn_tracked(&self.tasks, task)
+    }
+
+    /// Whether limits are shared through Redis (configured, whether it answers now or not).
+    pub fn shares_limits(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// The Redis connection limits are shared through, when there is one and Redis answers:
+    /// for others that share state across nodes the same way (the answer cache).
+    pub(crate) async fn redis(&self) -> Option<::redis::aio::ConnectionManager> {
+        let shared = self.shared.as_ref()?;
+        Some(shared.limiter().await?.connection())
     }
 
     /// Waits (at most `patience`) for what runs off the request's path — settlements and

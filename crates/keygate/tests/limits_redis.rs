@@ -359,3 +359,40 @@ async fn readiness(http: &reqwest::Client, node: &ServerProcess) -> String {
     let body: serde_json::Value = reply.json().await.unwrap();
     body["limits"].as_str().unwrap().to_owned()
 }
+
+/// A group's kept answers hold across nodes with Redis: an answer made through one node is
+/// served by the other, byte for byte, without going upstream again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_answers_are_shared_across_two_nodes() {
+    let g = gateway().await;
+    let key = g.key(serde_json::json!({})).await;
+    let http = reqwest::Client::new();
+    let ask = |node: String| {
+        let http = http.clone();
+        let key = key.clone();
+        async move {
+            let reply = http
+                .post(format!("{node}/v1/chat/completions"))
+                .bearer_auth(&key)
+                .json(&serde_json::json!({"model": "kept",
+                    "messages": [{"role": "user", "content": "What is kept?"}]}))
+                .send()
+                .await
+                .unwrap();
+            let cache = reply
+                .headers()
+                .get("x-keygate-cache")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            (cache, reply.text().await.unwrap())
+        }
+    };
+    let (first, made) = ask(g.node(0)).await;
+    assert_eq!(first.as_deref(), Some("miss"));
+    // Kept in Redis off the request's path: a moment later the other node has it.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (second, served) = ask(g.node(1)).await;
+    assert_eq!(second.as_deref(), Some("hit"));
+    assert_eq!(served, made, "the other node's answer, byte for byte");
+    assert_eq!(g.upstream.request_count(), 1);
+}

@@ -4,7 +4,10 @@
 //! form (keys sorted; fields that change no answer left out), so it is never served across
 //! projects, and the key's scope for the alias is checked before any lookup. A streamed answer
 //! is kept as the bytes its client got and replayed as they were; a whole one likewise. Entries
-//! live in this node's memory, bounded in bytes, each for its group's TTL.
+//! live in this node's memory, bounded in bytes, each for its group's TTL — and, where limits
+//! are shared through Redis, in Redis too (`keygate:answers:<name>`, expiring with the same
+//! TTL), so every node answers from them. Redis is best effort here: when it does not answer,
+//! the node's own memory does.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -117,16 +120,119 @@ pub struct CacheSlot {
     pub policy: CachePolicy,
 }
 
+/// How long a lookup or a write waits for Redis.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+
+fn redis_key(slot: &CacheSlot) -> String {
+    format!("keygate:answers:{}", hex::encode(slot.name))
+}
+
 impl AnswerCache {
-    pub fn get(&self, slot: &CacheSlot) -> Option<Arc<CachedAnswer>> {
-        self.entries.get(&slot.name)
+    /// The answer kept for `slot`: this node's, else (with `redis`) the cluster's, which this
+    /// node then keeps for what is left of its time.
+    pub async fn get(
+        &self,
+        slot: &CacheSlot,
+        redis: Option<redis::aio::ConnectionManager>,
+    ) -> Option<Arc<CachedAnswer>> {
+        if let Some(answer) = self.entries.get(&slot.name) {
+            return Some(answer);
+        }
+        let mut redis = redis?;
+        let key = redis_key(slot);
+        let mut pipe = redis::pipe();
+        pipe.get(&key).pttl(&key);
+        let read = pipe.query_async::<(Option<Vec<u8>>, i64)>(&mut redis);
+        let (bytes, left) = match tokio::time::timeout(REDIS_TIMEOUT, read).await {
+            Ok(Ok((Some(bytes), left))) if left > 0 => (bytes, left),
+            _ => return None,
+        };
+        let left = Duration::from_millis(u64::try_from(left).unwrap_or(0));
+        let answer = Arc::new(CachedAnswer::decode(&bytes, left)?);
+        self.entries.insert(slot.name, answer.clone());
+        Some(answer)
     }
 
-    /// Keeps an answer within the group's bound (a larger one is not kept).
-    pub fn put(&self, slot: &CacheSlot, answer: CachedAnswer) {
-        if answer.body.len() <= slot.policy.max_entry_bytes {
-            self.entries.insert(slot.name, Arc::new(answer));
+    /// Keeps an answer within the group's bound (a larger one is not kept): in this node's
+    /// memory, and (with `redis`) in Redis by a task of `limiter`'s, off the request's path.
+    pub fn put(
+        &self,
+        slot: &CacheSlot,
+        answer: CachedAnswer,
+        limiter: &Arc<crate::limits::Limiter>,
+    ) {
+        if answer.body.len() > slot.policy.max_entry_bytes {
+            return;
         }
+        let answer = Arc::new(answer);
+        self.entries.insert(slot.name, answer.clone());
+        if !limiter.shares_limits() {
+            return;
+        }
+        let key = redis_key(slot);
+        let ttl = u64::try_from(slot.policy.ttl.as_millis()).unwrap_or(u64::MAX);
+        let shared = Arc::clone(limiter);
+        limiter.spawn(async move {
+            let Some(mut redis) = shared.redis().await else {
+                return;
+            };
+            let mut set = redis::cmd("SET");
+            set.arg(&key).arg(answer.encode()).arg("PX").arg(ttl);
+            let write = set.query_async::<()>(&mut redis);
+            if !matches!(tokio::time::timeout(REDIS_TIMEOUT, write).await, Ok(Ok(()))) {
+                tracing::debug!("an answer could not be kept in Redis");
+            }
+        });
+    }
+}
+
+/// How an answer travels through Redis: a line of JSON (what it is and cost), then the body.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Head {
+    content_type: Option<String>,
+    tokens: Option<[u64; 3]>,
+    cost: Option<i64>,
+    deployment: String,
+    provider: String,
+}
+
+impl CachedAnswer {
+    fn encode(&self) -> Vec<u8> {
+        let head = Head {
+            content_type: self
+                .content_type
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            tokens: self.tokens.map(|t| [t.prompt, t.completion, t.cached]),
+            cost: self.cost.map(|c| c.0),
+            deployment: self.deployment.clone(),
+            provider: self.provider.clone(),
+        };
+        let mut bytes = serde_json::to_vec(&head).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+
+    fn decode(bytes: &[u8], ttl: Duration) -> Option<Self> {
+        let split = bytes.iter().position(|b| *b == b'\n')?;
+        let head: Head = serde_json::from_slice(&bytes[..split]).ok()?;
+        Some(Self {
+            content_type: head
+                .content_type
+                .and_then(|t| HeaderValue::from_str(&t).ok()),
+            body: Bytes::copy_from_slice(&bytes[split + 1..]),
+            tokens: head.tokens.map(|[prompt, completion, cached]| TokenCounts {
+                prompt,
+                completion,
+                cached,
+            }),
+            cost: head.cost.map(MicroUsd),
+            deployment: head.deployment,
+            provider: head.provider,
+            ttl,
+        })
     }
 }
 

@@ -200,10 +200,17 @@ impl Service<'_> {
         }
         let gateway = self.models.current();
         let slot = answer_cache::slot(gateway.cache_policy(&inbound.model), key, &inbound);
-        if let Some(slot) = &slot
-            && !no_cache
-            && let Some(hit) = self.models.answers().get(slot)
-        {
+        let hit = match &slot {
+            Some(slot) if !no_cache => {
+                let redis = match self.limiter.shares_limits() {
+                    true => self.limiter.redis().await,
+                    false => None,
+                };
+                self.models.answers().get(slot, redis).await
+            }
+            _ => None,
+        };
+        if let Some(hit) = hit {
             let (answer, admission) = self.replay(draft, &hit).await;
             return (answer, admission, Some(CacheStatus::Hit));
         }
@@ -319,7 +326,7 @@ impl Service<'_> {
                         &served,
                         slot.policy.ttl,
                     );
-                    self.models.answers().put(slot, cached);
+                    self.models.answers().put(slot, cached, self.limiter);
                 }
                 self.usage(draft, record);
                 if status == 200
@@ -348,7 +355,12 @@ impl Service<'_> {
                 let keeper = conversation.map(|c| StreamKeeper::new(self, key, c));
                 let answers = slot.map(|slot| {
                     relay.capture(slot.policy.max_entry_bytes);
-                    (slot, self.models.answers().clone(), content_type.clone())
+                    (
+                        slot,
+                        self.models.answers().clone(),
+                        content_type.clone(),
+                        self.limiter.clone(),
+                    )
                 });
                 let draft = draft.clone();
                 let (prompt, prompt_cost, request) =
@@ -370,7 +382,9 @@ impl Service<'_> {
                     let mut record = draft.served(clock.as_ref(), &served, status, code);
                     record.ttft_ms = end.first_token.map(millis);
                     record.latency_ms = millis(end.elapsed.max(draft.started.elapsed()));
-                    if let (Some((slot, answers, content_type)), Some(sent)) = (answers, end.sent) {
+                    if let (Some((slot, answers, content_type, limiter)), Some(sent)) =
+                        (answers, end.sent)
+                    {
                         let tokens = end.reported;
                         let cost = tokens.and_then(|t| gateway.cost(&served.model, t));
                         let cached = CachedAnswer::new(
@@ -381,7 +395,7 @@ impl Service<'_> {
                             &served,
                             slot.policy.ttl,
                         );
-                        answers.put(&slot, cached);
+                        answers.put(&slot, cached, &limiter);
                     }
                     match end.reported {
                         Some(tokens) => {

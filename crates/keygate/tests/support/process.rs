@@ -227,6 +227,10 @@ pub fn priced_gateway_config(dir: &Path, origin: &str) -> PathBuf {
             [model_groups.chat]
             deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
 
+            [model_groups.kept]
+            deployments = [{{ provider = "up", model = "gpt-4o-mini" }}]
+            cache = {{ when = "always", ttl_seconds = 600 }}
+
             [prices."gpt-4o-mini"]
             input = "1000"
             output = "1000"
