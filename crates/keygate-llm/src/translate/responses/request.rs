@@ -114,7 +114,8 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, TranslateError> {
                                 }
                             }
                         }
-                        "verbosity" if setting.is_null() || setting == "medium" => {}
+                        // How long an answer runs, not what it says: a hint.
+                        "verbosity" => request.hints.push("text.verbosity".to_owned()),
                         other => {
                             return Err(TranslateError::untranslatable(format!("text.{other}")));
                         }
