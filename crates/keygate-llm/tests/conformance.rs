@@ -87,8 +87,34 @@ fn redact_created(value: Value) -> Value {
                 .collect(),
         ),
         Value::Array(items) => Value::Array(items.into_iter().map(redact_created).collect()),
+        Value::String(text) => Value::String(redact_ids(&text)),
         other => other,
     }
+}
+
+/// keygate's own Responses ids (`kg` and a UUID's 32 hex digits) are made fresh each time.
+fn redact_ids(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("kg") {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        let hex = from
+            .get(2..34)
+            .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+        match hex {
+            Some(_) => {
+                out.push_str("kg[id]");
+                rest = &from[34..];
+            }
+            None => {
+                out.push_str("kg");
+                rest = &from[2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 fn parse(bytes: &[u8]) -> Value {

@@ -198,8 +198,13 @@ fn relay(
 }
 
 /// Tool arguments compared as JSON: a whole Anthropic answer carries them as an object, so
-/// their spacing and key order may differ from the streamed text.
+/// their spacing and key order may differ from the streamed text; keygate's own Responses ids
+/// are fresh each time.
 fn normalized(mut response: ChatResponse) -> ChatResponse {
+    // A Responses answer gets an id of keygate's own each time it is written.
+    if let Some(at) = response.id.find("resp_kg") {
+        response.id.truncate(at + "resp_kg".len());
+    }
     for part in &mut response.content {
         if let Part::ToolCall(call) = part {
             let value: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);

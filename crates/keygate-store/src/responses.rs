@@ -15,6 +15,8 @@ pub struct StoredResponse {
     pub id: String,
     /// The key that asked for it.
     pub key_id: String,
+    /// The alias (model group) it was asked of: a key reads it only with that alias's scope.
+    pub model: String,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     /// The response object (JSON).
@@ -37,8 +39,9 @@ impl std::fmt::Debug for StoredResponse {
 
 #[async_trait]
 pub trait ResponseStore {
-    /// Keeps `response` (replacing one of the same id in its project), then deletes the
-    /// project's oldest beyond `keep` answers.
+    /// Keeps `response` (replacing one of the same id in its project that the same key
+    /// kept; another key's stays as it is), then deletes the project's oldest beyond `keep`
+    /// answers.
     async fn put_response(&self, response: &StoredResponse, keep: u64) -> Result<(), StoreError>;
     /// A project's answer, unless it expired by `now`.
     async fn response(

@@ -22,15 +22,9 @@ fn item_id(prefix: &str, response_id: &str, index: usize) -> String {
     format!("{prefix}_{stem}_{index}")
 }
 
-/// A response id in OpenAI's shape (`resp_…`).
-fn response_id(id: &str) -> String {
-    if id.starts_with("resp_") {
-        id.to_owned()
-    } else {
-        let stem = id
-            .strip_prefix("chatcmpl-")
-            .or_else(|| id.strip_prefix("msg_"))
-            .unwrap_or(id);
-        format!("resp_{stem}")
-    }
+/// A response id of keygate's own (`resp_kg…`, a UUIDv7): an upstream's ids need not be
+/// unique (a local server may count from zero, Gemini may send none), and a translated answer
+/// may be kept and looked up by its id.
+fn response_id() -> String {
+    format!("resp_kg{}", uuid::Uuid::now_v7().simple())
 }

@@ -25,15 +25,15 @@ use crate::cache::CachedKey;
 /// Bytes of answers kept on a node at most.
 const CAPACITY_BYTES: u64 = 256 * 1024 * 1024;
 
-/// Top-level request fields that change no answer: who asks, labels, storage and delivery
-/// options.
-const IGNORED: [&str; 9] = [
+/// Top-level fields of a chat or embeddings request that change no byte of its answer: who
+/// asks, labels, storage and caching hints. (`stream_options` does: it adds the usage chunk.
+/// A Responses answer echoes most of these, so its requests are named whole.)
+const IGNORED: [&str; 8] = [
     "user",
     "safety_identifier",
     "metadata",
     "client_metadata",
     "store",
-    "stream_options",
     "prompt_cache_key",
     "prompt_cache_retention",
     "service_tier",
@@ -236,11 +236,18 @@ impl CachedAnswer {
     }
 }
 
-/// Whether a request may be answered from its group's cache (`None` when not), and where.
-pub fn slot(policy: Option<CachePolicy>, key: &CachedKey, inbound: &Inbound) -> Option<CacheSlot> {
+/// Whether a request may be answered from its group's cache (`None` when not), and where. A
+/// Responses request whose answer keygate keeps (`store` not false) is not: each such answer
+/// is kept under an id of its own, which a replay would not have.
+pub fn slot(
+    policy: Option<CachePolicy>,
+    key: &CachedKey,
+    inbound: &Inbound,
+    kept: bool,
+) -> Option<CacheSlot> {
     let policy = policy?;
     let endpoint = inbound.endpoint;
-    if endpoint == Endpoint::CountTokens {
+    if endpoint == Endpoint::CountTokens || (endpoint == Endpoint::Responses && kept) {
         return None;
     }
     let Ok(Value::Object(mut request)) = serde_json::from_slice::<Value>(&inbound.body) else {
@@ -254,8 +261,10 @@ pub fn slot(policy: Option<CachePolicy>, key: &CachedKey, inbound: &Inbound) -> 
     if policy.when == CacheWhen::Deterministic && !deterministic {
         return None;
     }
-    for field in IGNORED {
-        request.remove(field);
+    if endpoint != Endpoint::Responses {
+        for field in IGNORED {
+            request.remove(field);
+        }
     }
     let owner = match (policy.per, &key.record.project_id) {
         (CachePer::Project, Some(project)) => format!("project:{project}"),

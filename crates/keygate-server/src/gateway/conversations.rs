@@ -44,6 +44,8 @@ impl Default for ResponseStoreSettings {
 pub struct Conversation {
     /// Every input item up to this request's own, as the next turn will need them.
     input: Vec<Value>,
+    /// The alias asked: the answer is read again only with its scope.
+    model: String,
 }
 
 /// Why a conversation could not go on.
@@ -129,6 +131,15 @@ impl Service<'_> {
             return Ok((body, None));
         };
         let keep = settings.enabled && request.get("store") != Some(&Value::Bool(false));
+        let model = match request.get("model") {
+            Some(Value::String(model)) => model.clone(),
+            _ => return Ok((body, None)),
+        };
+        // A key that may not use the model is refused by the call's own scope check, before
+        // anything kept is read for it.
+        if !may_read(key, &model) {
+            return Ok((body, None));
+        }
         let previous = match request.get("previous_response_id") {
             Some(Value::String(id)) => Some(id.clone()),
             _ => None,
@@ -136,6 +147,7 @@ impl Service<'_> {
         let Some(previous) = previous else {
             let conversation = keep.then(|| Conversation {
                 input: items(request.get("input").cloned()),
+                model,
             });
             return Ok((body, conversation));
         };
@@ -145,6 +157,7 @@ impl Service<'_> {
         let stored = self
             .kept(&project_of(key), &previous)
             .await?
+            .filter(|stored| may_read(key, &stored.model))
             .ok_or(Refused::Conversation(ConversationRefusal::NotFound(
                 previous,
             )))?;
@@ -158,7 +171,7 @@ impl Service<'_> {
         request.remove("previous_response_id");
         request.insert("input".into(), Value::Array(input.clone()));
         let body = Bytes::from(Value::Object(request).to_string());
-        Ok((body, keep.then_some(Conversation { input })))
+        Ok((body, keep.then_some(Conversation { input, model })))
     }
 
     /// Keeps a whole answer of the Responses API with its conversation, before the client
@@ -206,6 +219,7 @@ impl Service<'_> {
         let stored = self
             .kept(&project_of(key), id)
             .await?
+            .filter(|stored| may_read(key, &stored.model))
             .ok_or_else(|| Refused::Conversation(ConversationRefusal::Unknown(id.to_owned())))?;
         serde_json::from_str(&stored.response)
             .map_err(|_| Refused::Conversation(ConversationRefusal::Unknown(id.to_owned())))
@@ -218,6 +232,15 @@ impl Service<'_> {
         id: &str,
     ) -> Result<Value, Refused> {
         let project = project_of(key);
+        let readable = self
+            .kept(&project, id)
+            .await?
+            .is_some_and(|stored| may_read(key, &stored.model));
+        if !readable {
+            return Err(Refused::Conversation(ConversationRefusal::Unknown(
+                id.to_owned(),
+            )));
+        }
         let waited = self.keygate.kept_responses().forget(&project, id);
         let deleted = self
             .keygate
@@ -258,6 +281,7 @@ impl Keeping {
     fn stored(self, conversation: Conversation, answer: &str) -> Option<StoredResponse> {
         let response = serde_json::from_str::<Value>(answer).ok()?;
         let id = response.get("id").and_then(Value::as_str)?.to_owned();
+        let model = conversation.model;
         let conversation = Value::Array(conversation.input).to_string();
         if answer.len() + conversation.len() > self.settings.max_bytes {
             tracing::info!(
@@ -271,6 +295,7 @@ impl Keeping {
             project_id: self.project_id,
             id,
             key_id: self.key_id,
+            model,
             created_at: now,
             expires_at: now.saturating_add(self.settings.max_age),
             response: answer.to_owned(),
@@ -303,6 +328,11 @@ impl StreamKeeper {
             kept.keep(stored, per_project);
         }
     }
+}
+
+/// Whether `key` may read what was asked of `model`: the scope it needs to ask it.
+fn may_read(key: &CachedKey, model: &str) -> bool {
+    keygate_core::scope::any_grants(&key.record.scopes, &super::model_permission(model))
 }
 
 /// The project answers are kept under: the key's, or its organisation's for a key of none.

@@ -54,9 +54,30 @@ pub struct LlmCall {
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
     pub started: Instant,
-    /// The client's `Cache-Control: no-cache`: a cached answer is not used (a fresh one is
-    /// kept in its place).
+    /// The client's `Cache-Control`.
+    pub cache: CacheControl,
+}
+
+/// What a client's `Cache-Control` asks of the answer cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheControl {
+    /// `no-cache`: a kept answer is not used (a fresh one is kept in its place).
     pub no_cache: bool,
+    /// `no-store`: nothing is looked up or kept.
+    pub no_store: bool,
+}
+
+impl CacheControl {
+    /// Reads the header's directives (names in any case).
+    pub fn parse(header: Option<&str>) -> Self {
+        let mut control = Self::default();
+        for directive in header.unwrap_or_default().split(',') {
+            let directive = directive.trim();
+            control.no_cache |= directive.eq_ignore_ascii_case("no-cache");
+            control.no_store |= directive.eq_ignore_ascii_case("no-store");
+        }
+        control
+    }
 }
 
 /// Whether an answer came from the group's answer cache (`x-keygate-cache`).
@@ -146,7 +167,7 @@ impl Service<'_> {
             span: span.clone(),
         };
         let (answer, admission, cache) = self
-            .serve(&draft, inbound, conversation, call.no_cache)
+            .serve(&draft, inbound, conversation, call.cache)
             .instrument(span)
             .await;
         let (requests, tokens) = admission
@@ -184,7 +205,7 @@ impl Service<'_> {
         draft: &UsageDraft,
         inbound: Inbound,
         conversation: Option<Conversation>,
-        no_cache: bool,
+        cache: CacheControl,
     ) -> (
         Result<LlmAnswer, Refused>,
         Option<Admission>,
@@ -199,9 +220,11 @@ impl Service<'_> {
             return (self.refuse(draft, Refused::Scope { model }), None, None);
         }
         let gateway = self.models.current();
-        let slot = answer_cache::slot(gateway.cache_policy(&inbound.model), key, &inbound);
+        let kept = conversation.is_some();
+        let slot = answer_cache::slot(gateway.cache_policy(&inbound.model), key, &inbound, kept)
+            .filter(|_| !cache.no_store);
         let hit = match &slot {
-            Some(slot) if !no_cache => {
+            Some(slot) if !cache.no_cache => {
                 let redis = match self.limiter.shares_limits() {
                     true => self.limiter.redis().await,
                     false => None,

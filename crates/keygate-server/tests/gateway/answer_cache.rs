@@ -75,20 +75,37 @@ async fn repeated_requests_are_answered_from_the_cache(db: Db) {
         .expect(200);
     assert_eq!(fresh.header("x-keygate-cache"), Some("miss"));
     assert_eq!(s.a.request_count(), 3);
+    // no-store neither reads nor keeps (directives in any case).
+    let unkept = api
+        .post("/v1/chat/completions")
+        .token(&s.key)
+        .header("cache-control", "max-age=0, No-Store")
+        .json(&ask("kept", "What is 4+4?"))
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(unkept.header("x-keygate-cache"), None);
+    let later = chat(&api, &s.key, ask("kept", "What is 4+4?"))
+        .await
+        .expect(200);
+    assert_eq!(later.header("x-keygate-cache"), Some("miss"));
+    assert_eq!(s.a.request_count(), 5);
 
-    // In usage: four requests, the hit with its tokens and no cost.
-    let report = usage(&s, "model", 4).await;
+    // In usage: six requests, the hit with its tokens and no cost.
+    let report = usage(&s, "model", 6).await;
     let row = &report["data"][0];
-    assert_eq!(row["requests"], 4, "{report}");
+    assert_eq!(row["requests"], 6, "{report}");
     let one = first.body["usage"]["prompt_tokens"].as_u64().unwrap()
         + first.body["usage"]["completion_tokens"].as_u64().unwrap();
     let two = other.body["usage"]["prompt_tokens"].as_u64().unwrap()
         + other.body["usage"]["completion_tokens"].as_u64().unwrap();
+    let three = later.body["usage"]["prompt_tokens"].as_u64().unwrap()
+        + later.body["usage"]["completion_tokens"].as_u64().unwrap();
     let tokens =
         row["prompt_tokens"].as_u64().unwrap() + row["completion_tokens"].as_u64().unwrap();
-    assert_eq!(tokens, 3 * one + two, "{row}");
+    assert_eq!(tokens, 3 * one + two + 2 * three, "{row}");
     let cost: f64 = row["cost_usd"].as_str().unwrap().parse().unwrap();
-    let paid = (2 * one + two) as f64 * 0.001;
+    let paid = (2 * one + two + 2 * three) as f64 * 0.001;
     assert!((cost - paid).abs() < 1e-9, "the hit cost nothing: {row}");
     assert_eq!(row["cache_hits"], 1, "{row}");
     let saved: f64 = row["saved_usd"].as_str().unwrap().parse().unwrap();

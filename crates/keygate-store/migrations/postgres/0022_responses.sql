@@ -1,9 +1,11 @@
 -- Responses API answers kept for `previous_response_id`, per project: the response object as
--- the client got it and the conversation that led to it (input items), until expires_at.
+-- the client got it, the conversation that led to it (input items), and the alias it was asked
+-- of (a key reads it only with that alias's scope), until expires_at.
 CREATE TABLE responses (
     project_id   TEXT NOT NULL,
     id           TEXT NOT NULL,
     key_id       TEXT NOT NULL,
+    model        TEXT NOT NULL,
     created_at   BIGINT NOT NULL,
     expires_at   BIGINT NOT NULL,
     bytes        BIGINT NOT NULL,

@@ -11,16 +11,19 @@ macro_rules! impl_sql_responses {
             ) -> Result<(), StoreError> {
                 let bytes = response.response.len() + response.conversation.len();
                 sqlx::query(
-                    "INSERT INTO responses (project_id, id, key_id, created_at, expires_at, \
-                     bytes, response, conversation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                     ON CONFLICT (project_id, id) DO UPDATE SET key_id = excluded.key_id, \
+                    "INSERT INTO responses (project_id, id, key_id, model, created_at, \
+                     expires_at, bytes, response, conversation) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     ON CONFLICT (project_id, id) DO UPDATE SET model = excluded.model, \
                      created_at = excluded.created_at, expires_at = excluded.expires_at, \
                      bytes = excluded.bytes, response = excluded.response, \
-                     conversation = excluded.conversation",
+                     conversation = excluded.conversation \
+                     WHERE responses.key_id = excluded.key_id",
                 )
                 .bind(&response.project_id)
                 .bind(&response.id)
                 .bind(&response.key_id)
+                .bind(&response.model)
                 .bind(response.created_at.as_millis())
                 .bind(response.expires_at.as_millis())
                 .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
@@ -28,15 +31,16 @@ macro_rules! impl_sql_responses {
                 .bind(&response.conversation)
                 .execute(self.writer())
                 .await?;
-                // The project's oldest beyond `keep`: those no newer than the one just past
-                // the newest `keep` (by the index on project_id, created_at).
+                // The project's oldest beyond `keep` (by the index on project_id,
+                // created_at), exactly: ties broken by id.
                 sqlx::query(
-                    "DELETE FROM responses WHERE project_id = $1 AND created_at <= (\
-                     SELECT created_at FROM responses WHERE project_id = $1 \
-                     ORDER BY created_at DESC LIMIT 1 OFFSET $2)",
+                    "DELETE FROM responses WHERE project_id = $1 AND id IN (\
+                     SELECT id FROM responses WHERE project_id = $1 \
+                     ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $2)",
                 )
                 .bind(&response.project_id)
                 .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+                .bind(i64::MAX)
                 .execute(self.writer())
                 .await?;
                 Ok(())
@@ -48,23 +52,42 @@ macro_rules! impl_sql_responses {
                 id: &str,
                 now: Timestamp,
             ) -> Result<Option<$crate::StoredResponse>, StoreError> {
-                let row: Option<(String, String, String, i64, i64, String, String)> =
-                    sqlx::query_as(
-                        "SELECT project_id, id, key_id, created_at, expires_at, response, \
-                         conversation FROM responses \
+                #[allow(clippy::type_complexity, reason = "one row")]
+                let row: Option<(
+                    String,
+                    String,
+                    String,
+                    String,
+                    i64,
+                    i64,
+                    String,
+                    String,
+                )> = sqlx::query_as(
+                    "SELECT project_id, id, key_id, model, created_at, expires_at, \
+                         response, conversation FROM responses \
                          WHERE project_id = $1 AND id = $2 AND expires_at > $3",
-                    )
-                    .bind(project_id)
-                    .bind(id)
-                    .bind(now.as_millis())
-                    .fetch_optional(self.reader())
-                    .await?;
+                )
+                .bind(project_id)
+                .bind(id)
+                .bind(now.as_millis())
+                .fetch_optional(self.reader())
+                .await?;
                 Ok(row.map(
-                    |(project_id, id, key_id, created_at, expires_at, response, conversation)| {
+                    |(
+                        project_id,
+                        id,
+                        key_id,
+                        model,
+                        created_at,
+                        expires_at,
+                        response,
+                        conversation,
+                    )| {
                         $crate::StoredResponse {
                             project_id,
                             id,
                             key_id,
+                            model,
                             created_at: Timestamp::from_millis(created_at),
                             expires_at: Timestamp::from_millis(expires_at),
                             response,
@@ -74,7 +97,11 @@ macro_rules! impl_sql_responses {
                 ))
             }
 
-            async fn delete_response(&self, project_id: &str, id: &str) -> Result<bool, StoreError> {
+            async fn delete_response(
+                &self,
+                project_id: &str,
+                id: &str,
+            ) -> Result<bool, StoreError> {
                 let done = sqlx::query("DELETE FROM responses WHERE project_id = $1 AND id = $2")
                     .bind(project_id)
                     .bind(id)

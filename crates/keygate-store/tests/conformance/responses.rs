@@ -11,6 +11,7 @@ fn answer(project: &str, id: &str, created: u64) -> StoredResponse {
         project_id: project.to_owned(),
         id: id.to_owned(),
         key_id: "key_1".to_owned(),
+        model: "chat".to_owned(),
         created_at: at(created),
         expires_at: at(created + 100),
         response: format!(r#"{{"id":"{id}","secret":"conversation text"}}"#),
@@ -77,11 +78,31 @@ async fn responses_are_kept_per_project_and_bounded(db: Db) {
             .is_some()
     );
 
+    // Another key's answer of the same id is not replaced.
+    let mut other = answer("p1", "resp_c", 9);
+    other.key_id = "key_2".to_owned();
+    other.response = "{}".to_owned();
+    store.put_response(&other, 2).await.unwrap();
+    assert_eq!(
+        store.response("p1", "resp_c", at(10)).await.unwrap(),
+        Some(answer("p1", "resp_c", 7))
+    );
+    // Kept in the same millisecond: exactly `keep` stay.
+    store.put_response(&answer("p3", "x1", 1), 2).await.unwrap();
+    store.put_response(&answer("p3", "x2", 1), 2).await.unwrap();
+    store.put_response(&answer("p3", "x3", 1), 2).await.unwrap();
+    let left = [
+        store.response("p3", "x1", at(2)).await.unwrap().is_some(),
+        store.response("p3", "x2", at(2)).await.unwrap().is_some(),
+        store.response("p3", "x3", at(2)).await.unwrap().is_some(),
+    ];
+    assert_eq!(left, [false, true, true], "the newest two by id");
+
     assert!(store.delete_response("p1", "resp_b").await.unwrap());
     assert!(!store.delete_response("p1", "resp_b").await.unwrap());
     assert!(!store.delete_response("p2", "resp_c").await.unwrap());
-    // resp_x expires at 101, resp_c at 107.
-    assert_eq!(store.prune_responses(at(102)).await.unwrap(), 1);
+    // resp_x expires at 101, x2 and x3 at 101, resp_c at 107.
+    assert_eq!(store.prune_responses(at(102)).await.unwrap(), 3);
     assert!(
         store
             .response("p1", "resp_c", at(102))

@@ -263,7 +263,12 @@ class Stored(unittest.TestCase):
         kept = client().responses.retrieve(created.id)
         self.assertEqual(kept.id, created.id)
         self.assertEqual(kept.output_text, created.output_text)
-        # Another project's key sees nothing of it.
+        # A key without the alias's scope, and another project's key, see nothing of it.
+        for key in [NARROW_KEY, OTHER_KEY]:
+            with self.assertRaises(openai.NotFoundError):
+                client(key).responses.retrieve(created.id)
+            with self.assertRaises(openai.NotFoundError):
+                client(key).responses.delete(created.id)
         with self.assertRaises(openai.NotFoundError) as caught:
             client(OTHER_KEY).responses.retrieve(created.id)
         self.assertEqual(caught.exception.code, "response_not_found")

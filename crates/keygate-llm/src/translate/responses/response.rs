@@ -193,7 +193,7 @@ pub fn decode_response(body: &[u8]) -> Option<ChatResponse> {
 
 /// Writes a whole `response`.
 pub fn encode_response(response: &ChatResponse) -> Value {
-    let id = response_id(&response.id);
+    let id = response_id();
     let (status, incomplete) = status(response.stop.as_ref());
     let output = output_items(&id, &response.content, "completed");
     response_object(

@@ -22,8 +22,10 @@ use crate::translate::value::{Obj, owned_str};
 /// Reads a Responses stream into common events.
 #[derive(Debug, Default)]
 pub struct Decoder {
-    /// Our block number for each open output item's index.
-    blocks: HashMap<u64, usize>,
+    /// The open output item: its index upstream and our block number. One at a time, as the
+    /// common form has it: another item's start closes it, and what comes for an item that is
+    /// not open is left out.
+    open: Option<Opened>,
     next_block: usize,
     refused: bool,
     finished: bool,
@@ -31,10 +33,28 @@ pub struct Decoder {
     response: Option<String>,
 }
 
+/// The output item open upstream: its index there, our block number, and whether it is a
+/// function call (whose deltas are arguments) or a message (whose deltas are text).
+#[derive(Debug, Clone, Copy)]
+struct Opened {
+    output_index: u64,
+    block: usize,
+    call: bool,
+}
+
 impl Decoder {
-    fn block(&self, data: &Obj) -> Option<usize> {
+    /// The open block an event of `output_index` belongs to, when it is of the kind asked.
+    fn block(&self, data: &Obj, call: bool) -> Option<usize> {
         let index = data.get("output_index")?.as_u64()?;
-        self.blocks.get(&index).copied()
+        self.open
+            .filter(|open| open.output_index == index && open.call == call)
+            .map(|open| open.block)
+    }
+
+    fn close(&mut self, out: &mut Vec<StreamEvent>) {
+        if let Some(open) = self.open.take() {
+            out.push(StreamEvent::BlockStop { index: open.block });
+        }
     }
 
     /// One event's data.
@@ -43,6 +63,10 @@ impl Decoder {
             return Some(());
         }
         let event: Obj = serde_json::from_slice(data).ok()?;
+        // The response is whole at its last event: what comes after says nothing more.
+        if self.finished {
+            return Some(());
+        }
         match event.get("type")?.as_str()? {
             "response.created" => {
                 let response = event.get("response")?;
@@ -55,23 +79,37 @@ impl Decoder {
             "response.output_item.added" => {
                 let index = event.get("output_index")?.as_u64()?;
                 let item = event.get("item")?;
+                self.close(out);
                 let block = self.next_block;
+                let call = item.get("type").and_then(Value::as_str) == Some("function_call");
                 match item.get("type").and_then(Value::as_str) {
                     Some("message") => out.push(StreamEvent::TextStart { index: block }),
-                    Some("function_call") => out.push(StreamEvent::ToolStart {
-                        index: block,
-                        id: owned_str(item.get("call_id")),
-                        name: owned_str(item.get("name")),
-                    }),
+                    Some("function_call") => {
+                        // A call is answered by its id: one is made when the upstream gave none.
+                        let id = [item.get("call_id"), item.get("id")]
+                            .into_iter()
+                            .map(owned_str)
+                            .find(|id| !id.is_empty())
+                            .unwrap_or_else(|| format!("call_{block}"));
+                        out.push(StreamEvent::ToolStart {
+                            index: block,
+                            id,
+                            name: owned_str(item.get("name")),
+                        });
+                    }
                     // Reasoning and hosted tools' items carry nothing the common form holds.
                     _ => return Some(()),
                 }
                 self.next_block += 1;
-                self.blocks.insert(index, block);
+                self.open = Some(Opened {
+                    output_index: index,
+                    block,
+                    call,
+                });
             }
             kind @ ("response.output_text.delta" | "response.refusal.delta") => {
                 self.refused |= kind == "response.refusal.delta";
-                if let Some(index) = self.block(&event) {
+                if let Some(index) = self.block(&event, false) {
                     out.push(StreamEvent::Text {
                         index,
                         text: owned_str(event.get("delta")),
@@ -79,7 +117,7 @@ impl Decoder {
                 }
             }
             "response.function_call_arguments.delta" => {
-                if let Some(index) = self.block(&event) {
+                if let Some(index) = self.block(&event, true) {
                     out.push(StreamEvent::ToolArguments {
                         index,
                         json: owned_str(event.get("delta")),
@@ -87,8 +125,9 @@ impl Decoder {
                 }
             }
             "response.output_item.done" => {
-                if let Some(index) = self.block(&event) {
-                    out.push(StreamEvent::BlockStop { index });
+                let index = event.get("output_index").and_then(Value::as_u64);
+                if index.is_some() && self.open.map(|open| open.output_index) == index {
+                    self.close(out);
                 }
             }
             "response.completed" | "response.incomplete" => {
@@ -97,6 +136,7 @@ impl Decoder {
                     .get("output")
                     .and_then(Value::as_array)
                     .is_some_and(|items| items.iter().any(|i| i["type"] == "function_call"));
+                self.close(out);
                 let stop = if self.refused {
                     Some(StopReason::Refusal)
                 } else {
@@ -310,11 +350,11 @@ impl Encoder {
     pub fn encode(&mut self, event: &StreamEvent, out: &mut String) {
         match event {
             StreamEvent::Start {
-                id,
+                id: _,
                 model,
                 input_tokens,
             } => {
-                self.id = response_id(id);
+                self.id = response_id();
                 self.model.clone_from(model);
                 self.created_at = created_at();
                 self.input_tokens = *input_tokens;

@@ -14,7 +14,7 @@ use keygate_core::scope::any_grants;
 use keygate_llm::{ClientFormat, Endpoint};
 
 use crate::cache::CachedKey;
-use crate::gateway::{LlmAnswer, LlmCall, UsageDraft, model_permission};
+use crate::gateway::{CacheControl, LlmAnswer, LlmCall, UsageDraft, model_permission};
 use crate::http::AppState;
 use crate::http::extract::{RequestMeta, api_key};
 use crate::http::limit_headers;
@@ -268,11 +268,7 @@ async fn serve(
         client_ip: meta.ip_text(),
         user_agent: UsageDraft::user_agent(text(header::USER_AGENT.as_str())),
         started,
-        no_cache: text(header::CACHE_CONTROL.as_str()).is_some_and(|value| {
-            value
-                .split(',')
-                .any(|d| matches!(d.trim(), "no-cache" | "no-store"))
-        }),
+        cache: CacheControl::parse(text(header::CACHE_CONTROL.as_str())),
     };
     let outcome = state.gateway_service().complete(call).await;
     let mut response = match outcome.answer {
