@@ -181,29 +181,64 @@ fn models(seen: &[SeenRequest]) -> Vec<String> {
         .collect()
 }
 
+/// keygate with a mock upstream of each provider, a key that may use every group, and the
+/// agent's home.
+struct Agents {
+    anthropic: MockAnthropic,
+    openai: MockOpenAi,
+    gemini: MockGemini,
+    dir: tempfile::TempDir,
+    server: ServerProcess,
+    key: String,
+    home: PathBuf,
+}
+
+impl Agents {
+    async fn start(agent: &str) -> Self {
+        let anthropic = MockAnthropic::start("anthropic", ANTHROPIC_KEY)
+            .await
+            .unwrap();
+        let openai = MockOpenAi::start("openai", OPENAI_KEY).await.unwrap();
+        let gemini = MockGemini::start("gemini", GEMINI_KEY).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("keygate.toml");
+        std::fs::write(&config_path, config(&anthropic, &openai, &gemini)).unwrap();
+        let server = ServerProcess::start(
+            dir.path(),
+            &[
+                ("KEYGATE_CONFIG", config_path.to_str().unwrap()),
+                ("UPSTREAM_ANTHROPIC_KEY", ANTHROPIC_KEY),
+                ("UPSTREAM_OPENAI_KEY", OPENAI_KEY),
+                ("UPSTREAM_GEMINI_KEY", GEMINI_KEY),
+            ],
+        );
+        let owner = server.owner_token();
+        let key = create_key(&server, &owner, agent, "models:*");
+        let home = dir.path().join(format!("{agent}-home"));
+        std::fs::create_dir_all(&home).unwrap();
+        Self {
+            anthropic,
+            openai,
+            gemini,
+            dir,
+            server,
+            key,
+            home,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claude_code_works_through_keygate_on_every_provider() {
-    let anthropic = MockAnthropic::start("anthropic", ANTHROPIC_KEY)
-        .await
-        .unwrap();
-    let openai = MockOpenAi::start("openai", OPENAI_KEY).await.unwrap();
-    let gemini = MockGemini::start("gemini", GEMINI_KEY).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("keygate.toml");
-    std::fs::write(&config_path, config(&anthropic, &openai, &gemini)).unwrap();
-    let server = ServerProcess::start(
-        dir.path(),
-        &[
-            ("KEYGATE_CONFIG", config_path.to_str().unwrap()),
-            ("UPSTREAM_ANTHROPIC_KEY", ANTHROPIC_KEY),
-            ("UPSTREAM_OPENAI_KEY", OPENAI_KEY),
-            ("UPSTREAM_GEMINI_KEY", GEMINI_KEY),
-        ],
-    );
-    let owner = server.owner_token();
-    let key = create_key(&server, &owner, "claude-code", "models:*");
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
+    let Agents {
+        anthropic,
+        openai,
+        gemini,
+        dir,
+        server,
+        key,
+        home,
+    } = Agents::start("claude-code").await;
 
     for provider in ["anthropic", "openai", "gemini"] {
         let work = dir.path().join(provider);
@@ -373,27 +408,15 @@ async fn run_codex(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codex_works_through_keygate_on_every_provider() {
-    let anthropic = MockAnthropic::start("anthropic", ANTHROPIC_KEY)
-        .await
-        .unwrap();
-    let openai = MockOpenAi::start("openai", OPENAI_KEY).await.unwrap();
-    let gemini = MockGemini::start("gemini", GEMINI_KEY).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("keygate.toml");
-    std::fs::write(&config_path, config(&anthropic, &openai, &gemini)).unwrap();
-    let server = ServerProcess::start(
-        dir.path(),
-        &[
-            ("KEYGATE_CONFIG", config_path.to_str().unwrap()),
-            ("UPSTREAM_ANTHROPIC_KEY", ANTHROPIC_KEY),
-            ("UPSTREAM_OPENAI_KEY", OPENAI_KEY),
-            ("UPSTREAM_GEMINI_KEY", GEMINI_KEY),
-        ],
-    );
-    let owner = server.owner_token();
-    let key = create_key(&server, &owner, "codex", "models:*");
-    let home = dir.path().join("codex-home");
-    std::fs::create_dir_all(&home).unwrap();
+    let Agents {
+        anthropic,
+        openai,
+        gemini,
+        dir,
+        server,
+        key,
+        home,
+    } = Agents::start("codex").await;
 
     for provider in ["openai", "anthropic", "gemini"] {
         let work = dir.path().join(format!("codex-{provider}"));
