@@ -120,28 +120,61 @@ fn usage_row(server: &ServerProcess, owner: &str, alias: &str, n: u64) -> Value 
     panic!("usage never reported {n} requests for `{alias}`: {report}");
 }
 
+/// keygate serving the mocks' model groups (and `extra` tables, where `{origin}` is the
+/// OpenAI mock's), the OpenAI credential in the vault, and its owner's token.
+struct Gateway {
+    upstream: MockOpenAi,
+    anthropic: MockAnthropic,
+    gemini: MockGemini,
+    dir: tempfile::TempDir,
+    server: ServerProcess,
+    owner: String,
+}
+
+impl Gateway {
+    async fn start(extra: &str) -> Self {
+        let upstream = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
+        let anthropic = MockAnthropic::start("anthropic", ANTHROPIC_KEY)
+            .await
+            .unwrap();
+        let gemini = MockGemini::start("gemini", GEMINI_KEY).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("keygate.toml");
+        let config =
+            config(&upstream, &anthropic, &gemini) + &extra.replace("{origin}", &upstream.origin());
+        std::fs::write(&config_path, config).unwrap();
+        let server = ServerProcess::start(
+            dir.path(),
+            &[
+                ("KEYGATE_CONFIG", config_path.to_str().unwrap()),
+                ("UPSTREAM_ANTHROPIC_KEY", ANTHROPIC_KEY),
+                ("UPSTREAM_GEMINI_KEY", GEMINI_KEY),
+            ],
+        );
+        let owner = server.owner_token();
+        put_secret(&server, &owner, "upstream", UPSTREAM_KEY);
+        Self {
+            upstream,
+            anthropic,
+            gemini,
+            dir,
+            server,
+            owner,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_python_sdk_works_through_the_gateway() {
     let python = python::python();
-    let upstream = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
-    let anthropic = MockAnthropic::start("anthropic", ANTHROPIC_KEY)
-        .await
-        .unwrap();
-    let gemini = MockGemini::start("gemini", GEMINI_KEY).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("keygate.toml");
-    std::fs::write(&config_path, config(&upstream, &anthropic, &gemini)).unwrap();
-    let server = ServerProcess::start(
-        dir.path(),
-        &[
-            ("KEYGATE_CONFIG", config_path.to_str().unwrap()),
-            ("UPSTREAM_ANTHROPIC_KEY", ANTHROPIC_KEY),
-            ("UPSTREAM_GEMINI_KEY", GEMINI_KEY),
-        ],
-    );
-    let owner = server.owner_token();
-
-    put_secret(&server, &owner, "upstream", UPSTREAM_KEY);
+    let Gateway {
+        upstream,
+        anthropic,
+        gemini,
+        dir,
+        server,
+        owner,
+    } = Gateway::start("").await;
     let key = create_key(&server, &owner, "sdk", "models:*");
     let narrow = create_key(&server, &owner, "sdk-narrow", "models:embed");
     // A key whose quota of one use a day is spent (a verification is a use).
@@ -272,26 +305,14 @@ deployments = [{ provider = "compat", model = "gpt-tools" }]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdks_responses_api_works_on_every_provider() {
     let python = python::python();
-    let upstream = MockOpenAi::start("up", UPSTREAM_KEY).await.unwrap();
-    let anthropic = MockAnthropic::start("anthropic", ANTHROPIC_KEY)
-        .await
-        .unwrap();
-    let gemini = MockGemini::start("gemini", GEMINI_KEY).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("keygate.toml");
-    let config =
-        config(&upstream, &anthropic, &gemini) + &CHAT_ONLY.replace("{origin}", &upstream.origin());
-    std::fs::write(&config_path, config).unwrap();
-    let server = ServerProcess::start(
-        dir.path(),
-        &[
-            ("KEYGATE_CONFIG", config_path.to_str().unwrap()),
-            ("UPSTREAM_ANTHROPIC_KEY", ANTHROPIC_KEY),
-            ("UPSTREAM_GEMINI_KEY", GEMINI_KEY),
-        ],
-    );
-    let owner = server.owner_token();
-    put_secret(&server, &owner, "upstream", UPSTREAM_KEY);
+    let Gateway {
+        upstream,
+        anthropic,
+        gemini,
+        dir,
+        server,
+        owner,
+    } = Gateway::start(CHAT_ONLY).await;
     let key = create_key(&server, &owner, "responses", "models:*");
     let narrow = create_key(&server, &owner, "responses-narrow", "models:embed");
     let project = server.cli(&["projects", "create", "elsewhere"], Some(&owner), None);
