@@ -111,6 +111,8 @@ pub struct PriceFile {
 #[serde(deny_unknown_fields)]
 pub struct TuningFile {
     pub body_limit_bytes: Option<usize>,
+    /// The largest multipart upload (an audio file to transcribe), streamed upstream.
+    pub upload_limit_bytes: Option<usize>,
     pub retry_base_ms: Option<u64>,
     pub retry_max_ms: Option<u64>,
     pub max_retry_after_seconds: Option<u64>,
@@ -171,6 +173,7 @@ impl Default for Timeouts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tuning {
     pub body_limit: usize,
+    pub upload_limit: usize,
     pub retry_base: Duration,
     pub retry_max: Duration,
     /// A `Retry-After` longer than this is not waited for: the next deployment is tried.
@@ -185,6 +188,8 @@ impl Default for Tuning {
     fn default() -> Self {
         Self {
             body_limit: 8 * 1024 * 1024,
+            // OpenAI's own limit on an audio file.
+            upload_limit: 25 * 1024 * 1024,
             retry_base: Duration::from_millis(200),
             retry_max: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(10),
@@ -336,6 +341,13 @@ fn resolve_tuning(raw: &TuningFile) -> Result<Tuning, ConfigError> {
             "between 1 KiB and 64 MiB",
         ));
     }
+    let upload_limit = raw.upload_limit_bytes.unwrap_or(default.upload_limit);
+    if !(1024..=1024 * 1024 * 1024).contains(&upload_limit) {
+        return Err(ConfigError::invalid(
+            "gateway.upload_limit_bytes",
+            "between 1 KiB and 1 GiB",
+        ));
+    }
     let breaker_failures = raw.breaker_failures.unwrap_or(default.breaker_failures);
     if breaker_failures == 0 {
         return Err(ConfigError::invalid(
@@ -345,6 +357,7 @@ fn resolve_tuning(raw: &TuningFile) -> Result<Tuning, ConfigError> {
     }
     Ok(Tuning {
         body_limit,
+        upload_limit,
         retry_base: millis(
             raw.retry_base_ms,
             default.retry_base,

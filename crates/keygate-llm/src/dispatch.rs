@@ -16,12 +16,13 @@ use crate::backoff;
 use crate::client::ClientFormat;
 use crate::config::Credential;
 use crate::credential::SecretSource;
-use crate::egress::{self, SendError};
+use crate::egress::{self, Scrubber, SendError};
 use crate::error::{AttemptError, GatewayError};
 use crate::gateway::{Deployment, Gateway, Pick};
 use crate::provider::{AuthStyle, Call};
 use crate::relay::{Codec, Decoded, InFlight, Relay, RelayParts};
 use crate::request::Inbound;
+use crate::translate::gemini::embeddings::Embedding;
 use crate::translate::{self, Format, StreamDecoder, StreamEncoder, TargetOptions, TranslateError};
 use crate::usage;
 
@@ -127,6 +128,10 @@ impl Gateway {
             let mut tried: Vec<(usize, Option<Duration>)> = Vec::new();
             let mut retries = 0u32;
             loop {
+                // An upload streams once: after an attempt sent it, nothing is tried again.
+                if attempts > 0 && inbound.uploaded().is_some() {
+                    break;
+                }
                 let indices: Vec<usize> = tried.iter().map(|(index, _)| *index).collect();
                 let max_wait = self.tuning.max_retry_after;
                 let may_retry = |index: usize| {
@@ -224,7 +229,11 @@ impl Gateway {
         secrets: &dyn SecretSource,
         attempts: u32,
     ) -> Attempt {
-        let (url, body) = match prepare(deployment, inbound, &self.tuning) {
+        let Prepared {
+            url,
+            body,
+            embedding,
+        } = match prepare(deployment, inbound, &self.tuning) {
             Ok(prepared) => prepared,
             Err(err) => return Attempt::Failed(AttemptError::Untranslatable(err)),
         };
@@ -241,6 +250,15 @@ impl Gateway {
             return Attempt::Skipped;
         };
         let in_flight = InFlight(deployment.health.clone());
+        // An upload is taken only now, when it is sure to be sent.
+        let body = match (body, inbound.uploaded()) {
+            (Some(body), _) => egress::Body::whole(body),
+            (None, Some(upload)) => match upload.take_body(&deployment.spec.model) {
+                Some(body) => body,
+                None => return Attempt::Failed(AttemptError::Interrupted),
+            },
+            (None, None) => egress::Body::empty(),
+        };
         let span = attempt_span(deployment);
         let outcome = self
             .send(
@@ -251,6 +269,7 @@ impl Gateway {
                     body,
                     credential: credential.as_ref(),
                     beta,
+                    embedding,
                 },
                 started,
                 in_flight,
@@ -293,6 +312,7 @@ impl Gateway {
             body,
             credential,
             beta,
+            embedding,
         } = outbound;
         let provider = &deployment.provider;
         let spec = &deployment.spec;
@@ -303,11 +323,11 @@ impl Gateway {
         // Whether the deployment speaks the client's format: then nothing is translated.
         let same = target == client_format.wire();
         let ask_usage = provider.preset.stream_usage_option && target == Format::OpenAi;
-        let mut request = egress::Request::new(Method::POST, url, egress::Body::whole(body));
-        request.header(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        let passthrough = inbound.endpoint.passthrough_path().is_some();
+        // Audio comes back as it is made, whether or not the client asked for events.
+        let relayed = inbound.stream || inbound.endpoint == crate::Endpoint::Speech;
+        let mut request = egress::Request::new(Method::POST, url, body);
+        request.header(header::CONTENT_TYPE, inbound.content_type());
         if inbound.stream {
             request.header(
                 header::ACCEPT,
@@ -346,13 +366,9 @@ impl Gateway {
         let first_byte = timeouts.first_byte.min(timeouts.total);
         // A non-streamed answer's head comes when the whole answer is ready: only the total
         // timeout applies to it.
-        let head = if inbound.stream {
-            first_byte
-        } else {
-            timeouts.total
-        };
+        let head = if relayed { first_byte } else { timeouts.total };
         let response = match tokio::time::timeout(head, deployment.client.send(request)).await {
-            Err(_) if inbound.stream => {
+            Err(_) if relayed => {
                 return Attempt::Failed(AttemptError::FirstByteTimeout(first_byte));
             }
             Err(_) => return Attempt::Failed(AttemptError::TotalTimeout(head)),
@@ -376,7 +392,7 @@ impl Gateway {
             let formats = (target, client_format);
             return failed_status(response, deadline, credential, served, formats).await;
         }
-        if !inbound.stream {
+        if !relayed {
             let body = match read_limited(response, deadline, MAX_RESPONSE_BYTES).await {
                 Ok(body) => body,
                 Err(err) => return Attempt::Failed(err),
@@ -384,6 +400,27 @@ impl Gateway {
             let (body, tokens, content_type) = if inbound.endpoint == crate::Endpoint::CountTokens {
                 // A count, not an answer: nothing was generated.
                 (body, None, content_type)
+            } else if let Some(embedding) = &embedding {
+                let Some(body) =
+                    translate::gemini::embeddings::decode_response(&body, &spec.model, embedding)
+                else {
+                    return Attempt::Failed(AttemptError::InvalidResponse);
+                };
+                let tokens = TokenCounts {
+                    prompt: embedding.tokens,
+                    completion: 0,
+                    cached: 0,
+                };
+                (
+                    body,
+                    Some(tokens),
+                    Some(HeaderValue::from_static("application/json")),
+                )
+            } else if passthrough {
+                // JSON with usage (images, transcriptions by tokens), JSON without (a
+                // moderation), or a transcript as text, subtitles or a verbose document.
+                let tokens = usage::from_body(&body).ok().flatten();
+                (body, tokens, content_type)
             } else if same {
                 let tokens = match target {
                     Format::OpenAi => usage::from_body(&body).ok(),
@@ -435,10 +472,14 @@ impl Gateway {
             .as_ref()
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
-        if !is_event_stream {
+        if !is_event_stream && inbound.stream {
             return Attempt::Failed(AttemptError::InvalidResponse);
         }
-        let codec = if same && client_format == ClientFormat::OpenAi {
+        let codec = if passthrough && inbound.endpoint != crate::Endpoint::Completions {
+            Codec::Raw {
+                events: is_event_stream,
+            }
+        } else if same && client_format == ClientFormat::OpenAi {
             Codec::OpenAiPassthrough {
                 drop_usage_only: ask_usage && !inbound.client_wants_usage,
             }
@@ -455,8 +496,17 @@ impl Gateway {
         } else {
             Some(HeaderValue::from_static("text/event-stream"))
         };
+        let upstream = response.into_stream();
+        let upstream = match (&codec, credential) {
+            // Audio and image events are not read for errors: scrubbed as they pass.
+            (Codec::Raw { .. }, Some(secret)) => match Scrubber::new(secret.expose_secret()) {
+                Some(scrubber) => egress::scrub_stream(upstream.boxed(), scrubber).boxed(),
+                None => upstream.boxed(),
+            },
+            _ => upstream.boxed(),
+        };
         let mut relay = Relay::new(RelayParts {
-            upstream: response.into_stream().boxed(),
+            upstream,
             gap: timeouts.chunk_gap,
             deadline,
             codec,
@@ -525,10 +575,20 @@ fn record_attempt(span: &tracing::Span, outcome: &Attempt) {
 /// A request ready to send.
 struct Outbound<'a> {
     url: Uri,
-    body: Bytes,
+    body: egress::Body,
     credential: Option<&'a SecretString>,
     /// The `anthropic-beta` header the policy lets through, for an Anthropic client.
     beta: Option<&'a str>,
+    /// An embeddings request translated for Gemini.
+    embedding: Option<Embedding>,
+}
+
+/// What [`prepare`] makes of a request for one deployment.
+struct Prepared {
+    url: Uri,
+    /// `None` for an upload, which is taken when it is sent.
+    body: Option<Bytes>,
+    embedding: Option<Embedding>,
 }
 
 /// The URL and body for `deployment`: the client's request as it is when the deployment
@@ -537,27 +597,56 @@ fn prepare(
     deployment: &Deployment,
     inbound: &Inbound,
     tuning: &crate::config::Tuning,
-) -> Result<(Uri, Bytes), TranslateError> {
+) -> Result<Prepared, TranslateError> {
     let preset = &deployment.provider.preset;
     let target = preset.format_for(inbound.format);
     let call = match inbound.endpoint {
+        endpoint if endpoint.passthrough_path().is_some() => Call::Passthrough(endpoint),
         crate::Endpoint::Embeddings => Call::Embeddings,
         crate::Endpoint::CountTokens => Call::CountTokens,
         _ if target == Format::Responses => Call::Responses {
             stream: inbound.stream,
         },
-        crate::Endpoint::ChatCompletions
-        | crate::Endpoint::Messages
-        | crate::Endpoint::Responses => Call::Chat {
+        _ => Call::Chat {
             stream: inbound.stream,
         },
     };
-    let url = deployment
-        .url(call)
-        .ok_or_else(|| TranslateError::unsupported(inbound.endpoint.as_str(), target))?
-        .clone();
+    let Some(url) = deployment.url(call).cloned() else {
+        return Err(match call {
+            Call::Passthrough(endpoint) => {
+                TranslateError::not_served(endpoint, deployment.provider.spec.kind)
+            }
+            _ => TranslateError::unsupported(inbound.endpoint.as_str(), target),
+        });
+    };
+    let model = &deployment.spec.model;
+    let whole = |body| Prepared {
+        url: url.clone(),
+        body: Some(body),
+        embedding: None,
+    };
+    if inbound.uploaded().is_some() {
+        return Ok(Prepared {
+            url,
+            body: None,
+            embedding: None,
+        });
+    }
+    if let Call::Passthrough(endpoint) = call {
+        // Only the legacy completions stream OpenAI's chunks, and take `stream_options`.
+        let ask_usage = endpoint == crate::Endpoint::Completions && preset.stream_usage_option;
+        return Ok(whole(inbound.body_for(model, ask_usage)));
+    }
     if inbound.endpoint == crate::Endpoint::Embeddings {
-        return Ok((url, inbound.body_for(&deployment.spec.model, false)));
+        if target == Format::Gemini {
+            let embedding = translate::gemini::embeddings::encode_request(&inbound.body, model)?;
+            return Ok(Prepared {
+                body: Some(embedding.body.clone()),
+                url,
+                embedding: Some(embedding),
+            });
+        }
+        return Ok(whole(inbound.body_for(model, false)));
     }
     let options = TargetOptions {
         max_tokens: tuning.default_max_tokens,
@@ -567,8 +656,8 @@ fn prepare(
         refuse_hints: deployment.refuse_hints,
         max_output: deployment.spec.max_output_tokens,
     };
-    let body = inbound.upstream_body(target, &deployment.spec.model, &options)?;
-    Ok((url, body))
+    let body = inbound.upstream_body(target, model, &options)?;
+    Ok(whole(body))
 }
 
 /// Reads a body up to `limit` bytes before `deadline`.

@@ -15,7 +15,7 @@ use crate::config::{DeploymentSpec, GatewayConfig, ProviderSpec, Tuning};
 use crate::egress::Client;
 use crate::health::Health;
 use crate::price::PriceTable;
-use crate::provider::{Call, Preset, endpoint_url};
+use crate::provider::{Call, Endpoint, Preset, endpoint_url};
 use crate::strategy::{Candidate, Chooser};
 
 /// How long an idle upstream connection is kept: below the usual 30 s keep-alive of
@@ -52,6 +52,8 @@ pub(crate) struct Deployment {
     pub count_tokens_url: Option<Uri>,
     /// OpenAI's Responses API, where the provider serves it.
     pub responses_url: Option<Uri>,
+    /// The OpenAI endpoints passed through that the provider serves.
+    pub passthrough_urls: Vec<(Endpoint, Uri)>,
     /// The provider's client, or one of its own when the deployment sets its connect timeout.
     pub client: Client,
     /// Whether the model reasons (takes an effort): see [`crate::translate::reasons`].
@@ -68,6 +70,11 @@ impl Deployment {
             Call::Embeddings => self.embeddings_url.as_ref(),
             Call::CountTokens => self.count_tokens_url.as_ref(),
             Call::Responses { .. } => self.responses_url.as_ref(),
+            Call::Passthrough(endpoint) => self
+                .passthrough_urls
+                .iter()
+                .find(|(served, _)| *served == endpoint)
+                .map(|(_, url)| url),
         }
     }
 }
@@ -251,6 +258,12 @@ impl Gateway {
                     .connect
                     .unwrap_or(provider.spec.connect_timeout);
                 let client = client_for(&spec.provider, connect)?;
+                let mut passthrough_urls = Vec::new();
+                for endpoint in Endpoint::PASSTHROUGH {
+                    if let Some(served) = url(Call::Passthrough(endpoint))? {
+                        passthrough_urls.push((endpoint, served));
+                    }
+                }
                 members.push(Arc::new(Deployment {
                     client,
                     reasoning: crate::translate::reasons(provider.preset.format, &spec.model),
@@ -260,6 +273,7 @@ impl Gateway {
                     embeddings_url: url(Call::Embeddings)?,
                     count_tokens_url: url(Call::CountTokens)?,
                     responses_url: url(Call::Responses { stream: false })?,
+                    passthrough_urls,
                     spec: spec.clone(),
                     provider,
                     health: shared,

@@ -26,6 +26,7 @@ pub mod sse;
 mod strategy;
 pub mod tokens;
 pub mod translate;
+mod upload;
 pub mod usage;
 
 pub use client::{ClientError, ClientFormat};
@@ -38,3 +39,4 @@ pub use provider::{AuthStyle, Endpoint, Preset, ProviderKind};
 pub use relay::{Relay, StreamEnd, StreamOutcome};
 pub use request::{Inbound, RequestError};
 pub use strategy::Strategy;
+pub use upload::{Upload, UploadError};

@@ -171,6 +171,30 @@ impl ProviderKind {
         }
     }
 
+    /// Whether the provider serves one of the OpenAI endpoints keygate passes through, as
+    /// its API reference lists them. `openai-compatible` servers are taken at their word:
+    /// whatever they do not serve answers 404, which the client sees as its error.
+    pub fn serves(self, endpoint: Endpoint) -> bool {
+        use Endpoint::{Completions, ImageGenerations, Moderations, Speech, Transcriptions};
+        match self {
+            Self::Openai | Self::OpenaiCompatible => true,
+            Self::Azure => matches!(
+                endpoint,
+                Completions | ImageGenerations | Speech | Transcriptions
+            ),
+            Self::Mistral => matches!(endpoint, Moderations | Transcriptions),
+            Self::Groq => matches!(endpoint, Speech | Transcriptions),
+            Self::Together => matches!(
+                endpoint,
+                Completions | ImageGenerations | Speech | Transcriptions
+            ),
+            Self::Fireworks | Self::Openrouter | Self::Ollama => endpoint == Completions,
+            Self::Xai => endpoint == ImageGenerations,
+            Self::Vllm => matches!(endpoint, Completions | Transcriptions),
+            Self::Deepseek | Self::Anthropic | Self::Gemini => false,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Openai => "openai",
@@ -204,9 +228,28 @@ pub enum Endpoint {
     CountTokens,
     /// OpenAI's `/v1/responses`.
     Responses,
+    /// OpenAI's legacy `/v1/completions` (a prompt, not messages).
+    Completions,
+    /// OpenAI's `/v1/moderations`.
+    Moderations,
+    /// OpenAI's `/v1/images/generations`.
+    ImageGenerations,
+    /// OpenAI's `/v1/audio/speech`: JSON in, audio out.
+    Speech,
+    /// OpenAI's `/v1/audio/transcriptions`: a multipart upload in.
+    Transcriptions,
 }
 
 impl Endpoint {
+    /// The OpenAI endpoints passed through as sent.
+    pub const PASSTHROUGH: [Self; 5] = [
+        Self::Completions,
+        Self::Moderations,
+        Self::ImageGenerations,
+        Self::Speech,
+        Self::Transcriptions,
+    ];
+
     /// The name recorded in usage records.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -215,13 +258,53 @@ impl Endpoint {
             Self::Messages => "messages",
             Self::CountTokens => "messages.count_tokens",
             Self::Responses => "responses",
+            Self::Completions => "completions",
+            Self::Moderations => "moderations",
+            Self::ImageGenerations => "images.generations",
+            Self::Speech => "audio.speech",
+            Self::Transcriptions => "audio.transcriptions",
         }
+    }
+
+    /// The path clients call, for messages.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "/v1/chat/completions",
+            Self::Embeddings => "/v1/embeddings",
+            Self::Messages => "/v1/messages",
+            Self::CountTokens => "/v1/messages/count_tokens",
+            Self::Responses => "/v1/responses",
+            Self::Completions => "/v1/completions",
+            Self::Moderations => "/v1/moderations",
+            Self::ImageGenerations => "/v1/images/generations",
+            Self::Speech => "/v1/audio/speech",
+            Self::Transcriptions => "/v1/audio/transcriptions",
+        }
+    }
+
+    /// The path of an OpenAI endpoint that keygate passes through as the client sent it (only
+    /// the model changes), below the API's base URL.
+    pub fn passthrough_path(self) -> Option<&'static str> {
+        Some(match self {
+            Self::Completions => "completions",
+            Self::Moderations => "moderations",
+            Self::ImageGenerations => "images/generations",
+            Self::Speech => "audio/speech",
+            Self::Transcriptions => "audio/transcriptions",
+            _ => return None,
+        })
     }
 
     /// The format the client speaks.
     pub fn format(self) -> ClientFormat {
         match self {
-            Self::ChatCompletions | Self::Embeddings => ClientFormat::OpenAi,
+            Self::ChatCompletions
+            | Self::Embeddings
+            | Self::Completions
+            | Self::Moderations
+            | Self::ImageGenerations
+            | Self::Speech
+            | Self::Transcriptions => ClientFormat::OpenAi,
             Self::Messages | Self::CountTokens => ClientFormat::Anthropic,
             Self::Responses => ClientFormat::Responses,
         }
@@ -241,6 +324,9 @@ pub enum Call {
     Responses {
         stream: bool,
     },
+    /// One of the OpenAI endpoints passed through as sent ([`Endpoint::passthrough_path`]),
+    /// where the provider serves it ([`ProviderKind::serves`]).
+    Passthrough(Endpoint),
 }
 
 /// The URL of `call` for a deployment of `model` at `base_url`, or `None` when the provider
@@ -265,6 +351,12 @@ pub fn endpoint_url(
             return (kind == ProviderKind::Anthropic)
                 .then(|| format!("{base}/messages/count_tokens"));
         }
+        Call::Passthrough(endpoint) => {
+            if !kind.serves(endpoint) {
+                return None;
+            }
+            endpoint.passthrough_path()?
+        }
     };
     Some(match (kind, call) {
         (ProviderKind::Azure, _) => format!(
@@ -278,7 +370,10 @@ pub fn endpoint_url(
         (ProviderKind::Gemini, Call::Chat { stream: true }) => {
             format!("{base}/models/{model}:streamGenerateContent?alt=sse")
         }
-        (ProviderKind::Anthropic | ProviderKind::Gemini, Call::Embeddings) => return None,
+        (ProviderKind::Gemini, Call::Embeddings) => {
+            format!("{base}/models/{model}:batchEmbedContents")
+        }
+        (ProviderKind::Anthropic, Call::Embeddings) => return None,
         _ => format!("{base}/{openai_path}"),
     })
 }
@@ -337,14 +432,45 @@ mod tests {
             "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
         );
         assert_eq!(
-            endpoint_url(
+            url(
                 ProviderKind::Gemini,
                 "https://g",
                 None,
                 "m",
                 Call::Embeddings
             ),
-            None
+            "https://g/models/m:batchEmbedContents"
+        );
+        assert_eq!(
+            url(
+                ProviderKind::Azure,
+                "https://res.openai.azure.com",
+                None,
+                "whisper",
+                Call::Passthrough(Endpoint::Transcriptions)
+            ),
+            "https://res.openai.azure.com/openai/deployments/whisper/audio/transcriptions?api-version=2024-10-21"
+        );
+        for (kind, endpoint) in [
+            (ProviderKind::Anthropic, Endpoint::Completions),
+            (ProviderKind::Gemini, Endpoint::Speech),
+            (ProviderKind::Groq, Endpoint::ImageGenerations),
+        ] {
+            assert_eq!(
+                endpoint_url(kind, "https://x", None, "m", Call::Passthrough(endpoint)),
+                None,
+                "{kind:?} {endpoint:?}"
+            );
+        }
+        assert_eq!(
+            url(
+                ProviderKind::Openai,
+                "https://api.openai.com/v1",
+                None,
+                "tts-1",
+                Call::Passthrough(Endpoint::Speech)
+            ),
+            "https://api.openai.com/v1/audio/speech"
         );
         assert_eq!(ProviderKind::Azure.preset().auth, AuthStyle::ApiKeyHeader);
         assert!(!ProviderKind::Ollama.preset().needs_credential);

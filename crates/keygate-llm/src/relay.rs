@@ -96,6 +96,10 @@ pub(crate) enum Codec {
     /// Events read into common events, then forwarded as they are (no encoder: the client
     /// speaks the upstream's format) or written in the client's format.
     Decoded(Box<Decoded>),
+    /// Bytes forwarded as they come: audio, or (`events`) the events of an image or a
+    /// transcription stream, read only for the usage one of them carries. These streams have
+    /// no end marker: the upstream's end of body completes them.
+    Raw { events: bool },
 }
 
 #[derive(Debug)]
@@ -283,13 +287,22 @@ impl Relay {
     }
 
     /// Splits new bytes into events and queues those to forward.
-    fn ingest(&mut self, chunk: &[u8]) -> Result<(), AttemptError> {
+    fn ingest(&mut self, chunk: &Bytes) -> Result<(), AttemptError> {
+        if let Codec::Raw { events: false } = self.codec {
+            self.saw_data = true;
+            if self.first_token.is_none() {
+                self.first_token = Some(self.started.elapsed());
+            }
+            self.ready.push_back(chunk.clone());
+            return Ok(());
+        }
         self.splitter
             .push(chunk)
             .map_err(|_| AttemptError::InvalidResponse)?;
         let drop_usage_only = match &self.codec {
             Codec::OpenAiPassthrough { drop_usage_only } => *drop_usage_only,
             Codec::Decoded { .. } => return self.ingest_decoded(),
+            Codec::Raw { .. } => return self.ingest_events(),
         };
         while let Some(event) = self
             .splitter
@@ -331,6 +344,27 @@ impl Relay {
             }
             if chunk.usage_only && drop_usage_only {
                 continue;
+            }
+            self.ready.push_back(event.raw);
+        }
+        Ok(())
+    }
+
+    /// `ingest` for events forwarded as they are, read for their usage.
+    fn ingest_events(&mut self) -> Result<(), AttemptError> {
+        while let Some(event) = self
+            .splitter
+            .next_event()
+            .map_err(|_| AttemptError::InvalidResponse)?
+        {
+            if let Some(data) = event.data() {
+                self.saw_data = true;
+                if self.first_token.is_none() {
+                    self.first_token = Some(self.started.elapsed());
+                }
+                if let Ok(Some(usage)) = crate::usage::from_body(&data) {
+                    self.reported = Some(usage);
+                }
             }
             self.ready.push_back(event.raw);
         }
@@ -415,8 +449,10 @@ impl Relay {
     /// The upstream's body ended: whether the stream was complete. A format without an end
     /// marker says its last events now.
     fn upstream_ended(&mut self) -> bool {
-        let Codec::Decoded(decoded) = &mut self.codec else {
-            return self.done;
+        let decoded = match &mut self.codec {
+            Codec::Decoded(decoded) => decoded,
+            Codec::Raw { .. } => return true,
+            Codec::OpenAiPassthrough { .. } => return self.done,
         };
         let Decoded {
             decoder,

@@ -6,7 +6,7 @@
 //! the common form once, whichever deployments it is tried on.
 
 use std::ops::Range;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
@@ -17,6 +17,7 @@ use crate::provider::Endpoint;
 use crate::tokens::Prompt;
 use crate::translate::ir::ChatRequest;
 use crate::translate::{self, Format, TargetOptions, TranslateError};
+use crate::upload::Upload;
 
 /// A request the gateway refuses before choosing a deployment.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,6 +59,8 @@ struct Peek<'a> {
     max_completion_tokens: Option<&'a RawValue>,
     max_output_tokens: Option<&'a RawValue>,
     instructions: Option<&'a RawValue>,
+    /// The legacy completions' and the image generations' prompt.
+    prompt: Option<&'a RawValue>,
 }
 
 /// Top-level keys the gateway reads. Another spelling of one of them (`MODEL`, `Stream`) is
@@ -113,6 +116,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Peek<'a> {
                         // The Responses API's names for the same.
                         "max_output_tokens" => &mut peek.max_output_tokens,
                         "instructions" => &mut peek.instructions,
+                        "prompt" => &mut peek.prompt,
                         other => {
                             if READ_KEYS.iter().any(|k| k.eq_ignore_ascii_case(other)) {
                                 return Err(serde::de::Error::custom(PeekRefusal::CaseVariant));
@@ -157,6 +161,8 @@ pub struct Inbound {
     prompt: [Option<Range<usize>>; 3],
     /// The request in the common form, read on first need.
     read: OnceLock<Result<ChatRequest, TranslateError>>,
+    /// A multipart upload's parts, streamed; `body` is then empty.
+    upload: Option<Arc<Upload>>,
 }
 
 fn span(body: &[u8], raw: &RawValue) -> Range<usize> {
@@ -248,10 +254,22 @@ impl Inbound {
                     None => return Err(RequestError::field("messages", "required")),
                 }
             }
-            Endpoint::Embeddings | Endpoint::Responses => {
+            Endpoint::Embeddings
+            | Endpoint::Responses
+            | Endpoint::Moderations
+            | Endpoint::Speech => {
                 if peek.input.is_none() {
                     return Err(RequestError::field("input", "required"));
                 }
+            }
+            Endpoint::Completions | Endpoint::ImageGenerations => {
+                if peek.prompt.is_none() {
+                    return Err(RequestError::field("prompt", "required"));
+                }
+            }
+            // A multipart upload, read by `crate::upload`.
+            Endpoint::Transcriptions => {
+                return Err(RequestError::field("body", "must be multipart/form-data"));
             }
         }
         let stream = match peek.stream.map(RawValue::get) {
@@ -259,10 +277,21 @@ impl Inbound {
             Some("true") => true,
             Some(_) => return Err(RequestError::field("stream", "must be a boolean")),
         };
-        if stream && matches!(endpoint, Endpoint::Embeddings | Endpoint::CountTokens) {
+        if stream
+            && matches!(
+                endpoint,
+                Endpoint::Embeddings | Endpoint::CountTokens | Endpoint::Moderations
+            )
+        {
             return Err(RequestError::field(
                 "stream",
                 "this endpoint does not stream",
+            ));
+        }
+        if stream && endpoint == Endpoint::Speech {
+            return Err(RequestError::field(
+                "stream",
+                "speech streams its audio as it is made; `stream_format: \"sse\"` asks for events",
             ));
         }
         let stream_options = match peek.stream_options {
@@ -289,6 +318,10 @@ impl Inbound {
         let prompt = match endpoint {
             // The Responses API's conversation is its input, its system prompt instructions.
             Endpoint::Responses => [peek.input, peek.instructions, peek.tools],
+            Endpoint::Embeddings | Endpoint::Moderations | Endpoint::Speech => {
+                [peek.input, None, None]
+            }
+            Endpoint::Completions | Endpoint::ImageGenerations => [peek.prompt, None, None],
             _ => [peek.messages, peek.system, peek.tools],
         }
         .map(|raw| raw.map(|raw| span(&body, raw)));
@@ -306,7 +339,41 @@ impl Inbound {
             prompt,
             read: OnceLock::new(),
             body,
+            upload: None,
         })
+    }
+
+    /// A transcription's multipart upload, read as far as its model.
+    pub fn upload(upload: Upload) -> Self {
+        Self {
+            endpoint: Endpoint::Transcriptions,
+            format: ClientFormat::OpenAi,
+            anthropic_beta: None,
+            traceparent: None,
+            body: Bytes::new(),
+            model: upload.model.clone(),
+            stream: upload.stream,
+            client_wants_usage: false,
+            max_output: None,
+            model_span: 0..0,
+            stream_options: None,
+            prompt: [None, None, None],
+            read: OnceLock::new(),
+            upload: Some(Arc::new(upload)),
+        }
+    }
+
+    /// The upload, for a multipart request.
+    pub fn uploaded(&self) -> Option<&Upload> {
+        self.upload.as_deref()
+    }
+
+    /// The `Content-Type` of the body sent upstream.
+    pub(crate) fn content_type(&self) -> http::HeaderValue {
+        self.upload
+            .as_ref()
+            .and_then(|upload| http::HeaderValue::from_str(&upload.content_type()).ok())
+            .unwrap_or(http::HeaderValue::from_static("application/json"))
     }
 
     /// The messages as the client sent them (JSON), for a trace that records content.

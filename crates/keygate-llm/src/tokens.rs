@@ -207,18 +207,21 @@ impl Prompt {
         if let Some(system) = self.part::<Content<'_>>(&self.system) {
             total += 3 + content(&system, &text);
         }
-        // The Responses API's input may be one string: a single user message.
+        // The Responses API's input may be one string: a single user message; a legacy
+        // completion's prompt, an embedding's or a moderation's input one string or several.
+        let as_message = |text| Message {
+            content: Some(Content::Text(text)),
+            name: None,
+            tool_calls: None,
+            arguments: None,
+            output: None,
+        };
         let messages = self
             .part::<Vec<Message<'_>>>(&self.messages)
+            .or_else(|| Some(vec![as_message(self.part::<Text<'_>>(&self.messages)?)]))
             .or_else(|| {
-                let text = self.part::<Text<'_>>(&self.messages)?;
-                Some(vec![Message {
-                    content: Some(Content::Text(text)),
-                    name: None,
-                    tool_calls: None,
-                    arguments: None,
-                    output: None,
-                }])
+                let texts = self.part::<Vec<Text<'_>>>(&self.messages)?;
+                Some(texts.into_iter().map(as_message).collect())
             })
             .unwrap_or_default();
         for message in messages {

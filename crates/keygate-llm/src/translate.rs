@@ -65,6 +65,11 @@ pub enum TranslateError {
     },
     /// The field is malformed.
     Invalid { field: String, reason: String },
+    /// The deployment's provider does not serve the endpoint at all.
+    NotServed {
+        endpoint: &'static str,
+        provider: &'static str,
+    },
 }
 
 impl std::fmt::Display for TranslateError {
@@ -85,6 +90,9 @@ impl std::fmt::Display for TranslateError {
                 }
             }
             Self::Invalid { field, reason } => write!(f, "`{field}`: {reason}"),
+            Self::NotServed { endpoint, provider } => {
+                write!(f, "`model`: {provider} deployments do not serve {endpoint}")
+            }
         }
     }
 }
@@ -137,6 +145,17 @@ impl TranslateError {
         self
     }
 
+    /// `provider` has no such endpoint.
+    pub(crate) fn not_served(
+        endpoint: crate::Endpoint,
+        provider: crate::provider::ProviderKind,
+    ) -> Self {
+        Self::NotServed {
+            endpoint: endpoint.path(),
+            provider: provider.as_str(),
+        }
+    }
+
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Invalid {
             field: field.into(),
@@ -148,6 +167,7 @@ impl TranslateError {
     pub fn field(&self) -> &str {
         match self {
             Self::Unsupported { field, .. } | Self::Invalid { field, .. } => field,
+            Self::NotServed { .. } => "model",
         }
     }
 }

@@ -5,11 +5,12 @@ use keygate_core::TokenCounts;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+/// Chat's names, or the image and audio endpoints' (`input_tokens`, `output_tokens`).
 #[derive(Debug, Default, Deserialize)]
 struct RawUsage {
-    #[serde(default)]
+    #[serde(default, alias = "input_tokens")]
     prompt_tokens: u64,
-    #[serde(default)]
+    #[serde(default, alias = "output_tokens")]
     completion_tokens: u64,
     #[serde(default)]
     prompt_tokens_details: Option<PromptDetails>,
@@ -76,6 +77,9 @@ struct RawChunk<'a> {
 struct Choice<'a> {
     #[serde(default, borrow)]
     delta: Option<Delta<'a>>,
+    /// A legacy completion's piece of text.
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -131,7 +135,6 @@ pub fn read_chunk(
     chunk.usage_only = usage.is_some() && no_choices;
     chunk.usage = usage.map(TokenCounts::from);
     for choice in raw.choices.iter().flatten() {
-        let Some(delta) = &choice.delta else { continue };
         let mut append = |piece: &str| {
             chunk.has_output |= !piece.is_empty();
             chunk.output_bytes += piece.len();
@@ -139,6 +142,10 @@ pub fn read_chunk(
                 text.push_str(piece);
             }
         };
+        if let Some(piece) = &choice.text {
+            append(piece);
+        }
+        let Some(delta) = &choice.delta else { continue };
         if let Some(content) = &delta.content {
             append(content);
         }
@@ -174,6 +181,16 @@ mod tests {
             })
         );
         assert_eq!(from_body(br#"{"data":[]}"#).unwrap(), None);
+        // The image and audio endpoints' names.
+        assert_eq!(
+            from_body(br#"{"usage":{"input_tokens":50,"output_tokens":4160,"total_tokens":4210}}"#)
+                .unwrap(),
+            Some(TokenCounts {
+                prompt: 50,
+                completion: 4160,
+                cached: 0
+            })
+        );
         assert!(from_body(b"<html>oops</html>").is_err());
         assert!(from_body(b"[1,2]").is_err());
         let huge =

@@ -17,7 +17,9 @@ use std::sync::Arc;
 pub use answer_cache::AnswerCache;
 pub use conversations::{ConversationRefusal, ResponseStoreSettings};
 pub use draft::UsageDraft;
-pub use llm::{CacheControl, CacheStatus, LlmAnswer, LlmCall, LlmOutcome, model_permission};
+pub use llm::{
+    CacheControl, CacheStatus, LlmAnswer, LlmCall, LlmOutcome, Payload, model_permission,
+};
 pub use proxy::{BodyStream, ProxyAnswer, ProxyCall, ProxyOutcome};
 pub use refused::Refused;
 

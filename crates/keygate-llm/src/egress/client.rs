@@ -48,6 +48,12 @@ impl Body {
         let frames = stream.map_ok(Frame::data).map_err(Into::into);
         Self(BodyExt::boxed_unsync(StreamBody::new(frames)))
     }
+
+    /// The whole body, as a server would read it.
+    #[cfg(test)]
+    pub(crate) async fn read_all(self) -> Result<Bytes, BoxError> {
+        Ok(self.0.collect().await?.to_bytes())
+    }
 }
 
 /// Why a request got no answer.

@@ -2,6 +2,7 @@
 //! (`GenerateContentResponse`), streamed answers (`streamGenerateContent?alt=sse`, one whole
 //! `GenerateContentResponse` per event and no end marker) and error bodies.
 
+pub(crate) mod embeddings;
 mod error;
 mod request;
 mod response;

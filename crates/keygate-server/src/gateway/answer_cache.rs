@@ -253,7 +253,7 @@ pub fn slot(
     let Ok(Value::Object(mut request)) = serde_json::from_slice::<Value>(&inbound.body) else {
         return None;
     };
-    let deterministic = endpoint == Endpoint::Embeddings
+    let deterministic = matches!(endpoint, Endpoint::Embeddings | Endpoint::Moderations)
         || request
             .get("temperature")
             .and_then(Value::as_f64)

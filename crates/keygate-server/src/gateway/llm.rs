@@ -14,6 +14,7 @@ use keygate_core::{TokenSource, UsageRecord};
 use keygate_limits::State;
 use keygate_llm::{
     AttemptError, Endpoint, Failure, GatewayError, Inbound, Relay, Reply, StreamEnd, StreamOutcome,
+    Upload,
 };
 
 use tracing::Instrument as _;
@@ -31,8 +32,13 @@ use budget::{demand, meter_budget, settle};
 fn operation(endpoint: Endpoint) -> &'static str {
     match endpoint {
         Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses => "chat",
+        Endpoint::Completions => "text_completion",
         Endpoint::Embeddings => "embeddings",
         Endpoint::CountTokens => "count_tokens",
+        Endpoint::Moderations => "moderation",
+        Endpoint::ImageGenerations => "image_generation",
+        Endpoint::Speech => "speech",
+        Endpoint::Transcriptions => "transcription",
     }
 }
 
@@ -41,12 +47,19 @@ pub fn model_permission(model: &str) -> String {
     format!("models:{model}")
 }
 
+/// What a client sent: a JSON body, or a multipart upload read as far as its model.
+#[derive(Debug)]
+pub enum Payload {
+    Json(Bytes),
+    Upload(Box<Upload>),
+}
+
 /// An LLM call as the client made it.
 #[derive(Debug)]
 pub struct LlmCall {
     pub key: Arc<CachedKey>,
     pub endpoint: Endpoint,
-    pub body: Bytes,
+    pub payload: Payload,
     /// The client's `anthropic-beta` header.
     pub anthropic_beta: Option<String>,
     /// The client's W3C `traceparent` header.
@@ -137,17 +150,22 @@ impl From<Refused> for LlmOutcome {
 impl Service<'_> {
     /// Serves one LLM call; every outcome but an unreadable body leaves a usage record.
     pub async fn complete(&self, call: LlmCall) -> LlmOutcome {
-        let (body, conversation) = if call.endpoint == Endpoint::Responses {
-            match self.conversation(&call.key, call.body).await {
-                Ok(read) => read,
-                Err(refused) => return refused.into(),
+        let (mut inbound, conversation) = match call.payload {
+            Payload::Upload(upload) => (Inbound::upload(*upload), None),
+            Payload::Json(body) => {
+                let (body, conversation) = if call.endpoint == Endpoint::Responses {
+                    match self.conversation(&call.key, body).await {
+                        Ok(read) => read,
+                        Err(refused) => return refused.into(),
+                    }
+                } else {
+                    (body, None)
+                };
+                match Inbound::parse(call.endpoint, body) {
+                    Ok(inbound) => (inbound, conversation),
+                    Err(err) => return Refused::Request(err).into(),
+                }
             }
-        } else {
-            (call.body, None)
-        };
-        let mut inbound = match Inbound::parse(call.endpoint, body) {
-            Ok(inbound) => inbound,
-            Err(err) => return Refused::Request(err).into(),
         };
         inbound.anthropic_beta = call.anthropic_beta;
         let span = trace::request_span(
@@ -486,7 +504,13 @@ impl Service<'_> {
                 if let Some(reservation) = reservation {
                     reservation.release();
                 }
-                let refused = Refused::Gateway(error);
+                let refused = match inbound.uploaded() {
+                    // The client's upload went past its bound while it streamed.
+                    Some(upload) if upload.overflowed() => Refused::BodyTooLarge {
+                        limit: upload.limit(),
+                    },
+                    _ => Refused::Gateway(error),
+                };
                 let mut record =
                     draft.record(clock.as_ref(), refused.status(), Some(refused.code()));
                 record.attempts = attempts;

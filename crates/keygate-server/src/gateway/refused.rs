@@ -226,5 +226,6 @@ fn translate_code(err: &TranslateError) -> &'static str {
     match err {
         TranslateError::Unsupported { .. } => "unsupported_feature",
         TranslateError::Invalid { .. } => "invalid_request",
+        TranslateError::NotServed { .. } => "unsupported_endpoint",
     }
 }

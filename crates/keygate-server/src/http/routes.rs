@@ -7,6 +7,7 @@ pub(super) mod leaks;
 pub(super) mod llm;
 pub(super) mod model_groups;
 pub(super) mod oauth;
+pub(super) mod openai_endpoints;
 pub(crate) mod ops;
 pub(super) mod projects;
 pub(super) mod proxy;
@@ -101,6 +102,17 @@ pub fn router(state: AppState) -> Router {
             get(llm::get_response).delete(llm::delete_response),
         )
         .route("/v1/embeddings", post(llm::embeddings))
+        .route("/v1/completions", post(openai_endpoints::completions))
+        .route("/v1/moderations", post(openai_endpoints::moderations))
+        .route(
+            "/v1/images/generations",
+            post(openai_endpoints::image_generations),
+        )
+        .route("/v1/audio/speech", post(openai_endpoints::speech))
+        .route(
+            "/v1/audio/transcriptions",
+            post(openai_endpoints::transcriptions),
+        )
         .route("/v1/messages", post(llm::messages))
         .route("/v1/messages/count_tokens", post(llm::count_tokens))
         .route("/v1/models", get(llm::list_models))

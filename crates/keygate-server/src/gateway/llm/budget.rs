@@ -51,7 +51,7 @@ pub(crate) fn demand(
     }
     let prompt = inbound.prompt().count(&inbound.model);
     let (output, output_assumed) = match inbound.endpoint {
-        Endpoint::Embeddings => (0, false),
+        Endpoint::Embeddings | Endpoint::Moderations => (0, false),
         _ => match inbound.max_output {
             Some(max) => (max, false),
             None => (gateway.tuning().default_max_tokens, true),

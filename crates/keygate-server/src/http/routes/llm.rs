@@ -11,10 +11,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_core::scope::any_grants;
-use keygate_llm::{ClientFormat, Endpoint};
+use keygate_llm::{ClientFormat, Endpoint, Upload, UploadError};
 
 use crate::cache::CachedKey;
-use crate::gateway::{CacheControl, LlmAnswer, LlmCall, UsageDraft, model_permission};
+use crate::gateway::{CacheControl, LlmAnswer, LlmCall, Payload, UsageDraft, model_permission};
 use crate::http::AppState;
 use crate::http::extract::{RequestMeta, api_key};
 use crate::http::limit_headers;
@@ -198,7 +198,7 @@ pub async fn count_tokens(
     proxy(state, meta, headers, body, Endpoint::CountTokens).await
 }
 
-async fn proxy(
+pub(super) async fn proxy(
     state: AppState,
     meta: RequestMeta,
     headers: HeaderMap,
@@ -232,35 +232,12 @@ async fn serve(
 ) -> Result<Response, LlmError> {
     let started = Instant::now();
     let key = authenticate(state, headers, meta).await?;
-    let limit = state.gateway.current().tuning().body_limit;
-    // The gateway's routes have no overall timeout (a completion may take minutes), but a
-    // client must send its body within the server's request timeout.
-    let read = tokio::time::timeout(
-        state.settings.request_timeout,
-        axum::body::to_bytes(body, limit),
-    );
-    let body = match read.await {
-        Ok(Ok(body)) => body,
-        Ok(Err(_)) => {
-            return Err(LlmError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the body is larger than {limit} bytes"),
-            ));
-        }
-        Err(_) => {
-            return Err(LlmError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                "the request body did not arrive in time",
-            ));
-        }
-    };
+    let payload = read_payload(state, headers, body, endpoint).await?;
     let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let call = LlmCall {
         key,
         endpoint,
-        body,
+        payload,
         anthropic_beta: text("anthropic-beta").map(str::to_owned),
         traceparent: text("traceparent")
             .filter(|value| value.len() <= 128)
@@ -313,6 +290,71 @@ async fn serve(
         );
     }
     Ok(response)
+}
+
+/// Reads the body within its bound and the server's request timeout (the gateway's routes
+/// have no overall timeout, as a completion may take minutes): whole for JSON, and for an
+/// upload as far as its model, the rest streaming upstream.
+async fn read_payload(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    endpoint: Endpoint,
+) -> Result<Payload, LlmError> {
+    let (body_limit, upload_limit) = {
+        let gateway = state.gateway.current();
+        (gateway.tuning().body_limit, gateway.tuning().upload_limit)
+    };
+    let too_large = |limit: usize| {
+        LlmError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
+    let timed_out = || {
+        LlmError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time",
+        )
+    };
+    if endpoint == Endpoint::Transcriptions {
+        let limit = upload_limit;
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit as u64) {
+            return Err(too_large(limit));
+        }
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let read = Upload::read(content_type, body.into_data_stream(), limit);
+        return match tokio::time::timeout(state.settings.request_timeout, read).await {
+            Ok(Ok(upload)) => Ok(Payload::Upload(Box::new(upload))),
+            Ok(Err(UploadError::TooLarge { limit })) => Err(too_large(limit)),
+            Ok(Err(err)) => {
+                let mut error =
+                    LlmError::new(StatusCode::BAD_REQUEST, "invalid_request", err.to_string());
+                error.param = err.param().map(str::to_owned);
+                Err(error)
+            }
+            Err(_) => Err(timed_out()),
+        };
+    }
+    let limit = body_limit;
+    let read = tokio::time::timeout(
+        state.settings.request_timeout,
+        axum::body::to_bytes(body, limit),
+    );
+    match read.await {
+        Ok(Ok(body)) => Ok(Payload::Json(body)),
+        Ok(Err(_)) => Err(too_large(limit)),
+        Err(_) => Err(timed_out()),
+    }
 }
 
 /// The API the caller speaks: Anthropic's SDKs send `anthropic-version` on every request,
