@@ -1,5 +1,5 @@
 //! A mock Gemini upstream on `127.0.0.1:0` speaking the real Gemini API wire format:
-//! `POST /v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse`
+//! `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse` and `:batchEmbedContents`
 //! (text and `functionCall` parts, `finishReason`, `usageMetadata`), `GET /v1beta/models`,
 //! the `x-goog-api-key` header, request validation and Google's error bodies, with the
 //! scripted failures of [`MockReply`] for gateway tests.
@@ -10,6 +10,7 @@
 //! short with `finishReason: "MAX_TOKENS"`, `safety` a `SAFETY` stop whose last candidate has
 //! no content; any other name gets `Hello from <name> via <model>`.
 
+mod embeddings;
 mod events;
 mod validate;
 mod wire;
@@ -151,6 +152,16 @@ async fn model_method(
         let message = format!("Method not found: POST /v1beta/models/{rest}");
         return error_response(404, &message, None, None);
     };
+    if method == "batchEmbedContents" {
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        return match embeddings::batch(model, &body) {
+            Ok(answer) => json(StatusCode::OK, &answer),
+            Err((message, field)) => {
+                let details = wire::field_violation(&field, &message);
+                error_response(400, &message, Some(details), None)
+            }
+        };
+    }
     let streamed = match method {
         "generateContent" => false,
         "streamGenerateContent" if has_alt_sse(query.as_deref()) => true,

@@ -1,14 +1,17 @@
 //! A mock OpenAI upstream on `127.0.0.1:0` speaking the real wire format: Chat Completions
 //! (JSON and server-sent events, tool calls, usage), the Responses API, embeddings, the model list, OpenAI's
-//! error bodies and Azure OpenAI's deployment paths, with scripted failures for gateway tests.
+//! error bodies and Azure OpenAI's deployment paths, and the legacy completions, moderations,
+//! image generation, speech and transcription (see `media.rs` and `transcriptions.rs`), with scripted failures for gateway tests.
 //!
 //! Replies come from a queue ([`MockOpenAi::push`]); when it is empty, the upstream model name
 //! decides: a name containing `tools`, `ratelimit`, `error500`, `garbage`, `hang` or `cut`
 //! (checked in that order) gets that behaviour, any other a greeting naming the mock.
 
 mod chat;
+mod media;
 mod responses;
 pub(crate) mod stream;
+mod transcriptions;
 pub(crate) mod wire;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,6 +34,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
+pub use self::media::{PNG_1X1, speech_audio};
+pub use self::transcriptions::FormPart;
 use self::wire::{EmbeddingInput, Meta};
 pub(crate) use crate::mock_server::Shared;
 
@@ -144,6 +149,11 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/chat/completions", post(openai_chat))
         .route("/v1/responses", post(openai_responses))
         .route("/v1/embeddings", post(openai_embeddings))
+        .route("/v1/completions", post(openai_completions))
+        .route("/v1/moderations", post(openai_moderations))
+        .route("/v1/images/generations", post(openai_images))
+        .route("/v1/audio/speech", post(openai_speech))
+        .route("/v1/audio/transcriptions", post(openai_transcriptions))
         .route("/v1/models", get(models))
         .route(
             "/openai/deployments/{deployment}/chat/completions",
@@ -159,15 +169,26 @@ fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Records every request before any route sees it.
+/// Records every request before any route sees it. A multipart upload is recorded without
+/// its body, which its route reads as it arrives (see [`MockServer::forms`]).
 pub(crate) async fn record(
     State(shared): State<Arc<Shared>>,
     request: Request,
     next: Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
-        return StatusCode::BAD_REQUEST.into_response();
+    let multipart = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/"));
+    let (body, pass_on) = if multipart {
+        (Bytes::new(), Some(body))
+    } else {
+        let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+            return StatusCode::BAD_REQUEST.into_response();
+        };
+        (body, None)
     };
     let seen = SeenRequest {
         method: parts.method.to_string(),
@@ -188,7 +209,8 @@ pub(crate) async fn record(
         all.push(seen);
         all.len()
     };
-    let mut response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    let body = pass_on.unwrap_or_else(|| Body::from(body));
+    let mut response = next.run(Request::from_parts(parts, body)).await;
     if let Ok(id) = HeaderValue::from_str(&format!("req_mock_{number}")) {
         response.headers_mut().insert("x-request-id", id);
     }
@@ -222,6 +244,46 @@ async fn openai_responses(
     body: Bytes,
 ) -> Response {
     responses::responses(shared, &headers, &body).await
+}
+
+async fn openai_completions(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    media::completions(shared, &headers, &body).await
+}
+
+async fn openai_moderations(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    media::moderations(shared, &headers, &body).await
+}
+
+async fn openai_images(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    media::images(shared, &headers, &body).await
+}
+
+async fn openai_speech(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    media::speech(shared, &headers, &body).await
+}
+
+async fn openai_transcriptions(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    transcriptions::transcriptions(shared, headers, body).await
 }
 
 async fn azure_chat(

@@ -25,6 +25,10 @@ pub(crate) struct Shared {
     pub(crate) hangs_dropped: Arc<AtomicUsize>,
     /// Ids of the Responses API answers kept (`store` not false), for `previous_response_id`.
     pub(crate) stored: Mutex<std::collections::HashSet<String>>,
+    /// Bytes of uploaded files received so far, counted as they arrive.
+    pub(crate) uploaded: AtomicUsize,
+    /// The multipart forms received, part by part.
+    pub(crate) forms: Mutex<Vec<Vec<crate::mock_openai::FormPart>>>,
 }
 
 impl Shared {
@@ -72,6 +76,8 @@ impl MockServer {
             replies: Mutex::new(VecDeque::new()),
             seen: Mutex::new(Vec::new()),
             stored: Mutex::default(),
+            uploaded: AtomicUsize::new(0),
+            forms: Mutex::default(),
             completions: AtomicU64::new(0),
             abandoned: Arc::new(AtomicUsize::new(0)),
             hangs_dropped: Arc::new(AtomicUsize::new(0)),
@@ -114,6 +120,20 @@ impl MockServer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+    }
+
+    /// Bytes of uploaded files received so far, counted as they arrive.
+    pub fn uploaded_bytes(&self) -> usize {
+        self.shared.uploaded.load(Ordering::SeqCst)
+    }
+
+    /// The multipart forms received (uploads), each part by part.
+    pub fn forms(&self) -> Vec<Vec<crate::mock_openai::FormPart>> {
+        self.shared
+            .forms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// How many streamed responses were dropped before their end because the client went away.

@@ -2,7 +2,9 @@
 //! streamed), parallel tool calls, embeddings, the model list and the SDK's error classes,
 //! through a mock OpenAI upstream, and chat and tools through mock Anthropic and Gemini
 //! upstreams, translated; and the Responses API (`tests/python/responses_sdk_test.py`) served
-//! by OpenAI's own, by a chat-only server, by Anthropic and by Gemini. The first suite is
+//! by OpenAI's own, by a chat-only server, by Anthropic and by Gemini; and the SDK's helpers
+//! for the legacy completions, moderations, images, speech, transcriptions and Gemini embeddings
+//! (`tests/python/endpoints_sdk_test.py`). The first suite is
 //! `tests/python/openai_sdk_test.py`;
 //! `scripts/pyenv` installs the pinned SDK and names its interpreter in `KEYGATE_TEST_PYTHON`.
 #![allow(
@@ -448,4 +450,136 @@ fn chat_only_text(seen: &[SeenRequest]) -> bool {
         body["messages"][0]["role"] == "system" && body["messages"][0]["content"] == "Be brief."
     });
     turns && instructions
+}
+
+/// Deployments of OpenAI's endpoints beyond chat, and Gemini embeddings.
+const ENDPOINTS: &str = r#"
+[model_groups.instruct]
+deployments = [{ provider = "up", model = "gpt-3.5-turbo-instruct" }]
+
+[model_groups.moderation]
+deployments = [{ provider = "up", model = "omni-moderation-latest" }]
+
+[model_groups.image]
+deployments = [{ provider = "up", model = "gpt-image-1" }]
+
+[model_groups.dalle]
+deployments = [{ provider = "up", model = "dall-e-3" }]
+
+[model_groups.speech]
+deployments = [{ provider = "up", model = "tts-1" }]
+
+[model_groups.voice]
+deployments = [{ provider = "up", model = "gpt-4o-mini-tts" }]
+
+[model_groups.whisper]
+deployments = [{ provider = "up", model = "whisper-1" }]
+
+[model_groups.transcribe]
+deployments = [{ provider = "up", model = "gpt-4o-mini-transcribe" }]
+
+[model_groups.gemini-embed]
+deployments = [{ provider = "gemini", model = "gemini-embedding-001" }]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdks_other_endpoints_work_through_the_gateway() {
+    let python = python::python();
+    let Gateway {
+        upstream,
+        anthropic,
+        gemini,
+        dir,
+        server,
+        owner,
+    } = Gateway::start(ENDPOINTS).await;
+    let key = create_key(&server, &owner, "endpoints", "models:*");
+    let narrow = create_key(&server, &owner, "endpoints-narrow", "models:embed");
+    let env = vec![
+        ("KEYGATE_BASE_URL", format!("{}/v1", server.url)),
+        ("KEYGATE_KEY", key.clone()),
+        ("KEYGATE_NARROW_KEY", narrow.clone()),
+    ];
+    let work = dir.path().to_owned();
+    let run = tokio::task::spawn_blocking(move || {
+        run_suite(&python, "endpoints_sdk_test.py", &work, &env)
+    })
+    .await
+    .unwrap();
+    assert_passed(&run, &server);
+
+    let seen = upstream.requests();
+    assert_credential(&seen, "authorization", &format!("Bearer {UPSTREAM_KEY}"));
+    assert_credential(&gemini.requests(), "x-goog-api-key", GEMINI_KEY);
+    for requests in [&seen, &anthropic.requests(), &gemini.requests()] {
+        assert_no_keygate_key(requests, &[&key, &narrow]);
+    }
+    assert!(
+        anthropic.requests().is_empty(),
+        "no deployment of it serves these"
+    );
+    // Each JSON endpoint got the body as sent, the model renamed.
+    for (path, model) in [
+        ("/v1/completions", "gpt-3.5-turbo-instruct"),
+        ("/v1/moderations", "omni-moderation-latest"),
+        ("/v1/images/generations", "gpt-image-1"),
+        ("/v1/audio/speech", "tts-1"),
+    ] {
+        assert!(!requests_for(&seen, path, model).is_empty(), "{path}");
+    }
+    // Asked for usage only where the client did not.
+    let streamed: Vec<Value> = requests_for(&seen, "/v1/completions", "gpt-3.5-turbo-instruct")
+        .iter()
+        .map(|r| r.json())
+        .filter(|b| b["stream"] == true)
+        .collect();
+    assert!(
+        streamed
+            .iter()
+            .all(|b| b["stream_options"]["include_usage"] == true),
+        "{streamed:?}"
+    );
+    // Every upload arrived whole, its model part renamed and the rest as the SDK sent it.
+    let forms = upstream.forms();
+    assert!(forms.len() >= 5, "{}", forms.len());
+    for form in &forms {
+        let model = form.iter().find(|p| p.name == "model").unwrap();
+        assert!(
+            [&b"whisper-1"[..], b"gpt-4o-mini-transcribe"].contains(&&model.data[..]),
+            "{model:?}"
+        );
+        let file = form.iter().find(|p| p.name == "file").unwrap();
+        if file.file_name.as_deref() == Some("hello.wav") {
+            assert_eq!(file.data.len(), 256 * 300);
+        }
+        for part in form {
+            let text = String::from_utf8_lossy(&part.data);
+            assert!(!text.contains(&key) && !text.contains("kg_live_"));
+        }
+    }
+    assert!(
+        forms
+            .iter()
+            .any(|form| form.iter().any(|p| p.name == "language" && p.data == "en"))
+    );
+    // Gemini got one batch per embeddings call, each input its own request.
+    let batches: Vec<Value> = gemini
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("gemini-embedding-001:batchEmbedContents"))
+        .map(SeenRequest::json)
+        .collect();
+    assert!(
+        batches
+            .iter()
+            .any(|b| b["requests"].as_array().map(Vec::len) == Some(2))
+    );
+    // Usage: tokens as the upstreams reported them (images and transcriptions by tokens),
+    // and Gemini's embeddings counted.
+    for alias in ["image", "transcribe", "instruct", "gemini-embed"] {
+        let row = usage_row(&server, &owner, alias, 1);
+        assert!(row["prompt_tokens"].as_u64().unwrap() > 0, "{alias}: {row}");
+    }
+    let row = usage_row(&server, &owner, "speech", 3);
+    assert!(row["errors"].as_u64().unwrap() >= 2, "{row}");
 }
