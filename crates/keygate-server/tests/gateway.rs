@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 
 #[path = "gateway/answer_cache.rs"]
 mod answer_cache;
+#[path = "gateway/uploads.rs"]
+mod uploads;
 
 const KEY_A: &str = "sk-upstream-a-0123456789abcdef";
 const KEY_B: &str = "sk-upstream-b-0123456789abcdef";
@@ -72,7 +74,13 @@ fn config(a: &MockOpenAi, b: &MockOpenAi, extra: &str) -> String {
 async fn setup_with(db: Db, extra: &str) -> Setup {
     let a = MockOpenAi::start("a", KEY_A).await.unwrap();
     let b = MockOpenAi::start("b", KEY_B).await.unwrap();
-    let server = TestServer::start_gateway(db, &config(&a, &b, extra), &[("BACKUP_KEY", KEY_B)])
+    let config = config(&a, &b, extra);
+    setup_from(db, a, b, &config).await
+}
+
+/// The same, with the whole configuration given.
+async fn setup_from(db: Db, a: MockOpenAi, b: MockOpenAi, config: &str) -> Setup {
+    let server = TestServer::start_gateway(db, config, &[("BACKUP_KEY", KEY_B)])
         .await
         .unwrap();
     let api = server.api();

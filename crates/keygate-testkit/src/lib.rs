@@ -34,7 +34,7 @@ pub use fixtures::{KeyFixture, audit, new_key};
 pub use http_client::{Api, Call, CreatedKey, Exchange, IssuedToken, Method, Reply};
 pub use mock_anthropic::MockAnthropic;
 pub use mock_gemini::MockGemini;
-pub use mock_openai::{MockOpenAi, MockReply, SeenRequest};
+pub use mock_openai::{FormPart, MockOpenAi, MockReply, PNG_1X1, SeenRequest, speech_audio};
 pub use mock_server::MockServer;
 pub use oidc::{OidcProvider, OidcUser};
 pub use otlp::{OtlpReceiver, ReceivedSpan};

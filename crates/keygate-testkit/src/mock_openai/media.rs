@@ -330,7 +330,8 @@ pub fn speech_audio(input: &str) -> Vec<u8> {
     audio
 }
 
-/// `POST /v1/audio/speech`: the audio in 8 KiB frames a few milliseconds apart, or with
+/// `POST /v1/audio/speech`: the audio in 8 KiB frames a few milliseconds apart (held after the
+/// first while a queued [`super::MockReply::Gated`] is not released), or with
 /// `stream_format: "sse"` (`gpt-4o-*-tts` only) as `speech.audio.delta` events and a
 /// `speech.audio.done` with usage.
 pub(crate) async fn speech(shared: Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> Response {
@@ -374,9 +375,17 @@ pub(crate) async fn speech(shared: Arc<Shared>, headers: &HeaderMap, body: &[u8]
         }
         Some(_) => return invalid("Invalid value for 'stream_format'.", Some("stream_format")),
     };
-    if let Some(error) = scripted_error(&shared) {
-        return error;
-    }
+    // A queued error answers instead; a queued `Gated` holds the audio after its first frame.
+    let gate = match shared.next_reply() {
+        Some(super::MockReply::Error {
+            status,
+            code,
+            message,
+            retry_after,
+        }) => return error_reply(status, &code, &message, retry_after),
+        Some(super::MockReply::Gated { release, .. }) => Some(release),
+        _ => None,
+    };
     let seq = shared.meta(model.clone()).seq;
     let audio = speech_audio(input);
     if sse {
@@ -393,10 +402,14 @@ pub(crate) async fn speech(shared: Arc<Shared>, headers: &HeaderMap, body: &[u8]
         return script.into_response(shared.abandoned.clone());
     }
     let frames: Vec<Bytes> = audio.chunks(8 * 1024).map(Bytes::copy_from_slice).collect();
-    let stream = futures_util::stream::unfold(frames.into_iter(), |mut frames| async move {
+    let state = (frames.into_iter(), gate, true);
+    let stream = futures_util::stream::unfold(state, |(mut frames, mut gate, first)| async move {
+        if !first && let Some(release) = gate.take() {
+            release.notified().await;
+        }
         let frame = frames.next()?;
         tokio::time::sleep(Duration::from_millis(2)).await;
-        Some((Ok::<_, std::io::Error>(frame), frames))
+        Some((Ok::<_, std::io::Error>(frame), (frames, gate, false)))
     });
     let mut response = Body::from_stream(stream).into_response();
     response
