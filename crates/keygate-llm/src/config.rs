@@ -104,6 +104,10 @@ pub struct PriceFile {
     pub input: String,
     pub output: String,
     pub cached_input: Option<String>,
+    /// Dollars per image, per minute of audio, per million characters of speech input.
+    pub per_image: Option<String>,
+    pub per_audio_minute: Option<String>,
+    pub per_million_characters: Option<String>,
 }
 
 /// `[gateway]`: limits and the tuning of retries and breakers.
@@ -304,11 +308,12 @@ impl GatewayConfig {
             let field = format!("prices.{model}");
             let parse = |what: &str, text: &str| {
                 text.parse().map_err(|_| {
-                    ConfigError::invalid(
-                        format!("{field}.{what}"),
-                        "dollars per million tokens, such as \"2.50\"",
-                    )
+                    ConfigError::invalid(format!("{field}.{what}"), "dollars, such as \"2.50\"")
                 })
+            };
+            let unit = |what: &str, text: &Option<String>| match text {
+                Some(text) => parse(what, text),
+                None => Ok(keygate_core::MicroUsd::ZERO),
             };
             let input = parse("input", &raw.input)?;
             prices.set(
@@ -320,6 +325,12 @@ impl GatewayConfig {
                         Some(text) => parse("cached_input", text)?,
                         None => input,
                     },
+                    per_image: unit("per_image", &raw.per_image)?,
+                    per_audio_minute: unit("per_audio_minute", &raw.per_audio_minute)?,
+                    per_million_characters: unit(
+                        "per_million_characters",
+                        &raw.per_million_characters,
+                    )?,
                 },
             );
         }

@@ -21,6 +21,7 @@ use crate::credential::SecretSource;
 use crate::egress;
 use crate::error::{AttemptError, GatewayError};
 use crate::gateway::{Deployment, Gateway, Pick};
+use crate::price::Units;
 use crate::relay::{InFlight, Relay};
 use crate::request::Inbound;
 
@@ -49,6 +50,8 @@ pub enum Reply {
         content_type: Option<HeaderValue>,
         body: Bytes,
         tokens: Option<TokenCounts>,
+        /// What was used that is priced by the unit (images, audio, characters).
+        units: Units,
         served: Served,
     },
     Stream {

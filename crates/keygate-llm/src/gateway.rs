@@ -14,7 +14,7 @@ use crate::breaker::Breaker;
 use crate::config::{DeploymentSpec, GatewayConfig, ProviderSpec, Tuning};
 use crate::egress::Client;
 use crate::health::Health;
-use crate::price::PriceTable;
+use crate::price::{PriceTable, Units};
 use crate::provider::{Call, Endpoint, Preset, endpoint_url};
 use crate::strategy::{Candidate, Chooser};
 
@@ -330,14 +330,14 @@ impl Gateway {
     }
 
     /// The cost of `tokens` on the upstream `model`; `None` when its price is unknown.
-    pub fn cost(&self, model: &str, tokens: TokenCounts) -> Option<MicroUsd> {
-        self.prices.cost(model, tokens)
+    pub fn cost(&self, model: &str, tokens: TokenCounts, units: Units) -> Option<MicroUsd> {
+        self.prices.cost(model, tokens, units)
     }
 
     /// The highest cost `tokens` may have on any deployment that may serve `alias`, its
     /// fallbacks' included: what a budget must hold before the request is sent. `None` when
     /// any of them has no known price (or the alias is unknown).
-    pub fn highest_cost(&self, alias: &str, tokens: TokenCounts) -> Option<MicroUsd> {
+    pub fn highest_cost(&self, alias: &str, tokens: TokenCounts, units: Units) -> Option<MicroUsd> {
         let mut seen = vec![alias];
         let mut highest = MicroUsd::ZERO;
         let mut next = 0;
@@ -345,7 +345,7 @@ impl Gateway {
             next += 1;
             let group = self.groups.get(alias)?;
             for member in &group.members {
-                highest = highest.max(self.prices.cost(&member.spec.model, tokens)?);
+                highest = highest.max(self.prices.cost(&member.spec.model, tokens, units)?);
             }
             for fallback in &group.fallbacks {
                 if !seen.contains(&fallback.as_str()) {
@@ -455,16 +455,22 @@ mod tests {
             cached: 0,
         };
         assert_eq!(
-            gateway.cost("cheap", tokens),
+            gateway.cost("cheap", tokens, Units::default()),
             Some(MicroUsd(3_000_000)),
             "the member alone"
         );
         assert_eq!(
-            gateway.highest_cost("chat", tokens),
+            gateway.highest_cost("chat", tokens, Units::default()),
             Some(MicroUsd(30_000_000)),
             "a fallback may serve it"
         );
-        assert_eq!(gateway.highest_cost("unpriced", tokens), None);
-        assert_eq!(gateway.highest_cost("nothing", tokens), None);
+        assert_eq!(
+            gateway.highest_cost("unpriced", tokens, Units::default()),
+            None
+        );
+        assert_eq!(
+            gateway.highest_cost("nothing", tokens, Units::default()),
+            None
+        );
     }
 }

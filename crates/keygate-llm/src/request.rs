@@ -15,6 +15,7 @@ mod peek;
 
 use self::peek::Peek;
 use crate::client::ClientFormat;
+use crate::price::Units;
 use crate::provider::Endpoint;
 use crate::tokens::Prompt;
 use crate::translate::ir::ChatRequest;
@@ -73,6 +74,8 @@ pub struct Inbound {
     read: OnceLock<Result<ChatRequest, TranslateError>>,
     /// A multipart upload's parts, streamed; `body` is then empty.
     upload: Option<Arc<Upload>>,
+    /// What the request asks for that is priced by the unit: images, characters to speak.
+    pub units: Units,
 }
 
 fn span(body: &[u8], raw: &RawValue) -> Range<usize> {
@@ -235,6 +238,18 @@ impl Inbound {
             _ => [peek.messages, peek.system, peek.tools],
         }
         .map(|raw| raw.map(|raw| span(&body, raw)));
+        let units = Units {
+            images: match endpoint {
+                Endpoint::ImageGenerations => count(peek.n).unwrap_or(1),
+                _ => 0,
+            },
+            audio_seconds: 0,
+            characters: match (endpoint, peek.input) {
+                (Endpoint::Speech, Some(raw)) => serde_json::from_str::<String>(raw.get())
+                    .map_or(0, |text| text.chars().count() as u64),
+                _ => 0,
+            },
+        };
         Ok(Self {
             endpoint,
             format: endpoint.format(),
@@ -250,6 +265,7 @@ impl Inbound {
             read: OnceLock::new(),
             body,
             upload: None,
+            units,
         })
     }
 
@@ -270,6 +286,7 @@ impl Inbound {
             prompt: [None, None, None],
             read: OnceLock::new(),
             upload: Some(Arc::new(upload)),
+            units: Units::default(),
         }
     }
 

@@ -54,6 +54,35 @@ pub fn from_body(body: &[u8]) -> Result<Option<TokenCounts>, serde_json::Error> 
     Ok(body.usage.map(TokenCounts::from))
 }
 
+/// A transcription's length: `usage` of `"type": "duration"`, or a verbose transcript's
+/// `duration`.
+#[derive(Deserialize)]
+struct Transcript {
+    #[serde(default)]
+    usage: Option<Duration>,
+    #[serde(default)]
+    duration: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct Duration {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    seconds: Option<f64>,
+}
+
+/// The seconds of audio a transcription answer says it heard, rounded up.
+pub fn audio_seconds(body: &[u8]) -> Option<u64> {
+    let transcript: Transcript = serde_json::from_slice(body).ok()?;
+    let seconds = transcript
+        .usage
+        .filter(|usage| usage.kind.as_deref() == Some("duration"))
+        .and_then(|usage| usage.seconds)
+        .or(transcript.duration)?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| seconds.ceil().min(86_400.0 * 366.0) as u64)
+}
+
 #[derive(Deserialize)]
 struct Groq {
     #[serde(default)]
@@ -181,6 +210,16 @@ mod tests {
             })
         );
         assert_eq!(from_body(br#"{"data":[]}"#).unwrap(), None);
+        assert_eq!(
+            audio_seconds(br#"{"text":"hi","usage":{"type":"duration","seconds":3}}"#),
+            Some(3)
+        );
+        assert_eq!(audio_seconds(br#"{"text":"hi","duration":2.2}"#), Some(3));
+        assert_eq!(
+            audio_seconds(br#"{"text":"hi","usage":{"type":"tokens"}}"#),
+            None
+        );
+        assert_eq!(audio_seconds(b"plain text"), None);
         // The image and audio endpoints' names.
         assert_eq!(
             from_body(br#"{"usage":{"input_tokens":50,"output_tokens":4160,"total_tokens":4210}}"#)

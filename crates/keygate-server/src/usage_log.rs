@@ -35,6 +35,8 @@ pub struct ToCount {
     /// The client's prompt.
     pub prompt: keygate_llm::tokens::Prompt,
     pub text: String,
+    /// What the request used that is priced by the unit.
+    pub units: keygate_llm::price::Units,
     pub gateway: Arc<Gateway>,
     /// Tokens and money the request reserved, settled once counted.
     pub reservation: Option<crate::limits::Reservation>,
@@ -273,7 +275,7 @@ fn count(entry: ToCount) -> UsageRecord {
     };
     record.tokens = tokens;
     record.token_source = TokenSource::Counted;
-    record.cost = entry.gateway.cost(&entry.model, tokens);
+    record.cost = entry.gateway.cost(&entry.model, tokens, entry.units);
     if let Some(reservation) = entry.reservation {
         // Without a price the tokens are still known; what was reserved of budgets is
         // charged (a budget refuses unpriced models, so there is none in practice).

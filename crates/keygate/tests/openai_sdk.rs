@@ -580,6 +580,13 @@ async fn the_sdks_other_endpoints_work_through_the_gateway() {
         let row = usage_row(&server, &owner, alias, 1);
         assert!(row["prompt_tokens"].as_u64().unwrap() > 0, "{alias}: {row}");
     }
-    let row = usage_row(&server, &owner, "speech", 3);
-    assert!(row["errors"].as_u64().unwrap() >= 2, "{row}");
+    let row = usage_row(&server, &owner, "speech", 4);
+    assert_eq!(row["errors"].as_u64(), Some(2), "{row}");
+    // Models priced by the unit: two images at $0.04 (the refused request cost nothing), 50
+    // characters spoken at $15 a million, 76 seconds heard at $0.006 a minute.
+    assert_eq!(row["cost_usd"], "0.000750", "{row}");
+    let row = usage_row(&server, &owner, "dalle", 2);
+    assert_eq!(row["cost_usd"], "0.080000", "{row}");
+    let row = usage_row(&server, &owner, "whisper", 4);
+    assert_eq!(row["cost_usd"], "0.007600", "{row}");
 }

@@ -17,6 +17,7 @@ use crate::client::ClientFormat;
 use crate::egress::{self, Scrubber, SendError};
 use crate::error::AttemptError;
 use crate::gateway::{Deployment, Gateway};
+use crate::price::Units;
 use crate::provider::AuthStyle;
 use crate::relay::{Codec, Decoded, InFlight, Relay, RelayParts};
 use crate::request::Inbound;
@@ -135,6 +136,11 @@ impl Gateway {
             return failed_status(response, deadline, credential, served, formats).await;
         }
         if !relayed {
+            let mut units = if status < 300 {
+                inbound.units
+            } else {
+                Units::default()
+            };
             let body = match read_limited(response, deadline, MAX_RESPONSE_BYTES).await {
                 Ok(body) => body,
                 Err(err) => return Attempt::Failed(err),
@@ -162,6 +168,7 @@ impl Gateway {
                 // JSON with usage (images, transcriptions by tokens), JSON without (a
                 // moderation), or a transcript as text, subtitles or a verbose document.
                 let tokens = usage::from_body(&body).ok().flatten();
+                units.audio_seconds = usage::audio_seconds(&body).unwrap_or(0);
                 (body, tokens, content_type)
             } else if same {
                 let tokens = match target {
@@ -207,6 +214,7 @@ impl Gateway {
                 content_type,
                 body,
                 tokens,
+                units,
                 served,
             }));
         }
@@ -340,6 +348,7 @@ async fn failed_status(
         content_type,
         body,
         tokens: None,
+        units: Units::default(),
         served,
     }))
 }

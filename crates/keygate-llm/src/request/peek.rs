@@ -20,6 +20,8 @@ pub(super) struct Peek<'a> {
     pub(super) instructions: Option<&'a RawValue>,
     /// The legacy completions' and the image generations' prompt.
     pub(super) prompt: Option<&'a RawValue>,
+    /// How many images to make.
+    pub(super) n: Option<&'a RawValue>,
 }
 
 /// Top-level keys the gateway reads. Another spelling of one of them (`MODEL`, `Stream`) is
@@ -76,6 +78,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Peek<'a> {
                         "max_output_tokens" => &mut peek.max_output_tokens,
                         "instructions" => &mut peek.instructions,
                         "prompt" => &mut peek.prompt,
+                        "n" => &mut peek.n,
                         other => {
                             if READ_KEYS.iter().any(|k| k.eq_ignore_ascii_case(other)) {
                                 return Err(serde::de::Error::custom(PeekRefusal::CaseVariant));

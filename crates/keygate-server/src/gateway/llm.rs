@@ -12,6 +12,7 @@ use bytes::Bytes;
 use keygate_core::scope::any_grants;
 use keygate_core::{TokenSource, UsageRecord};
 use keygate_limits::State;
+use keygate_llm::price::Units;
 use keygate_llm::{
     AttemptError, Endpoint, Failure, GatewayError, Inbound, Relay, Reply, StreamEnd, StreamOutcome,
     Upload,
@@ -342,6 +343,7 @@ impl Service<'_> {
                 content_type,
                 body,
                 tokens,
+                units,
                 served,
             }) => {
                 let code = (status >= 400).then_some("upstream_error");
@@ -349,7 +351,10 @@ impl Service<'_> {
                 if let Some(tokens) = tokens {
                     record.tokens = tokens;
                     record.token_source = TokenSource::Provider;
-                    record.cost = gateway.cost(&served.model, tokens);
+                }
+                // Models priced by the unit have a cost without tokens (an image, a minute).
+                if tokens.is_some() || units != Units::default() {
+                    record.cost = gateway.cost(&served.model, tokens.unwrap_or_default(), units);
                 }
                 settle(reservation, tokens, record.cost, status);
                 drop(hold);
@@ -404,8 +409,12 @@ impl Service<'_> {
                     )
                 });
                 let draft = draft.clone();
-                let (prompt, prompt_cost, request) =
-                    (asked.prompt, asked.prompt_cost, inbound.prompt());
+                let (prompt, prompt_cost, request, units) = (
+                    asked.prompt,
+                    asked.prompt_cost,
+                    inbound.prompt(),
+                    inbound.units,
+                );
                 relay.on_end(move |end: StreamEnd| {
                     // The request's slots in flight free with the stream.
                     drop(hold);
@@ -427,7 +436,7 @@ impl Service<'_> {
                         (answers, end.sent)
                     {
                         let tokens = end.reported;
-                        let cost = tokens.and_then(|t| gateway.cost(&served.model, t));
+                        let cost = tokens.and_then(|t| gateway.cost(&served.model, t, units));
                         let cached = CachedAnswer::new(
                             content_type,
                             sent,
@@ -442,7 +451,7 @@ impl Service<'_> {
                         Some(tokens) => {
                             record.tokens = tokens;
                             record.token_source = TokenSource::Provider;
-                            record.cost = gateway.cost(&served.model, tokens);
+                            record.cost = gateway.cost(&served.model, tokens, units);
                             settle(reservation, Some(tokens), record.cost, 200);
                             trace::record_outcome(&draft.span, &record);
                             usage.record(record);
@@ -462,6 +471,7 @@ impl Service<'_> {
                                 model: served.model.clone(),
                                 prompt: request,
                                 text: end.text,
+                                units,
                                 gateway,
                                 reservation,
                             });

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use keygate_core::TokenCounts;
+use keygate_llm::price::Units;
 use keygate_llm::{Endpoint, Inbound};
 
 use crate::cache::CachedKey;
@@ -64,7 +65,7 @@ pub(crate) fn demand(
             cached: 0,
         };
         gateway
-            .highest_cost(&inbound.model, tokens)
+            .highest_cost(&inbound.model, tokens, inbound.units)
             .map(|cost| u64::try_from(cost.0).unwrap_or(0))
     };
     let cost = if wants_cost {
@@ -139,7 +140,7 @@ pub(crate) fn meter_budget(
             cached: 0,
         };
         gateway
-            .highest_cost(&alias, tokens)
+            .highest_cost(&alias, tokens, Units::default())
             .map_or(u64::MAX, |c| u64::try_from(c.0).unwrap_or(u64::MAX))
     };
     let prompt = asked.prompt;
