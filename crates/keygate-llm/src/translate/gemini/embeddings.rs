@@ -33,7 +33,18 @@ struct Request {
 
 /// The `batchEmbedContents` body for `model`.
 pub fn encode_request(body: &[u8], model: &str) -> Result<Embedding, TranslateError> {
-    let request: Request = serde_json::from_slice(body)
+    let fields: serde_json::Map<String, Value> = serde_json::from_slice(body)
+        .map_err(|_| TranslateError::invalid("input", "required: a string or strings"))?;
+    // What has no equivalent is refused, not dropped; `user` is a label.
+    if let Some(other) = fields.keys().find(|key| {
+        !matches!(
+            key.as_str(),
+            "model" | "input" | "dimensions" | "encoding_format" | "user"
+        )
+    }) {
+        return Err(TranslateError::unsupported(other.clone(), Format::Gemini));
+    }
+    let request: Request = serde_json::from_value(Value::Object(fields))
         .map_err(|_| TranslateError::invalid("input", "required: a string or strings"))?;
     let unsupported = |what: &str| TranslateError::unsupported_use("input", what, Format::Gemini);
     let inputs: Vec<&str> = match &request.input {
@@ -184,6 +195,7 @@ mod tests {
             field(r#"{"input":"a","encoding_format":"int8"}"#).field(),
             "encoding_format"
         );
+        assert_eq!(field(r#"{"input":"a","input_type":"query"}"#).field(), "input_type");
         let many = format!(
             r#"{{"input":{}}}"#,
             serde_json::to_string(&vec!["x"; 101]).unwrap()
