@@ -7,6 +7,7 @@
 mod answer_cache;
 mod conversations;
 mod draft;
+mod input_items;
 mod llm;
 mod proxy;
 mod refused;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 pub use answer_cache::AnswerCache;
 pub use conversations::{ConversationRefusal, ResponseStoreSettings};
 pub use draft::UsageDraft;
+pub use input_items::InputItemsQuery;
 pub use llm::{
     CacheControl, CacheStatus, LlmAnswer, LlmCall, LlmOutcome, Payload, model_permission,
 };

@@ -225,6 +225,21 @@ impl Service<'_> {
             .map_err(|_| Refused::Conversation(ConversationRefusal::Unknown(id.to_owned())))
     }
 
+    /// The input items of a kept answer of the key's project, one page of them.
+    pub async fn stored_input_items(
+        &self,
+        key: &CachedKey,
+        id: &str,
+        query: &super::InputItemsQuery,
+    ) -> Result<Value, Refused> {
+        let stored = self
+            .kept(&project_of(key), id)
+            .await?
+            .filter(|stored| may_read(key, &stored.model))
+            .ok_or_else(|| Refused::Conversation(ConversationRefusal::Unknown(id.to_owned())))?;
+        super::input_items::page(id, &stored.conversation, query)
+    }
+
     /// Deletes a kept answer of the key's project, in OpenAI's answer shape.
     pub async fn delete_stored_response(
         &self,

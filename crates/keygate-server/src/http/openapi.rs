@@ -49,6 +49,7 @@ impl Modify for AdminTokenAuth {
         routes::llm::chat_completions, routes::llm::embeddings, routes::llm::list_models,
         routes::llm::get_model, routes::llm::messages, routes::llm::count_tokens,
         routes::llm::responses, routes::llm::get_response, routes::llm::delete_response,
+        routes::llm::response_input_items,
         routes::openai_endpoints::completions, routes::openai_endpoints::moderations,
         routes::openai_endpoints::image_generations, routes::openai_endpoints::speech,
         routes::openai_endpoints::transcriptions,

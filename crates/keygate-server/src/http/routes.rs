@@ -101,6 +101,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/responses/{id}",
             get(llm::get_response).delete(llm::delete_response),
         )
+        .route(
+            "/v1/responses/{id}/input_items",
+            get(llm::response_input_items),
+        )
         .route("/v1/embeddings", post(llm::embeddings))
         .route("/v1/completions", post(openai_endpoints::completions))
         .route("/v1/moderations", post(openai_endpoints::moderations))

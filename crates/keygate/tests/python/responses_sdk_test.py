@@ -258,6 +258,28 @@ class Stored(unittest.TestCase):
                 )
                 self.assertEqual(follow.status, "completed")
 
+    def test_input_items_of_a_kept_answer(self):
+        first = client().responses.create(model="claude", input="Hi, I am Ada.")
+        second = client().responses.create(
+            model="gemini", input="What is my name?", previous_response_id=first.id
+        )
+        items = client().responses.input_items.list(second.id)
+        # Newest first: the question, the first answer, the first turn.
+        self.assertEqual(len(items.data), 3, items.data)
+        self.assertEqual(items.data[0].type, "message")
+        self.assertEqual(items.data[0].role, "user")
+        self.assertEqual(items.data[0].content[0].text, "What is my name?")
+        self.assertEqual(items.data[1].role, "assistant")
+        self.assertEqual(items.data[2].content[0].text, "Hi, I am Ada.")
+        # Paged by id, in either order, through the SDK's own iteration.
+        ascending = list(client().responses.input_items.list(second.id, order="asc", limit=1))
+        self.assertEqual([i.id for i in ascending], [i.id for i in reversed(items.data)])
+        with self.assertRaises(openai.NotFoundError):
+            client(OTHER_KEY).responses.input_items.list(second.id)
+        with self.assertRaises(openai.BadRequestError) as caught:
+            client().responses.input_items.list(second.id, limit=1000)
+        self.assertEqual(caught.exception.param, "limit")
+
     def test_retrieve_and_delete(self):
         created = client().responses.create(model="claude", input="Say hello")
         kept = client().responses.retrieve(created.id)

@@ -195,7 +195,10 @@ mod tests {
             field(r#"{"input":"a","encoding_format":"int8"}"#).field(),
             "encoding_format"
         );
-        assert_eq!(field(r#"{"input":"a","input_type":"query"}"#).field(), "input_type");
+        assert_eq!(
+            field(r#"{"input":"a","input_type":"query"}"#).field(),
+            "input_type"
+        );
         let many = format!(
             r#"{{"input":{}}}"#,
             serde_json::to_string(&vec!["x"; 101]).unwrap()

@@ -7,14 +7,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_core::scope::any_grants;
 use keygate_llm::{ClientFormat, Endpoint, Upload, UploadError};
 
 use crate::cache::CachedKey;
-use crate::gateway::{CacheControl, LlmAnswer, LlmCall, Payload, UsageDraft, model_permission};
+use crate::gateway::{
+    CacheControl, InputItemsQuery, LlmAnswer, LlmCall, Payload, UsageDraft, model_permission,
+};
 use crate::http::AppState;
 use crate::http::extract::{RequestMeta, api_key};
 use crate::http::limit_headers;
@@ -148,6 +151,47 @@ pub async fn get_response(
     };
     match state.gateway_service().stored_response(&key, &id).await {
         Ok(response) => axum::Json(response).into_response(),
+        Err(refused) => refused.respond(ClientFormat::Responses),
+    }
+}
+
+/// The input items a kept Responses API answer was made from (the whole conversation before
+/// it), newest first unless `order=asc`, `limit` (1-100, 20) at a time after the item `after`.
+#[utoipa::path(get, path = "/v1/responses/{id}/input_items", tag = "gateway",
+    params(("id" = String, Path),
+        ("after" = Option<String>, Query, description = "the item id the page starts after"),
+        ("limit" = Option<u32>, Query, description = "1 to 100; 20"),
+        ("order" = Option<String>, Query, description = "`asc` or `desc` (the default)")),
+    responses((status = 200, description = "`{\"object\": \"list\", \"data\": [item…], \"first_id\", \"last_id\", \"has_more\"}`"),
+        (status = 400, description = "`invalid_request`: `param` names the query parameter"),
+        (status = 401, description = "a missing or refused keygate key"),
+        (status = 404, description = "`response_not_found`")),
+    security(("api_key" = [])))]
+pub async fn response_input_items(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    query: Result<Query<InputItemsQuery>, QueryRejection>,
+) -> Response {
+    let key = match authenticate(&state, &headers, &meta).await {
+        Ok(key) => key,
+        Err(err) => return err.respond(ClientFormat::Responses),
+    };
+    let Ok(Query(query)) = query else {
+        return LlmError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the query string: `after`, `limit` (1-100) and `order` (`asc` or `desc`)",
+        )
+        .respond(ClientFormat::Responses);
+    };
+    match state
+        .gateway_service()
+        .stored_input_items(&key, &id, &query)
+        .await
+    {
+        Ok(items) => axum::Json(items).into_response(),
         Err(refused) => refused.respond(ClientFormat::Responses),
     }
 }
