@@ -18,6 +18,9 @@ const GROUPS: &str = r#"
 
     [model_groups.speech]
     deployments = [{ provider = "a", model = "tts-1" }]
+
+    [model_groups.dalle]
+    deployments = [{ provider = "a", model = "dall-e-3" }]
 "#;
 
 const BOUNDARY: &str = "keygate-upload-test";
@@ -255,7 +258,67 @@ async fn speech_streams_back_as_it_is_made(db: Db) {
     assert_eq!(sent.json()["model"], "tts-1");
 }
 
+async fn limits_and_budgets_hold_on_every_endpoint(db: Db) {
+    let s = setup_with(db, GROUPS).await;
+    let api = s.server.api();
+    let key_with = |limits: serde_json::Value| {
+        let api = s.server.api();
+        let owner = s.server.owner_token.clone();
+        async move {
+            api.create_key(
+                &owner,
+                json!({"project": "default", "name": "limited", "scopes": ["models:*"], "limits": limits}),
+            )
+            .await
+            .secret
+        }
+    };
+    // A budget reserves an image's price before the upstream is asked: $0.04 fits in $0.05
+    // once, not twice.
+    let budget = key_with(json!({"budgets": [{"usd": "0.05", "per": "day"}]})).await;
+    let draw = json!({"model": "dalle", "prompt": "a lighthouse", "n": 1});
+    api.post("/v1/images/generations")
+        .token(&budget)
+        .json(&draw)
+        .send()
+        .await
+        .expect(200);
+    api.post("/v1/images/generations")
+        .token(&budget)
+        .json(&draw)
+        .send()
+        .await
+        .expect_error(429, "budget_exceeded");
+    assert_eq!(
+        s.a.requests().len(),
+        1,
+        "the refusal came before the upstream"
+    );
+    // A request rate counts an upload like any request.
+    let rate = key_with(json!({"requests": [{"limit": 1, "per": "minute"}]})).await;
+    let form = [
+        text_part("model", "whisper"),
+        file_head("a.wav"),
+        b"RIFF".to_vec(),
+        closing(),
+    ]
+    .concat();
+    let upload = |body: Vec<u8>| {
+        api.post("/v1/audio/transcriptions")
+            .token(&rate)
+            .header(
+                "content-type",
+                &format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .body(body)
+    };
+    upload(form.clone()).send().await.expect(200);
+    upload(form).send().await.expect_error(429, "rate_limited");
+    assert_eq!(s.a.forms().len(), 1);
+}
+
 keygate_testkit::on_both_databases!(
+    limits_and_budgets_hold_on_every_endpoint,
     uploads_stream_to_the_upstream_as_they_arrive,
     a_file_before_its_model_is_held_and_then_sent,
     uploads_are_bounded_and_refused_clearly,
