@@ -24,6 +24,7 @@ use crate::gateway::{Deployment, Gateway, Pick};
 use crate::price::Units;
 use crate::relay::{InFlight, Relay};
 use crate::request::Inbound;
+use crate::upload::Upload;
 
 /// The deployment that served a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +127,7 @@ impl Gateway {
             let mut retries = 0u32;
             loop {
                 // An upload streams once: after an attempt sent it, nothing is tried again.
-                if attempts > 0 && inbound.uploaded().is_some() {
+                if inbound.uploaded().is_some_and(Upload::taken) {
                     break;
                 }
                 let indices: Vec<usize> = tried.iter().map(|(index, _)| *index).collect();
@@ -274,6 +275,11 @@ impl Gateway {
             )
             .instrument(span.clone())
             .await;
+        // A failure while the client's upload broke off is the client's, not the deployment's.
+        let outcome = match (outcome, inbound.uploaded().and_then(Upload::fault)) {
+            (Attempt::Failed(_), Some(fault)) => Attempt::Failed(AttemptError::Upload(fault)),
+            (outcome, _) => outcome,
+        };
         record_attempt(&span, &outcome);
         let now = Instant::now();
         match &outcome {

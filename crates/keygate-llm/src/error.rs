@@ -57,6 +57,8 @@ pub enum AttemptError {
     Credential(crate::CredentialError),
     /// The request cannot be said in the deployment's format; it was not sent.
     Untranslatable(crate::translate::TranslateError),
+    /// The client's upload broke off while it streamed upstream: the client's doing.
+    Upload(crate::upload::UploadFault),
 }
 
 impl AttemptError {
@@ -73,6 +75,7 @@ impl AttemptError {
             Self::Interrupted => "interrupted",
             Self::Credential(_) => "credential",
             Self::Untranslatable(_) => "untranslatable",
+            Self::Upload(_) => "upload",
         }
     }
 
@@ -94,6 +97,7 @@ impl AttemptError {
             Self::Interrupted => "the upstream connection broke".to_owned(),
             Self::Credential(err) => err.to_string(),
             Self::Untranslatable(err) => err.to_string(),
+            Self::Upload(fault) => fault.to_string(),
         }
     }
 
@@ -104,7 +108,9 @@ impl AttemptError {
             Self::Status { status, .. } => *status != 429,
             // An error the upstream reports inside its stream may be the request's own
             // (a content filter, a context too long): not held against the deployment.
-            Self::Credential(_) | Self::StreamError | Self::Untranslatable(_) => false,
+            Self::Credential(_) | Self::StreamError | Self::Untranslatable(_) | Self::Upload(_) => {
+                false
+            }
             _ => true,
         }
     }

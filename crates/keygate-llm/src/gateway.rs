@@ -334,6 +334,24 @@ impl Gateway {
         self.prices.cost(model, tokens, units)
     }
 
+    /// What an answer cost: by the usage the provider reported, or, without a report, by
+    /// the units the model is priced by (an image, a minute, a character); `None` when
+    /// neither says.
+    pub fn answer_cost(
+        &self,
+        model: &str,
+        reported: Option<TokenCounts>,
+        units: Units,
+    ) -> Option<MicroUsd> {
+        match reported {
+            Some(tokens) => self.prices.cost(model, tokens, Units::default()),
+            None if self.prices.prices_units(model, units) => {
+                self.prices.cost(model, TokenCounts::default(), units)
+            }
+            None => None,
+        }
+    }
+
     /// The highest cost `tokens` may have on any deployment that may serve `alias`, its
     /// fallbacks' included: what a budget must hold before the request is sent. `None` when
     /// any of them has no known price (or the alias is unknown).

@@ -39,4 +39,4 @@ pub use provider::{AuthStyle, Endpoint, Preset, ProviderKind};
 pub use relay::{Relay, StreamEnd, StreamOutcome};
 pub use request::{Inbound, RequestError};
 pub use strategy::Strategy;
-pub use upload::{Upload, UploadError};
+pub use upload::{FORM_SLACK, Upload, UploadError, UploadFault, UploadLimits};

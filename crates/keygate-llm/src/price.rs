@@ -109,6 +109,15 @@ impl PriceTable {
         lookup(model).or_else(|| model.rsplit_once('/').and_then(|(_, name)| lookup(name)))
     }
 
+    /// Whether `model` has a price for a unit that `units` uses.
+    pub fn prices_units(&self, model: &str, units: Units) -> bool {
+        self.get(model).is_some_and(|price| {
+            (units.images > 0 && price.per_image.0 > 0)
+                || (units.audio_seconds > 0 && price.per_audio_minute.0 > 0)
+                || (units.characters > 0 && price.per_million_characters.0 > 0)
+        })
+    }
+
     /// The cost of a request, rounded to the nearest micro-dollar; `None` if the model's
     /// price is unknown.
     pub fn cost(&self, model: &str, tokens: TokenCounts, units: Units) -> Option<MicroUsd> {

@@ -27,6 +27,9 @@ use crate::sse::EventSplitter;
 use crate::translate::ir::{ErrorKind, StreamEvent};
 use crate::translate::{StreamDecoder, StreamEncoder};
 
+/// The largest event of a stream passed on raw: a generated image, whole, in base64.
+const MAX_RAW_EVENT_BYTES: usize = 64 * 1024 * 1024;
+
 /// Generated text kept for counting when a provider reports no usage.
 const TEXT_CAP: usize = 1024 * 1024;
 
@@ -171,7 +174,11 @@ impl Relay {
     pub(crate) fn new(parts: RelayParts) -> Self {
         Self {
             upstream: parts.upstream,
-            splitter: EventSplitter::new(),
+            // An image stream's events carry whole images.
+            splitter: match parts.codec {
+                Codec::Raw { events: true } => EventSplitter::with_limit(MAX_RAW_EVENT_BYTES),
+                _ => EventSplitter::new(),
+            },
             ready: VecDeque::new(),
             gap: parts.gap,
             gap_timer: Box::pin(tokio::time::sleep(parts.gap)),

@@ -285,8 +285,11 @@ impl Inbound {
             stream_options: None,
             prompt: [None, None, None],
             read: OnceLock::new(),
+            units: Units {
+                audio_seconds: upload.expected_seconds(),
+                ..Units::default()
+            },
             upload: Some(Arc::new(upload)),
-            units: Units::default(),
         }
     }
 

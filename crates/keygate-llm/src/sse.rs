@@ -10,17 +10,25 @@ use bytes::{Bytes, BytesMut};
 pub const MAX_EVENT_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("an event of the upstream stream is larger than {MAX_EVENT_BYTES} bytes")]
+#[error("an event of the upstream stream is larger than allowed")]
 pub struct EventTooLarge;
 
 /// Splits a byte stream into events.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EventSplitter {
     buf: BytesMut,
     /// Where scanning resumes.
     pos: usize,
     /// Where the line being scanned starts.
     line_start: usize,
+    /// The largest event accepted.
+    limit: usize,
+}
+
+impl Default for EventSplitter {
+    fn default() -> Self {
+        Self::with_limit(MAX_EVENT_BYTES)
+    }
 }
 
 /// One event: its raw bytes, blank line included.
@@ -80,9 +88,19 @@ impl EventSplitter {
         Self::default()
     }
 
+    /// A splitter of events up to `limit` bytes (an image's, whole in one event).
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            pos: 0,
+            line_start: 0,
+            limit,
+        }
+    }
+
     /// Adds bytes from the stream.
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), EventTooLarge> {
-        if self.buf.len() > MAX_EVENT_BYTES {
+        if self.buf.len() > self.limit {
             return Err(EventTooLarge);
         }
         self.buf.extend_from_slice(chunk);
@@ -118,7 +136,7 @@ impl EventSplitter {
             }
         }
         self.pos = i;
-        if self.buf.len() > MAX_EVENT_BYTES {
+        if self.buf.len() > self.limit {
             return Err(EventTooLarge);
         }
         Ok(None)

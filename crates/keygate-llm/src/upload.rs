@@ -1,26 +1,57 @@
 //! A multipart upload (OpenAI's `/v1/audio/transcriptions`), read only as far as its model:
 //! the small parts before the file are held, then the file and whatever follows it go
 //! upstream as they arrive, the model part rewritten for the deployment. A form that puts the
-//! file before the model (as `curl -F file=@… -F model=…` does) is held in memory up to the
-//! upload limit until the model is known; the SDKs send the model first.
+//! file before the model (as `curl -F file=@… -F model=…` does) is held in memory until the
+//! model is known, up to a smaller bound; the SDKs send the model first.
+//!
+//! The form is written again rather than copied: keygate's own boundary, and each part's
+//! headers made from what keygate read of them (its name, file name and content type), so an
+//! upstream parser cannot read a part differently than keygate did. After the file, a second
+//! `model` or a `stream` part is refused.
 //!
 //! A streamed upload can be sent once: it goes to one deployment, and a failure is not
-//! retried elsewhere ([`Upload::take_body`]).
+//! retried elsewhere ([`Upload::take_body`]). When the client's side of it breaks (too large,
+//! malformed, idle, gone) the upload says so ([`Upload::fault`]): that is the client's fault,
+//! not the deployment's.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
-use http::HeaderMap;
 use multer::{Constraints, Field, Multipart, SizeLimit};
 
+mod streaming;
+
+use self::streaming::{Step, Streaming};
 use crate::egress;
 
 /// The largest part other than a file (a prompt, a language) that is read before streaming.
 const MAX_TEXT_PART: usize = 64 * 1024;
 /// The most parts read before the file.
 const MAX_PARTS: usize = 64;
+/// Room in a body for the form around its file: the other parts and every part's headers.
+pub const FORM_SLACK: usize = 1024 * 1024;
+/// Audio bytes a second, for an estimate of a file's length when its transcript reports
+/// none: 128 kbit/s, a common rate for compressed speech.
+const AUDIO_BYTES_PER_SECOND: u64 = 16_000;
+
+/// The seconds of audio `bytes` of a file are taken to hold, rounded up.
+pub fn estimated_seconds(bytes: u64) -> u64 {
+    bytes.div_ceil(AUDIO_BYTES_PER_SECOND)
+}
+
+/// How large an upload may be, and how long its client may pause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadLimits {
+    /// The file's bytes.
+    pub file: usize,
+    /// The most of a file held in memory while the model is not yet known.
+    pub held: usize,
+    /// The longest pause between the client's chunks once the upload streams.
+    pub idle: Duration,
+}
 
 /// Why an upload was refused before anything went upstream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,15 +60,13 @@ pub enum UploadError {
     NotMultipart,
     #[error("the multipart body is malformed")]
     Malformed,
-    #[error("the upload is larger than {limit} bytes")]
+    #[error("the file is larger than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("{field}: {reason}")]
     Field {
         field: &'static str,
         reason: &'static str,
     },
-    #[error("the upload did not arrive in time")]
-    Timeout,
 }
 
 impl UploadError {
@@ -46,24 +75,38 @@ impl UploadError {
         match self {
             Self::Field { field, .. } => Some(field),
             Self::NotMultipart | Self::Malformed => Some("body"),
-            Self::TooLarge { .. } | Self::Timeout => None,
+            Self::TooLarge { .. } => None,
         }
     }
 }
 
-/// A part read whole: its headers as they go upstream, and its content.
+/// Why an upload broke off while it streamed upstream: the client's doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UploadFault {
+    #[error("the file is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("the multipart body is malformed: {0}")]
+    Malformed(&'static str),
+    #[error("the upload paused for longer than allowed")]
+    Idle,
+    #[error("the upload broke off")]
+    Broken,
+}
+
+/// A part read whole.
 #[derive(Debug, Clone)]
 struct Part {
-    head: Bytes,
-    name: Option<String>,
+    name: String,
+    file_name: Option<String>,
+    content_type: Option<String>,
     data: Bytes,
 }
 
 /// What is left to stream once the model is known.
 struct Rest {
     multipart: Multipart<'static>,
-    /// The part being read when the model was found (the file), its head not yet sent.
-    current: Option<(Bytes, Field<'static>)>,
+    /// The file part being read when the model was found, its head not yet sent.
+    current: Option<Field<'static>>,
 }
 
 /// An upload read as far as its model.
@@ -71,12 +114,17 @@ pub struct Upload {
     pub model: String,
     /// The form's `stream` part: whether the answer is a stream of events.
     pub stream: bool,
+    /// The body's length as the client declared it, for the estimate of its audio.
+    pub declared_bytes: Option<u64>,
+    /// keygate's boundary for the form it sends.
     boundary: String,
     /// The parts before the streaming part, in order (the model's among them).
     held: Vec<Part>,
     rest: Mutex<Option<Rest>>,
-    limit: usize,
-    overflowed: Arc<AtomicBool>,
+    limits: UploadLimits,
+    /// Bytes of files read so far.
+    file_bytes: Arc<AtomicU64>,
+    fault: Arc<Mutex<Option<UploadFault>>>,
 }
 
 impl std::fmt::Debug for Upload {
@@ -89,19 +137,44 @@ impl std::fmt::Debug for Upload {
     }
 }
 
-fn serialize_head(boundary: &str, headers: &HeaderMap) -> Bytes {
-    let mut head = BytesMut::with_capacity(128);
-    head.extend_from_slice(b"--");
-    head.extend_from_slice(boundary.as_bytes());
-    head.extend_from_slice(b"\r\n");
-    for (name, value) in headers {
-        head.extend_from_slice(name.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
+/// A header parameter's value as browsers write it: quotes and line breaks percent-encoded.
+fn quoted(value: &str) -> String {
+    value
+        .replace('"', "%22")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// A part's head, written from what was read of it.
+fn part_head(
+    boundary: &str,
+    name: &str,
+    file_name: Option<&str>,
+    content_type: Option<&str>,
+) -> Bytes {
+    let mut head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"",
+        quoted(name)
+    );
+    if let Some(file_name) = file_name {
+        head.push_str(&format!("; filename=\"{}\"", quoted(file_name)));
     }
-    head.extend_from_slice(b"\r\n");
-    head.freeze()
+    head.push_str("\r\n");
+    if let Some(content_type) = content_type {
+        head.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    head.push_str("\r\n");
+    Bytes::from(head)
+}
+
+fn field_head(boundary: &str, field: &Field<'_>) -> Option<Bytes> {
+    let content_type = field.content_type().map(ToString::to_string);
+    Some(part_head(
+        boundary,
+        field.name()?,
+        field.file_name(),
+        content_type.as_deref(),
+    ))
 }
 
 fn refused(err: &multer::Error, limit: usize) -> UploadError {
@@ -115,72 +188,104 @@ fn refused(err: &multer::Error, limit: usize) -> UploadError {
     }
 }
 
+/// A boundary no content holds by chance: 128 random bits.
+fn fresh_boundary() -> String {
+    format!(
+        "keygate-{:016x}{:016x}",
+        fastrand::u64(..),
+        fastrand::u64(..)
+    )
+}
+
 impl Upload {
-    /// Reads `body` (of `content_type`) up to its model, refusing more than `limit` bytes in
-    /// all. `overflowed` says later whether the part still streaming went past the limit.
-    pub async fn read<S, E>(content_type: &str, body: S, limit: usize) -> Result<Self, UploadError>
+    /// Reads `body` (of `content_type`) up to its model, within `limits`.
+    pub async fn read<S, E>(
+        content_type: &str,
+        body: S,
+        limits: UploadLimits,
+    ) -> Result<Self, UploadError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + 'static,
         E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
     {
-        let boundary =
+        let client_boundary =
             multer::parse_boundary(content_type).map_err(|_| UploadError::NotMultipart)?;
-        let limit_u64 = u64::try_from(limit).unwrap_or(u64::MAX);
+        let limit = limits.file;
+        let whole = u64::try_from(limit.saturating_add(FORM_SLACK)).unwrap_or(u64::MAX);
         let constraints = Constraints::new().size_limit(
             SizeLimit::new()
-                .whole_stream(limit_u64)
+                .whole_stream(whole)
                 .for_field("model", MAX_TEXT_PART as u64)
                 .for_field("stream", MAX_TEXT_PART as u64),
         );
-        let mut multipart = Multipart::with_constraints(body, boundary.clone(), constraints);
+        let mut multipart = Multipart::with_constraints(body, client_boundary, constraints);
         let mut held = Vec::new();
         let mut model: Option<String> = None;
         let mut stream: Option<bool> = None;
         let mut current = None;
         let mut saw_file = false;
-        loop {
-            let Some(mut field) = multipart
-                .next_field()
-                .await
-                .map_err(|err| refused(&err, limit))?
-            else {
-                break;
-            };
+        let mut file_bytes = 0u64;
+        while let Some(mut field) = multipart
+            .next_field()
+            .await
+            .map_err(|err| refused(&err, limit))?
+        {
             if held.len() >= MAX_PARTS {
                 return Err(UploadError::Field {
                     field: "body",
                     reason: "more than 64 parts",
                 });
             }
-            let name = field.name().map(str::to_owned);
+            let Some(name) = field.name().map(str::to_owned) else {
+                return Err(UploadError::Field {
+                    field: "body",
+                    reason: "a part without a name",
+                });
+            };
             let is_file = field.file_name().is_some();
-            saw_file |= is_file;
-            let head = serialize_head(&boundary, field.headers());
             if is_file && model.is_some() {
                 // The model is known: the file streams from here.
-                current = Some((head, field));
+                current = Some(field);
+                saw_file = true;
                 break;
             }
-            // Text parts are small; a file before the model is held whole, within the limit.
-            let bound = if is_file { limit } else { MAX_TEXT_PART };
+            saw_file |= is_file;
+            // Text parts are small; a file before the model is held whole, within its bound.
+            let bound = if is_file {
+                limits.held.min(limit)
+            } else {
+                MAX_TEXT_PART
+            };
             let mut data = BytesMut::new();
             while let Some(chunk) = field.chunk().await.map_err(|err| refused(&err, limit))? {
                 if data.len() + chunk.len() > bound {
-                    return Err(if is_file {
-                        UploadError::TooLarge { limit }
-                    } else {
-                        UploadError::Field {
+                    return Err(match is_file {
+                        true if bound < limit => UploadError::Field {
+                            field: "model",
+                            reason: "must come before a file this large",
+                        },
+                        true => UploadError::TooLarge { limit },
+                        false => UploadError::Field {
                             field: "body",
                             reason: "a part other than the file is larger than 64 KiB",
-                        }
+                        },
                     });
                 }
                 data.extend_from_slice(&chunk);
             }
+            if is_file {
+                file_bytes += data.len() as u64;
+            }
             let data = data.freeze();
             let text = || std::str::from_utf8(&data).ok().map(str::trim);
-            match name.as_deref() {
-                Some("model") if !is_file => {
+            match (name.as_str(), is_file) {
+                ("model" | "stream", true) => {
+                    return Err(UploadError::Field {
+                        field: if name == "model" { "model" } else { "stream" },
+                        reason: "must be text, not a file",
+                    });
+                }
+                ("model", false) => {
                     if model.is_some() {
                         return Err(UploadError::Field {
                             field: "model",
@@ -195,7 +300,13 @@ impl Upload {
                     )?;
                     model = Some(value.to_owned());
                 }
-                Some("stream") if !is_file => {
+                ("stream", false) => {
+                    if stream.is_some() {
+                        return Err(UploadError::Field {
+                            field: "stream",
+                            reason: "given twice",
+                        });
+                    }
                     stream = Some(match text() {
                         Some("true") => true,
                         Some("false") => false,
@@ -209,10 +320,12 @@ impl Upload {
                 }
                 _ => {}
             }
-            held.push(Part { head, name, data });
-            if model.is_some() && saw_file {
-                break;
-            }
+            held.push(Part {
+                file_name: field.file_name().map(str::to_owned),
+                content_type: field.content_type().map(ToString::to_string),
+                name,
+                data,
+            });
         }
         let model = model.ok_or(UploadError::Field {
             field: "model",
@@ -227,15 +340,17 @@ impl Upload {
         Ok(Self {
             model,
             stream: stream.unwrap_or(false),
-            boundary,
+            declared_bytes: None,
+            boundary: fresh_boundary(),
             held,
             rest: Mutex::new(Some(Rest { multipart, current })),
-            limit,
-            overflowed: Arc::new(AtomicBool::new(false)),
+            limits,
+            file_bytes: Arc::new(AtomicU64::new(file_bytes)),
+            fault: Arc::new(Mutex::new(None)),
         })
     }
 
-    /// The `Content-Type` the upstream is sent: the client's boundary, kept.
+    /// The `Content-Type` the upstream is sent.
     pub fn content_type(&self) -> String {
         format!("multipart/form-data; boundary={}", self.boundary)
     }
@@ -250,8 +365,13 @@ impl Upload {
             .take()?;
         let mut prefix = BytesMut::new();
         for part in &self.held {
-            prefix.extend_from_slice(&part.head);
-            if part.name.as_deref() == Some("model") {
+            prefix.extend_from_slice(&part_head(
+                &self.boundary,
+                &part.name,
+                part.file_name.as_deref(),
+                part.content_type.as_deref(),
+            ));
+            if part.name == "model" {
                 prefix.extend_from_slice(model.as_bytes());
             } else {
                 prefix.extend_from_slice(&part.data);
@@ -262,8 +382,9 @@ impl Upload {
             rest,
             boundary: self.boundary.clone(),
             step: Step::Prefix(prefix.freeze()),
-            limit: self.limit,
-            overflowed: self.overflowed.clone(),
+            limits: self.limits,
+            file_bytes: self.file_bytes.clone(),
+            fault: self.fault.clone(),
         };
         Some(egress::Body::streamed(futures_util::stream::try_unfold(
             state,
@@ -271,247 +392,34 @@ impl Upload {
         )))
     }
 
-    /// Whether the streamed part went past the upload limit (the upstream request was then
-    /// cut off).
-    pub fn overflowed(&self) -> bool {
-        self.overflowed.load(Ordering::Relaxed)
+    /// Whether the body was taken to be sent.
+    pub fn taken(&self) -> bool {
+        self.rest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
     }
 
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-}
-
-enum Step {
-    Prefix(Bytes),
-    /// Sending the current part's content.
-    Content,
-    Next,
-    Done,
-}
-
-struct Streaming {
-    rest: Rest,
-    boundary: String,
-    step: Step,
-    limit: usize,
-    overflowed: Arc<AtomicBool>,
-}
-
-/// Why the streamed part of an upload broke off.
-#[derive(Debug, thiserror::Error)]
-#[error("the client's upload broke off or went past its limit")]
-struct UploadBroken;
-
-impl Streaming {
-    fn failed(&self, err: &multer::Error) -> UploadBroken {
-        if matches!(refused(err, self.limit), UploadError::TooLarge { .. }) {
-            self.overflowed.store(true, Ordering::Relaxed);
-        }
-        UploadBroken
+    /// Why the client's side of the upload broke off, if it did.
+    pub fn fault(&self) -> Option<UploadFault> {
+        *self.fault.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn next(mut self) -> Result<Option<(Bytes, Self)>, UploadBroken> {
-        loop {
-            match std::mem::replace(&mut self.step, Step::Done) {
-                Step::Prefix(prefix) => {
-                    self.step = Step::Content;
-                    let mut out = BytesMut::from(&prefix[..]);
-                    if let Some((head, _)) = &self.rest.current {
-                        out.extend_from_slice(head);
-                    } else {
-                        self.step = Step::Next;
-                    }
-                    return Ok(Some((out.freeze(), self)));
-                }
-                Step::Content => {
-                    let Some((_, field)) = &mut self.rest.current else {
-                        self.step = Step::Next;
-                        continue;
-                    };
-                    match field.chunk().await {
-                        Ok(Some(chunk)) => {
-                            self.step = Step::Content;
-                            return Ok(Some((chunk, self)));
-                        }
-                        Ok(None) => {
-                            self.rest.current = None;
-                            self.step = Step::Next;
-                            return Ok(Some((Bytes::from_static(b"\r\n"), self)));
-                        }
-                        Err(err) => return Err(self.failed(&err)),
-                    }
-                }
-                Step::Next => match self.rest.multipart.next_field().await {
-                    Ok(Some(field)) => {
-                        let head = serialize_head(&self.boundary, field.headers());
-                        self.rest.current = Some((Bytes::new(), field));
-                        self.step = Step::Content;
-                        return Ok(Some((head, self)));
-                    }
-                    Ok(None) => {
-                        let end = format!("--{}--\r\n", self.boundary);
-                        return Ok(Some((Bytes::from(end), self)));
-                    }
-                    Err(err) => return Err(self.failed(&err)),
-                },
-                Step::Done => return Ok(None),
-            }
-        }
+    /// Bytes of files read so far (all of them, once the upload is sent).
+    pub fn file_bytes(&self) -> u64 {
+        self.file_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The seconds of audio the upload is taken to hold before it is sent: from its declared
+    /// length, or its bound.
+    pub fn expected_seconds(&self) -> u64 {
+        let bytes = self
+            .declared_bytes
+            .unwrap_or(self.limits.file as u64)
+            .min(self.limits.file as u64);
+        estimated_seconds(bytes)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const BOUNDARY: &str = "kgtest";
-
-    fn form(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
-        let mut body = Vec::new();
-        for (name, file, data) in parts {
-            body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
-            match file {
-                Some(file) => body.extend_from_slice(
-                    format!(
-                        "Content-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: audio/wav\r\n\r\n"
-                    )
-                    .as_bytes(),
-                ),
-                None => body.extend_from_slice(
-                    format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
-                ),
-            }
-            body.extend_from_slice(data);
-            body.extend_from_slice(b"\r\n");
-        }
-        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-        body
-    }
-
-    async fn read(body: Vec<u8>, limit: usize) -> Result<Upload, UploadError> {
-        // In small pieces, each after a pause, as a network delivers it.
-        let chunks: Vec<Bytes> = body.chunks(7).map(Bytes::copy_from_slice).collect();
-        let stream = futures_util::stream::unfold(chunks.into_iter(), |mut chunks| async move {
-            tokio::task::yield_now().await;
-            let chunk = chunks.next()?;
-            Some((Ok::<_, std::io::Error>(chunk), chunks))
-        });
-        Upload::read(
-            &format!("multipart/form-data; boundary={BOUNDARY}"),
-            stream,
-            limit,
-        )
-        .await
-    }
-
-    async fn sent(upload: &Upload, model: &str) -> Vec<u8> {
-        let body = upload.take_body(model).unwrap();
-        body.read_all().await.unwrap().to_vec()
-    }
-
-    /// The parts of a multipart body, as (name, content).
-    async fn parts(body: Vec<u8>) -> Vec<(String, Vec<u8>)> {
-        let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(body))]);
-        let mut multipart = Multipart::new(stream, BOUNDARY);
-        let mut out = Vec::new();
-        while let Some(field) = multipart.next_field().await.unwrap() {
-            let name = field.name().unwrap_or_default().to_owned();
-            out.push((name, field.bytes().await.unwrap().to_vec()));
-        }
-        out
-    }
-
-    #[tokio::test]
-    async fn the_model_is_rewritten_and_everything_else_kept_in_order() {
-        let audio: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
-        for order in [
-            vec![
-                ("model", None, &b"whisper"[..]),
-                ("file", Some("a.wav"), &audio[..]),
-            ],
-            vec![
-                ("file", Some("a.wav"), &audio[..]),
-                ("model", None, &b"whisper"[..]),
-            ],
-        ] {
-            let mut fields = vec![("stream", None, &b"true"[..])];
-            fields.extend(order);
-            fields.push(("language", None, b"fr"));
-            let upload = read(form(&fields), 1 << 20).await.unwrap();
-            assert_eq!(upload.model, "whisper");
-            assert!(upload.stream);
-            let got = parts(sent(&upload, "whisper-1").await).await;
-            let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
-            let expected: Vec<&str> = fields.iter().map(|(n, _, _)| *n).collect();
-            assert_eq!(names, expected);
-            for (name, data) in &got {
-                match name.as_str() {
-                    "model" => assert_eq!(data, b"whisper-1"),
-                    "file" => assert_eq!(data, &audio),
-                    "language" => assert_eq!(data, b"fr"),
-                    _ => assert_eq!(data, b"true"),
-                }
-            }
-            assert!(upload.take_body("x").is_none(), "an upload is sent once");
-        }
-    }
-
-    #[tokio::test]
-    async fn bad_forms_are_refused_with_the_field_named() {
-        let audio = [1u8; 100];
-        let err = read(form(&[("file", Some("a.wav"), &audio)]), 1 << 20)
-            .await
-            .unwrap_err();
-        assert_eq!(err.param(), Some("model"));
-        let err = read(form(&[("model", None, b"m")]), 1 << 20)
-            .await
-            .unwrap_err();
-        assert_eq!(err.param(), Some("file"));
-        let err = read(
-            form(&[
-                ("model", None, b"m"),
-                ("model", None, b"n"),
-                ("file", Some("a"), &audio),
-            ]),
-            1 << 20,
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(err.param(), Some("model"));
-        let big = vec![0u8; 5000];
-        let err = read(
-            form(&[("file", Some("a.wav"), &big), ("model", None, b"m")]),
-            1000,
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(err, UploadError::TooLarge { limit: 1000 });
-        let err = Upload::read(
-            "application/json",
-            futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::new())]),
-            1000,
-        )
-        .await
-        .unwrap_err();
-        assert_eq!(err, UploadError::NotMultipart);
-        let err = read(b"--kgtest\r\nnonsense".to_vec(), 1000)
-            .await
-            .unwrap_err();
-        assert_eq!(err.param(), Some("body"));
-    }
-
-    #[tokio::test]
-    async fn a_streamed_file_past_the_limit_breaks_the_body_and_says_so() {
-        let big = vec![0u8; 5000];
-        let upload = read(
-            form(&[("model", None, b"m"), ("file", Some("a.wav"), &big)]),
-            2000,
-        )
-        .await
-        .unwrap();
-        let body = upload.take_body("m").unwrap().read_all().await;
-        assert!(body.is_err());
-        assert!(upload.overflowed());
-    }
-}
+mod tests;

@@ -8,6 +8,9 @@ use serde::de::IgnoredAny;
 /// Chat's names, or the image and audio endpoints' (`input_tokens`, `output_tokens`).
 #[derive(Debug, Default, Deserialize)]
 struct RawUsage {
+    /// `"duration"` for a transcription priced by the minute: no tokens.
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
     #[serde(default, alias = "input_tokens")]
     prompt_tokens: u64,
     #[serde(default, alias = "output_tokens")]
@@ -51,7 +54,24 @@ struct Body {
 /// answered in a format we do not speak.
 pub fn from_body(body: &[u8]) -> Result<Option<TokenCounts>, serde_json::Error> {
     let body: Body = serde_json::from_slice(body)?;
-    Ok(body.usage.map(TokenCounts::from))
+    Ok(body
+        .usage
+        .filter(|usage| usage.kind.as_deref() != Some("duration"))
+        .map(TokenCounts::from))
+}
+
+/// An event of an image or transcription stream that reports an error: `"type": "error"`,
+/// or an `error` object.
+pub fn is_error_event(data: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Event<'a> {
+        #[serde(default, rename = "type", borrow)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default)]
+        error: Option<IgnoredAny>,
+    }
+    serde_json::from_slice::<Event<'_>>(data)
+        .is_ok_and(|event| event.error.is_some() || event.kind.as_deref() == Some("error"))
 }
 
 /// A transcription's length: `usage` of `"type": "duration"`, or a verbose transcript's
@@ -210,16 +230,21 @@ mod tests {
             })
         );
         assert_eq!(from_body(br#"{"data":[]}"#).unwrap(), None);
-        assert_eq!(
-            audio_seconds(br#"{"text":"hi","usage":{"type":"duration","seconds":3}}"#),
-            Some(3)
-        );
+        let whisper = br#"{"text":"hi","usage":{"type":"duration","seconds":3}}"#;
+        assert_eq!(audio_seconds(whisper), Some(3));
+        assert_eq!(from_body(whisper).unwrap(), None, "seconds, not tokens");
         assert_eq!(audio_seconds(br#"{"text":"hi","duration":2.2}"#), Some(3));
         assert_eq!(
             audio_seconds(br#"{"text":"hi","usage":{"type":"tokens"}}"#),
             None
         );
         assert_eq!(audio_seconds(b"plain text"), None);
+        assert!(is_error_event(
+            br#"{"type":"error","error":{"message":"m"}}"#
+        ));
+        assert!(!is_error_event(
+            br#"{"type":"transcript.text.delta","delta":"hi"}"#
+        ));
         // The image and audio endpoints' names.
         assert_eq!(
             from_body(br#"{"usage":{"input_tokens":50,"output_tokens":4160,"total_tokens":4210}}"#)

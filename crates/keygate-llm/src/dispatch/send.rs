@@ -28,6 +28,8 @@ use crate::usage;
 /// Largest upstream answer read into memory (a non-streamed response or an error body).
 const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 const MAX_ERROR_BYTES: usize = 64 * 1024;
+/// Largest image generation read into memory.
+const MAX_IMAGES_BYTES: usize = 96 * 1024 * 1024;
 
 /// A request ready to send.
 pub(super) struct Outbound<'a> {
@@ -109,9 +111,15 @@ impl Gateway {
         let first_byte = timeouts.first_byte.min(timeouts.total);
         // A non-streamed answer's head comes when the whole answer is ready: only the total
         // timeout applies to it.
-        let head = if relayed { first_byte } else { timeouts.total };
+        // An upload's answer comes once the whole file is in: only the total timeout applies.
+        let waits_for_first_byte = relayed && inbound.uploaded().is_none();
+        let head = if waits_for_first_byte {
+            first_byte
+        } else {
+            timeouts.total
+        };
         let response = match tokio::time::timeout(head, deployment.client.send(request)).await {
-            Err(_) if relayed => {
+            Err(_) if waits_for_first_byte => {
                 return Attempt::Failed(AttemptError::FirstByteTimeout(first_byte));
             }
             Err(_) => return Attempt::Failed(AttemptError::TotalTimeout(head)),
@@ -135,13 +143,29 @@ impl Gateway {
             let formats = (target, client_format);
             return failed_status(response, deadline, credential, served, formats).await;
         }
-        if !relayed {
+        let is_event_stream = content_type
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+        // An endpoint passed through may answer a stream request whole (`whisper-1` ignores
+        // `stream`, as OpenAI documents): read as the whole answer it is.
+        let whole = !relayed
+            || (passthrough
+                && inbound.endpoint != crate::Endpoint::Speech
+                && inbound.endpoint != crate::Endpoint::Completions
+                && !is_event_stream);
+        if whole {
             let mut units = if status < 300 {
                 inbound.units
             } else {
                 Units::default()
             };
-            let body = match read_limited(response, deadline, MAX_RESPONSE_BYTES).await {
+            // Images come back whole in base64, up to ten of them.
+            let limit = match inbound.endpoint {
+                crate::Endpoint::ImageGenerations => MAX_IMAGES_BYTES,
+                _ => MAX_RESPONSE_BYTES,
+            };
+            let body = match read_limited(response, deadline, limit).await {
                 Ok(body) => body,
                 Err(err) => return Attempt::Failed(err),
             };
@@ -168,7 +192,14 @@ impl Gateway {
                 // JSON with usage (images, transcriptions by tokens), JSON without (a
                 // moderation), or a transcript as text, subtitles or a verbose document.
                 let tokens = usage::from_body(&body).ok().flatten();
-                units.audio_seconds = usage::audio_seconds(&body).unwrap_or(0);
+                // A transcript that does not say its length (text, subtitles) is taken to be
+                // as long as its file would play at a common rate.
+                units.audio_seconds = usage::audio_seconds(&body)
+                    .or_else(|| {
+                        let upload = inbound.uploaded()?;
+                        Some(crate::upload::estimated_seconds(upload.file_bytes()))
+                    })
+                    .unwrap_or(0);
                 (body, tokens, content_type)
             } else if same {
                 let tokens = match target {
@@ -218,10 +249,6 @@ impl Gateway {
                 served,
             }));
         }
-        let is_event_stream = content_type
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
         if !is_event_stream && inbound.stream {
             return Attempt::Failed(AttemptError::InvalidResponse);
         }

@@ -86,6 +86,16 @@ impl Relay {
         {
             if let Some(data) = event.data() {
                 self.saw_data = true;
+                if crate::usage::is_error_event(&data) {
+                    // Passed on (scrubbed) for the client to read; the outcome records it.
+                    self.upstream_error = true;
+                    if self.first_token.is_none() {
+                        self.early_error = Some(ErrorKind::Api);
+                    }
+                    let raw = crate::egress::scrub_body(event.raw, self.credential.as_ref());
+                    self.ready.push_back(raw);
+                    continue;
+                }
                 if self.first_token.is_none() {
                     self.first_token = Some(self.started.elapsed());
                 }

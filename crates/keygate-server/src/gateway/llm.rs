@@ -12,7 +12,6 @@ use bytes::Bytes;
 use keygate_core::scope::any_grants;
 use keygate_core::{TokenSource, UsageRecord};
 use keygate_limits::State;
-use keygate_llm::price::Units;
 use keygate_llm::{
     AttemptError, Endpoint, Failure, GatewayError, Inbound, Relay, Reply, StreamEnd, StreamOutcome,
     Upload,
@@ -353,9 +352,7 @@ impl Service<'_> {
                     record.token_source = TokenSource::Provider;
                 }
                 // Models priced by the unit have a cost without tokens (an image, a minute).
-                if tokens.is_some() || units != Units::default() {
-                    record.cost = gateway.cost(&served.model, tokens.unwrap_or_default(), units);
-                }
+                record.cost = gateway.answer_cost(&served.model, tokens, units);
                 settle(reservation, tokens, record.cost, status);
                 drop(hold);
                 if content && let Ok(answer) = std::str::from_utf8(&body) {
@@ -436,7 +433,8 @@ impl Service<'_> {
                         (answers, end.sent)
                     {
                         let tokens = end.reported;
-                        let cost = tokens.and_then(|t| gateway.cost(&served.model, t, units));
+                        let cost =
+                            tokens.and_then(|t| gateway.answer_cost(&served.model, Some(t), units));
                         let cached = CachedAnswer::new(
                             content_type,
                             sent,
@@ -451,7 +449,7 @@ impl Service<'_> {
                         Some(tokens) => {
                             record.tokens = tokens;
                             record.token_source = TokenSource::Provider;
-                            record.cost = gateway.cost(&served.model, tokens, units);
+                            record.cost = gateway.answer_cost(&served.model, Some(tokens), units);
                             settle(reservation, Some(tokens), record.cost, 200);
                             trace::record_outcome(&draft.span, &record);
                             usage.record(record);
@@ -514,13 +512,7 @@ impl Service<'_> {
                 if let Some(reservation) = reservation {
                     reservation.release();
                 }
-                let refused = match inbound.uploaded() {
-                    // The client's upload went past its bound while it streamed.
-                    Some(upload) if upload.overflowed() => Refused::BodyTooLarge {
-                        limit: upload.limit(),
-                    },
-                    _ => Refused::Gateway(error),
-                };
+                let refused = Refused::Gateway(error);
                 let mut record =
                     draft.record(clock.as_ref(), refused.status(), Some(refused.code()));
                 record.attempts = attempts;

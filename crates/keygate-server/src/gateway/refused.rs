@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use keygate_llm::beta::BetaError;
 use keygate_llm::translate::TranslateError;
-use keygate_llm::{AttemptError, GatewayError, RequestError};
+use keygate_llm::{AttemptError, GatewayError, RequestError, UploadFault};
 
 use crate::limits::Refusal;
 
@@ -77,6 +77,11 @@ impl Refused {
                 GatewayError::Exhausted { last, .. } => match last {
                     AttemptError::Status { status: 429, .. } => 429,
                     AttemptError::Untranslatable(_) => 400,
+                    AttemptError::Upload(fault) => match fault {
+                        UploadFault::TooLarge { .. } => 413,
+                        UploadFault::Idle => 408,
+                        UploadFault::Malformed(_) | UploadFault::Broken => 400,
+                    },
                     AttemptError::InvalidResponse | AttemptError::StreamError => 502,
                     AttemptError::FirstByteTimeout(_)
                     | AttemptError::TotalTimeout(_)
@@ -114,6 +119,11 @@ impl Refused {
                 GatewayError::Exhausted { last, .. } => match last {
                     AttemptError::Status { status: 429, .. } => "upstream_rate_limited",
                     AttemptError::Untranslatable(err) => translate_code(err),
+                    AttemptError::Upload(fault) => match fault {
+                        UploadFault::TooLarge { .. } => "payload_too_large",
+                        UploadFault::Idle => "request_timeout",
+                        UploadFault::Malformed(_) | UploadFault::Broken => "invalid_request",
+                    },
                     AttemptError::InvalidResponse | AttemptError::StreamError => {
                         "upstream_invalid_response"
                     }
@@ -144,6 +154,10 @@ impl Refused {
                 last: AttemptError::Untranslatable(err),
                 ..
             }) => err.to_string(),
+            Self::Gateway(GatewayError::Exhausted {
+                last: AttemptError::Upload(fault),
+                ..
+            }) => fault.to_string(),
             Self::Gateway(err) => err.to_string(),
             Self::RouteNotFound => "route not found".to_owned(),
             Self::RouteNotPublic { route } => format!(
@@ -198,6 +212,10 @@ impl Refused {
                     last: AttemptError::Untranslatable(err),
                     ..
                 } => Some(err.field().to_owned()),
+                GatewayError::Exhausted {
+                    last: AttemptError::Upload(UploadFault::Malformed(_)),
+                    ..
+                } => Some("body".to_owned()),
                 _ => None,
             },
             _ => None,

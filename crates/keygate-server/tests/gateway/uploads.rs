@@ -144,6 +144,33 @@ async fn a_file_before_its_model_is_held_and_then_sent(db: Db) {
     assert_eq!(form[1].data, "whisper-1");
 }
 
+async fn a_stream_answered_whole_is_passed_on_whole(db: Db) {
+    let s = setup_with(db, GROUPS).await;
+    // `whisper-1` ignores `stream`, as OpenAI's reference says, and answers JSON.
+    let body = [
+        text_part("model", "whisper"),
+        text_part("stream", "true"),
+        file_head("a.wav"),
+        b"RIFF0000WAVE".to_vec(),
+        closing(),
+    ]
+    .concat();
+    let reply = s
+        .server
+        .api()
+        .post("/v1/audio/transcriptions")
+        .token(&s.key)
+        .header(
+            "content-type",
+            &format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect(200);
+    assert_eq!(reply.body["text"], "Heard 12 bytes of a.wav at a.");
+}
+
 async fn uploads_are_bounded_and_refused_clearly(db: Db) {
     let a = keygate_testkit::MockOpenAi::start("a", super::KEY_A)
         .await
@@ -168,7 +195,7 @@ async fn uploads_are_bounded_and_refused_clearly(db: Db) {
     let big = [
         text_part("model", "whisper"),
         file_head("a.wav"),
-        vec![7u8; 150_000],
+        vec![7u8; 100_000 + keygate_llm::FORM_SLACK + 1],
         closing(),
     ]
     .concat();
@@ -189,6 +216,29 @@ async fn uploads_are_bounded_and_refused_clearly(db: Db) {
     let answer = upload.finish().await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("payload_too_large"), "{answer}");
+    // A part after the file may not change what was read before it: refused, and not held
+    // against the deployment.
+    let late = [
+        text_part("model", "whisper"),
+        file_head("a.wav"),
+        b"RIFF".to_vec(),
+        b"\r\n".to_vec(),
+        text_part("model", "gpt-4o-transcribe"),
+        format!("--{BOUNDARY}--\r\n").into_bytes(),
+    ]
+    .concat();
+    let reply = post(late, &multipart)
+        .send()
+        .await
+        .expect_error(400, "invalid_request");
+    assert_eq!(reply.body["error"]["param"], "body");
+    assert!(reply.text.contains("`model` given twice"), "{}", reply.text);
+    assert!(
+        s.a.forms()
+            .iter()
+            .all(|form| form.iter().filter(|p| p.name == "model").count() == 1),
+        "no second model reached the upstream"
+    );
     // Malformed forms name the part at fault.
     let no_model = [file_head("a.wav"), b"x".to_vec(), closing()].concat();
     let reply = post(no_model, &multipart)
@@ -315,9 +365,31 @@ async fn limits_and_budgets_hold_on_every_endpoint(db: Db) {
     upload(form.clone()).send().await.expect(200);
     upload(form).send().await.expect_error(429, "rate_limited");
     assert_eq!(s.a.forms().len(), 1);
+    // A transcription priced by the minute reserves its audio's length, estimated from its
+    // size, before it is sent: 320 kB is about 20 s, $0.002 at $0.006 a minute.
+    let small = key_with(json!({"budgets": [{"usd": "0.001", "per": "day"}]})).await;
+    let long = [
+        text_part("model", "whisper"),
+        file_head("a.wav"),
+        vec![1u8; 320_000],
+        closing(),
+    ]
+    .concat();
+    api.post("/v1/audio/transcriptions")
+        .token(&small)
+        .header(
+            "content-type",
+            &format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(long)
+        .send()
+        .await
+        .expect_error(429, "budget_exceeded");
+    assert_eq!(s.a.forms().len(), 1, "refused before the upstream");
 }
 
 keygate_testkit::on_both_databases!(
+    a_stream_answered_whole_is_passed_on_whole,
     limits_and_budgets_hold_on_every_endpoint,
     uploads_stream_to_the_upstream_as_they_arrive,
     a_file_before_its_model_is_held_and_then_sent,

@@ -20,6 +20,8 @@ pub struct Embedding {
     pub base64: bool,
     /// The inputs' tokens, counted.
     pub tokens: u64,
+    /// How many vectors the answer must hold.
+    pub inputs: usize,
 }
 
 #[derive(Deserialize)]
@@ -99,6 +101,7 @@ pub fn encode_request(body: &[u8], model: &str) -> Result<Embedding, TranslateEr
         body: Bytes::from(json!({ "requests": requests }).to_string()),
         base64,
         tokens,
+        inputs: inputs.len(),
     })
 }
 
@@ -112,9 +115,13 @@ struct Vector {
     values: Vec<f32>,
 }
 
-/// OpenAI's embedding list from Gemini's answer; `None` when it is not one.
+/// OpenAI's embedding list from Gemini's answer; `None` when it is not one, or not one
+/// vector per input.
 pub fn decode_response(body: &[u8], model: &str, request: &Embedding) -> Option<Bytes> {
     let answer: Answer = serde_json::from_slice(body).ok()?;
+    if answer.embeddings.len() != request.inputs {
+        return None;
+    }
     let data: Vec<Value> = answer
         .embeddings
         .iter()
@@ -172,10 +179,15 @@ mod tests {
         assert_eq!(floats, [0.5, -1.0, 0.25]);
         assert_eq!(out["usage"]["prompt_tokens"], request.tokens);
         let plain = encode_request(br#"{"input":"hi"}"#, "m").unwrap();
+        let one = br#"{"embeddings":[{"values":[0.5,-1.0,0.25]}]}"#;
         let out: Value =
-            serde_json::from_slice(&decode_response(answer, "m", &plain).unwrap()).unwrap();
+            serde_json::from_slice(&decode_response(one, "m", &plain).unwrap()).unwrap();
         assert_eq!(out["data"][0]["embedding"][1], -1.0);
         assert!(decode_response(b"{}", "m", &plain).is_none());
+        assert!(
+            decode_response(one, "m", &request).is_none(),
+            "a vector missing"
+        );
     }
 
     #[test]

@@ -91,10 +91,23 @@ pub(crate) fn demand(
         prompt,
         prompt_cost: if wants_cost { price(0) } else { None },
         output_assumed,
-        least_cost: (wants_cost && output_assumed && inbound.stream)
+        // Only a stream whose output the relay reads can be metered; images, audio and
+        // transcripts reserve their whole highest cost.
+        least_cost: (wants_cost && output_assumed && inbound.stream && metered(inbound.endpoint))
             .then(|| price(1))
             .flatten(),
     })
+}
+
+/// Whether a stream of `endpoint` can be metered as it goes (its text is read).
+fn metered(endpoint: Endpoint) -> bool {
+    matches!(
+        endpoint,
+        Endpoint::ChatCompletions
+            | Endpoint::Messages
+            | Endpoint::Responses
+            | Endpoint::Completions
+    )
 }
 
 /// Settles a reservation once the upstream answered: what it reported, or (for a success

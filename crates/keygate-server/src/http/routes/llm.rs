@@ -12,7 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_core::scope::any_grants;
-use keygate_llm::{ClientFormat, Endpoint, Upload, UploadError};
+use keygate_llm::{ClientFormat, Endpoint, FORM_SLACK, Upload, UploadError, UploadLimits};
 
 use crate::cache::CachedKey;
 use crate::gateway::{
@@ -369,16 +369,27 @@ async fn read_payload(
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|length| length > limit as u64) {
+        // The file may take the limit; the form around it its own room.
+        if declared.is_some_and(|length| length > (limit + FORM_SLACK) as u64) {
             return Err(too_large(limit));
         }
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        let read = Upload::read(content_type, body.into_data_stream(), limit);
+        let limits = UploadLimits {
+            file: limit,
+            // A file before its model is held before the key's scope is checked: no more of
+            // it than of a JSON body.
+            held: body_limit,
+            idle: state.settings.request_timeout,
+        };
+        let read = Upload::read(content_type, body.into_data_stream(), limits);
         return match tokio::time::timeout(state.settings.request_timeout, read).await {
-            Ok(Ok(upload)) => Ok(Payload::Upload(Box::new(upload))),
+            Ok(Ok(mut upload)) => {
+                upload.declared_bytes = declared;
+                Ok(Payload::Upload(Box::new(upload)))
+            }
             Ok(Err(UploadError::TooLarge { limit })) => Err(too_large(limit)),
             Ok(Err(err)) => {
                 let mut error =
