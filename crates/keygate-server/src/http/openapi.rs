@@ -9,6 +9,68 @@ use super::routes;
 
 struct AdminTokenAuth;
 
+/// The answers every operation of a kind may give, whatever its handler: a refused source
+/// (`429 source_blocked`) on every authenticated route; a body that is not JSON (415) or too
+/// large (413) on every route that takes one; a bad query string (400) where there is one.
+/// Written once here rather than on every handler, so no operation forgets one.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{Operation, ParameterIn};
+        use utoipa::openapi::{RefOr, Response};
+        let add = |operation: &mut Operation, status: &str, description: &str| {
+            operation
+                .responses
+                .responses
+                .entry(status.to_owned())
+                .or_insert_with(|| RefOr::T(Response::new(description)));
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    add(
+                        operation,
+                        "429",
+                        "`source_blocked`: too many failed authentications from this address (with `Retry-After`), or a limit",
+                    );
+                    add(operation, "401", "a missing or refused credential");
+                }
+                if operation.request_body.is_some() {
+                    add(
+                        operation,
+                        "400",
+                        "`invalid_json` or `validation_failed`: the body is not the request",
+                    );
+                    add(operation, "413", "`payload_too_large`");
+                    add(
+                        operation,
+                        "415",
+                        "`unsupported_media_type`: the body is not JSON",
+                    );
+                }
+                let queried = operation.parameters.iter().flatten().any(|parameter| {
+                    matches!(parameter, RefOr::T(p) if p.parameter_in == ParameterIn::Query)
+                });
+                if queried {
+                    add(
+                        operation,
+                        "400",
+                        "`validation_failed`: a query parameter is not valid",
+                    );
+                }
+            }
+        }
+    }
+}
+
 impl Modify for AdminTokenAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
@@ -77,7 +139,7 @@ impl Modify for AdminTokenAuth {
         routes::anomalies::AnomalyView, routes::anomalies::AnomalyList,
         routes::anomalies::AckBody, routes::anomalies::AnomalyState,
     )),
-    modifiers(&AdminTokenAuth),
+    modifiers(&AdminTokenAuth, &CommonResponses),
 )]
 struct ApiDoc;
 

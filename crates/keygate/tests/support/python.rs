@@ -73,15 +73,25 @@ pub fn run_suite(python: &Path, suite: &str, dir: &Path, env: &[(&str, String)])
     let suite = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/python")
         .join(suite);
+    let args = ["-m", "unittest", "-v", suite.to_str().unwrap()];
+    run_python(python, &args, suite.parent().unwrap(), dir, env)
+}
+
+/// Runs `python` with `args` in `cwd` and `env`, its output in a file in `dir`, killed at the
+/// deadline.
+pub fn run_python(
+    python: &Path,
+    args: &[&str],
+    cwd: &Path,
+    dir: &Path,
+    env: &[(&str, String)],
+) -> SuiteRun {
     let log_path = dir.join("python.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let mut command = Command::new(python);
     command
-        .arg("-m")
-        .arg("unittest")
-        .arg("-v")
-        .arg(&suite)
-        .current_dir(suite.parent().unwrap())
+        .args(args)
+        .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log);

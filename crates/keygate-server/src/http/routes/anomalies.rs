@@ -108,7 +108,8 @@ impl<S: Send + Sync> FromRequestParts<S> for AnomalyPath {
 /// What the anomaly detectors found, newest first.
 #[utoipa::path(get, path = "/admin/v1/anomalies", tag = "anomalies",
     params(AnomalyParams),
-    responses((status = 200, body = AnomalyList), (status = 400, body = ErrorBody),
+    responses((status = 200, body = AnomalyList), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("admin_token" = [])))]
 pub async fn list(

@@ -49,7 +49,8 @@ pub async fn create(
 
 /// List keys, filtered, a page at a time.
 #[utoipa::path(get, path = "/admin/v1/keys", tag = "keys", params(ListKeysParams),
-    responses((status = 200, body = KeyList), (status = 400, body = ErrorBody),
+    responses((status = 200, body = KeyList), (status = 404, body = ErrorBody),
+        (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("admin_token" = [])))]
 pub async fn list(
@@ -68,6 +69,7 @@ pub async fn list(
 /// Keys whose rotation policy says they are due (or due within `within_seconds`).
 #[utoipa::path(get, path = "/admin/v1/keys/due", tag = "keys", params(DueParams),
     responses((status = 200, body = KeyList), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
         (status = 403, body = ErrorBody)),
     security(("admin_token" = [])))]
 pub async fn due(

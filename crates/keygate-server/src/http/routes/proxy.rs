@@ -44,6 +44,7 @@ fn split_path(path: &str) -> Result<(&str, &str), ApiError> {
     params(("route" = String, Path), ("path" = String, Path)),
     responses((status = 200, description = "the upstream's answer, streamed (any method is forwarded the same way)"),
         (status = 204, description = "a CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) to a public route"),
+        (status = 400, description = "`invalid_path`: the path holds `.` or `..` segments or encoded slashes"),
         (status = 401, description = "a missing or refused keygate key"),
         (status = 403, description = "`scope_denied`: no scope grants `METHOD /proxy/<route>/<path>`; `publishable_key_forbidden`: a publishable key on a route that is not public, or with a method other than GET or HEAD; `origin_not_allowed`: a publishable key from an origin it does not allow (or naming none); `cors_not_allowed`: a preflight to a route that is not public, or for a method other than GET or HEAD"),
         (status = 404, description = "`not_found`: no such route"),

@@ -57,6 +57,7 @@ pub async fn put(
 /// List secrets (metadata only).
 #[utoipa::path(get, path = "/admin/v1/secrets", tag = "secrets", params(ListSecretsParams),
     responses((status = 200, body = SecretList), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
         (status = 403, body = ErrorBody)),
     security(("admin_token" = [])))]
 pub async fn list(
@@ -250,6 +251,7 @@ pub async fn promote(
 /// Secrets whose rotation policy says they are due (or due within `within_seconds`).
 #[utoipa::path(get, path = "/admin/v1/secrets/due", tag = "secrets", params(DueParams),
     responses((status = 200, body = DueSecretList), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
         (status = 403, body = ErrorBody)),
     security(("admin_token" = [])))]
 pub async fn due(

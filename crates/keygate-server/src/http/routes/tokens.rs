@@ -13,6 +13,7 @@ use crate::http::{ApiError, AppState};
 #[utoipa::path(post, path = "/admin/v1/tokens", tag = "tokens",
     request_body = CreateTokenBody,
     responses((status = 201, body = TokenWithSecret), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("admin_token" = [])))]
 pub async fn create(
