@@ -115,7 +115,7 @@ impl Modify for AdminTokenAuth {
         routes::openai_endpoints::completions, routes::openai_endpoints::moderations,
         routes::openai_endpoints::image_generations, routes::openai_endpoints::speech,
         routes::openai_endpoints::transcriptions,
-        routes::proxy::forward,
+        routes::proxy::forward, routes::proxy::forward_root,
         routes::ops::healthz, routes::ops::readyz, routes::ops::metrics,
     ),
     components(schemas(
@@ -146,4 +146,94 @@ struct ApiDoc;
 /// The OpenAPI document of this server.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// The routes `routes.rs` serves, as `METHOD /path` (`ANY` for every method), read from
+    /// its source: the router cannot be asked for them.
+    fn served() -> BTreeSet<String> {
+        let source = include_str!("routes.rs");
+        // The admin router is built first and nested under `/admin/v1`.
+        let admin_end = source
+            .find("let llm")
+            .expect("the LLM router follows the admin one");
+        let mut served = BTreeSet::new();
+        for (at, _) in source.match_indices(".route(") {
+            let call = &source[at + ".route(".len()..];
+            let end = call.find(".route(").unwrap_or(call.len());
+            let call = &call[..end.min(call.find(';').unwrap_or(end))];
+            let path = call.split('"').nth(1).expect("a path literal");
+            let path = path.replace("{*", "{");
+            let path = if at < admin_end {
+                format!("/admin/v1{path}")
+            } else {
+                path
+            };
+            for method in ["get", "post", "put", "patch", "delete", "any"] {
+                let called = call.contains(&format!("{method}(")) && {
+                    // `get(` inside a longer name (`target_get(`) is not a method router.
+                    call.match_indices(&format!("{method}(")).any(|(i, _)| {
+                        i == 0
+                            || !call.as_bytes()[i - 1].is_ascii_alphanumeric()
+                                && call.as_bytes()[i - 1] != b'_'
+                    })
+                };
+                if called {
+                    served.insert(format!("{} {path}", method.to_uppercase()));
+                }
+            }
+        }
+        served
+    }
+
+    #[test]
+    fn every_served_route_is_in_the_document() {
+        let document = super::openapi();
+        let mut documented = BTreeSet::new();
+        for (path, item) in &document.paths.paths {
+            for (method, operation) in [
+                ("GET", &item.get),
+                ("POST", &item.post),
+                ("PUT", &item.put),
+                ("PATCH", &item.patch),
+                ("DELETE", &item.delete),
+            ] {
+                if operation.is_some() {
+                    documented.insert(format!("{method} {path}"));
+                }
+            }
+        }
+        // Not API operations: the document itself, and the discovery document's second name
+        // (RFC 8414's), which serves the same document as `openid-configuration`.
+        let apart = [
+            "GET /openapi.json",
+            "GET /.well-known/oauth-authorization-server",
+        ];
+        let served = served();
+        assert!(served.len() > 60, "{served:?}");
+        let missing: Vec<&String> = served
+            .iter()
+            .filter(|route| !apart.contains(&route.as_str()))
+            .filter(|route| match route.strip_prefix("ANY ") {
+                // A route for every method: documented as long as one of its methods is.
+                Some(path) => !documented.iter().any(|d| d.ends_with(&format!(" {path}"))),
+                None => !documented.contains(*route),
+            })
+            .collect();
+        assert!(missing.is_empty(), "served but not documented: {missing:?}");
+        let stale: Vec<&String> = documented
+            .iter()
+            .filter(|d| {
+                !served.contains(*d)
+                    && !served.iter().any(|s| {
+                        s.strip_prefix("ANY ")
+                            .is_some_and(|path| d.ends_with(&format!(" {path}")))
+                    })
+            })
+            .collect();
+        assert!(stale.is_empty(), "documented but not served: {stale:?}");
+    }
 }

@@ -121,7 +121,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/messages/count_tokens", post(llm::count_tokens))
         .route("/v1/models", get(llm::list_models))
         .route("/v1/models/{*model}", get(llm::get_model))
-        .route("/proxy/{route}", any(proxy::forward))
+        .route("/proxy/{route}", any(proxy::forward_root))
         .route("/proxy/{route}/{*path}", any(proxy::forward));
     let api = Router::new()
         .nest("/admin/v1", admin)

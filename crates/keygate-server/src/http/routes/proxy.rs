@@ -70,6 +70,24 @@ pub async fn forward(
     }
 }
 
+/// Forwards a request to the root of the route it names (the upstream's base URL itself).
+#[utoipa::path(get, path = "/proxy/{route}", tag = "gateway",
+    params(("route" = String, Path)),
+    responses((status = 200, description = "the upstream's answer, streamed (any method is forwarded the same way)"),
+        (status = 204, description = "a CORS preflight to a public route"),
+        (status = 400, description = "`invalid_path`"),
+        (status = 401, description = "a missing or refused keygate key"),
+        (status = 403, description = "`scope_denied`, `publishable_key_forbidden`, `origin_not_allowed` or `cors_not_allowed`, as for a path below the route"),
+        (status = 404, description = "`not_found`: no such route"),
+        (status = 413, description = "`payload_too_large`"),
+        (status = 429, description = "`rate_limited` or `concurrency_limited`"),
+        (status = 502, description = "`upstream_unavailable`"),
+        (status = 504, description = "`upstream_timeout`")),
+    security(("api_key" = [])))]
+pub async fn forward_root(state: State<AppState>, meta: RequestMeta, request: Request) -> Response {
+    forward(state, meta, request).await
+}
+
 /// Extracts the call, has the gateway forward it, and writes its answer.
 async fn serve(
     state: &AppState,
