@@ -1,4 +1,5 @@
-//! Request middleware of our own: refusing keys in query strings.
+//! Middleware of our own: refusing keys in query strings, and the security headers of the
+//! API's answers.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -80,6 +81,52 @@ pub(crate) fn drop_unusable_request_id<B>(
         request.headers_mut().remove("x-request-id");
     }
     request
+}
+
+/// The headers every API answer carries (the console sets stricter ones of its own, and a
+/// proxy route's answer is the upstream's): no MIME sniffing, no framing, no content of its
+/// own to run; answers that hold secrets or admin data are never stored by a cache; and with
+/// TLS, browsers keep to HTTPS.
+pub(crate) async fn security_headers(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    use axum::http::{HeaderValue, header};
+    let path = request.uri().path();
+    let proxied = path.starts_with("/proxy/");
+    let sensitive = path.starts_with("/admin/")
+        || path == "/oauth/token"
+        || path == "/v1/keys/verify"
+        || path.starts_with("/v1/secrets/");
+    let mut response = next.run(request).await;
+    if proxied {
+        return response;
+    }
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+    ] {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    if sensitive {
+        headers
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+    }
+    if state.settings.tls.is_some() {
+        headers
+            .entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(HeaderValue::from_static("max-age=31536000"));
+    }
+    response
 }
 
 #[cfg(test)]

@@ -1,12 +1,6 @@
 //! Bad input: malformed and unknown keys, bodies that are too large, not JSON or not valid,
 //! bad query parameters, and a second bootstrap. Every refusal has its stable code, and none
-//! of them changes what is stored. (Failed admin authentication: `auth_failures.rs`.)
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "a failed step should fail the test"
-)]
+//! of them changes what is stored. (Failed admin authentication: `broken_authentication.rs`.)
 
 use std::time::Duration;
 

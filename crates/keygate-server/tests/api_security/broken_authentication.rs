@@ -2,12 +2,6 @@
 //! expired credential is refused with its stable code and recorded as `admin.auth_failed`,
 //! without the presented text, and the request has no effect. A flood from one source costs
 //! one audit row a minute, with the failures in between counted, not lost.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "a failed step should fail the test"
-)]
 
 use std::sync::Arc;
 use std::time::Duration;
