@@ -104,9 +104,10 @@ impl CachedKey {
     }
 }
 
-/// How long a known key stays cached without a change notice. It bounds staleness when a
-/// change made on another node does not reach this one (no Redis, or Redis unreachable).
-const KEY_TTL: Duration = Duration::from_secs(30);
+/// How long a known key stays cached without a change notice, unless configured. It bounds
+/// staleness when a change made on another node does not reach this one (no Redis, or Redis
+/// unreachable).
+pub const DEFAULT_KEY_TTL: Duration = Duration::from_secs(30);
 const KNOWN_DIGEST_TTL: Duration = Duration::from_secs(3600);
 const UNKNOWN_DIGEST_TTL: Duration = Duration::from_secs(60);
 
@@ -130,6 +131,9 @@ impl Expiry<[u8; 32], Option<KeyId>> for DigestExpiry {
 pub struct VerifyCache {
     digests: Cache<[u8; 32], Option<KeyId>>,
     keys: Cache<KeyId, Arc<CachedKey>>,
+    /// Each key as last loaded, kept for the outage grace: what this node may go on accepting
+    /// while the store cannot be reached (see [`VerifyCache::kept_key`]).
+    kept: Cache<KeyId, Arc<CachedKey>>,
     /// Bumped by every invalidation, so a load that raced one is not cached.
     epoch: AtomicU64,
 }
@@ -143,16 +147,30 @@ impl std::fmt::Debug for VerifyCache {
     }
 }
 
+/// How long a key this node loaded keeps verifying while the store is unreachable.
+pub const DEFAULT_OUTAGE_GRACE: Duration = Duration::from_secs(600);
+
 impl VerifyCache {
     pub fn new(capacity: u64) -> Self {
+        Self::with_ttls(capacity, DEFAULT_KEY_TTL, DEFAULT_OUTAGE_GRACE)
+    }
+
+    /// A cache that keeps a key `key_ttl` without a change notice, and whose keys go on
+    /// verifying for `grace` after they were last loaded while the store cannot be reached
+    /// (none at all with a grace of zero).
+    pub fn with_ttls(capacity: u64, key_ttl: Duration, grace: Duration) -> Self {
         Self {
+            kept: Cache::builder()
+                .max_capacity(if grace.is_zero() { 0 } else { capacity })
+                .time_to_live(grace.max(Duration::from_millis(1)))
+                .build(),
             digests: Cache::builder()
                 .max_capacity(capacity * 2)
                 .expire_after(DigestExpiry)
                 .build(),
             keys: Cache::builder()
                 .max_capacity(capacity)
-                .time_to_live(KEY_TTL)
+                .time_to_live(key_ttl)
                 .build(),
             epoch: AtomicU64::new(0),
         }
@@ -179,15 +197,25 @@ impl VerifyCache {
     /// (even between this check and the insert), the entry is dropped again.
     pub fn remember_key(&self, key: Arc<CachedKey>, loaded_at: u64) {
         let id = key.record.id.clone();
-        self.keys.insert(id.clone(), key);
+        self.keys.insert(id.clone(), key.clone());
+        self.kept.insert(id.clone(), key);
         if self.epoch() != loaded_at {
             self.keys.invalidate(&id);
+            self.kept.invalidate(&id);
         }
+    }
+
+    /// The key as this node last loaded it, if that was within the outage grace: accepted
+    /// while the store is unreachable. A key changed since (a change notice reached this
+    /// node) is not kept.
+    pub fn kept_key(&self, id: &KeyId) -> Option<Arc<CachedKey>> {
+        self.kept.get(id)
     }
 
     pub fn invalidate(&self, id: &KeyId) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.keys.invalidate(id);
+        self.kept.invalidate(id);
     }
 
     /// Forgets every cached key, for when change notices may have been missed. Digest → key
@@ -195,6 +223,7 @@ impl VerifyCache {
     pub fn invalidate_all(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.keys.invalidate_all();
+        self.kept.invalidate_all();
     }
 }
 
@@ -259,6 +288,25 @@ mod tests {
             Timestamp::from_millis(0),
         );
         Arc::new(CachedKey::new(record, Vec::new()))
+    }
+
+    #[test]
+    fn keys_are_kept_for_an_outage_until_they_change() {
+        let cache = VerifyCache::with_ttls(10, Duration::from_millis(1), Duration::from_secs(60));
+        let key = cached();
+        let id = key.record.id.clone();
+        cache.remember_key(key, cache.epoch());
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(cache.key(&id).is_none(), "past the key cache's time");
+        assert!(cache.kept_key(&id).is_some(), "kept for an outage");
+        cache.invalidate(&id);
+        assert!(cache.kept_key(&id).is_none(), "a changed key is not kept");
+        let none = VerifyCache::with_ttls(10, Duration::from_secs(30), Duration::ZERO);
+        let key = cached();
+        let id = key.record.id.clone();
+        none.remember_key(key, none.epoch());
+        none.kept.run_pending_tasks();
+        assert!(none.kept_key(&id).is_none(), "no grace, nothing kept");
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub enum ServiceError {
     Crypto(#[from] CryptoError),
     #[error("storage error: {0}")]
     Store(StoreError),
+    /// The store cannot be reached: nothing was read or written.
+    #[error("the store is unreachable")]
+    StoreUnavailable,
     #[error("model group `{alias}` is defined in keygate.toml: change it there")]
     DefinedInConfig { alias: String },
     #[error("the model group cannot be served: {0}")]
@@ -47,6 +50,10 @@ impl From<StoreError> for ServiceError {
         match err {
             StoreError::NotFound { entity } => Self::NotFound { entity },
             StoreError::Conflict(conflict) => Self::Conflict(conflict),
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "the store is unreachable");
+                Self::StoreUnavailable
+            }
             other => Self::Store(other),
         }
     }

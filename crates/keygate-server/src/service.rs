@@ -26,6 +26,7 @@ mod secret_policy;
 mod secret_rotation;
 mod secrets;
 mod single_sign_on;
+mod store_breaker;
 mod tokens;
 mod usage;
 mod verify;
@@ -112,6 +113,8 @@ pub struct Keygate {
     key_use: std::sync::OnceLock<Arc<dyn verify::KeyUseWatcher>>,
     /// Access tokens: the signing keys and the tokens verified (see `identity.rs`).
     identity: identity::Identity,
+    /// Whether the store was just found unreachable (see `store_breaker.rs`).
+    store_breaker: store_breaker::StoreBreaker,
 }
 
 impl Keygate {
@@ -148,6 +151,7 @@ impl Keygate {
             audit_signer,
             key_use: std::sync::OnceLock::new(),
             identity: identity::Identity::default(),
+            store_breaker: store_breaker::StoreBreaker::default(),
             auth_failures: auth_failures::AuthFailureThrottle::default(),
             credentials: moka::sync::Cache::builder()
                 .max_capacity(10_000)
@@ -169,6 +173,40 @@ impl Keygate {
 
     /// The same, with key changes shared with every node that uses the Redis at `url`; the
     /// tasks that publish and receive them run with the server ([`crate::run`]).
+    /// Sets how long a key stays cached without a change notice (30 s unless set), and how
+    /// long a key this node loaded keeps verifying while the store cannot be reached (10
+    /// minutes unless set; zero refuses at once). Call before
+    /// [`Keygate::with_shared_invalidation`], on a fresh instance.
+    #[must_use]
+    pub fn with_key_cache(
+        mut self,
+        key_ttl: std::time::Duration,
+        outage_grace: std::time::Duration,
+    ) -> Self {
+        let cache = Arc::new(VerifyCache::with_ttls(
+            CACHE_CAPACITY,
+            key_ttl,
+            outage_grace,
+        ));
+        self.invalidation = Arc::new(LocalInvalidation(cache.clone()));
+        self.cache = cache;
+        self
+    }
+
+    /// Whether the store answers a ping within a second (a readiness probe's usual wait),
+    /// telling the store breaker: a node whose store came back closes it here too, even
+    /// before a request needs it.
+    pub async fn probe_store(&self) -> bool {
+        let ping = tokio::time::timeout(std::time::Duration::from_secs(1), self.store.ping());
+        let answered = matches!(ping.await, Ok(Ok(())));
+        if answered {
+            self.store_breaker.succeeded();
+        } else {
+            self.store_breaker.failed();
+        }
+        answered
+    }
+
     pub fn with_shared_invalidation(self, url: &str) -> Result<Self, InvalidationError> {
         let shared = Arc::new(SharedInvalidation::new(url, self.cache.clone())?);
         Ok(Self {

@@ -32,7 +32,8 @@ impl PgStore {
     pub async fn connect_with(options: PgConnectOptions) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
+            // An unreachable database fails requests soon, not after a long wait.
+            .acquire_timeout(Duration::from_secs(3))
             .connect_with(options)
             .await?;
         // The migrator takes an advisory lock, so nodes starting together migrate once.

@@ -14,6 +14,7 @@
     reason = "test support: a broken fixture should stop the test loudly"
 )]
 
+mod cut_proxy;
 mod fixtures;
 mod http_client;
 mod mock_agent;
@@ -30,6 +31,7 @@ mod store;
 pub mod upstream;
 mod world;
 
+pub use cut_proxy::CutProxy;
 pub use fixtures::{KeyFixture, audit, new_key};
 pub use http_client::{Api, Call, CreatedKey, Exchange, IssuedToken, Method, Reply};
 pub use mock_anthropic::MockAnthropic;

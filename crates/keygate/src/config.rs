@@ -21,7 +21,7 @@ mod tls;
 mod watch;
 
 /// Keys the file and the environment may set. Anything else in the file is an error.
-const KEYS: [&str; 31] = [
+const KEYS: [&str; 33] = [
     "listen",
     "key_expiry_notice_days",
     "weekly_review",
@@ -46,6 +46,8 @@ const KEYS: [&str; 31] = [
     "request_log",
     "body_limit_bytes",
     "request_timeout_seconds",
+    "key_cache_seconds",
+    "store_outage_grace_seconds",
     "redis_url",
     "limits_on_redis_failure",
     "trusted_proxies",
@@ -89,6 +91,8 @@ struct RawConfig {
     request_log: Option<String>,
     body_limit_bytes: Option<usize>,
     request_timeout_seconds: Option<u64>,
+    key_cache_seconds: Option<u64>,
+    store_outage_grace_seconds: Option<u64>,
     redis_url: Option<String>,
     limits_on_redis_failure: Option<RedisFailure>,
     trusted_proxies: Option<OneOrMany>,
@@ -205,6 +209,10 @@ pub struct Settings {
     pub pkcs11: Pkcs11Settings,
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// How long a key stays in a node's cache without a change notice.
+    pub key_cache: Duration,
+    /// How long keys a node loaded keep verifying while the store cannot be reached.
+    pub outage_grace: Duration,
     pub master_key_file: PathBuf,
     pub log_format: LogFormat,
     pub server: ServerSettings,
@@ -262,6 +270,8 @@ pub enum ConfigError {
     BadBodyLimit,
     #[error("request_timeout_seconds: between 1 and 3600")]
     BadTimeout,
+    #[error("key_cache_seconds: between 1 and 3600; store_outage_grace_seconds: 0 to 86400")]
+    BadKeyCache,
     #[error("redis_url: a redis:// or rediss:// URL")]
     BadRedisUrl,
     #[error("trusted_proxies: at most 100 CIDR blocks or addresses, e.g. 10.0.0.0/8")]
@@ -389,6 +399,11 @@ pub fn resolve(
     if !(1..=3600).contains(&timeout) {
         return Err(ConfigError::BadTimeout);
     }
+    let key_cache = raw.key_cache_seconds.unwrap_or(30);
+    let outage_grace = raw.store_outage_grace_seconds.unwrap_or(600);
+    if !(1..=3600).contains(&key_cache) || outage_grace > 86_400 {
+        return Err(ConfigError::BadKeyCache);
+    }
     let redis_url = raw.redis_url.filter(|url| !url.is_empty());
     if redis_url
         .as_deref()
@@ -442,6 +457,8 @@ pub fn resolve(
         },
         data_dir,
         database_url,
+        key_cache: Duration::from_secs(key_cache),
+        outage_grace: Duration::from_secs(outage_grace),
         master_key_file,
         log_format: raw.log_format.unwrap_or_default(),
         server: ServerSettings {

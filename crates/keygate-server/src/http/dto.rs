@@ -731,6 +731,10 @@ pub struct Health {
     /// should raise an alert.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limits: Option<&'static str>,
+    /// `unreachable` while the store cannot be reached (readiness only; `status` is then
+    /// `degraded`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<&'static str>,
 }
 
 // Bodies that carry a key are redacted in debug output: a stray `{:?}` must not leak one.

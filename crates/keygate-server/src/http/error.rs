@@ -117,6 +117,11 @@ impl From<ServiceError> for ApiError {
                  Send it in the `Authorization: Bearer` or `x-api-key` header, and rotate \
                  this key",
             ),
+            ServiceError::StoreUnavailable => Self::new(
+                S::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the store is unreachable; retry shortly",
+            ),
             ServiceError::Store(keygate_store::StoreError::Database(_)) => {
                 tracing::error!(error = %err, "store unavailable");
                 Self::new(

@@ -444,11 +444,17 @@ pub(crate) async fn any_api_key(
         .await
         .map_err(|err| {
             tracing::error!(error = %err, "key verification failed");
+            let code = match err {
+                // A key this node does not hold, or has held longer than an outage is
+                // allowed to last: refused until the store answers again.
+                crate::ServiceError::StoreUnavailable => "store_unavailable",
+                _ => "unavailable",
+            };
             KeyRefusal {
                 status: StatusCode::SERVICE_UNAVAILABLE,
-                code: "unavailable",
+                code,
                 message: "keys cannot be verified right now; retry shortly".to_owned(),
-                retry_after: None,
+                retry_after: Some(std::time::Duration::from_secs(5)),
             }
         })?;
     match outcome {

@@ -53,4 +53,11 @@ impl KeyMetrics {
         let outcome = if hit { "hit" } else { "miss" };
         self.cache.get_or_create(&CacheLabels { outcome }).inc();
     }
+
+    /// A key accepted as last loaded because the store could not be reached.
+    pub fn kept_in_outage(&self) {
+        self.cache
+            .get_or_create(&CacheLabels { outcome: "kept" })
+            .inc();
+    }
 }

@@ -181,8 +181,7 @@ impl Keygate {
             return Ok(known);
         }
         let owner = self
-            .store
-            .key_by_digest(&bytes)
+            .guarded(async { Ok(self.store.key_by_digest(&bytes).await?) })
             .await?
             .map(|(record, _)| record.id);
         // A digest's owner never changes, and an unknown digest is remembered for a minute.
@@ -222,20 +221,61 @@ impl Keygate {
         }
         self.metrics.keys.looked_up(false);
         let epoch = self.cache.epoch();
-        let Some(loaded) = self.load_key(id).await? else {
-            return Ok(None);
-        };
-        let loaded = Arc::new(loaded);
-        self.cache.remember_key(loaded.clone(), epoch);
-        Ok(Some(loaded))
+        self.load_or_keep(id, epoch).await
+    }
+
+    /// The key from the store, cached; while the store cannot be reached, as this node last
+    /// loaded it within the outage grace — not cached again, so the grace runs from the last
+    /// load — else the store's error.
+    async fn load_or_keep(
+        &self,
+        id: &KeyId,
+        epoch: u64,
+    ) -> Result<Option<Arc<CachedKey>>, ServiceError> {
+        match self.guarded(self.load_key(id)).await {
+            Ok(Some(loaded)) => {
+                let loaded = Arc::new(loaded);
+                self.cache.remember_key(loaded.clone(), epoch);
+                Ok(Some(loaded))
+            }
+            Ok(None) => Ok(None),
+            Err(ServiceError::StoreUnavailable) => match self.cache.kept_key(id) {
+                Some(kept) => {
+                    self.metrics.keys.kept_in_outage();
+                    Ok(Some(kept))
+                }
+                None => Err(ServiceError::StoreUnavailable),
+            },
+            Err(err) => Err(err),
+        }
+    }
+
+    /// A store call on a request's path: refused at once while the store was just found
+    /// unreachable, and telling the breaker how it went.
+    async fn guarded<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, ServiceError> {
+        if self.store_breaker.refuses() {
+            return Err(ServiceError::StoreUnavailable);
+        }
+        let outcome = call.await;
+        match &outcome {
+            Err(ServiceError::StoreUnavailable) => self.store_breaker.failed(),
+            _ => self.store_breaker.succeeded(),
+        }
+        outcome
     }
 
     /// The key behind a digest, straight from the store.
     async fn fresh_key(&self, digest: &KeyDigest) -> Result<Option<Arc<CachedKey>>, ServiceError> {
-        let Some((record, _)) = self.store.key_by_digest(digest.as_bytes()).await? else {
-            return Ok(None);
-        };
-        Ok(self.load_key(&record.id).await?.map(Arc::new))
+        self.guarded(async {
+            let Some((record, _)) = self.store.key_by_digest(digest.as_bytes()).await? else {
+                return Ok(None);
+            };
+            Ok(self.load_key(&record.id).await?.map(Arc::new))
+        })
+        .await
     }
 
     /// The key behind a digest, from memory when possible. A cached key that does not know
@@ -253,12 +293,7 @@ impl Keygate {
         }
         self.metrics.keys.looked_up(false);
         let epoch = self.cache.epoch();
-        let Some(loaded) = self.load_key(&id).await? else {
-            return Ok(None);
-        };
-        let loaded = Arc::new(loaded);
-        self.cache.remember_key(loaded.clone(), epoch);
-        Ok(Some(loaded))
+        self.load_or_keep(&id, epoch).await
     }
 
     /// Records a keygate key seen in a URL query string: a likely leak into logs and

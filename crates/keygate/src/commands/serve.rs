@@ -45,7 +45,8 @@ pub async fn serve(config: Option<&Path>, args: ServeArgs) -> Result<(), CliErro
         .map_err(|e| CliError::StoreUnavailable(e.to_string()))?;
     let keygate = Keygate::open(store, kek, Arc::new(SystemClock))
         .await
-        .map_err(|e| CliError::Invalid(e.to_string()))?;
+        .map_err(|e| CliError::Invalid(e.to_string()))?
+        .with_key_cache(settings.key_cache, settings.outage_grace);
     // With Redis, key changes reach the other nodes' verification caches at once.
     let keygate = match &settings.limits.redis_url {
         Some(url) => keygate

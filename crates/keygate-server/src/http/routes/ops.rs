@@ -2,12 +2,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::IntoResponse;
 
+use crate::http::AppState;
 use crate::http::dto::Health;
-use crate::http::error::ErrorBody;
-use crate::http::{ApiError, AppState};
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
@@ -16,27 +15,31 @@ pub async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".to_owned(),
         limits: None,
+        store: None,
     })
 }
 
-/// The store answers: the node can serve. Also says where limits are counted.
+/// Whether the node can serve: `ready`, or `degraded` while the store cannot be reached — the
+/// node then goes on accepting the keys it loaded within the outage grace, and refuses admin
+/// writes and keys it does not hold (`store_unavailable`), so it stays in its load balancer's
+/// rotation. Also says where limits are counted.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    state.keygate.store().ping().await.map_err(|err| {
-        tracing::warn!(error = %err, "readiness check failed");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the store is unreachable",
-        )
-    })?;
+    responses((status = 200, body = Health)))]
+pub async fn readyz(State(state): State<AppState>) -> Json<Health> {
+    let reachable = state.keygate.probe_store().await;
+    let (status, store) = if reachable {
+        ("ready", None)
+    } else {
+        tracing::warn!("readiness: the store is unreachable");
+        ("degraded", Some("unreachable"))
+    };
     // Ready either way: without Redis the node still serves, by its policy; the state is
     // there for monitoring.
-    Ok(Json(Health {
-        status: "ready".to_owned(),
+    Json(Health {
+        status: status.to_owned(),
         limits: Some(state.limiter.mode()),
-    }))
+        store,
+    })
 }
 
 /// This API, described in OpenAPI 3.
