@@ -122,6 +122,22 @@ fn usage_row(server: &ServerProcess, owner: &str, alias: &str, n: u64) -> Value 
     panic!("usage never reported {n} requests for `{alias}`: {report}");
 }
 
+/// Runs the Python suite `suite` against `server` with `env`, and fails with its output unless
+/// it passed.
+async fn passes(
+    suite: &'static str,
+    dir: &std::path::Path,
+    env: Vec<(&'static str, String)>,
+    server: &ServerProcess,
+) {
+    let python = python::python();
+    let work = dir.to_owned();
+    let run = tokio::task::spawn_blocking(move || run_suite(&python, suite, &work, &env))
+        .await
+        .unwrap();
+    assert_passed(&run, server);
+}
+
 /// keygate serving the mocks' model groups (and `extra` tables, where `{origin}` is the
 /// OpenAI mock's), the OpenAI credential in the vault, and its owner's token.
 struct Gateway {
@@ -168,7 +184,6 @@ impl Gateway {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_python_sdk_works_through_the_gateway() {
-    let python = python::python();
     let Gateway {
         upstream,
         anthropic,
@@ -206,12 +221,7 @@ async fn the_official_python_sdk_works_through_the_gateway() {
         ("KEYGATE_NARROW_KEY", narrow.clone()),
         ("KEYGATE_SPENT_KEY", spent.clone()),
     ];
-    let work = dir.path().to_owned();
-    let run =
-        tokio::task::spawn_blocking(move || run_suite(&python, "openai_sdk_test.py", &work, &env))
-            .await
-            .unwrap();
-    assert_passed(&run, &server);
+    passes("openai_sdk_test.py", dir.path(), env, &server).await;
 
     // Each upstream saw its own credential, the way its API takes it (the OpenAI one from the
     // vault), and never a keygate key.
@@ -306,7 +316,6 @@ deployments = [{ provider = "compat", model = "gpt-tools" }]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdks_responses_api_works_on_every_provider() {
-    let python = python::python();
     let Gateway {
         upstream,
         anthropic,
@@ -342,13 +351,7 @@ async fn the_sdks_responses_api_works_on_every_provider() {
         ("KEYGATE_KEY", key.clone()),
         ("KEYGATE_NARROW_KEY", narrow.clone()),
     ];
-    let work = dir.path().to_owned();
-    let run = tokio::task::spawn_blocking(move || {
-        run_suite(&python, "responses_sdk_test.py", &work, &env)
-    })
-    .await
-    .unwrap();
-    assert_passed(&run, &server);
+    passes("responses_sdk_test.py", dir.path(), env, &server).await;
 
     let seen = upstream.requests();
     assert_credential(&seen, "authorization", &format!("Bearer {UPSTREAM_KEY}"));
@@ -484,7 +487,6 @@ deployments = [{ provider = "gemini", model = "gemini-embedding-001" }]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdks_other_endpoints_work_through_the_gateway() {
-    let python = python::python();
     let Gateway {
         upstream,
         anthropic,
@@ -500,13 +502,7 @@ async fn the_sdks_other_endpoints_work_through_the_gateway() {
         ("KEYGATE_KEY", key.clone()),
         ("KEYGATE_NARROW_KEY", narrow.clone()),
     ];
-    let work = dir.path().to_owned();
-    let run = tokio::task::spawn_blocking(move || {
-        run_suite(&python, "endpoints_sdk_test.py", &work, &env)
-    })
-    .await
-    .unwrap();
-    assert_passed(&run, &server);
+    passes("endpoints_sdk_test.py", dir.path(), env, &server).await;
 
     let seen = upstream.requests();
     assert_credential(&seen, "authorization", &format!("Bearer {UPSTREAM_KEY}"));
