@@ -41,6 +41,19 @@ fn closing() -> Vec<u8> {
     format!("\r\n--{BOUNDARY}--\r\n").into_bytes()
 }
 
+/// Posts a whole multipart `body` to the transcription endpoint with `key`.
+async fn upload(api: &keygate_testkit::Api, key: &str, body: Vec<u8>) -> keygate_testkit::Reply {
+    api.post("/v1/audio/transcriptions")
+        .token(key)
+        .header(
+            "content-type",
+            &format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .send()
+        .await
+}
+
 /// A raw HTTP/1.1 upload to keygate with a chunked body, written piece by piece.
 struct Upload {
     socket: TcpStream,
@@ -125,19 +138,7 @@ async fn a_file_before_its_model_is_held_and_then_sent(db: Db) {
         format!("--{BOUNDARY}--\r\n").into_bytes(),
     ]
     .concat();
-    let reply = s
-        .server
-        .api()
-        .post("/v1/audio/transcriptions")
-        .token(&s.key)
-        .header(
-            "content-type",
-            &format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect(200);
+    let reply = upload(&s.server.api(), &s.key, body).await.expect(200);
     assert_eq!(reply.body["text"], "Heard 12 bytes of a.wav at a.");
     let form = &s.a.forms()[0];
     assert_eq!(form[0].name, "file");
@@ -155,19 +156,7 @@ async fn a_stream_answered_whole_is_passed_on_whole(db: Db) {
         closing(),
     ]
     .concat();
-    let reply = s
-        .server
-        .api()
-        .post("/v1/audio/transcriptions")
-        .token(&s.key)
-        .header(
-            "content-type",
-            &format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect(200);
+    let reply = upload(&s.server.api(), &s.key, body).await.expect(200);
     assert_eq!(reply.body["text"], "Heard 12 bytes of a.wav at a.");
 }
 
