@@ -164,3 +164,97 @@ source_block = "2m"
         assert!(!node.log().contains(&key), "a key is in the log");
     }
 }
+
+/// Webhook deliveries run on one node at a time and move when that node dies: two nodes share
+/// PostgreSQL, the receiver is down while both try, one node is killed, and the survivor
+/// delivers every event — each exactly once — when the receiver comes up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_move_to_the_surviving_node_and_are_made_once() {
+    use crate::process::free_port;
+    use crate::receiver::Receiver;
+
+    let store = TestStore::new(Db::Postgres).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("keygate.toml");
+    std::fs::write(
+        &config,
+        "webhooks_allow_private = true\nwebhook_retries = [\"300ms\", \"300ms\", \"1s\", \"1s\", \"2s\", \"2s\", \"3s\", \"3s\", \"5s\"]\n",
+    )
+    .unwrap();
+    let env = [
+        ("KEYGATE_CONFIG", config.to_str().unwrap()),
+        ("KEYGATE_DATABASE_URL", store.url.as_str()),
+    ];
+    let mut a = ServerProcess::start(dir.path(), &env);
+    let b = ServerProcess::start(dir.path(), &env);
+    let owner = a.owner_token();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/hooks/keygate");
+    let created = cli_json(
+        &a,
+        &owner,
+        &[
+            "webhooks",
+            "create",
+            "--endpoint",
+            &url,
+            "--event",
+            "key.revoked",
+        ],
+    );
+    let webhook = created["webhook"]["id"].as_str().unwrap().to_owned();
+    let mut revoked = Vec::new();
+    for (n, node) in [&a, &b, &a, &b, &a].into_iter().enumerate() {
+        let key = cli_json(
+            node,
+            &owner,
+            &["keys", "create", "--name", &format!("k{n}")],
+        );
+        let id = key["key"]["id"].as_str().unwrap().to_owned();
+        cli_json(node, &owner, &["keys", "revoke", &id, "--reason", "test"]);
+        revoked.push(id);
+    }
+    // Every delivery was tried (and refused) before the crash.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pending = cli_json(
+            &b,
+            &owner,
+            &["webhooks", "deliveries", &webhook, "--state", "pending"],
+        );
+        let tried = pending["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["attempts"].as_u64() >= Some(1))
+            .count();
+        if tried == revoked.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every delivery was tried: {pending}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    a.crash();
+    let receiver = Receiver::start(dir.path(), 0, Some(port));
+    receiver.trust(created["secret"].as_str().unwrap());
+    let delivered = receiver
+        .wait_for("key.revoked", revoked.len(), Duration::from_secs(40))
+        .await;
+    let mut ids: Vec<String> = delivered
+        .iter()
+        .map(|d| d["data"]["key_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    revoked.sort();
+    assert_eq!(ids, revoked);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        receiver.accepted().len(),
+        revoked.len(),
+        "an event was delivered twice: {:#?}",
+        receiver.requests()
+    );
+}
