@@ -1,5 +1,6 @@
 //! The README's walkthroughs, run exactly as written against a fresh `keygate serve` (with
-//! mock upstreams in place of the providers and hosts the README names).
+//! mock upstreams in place of the providers and hosts the README names), and the deployment
+//! files' promises.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -295,4 +296,34 @@ fn readme_tokens_run_as_written() {
         "{stdout}"
     );
     assert!(server.stop().success(), "graceful shutdown");
+}
+
+/// `deploy/systemd/keygate.service` keeps its sandbox: `systemd-analyze security` rates its
+/// exposure 2.0 or lower ("OK"; a network server cannot go lower), and it names only settings
+/// keygate reads.
+#[test]
+fn the_systemd_unit_is_sandboxed() {
+    let unit = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/systemd/keygate.service");
+    let rated = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--threshold=20", "--no-pager"])
+        .arg(&unit)
+        .output()
+        .expect("systemd-analyze (Debian's systemd package) rates the unit");
+    assert!(
+        rated.status.success(),
+        "the unit's exposure is above 2.0:\n{}{}",
+        text(&rated.stdout),
+        text(&rated.stderr)
+    );
+    let rating = text(&rated.stdout);
+    assert!(rating.contains("Overall exposure level"), "{rating}");
+    let source = std::fs::read_to_string(&unit).unwrap();
+    assert!(source.contains("ExecStart=/usr/local/bin/keygate serve"));
+    for setting in ["KEYGATE_CONFIG", "KEYGATE_DATA_DIR"] {
+        assert!(
+            source.contains(&format!("Environment={setting}=")),
+            "{setting}"
+        );
+    }
 }
