@@ -10,6 +10,8 @@
 
 #[path = "support/process.rs"]
 mod process;
+#[path = "support/python.rs"]
+mod python;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -325,5 +327,104 @@ fn the_systemd_unit_is_sandboxed() {
             source.contains(&format!("Environment={setting}=")),
             "{setting}"
         );
+    }
+}
+
+/// The deployment files (`deploy/`) that no engine runs here are held to what can be checked:
+/// the YAML parses, Prometheus's configuration passes `promtool`, every `.Values` path the
+/// Helm templates read is in `values.yaml`, and every `KEYGATE_*` setting they set is one the
+/// README documents.
+#[test]
+fn the_deployment_files_hold_together() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let read = |path: &str| std::fs::read_to_string(deploy.join(path)).unwrap();
+    let yaml = [
+        "compose.yaml",
+        "prometheus/prometheus.yml",
+        "helm/keygate/Chart.yaml",
+        "helm/keygate/values.yaml",
+    ];
+    let python = python::python();
+    for file in yaml {
+        let parsed = Command::new(&python)
+            .args(["-c", "import sys, yaml; yaml.safe_load(open(sys.argv[1]))"])
+            .arg(deploy.join(file))
+            .output()
+            .unwrap();
+        assert!(parsed.status.success(), "{file}: {}", text(&parsed.stderr));
+    }
+    let checked = Command::new(
+        std::env::var("KEYGATE_TEST_PROMTOOL").unwrap_or_else(|_| "promtool".to_owned()),
+    )
+    .args(["check", "config"])
+    .arg(deploy.join("prometheus/prometheus.yml"))
+    .output()
+    .expect("promtool (Debian's prometheus package) checks the configuration");
+    assert!(checked.status.success(), "{}", text(&checked.stdout));
+
+    // `.Values.a.b` must name `a:` at the left margin of values.yaml and `b:` indented under it.
+    let values = read("helm/keygate/values.yaml");
+    let defined = |path: &[&str]| {
+        let mut depth = 0;
+        for line in values.lines() {
+            let indent = line.len() - line.trim_start().len();
+            if indent / 2 == depth && line.trim_start().starts_with(&format!("{}:", path[depth])) {
+                depth += 1;
+                if depth == path.len() {
+                    return true;
+                }
+            } else if depth > 0
+                && indent / 2 < depth
+                && !line.trim().is_empty()
+                && !line.trim_start().starts_with('#')
+            {
+                return false;
+            }
+        }
+        false
+    };
+    let templates = deploy.join("helm/keygate/templates");
+    let mut referenced = 0;
+    for entry in std::fs::read_dir(&templates).unwrap() {
+        let path = entry.unwrap().path();
+        let source = std::fs::read_to_string(&path).unwrap();
+        for (at, _) in source.match_indices(".Values.") {
+            let rest = &source[at + ".Values.".len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
+                .unwrap_or(rest.len());
+            let keys: Vec<&str> = rest[..end].split('.').filter(|k| !k.is_empty()).collect();
+            assert!(
+                defined(&keys),
+                "{}: `.Values.{}` is not in values.yaml",
+                path.display(),
+                keys.join(".")
+            );
+            referenced += 1;
+        }
+    }
+    assert!(referenced > 10, "the templates read {referenced} values");
+
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+    )
+    .unwrap();
+    for file in [
+        "Dockerfile",
+        "compose.yaml",
+        "helm/keygate/templates/deployment.yaml",
+        "systemd/keygate.service",
+    ] {
+        let source = read(file);
+        for (at, _) in source.match_indices("KEYGATE_") {
+            let name: String = source[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .collect();
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "{file} sets {name}, which the README does not document"
+            );
+        }
     }
 }
