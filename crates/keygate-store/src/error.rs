@@ -55,10 +55,14 @@ impl StoreError {
             return false;
         };
         match err {
+            // A connection cut mid-exchange reads as a protocol error (an early end of the
+            // stream) as often as an I/O one.
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::BeginFailed
             | sqlx::Error::WorkerCrashed => true,
             // PostgreSQL's connection exceptions (class 08) and its shutting down (57P0x).
             sqlx::Error::Database(db) => db

@@ -244,10 +244,18 @@ async fn a_database_outage_is_survived() {
     tokio::time::sleep((warm + Duration::from_secs(21)).saturating_duration_since(Instant::now()))
         .await;
     let (status, body) = verify(held.clone()).await;
+    let store_lines = || -> String {
+        node.log()
+            .lines()
+            .filter(|line| line.contains("store"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (503, Some("store_unavailable")),
-        "{body}"
+        "{body}\n{}",
+        store_lines()
     );
 
     proxy.restore();
