@@ -34,7 +34,7 @@ impl KeyMetrics {
         let cache = Family::<CacheLabels, Counter>::default();
         registry.register(
             "keygate_key_cache_lookups",
-            "Lookups of an API key's digest in the key cache, by outcome",
+            "Lookups of an API key's digest in the key cache, by outcome: hit, miss, or kept (the store unreachable, the key accepted as last loaded within the outage grace)",
             cache.clone(),
         );
         Self {
