@@ -427,3 +427,86 @@ keygate_testkit::on_both_databases!(
     rollups_equal_the_records,
     pruning_keeps_the_day_sums_and_one_node_prunes
 );
+
+/// A store made by the schema before this release's usage migration (up to 0022), holding usage
+/// records and their sums, opened by this release: the migration runs once, nothing is lost,
+/// the sums read as before, and the new columns (the answer cache's hits and savings) start
+/// at zero. On SQLite, the default store.
+#[tokio::test]
+async fn a_store_from_the_previous_schema_migrates_with_its_usage() {
+    use keygate_core::OrgId;
+    use sqlx::ConnectOptions as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("keygate.db").display());
+    let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+    let mut conn = options.create_if_missing(true).connect().await.unwrap();
+    sqlx::migrate!("./migrations/sqlite")
+        .run_to(22, &mut conn)
+        .await
+        .unwrap();
+    // Two priced requests and an unpriced one in one hour, as the previous release wrote them.
+    let org = "org_previous";
+    let hour = (T0.as_millis() / 3_600_000) * 3_600_000;
+    let day = (T0.as_millis() / 86_400_000) * 86_400_000;
+    for (n, cost) in [(1, Some(1500)), (2, Some(2500)), (3, None)] {
+        sqlx::query(
+            "INSERT INTO usage_records (id, at, org_id, project_id, key_id, endpoint, model, \
+             deployment, provider, status, error_code, streamed, attempts, latency_ms, ttft_ms, \
+             prompt_tokens, completion_tokens, cached_tokens, token_source, cost_micros, \
+             client_ip, user_agent) VALUES ($1, $2, $3, NULL, 'key_old', 'chat.completions', \
+             'chat', 'up/gpt-4o-mini', 'up', 200, NULL, 0, 1, 40, NULL, 10, 5, 0, 'provider', $4, \
+             NULL, NULL)",
+        )
+        .bind(format!("rec{n}"))
+        .bind(T0.as_millis() + n)
+        .bind(org)
+        .bind(cost)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    for (grain, bucket) in [("hour", hour), ("day", day)] {
+        sqlx::query(
+            "INSERT INTO usage_rollups (grain, org_id, bucket, project_id, key_id, model, status, \
+             requests, prompt_tokens, completion_tokens, cached_tokens, cost_micros, unpriced, \
+             latency_ms, timed) VALUES ($1, $2, $3, '', 'key_old', 'chat', 200, 3, 30, 15, 0, \
+             4000, 1, 120, 3)",
+        )
+        .bind(grain)
+        .bind(org)
+        .bind(bucket)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    drop(conn);
+
+    // This release opens it: the rest of the migrations run.
+    let store = keygate_store::connect(&url).await.unwrap();
+    let report = store
+        .usage_report(&UsageQuery {
+            org: OrgId::parse(org).unwrap(),
+            project: None,
+            key: None,
+            model: None,
+            from: Timestamp::from_millis(day),
+            to: Timestamp::from_millis(day + 86_400_000),
+            group_by: UsageGroup::Model,
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.len(), 1, "{report:?}");
+    let row = &report[0];
+    assert_eq!(row.group, "chat");
+    assert_eq!(row.requests, 3);
+    assert_eq!(row.cost, MicroUsd(4000));
+    assert_eq!(row.unpriced, 1);
+    assert_eq!(row.prompt_tokens, 30);
+    assert_eq!(row.latency_ms, Some(40));
+    assert_eq!(row.cache_hits, 0);
+    assert_eq!(row.saved, MicroUsd(0));
+    // Opened again, nothing runs twice.
+    drop(store);
+    keygate_store::connect(&url).await.unwrap();
+}
