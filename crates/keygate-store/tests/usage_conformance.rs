@@ -422,65 +422,87 @@ async fn pruning_keeps_the_day_sums_and_one_node_prunes(db: Db) {
     );
 }
 
-keygate_testkit::on_both_databases!(
-    reports_group_and_filter,
-    rollups_equal_the_records,
-    pruning_keeps_the_day_sums_and_one_node_prunes
-);
+/// Seeds, through `$conn`, what the previous release wrote: two priced requests and an
+/// unpriced one in one hour, with their hour and day sums.
+macro_rules! seed_previous_usage {
+    ($conn:expr, $org:expr, $hour:expr, $day:expr) => {
+        for (n, cost) in [(1i64, Some(1500i64)), (2, Some(2500)), (3, None)] {
+            sqlx::query(
+                "INSERT INTO usage_records (id, at, org_id, project_id, key_id, endpoint, model, \
+                 deployment, provider, status, error_code, streamed, attempts, latency_ms, \
+                 ttft_ms, prompt_tokens, completion_tokens, cached_tokens, token_source, \
+                 cost_micros, client_ip, user_agent) VALUES ($1, $2, $3, NULL, 'key_old', \
+                 'chat.completions', 'chat', 'up/gpt-4o-mini', 'up', 200, NULL, 0, 1, 40, NULL, \
+                 10, 5, 0, 'provider', $4, NULL, NULL)",
+            )
+            .bind(format!("rec{n}"))
+            .bind(T0.as_millis() + n)
+            .bind($org)
+            .bind(cost)
+            .execute(&mut $conn)
+            .await
+            .unwrap();
+        }
+        for (grain, bucket) in [("hour", $hour), ("day", $day)] {
+            sqlx::query(
+                "INSERT INTO usage_rollups (grain, org_id, bucket, project_id, key_id, model, \
+                 status, requests, prompt_tokens, completion_tokens, cached_tokens, cost_micros, \
+                 unpriced, latency_ms, timed) VALUES ($1, $2, $3, '', 'key_old', 'chat', 200, 3, \
+                 30, 15, 0, 4000, 1, 120, 3)",
+            )
+            .bind(grain)
+            .bind($org)
+            .bind(bucket)
+            .execute(&mut $conn)
+            .await
+            .unwrap();
+        }
+    };
+}
 
-/// A store made by the schema before this release's usage migration (up to 0022), holding usage
-/// records and their sums, opened by this release: the migration runs once, nothing is lost,
-/// the sums read as before, and the new columns (the answer cache's hits and savings) start
-/// at zero. On SQLite, the default store.
-#[tokio::test]
-async fn a_store_from_the_previous_schema_migrates_with_its_usage() {
+/// A store made by the schema before this release's usage migration (up to 0022), holding
+/// usage records and their sums, opened by this release: the migration runs once, nothing is
+/// lost, the sums read as before, and the new columns (the answer cache's hits and savings)
+/// start at zero.
+async fn a_store_from_the_previous_schema_migrates_with_its_usage(db: Db) {
     use keygate_core::OrgId;
-    use sqlx::ConnectOptions as _;
+    use sqlx::{ConnectOptions as _, Connection as _};
 
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("keygate.db").display());
-    let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
-    let mut conn = options.create_if_missing(true).connect().await.unwrap();
-    sqlx::migrate!("./migrations/sqlite")
-        .run_to(22, &mut conn)
-        .await
-        .unwrap();
-    // Two priced requests and an unpriced one in one hour, as the previous release wrote them.
     let org = "org_previous";
     let hour = (T0.as_millis() / 3_600_000) * 3_600_000;
     let day = (T0.as_millis() / 86_400_000) * 86_400_000;
-    for (n, cost) in [(1, Some(1500)), (2, Some(2500)), (3, None)] {
-        sqlx::query(
-            "INSERT INTO usage_records (id, at, org_id, project_id, key_id, endpoint, model, \
-             deployment, provider, status, error_code, streamed, attempts, latency_ms, ttft_ms, \
-             prompt_tokens, completion_tokens, cached_tokens, token_source, cost_micros, \
-             client_ip, user_agent) VALUES ($1, $2, $3, NULL, 'key_old', 'chat.completions', \
-             'chat', 'up/gpt-4o-mini', 'up', 200, NULL, 0, 1, 40, NULL, 10, 5, 0, 'provider', $4, \
-             NULL, NULL)",
-        )
-        .bind(format!("rec{n}"))
-        .bind(T0.as_millis() + n)
-        .bind(org)
-        .bind(cost)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
-    for (grain, bucket) in [("hour", hour), ("day", day)] {
-        sqlx::query(
-            "INSERT INTO usage_rollups (grain, org_id, bucket, project_id, key_id, model, status, \
-             requests, prompt_tokens, completion_tokens, cached_tokens, cost_micros, unpriced, \
-             latency_ms, timed) VALUES ($1, $2, $3, '', 'key_old', 'chat', 200, 3, 30, 15, 0, \
-             4000, 1, 120, 3)",
-        )
-        .bind(grain)
-        .bind(org)
-        .bind(bucket)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
-    drop(conn);
+    let dir = tempfile::tempdir().unwrap();
+    let (url, schema) = match db {
+        Db::Sqlite => {
+            let url = format!("sqlite://{}", dir.path().join("keygate.db").display());
+            let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+            let mut conn = options.create_if_missing(true).connect().await.unwrap();
+            sqlx::migrate!("./migrations/sqlite")
+                .run_to(22, &mut conn)
+                .await
+                .unwrap();
+            seed_previous_usage!(conn, org, hour, day);
+            (url, None)
+        }
+        Db::Postgres => {
+            let base = keygate_testkit::postgres_base_url();
+            let schema = format!("kg_test_{}", uuid::Uuid::now_v7().simple());
+            let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let separator = if base.contains('?') { '&' } else { '?' };
+            let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::migrate!("./migrations/postgres")
+                .run_to(22, &mut conn)
+                .await
+                .unwrap();
+            seed_previous_usage!(conn, org, hour, day);
+            (url, Some(schema))
+        }
+    };
 
     // This release opens it: the rest of the migrations run.
     let store = keygate_store::connect(&url).await.unwrap();
@@ -509,4 +531,20 @@ async fn a_store_from_the_previous_schema_migrates_with_its_usage() {
     // Opened again, nothing runs twice.
     drop(store);
     keygate_store::connect(&url).await.unwrap();
+    if let Some(schema) = schema {
+        let mut admin = sqlx::PgConnection::connect(&keygate_testkit::postgres_base_url())
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
 }
+
+keygate_testkit::on_both_databases!(
+    reports_group_and_filter,
+    rollups_equal_the_records,
+    pruning_keeps_the_day_sums_and_one_node_prunes,
+    a_store_from_the_previous_schema_migrates_with_its_usage,
+);
