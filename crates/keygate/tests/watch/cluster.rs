@@ -165,9 +165,11 @@ source_block = "2m"
     }
 }
 
-/// Webhook deliveries run on one node at a time and move when that node dies: two nodes share
-/// PostgreSQL, the receiver is down while both try, one node is killed, and the survivor
-/// delivers every event — each exactly once — when the receiver comes up.
+/// Webhook deliveries and the announcing of audit events run on one node at a time and move
+/// when that node dies: two nodes share PostgreSQL, the first holds the `alerts.announce`
+/// lease, the receiver is down while both try, the lease holder is killed, a key is revoked on
+/// the survivor (announced only by it, once the dead node's lease has lapsed), and the
+/// survivor delivers every event — each exactly once — when the receiver comes up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_move_to_the_surviving_node_and_are_made_once() {
     use crate::process::free_port;
@@ -186,7 +188,6 @@ async fn deliveries_move_to_the_surviving_node_and_are_made_once() {
         ("KEYGATE_DATABASE_URL", store.url.as_str()),
     ];
     let mut a = ServerProcess::start(dir.path(), &env);
-    let b = ServerProcess::start(dir.path(), &env);
     let owner = a.owner_token();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hooks/keygate");
@@ -203,45 +204,53 @@ async fn deliveries_move_to_the_surviving_node_and_are_made_once() {
         ],
     );
     let webhook = created["webhook"]["id"].as_str().unwrap().to_owned();
-    let mut revoked = Vec::new();
-    for (n, node) in [&a, &b, &a, &b, &a].into_iter().enumerate() {
-        let key = cli_json(
-            node,
-            &owner,
-            &["keys", "create", "--name", &format!("k{n}")],
-        );
+    let revoke = |node: &ServerProcess, name: &str| {
+        let key = cli_json(node, &owner, &["keys", "create", "--name", name]);
         let id = key["key"]["id"].as_str().unwrap().to_owned();
         cli_json(node, &owner, &["keys", "revoke", &id, "--reason", "test"]);
-        revoked.push(id);
+        id
+    };
+    let tried_all = |node: &ServerProcess, count: usize| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let pending = cli_json(
+                node,
+                &owner,
+                &["webhooks", "deliveries", &webhook, "--state", "pending"],
+            );
+            let tried = pending["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["attempts"].as_u64() >= Some(1))
+                .count();
+            if tried == count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not every delivery was tried: {pending}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // A alone announces the first event, so it holds the announcing lease, renewed every
+    // second, before B starts.
+    let mut revoked = vec![revoke(&a, "k0")];
+    tried_all(&a, 1);
+    let b = ServerProcess::start(dir.path(), &env);
+    for (n, node) in [&b, &a, &b, &a].into_iter().enumerate() {
+        revoked.push(revoke(node, &format!("k{}", n + 1)));
     }
     // Every delivery was tried (and refused) before the crash.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let pending = cli_json(
-            &b,
-            &owner,
-            &["webhooks", "deliveries", &webhook, "--state", "pending"],
-        );
-        let tried = pending["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|d| d["attempts"].as_u64() >= Some(1))
-            .count();
-        if tried == revoked.len() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not every delivery was tried: {pending}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    tried_all(&b, revoked.len());
     a.crash();
+    // Announced by B alone, once A's lease (10 s) has lapsed.
+    revoked.push(revoke(&b, "after-the-crash"));
     let receiver = Receiver::start(dir.path(), 0, Some(port));
     receiver.trust(created["secret"].as_str().unwrap());
     let delivered = receiver
-        .wait_for("key.revoked", revoked.len(), Duration::from_secs(40))
+        .wait_for("key.revoked", revoked.len(), Duration::from_secs(60))
         .await;
     let mut ids: Vec<String> = delivered
         .iter()
