@@ -76,3 +76,60 @@ async fn shutdown_is_bounded_by_the_drain_deadline_and_flushes() {
     let stored = server.store.store.key(&id).await.unwrap().unwrap();
     assert!(stored.last_used_at.is_some());
 }
+
+/// A rolling restart loses nothing in flight: a request whose body is still arriving when
+/// shutdown begins is read to its end and answered before the server exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_a_request_in_flight() {
+    let settings = ServerSettings {
+        drain_timeout: Duration::from_secs(5),
+        ..settings()
+    };
+    let mut server = TestServer::start_with(Db::Sqlite, Arc::new(SystemClock), settings)
+        .await
+        .unwrap();
+    let api = server.api();
+    let key = api
+        .create_key(
+            &server.owner_token,
+            serde_json::json!({"project": "default", "name": "in-flight"}),
+        )
+        .await;
+    let body = serde_json::json!({ "key": key.secret }).to_string();
+    let (first, rest) = body.split_at(1);
+    let mut client = TcpStream::connect(server.addr).await.unwrap();
+    client
+        .write_all(
+            format!(
+                "POST /v1/keys/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\n\r\n{first}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // Shutdown begins while the body is half sent.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopping = tokio::spawn(async move {
+        server.stop().await.unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !stopping.is_finished(),
+        "the server exited with a request in flight"
+    );
+    client.write_all(rest.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut reply))
+        .await
+        .expect("the answer, then the connection closed")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(reply.contains("\"valid\""), "{reply}");
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("the server exits once the request is answered")
+        .unwrap();
+}

@@ -45,6 +45,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("could not lock the SQLite file for its migrations: {0}")]
+    MigrationLock(#[source] std::io::Error),
 }
 
 impl StoreError {

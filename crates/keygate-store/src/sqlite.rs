@@ -39,7 +39,9 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
+        let lock = migration_lock(&options).await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        drop(lock);
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
@@ -54,6 +56,33 @@ impl SqliteStore {
     fn reader(&self) -> &SqlitePool {
         &self.reader
     }
+}
+
+/// Holds `<database>.migrate.lock` while the migrations run. PostgreSQL's migrator takes an
+/// advisory lock; SQLite's takes none, so two processes opening a new file at once (`keygate
+/// serve` starting beside a local `keygate` command) would both run the first migration and
+/// one would fail. An in-memory database needs no lock.
+async fn migration_lock(
+    options: &SqliteConnectOptions,
+) -> Result<Option<std::fs::File>, StoreError> {
+    let database = options.get_filename();
+    if database.as_os_str().is_empty() || database.as_os_str() == ":memory:" {
+        return Ok(None);
+    }
+    let mut path = database.as_os_str().to_owned();
+    path.push(".migrate.lock");
+    let locked = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|_| StoreError::MigrationLock(std::io::Error::other("the lock task stopped")))?;
+    locked.map(Some).map_err(StoreError::MigrationLock)
 }
 
 impl_sql_store! {

@@ -485,15 +485,7 @@ async fn a_store_from_the_previous_schema_migrates_with_its_usage(db: Db) {
             (url, None)
         }
         Db::Postgres => {
-            let base = keygate_testkit::postgres_base_url();
-            let schema = format!("kg_test_{}", uuid::Uuid::now_v7().simple());
-            let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-            let separator = if base.contains('?') { '&' } else { '?' };
-            let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+            let (url, schema) = empty_postgres_schema().await;
             let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
             sqlx::migrate!("./migrations/postgres")
                 .run_to(22, &mut conn)
@@ -532,13 +524,85 @@ async fn a_store_from_the_previous_schema_migrates_with_its_usage(db: Db) {
     drop(store);
     keygate_store::connect(&url).await.unwrap();
     if let Some(schema) = schema {
-        let mut admin = sqlx::PgConnection::connect(&keygate_testkit::postgres_base_url())
+        drop_postgres_schema(&schema).await;
+    }
+}
+
+/// A schema of its own in the test database, empty, and the URL that opens it.
+async fn empty_postgres_schema() -> (String, String) {
+    use sqlx::Connection as _;
+    let base = keygate_testkit::postgres_base_url();
+    let schema = format!("kg_test_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+    (url, schema)
+}
+
+async fn drop_postgres_schema(schema: &str) {
+    use sqlx::Connection as _;
+    let mut admin = sqlx::PgConnection::connect(&keygate_testkit::postgres_base_url())
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
+
+/// Nodes of a new release starting together on one empty database: each opens it, the
+/// migrations run once (the migrator's lock), and every node then works on the same schema.
+async fn nodes_starting_together_migrate_once(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, schema) = match db {
+        Db::Sqlite => (
+            format!("sqlite://{}", dir.path().join("keygate.db").display()),
+            None,
+        ),
+        Db::Postgres => {
+            let (url, schema) = empty_postgres_schema().await;
+            (url, Some(schema))
+        }
+    };
+    let (a, b, c, d) = tokio::join!(
+        keygate_store::connect(&url),
+        keygate_store::connect(&url),
+        keygate_store::connect(&url),
+        keygate_store::connect(&url),
+    );
+    let stores = [a, b, c, d].map(|store| store.expect("every node opens the store"));
+    // One schema under them all: a lease one node takes, the others see taken.
+    assert!(
+        stores[0]
+            .take_lease(
+                "together",
+                "a",
+                T0,
+                Timestamp::from_millis(T0.as_millis() + 60_000)
+            )
             .await
-            .unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&mut admin)
-            .await
-            .unwrap();
+            .unwrap()
+    );
+    for store in &stores[1..] {
+        assert!(
+            !store
+                .take_lease(
+                    "together",
+                    "b",
+                    T0,
+                    Timestamp::from_millis(T0.as_millis() + 60_000)
+                )
+                .await
+                .unwrap()
+        );
+    }
+    drop(stores);
+    if let Some(schema) = schema {
+        drop_postgres_schema(&schema).await;
     }
 }
 
@@ -547,4 +611,5 @@ keygate_testkit::on_both_databases!(
     rollups_equal_the_records,
     pruning_keeps_the_day_sums_and_one_node_prunes,
     a_store_from_the_previous_schema_migrates_with_its_usage,
+    nodes_starting_together_migrate_once,
 );
