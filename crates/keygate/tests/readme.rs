@@ -428,3 +428,68 @@ fn the_deployment_files_hold_together() {
         }
     }
 }
+
+/// `scripts/sbom` writes the release's SBOM: a CycloneDX 1.5 document that CycloneDX's own
+/// library accepts against the schema, naming every crate the `keygate` binary is built from
+/// (as `cargo tree` resolves it) with its licence and package URL, and none that only the
+/// tests use.
+#[test]
+fn the_release_sbom_names_what_the_binary_is_built_from() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = tempfile::tempdir().unwrap();
+    let made = Command::new(root.join("scripts/sbom"))
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let path = dir.path().join("keygate.cdx.json");
+    let validated = Command::new(python::python())
+        .args([
+            "-c",
+            "import sys\n\
+             from cyclonedx.schema import SchemaVersion\n\
+             from cyclonedx.validation.json import JsonStrictValidator\n\
+             error = JsonStrictValidator(SchemaVersion.V1_5).validate_str(open(sys.argv[1]).read())\n\
+             sys.exit(str(error) if error else 0)",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(validated.status.success(), "{}", text(&validated.stderr));
+
+    let bom: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(bom["metadata"]["component"]["name"], "keygate");
+    let components = bom["components"].as_array().unwrap();
+    let listed: std::collections::BTreeSet<String> = components
+        .iter()
+        .map(|c| format!("{} v{}", c["name"].as_str().unwrap(), c["version"].as_str().unwrap()))
+        .collect();
+    for component in components {
+        assert!(component["purl"].is_string(), "{component}");
+        assert!(component["licenses"].is_array(), "{component}");
+    }
+    let tree = Command::new(env!("CARGO"))
+        .args(["tree", "--locked", "--offline", "-p", "keygate", "-e", "normal,build"])
+        .args(["--prefix", "none", "--format", "{p}"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(tree.status.success(), "{}", text(&tree.stderr));
+    let built: std::collections::BTreeSet<String> = text(&tree.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            Some(format!("{} {}", words.next()?, words.next()?))
+        })
+        .filter(|crate_| crate_ != "keygate v0.1.0")
+        .collect();
+    assert!(built.len() > 300, "{built:?}");
+    let missing: Vec<&String> = built.difference(&listed).collect();
+    assert!(missing.is_empty(), "built but not in the SBOM: {missing:?}");
+    for test_only in ["keygate-testkit", "proptest", "insta", "criterion"] {
+        assert!(
+            !components.iter().any(|c| c["name"] == test_only),
+            "{test_only} is only the tests'"
+        );
+    }
+}
