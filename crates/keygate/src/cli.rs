@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod limits;
+mod scan;
 mod vault;
 mod watch;
 
 pub use limits::LimitArgs;
+pub use scan::{InstallHookArgs, ScanArgs, ScanCommand, ScanFormat};
 pub use watch::{
     AnomaliesCommand, DeliveriesArgs, DeliveryStateArg, ListAnomaliesArgs, ReviewArgs,
     UpdateWebhookArgs, WebhooksCommand,
@@ -67,6 +69,10 @@ pub enum Command {
     /// The access review: unused keys, keys that never expire, scopes wider than their use,
     /// overdue rotations, unused admin tokens, publishable keys without limits — with fixes.
     Review(ReviewArgs),
+    /// Find secrets (keygate keys, provider keys, private keys…) in files, staged changes or
+    /// the whole git history; gitleaks-format rules, text, JSON or SARIF, and keygate keys
+    /// found can be verified or reported to be quarantined.
+    Scan(ScanArgs),
 }
 
 /// What a usage report is grouped by.

@@ -8,6 +8,7 @@ mod keys;
 mod limits;
 mod projects;
 mod run;
+mod scan;
 mod secrets;
 mod serve;
 mod usage;
@@ -33,6 +34,9 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
     if let Command::Run(args) = cli.command {
         return run::run(args).await;
     }
+    if let Command::Scan(args) = cli.command {
+        return scan::run(args).await;
+    }
     match cli.command {
         Command::Serve(args) => serve::serve(config, args).await,
         Command::Keys(command) => keys::run(command).await,
@@ -45,7 +49,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, CliError> {
         Command::Anomalies(command) => anomalies::run(command).await,
         Command::Review(args) => anomalies::review(args).await,
         Command::Kek(command) => kek::run(config, command).await,
-        Command::Run(_) => Ok(()),
+        Command::Run(_) | Command::Scan(_) => Ok(()),
     }
     .map(|()| 0)
 }

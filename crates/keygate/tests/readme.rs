@@ -462,14 +462,28 @@ fn the_release_sbom_names_what_the_binary_is_built_from() {
     let components = bom["components"].as_array().unwrap();
     let listed: std::collections::BTreeSet<String> = components
         .iter()
-        .map(|c| format!("{} v{}", c["name"].as_str().unwrap(), c["version"].as_str().unwrap()))
+        .map(|c| {
+            format!(
+                "{} v{}",
+                c["name"].as_str().unwrap(),
+                c["version"].as_str().unwrap()
+            )
+        })
         .collect();
     for component in components {
         assert!(component["purl"].is_string(), "{component}");
         assert!(component["licenses"].is_array(), "{component}");
     }
     let tree = Command::new(env!("CARGO"))
-        .args(["tree", "--locked", "--offline", "-p", "keygate", "-e", "normal,build"])
+        .args([
+            "tree",
+            "--locked",
+            "--offline",
+            "-p",
+            "keygate",
+            "-e",
+            "normal,build",
+        ])
         .args(["--prefix", "none", "--format", "{p}"])
         .current_dir(&root)
         .output()

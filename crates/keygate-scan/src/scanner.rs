@@ -1,0 +1,263 @@
+//! The matching engine. One Aho-Corasick pass over a fragment finds which rules' keywords it
+//! holds; only those rules (and the few without keywords) run their regex. A match is kept
+//! when its secret has the rule's entropy, no allow-list lets it go, its line carries no
+//! `keygate:allow` (or `gitleaks:allow`), and — for keygate's own keys — its checksum holds.
+
+use std::io::Read;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use secrecy::SecretString;
+
+use crate::finding::{Finding, entropy, fingerprint, mask};
+use crate::rules::{Candidate, Rule, RuleSet};
+
+/// Markers that let a line's finding go, keygate's and gitleaks's.
+const ALLOW_MARKERS: [&[u8]; 2] = [b"keygate:allow", b"gitleaks:allow"];
+/// Large inputs are read in windows of this size, so memory stays bounded whatever the file.
+const WINDOW: usize = 4 * 1024 * 1024;
+/// Windows overlap by this much, so a secret across a window's edge is still whole in one;
+/// longer than the longest secret a rule accepts (a PEM private key, 16 KiB).
+const OVERLAP: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScannerError {
+    #[error("the rules' keywords could not be compiled: {0}")]
+    Keywords(#[from] aho_corasick::BuildError),
+}
+
+/// Compiled rules, shared by every thread of a scan.
+#[derive(Debug)]
+pub struct Scanner {
+    rules: Vec<Rule>,
+    global: Vec<crate::rules::Allowlist>,
+    keywords: AhoCorasick,
+    /// For each keyword pattern, the rules it wakes.
+    woken: Vec<Vec<usize>>,
+    /// Rules with a regex and no keywords: they run on everything.
+    always: Vec<usize>,
+}
+
+/// Where a fragment of text comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub path: &'a str,
+    pub commit: Option<&'a str>,
+}
+
+impl Scanner {
+    pub fn new(rules: &RuleSet) -> Result<Self, ScannerError> {
+        let enabled: Vec<Rule> = rules.enabled().cloned().collect();
+        let mut patterns: Vec<String> = Vec::new();
+        let mut woken: Vec<Vec<usize>> = Vec::new();
+        let mut always = Vec::new();
+        for (index, rule) in enabled.iter().enumerate() {
+            if rule.regex.is_none() {
+                continue;
+            }
+            if rule.keywords.is_empty() {
+                always.push(index);
+            }
+            for keyword in &rule.keywords {
+                match patterns.iter().position(|p| p == keyword) {
+                    Some(at) => woken[at].push(index),
+                    None => {
+                        patterns.push(keyword.clone());
+                        woken.push(vec![index]);
+                    }
+                }
+            }
+        }
+        let keywords = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&patterns)?;
+        Ok(Self {
+            rules: enabled,
+            global: rules.allowlists.clone(),
+            keywords,
+            woken,
+            always,
+        })
+    }
+
+    /// The rules this scanner runs.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Findings of the rules that judge a file by its path alone (a `.pem`, a keystore).
+    pub fn scan_path(&self, origin: Origin<'_>) -> Vec<Finding> {
+        let mut found = Vec::new();
+        for rule in &self.rules {
+            let (None, Some(path)) = (&rule.regex, &rule.path) else {
+                continue;
+            };
+            if path.is_match(origin.path.as_bytes()) && !self.allowed(rule, origin, b"", b"", b"") {
+                found.push(Finding {
+                    rule_id: rule.id.clone(),
+                    description: rule.description.clone(),
+                    path: origin.path.to_owned(),
+                    commit: origin.commit.map(str::to_owned),
+                    line: 0,
+                    column: 0,
+                    end_column: 0,
+                    masked: String::new(),
+                    entropy: 0.0,
+                    fingerprint: fingerprint(&rule.id, origin.path, ""),
+                    verification: None,
+                    secret: SecretString::from(String::new()),
+                });
+            }
+        }
+        found
+    }
+
+    /// Scans a whole input held in memory.
+    pub fn scan_bytes(&self, origin: Origin<'_>, bytes: &[u8]) -> Vec<Finding> {
+        let mut found = Vec::new();
+        self.scan_window(origin, bytes, 1, usize::MAX, &mut found);
+        found
+    }
+
+    /// Scans a reader of any size in overlapping windows; memory stays near two windows.
+    pub fn scan_reader(
+        &self,
+        origin: Origin<'_>,
+        mut reader: impl Read,
+    ) -> std::io::Result<Vec<Finding>> {
+        let mut found = Vec::new();
+        let mut buffer: Vec<u8> = Vec::with_capacity(WINDOW.min(64 * 1024));
+        // The line number of the buffer's first byte.
+        let mut first_line = 1u32;
+        loop {
+            let wanted = WINDOW - buffer.len();
+            let read = (&mut reader).take(wanted as u64).read_to_end(&mut buffer)?;
+            let last = read < wanted;
+            // In a window that is not the last, matches starting in the overlap are left to
+            // the next window, which holds them whole.
+            let keep_before = if last { usize::MAX } else { WINDOW - OVERLAP };
+            self.scan_window(origin, &buffer, first_line, keep_before, &mut found);
+            if last {
+                return Ok(found);
+            }
+            let consumed = WINDOW - OVERLAP;
+            let lines = memchr::memchr_iter(b'\n', &buffer[..consumed]).count();
+            first_line = first_line.saturating_add(u32::try_from(lines).unwrap_or(u32::MAX));
+            buffer.drain(..consumed);
+        }
+    }
+
+    fn scan_window(
+        &self,
+        origin: Origin<'_>,
+        bytes: &[u8],
+        first_line: u32,
+        keep_before: usize,
+        found: &mut Vec<Finding>,
+    ) {
+        let mut run = vec![false; self.rules.len()];
+        for index in &self.always {
+            run[*index] = true;
+        }
+        for hit in self.keywords.find_overlapping_iter(bytes) {
+            for index in &self.woken[hit.pattern().as_usize()] {
+                run[*index] = true;
+            }
+        }
+        for (index, rule) in self.rules.iter().enumerate() {
+            if !run[index] {
+                continue;
+            }
+            let Some(regex) = &rule.regex else { continue };
+            if let Some(path) = &rule.path
+                && !path.is_match(origin.path.as_bytes())
+            {
+                continue;
+            }
+            for captures in regex.captures_iter(bytes) {
+                let Some(whole) = captures.get(0) else {
+                    continue;
+                };
+                let secret = match rule.secret_group {
+                    Some(group) => captures.get(group),
+                    None => captures.iter().skip(1).flatten().find(|m| !m.is_empty()),
+                }
+                .unwrap_or(whole);
+                if secret.start() >= keep_before {
+                    continue;
+                }
+                let secret_bytes = secret.as_bytes();
+                let bits = entropy(secret_bytes);
+                if rule.entropy.is_some_and(|floor| bits <= floor) {
+                    continue;
+                }
+                let (line_start, line_end) = line_bounds(bytes, secret.start());
+                let line = &bytes[line_start..line_end];
+                if ALLOW_MARKERS
+                    .iter()
+                    .any(|marker| memchr::memmem::find(line, marker).is_some())
+                {
+                    continue;
+                }
+                if self.allowed(rule, origin, secret_bytes, whole.as_bytes(), line) {
+                    continue;
+                }
+                let Ok(text) = std::str::from_utf8(secret_bytes) else {
+                    continue;
+                };
+                if rule.id == "keygate-key" && keygate_core::ApiKey::parse(text).is_err() {
+                    continue;
+                }
+                let newlines = memchr::memchr_iter(b'\n', &bytes[..line_start]).count();
+                let line_number =
+                    first_line.saturating_add(u32::try_from(newlines).unwrap_or(u32::MAX));
+                let column = u32::try_from(secret.start() - line_start + 1).unwrap_or(u32::MAX);
+                let end_column =
+                    u32::try_from(secret.end().min(line_end) - line_start + 1).unwrap_or(u32::MAX);
+                found.push(Finding {
+                    rule_id: rule.id.clone(),
+                    description: rule.description.clone(),
+                    path: origin.path.to_owned(),
+                    commit: origin.commit.map(str::to_owned),
+                    line: line_number,
+                    column,
+                    end_column,
+                    masked: mask(text),
+                    entropy: bits,
+                    fingerprint: fingerprint(&rule.id, origin.path, text),
+                    verification: None,
+                    secret: SecretString::from(text.to_owned()),
+                });
+            }
+        }
+    }
+
+    fn allowed(
+        &self,
+        rule: &Rule,
+        origin: Origin<'_>,
+        secret: &[u8],
+        matched: &[u8],
+        line: &[u8],
+    ) -> bool {
+        let asked = Candidate {
+            rule: &rule.id,
+            path: origin.path,
+            commit: origin.commit,
+            secret,
+            matched,
+            line,
+        };
+        rule.allowlists
+            .iter()
+            .chain(&self.global)
+            .any(|list| list.allows(&asked))
+    }
+}
+
+/// The line around `at`: from after the previous newline to before the next.
+fn line_bounds(bytes: &[u8], at: usize) -> (usize, usize) {
+    let start = memchr::memrchr(b'\n', &bytes[..at]).map_or(0, |i| i + 1);
+    let end = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |i| at + i);
+    (start, end)
+}
