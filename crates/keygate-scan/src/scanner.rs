@@ -13,11 +13,25 @@ use crate::rules::{Candidate, Rule, RuleSet};
 
 /// Markers that let a line's finding go, keygate's and gitleaks's.
 const ALLOW_MARKERS: [&[u8]; 2] = [b"keygate:allow", b"gitleaks:allow"];
-/// Large inputs are read in windows of this size, so memory stays bounded whatever the file.
-const WINDOW: usize = 4 * 1024 * 1024;
-/// Windows overlap by this much, so a secret across a window's edge is still whole in one;
-/// longer than the longest secret a rule accepts (a PEM private key, 16 KiB).
-const OVERLAP: usize = 64 * 1024;
+
+/// How a large input is read: in windows of `size` bytes, so memory stays bounded whatever
+/// the file. Windows overlap by `overlap`, longer than the longest secret a rule accepts (a
+/// PEM private key, 16 KiB), so a secret across an edge is whole in one of them; each also
+/// sees `context` bytes before the first match it answers for.
+#[derive(Debug, Clone, Copy)]
+struct Windows {
+    size: usize,
+    overlap: usize,
+    context: usize,
+}
+
+impl Windows {
+    const DEFAULT: Self = Self {
+        size: 4 * 1024 * 1024,
+        overlap: 64 * 1024,
+        context: 1024,
+    };
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScannerError {
@@ -115,7 +129,7 @@ impl Scanner {
     /// Scans a whole input held in memory.
     pub fn scan_bytes(&self, origin: Origin<'_>, bytes: &[u8]) -> Vec<Finding> {
         let mut found = Vec::new();
-        self.scan_window(origin, bytes, 1, usize::MAX, &mut found);
+        self.scan_window(origin, bytes, 1, 0..usize::MAX, &mut found);
         found
     }
 
@@ -123,27 +137,47 @@ impl Scanner {
     pub fn scan_reader(
         &self,
         origin: Origin<'_>,
-        mut reader: impl Read,
+        reader: impl Read,
     ) -> std::io::Result<Vec<Finding>> {
+        self.scan_windows(origin, reader, Windows::DEFAULT)
+    }
+
+    fn scan_windows(
+        &self,
+        origin: Origin<'_>,
+        mut reader: impl Read,
+        windows: Windows,
+    ) -> std::io::Result<Vec<Finding>> {
+        let Windows {
+            size,
+            overlap,
+            context,
+        } = windows;
         let mut found = Vec::new();
-        let mut buffer: Vec<u8> = Vec::with_capacity(WINDOW.min(64 * 1024));
-        // The line number of the buffer's first byte.
+        let mut buffer: Vec<u8> = Vec::with_capacity(size.min(64 * 1024));
+        // The line number of the buffer's first byte, and where the matches this window
+        // answers for begin: the bytes before are context another window has scanned.
         let mut first_line = 1u32;
+        let mut keep_from = 0;
         loop {
-            let wanted = WINDOW - buffer.len();
+            let wanted = size - buffer.len();
             let read = (&mut reader).take(wanted as u64).read_to_end(&mut buffer)?;
             let last = read < wanted;
             // In a window that is not the last, matches starting in the overlap are left to
             // the next window, which holds them whole.
-            let keep_before = if last { usize::MAX } else { WINDOW - OVERLAP };
-            self.scan_window(origin, &buffer, first_line, keep_before, &mut found);
+            let keep_before = if last { usize::MAX } else { size - overlap };
+            let keep = keep_from..keep_before;
+            self.scan_window(origin, &buffer, first_line, keep, &mut found);
             if last {
                 return Ok(found);
             }
-            let consumed = WINDOW - OVERLAP;
+            // The next window starts `context` bytes before the first match it answers for,
+            // so that what precedes a match (a word boundary, a prefix) is seen as it is.
+            let consumed = size - overlap - context;
             let lines = memchr::memchr_iter(b'\n', &buffer[..consumed]).count();
             first_line = first_line.saturating_add(u32::try_from(lines).unwrap_or(u32::MAX));
             buffer.drain(..consumed);
+            keep_from = context;
         }
     }
 
@@ -152,7 +186,7 @@ impl Scanner {
         origin: Origin<'_>,
         bytes: &[u8],
         first_line: u32,
-        keep_before: usize,
+        keep: std::ops::Range<usize>,
         found: &mut Vec<Finding>,
     ) {
         let mut run = vec![false; self.rules.len()];
@@ -183,7 +217,7 @@ impl Scanner {
                     None => captures.iter().skip(1).flatten().find(|m| !m.is_empty()),
                 }
                 .unwrap_or(whole);
-                if secret.start() >= keep_before {
+                if !keep.contains(&secret.start()) {
                     continue;
                 }
                 let secret_bytes = secret.as_bytes();
@@ -260,4 +294,49 @@ fn line_bounds(bytes: &[u8], at: usize) -> (usize, usize) {
     let start = memchr::memrchr(b'\n', &bytes[..at]).map_or(0, |i| i + 1);
     let end = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |i| at + i);
     (start, end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A long input read in small windows finds exactly what it finds read whole: every
+    /// secret once, on its line, none cut in two at an edge, and no tail of a longer word
+    /// taken for a secret because a window began inside it.
+    #[test]
+    fn windows_find_what_the_whole_input_holds() {
+        let scanner = Scanner::new(&RuleSet::default_rules().unwrap()).unwrap();
+        let token = "ghp_u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8d";
+        let mut text = String::new();
+        let mut line = 0;
+        while text.len() < 60_000 {
+            line += 1;
+            match line % 7 {
+                0 => text.push_str(&format!("token{line} = {token}\n")),
+                // A secret's shape inside a longer word is no secret.
+                3 => text.push_str(&format!("x{}{token}\n", "a".repeat(line % 97))),
+                _ => text.push_str(&format!("filler line {line} {}\n", "z".repeat(line % 53))),
+            }
+        }
+        let origin = Origin {
+            path: "big.txt",
+            commit: None,
+        };
+        let whole = scanner.scan_bytes(origin, text.as_bytes());
+        assert!(whole.len() > 100, "{}", whole.len());
+        let place = |found: &[Finding]| -> Vec<(u32, u32)> {
+            found.iter().map(|f| (f.line, f.column)).collect()
+        };
+        for (size, overlap, context) in [(4096, 1024, 64), (1000, 300, 40), (777, 200, 100)] {
+            let windows = Windows {
+                size,
+                overlap,
+                context,
+            };
+            let read = scanner
+                .scan_windows(origin, std::io::Cursor::new(text.as_bytes()), windows)
+                .unwrap();
+            assert_eq!(place(&read), place(&whole), "windows of {size}");
+        }
+    }
 }
