@@ -52,6 +52,13 @@ pub enum RulesError {
     },
     #[error("{origin}: `[extend]` chains deeper than {MAX_EXTEND_DEPTH} files")]
     ExtendDepth { origin: String },
+    #[error(
+        "{origin}: `[extend] url` is not supported: download the rules and name the file \
+         with `[extend] path`"
+    )]
+    ExtendUrl { origin: String },
+    #[error("{origin}: rule `{rule}` is a composite rule (`required`), which keygate does not run")]
+    Composite { origin: String, rule: String },
 }
 
 /// A rules file as written.
@@ -60,6 +67,13 @@ pub enum RulesError {
 struct RawConfig {
     #[serde(default)]
     title: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    /// The gitleaks release a configuration was written for: keygate reads the format, not
+    /// a release, so it is accepted and not checked.
+    #[serde(default)]
+    #[expect(dead_code, reason = "read so that configurations naming it load")]
+    min_version: Option<String>,
     #[serde(default)]
     extend: Option<RawExtend>,
     #[serde(default)]
@@ -79,6 +93,10 @@ struct RawExtend {
     use_default: bool,
     #[serde(default)]
     path: Option<PathBuf>,
+    /// Refused: a scanner that fetches its rules from the network at each run would find
+    /// what someone else decides.
+    #[serde(default)]
+    url: Option<String>,
     #[serde(default)]
     disabled_rules: Vec<String>,
 }
@@ -105,6 +123,13 @@ struct RawRule {
     /// for rules whose false positives outnumber their finds in ordinary code.
     #[serde(default)]
     enabled: Option<bool>,
+    /// A rule that only feeds another one in gitleaks; alone it reports nothing, so it does
+    /// not run.
+    #[serde(default)]
+    skip_report: bool,
+    /// gitleaks's composite rules; refused by name rather than run without their parts.
+    #[serde(default)]
+    required: Option<toml::Value>,
     #[serde(default)]
     allowlist: Option<RawAllowlist>,
     #[serde(default)]
@@ -201,6 +226,11 @@ fn parse_at(
 
     let mut rules = Vec::new();
     if let Some(extend) = raw.extend {
+        if extend.url.is_some() {
+            return Err(RulesError::ExtendUrl {
+                origin: origin.to_owned(),
+            });
+        }
         if depth >= MAX_EXTEND_DEPTH {
             return Err(RulesError::ExtendDepth {
                 origin: origin.to_owned(),
@@ -230,7 +260,7 @@ fn parse_at(
     }
     merge(&mut rules, own);
     Ok(RuleSet {
-        title: raw.title,
+        title: raw.title.or(raw.description),
         rules,
         allowlists,
     })
@@ -264,6 +294,12 @@ pub(crate) fn compile_regex(
 }
 
 fn compile_rule(raw: RawRule, origin: &str) -> Result<Rule, RulesError> {
+    if raw.required.is_some() {
+        return Err(RulesError::Composite {
+            origin: origin.to_owned(),
+            rule: raw.id,
+        });
+    }
     if raw.regex.is_none() && raw.path.is_none() {
         return Err(RulesError::Empty {
             origin: origin.to_owned(),
@@ -308,7 +344,7 @@ fn compile_rule(raw: RawRule, origin: &str) -> Result<Rule, RulesError> {
             .filter(|keyword| !keyword.is_empty())
             .collect(),
         tags: raw.tags,
-        enabled: raw.enabled.unwrap_or(true),
+        enabled: raw.enabled.unwrap_or(true) && !raw.skip_report,
         allowlists,
         id: raw.id,
     })
@@ -360,6 +396,23 @@ mod tests {
         assert_eq!(ours.keywords, ["itk_"]);
         assert_eq!(ours.allowlists.len(), 1);
         assert_eq!(rules.allowlists.len(), 1);
+    }
+
+    #[test]
+    fn newer_gitleaks_fields_load_or_are_refused_by_name() {
+        let text = "title = \"t\"\nminVersion = \"v8.25.0\"\n\
+                    [[rules]]\nid = \"part\"\nregex = 'abc'\nskipReport = true\n";
+        let rules = RuleSet::parse(text, "f", None).unwrap();
+        assert_eq!(rules.enabled().count(), 0);
+        let composite = "[[rules]]\nid = \"c\"\nregex = 'a'\n[[rules.required]]\nid = \"part\"\n";
+        let refused = RuleSet::parse(composite, "f", None).unwrap_err();
+        assert!(matches!(refused, RulesError::Composite { .. }), "{refused}");
+        let fetched = RuleSet::parse(
+            "[extend]\nurl = \"https://example.com/r.toml\"\n",
+            "f",
+            None,
+        );
+        assert!(matches!(fetched, Err(RulesError::ExtendUrl { .. })));
     }
 
     #[test]
