@@ -96,3 +96,12 @@ pub fn keygate_key() -> String {
         .expose()
         .to_owned()
 }
+
+/// keygate's own repository holds no secret outside the fixtures its `.gitleaks.toml` names:
+/// a test key pasted into the code fails this test before it is pushed.
+#[test]
+fn this_repository_scans_clean() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = scan(&root, &["--no-progress"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}
