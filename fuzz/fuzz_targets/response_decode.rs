@@ -5,10 +5,21 @@
 
 #![no_main]
 
+use keygate_llm::ClientFormat;
 use keygate_llm::translate::{self, Format};
 use libfuzzer_sys::fuzz_target;
 
-const FORMATS: [Format; 3] = [Format::OpenAi, Format::Anthropic, Format::Gemini];
+const FORMATS: [Format; 4] = [
+    Format::OpenAi,
+    Format::Responses,
+    Format::Anthropic,
+    Format::Gemini,
+];
+const CLIENTS: [ClientFormat; 3] = [
+    ClientFormat::OpenAi,
+    ClientFormat::Responses,
+    ClientFormat::Anthropic,
+];
 
 fuzz_target!(|data: &[u8]| {
     let (status, body) = match data {
@@ -17,12 +28,12 @@ fuzz_target!(|data: &[u8]| {
     };
     for format in FORMATS {
         if let Ok(response) = translate::decode_response(format, body) {
-            for client in [Format::OpenAi, Format::Anthropic] {
+            for client in [Format::OpenAi, Format::Responses, Format::Anthropic] {
                 let _ = translate::encode_response(client, &response);
             }
         }
         let error = translate::decode_error(format, status, body);
-        for client in [Format::OpenAi, Format::Anthropic] {
+        for client in CLIENTS {
             let _ = translate::encode_error(client, &error, "upstream_error");
         }
     }

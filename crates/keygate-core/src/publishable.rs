@@ -507,6 +507,23 @@ mod tests {
         assert!(serde_json::from_str::<AllowedOrigins>("[]").is_err());
     }
 
+    #[test]
+    fn fuzz_seeds_keep_the_invariants() {
+        // The first line of a seed is a rule.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds/origins");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let seed = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            let Some(Ok(rule)) = seed.lines().next().map(OriginRule::parse) else {
+                continue;
+            };
+            assert_eq!(OriginRule::parse(&rule.to_string()).as_ref(), Ok(&rule));
+            if let HostPattern::Below(domain) = &rule.host {
+                let bare = Origin::new(&rule.scheme, domain, rule.port).unwrap();
+                assert!(!rule.matches(&bare), "{rule}");
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn parsers_never_panic(text in "\\PC{0,80}") {

@@ -731,6 +731,20 @@ mod tests {
     }
 
     #[test]
+    fn fuzz_seeds_keep_the_invariants() {
+        // Each line of a seed is an entry.
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds/cidr");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let seed = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            let items: Vec<String> = seed.lines().map(str::to_owned).collect();
+            if let Ok(nets) = parse_ip_allow(&items) {
+                let shown: Vec<String> = nets.iter().map(ToString::to_string).collect();
+                assert_eq!(parse_ip_allow(&shown), Ok(nets), "{items:?}");
+            }
+        }
+    }
+
+    #[test]
     fn metadata_is_bounded() {
         assert!(Metadata::parse(serde_json::json!({"team": "billing"})).is_ok());
         assert!(Metadata::parse(serde_json::json!([1, 2])).is_err());

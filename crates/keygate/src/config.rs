@@ -644,6 +644,33 @@ mod tests {
     }
 
     #[test]
+    fn fuzz_seeds_keep_the_invariants() {
+        // The variables the seeds' `env::NAME` credentials read.
+        let env = BTreeMap::from(
+            [
+                ("GROQ_API_KEY", "gsk-seed-7d41"),
+                ("ANTHROPIC_API_KEY", "seed-2c9e"),
+                ("SSO_SECRET", "sso-seed-e03f"),
+            ]
+            .map(|(name, value)| (name.to_owned(), value.to_owned())),
+        );
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds/config");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            let sources = Sources {
+                figment: Figment::new().merge(Toml::string(&text)),
+                env: env.clone(),
+            };
+            let checked = resolve(&sources, &StoreArgs::default(), None)
+                .and_then(|settings| check_gateway(&settings, &sources));
+            if let Err(err) = checked {
+                let shown = format!("{err} {err:?}");
+                assert!(env.values().all(|value| !shown.contains(value)), "{shown}");
+            }
+        }
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         let err = resolve(&sources("lisen = \"x\""), &StoreArgs::default(), None).unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");

@@ -94,6 +94,7 @@ pub(crate) async fn resolve_client_ip(
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
+    use keygate_core::record::parse_ip_allow;
 
     use super::*;
 
@@ -151,6 +152,42 @@ mod tests {
         // Garbage stops the walk at the last trusted hop.
         let garbage = headers(&["203.0.113.7, not-an-ip, 10.0.0.9"]);
         assert_eq!(resolve(ip("10.0.0.4"), &garbage, &proxies), ip("10.0.0.9"));
+    }
+
+    #[test]
+    fn fuzz_seeds_keep_the_invariants() {
+        // A seed's lines: the peer, the trusted proxies, then one header each.
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fuzz/seeds/forwarded_for"
+        );
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let seed = std::fs::read(entry.unwrap().path()).unwrap();
+            let mut lines = seed
+                .strip_suffix(b"\n")
+                .unwrap_or(&seed)
+                .split(|&c| c == b'\n');
+            let mut text =
+                || String::from_utf8_lossy(lines.next().unwrap_or_default()).into_owned();
+            let peer = canonical(text().trim().parse().unwrap());
+            let proxies: Vec<IpNet> = text()
+                .split(',')
+                .filter_map(|item| parse_ip_allow(&[item.trim().to_owned()]).ok())
+                .flatten()
+                .collect();
+            let mut headers = HeaderMap::new();
+            for value in lines.filter_map(|line| HeaderValue::from_bytes(line).ok()) {
+                headers.append("x-forwarded-for", value);
+            }
+            let client = resolve(peer, &headers, &proxies);
+            let mut written = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .flat_map(|value| value.split(','))
+                .filter_map(|hop| parse_hop(hop).map(canonical));
+            assert!(client == peer || (trusted(peer, &proxies) && written.any(|ip| ip == client)));
+        }
     }
 
     #[test]
