@@ -208,6 +208,7 @@ impl Scanner {
             {
                 continue;
             }
+            let mut lines = LineCursor::new(bytes, first_line);
             for captures in regex.captures_iter(bytes) {
                 let Some(whole) = captures.get(0) else {
                     continue;
@@ -225,12 +226,10 @@ impl Scanner {
                 if rule.entropy.is_some_and(|floor| bits <= floor) {
                     continue;
                 }
-                let (line_start, line_end) = line_bounds(bytes, secret.start());
+                let place = lines.locate(secret.start());
+                let (line_start, line_end) = (place.start, place.end);
                 let line = &bytes[line_start..line_end];
-                if ALLOW_MARKERS
-                    .iter()
-                    .any(|marker| memchr::memmem::find(line, marker).is_some())
-                {
+                if place.marked {
                     continue;
                 }
                 if self.allowed(rule, origin, secret_bytes, whole.as_bytes(), line) {
@@ -242,9 +241,7 @@ impl Scanner {
                 if rule.id == "keygate-key" && keygate_core::ApiKey::parse(text).is_err() {
                     continue;
                 }
-                let newlines = memchr::memchr_iter(b'\n', &bytes[..line_start]).count();
-                let line_number =
-                    first_line.saturating_add(u32::try_from(newlines).unwrap_or(u32::MAX));
+                let line_number = place.number;
                 let column = u32::try_from(secret.start() - line_start + 1).unwrap_or(u32::MAX);
                 let end_column =
                     u32::try_from(secret.end().min(line_end) - line_start + 1).unwrap_or(u32::MAX);
@@ -296,9 +293,92 @@ fn line_bounds(bytes: &[u8], at: usize) -> (usize, usize) {
     (start, end)
 }
 
+/// A line a finding is on: its bounds, its number, and whether it carries an allow marker.
+#[derive(Debug, Clone, Copy)]
+struct Line {
+    start: usize,
+    end: usize,
+    number: u32,
+    marked: bool,
+}
+
+/// Places one rule's matches on their lines, walking forward: a rule's matches come in order,
+/// so each line is found, counted and searched for a marker once, however many matches it
+/// holds — a minified file of one long line stays linear.
+struct LineCursor<'a> {
+    bytes: &'a [u8],
+    /// Newlines before `counted_to` are counted in `number_at`.
+    counted_to: usize,
+    number_at: u32,
+    first_line: u32,
+    current: Option<Line>,
+}
+
+impl<'a> LineCursor<'a> {
+    fn new(bytes: &'a [u8], first_line: u32) -> Self {
+        Self {
+            bytes,
+            counted_to: 0,
+            number_at: first_line,
+            first_line,
+            current: None,
+        }
+    }
+
+    fn locate(&mut self, at: usize) -> Line {
+        if let Some(line) = self.current
+            && (line.start..=line.end).contains(&at)
+        {
+            return line;
+        }
+        let (start, end) = line_bounds(self.bytes, at);
+        if start < self.counted_to {
+            // Out of order (not expected of one rule's matches): count from the top.
+            self.counted_to = 0;
+            self.number_at = self.first_line;
+        }
+        let newlines = memchr::memchr_iter(b'\n', &self.bytes[self.counted_to..start]).count();
+        self.number_at = self
+            .number_at
+            .saturating_add(u32::try_from(newlines).unwrap_or(u32::MAX));
+        self.counted_to = start;
+        let text = &self.bytes[start..end];
+        let line = Line {
+            start,
+            end,
+            number: self.number_at,
+            marked: ALLOW_MARKERS
+                .iter()
+                .any(|marker| memchr::memmem::find(text, marker).is_some()),
+        };
+        self.current = Some(line);
+        line
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Findings are placed on their lines however many share one, and a marked line lets
+    /// all of its findings go.
+    #[test]
+    fn findings_are_numbered_by_line_and_marked_lines_let_go() {
+        let scanner = Scanner::new(&RuleSet::default_rules().unwrap()).unwrap();
+        let a = "ghp_u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8d"; // keygate:allow (made up for the test)
+        let b = "ghp_Zq8vK2mLx9Tn4Rb7Wc1Yd6Fh3Jp0Ss5Ga2Ue"; // keygate:allow (made up for the test)
+        let text = format!("first\n{a} {b}\n\nx = '{a}' {b} # keygate:allow\n  {b}\n");
+        let origin = Origin {
+            path: "a.txt",
+            commit: None,
+        };
+        let places: Vec<(u32, u32)> = scanner
+            .scan_bytes(origin, text.as_bytes())
+            .iter()
+            .map(|f| (f.line, f.column))
+            .collect();
+        assert_eq!(places, [(2, 1), (2, 42), (5, 3)]);
+    }
 
     /// A long input read in small windows finds exactly what it finds read whole: every
     /// secret once, on its line, none cut in two at an edge, and no tail of a longer word
