@@ -85,7 +85,7 @@ if [ "$(cat "$history_dir/.stamp" 2>/dev/null)" != "$generator" ]; then
   python3 bench/scan/gen.py history "$history_dir" --commits "$COMMITS" --size-mb "$HISTORY_MB"
   echo "$generator" >"$history_dir/.stamp"
 fi
-out="$WORK/out"
+out="$WORK/out-${SIZE_MB}mb-${COMMITS}c"
 rm -rf "$out"
 mkdir -p "$out"
 
