@@ -57,16 +57,19 @@ pub async fn run(args: ScanArgs) -> Result<u8, CliError> {
     .map_err(|err| CliError::Other(err.into()))?
     .map_err(|err| CliError::Invalid(err.to_string()))?;
 
-    let known = match &args.baseline {
-        Some(path) => Baseline::load(path)
-            .map_err(|err| CliError::Invalid(err.to_string()))?
-            .filter(&mut report.findings),
-        None => 0,
-    };
+    // The baseline is read before one is written over it, and written from every finding,
+    // known or not: `--baseline F --write-baseline F` refreshes F without dropping entries.
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(Baseline::load)
+        .transpose()
+        .map_err(|err| CliError::Invalid(err.to_string()))?;
     if let Some(path) = &args.write_baseline {
         Baseline::write(path, &report.findings)
             .map_err(|err| CliError::Invalid(err.to_string()))?;
     }
+    let known = baseline.map_or(0, |baseline| baseline.filter(&mut report.findings));
     if args.verify || args.report {
         let server = server::Server::new(&args.url)?;
         if args.verify {

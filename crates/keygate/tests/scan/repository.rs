@@ -202,14 +202,30 @@ fn sarif_passes_the_schema_and_a_baseline_quiets_known_findings() {
         [("stripe-secret-key".to_owned(), "more.env".to_owned())]
     );
 
-    // Marked lines are let go.
+    // Refreshing the baseline in place keeps what it knew and adds what is new.
+    let refreshed = scan(
+        repo,
+        &[
+            "--baseline",
+            baseline.to_str().unwrap(),
+            "--write-baseline",
+            baseline.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(refreshed.status.code(), Some(1));
+    let out = scan(repo, &["--baseline", baseline.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("3 in the baseline not shown"));
+
+    // Marked lines are let go; the same line unmarked is found.
     std::fs::write(
-        repo.join("more.env"),
-        format!("STRIPE={STRIPE} # keygate:allow\n"),
+        repo.join("marked.env"),
+        format!("GITLAB={GITLAB} # keygate:allow\n"),
     )
     .unwrap();
-    let (code, _) = scan_json(repo, &["--baseline", baseline.to_str().unwrap()]);
-    assert_eq!(code, 0);
+    assert_eq!(scan_json(repo, &["marked.env"]).0, 0);
+    std::fs::write(repo.join("marked.env"), format!("GITLAB={GITLAB}\n")).unwrap();
+    assert_eq!(scan_json(repo, &["marked.env"]).0, 1);
 }
 
 #[test]
